@@ -1,0 +1,67 @@
+# Two commands for a newcomer: `make run` and `make test` (see README.md).
+# DATABASE_URL, when set, points everything at that PostGIS instead of the private clusters.
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PORT ?= 5000
+FLASK := $(VENV)/bin/flask --app wsgi
+
+.PHONY: run test lint format bench db db-stop db-status venv venv-dev clean-db
+
+# --- Python environment ---------------------------------------------------------------------
+$(VENV)/.runtime-installed: requirements.txt
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
+		|| { echo "Python 3.11 or newer is needed (found $$($(PYTHON) --version))"; exit 1; }
+	@[ -x $(VENV)/bin/python ] || $(PYTHON) -m venv $(VENV) \
+		|| { echo "python3 -m venv failed: install the venv module (apt-get install python3-venv)"; exit 1; }
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet -r requirements.txt
+	@touch $@
+
+$(VENV)/.dev-installed: requirements-dev.txt $(VENV)/.runtime-installed
+	$(VENV)/bin/pip install --quiet -r requirements-dev.txt
+	@touch $@
+
+venv: $(VENV)/.runtime-installed
+venv-dev: $(VENV)/.dev-installed
+
+# --- Database -------------------------------------------------------------------------------
+# The private dev cluster (var/pg/dev), unless DATABASE_URL names another PostGIS.
+db: venv
+ifeq ($(strip $(DATABASE_URL)),)
+	@scripts/db.sh ensure dev
+endif
+	@$(FLASK) db upgrade
+	@$(FLASK) demo load
+
+db-stop:
+	@scripts/db.sh stop
+
+db-status:
+	@scripts/db.sh status
+
+# --- The two commands -----------------------------------------------------------------------
+run: db
+	@PORT=$(PORT) scripts/serve.sh
+
+# The suite runs against a throw-away database on the private test cluster (var/pg/test), or on
+# the server of TEST_DATABASE_URL / DATABASE_URL; it never touches the dev data.
+test: venv-dev
+ifeq ($(strip $(TEST_DATABASE_URL)$(DATABASE_URL)),)
+	@scripts/db.sh ensure test
+	TEST_DATABASE_URL="$$(scripts/db.sh url test)" $(VENV)/bin/pytest $(PYTEST_ARGS)
+else
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
+endif
+
+lint: venv-dev
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: venv-dev
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+bench: venv-dev db
+	$(VENV)/bin/python bench/run.py $(BENCH_ARGS)

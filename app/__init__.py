@@ -1,0 +1,70 @@
+"""Qunfang: the application factory."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from app.config import Config
+
+
+def create_app(config: Config | None = None) -> Flask:
+    """config -> logging -> extensions -> error handlers -> blueprints -> CLI."""
+    from app.cli import register_cli
+    from app.core.api import Api
+    from app.core.docs import init_docs, openapi_settings
+    from app.core.logging import configure_logging, init_request_logging
+    from app.core.schema_version import MIGRATIONS_DIR
+    from app.extensions import db, jwt, limiter, migrate
+    from app.ops.routes import blp as ops_blp
+
+    config = config or Config.from_env()
+    app = Flask(__name__, static_folder=None)
+    app.config.from_mapping(config.as_flask_config())
+    app.config.update(openapi_settings())
+    app.config.update(
+        JWT_TOKEN_LOCATION=["headers"],
+        RATELIMIT_HEADERS_ENABLED=True,
+        JSON_SORT_KEYS=False,
+    )
+    # Parameters of failed statements stay out of exception messages, and so out of logs.
+    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {
+        **app.config["SQLALCHEMY_ENGINE_OPTIONS"],
+        "hide_parameters": True,
+    }
+
+    configure_logging(app.config["LOG_LEVEL"])
+    init_request_logging(app)
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(MIGRATIONS_DIR), compare_type=True)
+    jwt.init_app(app)
+    limiter.init_app(app)
+    _jwt_errors_as_problems()
+
+    api = Api(app)
+    api.register_blueprint(ops_blp)
+    init_docs(app)
+    register_cli(app)
+    return app
+
+
+def _jwt_errors_as_problems() -> None:
+    """flask-jwt-extended answers {"msg": ...} by default; ours are problem+json, 401."""
+    from app.core.errors import problem
+    from app.extensions import jwt
+
+    def unauthorized(reason: str):
+        return problem(
+            401,
+            detail=f"A valid bearer token is required: {reason}",
+            headers={"WWW-Authenticate": 'Bearer realm="qunfang"'},
+        )
+
+    jwt.unauthorized_loader(unauthorized)
+    jwt.invalid_token_loader(unauthorized)
+    jwt.expired_token_loader(lambda _header, _payload: unauthorized("the token has expired"))
+    jwt.revoked_token_loader(lambda _header, _payload: unauthorized("the token was revoked"))
+    jwt.needs_fresh_token_loader(lambda _header, _payload: unauthorized("a fresh login is needed"))
+    jwt.user_lookup_error_loader(
+        lambda _header, _payload: unauthorized("the account is not active")
+    )

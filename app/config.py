@@ -1,0 +1,112 @@
+"""Settings, all from the environment (documented in README.md, "Configuration").
+
+Development defaults are safe for a laptop; production mode (`QF_ENV=production`) refuses to start
+while a secret still has its development default.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEV_SECRET = "dev-only-secret-do-not-use-in-production"  # noqa: S105 - a marker, refused in production
+DEV_DATABASE_URL_FILE = PROJECT_ROOT / "var" / "pg" / "dev.url"
+
+
+class ConfigError(RuntimeError):
+    """The settings cannot run the application."""
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be a whole number, not {raw!r}") from exc
+
+
+def default_database_url() -> str:
+    """DATABASE_URL, or else the private dev cluster that `make run` started (scripts/db.sh)."""
+    url = os.environ.get("DATABASE_URL")
+    if url:
+        return url
+    if DEV_DATABASE_URL_FILE.exists():
+        return DEV_DATABASE_URL_FILE.read_text().strip()
+    raise ConfigError(
+        "DATABASE_URL is not set and the private dev cluster has not been created: "
+        "run `make run` (or `scripts/db.sh ensure dev`), or set DATABASE_URL"
+    )
+
+
+@dataclass
+class Config:
+    """Everything the application reads at start-up. Upper-case fields become Flask config keys."""
+
+    ENV: str = "development"
+    SECRET_KEY: str = DEV_SECRET
+    JWT_SECRET_KEY: str = DEV_SECRET
+    SQLALCHEMY_DATABASE_URI: str = ""
+    SQLALCHEMY_ENGINE_OPTIONS: dict = field(default_factory=dict)
+    MAX_CONTENT_LENGTH: int = 1024 * 1024
+    RATELIMIT_STORAGE_URI: str = "memory://"
+    RATELIMIT_DEFAULT: str = ""
+    RATELIMIT_ENABLED: bool = True
+    IDEMPOTENCY_TTL_DAYS: int = 30
+    LOG_LEVEL: str = "INFO"
+    TESTING: bool = False
+
+    @classmethod
+    def from_env(cls, **overrides) -> Config:
+        """Read the environment; `overrides` (tests, tools) win over it."""
+        config = cls(
+            ENV=os.environ.get("QF_ENV", "development"),
+            SECRET_KEY=os.environ.get("SECRET_KEY", DEV_SECRET),
+            JWT_SECRET_KEY=os.environ.get(
+                "JWT_SECRET_KEY", os.environ.get("SECRET_KEY", DEV_SECRET)
+            ),
+            SQLALCHEMY_DATABASE_URI=overrides.pop("SQLALCHEMY_DATABASE_URI", None)
+            or default_database_url(),
+            SQLALCHEMY_ENGINE_OPTIONS={
+                # A connection the server dropped (restart, failover) is replaced on checkout, so
+                # the app recovers by itself when the database comes back.
+                "pool_pre_ping": True,
+                "pool_size": _env_int("DB_POOL_SIZE", 5),
+                "max_overflow": _env_int("DB_MAX_OVERFLOW", 5),
+                "pool_timeout": _env_int("DB_POOL_TIMEOUT_S", 5),
+                "connect_args": {"connect_timeout": _env_int("DB_CONNECT_TIMEOUT_S", 3)},
+            },
+            MAX_CONTENT_LENGTH=_env_int("MAX_CONTENT_LENGTH", 1024 * 1024),
+            RATELIMIT_STORAGE_URI=os.environ.get("RATELIMIT_STORAGE_URI", "memory://"),
+            IDEMPOTENCY_TTL_DAYS=_env_int("IDEMPOTENCY_TTL_DAYS", 30),
+            LOG_LEVEL=os.environ.get("LOG_LEVEL", "INFO"),
+        )
+        for key, value in overrides.items():
+            if key not in {f.name for f in fields(cls)}:
+                raise ConfigError(f"unknown setting {key}")
+            setattr(config, key, value)
+        config.validate()
+        return config
+
+    def validate(self) -> None:
+        if self.ENV not in {"development", "production", "testing"}:
+            raise ConfigError(
+                f"QF_ENV must be development, production or testing, not {self.ENV!r}"
+            )
+        if self.ENV == "production":
+            for name in ("SECRET_KEY", "JWT_SECRET_KEY"):
+                value = getattr(self, name)
+                if value == DEV_SECRET or len(value) < 32:
+                    raise ConfigError(
+                        f"{name} must be set to a random value of at least 32 characters "
+                        "in production (QF_ENV=production)"
+                    )
+        if self.IDEMPOTENCY_TTL_DAYS < 30:
+            # Phones stay offline for days; a key that expires early lets a replay duplicate.
+            raise ConfigError("IDEMPOTENCY_TTL_DAYS must be at least 30")
+
+    def as_flask_config(self) -> dict:
+        return {f.name: getattr(self, f.name) for f in fields(self)}

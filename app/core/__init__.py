@@ -1,0 +1,1 @@
+"""Shared machinery: blueprint, errors, auth, jobs, idempotency, logging, docs."""

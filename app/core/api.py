@@ -1,0 +1,49 @@
+"""The flask-smorest `Api`, adapted so that errors are problem+json in the code and in the spec."""
+
+from __future__ import annotations
+
+import http
+
+import flask_smorest
+from flask_smorest.utils import prepare_response
+from marshmallow import Schema, fields
+
+from app.core.errors import PROBLEM_MIMETYPE, register_error_handlers
+
+
+class FieldErrorSchema(Schema):
+    location = fields.String(metadata={"description": "json, query, headers, files or form"})
+    pointer = fields.String(
+        metadata={"description": "JSON pointer to the field, e.g. /items/0/lon"}
+    )
+    detail = fields.String()
+
+
+class ProblemSchema(Schema):
+    """RFC 9457 problem details."""
+
+    type = fields.String(metadata={"description": "about:blank or urn:qunfang:problem:<slug>"})
+    title = fields.String()
+    status = fields.Integer()
+    detail = fields.String()
+    request_id = fields.String(metadata={"description": "the X-Request-ID of the failed request"})
+    errors = fields.List(fields.Nested(FieldErrorSchema), metadata={"description": "422 only"})
+
+
+class Api(flask_smorest.Api):
+    ERROR_SCHEMA = ProblemSchema
+
+    def _register_error_handlers(self):
+        register_error_handlers(self._app)
+
+    def _register_responses(self):
+        # flask-smorest documents error responses as application/json; ours are problem+json.
+        for status in http.HTTPStatus:
+            response = {"description": status.phrase}
+            if not (100 <= status < 200) and status not in (204, 304):
+                response["schema"] = self.ERROR_SCHEMA
+            prepare_response(response, self.spec, PROBLEM_MIMETYPE)
+            self.spec.components.response(status.name, response, lazy=True)
+        response = {"description": "Default error response", "schema": self.ERROR_SCHEMA}
+        prepare_response(response, self.spec, PROBLEM_MIMETYPE)
+        self.spec.components.response(self.DEFAULT_ERROR_RESPONSE_NAME, response, lazy=True)

@@ -1,0 +1,59 @@
+"""Roles and the caller's identity, read from the bearer token (flask-jwt-extended).
+
+A token carries the user id as `sub` and the user's roles as the `roles` claim. Roles nest:
+an admin has every staff right, a community admin has grid staff rights (ARCHITECTURE.md, §4);
+volunteers and police liaisons are their own branches.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from flask_jwt_extended import get_jwt, get_jwt_identity, verify_jwt_in_request
+from flask_jwt_extended.exceptions import JWTExtendedException
+from jwt.exceptions import PyJWTError
+
+VOLUNTEER = "volunteer"
+GRID_STAFF = "grid_staff"
+COMMUNITY_ADMIN = "community_admin"
+POLICE_LIAISON = "police_liaison"
+ADMIN = "admin"
+
+ROLES = (VOLUNTEER, GRID_STAFF, COMMUNITY_ADMIN, POLICE_LIAISON, ADMIN)
+
+# The roles whose rights a role includes.
+_IMPLIES = {
+    VOLUNTEER: {VOLUNTEER},
+    GRID_STAFF: {GRID_STAFF},
+    COMMUNITY_ADMIN: {COMMUNITY_ADMIN, GRID_STAFF},
+    POLICE_LIAISON: {POLICE_LIAISON},
+    ADMIN: {ADMIN, COMMUNITY_ADMIN, GRID_STAFF},
+}
+
+
+def effective_roles(roles: Iterable[str]) -> set[str]:
+    """Every role a holder of `roles` may act as; unknown role names grant nothing."""
+    granted: set[str] = set()
+    for role in roles:
+        granted |= _IMPLIES.get(role, set())
+    return granted
+
+
+def has_any_role(held: Iterable[str], required: Iterable[str]) -> bool:
+    return bool(effective_roles(held) & set(required))
+
+
+def current_identity() -> str | None:
+    """The caller's user id when a valid token came with the request, else None (never raises)."""
+    try:
+        verify_jwt_in_request(optional=True)
+    except (JWTExtendedException, PyJWTError):
+        return None
+    identity = get_jwt_identity()
+    return str(identity) if identity is not None else None
+
+
+def current_roles() -> list[str]:
+    """The roles claim of the verified token of this request (call after verification)."""
+    roles = get_jwt().get("roles", [])
+    return [r for r in roles if isinstance(r, str)]

@@ -1,0 +1,162 @@
+"""Our `Blueprint`: every route declares who may call it, and commits once at the request boundary.
+
+- `@blp.public`, `@blp.login_required`, `@blp.role_required(*roles)` enforce access and write it
+  into the OpenAPI operation (security requirement, 401/403 responses, a line in the description).
+  The authorization test walks the URL map and fails on any view method without one of them.
+- Views never commit. The wrapper installed by `add_url_rule` commits the session once the view
+  has produced a response below 400, and rolls back otherwise or on any exception (Indico's rule).
+  A view can then hand a finished response to `@blp.idempotent` (app/core/idempotency.py), which
+  records it in the same transaction as the work it describes.
+- Request bodies declared as JSON must be sent as JSON: anything else is a 415, and malformed JSON
+  is a 400, both problem+json.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import flask
+import flask_smorest
+from flask import current_app
+from flask_jwt_extended import verify_jwt_in_request
+from webargs.flaskparser import FlaskParser
+from werkzeug.exceptions import BadRequest, UnsupportedMediaType
+
+from app.core.auth import current_roles, has_any_role
+from app.core.errors import Forbidden
+from app.core.idempotency import idempotent
+from app.extensions import db
+
+ACCESS_ATTR = "_qf_access"
+BEARER_SCHEME = "bearerAuth"
+
+
+@dataclass(frozen=True)
+class Access:
+    """Who may call a view: `public`, `login` (any valid token) or `roles` (one of `roles`)."""
+
+    kind: str
+    roles: tuple[str, ...] = ()
+
+    def describe(self) -> str:
+        if self.kind == "public":
+            return "Access: public (no token needed)."
+        if self.kind == "login":
+            return "Access: any signed-in user."
+        return "Access: roles " + ", ".join(self.roles) + " (or a role that includes them)."
+
+
+def _is_json(mimetype: str) -> bool:
+    return mimetype == "application/json" or mimetype.endswith("+json")
+
+
+class JsonBodyParser(FlaskParser):
+    """webargs parser that answers 415 for a non-JSON body and 400 for malformed JSON."""
+
+    def load_json(self, req, schema):
+        has_body = bool(req.content_length) or req.headers.get("Transfer-Encoding") == "chunked"
+        if has_body and not _is_json(req.mimetype):
+            raise UnsupportedMediaType(
+                f"This operation takes an application/json body, not {req.mimetype or 'no type'}."
+            )
+        return super().load_json(req, schema)
+
+    def _raw_load_json(self, req):
+        try:
+            return super()._raw_load_json(req)
+        except json.JSONDecodeError as exc:
+            raise BadRequest(f"The request body is not valid JSON: {exc}") from exc
+
+    def handle_invalid_json_error(self, error, req, *args, **kwargs):
+        raise BadRequest(f"The request body is not valid JSON: {error}")
+
+
+def _transaction_boundary(view: Callable) -> Callable:
+    @functools.wraps(view)
+    def wrapper(*args, **kwargs):
+        try:
+            response = current_app.make_response(view(*args, **kwargs))
+        except BaseException:
+            db.session.rollback()
+            raise
+        if response.status_code < 400:
+            db.session.commit()
+        else:
+            db.session.rollback()
+        return response
+
+    return wrapper
+
+
+class _TransactionalRules(flask.Blueprint):
+    """Between flask-smorest's Blueprint and Flask's in the MRO: wraps every registered view."""
+
+    def add_url_rule(self, rule, endpoint=None, view_func=None, *args, **kwargs):
+        if view_func is not None:
+            view_func = _transaction_boundary(view_func)
+        return super().add_url_rule(rule, endpoint, view_func, *args, **kwargs)
+
+
+class Blueprint(flask_smorest.Blueprint, _TransactionalRules):
+    ARGUMENTS_PARSER = JsonBodyParser()
+    idempotent = staticmethod(idempotent)
+
+    def _declare(self, func: Callable, access: Access, check: Callable[[], None]) -> Callable:
+        @functools.wraps(func)
+        def wrapper(*args, **kwargs):
+            check()
+            return func(*args, **kwargs)
+
+        if access.kind == "public":
+            wrapper = self.doc(security=[])(wrapper)
+        else:
+            wrapper = self.doc(security=[{BEARER_SCHEME: []}])(wrapper)
+            wrapper = self.alt_response(401, response="UNAUTHORIZED")(wrapper)
+            if access.kind == "roles":
+                wrapper = self.alt_response(403, response="FORBIDDEN")(wrapper)
+        # The docstring's first line stays the summary; the access rule ends the description.
+        doc = wrapper._apidoc.setdefault("manual_doc", {})
+        body = doc.get("description") or (func.__doc__ or "").strip().partition("\n")[2].strip()
+        doc["description"] = f"{body}\n\n{access.describe()}".strip()
+        setattr(wrapper, ACCESS_ATTR, access)
+        return wrapper
+
+    def public(self, func: Callable) -> Callable:
+        """Anyone may call this view."""
+        return self._declare(func, Access("public"), lambda: None)
+
+    def login_required(self, func: Callable) -> Callable:
+        """Any caller with a valid access token."""
+        return self._declare(func, Access("login"), verify_jwt_in_request)
+
+    def role_required(self, *roles: str) -> Callable[[Callable], Callable]:
+        """Callers holding one of `roles` (or a role that includes one of them)."""
+        if not roles:
+            raise ValueError("role_required needs at least one role")
+
+        def check() -> None:
+            verify_jwt_in_request()
+            if not has_any_role(current_roles(), roles):
+                raise Forbidden("Your role does not allow this operation.")
+
+        return lambda func: self._declare(func, Access("roles", tuple(roles)), check)
+
+
+# Endpoints registered by other code (flask-smorest's spec and docs pages) that are public.
+_PUBLIC_ENDPOINTS: set[str] = set()
+
+
+def declare_public_endpoint(endpoint: str) -> None:
+    _PUBLIC_ENDPOINTS.add(endpoint)
+
+
+def access_of(endpoint: str, view_func: Callable, method: str) -> Access | None:
+    """The access rule declared for one HTTP method of a registered endpoint, if any."""
+    if endpoint in _PUBLIC_ENDPOINTS:
+        return Access("public")
+    view_class = getattr(view_func, "view_class", None)
+    target = getattr(view_class, method.lower(), None) if view_class else view_func
+    return getattr(target, ACCESS_ATTR, None)

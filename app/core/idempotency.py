@@ -1,0 +1,152 @@
+"""`Idempotency-Key` for mobile writes (ARCHITECTURE.md §5).
+
+A replay of a finished request returns the first response; the same key with a different request
+answers 422; a duplicate arriving while the first is still running answers 409. The record is
+written in the same transaction as the work (the view's response is stored just before the
+request-boundary commit), so a crash can never leave work without its record or the reverse.
+Records live `IDEMPOTENCY_TTL_DAYS` (at least 30: phones stay offline for days); a periodic job
+prunes the expired ones.
+
+Keys are scoped by caller (`user:<id>`, or `anonymous`); nothing else about the caller is stored.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import hashlib
+import re
+from collections.abc import Callable
+from typing import Any
+
+from flask import Response, current_app, request
+from sqlalchemy import DateTime, Integer, LargeBinary, String, delete, func, select
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from app.core.auth import current_identity
+from app.core.errors import Conflict, Unprocessable
+from app.core.jobs import jobs, task
+from app.extensions import db
+
+HEADER = "Idempotency-Key"
+_VALID_KEY = re.compile(r"^[\x21-\x7e]{8,255}$")
+# Response headers worth replaying; others (dates, request ids) belong to the replay itself.
+_REPLAYED_HEADERS = ("Content-Type", "Location", "ETag")
+
+
+class IdempotencyRecord(db.Model):
+    __tablename__ = "idempotency_records"
+
+    scope: Mapped[str] = mapped_column(String(80), primary_key=True)
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    fingerprint: Mapped[bytes] = mapped_column(LargeBinary(32))
+    status_code: Mapped[int] = mapped_column(Integer)
+    headers: Mapped[dict[str, str]] = mapped_column(JSONB)
+    body: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+    expires_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
+def _fingerprint() -> bytes:
+    digest = hashlib.sha256()
+    digest.update(request.method.encode())
+    digest.update(b"\0" + request.path.encode() + b"\0")
+    digest.update(request.get_data(cache=True))
+    return digest.digest()
+
+
+def _replay(record: IdempotencyRecord) -> Response:
+    response = Response(record.body, status=record.status_code)
+    for name, value in record.headers.items():
+        response.headers[name] = value
+    response.headers["Idempotent-Replayed"] = "true"
+    return response
+
+
+def idempotent(view: Callable[..., Any]) -> Callable[..., Any]:
+    """Make a write view honour the optional `Idempotency-Key` header.
+
+    Use it under the access decorator and above `@blp.arguments` / `@blp.response`, so that it
+    sees the serialised response: `@blp.role_required(...)` then `@idempotent` then the rest.
+    """
+
+    @functools.wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        key = request.headers.get(HEADER)
+        if key is None:
+            return view(*args, **kwargs)
+        if not _VALID_KEY.match(key):
+            raise Unprocessable(f"{HEADER} must be 8 to 255 printable ASCII characters.")
+        identity = current_identity()
+        scope = f"user:{identity}" if identity else "anonymous"
+        fingerprint = _fingerprint()
+
+        session = db.session
+        locked = session.execute(
+            select(func.pg_try_advisory_xact_lock(func.hashtextextended(f"{scope} {key}", 0)))
+        ).scalar_one()
+        if not locked:
+            raise Conflict(f"A request with this {HEADER} is still being processed; retry later.")
+        record = session.get(IdempotencyRecord, (scope, key))
+        if record is not None and record.expires_at > _now():
+            if record.fingerprint != fingerprint:
+                raise Unprocessable(f"This {HEADER} was used for a different request.")
+            return _replay(record)
+        if record is not None:  # expired but not pruned yet: the key is free again
+            session.delete(record)
+            session.flush()
+
+        response = current_app.make_response(view(*args, **kwargs))
+        if response.status_code < 400 and not response.is_streamed:
+            session.add(
+                IdempotencyRecord(
+                    scope=scope,
+                    key=key,
+                    fingerprint=fingerprint,
+                    status_code=response.status_code,
+                    headers={
+                        h: response.headers[h] for h in _REPLAYED_HEADERS if h in response.headers
+                    },
+                    body=response.get_data(),
+                    expires_at=_now()
+                    + dt.timedelta(days=current_app.config["IDEMPOTENCY_TTL_DAYS"]),
+                )
+            )
+            session.flush()
+        return response
+
+    doc = getattr(wrapper, "_apidoc", None)
+    wrapper._apidoc = dict(doc or {})  # type: ignore[attr-defined]
+    manual = dict(wrapper._apidoc.get("manual_doc", {}))  # type: ignore[attr-defined]
+    manual["parameters"] = [
+        *manual.get("parameters", []),
+        {
+            "in": "header",
+            "name": HEADER,
+            "required": False,
+            "schema": {"type": "string", "minLength": 8, "maxLength": 255},
+            "description": "Client-chosen key (a UUID); a replay returns the first response.",
+        },
+    ]
+    wrapper._apidoc["manual_doc"] = manual  # type: ignore[attr-defined]
+    return wrapper
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def prune_expired(session: Session, now: dt.datetime) -> int:
+    """Delete idempotency records that expired before `now`; returns how many."""
+    result = session.execute(delete(IdempotencyRecord).where(IdempotencyRecord.expires_at < now))
+    return result.rowcount
+
+
+@jobs.periodic(cron="17 * * * *", periodic_id="prune_idempotency_records")
+@task(queue="maintenance")
+def prune_idempotency_records(timestamp: int) -> int:
+    """Hourly: drop expired idempotency records."""
+    return prune_expired(db.session, dt.datetime.fromtimestamp(timestamp, dt.UTC))

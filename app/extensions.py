@@ -1,0 +1,39 @@
+"""The application's extension objects, created unbound and initialised by `create_app`.
+
+The flask-smorest `Api` is not here: it keeps the spec of one application, so `create_app` makes
+one per application.
+"""
+
+from flask_jwt_extended import JWTManager
+from flask_limiter import Limiter
+from flask_migrate import Migrate
+from flask_sqlalchemy import SQLAlchemy
+from sqlalchemy import MetaData
+
+# Deterministic constraint names, so that migrations can name what they alter or drop.
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+db = SQLAlchemy(metadata=MetaData(naming_convention=NAMING_CONVENTION))
+migrate = Migrate()
+jwt = JWTManager()
+
+
+def _rate_limit_key() -> str:
+    """Rate-limit buckets are keyed by the caller's token identity when there is one.
+
+    Routes that limit anonymous callers choose their own key (see the tips issue): the client
+    address is never the default key, so it is never stored for anonymous submitters.
+    """
+    from app.core.auth import current_identity
+
+    identity = current_identity()
+    return f"user:{identity}" if identity else "anonymous"
+
+
+limiter = Limiter(key_func=_rate_limit_key)

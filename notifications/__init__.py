@@ -1,0 +1,1 @@
+"""Device tokens, the push outbox and FCM delivery (firebase-admin); built by the tasks issue."""

@@ -1,0 +1,236 @@
+#!/usr/bin/env bash
+# The project's private PostGIS clusters: "dev" (kept between runs) and "test" (its databases are
+# created and dropped by each test run).
+#
+#   scripts/db.sh ensure dev|test   install PostgreSQL + PostGIS if missing, create and start the
+#                                   cluster, create the role and database; prints nothing else on
+#                                   success but where the URL is written
+#   scripts/db.sh url dev|test      print the SQLAlchemy URL of a running cluster
+#   scripts/db.sh stop [dev|test]   stop one cluster, or both
+#   scripts/db.sh status            one line per cluster
+#
+# Each cluster listens on 127.0.0.1 only, with scram-sha-256 passwords; its Unix socket lives in a
+# directory only the server's user can enter. PostgreSQL refuses to run as root, so when we are
+# root the server runs as the unprivileged `postgres` system user (created by Debian's packages).
+# Data lives under var/pg/<name> (git-ignored); the connection URL is written to var/pg/<name>.url
+# with mode 0600, which is where app/config.py finds the dev cluster when DATABASE_URL is unset.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VAR="$ROOT/var/pg"
+DB_NAME=qunfang
+DB_USER=qunfang
+
+log() { printf 'db: %s\n' "$*" >&2; }
+die() { printf 'db: error: %s\n' "$*" >&2; exit 1; }
+
+base_port() {
+  case "$1" in
+    dev) echo "${QF_PG_PORT:-54320}" ;;
+    test) echo "${QF_TEST_PG_PORT:-54330}" ;;
+    *) die "unknown cluster '$1' (dev or test)" ;;
+  esac
+}
+
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+# The directory holding the server binaries (initdb, pg_ctl, postgres), newest major version first.
+pg_bindir() {
+  local dir
+  for dir in $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -t/ -k5 -V -r); do
+    [ -x "$dir/initdb" ] && { echo "$dir"; return 0; }
+  done
+  if command -v initdb >/dev/null 2>&1; then dirname "$(readlink -f "$(command -v initdb)")"; return 0; fi
+  return 1
+}
+
+pg_major() { "$1/postgres" --version | sed -E 's/.* ([0-9]+)(\.[0-9]+)*.*/\1/'; }
+
+has_postgis() {
+  local sharedir
+  sharedir="$("$1/pg_config" --sharedir 2>/dev/null || echo "/usr/share/postgresql/$(pg_major "$1")")"
+  [ -f "$sharedir/extension/postgis.control" ]
+}
+
+apt_install() {
+  command -v apt-get >/dev/null 2>&1 || die "PostgreSQL/PostGIS are missing and apt-get is not available; install them, or set DATABASE_URL"
+  log "installing $* (apt-get)"
+  if [ ! -f "$VAR/.apt-updated" ]; then
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2
+    mkdir -p "$VAR" && touch "$VAR/.apt-updated"
+  fi
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+ensure_packages() {
+  local bindir
+  if ! bindir="$(pg_bindir)"; then
+    apt_install postgresql postgresql-contrib
+    bindir="$(pg_bindir)" || die "PostgreSQL server binaries not found after installing"
+  fi
+  if ! has_postgis "$bindir"; then
+    apt_install "postgresql-$(pg_major "$bindir")-postgis-3"
+    has_postgis "$bindir" || die "PostGIS not found after installing"
+  fi
+  echo "$bindir"
+}
+
+# PostgreSQL refuses to run as root: then the server runs as `postgres`.
+server_user() {
+  if [ "$(id -u)" -eq 0 ]; then
+    id postgres >/dev/null 2>&1 || useradd --system --home-dir /var/lib/postgresql --shell /bin/bash postgres
+    echo postgres
+  else
+    id -un
+  fi
+}
+
+as_server() {
+  local user="$1"; shift
+  if [ "$user" = "$(id -un)" ]; then "$@"; else runuser -u "$user" -- "$@"; fi
+}
+
+# Where a cluster's data lives. Normally var/pg/<name>; when we are root and the server user cannot
+# reach the checkout (a home directory with mode 0700, say), a per-checkout directory in /var/tmp.
+data_dir() {
+  local name="$1" user="$2"
+  if as_server "$user" test -x "$ROOT" 2>/dev/null; then
+    echo "$VAR/$name"
+  else
+    echo "/var/tmp/qunfang-$(printf '%s' "$ROOT" | sha256sum | cut -c1-12)/$name"
+  fi
+}
+
+port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+free_port() {
+  local port="$1"
+  while port_in_use "$port"; do port=$((port + 1)); done
+  echo "$port"
+}
+
+url_file() { echo "$VAR/$1.url"; }
+
+init_cluster() {
+  local name="$1" bindir="$2" user="$3" dir="$4" port password pwfile
+  log "creating the $name cluster in $dir"
+  mkdir -p "$(dirname "$dir")" "$dir"
+  chmod 0700 "$dir"
+  [ "$user" = "$(id -un)" ] || chown "$user" "$dir" "$(dirname "$dir")"
+  password="$(head -c 24 /dev/urandom | base64 | tr -d '/+=' | cut -c1-24)"
+  pwfile="$(mktemp)"
+  printf '%s\n' "$password" >"$pwfile"
+  [ "$user" = "$(id -un)" ] || chown "$user" "$pwfile"
+  as_server "$user" "$bindir/initdb" -D "$dir" -U postgres --pwfile="$pwfile" \
+    --auth-local=trust --auth-host=scram-sha-256 -E UTF8 --locale=C.UTF-8 >/dev/null \
+    || as_server "$user" "$bindir/initdb" -D "$dir" -U postgres --pwfile="$pwfile" \
+      --auth-local=trust --auth-host=scram-sha-256 -E UTF8 --locale=C >/dev/null
+  rm -f "$pwfile"
+  port="$(free_port "$(base_port "$name")")"
+  as_server "$user" mkdir -p "$dir/socket"
+  as_server "$user" chmod 0700 "$dir/socket"
+  {
+    echo "# written by scripts/db.sh"
+    echo "listen_addresses = '127.0.0.1'"
+    echo "port = $port"
+    echo "unix_socket_directories = '$dir/socket'"
+    echo "max_connections = 100"
+    echo "shared_buffers = 256MB"
+    echo "timezone = 'UTC'"
+    echo "log_timezone = 'UTC'"
+    if [ "$name" = test ]; then
+      # Throw-away data: durability buys nothing here and costs the suite time.
+      echo "fsync = off"
+      echo "synchronous_commit = off"
+      echo "full_page_writes = off"
+    fi
+  } | as_server "$user" tee -a "$dir/postgresql.conf" >/dev/null
+  mkdir -p "$VAR"
+  (umask 077; printf 'postgresql+psycopg://%s:%s@127.0.0.1:%s/%s\n' \
+    "$DB_USER" "$password" "$port" "$DB_NAME" >"$(url_file "$name")")
+}
+
+cluster_port() { sed -nE 's/^port = ([0-9]+).*/\1/p' "$1/postgresql.conf" | tail -n 1; }
+
+start_cluster() {
+  local name="$1" bindir="$2" user="$3" dir="$4" port
+  if as_server "$user" "$bindir/pg_ctl" -D "$dir" status >/dev/null 2>&1; then return 0; fi
+  port="$(cluster_port "$dir")"
+  port_in_use "$port" && die "port $port of the $name cluster is taken by another program; stop it, or remove $dir and $(url_file "$name") to re-create the cluster on a free port"
+  log "starting the $name cluster on 127.0.0.1:$port"
+  as_server "$user" "$bindir/pg_ctl" -D "$dir" -l "$dir/server.log" -w -t 60 start >/dev/null \
+    || { tail -n 20 "$dir/server.log" >&2 || true; die "the $name cluster did not start"; }
+}
+
+psql_super() {
+  export PGOPTIONS="-c client_min_messages=warning"
+  local bindir="$1" user="$2" dir="$3" db="$4"; shift 4
+  as_server "$user" "$bindir/psql" -X -q -v ON_ERROR_STOP=1 -h "$dir/socket" \
+    -p "$(cluster_port "$dir")" -U postgres -d "$db" "$@"
+}
+
+create_database() {
+  local bindir="$1" user="$2" dir="$3" password
+  password="$(sed -nE 's#^postgresql\+psycopg://[^:]+:([^@]+)@.*#\1#p' "$(url_file "$4")")"
+  # PostGIS in template1 first, so every database created later (test runs create one each) has it.
+  psql_super "$bindir" "$user" "$dir" template1 -c "CREATE EXTENSION IF NOT EXISTS postgis"
+  psql_super "$bindir" "$user" "$dir" postgres <<SQL
+SELECT 'CREATE ROLE $DB_USER LOGIN CREATEDB'
+ WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '$DB_USER') \gexec
+ALTER ROLE $DB_USER PASSWORD '$password';
+SELECT 'CREATE DATABASE $DB_NAME OWNER $DB_USER'
+ WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = '$DB_NAME') \gexec
+SQL
+}
+
+ensure() {
+  local name="$1" bindir user dir
+  base_port "$name" >/dev/null
+  bindir="$(ensure_packages)"
+  user="$(server_user)"
+  dir="$(data_dir "$name" "$user")"
+  if [ ! -f "$dir/PG_VERSION" ] || [ ! -f "$(url_file "$name")" ]; then
+    [ -d "$dir" ] && as_root rm -rf "$dir"
+    init_cluster "$name" "$bindir" "$user" "$dir"
+  fi
+  start_cluster "$name" "$bindir" "$user" "$dir"
+  create_database "$bindir" "$user" "$dir" "$name"
+  log "$name cluster ready; its URL is in $(url_file "$name")"
+}
+
+stop() {
+  local bindir user name dir
+  bindir="$(pg_bindir)" || return 0
+  user="$(server_user)"
+  for name in "$@"; do
+    dir="$(data_dir "$name" "$user")"
+    [ -f "$dir/PG_VERSION" ] || continue
+    if as_server "$user" "$bindir/pg_ctl" -D "$dir" status >/dev/null 2>&1; then
+      as_server "$user" "$bindir/pg_ctl" -D "$dir" -m fast -w stop >/dev/null && log "stopped the $name cluster"
+    fi
+  done
+}
+
+status() {
+  local bindir user name dir state
+  bindir="$(pg_bindir)" || { echo "PostgreSQL is not installed"; return 0; }
+  user="$(server_user)"
+  for name in dev test; do
+    dir="$(data_dir "$name" "$user")"
+    if [ ! -f "$dir/PG_VERSION" ]; then state="not created"
+    elif as_server "$user" "$bindir/pg_ctl" -D "$dir" status >/dev/null 2>&1; then
+      state="running on 127.0.0.1:$(cluster_port "$dir")"
+    else state="stopped"; fi
+    echo "$name: $state ($dir)"
+  done
+}
+
+case "${1:-}" in
+  ensure) ensure "${2:?usage: db.sh ensure dev|test}" ;;
+  url) cat "$(url_file "${2:?usage: db.sh url dev|test}")" ;;
+  stop) if [ -n "${2:-}" ]; then stop "$2"; else stop dev test; fi ;;
+  status) status ;;
+  *) die "usage: db.sh ensure|url|stop|status [dev|test]" ;;
+esac

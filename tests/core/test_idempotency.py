@@ -1,0 +1,111 @@
+"""Idempotency-Key: replays return the first result, mismatches 422, concurrent duplicates 409."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+import sqlalchemy as sa
+
+from app.core.idempotency import IdempotencyRecord, prune_expired
+
+KEY = "0f3c2b1a-6d7e-4f80-9a1b-2c3d4e5f6a7b"
+
+
+def post(probe_client, headers, name="first", key=KEY):
+    return probe_client.post(
+        "/api/v1/probe/writes", json={"name": name}, headers={**headers, "Idempotency-Key": key}
+    )
+
+
+def test_a_replay_returns_the_first_response_and_does_nothing_again(
+    probe_client, token_for, probe_rows
+):
+    headers = token_for("volunteer", user_id="u1")
+    first = post(probe_client, headers)
+    replay = post(probe_client, headers)
+    assert first.status_code == replay.status_code == 201
+    assert replay.get_json() == first.get_json()
+    assert replay.headers["Idempotent-Replayed"] == "true"
+    assert probe_rows() == ["first"]
+
+
+def test_the_same_key_with_another_body_is_a_422(probe_client, token_for, probe_rows):
+    headers = token_for("volunteer", user_id="u1")
+    post(probe_client, headers)
+    response = post(probe_client, headers, name="second")
+    assert response.status_code == 422
+    assert response.mimetype == "application/problem+json"
+    assert probe_rows() == ["first"]
+
+
+def test_keys_are_scoped_per_caller(probe_client, token_for, probe_rows):
+    post(probe_client, token_for("volunteer", user_id="u1"))
+    other = post(probe_client, token_for("volunteer", user_id="u2"))
+    assert other.status_code == 201
+    assert "Idempotent-Replayed" not in other.headers
+    assert probe_rows() == ["first", "first"]
+
+
+def test_a_concurrent_duplicate_is_a_409(probe_client, token_for, probe_rows, app):
+    # Another transaction holds the key's lock, as a first request still running would.
+    with app.app_context():
+        engine = sa.create_engine(app.config["SQLALCHEMY_DATABASE_URI"], poolclass=sa.pool.NullPool)
+    with engine.connect() as other:
+        other.execute(
+            sa.select(sa.func.pg_advisory_xact_lock(sa.func.hashtextextended(f"user:u1 {KEY}", 0)))
+        )
+        response = post(probe_client, token_for("volunteer", user_id="u1"))
+        other.rollback()
+    engine.dispose()
+    assert response.status_code == 409
+    assert probe_rows() == []
+
+
+def test_a_failed_request_is_not_recorded(probe_client, token_for, probe_rows):
+    headers = token_for("volunteer", user_id="u1")
+    assert post(probe_client, headers, name="conflict").status_code == 409
+    retry = post(probe_client, headers, name="conflict")
+    assert retry.status_code == 409
+    assert "Idempotent-Replayed" not in retry.headers
+
+
+def test_a_malformed_key_is_a_422(probe_client, token_for, probe_rows):
+    response = post(probe_client, token_for("volunteer"), key="short")
+    assert response.status_code == 422
+    assert probe_rows() == []
+
+
+def test_prune_deletes_only_expired_records(session):
+    now = dt.datetime.now(dt.UTC)
+    for key, expires in (
+        ("old-key-1", now - dt.timedelta(seconds=1)),
+        ("new-key-1", now + dt.timedelta(days=1)),
+    ):
+        session.add(
+            IdempotencyRecord(
+                scope="anonymous",
+                key=key,
+                fingerprint=b"\0" * 32,
+                status_code=201,
+                headers={},
+                body=b"{}",
+                expires_at=expires,
+            )
+        )
+    session.flush()
+    assert prune_expired(session, now) == 1
+    assert session.scalars(sa.select(IdempotencyRecord.key)).all() == ["new-key-1"]
+
+
+def test_the_spec_documents_the_header(probe_app):
+    spec = probe_app.extensions["flask-smorest"]["apis"][""]["ext_obj"].spec.to_dict()
+    params = spec["paths"]["/api/v1/probe/writes"]["post"]["parameters"]
+    assert any(p["name"] == "Idempotency-Key" and p["in"] == "header" for p in params)
+
+
+def test_unique_keys_do_not_collide(probe_client, token_for, probe_rows):
+    headers = token_for("volunteer", user_id="u1")
+    for _ in range(3):
+        assert post(probe_client, headers, key=str(uuid.uuid4())).status_code == 201
+    assert probe_rows() == ["first"] * 3
