@@ -1,0 +1,162 @@
+"""Shared pieces of the benchmarks: settings, the result line, a server and the load tools."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from urllib.request import urlopen
+
+from sqlalchemy.engine import make_url
+
+ROOT = Path(__file__).resolve().parent.parent
+VENV_BIN = ROOT / ".venv" / "bin"
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    rounds: int = 3
+    seconds: int = 10
+    connections: int = 4
+
+    @classmethod
+    def from_env(cls) -> BenchConfig:
+        return cls(
+            rounds=int(os.environ.get("BENCH_ROUNDS", 3)),
+            seconds=int(os.environ.get("BENCH_SECONDS", 10)),
+            connections=int(os.environ.get("BENCH_CONNECTIONS", 4)),
+        )
+
+
+@dataclass
+class Result:
+    """One comparison: the project's figure against its reference's, higher is better."""
+
+    name: str
+    unit: str
+    project: list[float]
+    reference: list[float]
+    project_command: str
+    reference_command: str
+    notes: dict = field(default_factory=dict)
+
+    @property
+    def ratio(self) -> float:
+        return statistics.median(self.project) / statistics.median(self.reference)
+
+    def report(self) -> str:
+        med_p, med_r = statistics.median(self.project), statistics.median(self.reference)
+        return (
+            f"{self.name}\n"
+            f"  project    {med_p:10.1f} {self.unit} (median of {self.project})\n"
+            f"  reference  {med_r:10.1f} {self.unit} (median of {self.reference})\n"
+            f"  ratio      {self.ratio:10.3f} (project / reference)\n"
+            f"  project command:   {self.project_command}\n"
+            f"  reference command: {self.reference_command}\n"
+            + "".join(f"  {k}: {v}\n" for k, v in self.notes.items())
+        )
+
+    def as_dict(self) -> dict:
+        return {**asdict(self), "ratio": self.ratio}
+
+
+def database_url() -> str:
+    sys.path.insert(0, str(ROOT))
+    from app.config import default_database_url
+
+    return default_database_url()
+
+
+def libpq_env(url: str) -> dict[str, str]:
+    """Environment for psql/pgbench to reach the database of a SQLAlchemy URL."""
+    parsed = make_url(url)
+    return {
+        **os.environ,
+        "PGHOST": parsed.host or "127.0.0.1",
+        "PGPORT": str(parsed.port or 5432),
+        "PGUSER": parsed.username or "",
+        "PGPASSWORD": parsed.password or "",
+        "PGDATABASE": parsed.database or "",
+    }
+
+
+def require_tool(name: str, debian_package: str) -> str:
+    """The path of a load tool, installing its Debian package when it is missing."""
+    path = shutil.which(name)
+    if path:
+        return path
+    sudo = [] if os.geteuid() == 0 else ["sudo"]
+    subprocess.run([*sudo, "apt-get", "install", "-y", "-qq", debian_package], check=True)
+    path = shutil.which(name)
+    if not path:
+        raise SystemExit(f"{name} is not available even after installing {debian_package}")
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def gunicorn(workers: int) -> Iterator[str]:
+    """The API under gunicorn on a free loopback port; yields its base URL."""
+    port = free_port()
+    env = {**os.environ, "LOG_LEVEL": "WARNING"}
+    process = subprocess.Popen(
+        [str(VENV_BIN / "gunicorn"), "--bind", f"127.0.0.1:{port}", "--workers", str(workers),
+         "--log-level", "warning", "wsgi:app"],
+        cwd=ROOT, env=env,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urlopen(f"{base}/readyz", timeout=2) as response:  # noqa: S310 - loopback
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline or process.poll() is not None:
+                raise SystemExit("gunicorn did not become ready")
+            time.sleep(0.2)
+        yield base
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def wrk(url: str, seconds: int, connections: int) -> tuple[float, str]:
+    """Requests per second that wrk measured, and the command."""
+    command = [require_tool("wrk", "wrk"), f"-t{min(connections, 2)}", f"-c{connections}",
+               f"-d{seconds}s", url]
+    output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    if errors:
+        raise SystemExit(f"{errors.group(1)} failed responses from {url}:\n{output}")
+    return float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)), " ".join(command)
+
+
+def pgbench(script: str, url: str, seconds: int, connections: int) -> tuple[float, str]:
+    """Transactions per second that pgbench measured for a custom script, and the command."""
+    script_path = ROOT / "bench" / "results" / "pgbench-script.sql"
+    script_path.parent.mkdir(exist_ok=True)
+    script_path.write_text(script)
+    command = [require_tool("pgbench", "postgresql-client"), "-n", "-f", str(script_path),
+               "-c", str(connections), "-j", str(min(connections, 2)), "-T", str(seconds)]
+    output = subprocess.run(
+        command, check=True, capture_output=True, text=True, env=libpq_env(url)
+    ).stdout
+    tps = re.search(r"tps = ([\d.]+) \((?:without initial connection time|excluding)", output)
+    return float(tps.group(1)), " ".join(command)
