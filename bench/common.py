@@ -114,9 +114,18 @@ def gunicorn(workers: int) -> Iterator[str]:
     port = free_port()
     env = {**os.environ, "LOG_LEVEL": "WARNING"}
     process = subprocess.Popen(
-        [str(VENV_BIN / "gunicorn"), "--bind", f"127.0.0.1:{port}", "--workers", str(workers),
-         "--log-level", "warning", "wsgi:app"],
-        cwd=ROOT, env=env,
+        [
+            str(VENV_BIN / "gunicorn"),
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            str(workers),
+            "--log-level",
+            "warning",
+            "wsgi:app",
+        ],
+        cwd=ROOT,
+        env=env,
     )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -139,8 +148,13 @@ def gunicorn(workers: int) -> Iterator[str]:
 
 def wrk(url: str, seconds: int, connections: int) -> tuple[float, str]:
     """Requests per second that wrk measured, and the command."""
-    command = [require_tool("wrk", "wrk"), f"-t{min(connections, 2)}", f"-c{connections}",
-               f"-d{seconds}s", url]
+    command = [
+        require_tool("wrk", "wrk"),
+        f"-t{min(connections, 2)}",
+        f"-c{connections}",
+        f"-d{seconds}s",
+        url,
+    ]
     output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
     if errors:
@@ -153,8 +167,18 @@ def pgbench(script: str, url: str, seconds: int, connections: int) -> tuple[floa
     script_path = ROOT / "bench" / "results" / "pgbench-script.sql"
     script_path.parent.mkdir(exist_ok=True)
     script_path.write_text(script)
-    command = [require_tool("pgbench", "postgresql-client"), "-n", "-f", str(script_path),
-               "-c", str(connections), "-j", str(min(connections, 2)), "-T", str(seconds)]
+    command = [
+        require_tool("pgbench", "postgresql-client"),
+        "-n",
+        "-f",
+        str(script_path),
+        "-c",
+        str(connections),
+        "-j",
+        str(min(connections, 2)),
+        "-T",
+        str(seconds),
+    ]
     output = subprocess.run(
         command, check=True, capture_output=True, text=True, env=libpq_env(url)
     ).stdout

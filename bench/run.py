@@ -15,7 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import BenchConfig, Result  # noqa: E402
+from bench.common import BenchConfig, Result
 
 BENCH_DIR = Path(__file__).resolve().parent
 
@@ -26,7 +26,9 @@ def available() -> list[str]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("names", nargs="*", help=f"benchmarks to run (default: all of {available()})")
+    parser.add_argument(
+        "names", nargs="*", help=f"benchmarks to run (default: all of {available()})"
+    )
     args = parser.parse_args()
     config = BenchConfig.from_env()
     results_dir = BENCH_DIR / "results"

@@ -18,7 +18,7 @@ import pytest
 import sqlalchemy as sa
 from flask_jwt_extended import create_access_token
 from flask_sqlalchemy.session import _app_ctx_id
-from sqlalchemy import orm
+from sqlalchemy import orm, text
 
 from app import create_app
 from app.config import PROJECT_ROOT, Config
@@ -26,6 +26,7 @@ from app.core.schema_version import MIGRATIONS_DIR
 from app.extensions import db
 
 TEST_CLUSTER_URL_FILE = PROJECT_ROOT / "var" / "pg" / "test.url"
+_SAVEPOINT_STATEMENTS = ("SAVEPOINT", "RELEASE SAVEPOINT", "ROLLBACK TO SAVEPOINT")
 
 
 def server_url() -> str:
@@ -140,7 +141,9 @@ def count_queries(connection):
         statements: list[str] = []
 
         def record(_conn, _cursor, statement, *_args):
-            statements.append(statement)
+            # Savepoints are the harness's per-test transaction at work, not the code's queries.
+            if not statement.startswith(_SAVEPOINT_STATEMENTS):
+                statements.append(statement)
 
         sa.event.listen(connection, "before_cursor_execute", record)
         try:
@@ -149,3 +152,28 @@ def count_queries(connection):
             sa.event.remove(connection, "before_cursor_execute", record)
 
     return counting
+
+
+@pytest.fixture(scope="session")
+def probe_app(app, database_url):
+    """The application plus the test-only probe blueprint (tests/core/probe.py) on the same
+    migrated database: the shared machinery exercised before any domain endpoint uses it."""
+    from tests.core import probe
+
+    probe_app = make_app(database_url, MAX_CONTENT_LENGTH=4096)
+    probe_app.extensions["flask-smorest"]["apis"][""]["ext_obj"].register_blueprint(probe.blp)
+    return probe_app
+
+
+@pytest.fixture
+def probe_client(probe_app, connection):
+    connection.execute(text("CREATE TEMP TABLE probe_writes (id serial PRIMARY KEY, name text)"))
+    return probe_app.test_client()
+
+
+@pytest.fixture
+def probe_rows(connection):
+    """The names the probe's write endpoint stored in this test, in order."""
+    return lambda: (
+        connection.execute(text("SELECT name FROM probe_writes ORDER BY id")).scalars().all()
+    )

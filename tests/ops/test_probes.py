@@ -58,3 +58,10 @@ def test_the_app_answers_503_while_the_database_is_away_and_recovers_by_itself(d
             from app.extensions import db
 
             db.engine.dispose()
+
+
+def test_readyz_costs_one_query(client, count_queries):
+    client.get("/readyz")  # warm the pool
+    with count_queries() as statements:
+        assert client.get("/readyz").status_code == 200
+    assert len(statements) == 1

@@ -1,0 +1,81 @@
+"""Settings come from the environment; production refuses development secrets."""
+
+from __future__ import annotations
+
+import pytest
+
+from app.config import DEV_SECRET, Config, ConfigError
+
+STRONG = "k" * 40
+URL = "postgresql+psycopg://u:p@127.0.0.1:1/db"
+
+
+@pytest.fixture
+def env(monkeypatch):
+    for name in (
+        "QF_ENV",
+        "SECRET_KEY",
+        "JWT_SECRET_KEY",
+        "MAX_CONTENT_LENGTH",
+        "IDEMPOTENCY_TTL_DAYS",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("DATABASE_URL", URL)
+    return monkeypatch
+
+
+def test_development_defaults_start(env):
+    config = Config.from_env()
+    assert config.ENV == "development"
+    assert config.SQLALCHEMY_DATABASE_URI == URL
+    assert config.SQLALCHEMY_ENGINE_OPTIONS["pool_pre_ping"] is True
+
+
+@pytest.mark.parametrize("missing", ["SECRET_KEY", "JWT_SECRET_KEY"])
+def test_production_refuses_a_default_secret(env, missing):
+    env.setenv("QF_ENV", "production")
+    env.setenv("SECRET_KEY", STRONG)
+    env.setenv("JWT_SECRET_KEY", STRONG)
+    env.setenv(missing, DEV_SECRET)
+    with pytest.raises(ConfigError, match=missing):
+        Config.from_env()
+
+
+def test_production_refuses_a_short_secret(env):
+    env.setenv("QF_ENV", "production")
+    env.setenv("SECRET_KEY", "short")
+    with pytest.raises(ConfigError, match="32 characters"):
+        Config.from_env()
+
+
+def test_production_starts_with_strong_secrets(env):
+    env.setenv("QF_ENV", "production")
+    env.setenv("SECRET_KEY", STRONG)
+    env.setenv("JWT_SECRET_KEY", STRONG + "j")
+    assert Config.from_env().ENV == "production"
+
+
+def test_settings_are_read_from_the_environment(env):
+    env.setenv("MAX_CONTENT_LENGTH", "2048")
+    env.setenv("IDEMPOTENCY_TTL_DAYS", "45")
+    config = Config.from_env()
+    assert (config.MAX_CONTENT_LENGTH, config.IDEMPOTENCY_TTL_DAYS) == (2048, 45)
+
+
+@pytest.mark.parametrize(
+    "name, value, message",
+    [
+        ("MAX_CONTENT_LENGTH", "lots", "whole number"),
+        ("IDEMPOTENCY_TTL_DAYS", "7", "at least 30"),
+        ("QF_ENV", "staging", "QF_ENV"),
+    ],
+)
+def test_bad_settings_are_refused_with_a_reason(env, name, value, message):
+    env.setenv(name, value)
+    with pytest.raises(ConfigError, match=message):
+        Config.from_env()
+
+
+def test_unknown_override_is_refused(env):
+    with pytest.raises(ConfigError, match="unknown setting"):
+        Config.from_env(NOT_A_SETTING=1)
