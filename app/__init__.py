@@ -9,6 +9,9 @@ from app.config import Config
 
 def create_app(config: Config | None = None) -> Flask:
     """config -> logging -> extensions -> error handlers -> blueprints -> CLI."""
+    from app.areas.routes import blp as areas_blp
+    from app.auth.routes import auth_blp, me_blp, users_blp
+    from app.auth.tokens import init_token_loading
     from app.cli import register_cli
     from app.core.api import Api
     from app.core.docs import init_docs, openapi_settings
@@ -16,6 +19,7 @@ def create_app(config: Config | None = None) -> Flask:
     from app.core.schema_version import MIGRATIONS_DIR
     from app.extensions import db, jwt, limiter, migrate
     from app.ops.routes import blp as ops_blp
+    from app.teams.routes import blp as teams_blp
 
     config = config or Config.from_env()
     app = Flask(__name__, static_folder=None)
@@ -40,9 +44,11 @@ def create_app(config: Config | None = None) -> Flask:
     jwt.init_app(app)
     limiter.init_app(app)
     _jwt_errors_as_problems()
+    init_token_loading(jwt)
 
     api = Api(app)
-    api.register_blueprint(ops_blp)
+    for blueprint in (ops_blp, auth_blp, me_blp, users_blp, areas_blp, teams_blp):
+        api.register_blueprint(blueprint)
     init_docs(app)
     register_cli(app)
     return app

@@ -1,4 +1,4 @@
-"""`flask` commands for operators: demo data and job workers."""
+"""`flask` commands for operators: demo data, job workers, areas and accounts."""
 
 from __future__ import annotations
 
@@ -6,7 +6,11 @@ import click
 from flask import Flask, current_app
 from flask.cli import AppGroup
 
+from app import demo
+from app.areas.cli import areas_cli
+from app.auth.cli import users_cli
 from app.core import jobs as jobs_module
+from app.extensions import db
 
 demo_cli = AppGroup("demo", help="Demo data for development (refused in production).")
 jobs_cli = AppGroup("jobs", help="Background job workers.")
@@ -17,7 +21,13 @@ def load_demo() -> None:
     """Load the demo data set (idempotent: running it again changes nothing)."""
     if current_app.config["ENV"] == "production":
         raise click.ClickException("demo data is never loaded in production (QF_ENV=production)")
-    click.echo("demo: nothing to load yet")
+    demo.load(db.session, log=lambda line: click.echo(f"demo: {line}"))
+    db.session.commit()
+    click.echo(f"demo: data from {demo.SOURCE}; see app/demo/data/ATTRIBUTION.md")
+    click.echo(f"demo: accounts (development only), password {demo.DEMO_PASSWORD}:")
+    for phone, name, roles, codes, _home in demo.DEMO_ACCOUNTS:
+        where = f" in {', '.join(codes)}" if codes else ""
+        click.echo(f"demo:   {phone}  {', '.join(roles)}{where}  ({name})")
 
 
 @jobs_cli.command("worker")
@@ -37,3 +47,5 @@ def worker(concurrency: int, queues: tuple[str, ...], once: bool) -> None:
 def register_cli(app: Flask) -> None:
     app.cli.add_command(demo_cli)
     app.cli.add_command(jobs_cli)
+    app.cli.add_command(areas_cli)
+    app.cli.add_command(users_cli)

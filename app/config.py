@@ -56,6 +56,15 @@ class Config:
     RATELIMIT_DEFAULT: str = ""
     RATELIMIT_ENABLED: bool = True
     IDEMPOTENCY_TTL_DAYS: int = 30
+    ID_NUMBER_HASH_KEY: str = DEV_SECRET
+    ACCESS_TOKEN_MINUTES: int = 15
+    REFRESH_TOKEN_DAYS: int = 30
+    ARGON2_TIME_COST: int = 3
+    ARGON2_MEMORY_KIB: int = 65536
+    TERMS_VERSION: str = "2026-11"
+    LOGIN_RATE_LIMIT: str = "5 per minute;20 per hour"
+    LOGIN_CLIENT_RATE_LIMIT: str = "30 per minute"
+    REGISTER_RATE_LIMIT: str = "10 per hour"
     LOG_LEVEL: str = "INFO"
     TESTING: bool = False
 
@@ -82,6 +91,15 @@ class Config:
             MAX_CONTENT_LENGTH=_env_int("MAX_CONTENT_LENGTH", 1024 * 1024),
             RATELIMIT_STORAGE_URI=os.environ.get("RATELIMIT_STORAGE_URI", "memory://"),
             IDEMPOTENCY_TTL_DAYS=_env_int("IDEMPOTENCY_TTL_DAYS", 30),
+            ID_NUMBER_HASH_KEY=os.environ.get("ID_NUMBER_HASH_KEY", DEV_SECRET),
+            ACCESS_TOKEN_MINUTES=_env_int("ACCESS_TOKEN_MINUTES", 15),
+            REFRESH_TOKEN_DAYS=_env_int("REFRESH_TOKEN_DAYS", 30),
+            ARGON2_TIME_COST=_env_int("ARGON2_TIME_COST", 3),
+            ARGON2_MEMORY_KIB=_env_int("ARGON2_MEMORY_KIB", 65536),
+            TERMS_VERSION=os.environ.get("TERMS_VERSION", "2026-11"),
+            LOGIN_RATE_LIMIT=os.environ.get("LOGIN_RATE_LIMIT", "5 per minute;20 per hour"),
+            LOGIN_CLIENT_RATE_LIMIT=os.environ.get("LOGIN_CLIENT_RATE_LIMIT", "30 per minute"),
+            REGISTER_RATE_LIMIT=os.environ.get("REGISTER_RATE_LIMIT", "10 per hour"),
             LOG_LEVEL=os.environ.get("LOG_LEVEL", "INFO"),
         )
         for key, value in overrides.items():
@@ -97,13 +115,17 @@ class Config:
                 f"QF_ENV must be development, production or testing, not {self.ENV!r}"
             )
         if self.ENV == "production":
-            for name in ("SECRET_KEY", "JWT_SECRET_KEY"):
+            for name in ("SECRET_KEY", "JWT_SECRET_KEY", "ID_NUMBER_HASH_KEY"):
                 value = getattr(self, name)
                 if value == DEV_SECRET or len(value) < 32:
                     raise ConfigError(
                         f"{name} must be set to a random value of at least 32 characters "
                         "in production (QF_ENV=production)"
                     )
+        if not 1 <= self.ACCESS_TOKEN_MINUTES <= 60:
+            raise ConfigError(
+                "ACCESS_TOKEN_MINUTES must be between 1 and 60 (access tokens are short-lived)"
+            )
         if self.IDEMPOTENCY_TTL_DAYS < 30:
             # Phones stay offline for days; a key that expires early lets a replay duplicate.
             raise ConfigError("IDEMPOTENCY_TTL_DAYS must be at least 30")

@@ -14,6 +14,10 @@ from __future__ import annotations
 import math
 from enum import StrEnum
 
+import numpy as np
+import shapely
+from shapely.geometry.base import BaseGeometry
+
 _A = 6378245.0  # Krasovsky 1940 semi-major axis, as GCJ-02 uses
 _EE = 0.00669342162296594323  # its eccentricity squared
 _X_PI = math.pi * 3000.0 / 180.0
@@ -59,6 +63,12 @@ def in_china(lon: float, lat: float) -> bool:
     return any(_in_box(lon, lat, b) for b in _CHINA) and not any(
         _in_box(lon, lat, b) for b in _NOT_CHINA
     )
+
+
+def _near_china(lon: float, lat: float) -> bool:
+    """Within the region's outer box plus a margin wider than any offset (the solver is only
+    defined where the offset formulas are: far away, e.g. at the poles, it diverges)."""
+    return 72.9 <= lon <= 137.2 and 17.7 <= lat <= 55.9
 
 
 def _transform_lat(x: float, y: float) -> float:
@@ -136,7 +146,7 @@ def from_wgs84(lon: float, lat: float, system: CoordSystem | str) -> tuple[float
 def to_wgs84(lon: float, lat: float, system: CoordSystem | str) -> tuple[float, float]:
     """A point as sent by a phone in `system`, in WGS-84 (what we store)."""
     system = CoordSystem(system)
-    if system is CoordSystem.WGS84:
+    if system is CoordSystem.WGS84 or not _near_china(lon, lat):
         return lon, lat
     start = (lon, lat) if system is CoordSystem.GCJ02 else _bd09_offset_approx_inverse(lon, lat)
     solution = _invert(lambda x, y: _raw_from_wgs84(x, y, system), lon, lat, start)
@@ -165,3 +175,19 @@ def gcj02_to_bd09(lon: float, lat: float) -> tuple[float, float]:
 
 def bd09_to_gcj02(lon: float, lat: float) -> tuple[float, float]:
     return from_wgs84(*bd09_to_wgs84(lon, lat), CoordSystem.GCJ02)
+
+
+def geometry_to_wgs84(geom: BaseGeometry, system: CoordSystem | str) -> BaseGeometry:
+    """Every vertex of a shapely geometry from `system` to WGS-84."""
+    system = CoordSystem(system)
+    if system is CoordSystem.WGS84:
+        return geom
+    return shapely.transform(geom, lambda xy: np.array([to_wgs84(x, y, system) for x, y in xy]))
+
+
+def geometry_from_wgs84(geom: BaseGeometry, system: CoordSystem | str) -> BaseGeometry:
+    """Every vertex of a WGS-84 shapely geometry in `system` (for `?crs=` answers)."""
+    system = CoordSystem(system)
+    if system is CoordSystem.WGS84:
+        return geom
+    return shapely.transform(geom, lambda xy: np.array([from_wgs84(x, y, system) for x, y in xy]))

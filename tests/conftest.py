@@ -16,11 +16,14 @@ from collections.abc import Iterator
 import flask_migrate
 import pytest
 import sqlalchemy as sa
+from argon2 import PasswordHasher
 from flask_jwt_extended import create_access_token
 from flask_sqlalchemy.session import _app_ctx_id
 from sqlalchemy import orm, text
 
-from app import create_app
+from app import create_app, demo
+from app.areas import service as areas_service
+from app.auth.models import AuthSession, User
 from app.config import PROJECT_ROOT, Config
 from app.core.schema_version import MIGRATIONS_DIR
 from app.extensions import db
@@ -63,10 +66,18 @@ def throwaway_database(base_url: str) -> Iterator[str]:
         admin.dispose()
 
 
+# Argon2id still, with costs that keep the suite fast (production defaults: 3 passes, 64 MiB).
+FAST_HASHING = {"ARGON2_TIME_COST": 1, "ARGON2_MEMORY_KIB": 1024}
+PASSWORD = "Correct-Horse-Battery-9"
+
+
 def make_app(database_url: str, **overrides):
     return create_app(
         Config.from_env(
-            SQLALCHEMY_DATABASE_URI=database_url, ENV="testing", TESTING=True, **overrides
+            SQLALCHEMY_DATABASE_URI=database_url,
+            ENV="testing",
+            TESTING=True,
+            **{**FAST_HASHING, **overrides},
         )
     )
 
@@ -79,9 +90,12 @@ def database_url() -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def app(database_url):
+    """The application on the run's database: migrated, with the demo data set loaded."""
     app = make_app(database_url)
     with app.app_context():
         flask_migrate.upgrade(directory=str(MIGRATIONS_DIR))
+        demo.load(db.session, log=lambda _line: None)
+        db.session.commit()
         db.engine.dispose()
     return app
 
@@ -119,13 +133,69 @@ def session(app, connection) -> Iterator[orm.Session]:
 
 
 @pytest.fixture
-def token_for(app):
-    """A factory of bearer headers: token_for("grid_staff", user_id=...)."""
+def area(session):
+    """The demo data's areas by code: area("110105001024")."""
+    return lambda code: areas_service.get_by_code(session, code)
 
-    def make(*roles: str, user_id: str | None = None) -> dict[str, str]:
+
+@pytest.fixture
+def create_user(session, area):
+    """A factory of accounts: create_user(roles=["grid_staff"], jurisdiction=["110105001024"])."""
+    counter = iter(range(10_000))
+    hashed = PasswordHasher(time_cost=1, memory_cost=1024).hash(PASSWORD)
+
+    def make(
+        roles=("volunteer",),
+        jurisdiction=(),
+        home=None,
+        **overrides,
+    ) -> User:
+        n = next(counter)
+        user = User(
+            id=uuid.uuid4(),
+            phone=overrides.pop("phone", f"139{uuid.uuid4().int % 10**8:08d}"),
+            password_hash=hashed,
+            real_name=overrides.pop("real_name", f"测试用户{n}"),
+            roles=list(roles),
+            volunteer_types=[],
+            skills=[],
+            status="active",
+            home_community_id=area(home).id if home else None,
+            **overrides,
+        )
+        user.jurisdiction = [area(code) for code in jurisdiction]
+        session.add(user)
+        session.flush()
+        return user
+
+    return make
+
+
+# Where each role's test account works unless a test says otherwise: staff of Jianwai.
+DEFAULT_JURISDICTION = {
+    "grid_staff": ("110105001024",),
+    "community_admin": ("110105001000",),
+    "police_liaison": ("110105001000",),
+}
+
+
+@pytest.fixture
+def token_for(app, session, create_user):
+    """Bearer headers of a real session: token_for(user), or token_for("grid_staff") for a new
+    account with that role (and a default jurisdiction for staff)."""
+
+    def make(user_or_role) -> dict[str, str]:
+        user = user_or_role
+        if isinstance(user_or_role, str):
+            user = create_user(
+                roles=[user_or_role], jurisdiction=DEFAULT_JURISDICTION.get(user_or_role, ())
+            )
+        auth_session = AuthSession(id=uuid.uuid4(), user_id=user.id)
+        session.add(auth_session)
+        session.flush()
         with app.app_context():
             token = create_access_token(
-                identity=user_id or str(uuid.uuid4()), additional_claims={"roles": list(roles)}
+                identity=str(user.id), additional_claims={"sid": str(auth_session.id)}
             )
         return {"Authorization": f"Bearer {token}"}
 

@@ -31,11 +31,12 @@ def test_development_defaults_start(env):
     assert config.SQLALCHEMY_ENGINE_OPTIONS["pool_pre_ping"] is True
 
 
-@pytest.mark.parametrize("missing", ["SECRET_KEY", "JWT_SECRET_KEY"])
+@pytest.mark.parametrize("missing", ["SECRET_KEY", "JWT_SECRET_KEY", "ID_NUMBER_HASH_KEY"])
 def test_production_refuses_a_default_secret(env, missing):
     env.setenv("QF_ENV", "production")
     env.setenv("SECRET_KEY", STRONG)
     env.setenv("JWT_SECRET_KEY", STRONG)
+    env.setenv("ID_NUMBER_HASH_KEY", STRONG)
     env.setenv(missing, DEV_SECRET)
     with pytest.raises(ConfigError, match=missing):
         Config.from_env()
@@ -52,6 +53,7 @@ def test_production_starts_with_strong_secrets(env):
     env.setenv("QF_ENV", "production")
     env.setenv("SECRET_KEY", STRONG)
     env.setenv("JWT_SECRET_KEY", STRONG + "j")
+    env.setenv("ID_NUMBER_HASH_KEY", STRONG + "i")
     assert Config.from_env().ENV == "production"
 
 

@@ -1,6 +1,7 @@
-"""Roles and the caller's identity, read from the bearer token (flask-jwt-extended).
+"""Roles and the caller's identity, from the bearer token (flask-jwt-extended).
 
-A token carries the user id as `sub` and the user's roles as the `roles` claim. Roles nest:
+A token carries the user id as `sub` and its login session as `sid`; verifying it loads the
+user (app/auth/tokens.py), whose roles are what counts. Roles nest:
 an admin has every staff right, a community admin has grid staff rights (ARCHITECTURE.md, §4);
 volunteers and police liaisons are their own branches.
 """
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from flask_jwt_extended import get_jwt, get_jwt_identity, verify_jwt_in_request
+from flask_jwt_extended import get_current_user, get_jwt_identity, verify_jwt_in_request
 from flask_jwt_extended.exceptions import JWTExtendedException
 from jwt.exceptions import PyJWTError
 
@@ -53,7 +54,13 @@ def current_identity() -> str | None:
     return str(identity) if identity is not None else None
 
 
+def current_user():
+    """The signed-in user of this request, loaded fresh from the database when the token was
+    verified (so role and status changes apply at once); call after verification."""
+    return get_current_user()
+
+
 def current_roles() -> list[str]:
-    """The roles claim of the verified token of this request (call after verification)."""
-    roles = get_jwt().get("roles", [])
-    return [r for r in roles if isinstance(r, str)]
+    """The current roles of the signed-in user (not the token's copy, which may be stale)."""
+    user = get_current_user()
+    return list(user.roles) if user is not None else []

@@ -46,6 +46,8 @@ class Access:
             return "Access: public (no token needed)."
         if self.kind == "login":
             return "Access: any signed-in user."
+        if self.kind == "refresh":
+            return "Access: a refresh token as the bearer token."
         return "Access: roles " + ", ".join(self.roles) + " (or a role that includes them)."
 
 
@@ -131,6 +133,10 @@ class Blueprint(flask_smorest.Blueprint, _TransactionalRules):
     def login_required(self, func: Callable) -> Callable:
         """Any caller with a valid access token."""
         return self._declare(func, Access("login"), verify_jwt_in_request)
+
+    def refresh_token_required(self, func: Callable) -> Callable:
+        """Callers presenting a refresh token (not an access token) as the bearer token."""
+        return self._declare(func, Access("refresh"), lambda: verify_jwt_in_request(refresh=True))
 
     def role_required(self, *roles: str) -> Callable[[Callable], Callable]:
         """Callers holding one of `roles` (or a role that includes one of them)."""

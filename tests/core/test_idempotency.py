@@ -19,9 +19,9 @@ def post(probe_client, headers, name="first", key=KEY):
 
 
 def test_a_replay_returns_the_first_response_and_does_nothing_again(
-    probe_client, token_for, probe_rows
+    probe_client, token_for, probe_rows, create_user
 ):
-    headers = token_for("volunteer", user_id="u1")
+    headers = token_for(create_user())
     first = post(probe_client, headers)
     replay = post(probe_client, headers)
     assert first.status_code == replay.status_code == 201
@@ -30,8 +30,9 @@ def test_a_replay_returns_the_first_response_and_does_nothing_again(
     assert probe_rows() == ["first"]
 
 
-def test_the_same_key_with_another_body_is_a_422(probe_client, token_for, probe_rows):
-    headers = token_for("volunteer", user_id="u1")
+def test_the_same_key_with_another_body_is_a_422(probe_client, token_for, probe_rows, create_user):
+    alice = create_user()
+    headers = token_for(alice)
     post(probe_client, headers)
     response = post(probe_client, headers, name="second")
     assert response.status_code == 422
@@ -39,31 +40,36 @@ def test_the_same_key_with_another_body_is_a_422(probe_client, token_for, probe_
     assert probe_rows() == ["first"]
 
 
-def test_keys_are_scoped_per_caller(probe_client, token_for, probe_rows):
-    post(probe_client, token_for("volunteer", user_id="u1"))
-    other = post(probe_client, token_for("volunteer", user_id="u2"))
+def test_keys_are_scoped_per_caller(probe_client, token_for, probe_rows, create_user):
+    alice, bob = create_user(), create_user()
+    post(probe_client, token_for(alice))
+    other = post(probe_client, token_for(bob))
     assert other.status_code == 201
     assert "Idempotent-Replayed" not in other.headers
     assert probe_rows() == ["first", "first"]
 
 
-def test_a_concurrent_duplicate_is_a_409(probe_client, token_for, probe_rows, app):
+def test_a_concurrent_duplicate_is_a_409(probe_client, token_for, probe_rows, app, create_user):
+    alice = create_user()
     # Another transaction holds the key's lock, as a first request still running would.
     with app.app_context():
         engine = sa.create_engine(app.config["SQLALCHEMY_DATABASE_URI"], poolclass=sa.pool.NullPool)
     with engine.connect() as other:
         other.execute(
-            sa.select(sa.func.pg_advisory_xact_lock(sa.func.hashtextextended(f"user:u1 {KEY}", 0)))
+            sa.select(
+                sa.func.pg_advisory_xact_lock(sa.func.hashtextextended(f"user:{alice.id} {KEY}", 0))
+            )
         )
-        response = post(probe_client, token_for("volunteer", user_id="u1"))
+        response = post(probe_client, token_for(alice))
         other.rollback()
     engine.dispose()
     assert response.status_code == 409
     assert probe_rows() == []
 
 
-def test_a_failed_request_is_not_recorded(probe_client, token_for, probe_rows):
-    headers = token_for("volunteer", user_id="u1")
+def test_a_failed_request_is_not_recorded(probe_client, token_for, probe_rows, create_user):
+    alice = create_user()
+    headers = token_for(alice)
     assert post(probe_client, headers, name="conflict").status_code == 409
     retry = post(probe_client, headers, name="conflict")
     assert retry.status_code == 409
@@ -104,8 +110,9 @@ def test_the_spec_documents_the_header(probe_app):
     assert any(p["name"] == "Idempotency-Key" and p["in"] == "header" for p in params)
 
 
-def test_unique_keys_do_not_collide(probe_client, token_for, probe_rows):
-    headers = token_for("volunteer", user_id="u1")
+def test_unique_keys_do_not_collide(probe_client, token_for, probe_rows, create_user):
+    alice = create_user()
+    headers = token_for(alice)
     for _ in range(3):
         assert post(probe_client, headers, key=str(uuid.uuid4())).status_code == 201
     assert probe_rows() == ["first"] * 3

@@ -119,3 +119,10 @@ def test_mainland_cities_are_in_china(name, lon, lat):
 def test_an_unknown_system_is_refused():
     with pytest.raises(ValueError):
         crs.to_wgs84(116.4, 39.9, "utm")
+
+
+@given(st.floats(-180, 180), st.floats(-90, 90), st.sampled_from(list(crs.CoordSystem)))
+def test_any_valid_point_converts_without_error_and_stays_in_range(lon, lat, system):
+    for converted in (crs.to_wgs84(lon, lat, system), crs.from_wgs84(lon, lat, system)):
+        assert -180 <= converted[0] <= 180
+        assert -90 <= converted[1] <= 90

@@ -1,0 +1,1 @@
+"""Administrative areas: district → subdistrict → community → grid cell, and point → area paths."""

@@ -1,0 +1,62 @@
+"""Area payloads."""
+
+from __future__ import annotations
+
+from marshmallow import Schema, fields, validate
+
+from app.areas.models import AreaLevel
+from geo.crs import CoordSystem
+
+COORD_SYSTEMS = [c.value for c in CoordSystem]
+
+
+class AreaSchema(Schema):
+    id = fields.UUID()
+    code = fields.String(metadata={"example": "110105001000"})
+    name = fields.String()
+    level = fields.String(metadata={"enum": [lv.value for lv in AreaLevel]})
+    parent_id = fields.UUID(allow_none=True)
+    district_id = fields.UUID(allow_none=True)
+    subdistrict_id = fields.UUID(allow_none=True)
+    community_id = fields.UUID(allow_none=True)
+    urban_rural = fields.String(allow_none=True, metadata={"enum": ["urban", "rural"]})
+    approximate = fields.Boolean(metadata={"description": "derived, not an official outline"})
+    centre_estimated = fields.Boolean(
+        metadata={"description": "the centre point was generated or moved, not known"}
+    )
+    source = fields.String(allow_none=True)
+
+
+class AreaDetailSchema(AreaSchema):
+    geometry = fields.Dict(
+        allow_none=True, metadata={"description": "GeoJSON MultiPolygon, when asked for"}
+    )
+
+
+class AreaQueryArgsSchema(Schema):
+    level = fields.String(validate=validate.OneOf([lv.value for lv in AreaLevel]))
+    parent_id = fields.UUID()
+    q = fields.String(validate=validate.Length(1, 50), metadata={"description": "name contains"})
+
+
+class AreaDetailArgsSchema(Schema):
+    geometry = fields.Boolean(load_default=False)
+    simplify_m = fields.Float(
+        load_default=0,
+        validate=validate.Range(min=0, max=1000),
+        metadata={"description": "tolerance in metres (0: full detail)"},
+    )
+    crs = fields.String(load_default="wgs84", validate=validate.OneOf(COORD_SYSTEMS))
+
+
+class LocateArgsSchema(Schema):
+    lon = fields.Float(required=True, validate=validate.Range(-180, 180))
+    lat = fields.Float(required=True, validate=validate.Range(-90, 90))
+    coord_system = fields.String(load_default="wgs84", validate=validate.OneOf(COORD_SYSTEMS))
+
+
+class AreaPathSchema(Schema):
+    district_id = fields.UUID(allow_none=True)
+    subdistrict_id = fields.UUID(allow_none=True)
+    community_id = fields.UUID(allow_none=True)
+    grid_cell_id = fields.UUID(allow_none=True)

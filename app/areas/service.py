@@ -1,0 +1,424 @@
+"""Areas: resolve points to area paths, import outlines, derive approximate polygons, cut grids.
+
+Spatial work happens in PostGIS, where the indexes are; Python only converts coordinate systems
+and validates input at the edges.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+
+import shapely
+from geoalchemy2.elements import WKBElement
+from geoalchemy2.shape import from_shape
+from shapely.geometry.base import BaseGeometry
+from sqlalchemy import bindparam, select, text
+from sqlalchemy.dialects.postgresql import ARRAY, DOUBLE_PRECISION
+from sqlalchemy.orm import Session
+
+from app.areas.models import Area, AreaLevel
+from app.core.errors import NotFound, Unprocessable
+from geo.crs import CoordSystem, geometry_to_wgs84
+from geo.geojson import GeoJSONError, to_shape
+
+
+@dataclass(frozen=True)
+class AreaPath:
+    """Where a point lies: the ids of its district, subdistrict, community and grid cell."""
+
+    district_id: uuid.UUID | None = None
+    subdistrict_id: uuid.UUID | None = None
+    community_id: uuid.UUID | None = None
+    grid_cell_id: uuid.UUID | None = None
+
+    def as_dict(self) -> dict[str, uuid.UUID | None]:
+        return {
+            "district_id": self.district_id,
+            "subdistrict_id": self.subdistrict_id,
+            "community_id": self.community_id,
+            "grid_cell_id": self.grid_cell_id,
+        }
+
+
+# For each point, the deepest area whose pieces contain it; its path columns are the answer.
+# Ties on a shared edge go to the lower code, so the answer is stable.
+RESOLVE_SQL = text(
+    """
+    SELECT a.district_id, a.subdistrict_id, a.community_id,
+           CASE WHEN a.level = 'grid_cell' THEN a.id END AS grid_cell_id
+    FROM unnest(:lons, :lats) WITH ORDINALITY AS p(lon, lat, ord)
+    LEFT JOIN LATERAL (
+        SELECT ar.id, ar.level, ar.district_id, ar.subdistrict_id, ar.community_id
+        FROM area_pieces pc JOIN areas ar ON ar.id = pc.area_id
+        WHERE ST_Intersects(pc.geom, ST_SetSRID(ST_MakePoint(p.lon, p.lat), 4326))
+        ORDER BY pc.depth DESC, ar.code
+        LIMIT 1
+    ) a ON true
+    ORDER BY p.ord
+    """
+).bindparams(
+    bindparam("lons", type_=ARRAY(DOUBLE_PRECISION)),
+    bindparam("lats", type_=ARRAY(DOUBLE_PRECISION)),
+)
+
+
+def resolve_paths(session: Session, points: Sequence[tuple[float, float]]) -> list[AreaPath]:
+    """Area paths of many WGS-84 (lon, lat) points in one query, in the order given."""
+    if not points:
+        return []
+    rows = session.execute(
+        RESOLVE_SQL, {"lons": [p[0] for p in points], "lats": [p[1] for p in points]}
+    )
+    return [AreaPath(*row) for row in rows]
+
+
+def resolve_path(session: Session, lon: float, lat: float) -> AreaPath:
+    return resolve_paths(session, [(lon, lat)])[0]
+
+
+def get_area(session: Session, area_id: uuid.UUID) -> Area:
+    area = session.get(Area, area_id)
+    if area is None:
+        raise NotFound("No such area.")
+    return area
+
+
+def get_by_code(session: Session, code: str) -> Area:
+    area = session.scalar(select(Area).where(Area.code == code))
+    if area is None:
+        raise NotFound(f"No area has the code {code}.")
+    return area
+
+
+# --- writing areas ------------------------------------------------------------------------------
+
+
+def _set_path(area: Area, parent: Area | None) -> None:
+    """Fill the area's own path from its parent's (the area's id must be set)."""
+    level = AreaLevel(area.level)
+    if level.parent_level is None:
+        if parent is not None:
+            raise Unprocessable("A district has no parent area.")
+    elif parent is None or parent.level != level.parent_level:
+        raise Unprocessable(f"The parent of a {level} must be a {level.parent_level}.")
+    area.parent_id = parent.id if parent else None
+    area.district_id = area.id if level is AreaLevel.DISTRICT else parent.district_id
+    area.subdistrict_id = (
+        area.id if level is AreaLevel.SUBDISTRICT else (parent.subdistrict_id if parent else None)
+    )
+    area.community_id = (
+        area.id if level is AreaLevel.COMMUNITY else (parent.community_id if parent else None)
+    )
+
+
+# Repair in PostGIS: ST_MakeValid, keep the polygonal part, always a MultiPolygon.
+_REPAIRED = "ST_Multi(ST_CollectionExtract(ST_MakeValid(ST_GeomFromWKB(:wkb, 4326)), 3))"
+
+
+def upsert_area(
+    session: Session,
+    *,
+    code: str,
+    name: str,
+    level: AreaLevel,
+    parent: Area | None,
+    geometry: BaseGeometry,
+    urban_rural: str | None = None,
+    approximate: bool = False,
+    centre_estimated: bool = False,
+    centre: BaseGeometry | None = None,
+    source: str | None = None,
+) -> Area:
+    """Create the area with this code, or update it (imports are idempotent by code).
+
+    `geometry` is WGS-84 (Polygon or MultiPolygon); it is repaired with ST_MakeValid and refused
+    if nothing polygonal is left.
+    """
+    repaired = session.execute(
+        text(f"SELECT ST_AsEWKB({_REPAIRED}) AS g, ST_IsEmpty({_REPAIRED}) AS empty"),
+        {"wkb": shapely.to_wkb(geometry)},
+    ).one()
+    if repaired.empty:
+        raise Unprocessable(f"The geometry of {code} has no valid polygonal part.")
+    area = session.scalar(select(Area).where(Area.code == code))
+    if area is None:
+        area = Area(id=uuid.uuid4(), code=code)
+        session.add(area)
+    elif area.level != level:
+        raise Unprocessable(f"{code} exists as a {area.level}, not a {level}.")
+    area.name = name
+    area.level = level
+    area.urban_rural = urban_rural if level is AreaLevel.COMMUNITY else None
+    area.approximate = approximate
+    area.centre_estimated = centre_estimated
+    area.geom = _ewkb_element(repaired.g)
+    area.centre = from_shape(centre, srid=4326) if centre is not None else None
+    area.source = source
+    _set_path(area, parent)
+    session.flush()
+    return area
+
+
+def _ewkb_element(ewkb: bytes) -> WKBElement:
+    return WKBElement(bytes(ewkb), srid=4326, extended=True)
+
+
+@dataclass
+class ImportReport:
+    imported: list[str] = field(default_factory=list)
+    errors: list[tuple[int, str]] = field(default_factory=list)  # (feature index, message)
+
+
+def features_of(document: dict) -> list[dict]:
+    """The features of a FeatureCollection, a lone Feature, or a bare geometry."""
+    if not isinstance(document, dict):
+        raise GeoJSONError("the file is not a GeoJSON object")
+    if document.get("type") == "FeatureCollection":
+        features = document.get("features")
+        if not isinstance(features, list):
+            raise GeoJSONError("the FeatureCollection has no features list")
+        return features
+    if document.get("type") == "Feature":
+        return [document]
+    return [{"type": "Feature", "geometry": document, "properties": {}}]
+
+
+def import_features(
+    session: Session,
+    features: Sequence[dict],
+    *,
+    level: AreaLevel,
+    parent: Area | None,
+    source_crs: CoordSystem = CoordSystem.WGS84,
+    default_code: str | None = None,
+    default_name: str | None = None,
+    source: str | None = None,
+    on_progress: Callable[[int], None] = lambda _n: None,
+) -> ImportReport:
+    """Import polygons; each feature's `code` and `name` properties identify it (or the
+    defaults, for a file holding one bare geometry). A bad feature is reported with its index
+    and skipped; the others are imported. Each feature runs in a savepoint."""
+    report = ImportReport()
+    for index, feature in enumerate(features):
+        try:
+            props = feature.get("properties") or {} if isinstance(feature, dict) else {}
+            code = str(props.get("code") or default_code or "").strip()
+            name = str(props.get("name") or default_name or "").strip()
+            if not code or not name:
+                raise Unprocessable("every feature needs a code and a name")
+            shape = to_shape(feature, allowed={"Polygon", "MultiPolygon"})
+            shape = geometry_to_wgs84(shape, source_crs)
+            urban_rural = props.get("urban_rural")
+            if urban_rural not in (None, "urban", "rural"):
+                raise Unprocessable("urban_rural must be urban or rural")
+            with session.begin_nested():
+                upsert_area(
+                    session,
+                    code=code,
+                    name=name,
+                    level=level,
+                    parent=parent,
+                    geometry=shape,
+                    urban_rural=urban_rural,
+                    source=source,
+                )
+            report.imported.append(code)
+        except (GeoJSONError, Unprocessable) as exc:
+            report.errors.append((index, getattr(exc, "detail", None) or str(exc)))
+        on_progress(1)
+    return report
+
+
+# --- approximate polygons from centre points ----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ChildSeed:
+    """A child area to derive: its code, name and centre (WGS-84), if known."""
+
+    code: str
+    name: str
+    lon: float | None = None
+    lat: float | None = None
+    urban_rural: str | None = None
+    estimated: bool = False  # the centre is itself an estimate (e.g. a mean of other points)
+
+
+# Voronoi cells of the seeds, clipped to the parent's outline. Seeds without a known centre get
+# one generated inside the parent's largest part (deterministically, from the seed number), and
+# those outside the parent are moved to the nearest point of its outline; both are flagged.
+DERIVE_SQL = text(
+    """
+    WITH parent AS (
+        SELECT geom, (SELECT d.geom FROM ST_Dump(geom) AS d
+                      ORDER BY ST_Area(d.geom) DESC LIMIT 1) AS largest
+        FROM areas WHERE id = :parent_id
+    ),
+    given AS (
+        SELECT s.ord, ST_SetSRID(ST_MakePoint(s.lon, s.lat), 4326) AS point
+        FROM unnest(:lons, :lats) WITH ORDINALITY AS s(lon, lat, ord)
+    ),
+    seeds AS (
+        SELECT g.ord,
+               CASE
+                 WHEN g.point IS NULL THEN
+                   ST_GeometryN(ST_GeneratePoints(p.largest, 1, :random_seed + g.ord::int), 1)
+                 WHEN ST_Intersects(p.geom, g.point) THEN g.point
+                 ELSE ST_ClosestPoint(p.geom, g.point)
+               END AS geom,
+               g.point IS NULL OR NOT ST_Intersects(p.geom, g.point) AS estimated
+        FROM given g, parent p
+    ),
+    cells AS (
+        SELECT (ST_Dump(ST_VoronoiPolygons(ST_Collect(geom), 0,
+                 ST_Expand((SELECT geom FROM parent), 0.1)))).geom AS cell
+        FROM seeds
+    )
+    SELECT s.ord, s.estimated, ST_AsEWKB(s.geom) AS centre,
+           ST_AsEWKB(ST_Multi(ST_CollectionExtract(ST_MakeValid(
+               CASE WHEN (SELECT count(*) FROM seeds) = 1 THEN p.geom
+                    ELSE ST_Intersection(c.cell, p.geom) END), 3))) AS geom
+    FROM seeds s
+    CROSS JOIN parent p
+    LEFT JOIN cells c ON ST_Intersects(c.cell, s.geom)
+    ORDER BY s.ord
+    """
+).bindparams(
+    bindparam("lons", type_=ARRAY(DOUBLE_PRECISION)),
+    bindparam("lats", type_=ARRAY(DOUBLE_PRECISION)),
+)
+
+# Two seeds at the same spot would share one Voronoi cell: later ones move this far east.
+_DUPLICATE_SHIFT_DEG = 0.0003  # about 25 m in Beijing
+
+
+def _separate_duplicates(seeds: Sequence[ChildSeed]) -> list[ChildSeed]:
+    seen: set[tuple[float, float]] = set()
+    separated = []
+    for seed in seeds:
+        if seed.lon is not None and seed.lat is not None:
+            lon = seed.lon
+            while (lon, seed.lat) in seen:
+                lon += _DUPLICATE_SHIFT_DEG
+            if lon != seed.lon:
+                seed = replace(seed, lon=lon, estimated=True)
+            seen.add((seed.lon, seed.lat))
+        separated.append(seed)
+    return separated
+
+
+def derive_children(
+    session: Session,
+    parent: Area,
+    level: AreaLevel,
+    seeds: Sequence[ChildSeed],
+    *,
+    source: str,
+    random_seed: int = 110105,
+) -> list[Area]:
+    """Approximate polygons for the children of `parent` from their centre points: Voronoi
+    cells clipped to the parent's outline, marked `approximate` (and `centre_estimated` where
+    the centre had to be generated or moved inside the parent)."""
+    if level.parent_level != parent.level:
+        raise Unprocessable(f"A {level} cannot be derived inside a {parent.level}.")
+    if not seeds:
+        return []
+    seeds = _separate_duplicates(seeds)
+    rows = session.execute(
+        DERIVE_SQL,
+        {
+            "parent_id": parent.id,
+            "lons": [s.lon for s in seeds],
+            "lats": [s.lat for s in seeds],
+            "random_seed": random_seed,
+        },
+    ).all()
+    # A seed on a cell edge touches two cells: keep the first match per seed.
+    by_ord: dict[int, object] = {}
+    for row in rows:
+        by_ord.setdefault(row.ord, row)
+    areas = []
+    for ord_, seed in enumerate(seeds, start=1):
+        row = by_ord.get(ord_)
+        if row is None or row.geom is None:
+            continue
+        area = session.scalar(select(Area).where(Area.code == seed.code))
+        if area is None:
+            area = Area(id=uuid.uuid4(), code=seed.code)
+            session.add(area)
+        area.name = seed.name
+        area.level = level
+        area.urban_rural = seed.urban_rural if level is AreaLevel.COMMUNITY else None
+        area.approximate = True
+        area.centre_estimated = bool(row.estimated) or seed.estimated
+        area.geom = _ewkb_element(row.geom)
+        area.centre = _ewkb_element(row.centre)
+        area.source = source
+        _set_path(area, parent)
+        areas.append(area)
+    session.flush()
+    return areas
+
+
+# --- grid cells ---------------------------------------------------------------------------------
+
+# Squares of cell_size_m in UTM 50N (metres; Beijing's zone), clipped to the community.
+GRID_SQL = text(
+    """
+    WITH c AS (SELECT ST_Transform(geom, 32650) AS geom FROM areas WHERE id = :community_id),
+    squares AS (
+        SELECT sq.i, sq.j, ST_Intersection(sq.geom, c.geom) AS geom
+        FROM c, ST_SquareGrid(:size, c.geom) AS sq
+        WHERE ST_Intersects(sq.geom, c.geom)
+    )
+    SELECT i, j, ST_AsEWKB(ST_Multi(ST_CollectionExtract(ST_MakeValid(
+               ST_Transform(geom, 4326)), 3))) AS geom
+    FROM squares
+    WHERE ST_Area(geom) >= :min_area
+    ORDER BY j DESC, i
+    """
+)
+
+
+def cut_grid(session: Session, community: Area, cell_size_m: float, *, source: str) -> list[Area]:
+    """Cut a community into square grid cells (where no official grid polygons exist).
+
+    Cells are coded `<community code>-G<nnn>`, numbered from the north-west, row by row; slivers
+    under 1% of a full cell are dropped. Re-cutting replaces the cells with the same codes.
+    """
+    if community.level != AreaLevel.COMMUNITY:
+        raise Unprocessable("Only a community can be cut into grid cells.")
+    if not 50 <= cell_size_m <= 2000:
+        raise Unprocessable("The cell size must be between 50 and 2000 metres.")
+    rows = session.execute(
+        GRID_SQL,
+        {
+            "community_id": community.id,
+            "size": cell_size_m,
+            "min_area": 0.01 * cell_size_m * cell_size_m,
+        },
+    ).all()
+    cells = []
+    for number, row in enumerate(rows, start=1):
+        code = f"{community.code}-G{number:03d}"
+        cell = session.scalar(select(Area).where(Area.code == code))
+        if cell is None:
+            cell = Area(id=uuid.uuid4(), code=code)
+            session.add(cell)
+        cell.name = f"{community.name} 网格{number}"
+        cell.level = AreaLevel.GRID_CELL
+        cell.approximate = True
+        cell.geom = _ewkb_element(row.geom)
+        cell.centre = None
+        cell.source = source
+        _set_path(cell, community)
+        cells.append(cell)
+    stale = select(Area).where(
+        Area.parent_id == community.id, Area.code.notin_([c.code for c in cells])
+    )
+    for old in session.scalars(stale):
+        session.delete(old)
+    session.flush()
+    return cells

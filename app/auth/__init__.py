@@ -1,0 +1,1 @@
+"""Accounts, authentication (tokens, sessions), roles and jurisdictions."""

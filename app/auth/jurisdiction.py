@@ -1,0 +1,73 @@
+"""The jurisdiction rule, in one place (ARCHITECTURE.md §4).
+
+Staff act only inside the areas they were given; an admin acts everywhere. Every row that lives
+somewhere carries its area path (`district_id`, `subdistrict_id`, `community_id`,
+`grid_cell_id`), so "inside" is an equality test on one of them: a grant of a sub-district covers
+every row whose `subdistrict_id` is that sub-district. Objects outside answer 404 (never 403):
+we do not confirm that they exist.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from sqlalchemy import ColumnElement, false, or_, true
+
+from app.areas.models import AreaLevel
+from app.auth.models import User
+from app.core.auth import ADMIN, COMMUNITY_ADMIN, GRID_STAFF, POLICE_LIAISON
+from app.core.errors import NotFound
+
+PATH_KEYS = ("district_id", "subdistrict_id", "community_id", "grid_cell_id")
+_KEY_OF_LEVEL = dict(zip(AreaLevel, PATH_KEYS, strict=True))
+_AREA_ROLES = {GRID_STAFF, COMMUNITY_ADMIN, POLICE_LIAISON}
+
+
+@dataclass(frozen=True)
+class Jurisdiction:
+    everywhere: bool
+    grants: Mapping[str, frozenset[uuid.UUID]]  # path key -> granted area ids at that level
+
+    @property
+    def area_ids(self) -> frozenset[uuid.UUID]:
+        return frozenset().union(*self.grants.values()) if self.grants else frozenset()
+
+    def covers(self, path: Mapping[str, uuid.UUID | None]) -> bool:
+        """Whether an object with this area path is inside."""
+        if self.everywhere:
+            return True
+        return any(path.get(key) in ids for key, ids in self.grants.items())
+
+    def clause(self, columns: Mapping[str, ColumnElement]) -> ColumnElement[bool]:
+        """SQL condition for rows inside, given the row's path columns by key."""
+        if self.everywhere:
+            return true()
+        conditions = [
+            columns[key].in_(sorted(ids))
+            for key, ids in self.grants.items()
+            if ids and key in columns
+        ]
+        return or_(*conditions) if conditions else false()
+
+
+NOWHERE = Jurisdiction(everywhere=False, grants={})
+
+
+def jurisdiction_of(user: User) -> Jurisdiction:
+    """Admins: everywhere. Staff and liaisons: their granted areas. Anyone else: nowhere."""
+    if ADMIN in user.roles:
+        return Jurisdiction(everywhere=True, grants={})
+    if not _AREA_ROLES & set(user.roles):
+        return NOWHERE
+    grants: dict[str, set[uuid.UUID]] = {}
+    for area in user.jurisdiction:
+        grants.setdefault(_KEY_OF_LEVEL[AreaLevel(area.level)], set()).add(area.id)
+    return Jurisdiction(everywhere=False, grants={k: frozenset(v) for k, v in grants.items()})
+
+
+def require_inside(user: User, path: Mapping[str, uuid.UUID | None], what: str = "object") -> None:
+    """Raise NotFound unless `path` is inside the user's jurisdiction."""
+    if not jurisdiction_of(user).covers(path):
+        raise NotFound(f"No such {what}.")

@@ -1,0 +1,152 @@
+"""Users, their consents, jurisdictions, and login sessions with rotating refresh tokens."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    Column,
+    DateTime,
+    ForeignKey,
+    LargeBinary,
+    String,
+    Table,
+    Uuid,
+    func,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app.areas.models import Area
+from app.extensions import db
+
+VOLUNTEER_TYPES = (
+    "community_volunteer",
+    "patrol_team_member",
+    "safety_information_officer",
+    "migrant_population_liaison",
+    "traffic_guide",
+    "rider_social_worker",
+)
+
+user_areas = Table(
+    "user_areas",
+    db.metadata,
+    Column("user_id", ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("area_id", ForeignKey("areas.id", ondelete="RESTRICT"), primary_key=True, index=True),
+)
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class User(db.Model):
+    """A person with an account: volunteer, staff, liaison or admin (roles may combine).
+
+    The resident ID number is never stored: only a keyed hash (uniqueness) and a masked form.
+    """
+
+    __tablename__ = "users"
+    __table_args__ = (
+        CheckConstraint(
+            "roles <@ ARRAY['volunteer', 'grid_staff', 'community_admin', 'police_liaison', "
+            "'admin']::varchar[]",
+            name="known_roles",
+        ),
+        CheckConstraint("status IN ('active', 'disabled')", name="status"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    phone: Mapped[str] = mapped_column(String(11), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(200))
+    real_name: Mapped[str] = mapped_column(String(50))
+    id_number_digest: Mapped[bytes | None] = mapped_column(LargeBinary(32), unique=True)
+    id_number_masked: Mapped[str | None] = mapped_column(String(18))
+    roles: Mapped[list[str]] = mapped_column(ARRAY(String(20)), server_default="{}")
+    volunteer_types: Mapped[list[str]] = mapped_column(ARRAY(String(40)), server_default="{}")
+    skills: Mapped[list[str]] = mapped_column(ARRAY(String(40)), server_default="{}")
+    home_community_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("areas.id", ondelete="RESTRICT"), index=True
+    )
+    status: Mapped[str] = mapped_column(String(10), server_default="active")
+    verified_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    verified_by: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id"))
+    terms_version: Mapped[str | None] = mapped_column(String(20))
+    terms_accepted_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    location_sharing: Mapped[bool] = mapped_column(Boolean, server_default="false")
+    location_sharing_changed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+    updated_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
+    )
+
+    jurisdiction: Mapped[list[Area]] = relationship(secondary=user_areas, lazy="selectin")
+
+    @property
+    def is_active(self) -> bool:
+        return self.status == "active"
+
+    @property
+    def jurisdiction_ids(self) -> list[uuid.UUID]:
+        return sorted(a.id for a in self.jurisdiction)
+
+    @property
+    def consents(self) -> dict:
+        return {
+            "terms_version": self.terms_version,
+            "terms_accepted_at": self.terms_accepted_at,
+            "location_sharing": self.location_sharing,
+            "location_sharing_changed_at": self.location_sharing_changed_at,
+        }
+
+
+class ConsentEvent(db.Model):
+    """Append-only history of consents given and withdrawn (terms, location sharing)."""
+
+    __tablename__ = "consent_events"
+    __table_args__ = (CheckConstraint("kind IN ('terms', 'location_sharing')", name="kind"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    kind: Mapped[str] = mapped_column(String(20))
+    value: Mapped[str] = mapped_column(String(20))  # a terms version, or granted / withdrawn
+    recorded_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
+
+
+class AuthSession(db.Model):
+    """One login: its refresh tokens form a family. Revoking the session (logout, refresh-token
+    reuse, disabling the account) invalidates its access tokens at once, since every
+    authenticated request checks that its session is live."""
+
+    __tablename__ = "auth_sessions"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    refreshed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    revoked_reason: Mapped[str | None] = mapped_column(String(40))
+
+
+class RefreshToken(db.Model):
+    """A refresh token issued in a session; it may be used once."""
+
+    __tablename__ = "refresh_tokens"
+
+    jti: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    session_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("auth_sessions.id", ondelete="CASCADE"), index=True
+    )
+    issued_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    expires_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    used_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))

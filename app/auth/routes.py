@@ -1,0 +1,197 @@
+"""Registration, login and tokens; the caller's own profile; staff administration of accounts."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import asdict
+
+from flask import current_app
+from flask.views import MethodView
+from flask_jwt_extended import get_jwt
+
+from app.auth import service
+from app.auth.schemas import (
+    AccountCreateSchema,
+    AccountUpdateSchema,
+    LoginSchema,
+    MeUpdateSchema,
+    PasswordChangeSchema,
+    RegisterSchema,
+    TokenPairSchema,
+    UserQueryArgsSchema,
+    UserSchema,
+)
+from app.core.auth import COMMUNITY_ADMIN, GRID_STAFF, current_user
+from app.core.blueprint import Blueprint
+from app.core.pagination import PageArgsSchema, page_of, paginate
+from app.extensions import db, limiter
+
+auth_blp = Blueprint(
+    "auth", __name__, url_prefix="/api/v1/auth", description="Sign-up and sessions"
+)
+me_blp = Blueprint("me", __name__, url_prefix="/api/v1/me", description="The caller's own account")
+users_blp = Blueprint("users", __name__, url_prefix="/api/v1/users", description="Accounts (staff)")
+
+
+def _login_phone_key() -> str:
+    """Rate-limit bucket of the account a login names (a missing or odd phone shares one)."""
+    from flask import request
+
+    body = request.get_json(silent=True)
+    phone = body.get("phone") if isinstance(body, dict) else None
+    return f"login:{str(phone)[:20]}"
+
+
+def _client_key() -> str:
+    from flask_limiter.util import get_remote_address
+
+    return f"client:{get_remote_address()}"
+
+
+@auth_blp.route("/register")
+class Register(MethodView):
+    decorators = (
+        limiter.limit(lambda: current_app.config["REGISTER_RATE_LIMIT"], key_func=_client_key),
+    )
+
+    @auth_blp.public
+    @auth_blp.arguments(RegisterSchema)
+    @auth_blp.response(201, UserSchema)
+    def post(self, body):
+        """Register as a volunteer, under your real name.
+
+        The resident ID number is checked (GB 11643) and never stored: only a keyed hash (one
+        account per person) and a masked form. Consent to the current terms is required;
+        location sharing for dispatch is a separate consent, off unless given.
+        """
+        return service.register_volunteer(db.session, body)
+
+
+@auth_blp.route("/login")
+class Login(MethodView):
+    decorators = (
+        limiter.limit(lambda: current_app.config["LOGIN_RATE_LIMIT"], key_func=_login_phone_key),
+        limiter.limit(lambda: current_app.config["LOGIN_CLIENT_RATE_LIMIT"], key_func=_client_key),
+    )
+
+    @auth_blp.public
+    @auth_blp.arguments(LoginSchema)
+    @auth_blp.response(200, TokenPairSchema)
+    @auth_blp.alt_response(401, response="UNAUTHORIZED")
+    def post(self, body):
+        """Sign in with phone and password: a short-lived access token and a refresh token.
+
+        Wrong phone, wrong password and disabled account answer the same 401.
+        """
+        return asdict(service.login(db.session, body["phone"], body["password"]))
+
+
+@auth_blp.route("/refresh")
+class Refresh(MethodView):
+    @auth_blp.refresh_token_required
+    @auth_blp.response(200, TokenPairSchema)
+    def post(self):
+        """Trade a refresh token (as the bearer token) for a new pair; each works once.
+
+        Presenting a used refresh token again revokes the whole session.
+        """
+        claims = get_jwt()
+        try:
+            pair = service.refresh(db.session, current_user(), claims["jti"], claims["sid"])
+        except service.RefreshTokenReused:
+            db.session.commit()  # the revocation must stand although the answer is an error
+            raise
+        return asdict(pair)
+
+
+@auth_blp.route("/logout")
+class Logout(MethodView):
+    @auth_blp.login_required
+    @auth_blp.response(204)
+    def post(self):
+        """End this session: its access and refresh tokens stop working at once."""
+        service.revoke_session(db.session, uuid.UUID(get_jwt()["sid"]), "logout")
+
+
+@me_blp.route("")
+class Me(MethodView):
+    @me_blp.login_required
+    @me_blp.response(200, UserSchema)
+    def get(self):
+        """Your own account."""
+        return current_user()
+
+    @me_blp.login_required
+    @me_blp.arguments(MeUpdateSchema)
+    @me_blp.response(200, UserSchema)
+    def patch(self, body):
+        """Change your volunteer types, skills, home community or location-sharing consent.
+
+        Roles, verification and identity are not yours to change: such fields answer 422.
+        Moving to another community withdraws your verification until its staff verify you.
+        """
+        return service.update_me(db.session, current_user(), body)
+
+
+@me_blp.route("/password")
+class MyPassword(MethodView):
+    @me_blp.login_required
+    @me_blp.arguments(PasswordChangeSchema)
+    @me_blp.response(204)
+    def post(self, body):
+        """Change your password; every other session is signed out."""
+        service.change_password(
+            db.session,
+            current_user(),
+            body["current_password"],
+            body["new_password"],
+            keep_session=uuid.UUID(get_jwt()["sid"]),
+        )
+
+
+@users_blp.route("")
+class Users(MethodView):
+    @users_blp.role_required(GRID_STAFF)
+    @users_blp.arguments(UserQueryArgsSchema, location="query")
+    @users_blp.arguments(PageArgsSchema, location="query")
+    @users_blp.response(200, page_of(UserSchema))
+    def get(self, filters, page):
+        """Accounts inside your jurisdiction (by home community or granted area)."""
+        query, _ = service.list_visible_users(db.session, current_user(), filters)
+        return paginate(db.session, query, **page)
+
+    @users_blp.role_required(COMMUNITY_ADMIN)
+    @users_blp.arguments(AccountCreateSchema)
+    @users_blp.response(201, UserSchema)
+    def post(self, body):
+        """Create an account with roles and a jurisdiction (inside your own)."""
+        return service.create_account(db.session, current_user(), body)
+
+
+@users_blp.route("/<uuid:user_id>")
+class UserById(MethodView):
+    @users_blp.role_required(GRID_STAFF)
+    @users_blp.response(200, UserSchema)
+    def get(self, user_id):
+        """One account inside your jurisdiction."""
+        return service.get_visible_user(db.session, current_user(), user_id)
+
+    @users_blp.role_required(COMMUNITY_ADMIN)
+    @users_blp.arguments(AccountUpdateSchema)
+    @users_blp.response(200, UserSchema)
+    def patch(self, body, user_id):
+        """Change an account's roles, jurisdiction, status or name."""
+        actor = current_user()
+        user = service.get_visible_user(db.session, actor, user_id)
+        return service.update_account(db.session, actor, user, body)
+
+
+@users_blp.route("/<uuid:user_id>/verify")
+class VerifyUser(MethodView):
+    @users_blp.role_required(GRID_STAFF)
+    @users_blp.response(200, UserSchema)
+    def post(self, user_id):
+        """Verify a volunteer's real-name registration (after checking their ID in person)."""
+        actor = current_user()
+        user = service.get_visible_user(db.session, actor, user_id)
+        return service.verify_volunteer(db.session, actor, user)

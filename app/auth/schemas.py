@@ -1,0 +1,119 @@
+"""Request and response bodies of accounts and sessions; each lists its allowed fields."""
+
+from __future__ import annotations
+
+from marshmallow import Schema, fields, validate
+
+from app.auth.models import VOLUNTEER_TYPES
+from app.core.auth import ROLES
+
+_TAG = validate.Length(min=1, max=40)
+
+
+class ConsentsSchema(Schema):
+    terms_version = fields.String(required=True, validate=validate.Length(1, 20))
+    location_sharing = fields.Boolean(load_default=False)
+
+
+class RegisterSchema(Schema):
+    phone = fields.String(required=True, validate=validate.Length(1, 20))
+    password = fields.String(required=True, load_only=True, validate=validate.Length(1, 200))
+    real_name = fields.String(required=True, validate=validate.Length(1, 50))
+    id_number = fields.String(required=True, load_only=True, validate=validate.Length(1, 20))
+    volunteer_types = fields.List(
+        fields.String(validate=validate.OneOf(VOLUNTEER_TYPES)),
+        load_default=list,
+        validate=validate.Length(max=len(VOLUNTEER_TYPES)),
+    )
+    skills = fields.List(
+        fields.String(validate=_TAG), load_default=list, validate=validate.Length(max=20)
+    )
+    home_community_id = fields.UUID(load_default=None)
+    consents = fields.Nested(ConsentsSchema, required=True)
+
+
+class LoginSchema(Schema):
+    phone = fields.String(required=True, validate=validate.Length(1, 20))
+    password = fields.String(required=True, load_only=True, validate=validate.Length(1, 200))
+
+
+class TokenPairSchema(Schema):
+    access_token = fields.String(required=True)
+    refresh_token = fields.String(required=True)
+    expires_in = fields.Integer(required=True, metadata={"description": "access token lifetime, s"})
+    token_type = fields.Constant("Bearer")
+
+
+class ConsentStateSchema(Schema):
+    terms_version = fields.String(allow_none=True)
+    terms_accepted_at = fields.DateTime(allow_none=True)
+    location_sharing = fields.Boolean()
+    location_sharing_changed_at = fields.DateTime(allow_none=True)
+
+
+class UserSchema(Schema):
+    """An account as its owner and staff see it (never the ID number, only its masked form)."""
+
+    id = fields.UUID()
+    phone = fields.String()
+    real_name = fields.String()
+    id_number_masked = fields.String(allow_none=True)
+    roles = fields.List(fields.String())
+    volunteer_types = fields.List(fields.String())
+    skills = fields.List(fields.String())
+    home_community_id = fields.UUID(allow_none=True)
+    status = fields.String()
+    verified_at = fields.DateTime(allow_none=True)
+    verified_by = fields.UUID(allow_none=True)
+    jurisdiction = fields.List(
+        fields.UUID(), attribute="jurisdiction_ids", metadata={"description": "granted area ids"}
+    )
+    consents = fields.Nested(ConsentStateSchema)
+    created_at = fields.DateTime()
+
+
+class MeUpdateSchema(Schema):
+    """What a volunteer may change about themselves: no roles, no verification, no identity."""
+
+    volunteer_types = fields.List(
+        fields.String(validate=validate.OneOf(VOLUNTEER_TYPES)),
+        validate=validate.Length(max=len(VOLUNTEER_TYPES)),
+    )
+    skills = fields.List(fields.String(validate=_TAG), validate=validate.Length(max=20))
+    home_community_id = fields.UUID(allow_none=True)
+    location_sharing = fields.Boolean()
+
+
+class PasswordChangeSchema(Schema):
+    current_password = fields.String(
+        required=True, load_only=True, validate=validate.Length(1, 200)
+    )
+    new_password = fields.String(required=True, load_only=True, validate=validate.Length(1, 200))
+
+
+class AccountCreateSchema(Schema):
+    phone = fields.String(required=True, validate=validate.Length(1, 20))
+    password = fields.String(required=True, load_only=True, validate=validate.Length(1, 200))
+    real_name = fields.String(required=True, validate=validate.Length(1, 50))
+    id_number = fields.String(load_only=True, validate=validate.Length(1, 20))
+    roles = fields.List(
+        fields.String(validate=validate.OneOf(ROLES)), required=True, validate=validate.Length(1, 5)
+    )
+    jurisdiction = fields.List(fields.UUID(), load_default=list, validate=validate.Length(max=200))
+    home_community_id = fields.UUID(load_default=None)
+
+
+class AccountUpdateSchema(Schema):
+    roles = fields.List(
+        fields.String(validate=validate.OneOf(ROLES)), validate=validate.Length(max=5)
+    )
+    jurisdiction = fields.List(fields.UUID(), validate=validate.Length(max=200))
+    status = fields.String(validate=validate.OneOf(["active", "disabled"]))
+    real_name = fields.String(validate=validate.Length(1, 50))
+
+
+class UserQueryArgsSchema(Schema):
+    role = fields.String(validate=validate.OneOf(ROLES))
+    community_id = fields.UUID()
+    verified = fields.Boolean()
+    status = fields.String(validate=validate.OneOf(["active", "disabled"]))

@@ -1,0 +1,470 @@
+"""Accounts and sessions: registration, login, token rotation, profiles, staff administration."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from flask import current_app
+from flask_jwt_extended import create_access_token, create_refresh_token, decode_token
+from sqlalchemy import Select, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, aliased
+
+from app.areas.models import Area, AreaLevel
+from app.auth import validators
+from app.auth.jurisdiction import jurisdiction_of
+from app.auth.models import AuthSession, ConsentEvent, RefreshToken, User, user_areas
+from app.core.auth import ADMIN, COMMUNITY_ADMIN, GRID_STAFF, POLICE_LIAISON, ROLES, VOLUNTEER
+from app.core.errors import Conflict, DomainError, Forbidden, NotFound, Unprocessable
+
+
+class AuthenticationFailed(DomainError):
+    status = 401
+    slug = "authentication-failed"
+
+
+class RefreshTokenReused(AuthenticationFailed):
+    """A refresh token came back after it was used: its whole session is revoked."""
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _hasher() -> PasswordHasher:
+    config = current_app.config
+    return PasswordHasher(
+        time_cost=config["ARGON2_TIME_COST"], memory_cost=config["ARGON2_MEMORY_KIB"]
+    )
+
+
+def _field_error(field: str, message: str) -> Unprocessable:
+    return Unprocessable(
+        message, extra={"errors": [{"location": "json", "pointer": f"/{field}", "detail": message}]}
+    )
+
+
+def _validated(field: str, func, *args, **kwargs):
+    try:
+        return func(*args, **kwargs)
+    except validators.InvalidInput as exc:
+        raise _field_error(field, str(exc)) from exc
+
+
+def _community_id(session: Session, area_id: uuid.UUID | None) -> uuid.UUID | None:
+    """The id of an existing community, or a 422 on home_community_id."""
+    if area_id is None:
+        return None
+    area = session.get(Area, area_id)
+    if area is None or area.level != AreaLevel.COMMUNITY:
+        raise _field_error("home_community_id", "Not a community.")
+    return area.id
+
+
+def _record_consent(session: Session, user: User, kind: str, value: str) -> None:
+    session.add(ConsentEvent(user_id=user.id, kind=kind, value=value, recorded_at=_now()))
+
+
+def set_location_sharing(session: Session, user: User, granted: bool) -> None:
+    """Location sharing for dispatch: separate from the terms, revocable, recorded each time."""
+    if user.location_sharing == granted and user.location_sharing_changed_at is not None:
+        return
+    user.location_sharing = granted
+    user.location_sharing_changed_at = _now()
+    _record_consent(session, user, "location_sharing", "granted" if granted else "withdrawn")
+
+
+def _identity(session: Session, id_number: str | None) -> tuple[bytes | None, str | None]:
+    if not id_number:
+        return None, None
+    number = _validated("id_number", validators.normalize_id_number, id_number)
+    digest = validators.id_number_digest(number, current_app.config["ID_NUMBER_HASH_KEY"].encode())
+    if session.scalar(select(User.id).where(User.id_number_digest == digest)):
+        raise Conflict("An account with this resident ID number exists already.")
+    return digest, validators.mask_id_number(number)
+
+
+def _flush_unique(session: Session) -> None:
+    try:
+        with session.begin_nested():
+            session.flush()
+    except IntegrityError as exc:
+        raise Conflict("An account with this phone number or ID number exists already.") from exc
+
+
+def register_volunteer(session: Session, values: dict[str, Any]) -> User:
+    """A resident registers under their real name; staff verify them later."""
+    phone = _validated("phone", validators.normalize_phone, values["phone"])
+    if session.scalar(select(User.id).where(User.phone == phone)):
+        raise Conflict("An account with this phone number exists already.")
+    _validated(
+        "password",
+        validators.check_password,
+        values["password"],
+        user_inputs=(phone, values["real_name"]),
+    )
+    consents = values["consents"]
+    if consents["terms_version"] != current_app.config["TERMS_VERSION"]:
+        raise _field_error(
+            "consents/terms_version",
+            f"Accept the current terms (version {current_app.config['TERMS_VERSION']}).",
+        )
+    digest, masked = _identity(session, values["id_number"])
+    user = User(
+        id=uuid.uuid4(),
+        phone=phone,
+        password_hash=_hasher().hash(values["password"]),
+        real_name=values["real_name"].strip(),
+        id_number_digest=digest,
+        id_number_masked=masked,
+        roles=[VOLUNTEER],
+        volunteer_types=sorted(set(values.get("volunteer_types", []))),
+        skills=sorted(set(values.get("skills", []))),
+        home_community_id=_community_id(session, values.get("home_community_id")),
+        status="active",
+        terms_version=consents["terms_version"],
+        terms_accepted_at=_now(),
+    )
+    session.add(user)
+    _flush_unique(session)
+    _record_consent(session, user, "terms", consents["terms_version"])
+    set_location_sharing(session, user, bool(consents.get("location_sharing", False)))
+    session.flush()
+    return user
+
+
+# --- sessions and tokens ------------------------------------------------------------------------
+
+# Verified against when the phone is unknown, so that a failed login takes as long either way.
+_DUMMY_HASH: dict[tuple[int, int], str] = {}
+
+
+def _dummy_hash(hasher: PasswordHasher) -> str:
+    key = (hasher.time_cost, hasher.memory_cost)
+    if key not in _DUMMY_HASH:
+        _DUMMY_HASH[key] = hasher.hash(uuid.uuid4().hex)
+    return _DUMMY_HASH[key]
+
+
+@dataclass(frozen=True)
+class TokenPair:
+    access_token: str
+    refresh_token: str
+    expires_in: int
+
+
+def _issue(session: Session, user: User, auth_session: AuthSession) -> TokenPair:
+    minutes = current_app.config["ACCESS_TOKEN_MINUTES"]
+    claims = {"sid": str(auth_session.id), "roles": list(user.roles)}
+    access = create_access_token(
+        identity=str(user.id),
+        additional_claims=claims,
+        expires_delta=dt.timedelta(minutes=minutes),
+    )
+    refresh_expires = dt.timedelta(days=current_app.config["REFRESH_TOKEN_DAYS"])
+    refresh = create_refresh_token(
+        identity=str(user.id),
+        additional_claims={"sid": str(auth_session.id)},
+        expires_delta=refresh_expires,
+    )
+    session.add(
+        RefreshToken(
+            jti=uuid.UUID(decode_token(refresh)["jti"]),
+            session_id=auth_session.id,
+            issued_at=_now(),
+            expires_at=_now() + refresh_expires,
+        )
+    )
+    session.flush()
+    return TokenPair(access, refresh, minutes * 60)
+
+
+def login(session: Session, phone: str, password: str) -> TokenPair:
+    """A new session for the right phone and password. The answer to a wrong phone, a wrong
+    password or a disabled account is the same, and takes about as long."""
+    hasher = _hasher()
+    try:
+        normalized = validators.normalize_phone(phone)
+    except validators.InvalidInput:
+        normalized = None
+    user = session.scalar(select(User).where(User.phone == normalized)) if normalized else None
+    try:
+        hasher.verify(user.password_hash if user else _dummy_hash(hasher), password)
+        ok = user is not None and user.is_active
+    except (VerificationError, InvalidHashError):
+        ok = False
+    if not ok:
+        raise AuthenticationFailed("Wrong phone number or password.")
+    if hasher.check_needs_rehash(user.password_hash):
+        user.password_hash = hasher.hash(password)
+    auth_session = AuthSession(id=uuid.uuid4(), user_id=user.id, created_at=_now())
+    session.add(auth_session)
+    session.flush()
+    return _issue(session, user, auth_session)
+
+
+def live_user(session: Session, user_id: str, session_id: str | None) -> User | None:
+    """The active user of a token whose session has not been revoked (None otherwise)."""
+    try:
+        uid, sid = uuid.UUID(user_id), uuid.UUID(session_id or "")
+    except (TypeError, ValueError):
+        return None
+    return session.scalar(
+        select(User)
+        .join(AuthSession, AuthSession.user_id == User.id)
+        .where(
+            User.id == uid,
+            User.status == "active",
+            AuthSession.id == sid,
+            AuthSession.revoked_at.is_(None),
+        )
+    )
+
+
+def revoke_session(session: Session, session_id: uuid.UUID, reason: str) -> None:
+    session.execute(
+        update(AuthSession)
+        .where(AuthSession.id == session_id, AuthSession.revoked_at.is_(None))
+        .values(revoked_at=_now(), revoked_reason=reason)
+    )
+
+
+def revoke_all_sessions(session: Session, user_id: uuid.UUID, reason: str) -> None:
+    session.execute(
+        update(AuthSession)
+        .where(AuthSession.user_id == user_id, AuthSession.revoked_at.is_(None))
+        .values(revoked_at=_now(), revoked_reason=reason)
+    )
+
+
+def refresh(session: Session, user: User, jti: str, session_id: str) -> TokenPair:
+    """Rotate: the presented refresh token is spent and a new pair issued in the same session.
+
+    A refresh token presented a second time means it was copied: the whole session (every token
+    of the family) is revoked and RefreshTokenReused raised; the caller commits the revocation.
+    """
+    token = session.scalar(
+        select(RefreshToken).where(RefreshToken.jti == uuid.UUID(jti)).with_for_update()
+    )
+    if token is None or str(token.session_id) != session_id:
+        raise AuthenticationFailed("Unknown refresh token.")
+    if token.used_at is not None:
+        revoke_session(session, token.session_id, "refresh_token_reuse")
+        raise RefreshTokenReused("This refresh token was used before; the session is revoked.")
+    token.used_at = _now()
+    auth_session = session.get(AuthSession, token.session_id)
+    auth_session.refreshed_at = _now()
+    return _issue(session, user, auth_session)
+
+
+# --- profiles -----------------------------------------------------------------------------------
+
+
+def update_me(session: Session, user: User, values: dict[str, Any]) -> User:
+    """What a volunteer may change about themselves. Moving to another community withdraws the
+    verification (staff of the new community verify again)."""
+    if "volunteer_types" in values:
+        user.volunteer_types = sorted(set(values["volunteer_types"]))
+    if "skills" in values:
+        user.skills = sorted(set(values["skills"]))
+    if "home_community_id" in values and values["home_community_id"] != user.home_community_id:
+        user.home_community_id = _community_id(session, values["home_community_id"])
+        user.verified_at = None
+        user.verified_by = None
+    if "location_sharing" in values:
+        set_location_sharing(session, user, values["location_sharing"])
+    session.flush()
+    return user
+
+
+def change_password(
+    session: Session, user: User, current: str, new: str, keep_session: uuid.UUID
+) -> None:
+    """Change the password and sign out every other session."""
+    hasher = _hasher()
+    try:
+        hasher.verify(user.password_hash, current)
+    except (VerificationError, InvalidHashError) as exc:
+        raise _field_error("current_password", "The current password is wrong.") from exc
+    _validated(
+        "new_password", validators.check_password, new, user_inputs=(user.phone, user.real_name)
+    )
+    user.password_hash = hasher.hash(new)
+    session.execute(
+        update(AuthSession)
+        .where(
+            AuthSession.user_id == user.id,
+            AuthSession.id != keep_session,
+            AuthSession.revoked_at.is_(None),
+        )
+        .values(revoked_at=_now(), revoked_reason="password_changed")
+    )
+    session.flush()
+
+
+# --- staff administration -----------------------------------------------------------------------
+
+# Which roles an administrator may hand out.
+_GRANTABLE = {
+    ADMIN: set(ROLES),
+    COMMUNITY_ADMIN: {VOLUNTEER, GRID_STAFF, COMMUNITY_ADMIN, POLICE_LIAISON},
+}
+
+
+def _check_grants(actor: User, roles: Iterable[str], areas: Sequence[Area]) -> None:
+    allowed: set[str] = set()
+    for role in actor.roles:
+        allowed |= _GRANTABLE.get(role, set())
+    refused = set(roles) - allowed
+    if refused:
+        raise Forbidden(f"You may not grant the role(s): {', '.join(sorted(refused))}.")
+    scope = jurisdiction_of(actor)
+    outside = [a.code for a in areas if not scope.covers(a.path_ids)]
+    if outside:
+        raise Forbidden(f"These areas are outside your jurisdiction: {', '.join(outside)}.")
+
+
+def _areas(session: Session, area_ids: Sequence[uuid.UUID]) -> list[Area]:
+    areas = list(session.scalars(select(Area).where(Area.id.in_(area_ids))))
+    if len(areas) != len(set(area_ids)):
+        raise _field_error("jurisdiction", "Unknown area id.")
+    return areas
+
+
+def create_account(session: Session, actor: User | None, values: dict[str, Any]) -> User:
+    """An account created by an administrator (actor None: the operator's CLI)."""
+    roles = sorted(set(values["roles"]))
+    areas = _areas(session, values.get("jurisdiction", []))
+    if actor is not None:
+        _check_grants(actor, roles, areas)
+    if set(roles) & {GRID_STAFF, COMMUNITY_ADMIN, POLICE_LIAISON} and not areas:
+        raise _field_error("jurisdiction", "Staff and liaison accounts need at least one area.")
+    phone = _validated("phone", validators.normalize_phone, values["phone"])
+    if session.scalar(select(User.id).where(User.phone == phone)):
+        raise Conflict("An account with this phone number exists already.")
+    _validated(
+        "password",
+        validators.check_password,
+        values["password"],
+        user_inputs=(phone, values["real_name"]),
+    )
+    digest, masked = _identity(session, values.get("id_number"))
+    user = User(
+        id=uuid.uuid4(),
+        phone=phone,
+        password_hash=_hasher().hash(values["password"]),
+        real_name=values["real_name"].strip(),
+        id_number_digest=digest,
+        id_number_masked=masked,
+        roles=roles,
+        volunteer_types=[],
+        skills=[],
+        home_community_id=_community_id(session, values.get("home_community_id")),
+        status="active",
+    )
+    user.jurisdiction = areas
+    session.add(user)
+    _flush_unique(session)
+    return user
+
+
+def list_visible_users(
+    session: Session, actor: User, filters: dict[str, Any]
+) -> tuple[Select, Select]:
+    """Accounts the actor may see, as (page query, count query): staff see those whose home
+    community is inside their jurisdiction, or who were granted an area inside it; admins all."""
+    scope = jurisdiction_of(actor)
+    query = select(User)
+    if not scope.everywhere:
+        home = aliased(Area)
+        granted = aliased(Area)
+        inside_home = (
+            select(home.id)
+            .where(home.id == User.home_community_id)
+            .where(scope.clause(_path_columns(home)))
+        )
+        inside_grant = (
+            select(user_areas.c.user_id)
+            .join(granted, granted.id == user_areas.c.area_id)
+            .where(user_areas.c.user_id == User.id)
+            .where(scope.clause(_path_columns(granted)))
+        )
+        query = query.where(or_(inside_home.exists(), inside_grant.exists()))
+    if filters.get("role"):
+        query = query.where(User.roles.any(filters["role"]))
+    if filters.get("community_id"):
+        query = query.where(User.home_community_id == filters["community_id"])
+    if filters.get("verified") is not None:
+        query = query.where(
+            User.verified_at.is_not(None) if filters["verified"] else User.verified_at.is_(None)
+        )
+    if filters.get("status"):
+        query = query.where(User.status == filters["status"])
+    return query.order_by(User.created_at, User.id), query
+
+
+def _path_columns(area) -> dict:
+    return {
+        "district_id": area.district_id,
+        "subdistrict_id": area.subdistrict_id,
+        "community_id": area.community_id,
+        "grid_cell_id": area.id,
+    }
+
+
+def get_visible_user(session: Session, actor: User, user_id: uuid.UUID) -> User:
+    """A user the actor may see (404 otherwise): themselves, or inside their jurisdiction."""
+    user = session.get(User, user_id)
+    if user is None:
+        raise NotFound("No such user.")
+    if user.id == actor.id:
+        return user
+    scope = jurisdiction_of(actor)
+    home = session.get(Area, user.home_community_id) if user.home_community_id else None
+    places = [home.path_ids] if home else []
+    places += [a.path_ids for a in user.jurisdiction]
+    if scope.everywhere or any(scope.covers(p) for p in places):
+        return user
+    raise NotFound("No such user.")
+
+
+def update_account(session: Session, actor: User, user: User, values: dict[str, Any]) -> User:
+    """Roles, jurisdiction and status, by an administrator of the user's area."""
+    if user.id == actor.id and ("roles" in values or "jurisdiction" in values):
+        raise Forbidden("Nobody may change their own roles or jurisdiction.")
+    if "roles" in values or "jurisdiction" in values:
+        roles = sorted(set(values.get("roles", user.roles)))
+        areas = (
+            _areas(session, values["jurisdiction"])
+            if "jurisdiction" in values
+            else user.jurisdiction
+        )
+        _check_grants(actor, set(roles) - set(user.roles), areas)
+        if ADMIN in user.roles and ADMIN not in actor.roles:
+            raise Forbidden("Only an admin may change an admin's account.")
+        user.roles = roles
+        user.jurisdiction = areas
+    if "status" in values:
+        user.status = values["status"]
+        if user.status == "disabled":
+            revoke_all_sessions(session, user.id, "account_disabled")
+    if "real_name" in values:
+        user.real_name = values["real_name"].strip()
+    session.flush()
+    return user
+
+
+def verify_volunteer(session: Session, actor: User, user: User) -> User:
+    if VOLUNTEER not in user.roles:
+        raise Conflict("Only volunteers are verified.")
+    if user.verified_at is None:
+        user.verified_at = _now()
+        user.verified_by = actor.id
+    session.flush()
+    return user

@@ -1,0 +1,48 @@
+"""Page-numbered lists with a capped page size, answered as `{items, page, page_size, total}`."""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from marshmallow import Schema, fields, validate
+from sqlalchemy import Select, func, select
+from sqlalchemy.orm import Session
+
+DEFAULT_PAGE_SIZE = 20
+MAX_PAGE_SIZE = 100
+
+
+class PageArgsSchema(Schema):
+    page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=100_000))
+    page_size = fields.Integer(
+        load_default=DEFAULT_PAGE_SIZE, validate=validate.Range(min=1, max=MAX_PAGE_SIZE)
+    )
+
+
+@cache
+def page_of(item_schema: type[Schema]) -> type[Schema]:
+    """The response schema of a page of `item_schema` (one class per item schema, so that the
+    OpenAPI components keep stable names)."""
+    name = item_schema.__name__.removesuffix("Schema") + "PageSchema"
+    return type(
+        name,
+        (Schema,),
+        {
+            "items": fields.List(fields.Nested(item_schema), required=True),
+            "page": fields.Integer(required=True),
+            "page_size": fields.Integer(required=True),
+            "total": fields.Integer(required=True, metadata={"description": "items in all pages"}),
+        },
+    )
+
+
+def paginate(
+    session: Session, query: Select, *, page: int, page_size: int, scalars: bool = True
+) -> dict[str, Any]:
+    """One page of `query` (which must have a stable ORDER BY) and the total count."""
+    total = session.scalar(select(func.count()).select_from(query.order_by(None).subquery()))
+    page_query = query.limit(page_size).offset((page - 1) * page_size)
+    result = session.execute(page_query)
+    items = result.scalars().all() if scalars else result.all()
+    return {"items": items, "page": page, "page_size": page_size, "total": total}

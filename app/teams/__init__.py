@@ -1,0 +1,1 @@
+"""Volunteer organisations: association branches, workstations, community organisations, patrols."""

@@ -1,0 +1,91 @@
+"""Team payloads."""
+
+from __future__ import annotations
+
+from marshmallow import Schema, fields, validate
+
+from app.teams.models import FILING_STATUSES, MEMBER_ROLES, SERVICE_TYPES, TEAM_KINDS
+
+
+class TeamSchema(Schema):
+    id = fields.UUID()
+    name = fields.String()
+    kind = fields.String(metadata={"enum": list(TEAM_KINDS)})
+    service_type = fields.String(allow_none=True, metadata={"enum": list(SERVICE_TYPES)})
+    area_id = fields.UUID()
+    subdistrict_id = fields.UUID(allow_none=True)
+    community_id = fields.UUID(allow_none=True)
+    brand = fields.Boolean()
+    filing_status = fields.String(metadata={"enum": list(FILING_STATUSES)})
+    filed_on = fields.Date(allow_none=True)
+    revoked_on = fields.Date(allow_none=True)
+    leader_id = fields.UUID(allow_none=True)
+    created_at = fields.DateTime()
+
+
+class TeamCreateSchema(Schema):
+    name = fields.String(required=True, validate=validate.Length(1, 200))
+    kind = fields.String(required=True, validate=validate.OneOf(TEAM_KINDS))
+    service_type = fields.String(load_default=None, validate=validate.OneOf(SERVICE_TYPES))
+    area_id = fields.UUID(required=True, metadata={"description": "a community or sub-district"})
+    brand = fields.Boolean(load_default=False)
+    filing_status = fields.String(load_default="unfiled", validate=validate.OneOf(FILING_STATUSES))
+    filed_on = fields.Date(load_default=None)
+
+
+class TeamUpdateSchema(Schema):
+    name = fields.String(validate=validate.Length(1, 200))
+    service_type = fields.String(allow_none=True, validate=validate.OneOf(SERVICE_TYPES))
+    brand = fields.Boolean()
+    filing_status = fields.String(validate=validate.OneOf(FILING_STATUSES))
+    filed_on = fields.Date(allow_none=True)
+    revoked_on = fields.Date(allow_none=True)
+
+
+class TeamQueryArgsSchema(Schema):
+    kind = fields.String(validate=validate.OneOf(TEAM_KINDS))
+    area_id = fields.UUID()
+    filing_status = fields.String(validate=validate.OneOf(FILING_STATUSES))
+
+
+class MemberSchema(Schema):
+    user_id = fields.UUID()
+    role = fields.String(metadata={"enum": list(MEMBER_ROLES)})
+    joined_at = fields.DateTime()
+
+
+class MemberCreateSchema(Schema):
+    user_id = fields.UUID(required=True)
+    role = fields.String(load_default="member", validate=validate.OneOf(MEMBER_ROLES))
+
+
+class TargetArgsSchema(Schema):
+    area_id = fields.UUID(metadata={"description": "district, sub-district or community"})
+
+
+class CommunityTargetSchema(Schema):
+    community_id = fields.UUID()
+    code = fields.String()
+    name = fields.String()
+    urban_rural = fields.String(allow_none=True)
+    target = fields.Integer(metadata={"description": "15 urban, 8 rural"})
+    organisations = fields.Integer(metadata={"description": "community organisations not revoked"})
+    short_by = fields.Integer()
+    brand_target = fields.Integer()
+    brand_organisations = fields.Integer()
+    brand_short_by = fields.Integer()
+
+
+class TargetsSummarySchema(Schema):
+    communities = fields.Integer()
+    communities_short = fields.Integer()
+    communities_short_of_brand = fields.Integer()
+    organisations = fields.Integer()
+
+
+class TargetsPageSchema(Schema):
+    summary = fields.Nested(TargetsSummarySchema, required=True)
+    items = fields.List(fields.Nested(CommunityTargetSchema), required=True)
+    page = fields.Integer(required=True)
+    page_size = fields.Integer(required=True)
+    total = fields.Integer(required=True)
