@@ -71,6 +71,7 @@ def _jwt_errors_as_problems() -> None:
     jwt.expired_token_loader(lambda _header, _payload: unauthorized("the token has expired"))
     jwt.revoked_token_loader(lambda _header, _payload: unauthorized("the token was revoked"))
     jwt.needs_fresh_token_loader(lambda _header, _payload: unauthorized("a fresh login is needed"))
-    jwt.user_lookup_error_loader(
-        lambda _header, _payload: unauthorized("the account is not active")
+    jwt.user_lookup_error_loader(lambda _header, _payload: unauthorized("the session has ended"))
+    jwt.token_verification_failed_loader(
+        lambda _header, _payload: unauthorized("the token's claims were refused")
     )

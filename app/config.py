@@ -1,18 +1,21 @@
 """Settings, all from the environment (documented in README.md, "Configuration").
 
-Development defaults are safe for a laptop; production mode (`QF_ENV=production`) refuses to start
-while a secret still has its development default.
+Development defaults are safe for a laptop: secrets left unset are random values kept in
+var/secrets/ (never in the code). Production mode (`QF_ENV=production`) refuses to start unless
+every secret is set, long and distinct.
 """
 
 from __future__ import annotations
 
 import os
+import secrets
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-DEV_SECRET = "dev-only-secret-do-not-use-in-production"  # noqa: S105 - a marker, refused in production
 DEV_DATABASE_URL_FILE = PROJECT_ROOT / "var" / "pg" / "dev.url"
+LOCAL_SECRETS_DIR = PROJECT_ROOT / "var" / "secrets"
+SECRET_SETTINGS = ("SECRET_KEY", "JWT_SECRET_KEY", "ID_NUMBER_HASH_KEY")
 
 
 class ConfigError(RuntimeError):
@@ -27,6 +30,31 @@ def _env_int(name: str, default: int) -> int:
         return int(raw)
     except ValueError as exc:
         raise ConfigError(f"{name} must be a whole number, not {raw!r}") from exc
+
+
+def local_secret(name: str) -> str:
+    """A random secret of this checkout (var/secrets/<name>, mode 0600), made on first use, so
+    that no development secret is ever published with the code."""
+    path = LOCAL_SECRETS_DIR / name.lower()
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        LOCAL_SECRETS_DIR.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:  # another process made it first
+            return path.read_text().strip()
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_urlsafe(48))
+        return path.read_text().strip()
+
+
+def _secret(name: str, env: str) -> str:
+    """A secret from the environment; outside production, the checkout's own when unset."""
+    value = os.environ.get(name, "")
+    if value or env == "production":
+        return value
+    return local_secret(name)
 
 
 def default_database_url() -> str:
@@ -47,8 +75,8 @@ class Config:
     """Everything the application reads at start-up. Upper-case fields become Flask config keys."""
 
     ENV: str = "development"
-    SECRET_KEY: str = DEV_SECRET
-    JWT_SECRET_KEY: str = DEV_SECRET
+    SECRET_KEY: str = ""
+    JWT_SECRET_KEY: str = ""
     SQLALCHEMY_DATABASE_URI: str = ""
     SQLALCHEMY_ENGINE_OPTIONS: dict = field(default_factory=dict)
     MAX_CONTENT_LENGTH: int = 1024 * 1024
@@ -56,7 +84,7 @@ class Config:
     RATELIMIT_DEFAULT: str = ""
     RATELIMIT_ENABLED: bool = True
     IDEMPOTENCY_TTL_DAYS: int = 30
-    ID_NUMBER_HASH_KEY: str = DEV_SECRET
+    ID_NUMBER_HASH_KEY: str = ""
     ACCESS_TOKEN_MINUTES: int = 15
     REFRESH_TOKEN_DAYS: int = 30
     ARGON2_TIME_COST: int = 3
@@ -71,12 +99,12 @@ class Config:
     @classmethod
     def from_env(cls, **overrides) -> Config:
         """Read the environment; `overrides` (tests, tools) win over it."""
+        env = os.environ.get("QF_ENV", "development")
         config = cls(
-            ENV=os.environ.get("QF_ENV", "development"),
-            SECRET_KEY=os.environ.get("SECRET_KEY", DEV_SECRET),
-            JWT_SECRET_KEY=os.environ.get(
-                "JWT_SECRET_KEY", os.environ.get("SECRET_KEY", DEV_SECRET)
-            ),
+            ENV=env,
+            SECRET_KEY=_secret("SECRET_KEY", env),
+            JWT_SECRET_KEY=_secret("JWT_SECRET_KEY", env),
+            ID_NUMBER_HASH_KEY=_secret("ID_NUMBER_HASH_KEY", env),
             SQLALCHEMY_DATABASE_URI=overrides.pop("SQLALCHEMY_DATABASE_URI", None)
             or default_database_url(),
             SQLALCHEMY_ENGINE_OPTIONS={
@@ -91,7 +119,6 @@ class Config:
             MAX_CONTENT_LENGTH=_env_int("MAX_CONTENT_LENGTH", 1024 * 1024),
             RATELIMIT_STORAGE_URI=os.environ.get("RATELIMIT_STORAGE_URI", "memory://"),
             IDEMPOTENCY_TTL_DAYS=_env_int("IDEMPOTENCY_TTL_DAYS", 30),
-            ID_NUMBER_HASH_KEY=os.environ.get("ID_NUMBER_HASH_KEY", DEV_SECRET),
             ACCESS_TOKEN_MINUTES=_env_int("ACCESS_TOKEN_MINUTES", 15),
             REFRESH_TOKEN_DAYS=_env_int("REFRESH_TOKEN_DAYS", 30),
             ARGON2_TIME_COST=_env_int("ARGON2_TIME_COST", 3),
@@ -114,14 +141,14 @@ class Config:
             raise ConfigError(
                 f"QF_ENV must be development, production or testing, not {self.ENV!r}"
             )
-        if self.ENV == "production":
-            for name in ("SECRET_KEY", "JWT_SECRET_KEY", "ID_NUMBER_HASH_KEY"):
-                value = getattr(self, name)
-                if value == DEV_SECRET or len(value) < 32:
-                    raise ConfigError(
-                        f"{name} must be set to a random value of at least 32 characters "
-                        "in production (QF_ENV=production)"
-                    )
+        for name in SECRET_SETTINGS:
+            if len(getattr(self, name)) < 32:
+                raise ConfigError(
+                    f"{name} must be set to a random value of at least 32 characters"
+                    + (" in production (QF_ENV=production)" if self.ENV == "production" else "")
+                )
+        if self.ENV == "production" and len({getattr(self, n) for n in SECRET_SETTINGS}) < 3:
+            raise ConfigError("SECRET_KEY, JWT_SECRET_KEY and ID_NUMBER_HASH_KEY must differ")
         if not 1 <= self.ACCESS_TOKEN_MINUTES <= 60:
             raise ConfigError(
                 "ACCESS_TOKEN_MINUTES must be between 1 and 60 (access tokens are short-lived)"

@@ -25,15 +25,18 @@ jwt = JWTManager()
 
 
 def _rate_limit_key() -> str:
-    """Rate-limit buckets are keyed by the caller's token identity when there is one.
+    """Rate-limit buckets: the caller's user id when a token came, else the client address.
 
-    Routes that limit anonymous callers choose their own key (see the tips issue): the client
-    address is never the default key, so it is never stored for anonymous submitters.
+    Addresses live only in the limiter's counters (memory by default) and expire with them;
+    they are never logged or written to the database. Routes for anonymous tips choose their
+    own key (the tips issue).
     """
+    from flask_limiter.util import get_remote_address
+
     from app.core.auth import current_identity
 
     identity = current_identity()
-    return f"user:{identity}" if identity else "anonymous"
+    return f"user:{identity}" if identity else f"client:{get_remote_address()}"
 
 
 limiter = Limiter(key_func=_rate_limit_key)

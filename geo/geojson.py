@@ -5,9 +5,11 @@ Coordinates are WGS-84 lon/lat; conversion from GCJ-02/BD-09 happens before (geo
 
 from __future__ import annotations
 
+import math
 from collections.abc import Collection, Mapping
 from typing import Any
 
+from shapely.errors import ShapelyError
 from shapely.geometry import mapping, shape
 from shapely.geometry.base import BaseGeometry
 
@@ -44,9 +46,10 @@ def to_shape(obj: Mapping[str, Any], allowed: Collection[str] = GEOMETRY_TYPES) 
         raise GeoJSONError(
             f"expected a geometry of type {', '.join(sorted(allowed))}, got {kind!r}"
         )
+    _check_numbers(geometry.get("coordinates"), kind)
     try:
         geom = shape(geometry)
-    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError, ShapelyError) as exc:
         raise GeoJSONError(f"malformed {kind} coordinates: {exc}") from exc
     if geom.is_empty:
         raise GeoJSONError(f"the {kind} is empty")
@@ -56,10 +59,25 @@ def to_shape(obj: Mapping[str, Any], allowed: Collection[str] = GEOMETRY_TYPES) 
     return geom
 
 
+def _check_numbers(coordinates: Any, kind: str) -> None:
+    """Positions are arrays of real numbers (not strings, booleans or NaN), nested as deep as
+    the type says; shapely would accept some of those silently."""
+    if isinstance(coordinates, list):
+        for item in coordinates:
+            _check_numbers(item, kind)
+    elif isinstance(coordinates, bool) or not isinstance(coordinates, (int, float)):
+        raise GeoJSONError(f"malformed {kind} coordinates: positions hold numbers only")
+    elif not math.isfinite(coordinates):
+        raise GeoJSONError(f"malformed {kind} coordinates: positions hold finite numbers only")
+
+
 def to_geojson(geom: BaseGeometry, precision: int = 7) -> dict[str, Any]:
     """A GeoJSON geometry, rounded to `precision` decimals (7 ≈ 1 cm; RFC 7946 §11.2)."""
     out = dict(mapping(geom))
-    out["coordinates"] = _round(out["coordinates"], precision)
+    if "geometries" in out:  # a GeometryCollection (ST_MakeValid can make one)
+        out["geometries"] = [to_geojson(part, precision) for part in geom.geoms]
+    else:
+        out["coordinates"] = _round(out["coordinates"], precision)
     return out
 
 

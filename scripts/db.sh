@@ -36,9 +36,13 @@ as_root() {
   if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
 }
 
-# The directory holding the server binaries (initdb, pg_ctl, postgres), newest major version first.
+# The directory holding the server binaries (initdb, pg_ctl, postgres): those of an existing
+# cluster's own major version ($1 = its data directory), else the newest installed.
 pg_bindir() {
   local dir
+  if [ -n "${1:-}" ] && [ -f "$1/PG_VERSION" ] && [ -x "/usr/lib/postgresql/$(cat "$1/PG_VERSION")/bin/initdb" ]; then
+    echo "/usr/lib/postgresql/$(cat "$1/PG_VERSION")/bin"; return 0
+  fi
   for dir in $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -t/ -k5 -V -r); do
     [ -x "$dir/initdb" ] && { echo "$dir"; return 0; }
   done
@@ -93,15 +97,22 @@ as_server() {
 }
 
 # Where a cluster's data lives. Normally var/pg/<name>; when we are root and the server user cannot
-# reach the checkout (a home directory with mode 0700, say), a per-checkout directory in /var/tmp.
+# reach the checkout (a home directory with mode 0700, say), a per-checkout directory under
+# /var/lib/qunfang (not /var/tmp, whose old files some systems clean away).
 data_dir() {
   local name="$1" user="$2"
   if as_server "$user" test -x "$ROOT" 2>/dev/null; then
     echo "$VAR/$name"
   else
-    echo "/var/tmp/qunfang-$(printf '%s' "$ROOT" | sha256sum | cut -c1-12)/$name"
+    echo "/var/lib/qunfang/$(checkout_hash)/$name"
   fi
 }
+
+checkout_hash() { printf '%s' "$ROOT" | sha256sum | cut -c1-12; }
+
+# The Unix socket directory: short (socket paths are limited to 107 bytes, checkouts can be deep)
+# and private to the server's user.
+socket_dir() { echo "/tmp/qunfang-pg-$(checkout_hash)-$1"; }
 
 port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
@@ -113,13 +124,15 @@ free_port() {
 
 url_file() { echo "$VAR/$1.url"; }
 
+new_password() { head -c 32 /dev/urandom | base64 | tr -d '/+=' | cut -c1-24; }
+
 init_cluster() {
   local name="$1" bindir="$2" user="$3" dir="$4" port password pwfile
   log "creating the $name cluster in $dir"
   mkdir -p "$(dirname "$dir")" "$dir"
   chmod 0700 "$dir"
   [ "$user" = "$(id -un)" ] || chown "$user" "$dir" "$(dirname "$dir")"
-  password="$(head -c 24 /dev/urandom | base64 | tr -d '/+=' | cut -c1-24)"
+  password="$(new_password)"
   pwfile="$(mktemp)"
   printf '%s\n' "$password" >"$pwfile"
   [ "$user" = "$(id -un)" ] || chown "$user" "$pwfile"
@@ -129,13 +142,11 @@ init_cluster() {
       --auth-local=trust --auth-host=scram-sha-256 -E UTF8 --locale=C >/dev/null
   rm -f "$pwfile"
   port="$(free_port "$(base_port "$name")")"
-  as_server "$user" mkdir -p "$dir/socket"
-  as_server "$user" chmod 0700 "$dir/socket"
   {
     echo "# written by scripts/db.sh"
     echo "listen_addresses = '127.0.0.1'"
     echo "port = $port"
-    echo "unix_socket_directories = '$dir/socket'"
+    echo "unix_socket_directories = '$(socket_dir "$name")'"
     echo "max_connections = 100"
     echo "shared_buffers = 256MB"
     echo "timezone = 'UTC'"
@@ -157,6 +168,8 @@ cluster_port() { sed -nE 's/^port = ([0-9]+).*/\1/p' "$1/postgresql.conf" | tail
 start_cluster() {
   local name="$1" bindir="$2" user="$3" dir="$4" port
   if as_server "$user" "$bindir/pg_ctl" -D "$dir" status >/dev/null 2>&1; then return 0; fi
+  as_server "$user" mkdir -p "$(socket_dir "$name")"
+  as_server "$user" chmod 0700 "$(socket_dir "$name")"
   port="$(cluster_port "$dir")"
   port_in_use "$port" && die "port $port of the $name cluster is taken by another program; stop it, or remove $dir and $(url_file "$name") to re-create the cluster on a free port"
   log "starting the $name cluster on 127.0.0.1:$port"
@@ -167,13 +180,21 @@ start_cluster() {
 psql_super() {
   export PGOPTIONS="-c client_min_messages=warning"
   local bindir="$1" user="$2" dir="$3" db="$4"; shift 4
-  as_server "$user" "$bindir/psql" -X -q -v ON_ERROR_STOP=1 -h "$dir/socket" \
+  as_server "$user" "$bindir/psql" -X -q -v ON_ERROR_STOP=1 -h "$(socket_dir "$(basename "$dir")")" \
     -p "$(cluster_port "$dir")" -U postgres -d "$db" "$@"
 }
 
 create_database() {
-  local bindir="$1" user="$2" dir="$3" password
-  password="$(sed -nE 's#^postgresql\+psycopg://[^:]+:([^@]+)@.*#\1#p' "$(url_file "$4")")"
+  local bindir="$1" user="$2" dir="$3" name="$4" password
+  if [ ! -f "$(url_file "$name")" ]; then
+    # The cluster exists but its URL file was lost: a new password, never a new cluster.
+    log "rewriting $(url_file "$name") with a new password for the existing $name cluster"
+    password="$(new_password)"
+    mkdir -p "$VAR"
+    (umask 077; printf 'postgresql+psycopg://%s:%s@127.0.0.1:%s/%s\n' \
+      "$DB_USER" "$password" "$(cluster_port "$dir")" "$DB_NAME" >"$(url_file "$name")")
+  fi
+  password="$(sed -nE 's#^postgresql\+psycopg://[^:]+:([^@]+)@.*#\1#p' "$(url_file "$name")")"
   # PostGIS in template1 first, so every database created later (test runs create one each) has it.
   psql_super "$bindir" "$user" "$dir" template1 -c "CREATE EXTENSION IF NOT EXISTS postgis"
   psql_super "$bindir" "$user" "$dir" postgres <<SQL
@@ -191,10 +212,14 @@ ensure() {
   bindir="$(ensure_packages)"
   user="$(server_user)"
   dir="$(data_dir "$name" "$user")"
-  if [ ! -f "$dir/PG_VERSION" ] || [ ! -f "$(url_file "$name")" ]; then
-    [ -d "$dir" ] && as_root rm -rf "$dir"
+  if [ ! -f "$dir/PG_VERSION" ]; then
+    # Only an empty or half-made directory is ever replaced: never a cluster's data.
+    if [ -d "$dir" ] && [ -n "$(ls -A "$dir" 2>/dev/null)" ]; then
+      die "$dir is not empty but holds no cluster; move it away and run again"
+    fi
     init_cluster "$name" "$bindir" "$user" "$dir"
   fi
+  bindir="$(pg_bindir "$dir")"
   start_cluster "$name" "$bindir" "$user" "$dir"
   create_database "$bindir" "$user" "$dir" "$name"
   log "$name cluster ready; its URL is in $(url_file "$name")"
@@ -207,6 +232,7 @@ stop() {
   for name in "$@"; do
     dir="$(data_dir "$name" "$user")"
     [ -f "$dir/PG_VERSION" ] || continue
+    bindir="$(pg_bindir "$dir")"
     if as_server "$user" "$bindir/pg_ctl" -D "$dir" status >/dev/null 2>&1; then
       as_server "$user" "$bindir/pg_ctl" -D "$dir" -m fast -w stop >/dev/null && log "stopped the $name cluster"
     fi

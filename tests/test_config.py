@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.config import DEV_SECRET, Config, ConfigError
+from app.config import Config, ConfigError, local_secret
 
 STRONG = "k" * 40
 URL = "postgresql+psycopg://u:p@127.0.0.1:1/db"
@@ -32,14 +32,29 @@ def test_development_defaults_start(env):
 
 
 @pytest.mark.parametrize("missing", ["SECRET_KEY", "JWT_SECRET_KEY", "ID_NUMBER_HASH_KEY"])
-def test_production_refuses_a_default_secret(env, missing):
+def test_production_refuses_an_unset_secret(env, missing):
     env.setenv("QF_ENV", "production")
-    env.setenv("SECRET_KEY", STRONG)
-    env.setenv("JWT_SECRET_KEY", STRONG)
-    env.setenv("ID_NUMBER_HASH_KEY", STRONG)
-    env.setenv(missing, DEV_SECRET)
+    env.setenv("SECRET_KEY", STRONG + "s")
+    env.setenv("JWT_SECRET_KEY", STRONG + "j")
+    env.setenv("ID_NUMBER_HASH_KEY", STRONG + "i")
+    env.delenv(missing)
     with pytest.raises(ConfigError, match=missing):
         Config.from_env()
+
+
+def test_production_refuses_a_shared_secret(env):
+    env.setenv("QF_ENV", "production")
+    for name in ("SECRET_KEY", "JWT_SECRET_KEY", "ID_NUMBER_HASH_KEY"):
+        env.setenv(name, STRONG)
+    with pytest.raises(ConfigError, match="must differ"):
+        Config.from_env()
+
+
+def test_development_secrets_are_the_checkouts_own_random_values(env):
+    config = Config.from_env()
+    assert config.SECRET_KEY == local_secret("SECRET_KEY")
+    assert len({config.SECRET_KEY, config.JWT_SECRET_KEY, config.ID_NUMBER_HASH_KEY}) == 3
+    assert all(len(v) >= 32 for v in (config.SECRET_KEY, config.JWT_SECRET_KEY))
 
 
 def test_production_refuses_a_short_secret(env):

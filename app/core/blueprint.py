@@ -71,6 +71,8 @@ class JsonBodyParser(FlaskParser):
             return super()._raw_load_json(req)
         except json.JSONDecodeError as exc:
             raise BadRequest(f"The request body is not valid JSON: {exc}") from exc
+        except RecursionError as exc:
+            raise BadRequest("The request body is nested too deeply.") from exc
 
     def handle_invalid_json_error(self, error, req, *args, **kwargs):
         raise BadRequest(f"The request body is not valid JSON: {error}")

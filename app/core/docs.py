@@ -33,11 +33,14 @@ def openapi_settings() -> dict:
     return {
         "API_TITLE": "Qunfang API",
         "API_VERSION": "v1",
-        "OPENAPI_VERSION": "3.1.0",
+        # 3.0.3: the Swagger UI bundled with swagger-ui-bundle (4.x) renders only 3.0 documents.
+        "OPENAPI_VERSION": "3.0.3",
         "OPENAPI_URL_PREFIX": "/api",
         "OPENAPI_JSON_PATH": "v1/openapi.json",
         "OPENAPI_SWAGGER_UI_PATH": "docs",
         "OPENAPI_SWAGGER_UI_URL": ASSETS_URL,
+        # No call to validator.swagger.io: the staff network may have no internet.
+        "OPENAPI_SWAGGER_UI_CONFIG": {"validatorUrl": None},
         "API_SPEC_OPTIONS": {
             "info": {
                 "description": "Qunfang: patrols, tips, stations and tasks for neighbourhood "

@@ -141,13 +141,69 @@ def handle_domain_error(error: DomainError) -> Response:
     return problem(error.status, slug=error.slug, detail=error.detail, **error.extra)
 
 
-def _database_unavailable(error: BaseException) -> bool:
-    if isinstance(error, (sa_exc.OperationalError, sa_exc.InterfaceError)):
-        return True
-    if isinstance(error, sa_exc.DBAPIError) and error.connection_invalidated:
-        return True
-    # The pool could not hand out a connection in time (all busy, or the server unreachable).
-    return isinstance(error, sa_exc.TimeoutError)
+# SQLSTATEs meaning the server is away or refusing work (connection exceptions, shutdowns,
+# too many connections), and those meaning "a concurrent transaction got in the way: retry".
+_UNAVAILABLE_PREFIXES = ("08", "57P01", "57P02", "57P03", "53300")
+_RETRY_STATES = {"40001", "40P01", "55P03"}  # serialization failure, deadlock, lock not available
+_TIMED_OUT_STATES = {"57014"}  # statement timeout / cancelled
+
+
+def _sqlstate(error: sa_exc.DBAPIError) -> str | None:
+    return getattr(error.orig, "sqlstate", None)
+
+
+def _database_problem(error: Exception) -> Response | None:
+    """A problem for database failures that are not bugs, or None."""
+    if isinstance(error, sa_exc.TimeoutError):  # no pooled connection in time
+        state = "pool-timeout"
+    elif isinstance(error, sa_exc.DBAPIError):
+        state = _sqlstate(error) or ("disconnect" if error.connection_invalidated else None)
+        if state is None and isinstance(error, (sa_exc.OperationalError, sa_exc.InterfaceError)):
+            state = "no-sqlstate"  # the driver could not even reach the server
+    else:
+        return None
+    if state in ("pool-timeout", "disconnect", "no-sqlstate") or (
+        state and state.startswith(_UNAVAILABLE_PREFIXES)
+    ):
+        logger.warning("database unavailable", extra={"sqlstate": state})
+        return problem(
+            503,
+            slug="database-unavailable",
+            detail="The database is not reachable; try again shortly.",
+            headers={"Retry-After": "5"},
+        )
+    if state in _RETRY_STATES:
+        logger.warning("concurrent transaction conflict", extra={"sqlstate": state})
+        return problem(
+            409,
+            slug="concurrent-update",
+            detail="Another change got in the way; retry the request.",
+            headers={"Retry-After": "1"},
+        )
+    if state in _TIMED_OUT_STATES:
+        logger.warning("statement timed out", extra={"sqlstate": state})
+        return problem(
+            503, slug="timed-out", detail="The request took too long.", headers={"Retry-After": "5"}
+        )
+    return None
+
+
+def _log_unexpected(error: Exception) -> None:
+    """Database errors carry row values in their messages (PostgreSQL's DETAIL line): log only
+    what identifies the failure. Other errors are logged with their traceback."""
+    if isinstance(error, sa_exc.DBAPIError):
+        diag = getattr(error.orig, "diag", None)
+        logger.error(
+            "unhandled database error",
+            extra={
+                "error": type(error.orig).__name__,
+                "sqlstate": _sqlstate(error),
+                "constraint": getattr(diag, "constraint_name", None),
+                "table": getattr(diag, "table_name", None),
+            },
+        )
+    else:
+        logger.exception("unhandled error")
 
 
 def handle_unexpected(error: Exception) -> Response:
@@ -155,15 +211,10 @@ def handle_unexpected(error: Exception) -> Response:
         return handle_http_exception(error)
     if isinstance(error, DomainError):
         return handle_domain_error(error)
-    if _database_unavailable(error):
-        logger.warning("database unavailable: %s", type(error).__name__)
-        return problem(
-            503,
-            slug="database-unavailable",
-            detail="The database is not reachable; try again shortly.",
-            headers={"Retry-After": "5"},
-        )
-    logger.exception("unhandled error")
+    database_problem = _database_problem(error)
+    if database_problem is not None:
+        return database_problem
+    _log_unexpected(error)
     return problem(500)
 
 

@@ -16,6 +16,7 @@ import datetime as dt
 import functools
 import hashlib
 import re
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -53,7 +54,8 @@ class IdempotencyRecord(db.Model):
 def _fingerprint() -> bytes:
     digest = hashlib.sha256()
     digest.update(request.method.encode())
-    digest.update(b"\0" + request.path.encode() + b"\0")
+    digest.update(b"\0" + request.full_path.encode() + b"\0")
+    digest.update((request.content_type or "").encode() + b"\0")
     digest.update(request.get_data(cache=True))
     return digest.digest()
 
@@ -82,6 +84,10 @@ def idempotent(view: Callable[..., Any]) -> Callable[..., Any]:
             raise Unprocessable(f"{HEADER} must be 8 to 255 printable ASCII characters.")
         identity = current_identity()
         scope = f"user:{identity}" if identity else "anonymous"
+        if not identity and not _is_uuid(key):
+            # Anonymous callers share one scope: only an unguessable key keeps one caller from
+            # replaying (and reading) another's answer.
+            raise Unprocessable(f"Without a token, {HEADER} must be a random UUID.")
         fingerprint = _fingerprint()
 
         session = db.session
@@ -127,12 +133,20 @@ def idempotent(view: Callable[..., Any]) -> Callable[..., Any]:
             "in": "header",
             "name": HEADER,
             "required": False,
-            "schema": {"type": "string", "minLength": 8, "maxLength": 255},
-            "description": "Client-chosen key (a UUID); a replay returns the first response.",
+            "schema": {"type": "string", "pattern": r"^[\x21-\x7e]{8,255}$"},
+            "description": "Client-chosen key: a random UUID (required without a token). "
+            "A replay returns the first response; the same key with another request is a 422.",
         },
     ]
     wrapper._apidoc["manual_doc"] = manual  # type: ignore[attr-defined]
     return wrapper
+
+
+def _is_uuid(value: str) -> bool:
+    try:
+        return uuid.UUID(value).version == 4
+    except ValueError:
+        return False
 
 
 def _now() -> dt.datetime:

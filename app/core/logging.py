@@ -51,7 +51,9 @@ def configure_logging(level: str) -> None:
             root.removeHandler(existing)
     handler._qunfang = True  # type: ignore[attr-defined]
     root.addHandler(handler)
-    root.setLevel(level)
+    root.setLevel(level.upper())
+    # procrastinate logs job arguments at INFO; jobs take ids, but keep their logs to warnings.
+    logging.getLogger("procrastinate").setLevel(max(logging.WARNING, root.level))
 
 
 def _start_request() -> None:
@@ -79,3 +81,53 @@ def _finish_request(response: Response) -> Response:
 def init_request_logging(app: Flask) -> None:
     app.before_request(_start_request)
     app.after_request(_finish_request)
+
+
+_IPV4 = re.compile(r"\b(?:\d{1,3}\.){3}\d{1,3}\b")
+# Full eight-group addresses, or compressed ones (with "::"); "12:30:45" is a time, not an address.
+_IPV6 = re.compile(
+    r"(?<![\w:])(?:(?:[0-9A-Fa-f]{1,4}:){7}[0-9A-Fa-f]{1,4}"
+    r"|(?:[0-9A-Fa-f]{1,4}:)*[0-9A-Fa-f]{0,4}::(?:[0-9A-Fa-f]{1,4}:)*[0-9A-Fa-f]{0,4})(?![\w:])"
+)
+
+
+class RedactAddresses(logging.Filter):
+    """Replaces IP addresses in a record's message: gunicorn names the client in some warnings
+    ("Invalid request from ip=..."), and client addresses must never reach our logs."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        redacted = _IPV6.sub("[address]", _IPV4.sub("[address]", message))
+        if redacted != message:
+            record.msg, record.args = redacted, None
+        return True
+
+
+def gunicorn_log_config(level: str = "INFO") -> dict:
+    """gunicorn's own logging (gunicorn.conf.py): JSON lines, addresses redacted."""
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "filters": {"redact": {"()": RedactAddresses}},
+        "formatters": {
+            "json": {
+                "()": JsonFormatter,
+                "fmt": "{levelname}{name}{message}",
+                "style": "{",
+                "rename_fields": {"levelname": "level", "name": "logger"},
+                "timestamp": "time",
+            }
+        },
+        "handlers": {
+            "stderr": {
+                "class": "logging.StreamHandler",
+                "stream": "ext://sys.stderr",
+                "formatter": "json",
+                "filters": ["redact"],
+            }
+        },
+        "loggers": {
+            "gunicorn.error": {"handlers": ["stderr"], "level": level.upper(), "propagate": False},
+            "gunicorn.access": {"handlers": [], "level": "CRITICAL", "propagate": False},
+        },
+    }

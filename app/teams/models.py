@@ -45,7 +45,8 @@ class Team(db.Model):
     __tablename__ = "teams"
     __table_args__ = (
         CheckConstraint(
-            "kind IN ('association_branch', 'workstation', 'community_organisation', 'patrol_team')",
+            "kind IN ('association_branch', 'workstation', 'community_organisation', "
+            "'patrol_team')",
             name="kind",
         ),
         CheckConstraint("filing_status IN ('unfiled', 'filed', 'revoked')", name="filing_status"),

@@ -8,7 +8,7 @@ Create Date: 2026-11-22
 from pathlib import Path
 
 import sqlalchemy as sa
-from alembic import op
+from alembic import context, op
 from sqlalchemy.dialects import postgresql
 
 revision = "0001"
@@ -25,6 +25,9 @@ PROCRASTINATE_SCHEMA = (
 
 
 def _run_sql_script(sql: str) -> None:
+    if context.is_offline_mode():  # `flask db upgrade --sql`: print it
+        op.execute(sa.text(sql.replace(":", r"\:")))
+        return
     # psycopg runs a multi-statement script when no parameters are passed; going through the
     # driver connection keeps SQLAlchemy from reading ":name" or "%" in it as parameters.
     op.get_bind().connection.driver_connection.execute(sql)

@@ -187,7 +187,8 @@ def upgrade():
             nullable=False,
         ),
         sa.CheckConstraint(
-            "roles <@ ARRAY['volunteer', 'grid_staff', 'community_admin', 'police_liaison', 'admin']::varchar[]",
+            "roles <@ ARRAY['volunteer', 'grid_staff', 'community_admin', 'police_liaison', "
+            "'admin']::varchar[]",
             name=op.f("ck_users_known_roles"),
         ),
         sa.CheckConstraint("status IN ('active', 'disabled')", name=op.f("ck_users_status")),
@@ -284,7 +285,8 @@ def upgrade():
             "filing_status IN ('unfiled', 'filed', 'revoked')", name=op.f("ck_teams_filing_status")
         ),
         sa.CheckConstraint(
-            "kind IN ('association_branch', 'workstation', 'community_organisation', 'patrol_team')",
+            "kind IN ('association_branch', 'workstation', 'community_organisation', "
+            "'patrol_team')",
             name=op.f("ck_teams_kind"),
         ),
         sa.ForeignKeyConstraint(

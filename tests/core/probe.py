@@ -89,3 +89,44 @@ class Undeclared(MethodView):
     def get(self):
         """Declares no access rule: the authorization test must catch it."""
         return {"id": 4, "name": "undeclared"}
+
+
+class FailureArgsSchema(Schema):
+    kind = fields.String(required=True, validate=validate.OneOf(["timeout", "unique", "conflict"]))
+
+
+@blp.route("/db-failure")
+class DatabaseFailure(MethodView):
+    @blp.public
+    @blp.arguments(FailureArgsSchema, location="query")
+    @blp.response(200, WrittenSchema)
+    def get(self, args):
+        """Makes the database fail in a chosen way."""
+        if args["kind"] == "timeout":
+            db.session.execute(text("SET LOCAL statement_timeout = 1"))
+            db.session.execute(text("SELECT pg_sleep(0.2)"))
+        elif args["kind"] == "unique":
+            for _ in range(2):
+                db.session.execute(
+                    text("INSERT INTO probe_writes (id, name) VALUES (1, '13800138000')")
+                )
+        else:
+            db.session.execute(
+                text("DO $$ BEGIN RAISE EXCEPTION 'x' USING ERRCODE = '40001'; END $$")
+            )
+        return {"id": 0, "name": "unreachable"}
+
+
+@blp.route("/public-writes")
+class PublicWrites(MethodView):
+    @blp.public
+    @blp.idempotent
+    @blp.arguments(WriteSchema)
+    @blp.response(201, WrittenSchema)
+    def post(self, body):
+        """Insert one row, without a token (as anonymous tips will)."""
+        row_id = db.session.execute(
+            text("INSERT INTO probe_writes (name) VALUES (:name) RETURNING id"),
+            {"name": body["name"]},
+        ).scalar_one()
+        return {"id": row_id, "name": body["name"]}

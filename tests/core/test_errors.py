@@ -104,3 +104,38 @@ def test_rate_limit_is_a_429_problem_with_retry_after(probe_client):
     response = probe_client.get("/api/v1/probe/limited")
     assert_problem(response, 429)
     assert int(response.headers["Retry-After"]) > 0
+
+
+def test_deeply_nested_json_is_a_400_problem(probe_client, token_for, probe_rows):
+    body = '{"name": ' + "[" * 2000 + "]" * 2000 + "}"  # under the probe's 4 KiB limit
+    response = probe_client.post(
+        "/api/v1/probe/writes",
+        data=body,
+        content_type="application/json",
+        headers=token_for("volunteer"),
+    )
+    assert assert_problem(response, 400)["detail"] == "The request body is nested too deeply."
+    assert probe_rows() == []
+
+
+def test_a_statement_timeout_is_a_503_problem(probe_client):
+    response = probe_client.get("/api/v1/probe/db-failure?kind=timeout")
+    assert assert_problem(response, 503)["type"] == "urn:qunfang:problem:timed-out"
+    assert response.headers["Retry-After"]
+
+
+def test_a_serialization_failure_is_a_409_to_retry(probe_client):
+    response = probe_client.get("/api/v1/probe/db-failure?kind=conflict")
+    assert assert_problem(response, 409)["type"] == "urn:qunfang:problem:concurrent-update"
+
+
+def test_database_errors_are_logged_without_row_values(probe_client, caplog):
+    with caplog.at_level(logging.ERROR):
+        response = probe_client.get("/api/v1/probe/db-failure?kind=unique")
+    assert_problem(response, 500)
+    records = [r for r in caplog.records if r.getMessage() == "unhandled database error"]
+    assert len(records) == 1
+    assert records[0].sqlstate == "23505"
+    assert records[0].exc_info is None
+    logged = " ".join(str(v) for v in vars(records[0]).values())
+    assert "13800138000" not in logged

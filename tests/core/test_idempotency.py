@@ -116,3 +116,32 @@ def test_unique_keys_do_not_collide(probe_client, token_for, probe_rows, create_
     for _ in range(3):
         assert post(probe_client, headers, key=str(uuid.uuid4())).status_code == 201
     assert probe_rows() == ["first"] * 3
+
+
+def test_the_same_key_on_another_query_string_is_a_422(probe_client, token_for, create_user):
+    headers = {**token_for(create_user()), "Idempotency-Key": KEY}
+    assert (
+        probe_client.post("/api/v1/probe/writes", json={"name": "a"}, headers=headers).status_code
+        == 201
+    )
+    response = probe_client.post(
+        "/api/v1/probe/writes?crs=gcj02", json={"name": "a"}, headers=headers
+    )
+    assert response.status_code == 422
+
+
+def test_without_a_token_the_key_must_be_a_random_uuid(probe_client, probe_rows):
+    guessable = probe_client.post(
+        "/api/v1/probe/public-writes", json={"name": "a"}, headers={"Idempotency-Key": "order-0001"}
+    )
+    assert guessable.status_code == 422
+    assert probe_rows() == []
+    first = probe_client.post(
+        "/api/v1/probe/public-writes", json={"name": "a"}, headers={"Idempotency-Key": KEY}
+    )
+    replay = probe_client.post(
+        "/api/v1/probe/public-writes", json={"name": "a"}, headers={"Idempotency-Key": KEY}
+    )
+    assert (first.status_code, replay.status_code) == (201, 201)
+    assert replay.headers["Idempotent-Replayed"] == "true"
+    assert probe_rows() == ["a"]

@@ -8,7 +8,7 @@ import logging
 
 import pytest
 
-from app.core.logging import configure_logging
+from app.core.logging import RedactAddresses, configure_logging, gunicorn_log_config
 
 
 @pytest.fixture
@@ -52,3 +52,34 @@ def test_logs_hold_no_client_address_query_or_concrete_path(client, log_lines):
     text = json.dumps(log_lines())
     for secret in ("203.0.113.77", "198.51.100.9", "13800138000", "116.4", "lon="):
         assert secret not in text
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "Invalid request from ip=203.0.113.77: Invalid HTTP request line",
+        "Invalid request from ip=2001:db8::8a2e:370:7334: bad header",
+        "peer ::ffff:198.51.100.9 closed",
+    ],
+)
+def test_addresses_are_redacted_from_server_logs(message):
+    record = logging.LogRecord("gunicorn.error", logging.WARNING, __file__, 1, message, None, None)
+    RedactAddresses().filter(record)
+    text = record.getMessage()
+    assert "[address]" in text
+    for fragment in ("203.0.113.77", "2001:db8", "198.51.100.9"):
+        assert fragment not in text
+
+
+def test_times_and_versions_are_not_taken_for_addresses():
+    message = "worker 12:30:45 booted, version 3.10.0.1 on 2026-11-22"
+    record = logging.LogRecord("gunicorn.error", logging.INFO, __file__, 1, message, None, None)
+    RedactAddresses().filter(record)
+    assert record.getMessage() == message.replace("3.10.0.1", "[address]")
+
+
+def test_gunicorn_logs_go_through_the_redaction():
+    config = gunicorn_log_config()
+    handler = config["handlers"][config["loggers"]["gunicorn.error"]["handlers"][0]]
+    assert "redact" in handler["filters"]
+    assert config["loggers"]["gunicorn.access"]["handlers"] == []

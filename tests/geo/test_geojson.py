@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import pytest
-from shapely.geometry import Point, Polygon
+from shapely.geometry import GeometryCollection, Point, Polygon
 
 from geo.geojson import GeoJSONError, feature, feature_collection, to_geojson, to_shape
 
@@ -23,6 +23,10 @@ def test_a_feature_or_a_bare_geometry_gives_the_same_shape():
         ({"type": "Polygon", "coordinates": [[[0, 0], [1, 1]]]}, "malformed"),
         ({"type": "Feature", "geometry": None}, "no geometry"),
         ("POINT(0 0)", "JSON object"),
+        ({"type": "LineString", "coordinates": [[0, 0]]}, "malformed"),
+        ({"type": "Point", "coordinates": ["1", 2]}, "numbers only"),
+        ({"type": "Point", "coordinates": [True, 2]}, "numbers only"),
+        ({"type": "Point", "coordinates": [float("nan"), 2]}, "finite"),
     ],
 )
 def test_bad_geojson_is_refused_with_a_reason(obj, message):
@@ -49,3 +53,10 @@ def test_feature_collection_shape():
     assert item["id"] == "a"
     assert item["properties"] == {"n": 1}
     assert item["geometry"]["type"] == "Polygon"
+
+
+def test_a_geometry_collection_is_written_part_by_part():
+    collection = GeometryCollection([Point(1, 2), Polygon([(0, 0), (1, 0), (1, 1)])])
+    out = to_geojson(collection)
+    assert out["type"] == "GeometryCollection"
+    assert [g["type"] for g in out["geometries"]] == ["Point", "Polygon"]
