@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 import uuid
 from collections.abc import Iterator
 
@@ -61,13 +62,32 @@ def throwaway_database(base_url: str) -> Iterator[str]:
         engine.dispose()
         yield test_url
     finally:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        _drop_database(admin, name)
         admin.dispose()
 
 
-# Argon2id still, with costs that keep the suite fast (production defaults: 3 passes, 64 MiB).
-FAST_HASHING = {"ARGON2_TIME_COST": 1, "ARGON2_MEMORY_KIB": 1024}
+def _drop_database(admin: sa.Engine, name: str, attempts: int = 10) -> None:
+    """DROP ... WITH (FORCE), retried: a server process of another role (an autovacuum
+    worker) may still be inside the database for a moment, and we may not terminate it."""
+    for attempt in range(attempts):
+        try:
+            with admin.connect() as conn:
+                conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            return
+        except sa.exc.DBAPIError:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.5)
+
+
+TEST_SETTINGS = {
+    # Argon2id still, with costs that keep the suite fast (production: 3 passes, 64 MiB).
+    "ARGON2_TIME_COST": 1,
+    "ARGON2_MEMORY_KIB": 1024,
+    # Every test client comes from 127.0.0.1: per-client limits are tested on their own.
+    "LOGIN_CLIENT_RATE_LIMIT": "10000 per minute",
+    "REGISTER_RATE_LIMIT": "10000 per minute",
+}
 PASSWORD = "Correct-Horse-Battery-9"
 
 
@@ -77,7 +97,7 @@ def make_app(database_url: str, **overrides):
             SQLALCHEMY_DATABASE_URI=database_url,
             ENV="testing",
             TESTING=True,
-            **{**FAST_HASHING, **overrides},
+            **{**TEST_SETTINGS, **overrides},
         )
     )
 
@@ -128,6 +148,9 @@ def client(app, connection):
 
 @pytest.fixture
 def session(app, connection) -> Iterator[orm.Session]:
+    """The test's session. Requests made meanwhile share it (Flask reuses the pushed app
+    context), so set-up data is committed, which only releases a savepoint of the test's
+    transaction: a request that rolls back cannot take it away, and the test's end does."""
     with app.app_context():
         yield db.session
 
@@ -151,21 +174,21 @@ def create_user(session, area):
         **overrides,
     ) -> User:
         n = next(counter)
-        user = User(
-            id=uuid.uuid4(),
-            phone=overrides.pop("phone", f"139{uuid.uuid4().int % 10**8:08d}"),
-            password_hash=hashed,
-            real_name=overrides.pop("real_name", f"测试用户{n}"),
-            roles=list(roles),
-            volunteer_types=[],
-            skills=[],
-            status="active",
-            home_community_id=area(home).id if home else None,
-            **overrides,
-        )
+        values = {
+            "id": uuid.uuid4(),
+            "phone": f"139{uuid.uuid4().int % 10**8:08d}",
+            "password_hash": hashed,
+            "real_name": f"测试用户{n}",
+            "roles": list(roles),
+            "volunteer_types": [],
+            "skills": [],
+            "status": "active",
+            "home_community_id": area(home).id if home else None,
+        }
+        user = User(**{**values, **overrides})
         user.jurisdiction = [area(code) for code in jurisdiction]
         session.add(user)
-        session.flush()
+        session.commit()  # inside the test's transaction: a request's rollback keeps it
         return user
 
     return make
@@ -192,7 +215,7 @@ def token_for(app, session, create_user):
             )
         auth_session = AuthSession(id=uuid.uuid4(), user_id=user.id)
         session.add(auth_session)
-        session.flush()
+        session.commit()
         with app.app_context():
             token = create_access_token(
                 identity=str(user.id), additional_claims={"sid": str(auth_session.id)}

@@ -397,7 +397,7 @@ def list_visible_users(
         )
         query = query.where(or_(inside_home.exists(), inside_grant.exists()))
     if filters.get("role"):
-        query = query.where(User.roles.any(filters["role"]))
+        query = query.where(User.roles.contains([filters["role"]]))
     if filters.get("community_id"):
         query = query.where(User.home_community_id == filters["community_id"])
     if filters.get("verified") is not None:

@@ -1,0 +1,184 @@
+"""Own profile, staff administration, and the jurisdiction rule."""
+
+from __future__ import annotations
+
+import pytest
+
+NANLANG = "110105001024"  # 南郎家园, in Jianwai
+BEILANG = "110105001025"  # 北郎家园, in Jianwai
+JIANWAI = "110105001000"
+CHAOWAI_COMMUNITY = "110105002024"  # a community of another sub-district (朝外)
+
+
+def test_a_volunteer_sees_and_changes_only_their_own_account(client, create_user, token_for):
+    alice, bob = create_user(home=NANLANG), create_user(home=NANLANG)
+    headers = token_for(alice)
+    me = client.get("/api/v1/me", headers=headers).get_json()
+    assert me["id"] == str(alice.id)
+    assert client.get(f"/api/v1/users/{bob.id}", headers=headers).status_code == 403
+    assert client.get("/api/v1/users", headers=headers).status_code == 403
+    patched = client.patch(f"/api/v1/users/{bob.id}", json={"status": "disabled"}, headers=headers)
+    assert patched.status_code == 403
+    assert bob.status == "active"
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("roles", ["admin"]),
+        ("verified_at", "2026-01-01T00:00:00Z"),
+        ("status", "active"),
+        ("id_number_masked", "000***********0000"),
+        ("phone", "13900000000"),
+        ("id", "00000000-0000-4000-8000-000000000000"),
+    ],
+)
+def test_patch_me_refuses_what_a_volunteer_may_not_change(
+    client, create_user, token_for, field, value
+):
+    alice = create_user(home=NANLANG)
+    response = client.patch("/api/v1/me", json={field: value}, headers=token_for(alice))
+    assert response.status_code == 422
+    assert f"/{field}" in {e["pointer"] for e in response.get_json()["errors"]}
+    assert alice.roles == ["volunteer"]
+    assert alice.verified_at is None
+
+
+def test_patch_me_changes_the_allowed_fields(client, create_user, token_for, area):
+    alice = create_user(home=NANLANG)
+    response = client.patch(
+        "/api/v1/me",
+        json={
+            "skills": ["first_aid", "sign_language"],
+            "volunteer_types": ["traffic_guide"],
+            "location_sharing": True,
+        },
+        headers=token_for(alice),
+    )
+    assert response.status_code == 200
+    body = response.get_json()
+    assert body["skills"] == ["first_aid", "sign_language"]
+    assert body["consents"]["location_sharing"] is True
+    assert body["consents"]["location_sharing_changed_at"]
+
+
+def test_moving_community_withdraws_the_verification(client, create_user, token_for, area):
+    staff = create_user(roles=["grid_staff"], jurisdiction=[NANLANG])
+    alice = create_user(home=NANLANG)
+    assert (
+        client.post(f"/api/v1/users/{alice.id}/verify", headers=token_for(staff)).status_code == 200
+    )
+    assert alice.verified_at is not None
+    moved = client.patch(
+        "/api/v1/me", json={"home_community_id": str(area(BEILANG).id)}, headers=token_for(alice)
+    )
+    assert moved.status_code == 200
+    assert moved.get_json()["verified_at"] is None
+
+
+def test_grid_staff_see_only_the_volunteers_of_their_jurisdiction(client, create_user, token_for):
+    staff = create_user(roles=["grid_staff"], jurisdiction=[NANLANG])
+    mine = create_user(home=NANLANG)
+    theirs = create_user(home=CHAOWAI_COMMUNITY)
+    headers = token_for(staff)
+    listed = client.get("/api/v1/users?role=volunteer&page_size=100", headers=headers).get_json()
+    ids = {u["id"] for u in listed["items"]}
+    assert str(mine.id) in ids
+    assert str(theirs.id) not in ids
+    assert client.get(f"/api/v1/users/{mine.id}", headers=headers).status_code == 200
+    assert client.get(f"/api/v1/users/{theirs.id}", headers=headers).status_code == 404
+    assert client.post(f"/api/v1/users/{theirs.id}/verify", headers=headers).status_code == 404
+    assert theirs.verified_at is None
+
+
+def test_a_subdistrict_grant_covers_its_communities(client, create_user, token_for):
+    admin = create_user(roles=["community_admin"], jurisdiction=[JIANWAI])
+    in_nanlang, in_beilang = create_user(home=NANLANG), create_user(home=BEILANG)
+    headers = token_for(admin)
+    for user in (in_nanlang, in_beilang):
+        assert client.get(f"/api/v1/users/{user.id}", headers=headers).status_code == 200
+
+
+def test_a_community_admin_creates_staff_inside_their_jurisdiction(
+    client, area, create_user, token_for
+):
+    admin = create_user(roles=["community_admin"], jurisdiction=[JIANWAI])
+    body = {
+        "phone": "13600000001",
+        "password": "Grid-Staff-Pass-2026",
+        "real_name": "王芳",
+        "roles": ["grid_staff"],
+        "jurisdiction": [str(area(NANLANG).id)],
+    }
+    response = client.post("/api/v1/users", json=body, headers=token_for(admin))
+    assert response.status_code == 201, response.get_json()
+    assert response.get_json()["jurisdiction"] == [str(area(NANLANG).id)]
+
+
+@pytest.mark.parametrize(
+    "roles, jurisdiction, status",
+    [
+        (["admin"], [NANLANG], 403),  # a role above their own
+        (["grid_staff"], [CHAOWAI_COMMUNITY], 403),  # an area outside their jurisdiction
+        (["grid_staff"], [], 422),  # staff without an area
+    ],
+)
+def test_a_community_admin_cannot_grant_beyond_their_own_rights(
+    client, area, create_user, token_for, roles, jurisdiction, status
+):
+    admin = create_user(roles=["community_admin"], jurisdiction=[JIANWAI])
+    body = {
+        "phone": "13600000002",
+        "password": "Grid-Staff-Pass-2026",
+        "real_name": "王芳",
+        "roles": roles,
+        "jurisdiction": [str(area(code).id) for code in jurisdiction],
+    }
+    response = client.post("/api/v1/users", json=body, headers=token_for(admin))
+    assert response.status_code == status
+    assert response.mimetype == "application/problem+json"
+
+
+def test_nobody_changes_their_own_roles(client, create_user, token_for):
+    admin = create_user(roles=["community_admin"], jurisdiction=[JIANWAI])
+    response = client.patch(
+        f"/api/v1/users/{admin.id}", json={"roles": ["admin"]}, headers=token_for(admin)
+    )
+    assert response.status_code == 403
+    assert admin.roles == ["community_admin"]
+
+
+def test_a_role_change_applies_to_existing_tokens_at_once(client, create_user, token_for):
+    staff = create_user(roles=["grid_staff"], jurisdiction=[NANLANG])
+    headers = token_for(staff)
+    assert client.get("/api/v1/users", headers=headers).status_code == 200
+    admin = token_for("admin")
+    demoted = client.patch(
+        f"/api/v1/users/{staff.id}", json={"roles": ["volunteer"]}, headers=admin
+    )
+    assert demoted.status_code == 200
+    assert client.get("/api/v1/users", headers=headers).status_code == 403
+
+
+def test_users_are_paginated_with_a_capped_page_size(client, token_for):
+    headers = token_for("admin")
+    assert client.get("/api/v1/users?page_size=101", headers=headers).status_code == 422
+    response = client.get("/api/v1/users?page_size=2", headers=headers)
+    assert response.status_code == 200, response.get_json()
+    page = response.get_json()
+    assert len(page["items"]) <= 2
+    assert page["total"] >= 5  # the demo accounts
+
+
+def test_listing_users_costs_a_fixed_number_of_queries(
+    client, create_user, token_for, count_queries
+):
+    headers = token_for("admin")
+    client.get("/api/v1/users?page_size=5", headers=headers)
+    with count_queries() as few:
+        client.get("/api/v1/users?page_size=5", headers=headers)
+    for _ in range(10):
+        create_user(home=NANLANG)
+    with count_queries() as more:
+        client.get("/api/v1/users?page_size=20", headers=headers)
+    assert len(more) == len(few)
