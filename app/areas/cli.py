@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import sys
 from pathlib import Path
 
 import click
@@ -43,9 +44,7 @@ def import_command(file, level, parent_code, source_crs, code, name, source):
     except (ValueError, GeoJSONError) as exc:
         raise click.ClickException(f"{file}: {exc}") from exc
     parent = service.get_by_code(db.session, parent_code) if parent_code else None
-    with click.progressbar(
-        length=len(features), label="Importing", file=click.get_text_stream("stderr")
-    ) as bar:
+    with click.progressbar(length=len(features), label="Importing", file=sys.stderr) as bar:
         report = service.import_features(
             db.session,
             features,

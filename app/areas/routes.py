@@ -72,18 +72,14 @@ class AreaById(MethodView):
         body = AreaSchema().dump(area)
         body["geometry"] = None
         if args["geometry"]:
-            outline = db.session.scalar(
-                select(
-                    func.ST_AsGeoJSON(
-                        func.ST_Transform(
-                            func.ST_SimplifyPreserveTopology(
-                                func.ST_Transform(Area.geom, 32650), args["simplify_m"]
-                            ),
-                            4326,
-                        )
-                    )
-                ).where(Area.id == area.id)
+            outline = Area.geom
+            if args["simplify_m"] > 0:  # simplify in metres (UTM 50N), then back to WGS-84
+                metric = func.ST_Transform(Area.geom, 32650)
+                simplified = func.ST_SimplifyPreserveTopology(metric, args["simplify_m"])
+                outline = func.ST_Multi(func.ST_Transform(simplified, 4326))
+            geojson = db.session.scalar(
+                select(func.ST_AsGeoJSON(outline)).where(Area.id == area.id)
             )
-            geometry = geometry_from_wgs84(shape(json.loads(outline)), args["crs"])
+            geometry = geometry_from_wgs84(shape(json.loads(geojson)), args["crs"])
             body["geometry"] = to_geojson(geometry)
         return body

@@ -260,16 +260,27 @@ DERIVE_SQL = text(
         SELECT s.ord, ST_SetSRID(ST_MakePoint(s.lon, s.lat), 4326) AS point
         FROM unnest(:lons, :lats) WITH ORDINALITY AS s(lon, lat, ord)
     ),
-    seeds AS (
+    placed AS (
         SELECT g.ord,
                CASE
-                 WHEN g.point IS NULL THEN
-                   ST_GeometryN(ST_GeneratePoints(p.largest, 1, :random_seed + g.ord::int), 1)
+                 WHEN g.point IS NULL THEN NULL
                  WHEN ST_Intersects(p.geom, g.point) THEN g.point
                  ELSE ST_ClosestPoint(p.geom, g.point)
                END AS geom,
                g.point IS NULL OR NOT ST_Intersects(p.geom, g.point) AS estimated
         FROM given g, parent p
+    ),
+    ranked AS (  -- points moved onto the outline can land on the same spot
+        SELECT *, row_number() OVER (PARTITION BY ST_AsBinary(geom) ORDER BY ord) AS nth
+        FROM placed
+    ),
+    seeds AS (
+        SELECT r.ord,
+               CASE WHEN r.geom IS NULL OR r.nth > 1
+                    THEN ST_GeometryN(ST_GeneratePoints(p.largest, 1, :random_seed + r.ord::int), 1)
+                    ELSE r.geom END AS geom,
+               r.estimated OR r.nth > 1 AS estimated
+        FROM ranked r, parent p
     ),
     cells AS (
         SELECT (ST_Dump(ST_VoronoiPolygons(ST_Collect(geom), 0,
