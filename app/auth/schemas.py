@@ -8,6 +8,10 @@ from app.auth.models import VOLUNTEER_TYPES
 from app.core.auth import ROLES
 
 _TAG = validate.Length(min=1, max=40)
+# Shapes only: the full rules (mobile prefixes, GB 11643 checksum, birth date) are checked by
+# the service, which answers 422 with the reason.
+_PHONE = validate.Regexp(r"^[+\d][\d\s()-]{9,19}$", error="Not a phone number.")
+_ID_NUMBER = validate.Regexp(r"^\d{17}[\dXx]$", error="17 digits and a final digit or X.")
 
 
 class ConsentsSchema(Schema):
@@ -16,10 +20,10 @@ class ConsentsSchema(Schema):
 
 
 class RegisterSchema(Schema):
-    phone = fields.String(required=True, validate=validate.Length(1, 20))
+    phone = fields.String(required=True, validate=_PHONE, metadata={"example": "13800138000"})
     password = fields.String(required=True, load_only=True, validate=validate.Length(1, 200))
     real_name = fields.String(required=True, validate=validate.Length(1, 50))
-    id_number = fields.String(required=True, load_only=True, validate=validate.Length(1, 20))
+    id_number = fields.String(required=True, load_only=True, validate=_ID_NUMBER)
     volunteer_types = fields.List(
         fields.String(validate=validate.OneOf(VOLUNTEER_TYPES)),
         load_default=list,
@@ -92,10 +96,10 @@ class PasswordChangeSchema(Schema):
 
 
 class AccountCreateSchema(Schema):
-    phone = fields.String(required=True, validate=validate.Length(1, 20))
+    phone = fields.String(required=True, validate=_PHONE)
     password = fields.String(required=True, load_only=True, validate=validate.Length(1, 200))
     real_name = fields.String(required=True, validate=validate.Length(1, 50))
-    id_number = fields.String(load_only=True, validate=validate.Length(1, 20))
+    id_number = fields.String(load_only=True, validate=_ID_NUMBER)
     roles = fields.List(
         fields.String(validate=validate.OneOf(ROLES)), required=True, validate=validate.Length(1, 5)
     )
