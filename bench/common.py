@@ -48,25 +48,42 @@ class Result:
     project_command: str
     reference_command: str
     notes: dict = field(default_factory=dict)
+    higher_is_better: bool = True
+    target_ratio: float | None = None  # the ratio the project must stay within, if any
 
     @property
     def ratio(self) -> float:
         return statistics.median(self.project) / statistics.median(self.reference)
 
+    @property
+    def within_target(self) -> bool | None:
+        if self.target_ratio is None:
+            return None
+        if self.higher_is_better:
+            return self.ratio >= self.target_ratio
+        return self.ratio <= self.target_ratio
+
     def report(self) -> str:
         med_p, med_r = statistics.median(self.project), statistics.median(self.reference)
+        better = "higher" if self.higher_is_better else "lower"
+        target = ""
+        if self.target_ratio is not None:
+            verdict = "met" if self.within_target else "MISSED"
+            bound = ">=" if self.higher_is_better else "<="
+            target = f"  target     ratio {bound} {self.target_ratio}: {verdict}\n"
         return (
             f"{self.name}\n"
             f"  project    {med_p:10.1f} {self.unit} (median of {self.project})\n"
             f"  reference  {med_r:10.1f} {self.unit} (median of {self.reference})\n"
-            f"  ratio      {self.ratio:10.3f} (project / reference)\n"
-            f"  project command:   {self.project_command}\n"
+            f"  ratio      {self.ratio:10.3f} (project / reference; {better} is better)\n"
+            + target
+            + f"  project command:   {self.project_command}\n"
             f"  reference command: {self.reference_command}\n"
             + "".join(f"  {k}: {v}\n" for k, v in self.notes.items())
         )
 
     def as_dict(self) -> dict:
-        return {**asdict(self), "ratio": self.ratio}
+        return {**asdict(self), "ratio": self.ratio, "within_target": self.within_target}
 
 
 def database_url() -> str:

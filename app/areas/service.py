@@ -42,36 +42,49 @@ class AreaPath:
         }
 
 
-# For each point, the deepest area whose pieces contain it; its path columns are the answer.
-# Ties on a shared edge go to the lower code, so the answer is stable.
+# For each point, the deepest area whose pieces contain it (ties on a shared edge go to the lower
+# code, so the answer is stable). One row comes back: the hit area of every point, in order, and
+# the path of each distinct hit area, so that Python builds a few hundred paths, not one per point.
 RESOLVE_SQL = text(
     """
-    SELECT a.district_id, a.subdistrict_id, a.community_id,
-           CASE WHEN a.level = 'grid_cell' THEN a.id END AS grid_cell_id
-    FROM unnest(:lons, :lats) WITH ORDINALITY AS p(lon, lat, ord)
-    LEFT JOIN LATERAL (
-        SELECT ar.id, ar.level, ar.district_id, ar.subdistrict_id, ar.community_id
-        FROM area_pieces pc JOIN areas ar ON ar.id = pc.area_id
-        WHERE ST_Intersects(pc.geom, ST_SetSRID(ST_MakePoint(p.lon, p.lat), 4326))
-        ORDER BY pc.depth DESC, ar.code
-        LIMIT 1
-    ) a ON true
-    ORDER BY p.ord
+    WITH hit AS MATERIALIZED (
+        SELECT p.ord, (
+            SELECT pc.area_id
+            FROM area_pieces pc JOIN areas ar ON ar.id = pc.area_id
+            WHERE ST_Intersects(pc.geom, ST_SetSRID(ST_MakePoint(p.lon, p.lat), 4326))
+            ORDER BY pc.depth DESC, ar.code
+            LIMIT 1
+        ) AS area_id
+        FROM unnest(:lons, :lats) WITH ORDINALITY AS p(lon, lat, ord)
+    )
+    SELECT
+        (SELECT array_agg(area_id::text ORDER BY ord) FROM hit) AS hits,
+        (SELECT json_object_agg(a.id, json_build_array(
+                    a.district_id, a.subdistrict_id, a.community_id,
+                    CASE WHEN a.level = 'grid_cell' THEN a.id END))
+         FROM areas a WHERE a.id IN (SELECT area_id FROM hit)) AS paths
     """
 ).bindparams(
     bindparam("lons", type_=ARRAY(DOUBLE_PRECISION)),
     bindparam("lats", type_=ARRAY(DOUBLE_PRECISION)),
 )
 
+_OUTSIDE = AreaPath()
+
+
+def _path(ids: list[str | None]) -> AreaPath:
+    return AreaPath(*(uuid.UUID(i) if i else None for i in ids))
+
 
 def resolve_paths(session: Session, points: Sequence[tuple[float, float]]) -> list[AreaPath]:
     """Area paths of many WGS-84 (lon, lat) points in one query, in the order given."""
     if not points:
         return []
-    rows = session.execute(
+    hits, paths = session.execute(
         RESOLVE_SQL, {"lons": [p[0] for p in points], "lats": [p[1] for p in points]}
-    )
-    return [AreaPath(*row) for row in rows]
+    ).one()
+    by_area = {area_id: _path(ids) for area_id, ids in (paths or {}).items()}
+    return [by_area[h] if h else _OUTSIDE for h in hits]
 
 
 def resolve_path(session: Session, lon: float, lat: float) -> AreaPath:
