@@ -130,4 +130,7 @@ def gunicorn_log_config(level: str = "INFO") -> dict:
             "gunicorn.error": {"handlers": ["stderr"], "level": level.upper(), "propagate": False},
             "gunicorn.access": {"handlers": [], "level": "CRITICAL", "propagate": False},
         },
+        # gunicorn merges this into its defaults, whose root logger names a handler we replace;
+        # the app gives the root logger its own handler (configure_logging).
+        "root": {"level": level.upper(), "handlers": []},
     }

@@ -83,3 +83,18 @@ def test_gunicorn_logs_go_through_the_redaction():
     handler = config["handlers"][config["loggers"]["gunicorn.error"]["handlers"][0]]
     assert "redact" in handler["filters"]
     assert config["loggers"]["gunicorn.access"]["handlers"] == []
+
+
+def test_gunicorn_accepts_the_log_configuration():
+    """gunicorn merges logconfig_dict into its defaults and hands it to dictConfig."""
+    from logging.config import dictConfig
+
+    from gunicorn.glogging import CONFIG_DEFAULTS
+
+    root = logging.getLogger()
+    saved = (root.level, list(root.handlers))
+    try:
+        dictConfig({**CONFIG_DEFAULTS, **gunicorn_log_config()})
+    finally:
+        root.setLevel(saved[0])
+        root.handlers[:] = saved[1]
