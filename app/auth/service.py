@@ -98,8 +98,9 @@ def _flush_unique(session: Session) -> None:
         raise Conflict("An account with this phone number or ID number exists already.") from exc
 
 
-def register_volunteer(session: Session, values: dict[str, Any]) -> User:
-    """A resident registers under their real name; staff verify them later."""
+def _new_user(session: Session, values: dict[str, Any], **fields: Any) -> User:
+    """A new account from validated identity values (phone, password, real name, optional ID
+    number and home community) plus `fields`; added and flushed, duplicates a 409."""
     phone = _validated("phone", validators.normalize_phone, values["phone"])
     if session.scalar(select(User.id).where(User.phone == phone)):
         raise Conflict("An account with this phone number exists already.")
@@ -109,13 +110,7 @@ def register_volunteer(session: Session, values: dict[str, Any]) -> User:
         values["password"],
         user_inputs=(phone, values["real_name"]),
     )
-    consents = values["consents"]
-    if consents["terms_version"] != current_app.config["TERMS_VERSION"]:
-        raise _field_error(
-            "consents/terms_version",
-            f"Accept the current terms (version {current_app.config['TERMS_VERSION']}).",
-        )
-    digest, masked = _identity(session, values["id_number"])
+    digest, masked = _identity(session, values.get("id_number"))
     user = User(
         id=uuid.uuid4(),
         phone=phone,
@@ -123,16 +118,32 @@ def register_volunteer(session: Session, values: dict[str, Any]) -> User:
         real_name=values["real_name"].strip(),
         id_number_digest=digest,
         id_number_masked=masked,
-        roles=[VOLUNTEER],
-        volunteer_types=sorted(set(values.get("volunteer_types", []))),
-        skills=sorted(set(values.get("skills", []))),
         home_community_id=_community_id(session, values.get("home_community_id")),
         status="active",
-        terms_version=consents["terms_version"],
-        terms_accepted_at=_now(),
+        **{"volunteer_types": [], "skills": [], **fields},
     )
     session.add(user)
     _flush_unique(session)
+    return user
+
+
+def register_volunteer(session: Session, values: dict[str, Any]) -> User:
+    """A resident registers under their real name; staff verify them later."""
+    consents = values["consents"]
+    if consents["terms_version"] != current_app.config["TERMS_VERSION"]:
+        raise _field_error(
+            "consents/terms_version",
+            f"Accept the current terms (version {current_app.config['TERMS_VERSION']}).",
+        )
+    user = _new_user(
+        session,
+        values,
+        roles=[VOLUNTEER],
+        volunteer_types=sorted(set(values.get("volunteer_types", []))),
+        skills=sorted(set(values.get("skills", []))),
+        terms_version=consents["terms_version"],
+        terms_accepted_at=_now(),
+    )
     _record_consent(session, user, "terms", consents["terms_version"])
     set_location_sharing(session, user, bool(consents.get("location_sharing", False)))
     session.flush()
@@ -345,33 +356,7 @@ def create_account(session: Session, actor: User | None, values: dict[str, Any])
         _check_grants(actor, roles, areas)
     if set(roles) & {GRID_STAFF, COMMUNITY_ADMIN, POLICE_LIAISON} and not areas:
         raise _field_error("jurisdiction", "Staff and liaison accounts need at least one area.")
-    phone = _validated("phone", validators.normalize_phone, values["phone"])
-    if session.scalar(select(User.id).where(User.phone == phone)):
-        raise Conflict("An account with this phone number exists already.")
-    _validated(
-        "password",
-        validators.check_password,
-        values["password"],
-        user_inputs=(phone, values["real_name"]),
-    )
-    digest, masked = _identity(session, values.get("id_number"))
-    user = User(
-        id=uuid.uuid4(),
-        phone=phone,
-        password_hash=_hasher().hash(values["password"]),
-        real_name=values["real_name"].strip(),
-        id_number_digest=digest,
-        id_number_masked=masked,
-        roles=roles,
-        volunteer_types=[],
-        skills=[],
-        home_community_id=_community_id(session, values.get("home_community_id")),
-        status="active",
-    )
-    user.jurisdiction = areas
-    session.add(user)
-    _flush_unique(session)
-    return user
+    return _new_user(session, values, roles=roles, jurisdiction=areas)
 
 
 def list_visible_users(
