@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from app.config import Config
 
@@ -35,6 +36,13 @@ def create_app(config: Config | None = None) -> Flask:
         **app.config["SQLALCHEMY_ENGINE_OPTIONS"],
         "hide_parameters": True,
     }
+
+    if app.config["PROXY_HOPS"]:
+        # Behind a load balancer: trust that many X-Forwarded-For / -Proto hops, so that
+        # per-client rate limits see clients, not the balancer.
+        app.wsgi_app = ProxyFix(
+            app.wsgi_app, x_for=app.config["PROXY_HOPS"], x_proto=app.config["PROXY_HOPS"]
+        )
 
     configure_logging(app.config["LOG_LEVEL"])
     init_request_logging(app)

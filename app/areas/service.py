@@ -16,10 +16,11 @@ from geoalchemy2.shape import from_shape
 from shapely.geometry.base import BaseGeometry
 from sqlalchemy import bindparam, select, text
 from sqlalchemy.dialects.postgresql import ARRAY, DOUBLE_PRECISION
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
 from app.areas.models import Area, AreaLevel
-from app.core.errors import NotFound, Unprocessable
+from app.core.errors import Conflict, NotFound, Unprocessable
 from geo.crs import CoordSystem, geometry_to_wgs84
 from geo.geojson import GeoJSONError, to_shape
 
@@ -126,6 +127,22 @@ def _set_path(area: Area, parent: Area | None) -> None:
     )
 
 
+def _existing_or_new(session: Session, code: str, level: AreaLevel, parent: Area | None) -> Area:
+    """The area with this code, or a new one. An existing area keeps its level and its parent:
+    moving it would leave the paths stored on its descendants (and on every row located in
+    it) pointing at the old parent."""
+    area = session.scalar(select(Area).where(Area.code == code))
+    if area is None:
+        area = Area(id=uuid.uuid4(), code=code, level=level)
+        session.add(area)
+        return area
+    if area.level != level:
+        raise Unprocessable(f"{code} exists as a {area.level}, not a {level}.")
+    if area.parent_id != (parent.id if parent else None):
+        raise Unprocessable(f"{code} exists under another parent; areas are not moved.")
+    return area
+
+
 # Repair in PostGIS: ST_MakeValid, keep the polygonal part, always a MultiPolygon.
 _REPAIRED = "ST_Multi(ST_CollectionExtract(ST_MakeValid(ST_GeomFromWKB(:wkb, 4326)), 3))"
 
@@ -155,12 +172,7 @@ def upsert_area(
     ).one()
     if repaired.empty:
         raise Unprocessable(f"The geometry of {code} has no valid polygonal part.")
-    area = session.scalar(select(Area).where(Area.code == code))
-    if area is None:
-        area = Area(id=uuid.uuid4(), code=code)
-        session.add(area)
-    elif area.level != level:
-        raise Unprocessable(f"{code} exists as a {area.level}, not a {level}.")
+    area = _existing_or_new(session, code, level, parent)
     area.name = name
     area.level = level
     area.urban_rural = urban_rural if level is AreaLevel.COMMUNITY else None
@@ -216,11 +228,17 @@ def import_features(
     report = ImportReport()
     for index, feature in enumerate(features):
         try:
-            props = feature.get("properties") or {} if isinstance(feature, dict) else {}
+            if not isinstance(feature, dict):
+                raise Unprocessable("a feature must be a JSON object")
+            props = feature.get("properties") or {}
+            if not isinstance(props, dict):
+                raise Unprocessable("a feature's properties must be a JSON object")
             code = str(props.get("code") or default_code or "").strip()
             name = str(props.get("name") or default_name or "").strip()
             if not code or not name:
                 raise Unprocessable("every feature needs a code and a name")
+            if len(code) > 32 or len(name) > 200:
+                raise Unprocessable("a code has at most 32 characters, a name at most 200")
             shape = to_shape(feature, allowed={"Polygon", "MultiPolygon"})
             shape = geometry_to_wgs84(shape, source_crs)
             urban_rural = props.get("urban_rural")
@@ -240,6 +258,8 @@ def import_features(
             report.imported.append(code)
         except (GeoJSONError, Unprocessable) as exc:
             report.errors.append((index, getattr(exc, "detail", None) or str(exc)))
+        except DBAPIError as exc:  # the feature's savepoint is rolled back; the others go on
+            report.errors.append((index, f"refused by the database ({type(exc.orig).__name__})"))
         on_progress(1)
     return report
 
@@ -368,10 +388,7 @@ def derive_children(
         row = by_ord.get(ord_)
         if row is None or row.geom is None:
             continue
-        area = session.scalar(select(Area).where(Area.code == seed.code))
-        if area is None:
-            area = Area(id=uuid.uuid4(), code=seed.code)
-            session.add(area)
+        area = _existing_or_new(session, seed.code, level, parent)
         area.name = seed.name
         area.level = level
         area.urban_rural = seed.urban_rural if level is AreaLevel.COMMUNITY else None
@@ -388,61 +405,74 @@ def derive_children(
 
 # --- grid cells ---------------------------------------------------------------------------------
 
-# Squares of cell_size_m in UTM 50N (metres; Beijing's zone), clipped to the community.
+# Squares of cell_size_m laid out in UTM 50N (metres; Beijing's zone), brought back to WGS-84 and
+# clipped there to the community's own outline, so that the cells cover it exactly.
 GRID_SQL = text(
     """
-    WITH c AS (SELECT ST_Transform(geom, 32650) AS geom FROM areas WHERE id = :community_id),
+    WITH c AS (
+        SELECT geom, ST_Transform(geom, 32650) AS metric FROM areas WHERE id = :community_id
+    ),
     squares AS (
-        SELECT sq.i, sq.j, ST_Intersection(sq.geom, c.geom) AS geom
-        FROM c, ST_SquareGrid(:size, c.geom) AS sq
-        WHERE ST_Intersects(sq.geom, c.geom)
+        SELECT sq.i, sq.j,
+               ST_Multi(ST_CollectionExtract(ST_MakeValid(
+                   ST_Intersection(ST_Transform(sq.geom, 4326), c.geom)), 3)) AS geom
+        FROM c, ST_SquareGrid(:size, c.metric) AS sq
+        WHERE ST_Intersects(sq.geom, c.metric)
     )
-    SELECT i, j, ST_AsEWKB(ST_Multi(ST_CollectionExtract(ST_MakeValid(
-               ST_Transform(geom, 4326)), 3))) AS geom
+    SELECT i, j, ST_AsEWKB(geom) AS geom
     FROM squares
-    WHERE ST_Area(geom) >= :min_area
+    WHERE NOT ST_IsEmpty(geom) AND ST_Area(geom::geography) >= 1
     ORDER BY j DESC, i
     """
 )
+GENERATED_GRID = "generated"
 
 
 def cut_grid(session: Session, community: Area, cell_size_m: float, *, source: str) -> list[Area]:
     """Cut a community into square grid cells (where no official grid polygons exist).
 
-    Cells are coded `<community code>-G<nnn>`, numbered from the north-west, row by row; slivers
-    under 1% of a full cell are dropped. Re-cutting replaces the cells with the same codes.
+    Cells are coded `<community code>-G<nnn>`, numbered from the north-west, row by row. Cutting
+    again replaces the generated cells, unless any of them is in a staff member's jurisdiction
+    (reassign first: a cell of the same code would be another place). A community with official
+    (imported) cells is not cut.
     """
     if community.level != AreaLevel.COMMUNITY:
         raise Unprocessable("Only a community can be cut into grid cells.")
     if not 50 <= cell_size_m <= 2000:
         raise Unprocessable("The cell size must be between 50 and 2000 metres.")
-    rows = session.execute(
-        GRID_SQL,
-        {
-            "community_id": community.id,
-            "size": cell_size_m,
-            "min_area": 0.01 * cell_size_m * cell_size_m,
-        },
-    ).all()
+    existing = list(
+        session.scalars(
+            select(Area).where(Area.parent_id == community.id, Area.level == AreaLevel.GRID_CELL)
+        )
+    )
+    if any(not (cell.source or "").startswith(GENERATED_GRID) for cell in existing):
+        raise Conflict(f"{community.code} has official grid cells; it is not cut.")
+    try:
+        with session.begin_nested():
+            for cell in existing:
+                session.delete(cell)
+            session.flush()
+    except IntegrityError as exc:  # a foreign key (a staff grant, say) still points at a cell
+        raise Conflict(
+            f"The grid cells of {community.code} are in use (e.g. in a staff jurisdiction); "
+            "reassign them before cutting again."
+        ) from exc
+    rows = session.execute(GRID_SQL, {"community_id": community.id, "size": cell_size_m}).all()
     cells = []
     for number, row in enumerate(rows, start=1):
-        code = f"{community.code}-G{number:03d}"
-        cell = session.scalar(select(Area).where(Area.code == code))
-        if cell is None:
-            cell = Area(id=uuid.uuid4(), code=code)
-            session.add(cell)
-        cell.name = f"{community.name} 网格{number}"
-        cell.level = AreaLevel.GRID_CELL
-        cell.approximate = True
-        cell.geom = _ewkb_element(row.geom)
-        cell.centre = None
-        cell.source = source
+        cell = Area(
+            id=uuid.uuid4(),
+            code=f"{community.code}-G{number:03d}",
+            name=f"{community.name} 网格{number}",
+            level=AreaLevel.GRID_CELL,
+            approximate=True,
+            geom=_ewkb_element(row.geom),
+            source=f"{GENERATED_GRID}: {source}"
+            if not source.startswith(GENERATED_GRID)
+            else source,
+        )
         _set_path(cell, community)
+        session.add(cell)
         cells.append(cell)
-    stale = select(Area).where(
-        Area.parent_id == community.id, Area.code.notin_([c.code for c in cells])
-    )
-    for old in session.scalars(stale):
-        session.delete(old)
     session.flush()
     return cells

@@ -5,11 +5,12 @@ from __future__ import annotations
 import uuid
 from dataclasses import asdict
 
-from flask import current_app
+from flask import current_app, request
 from flask.views import MethodView
 from flask_jwt_extended import get_jwt
+from flask_limiter.util import get_remote_address
 
-from app.auth import service
+from app.auth import service, validators
 from app.auth.schemas import (
     AccountCreateSchema,
     AccountUpdateSchema,
@@ -34,18 +35,24 @@ users_blp = Blueprint("users", __name__, url_prefix="/api/v1/users", description
 
 
 def _login_phone_key() -> str:
-    """Rate-limit bucket of the account a login names (a missing or odd phone shares one)."""
-    from flask import request
-
+    """Rate-limit bucket of the account a login names: the normalized phone, so that other
+    spellings (+86, spaces) share it; phones that do not normalize share one bucket."""
     body = request.get_json(silent=True)
-    phone = body.get("phone") if isinstance(body, dict) else None
-    return f"login:{str(phone)[:20]}"
+    raw = body.get("phone") if isinstance(body, dict) else None
+    try:
+        return f"login:{validators.normalize_phone(str(raw))}"
+    except validators.InvalidInput:
+        return "login:malformed"
 
 
 def _client_key() -> str:
-    from flask_limiter.util import get_remote_address
-
     return f"client:{get_remote_address()}"
+
+
+def _failed(response) -> bool:
+    """Only failed logins count against the limits: knowing someone's phone number is not
+    enough to lock them out by logging in as them."""
+    return response.status_code == 401
 
 
 @auth_blp.route("/register")
@@ -70,8 +77,16 @@ class Register(MethodView):
 @auth_blp.route("/login")
 class Login(MethodView):
     decorators = (
-        limiter.limit(lambda: current_app.config["LOGIN_RATE_LIMIT"], key_func=_login_phone_key),
-        limiter.limit(lambda: current_app.config["LOGIN_CLIENT_RATE_LIMIT"], key_func=_client_key),
+        limiter.limit(
+            lambda: current_app.config["LOGIN_RATE_LIMIT"],
+            key_func=_login_phone_key,
+            deduct_when=_failed,
+        ),
+        limiter.limit(
+            lambda: current_app.config["LOGIN_CLIENT_RATE_LIMIT"],
+            key_func=_client_key,
+            deduct_when=_failed,
+        ),
     )
 
     @auth_blp.public

@@ -23,6 +23,9 @@ from app.auth.models import AuthSession, ConsentEvent, RefreshToken, User, user_
 from app.core.auth import ADMIN, COMMUNITY_ADMIN, GRID_STAFF, POLICE_LIAISON, ROLES, VOLUNTEER
 from app.core.errors import Conflict, DomainError, Forbidden, NotFound, Unprocessable
 
+# One answer whether the phone or the ID number is taken: no telling which.
+_EXISTS = "An account with this phone number or resident ID number exists already."
+
 
 class AuthenticationFailed(DomainError):
     status = 401
@@ -86,7 +89,7 @@ def _identity(session: Session, id_number: str | None) -> tuple[bytes | None, st
     number = _validated("id_number", validators.normalize_id_number, id_number)
     digest = validators.id_number_digest(number, current_app.config["ID_NUMBER_HASH_KEY"].encode())
     if session.scalar(select(User.id).where(User.id_number_digest == digest)):
-        raise Conflict("An account with this resident ID number exists already.")
+        raise Conflict(_EXISTS)
     return digest, validators.mask_id_number(number)
 
 
@@ -95,7 +98,7 @@ def _flush_unique(session: Session) -> None:
         with session.begin_nested():
             session.flush()
     except IntegrityError as exc:
-        raise Conflict("An account with this phone number or ID number exists already.") from exc
+        raise Conflict(_EXISTS) from exc
 
 
 def _new_user(session: Session, values: dict[str, Any], **fields: Any) -> User:
@@ -103,7 +106,7 @@ def _new_user(session: Session, values: dict[str, Any], **fields: Any) -> User:
     number and home community) plus `fields`; added and flushed, duplicates a 409."""
     phone = _validated("phone", validators.normalize_phone, values["phone"])
     if session.scalar(select(User.id).where(User.phone == phone)):
-        raise Conflict("An account with this phone number exists already.")
+        raise Conflict(_EXISTS)
     _validated(
         "password",
         validators.check_password,
@@ -321,14 +324,27 @@ def change_password(
 
 # --- staff administration -----------------------------------------------------------------------
 
-# Which roles an administrator may hand out.
+# Which roles an administrator may hand out: admins any; community admins the staff roles of
+# their own areas (not police liaison: liaisons are appointed by admins).
 _GRANTABLE = {
     ADMIN: set(ROLES),
-    COMMUNITY_ADMIN: {VOLUNTEER, GRID_STAFF, COMMUNITY_ADMIN, POLICE_LIAISON},
+    COMMUNITY_ADMIN: {VOLUNTEER, GRID_STAFF, COMMUNITY_ADMIN},
 }
+_STAFF_ROLES = {GRID_STAFF, COMMUNITY_ADMIN}
+
+
+def _check_roles(roles: Iterable[str], areas: Sequence[Area]) -> None:
+    """A consistent set of roles: staff and liaisons have areas; a liaison is not also staff,
+    since a user's areas serve all their roles and liaisons see no volunteers' personal data."""
+    roles = set(roles)
+    if roles & (_STAFF_ROLES | {POLICE_LIAISON}) and not areas:
+        raise _field_error("jurisdiction", "Staff and liaison accounts need at least one area.")
+    if POLICE_LIAISON in roles and roles & _STAFF_ROLES:
+        raise _field_error("roles", "A police liaison account cannot also be a staff account.")
 
 
 def _check_grants(actor: User, roles: Iterable[str], areas: Sequence[Area]) -> None:
+    """The actor may grant these roles, and every area is inside their jurisdiction."""
     allowed: set[str] = set()
     for role in actor.roles:
         allowed |= _GRANTABLE.get(role, set())
@@ -341,6 +357,21 @@ def _check_grants(actor: User, roles: Iterable[str], areas: Sequence[Area]) -> N
         raise Forbidden(f"These areas are outside your jurisdiction: {', '.join(outside)}.")
 
 
+def _check_manages(session: Session, actor: User, user: User) -> None:
+    """The actor may administer this account: never their own, never an admin's unless they
+    are an admin, and only when everything the account holds (its home community and every
+    granted area) is inside the actor's jurisdiction. Seeing an account is not enough."""
+    if user.id == actor.id:
+        raise Forbidden("Nobody administers their own account.")
+    if ADMIN in user.roles and ADMIN not in actor.roles:
+        raise Forbidden("Only an admin may change an admin's account.")
+    scope = jurisdiction_of(actor)
+    home = session.get(Area, user.home_community_id) if user.home_community_id else None
+    places = [a.path_ids for a in user.jurisdiction] + ([home.path_ids] if home else [])
+    if not all(scope.covers(p) for p in places):
+        raise Forbidden("This account also holds areas outside your jurisdiction.")
+
+
 def _areas(session: Session, area_ids: Sequence[uuid.UUID]) -> list[Area]:
     areas = list(session.scalars(select(Area).where(Area.id.in_(area_ids))))
     if len(areas) != len(set(area_ids)):
@@ -349,13 +380,14 @@ def _areas(session: Session, area_ids: Sequence[uuid.UUID]) -> list[Area]:
 
 
 def create_account(session: Session, actor: User | None, values: dict[str, Any]) -> User:
-    """An account created by an administrator (actor None: the operator's CLI)."""
+    """An account created by an administrator (actor None: the operator's CLI), with its home
+    community and areas inside the administrator's jurisdiction."""
     roles = sorted(set(values["roles"]))
     areas = _areas(session, values.get("jurisdiction", []))
+    home_id = _community_id(session, values.get("home_community_id"))
     if actor is not None:
-        _check_grants(actor, roles, areas)
-    if set(roles) & {GRID_STAFF, COMMUNITY_ADMIN, POLICE_LIAISON} and not areas:
-        raise _field_error("jurisdiction", "Staff and liaison accounts need at least one area.")
+        _check_grants(actor, roles, areas + ([session.get(Area, home_id)] if home_id else []))
+    _check_roles(roles, areas)
     return _new_user(session, values, roles=roles, jurisdiction=areas)
 
 
@@ -420,19 +452,18 @@ def get_visible_user(session: Session, actor: User, user_id: uuid.UUID) -> User:
 
 
 def update_account(session: Session, actor: User, user: User, values: dict[str, Any]) -> User:
-    """Roles, jurisdiction and status, by an administrator of the user's area."""
-    if user.id == actor.id and ("roles" in values or "jurisdiction" in values):
-        raise Forbidden("Nobody may change their own roles or jurisdiction.")
+    """Roles, jurisdiction, status and name, by an administrator of everything the account
+    holds; roles granted or taken away must be ones the administrator may grant."""
+    _check_manages(session, actor, user)
     if "roles" in values or "jurisdiction" in values:
         roles = sorted(set(values.get("roles", user.roles)))
         areas = (
             _areas(session, values["jurisdiction"])
             if "jurisdiction" in values
-            else user.jurisdiction
+            else list(user.jurisdiction)
         )
-        _check_grants(actor, set(roles) - set(user.roles), areas)
-        if ADMIN in user.roles and ADMIN not in actor.roles:
-            raise Forbidden("Only an admin may change an admin's account.")
+        _check_grants(actor, set(roles) ^ set(user.roles), areas)
+        _check_roles(roles, areas)
         user.roles = roles
         user.jurisdiction = areas
     if "status" in values:
@@ -446,8 +477,14 @@ def update_account(session: Session, actor: User, user: User, values: dict[str, 
 
 
 def verify_volunteer(session: Session, actor: User, user: User) -> User:
+    """Staff of a volunteer's home community confirm their real-name registration."""
+    if user.id == actor.id:
+        raise Forbidden("Nobody verifies their own registration.")
     if VOLUNTEER not in user.roles:
         raise Conflict("Only volunteers are verified.")
+    home = session.get(Area, user.home_community_id) if user.home_community_id else None
+    if home is None or not jurisdiction_of(actor).covers(home.path_ids):
+        raise Forbidden("Only staff of the volunteer's home community verify them.")
     if user.verified_at is None:
         user.verified_at = _now()
         user.verified_by = actor.id

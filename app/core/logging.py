@@ -45,6 +45,7 @@ def configure_logging(level: str) -> None:
         )
     )
     handler.addFilter(RequestIdFilter())
+    handler.addFilter(RedactAddresses())
     root = logging.getLogger()
     for existing in list(root.handlers):
         if getattr(existing, "_qunfang", False):
@@ -52,8 +53,10 @@ def configure_logging(level: str) -> None:
     handler._qunfang = True  # type: ignore[attr-defined]
     root.addHandler(handler)
     root.setLevel(level.upper())
-    # procrastinate logs job arguments at INFO; jobs take ids, but keep their logs to warnings.
+    # procrastinate logs job arguments at INFO (jobs take ids, but still); flask-limiter names
+    # the bucket of each breach (a phone number, a client address): keep both to warnings.
     logging.getLogger("procrastinate").setLevel(max(logging.WARNING, root.level))
+    logging.getLogger("flask-limiter").setLevel(max(logging.WARNING, root.level))
 
 
 def _start_request() -> None:

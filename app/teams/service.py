@@ -6,7 +6,7 @@ import datetime as dt
 import uuid
 from typing import Any
 
-from sqlalchemy import Select, and_, case, func, literal, or_, select
+from sqlalchemy import Select, and_, case, func, literal, or_, select, update
 from sqlalchemy.orm import Session
 
 from app.areas.models import Area, AreaLevel
@@ -89,8 +89,11 @@ def get_managed_team(session: Session, actor: User, team_id: uuid.UUID) -> Team:
 def update_team(session: Session, team: Team, values: dict[str, Any]) -> Team:
     for key, value in values.items():
         setattr(team, key, value)
+    # The dates follow the status: a filed team has no revocation, an unfiled one neither date.
     if values.get("filing_status") == "filed":
         team.revoked_on = None
+    elif values.get("filing_status") == "unfiled":
+        team.filed_on = team.revoked_on = None
     _check_kind(team)
     session.flush()
     return team
@@ -137,9 +140,18 @@ def add_member(
     member = TeamMember(
         id=uuid.uuid4(), team_id=team.id, user_id=user.id, role=role, joined_at=_now()
     )
-    session.add(member)
-    if role == "leader":
+    if role == "leader":  # one leader: the previous one stays on as a member
+        session.execute(
+            update(TeamMember)
+            .where(
+                TeamMember.team_id == team.id,
+                TeamMember.role == "leader",
+                TeamMember.left_at.is_(None),
+            )
+            .values(role="member")
+        )
         team.leader_id = user.id
+    session.add(member)
     session.flush()
     return member
 

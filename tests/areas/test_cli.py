@@ -77,14 +77,25 @@ def test_import_reports_bad_features_keeps_good_ones_and_updates_by_code(
                 "properties": {"name": "no code"},
                 "geometry": {"type": "Polygon", "coordinates": square},
             },
+            {
+                "type": "Feature",
+                "properties": ["not", "an", "object"],
+                "geometry": {"type": "Polygon", "coordinates": square},
+            },
+            {
+                "type": "Feature",
+                "properties": {"code": "C" * 40, "name": "long code"},
+                "geometry": {"type": "Polygon", "coordinates": square},
+            },
         ],
     }
     path = tmp_path / "communities.geojson"
     path.write_text(json.dumps(collection))
     args = ("areas", "import", str(path), "--level", "community", "--parent", "110105001000")
     first = cli(*args)
-    assert "imported 1 area(s), 2 error(s)" in first.output
-    assert "feature 1:" in first.output and "feature 2:" in first.output
+    assert "imported 1 area(s), 4 error(s)" in first.output
+    for index in (1, 2, 3, 4):
+        assert f"feature {index}:" in first.output
     collection["features"][0]["properties"]["name"] = "A renamed"
     path.write_text(json.dumps(collection))
     cli(*args)

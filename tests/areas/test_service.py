@@ -11,7 +11,7 @@ from sqlalchemy import func, select, text
 
 from app.areas import service
 from app.areas.models import Area, AreaLevel
-from app.core.errors import Unprocessable
+from app.core.errors import Conflict, Unprocessable
 
 CHAOYANG_BBOX = (116.34, 39.80, 116.65, 40.12)  # WGS-84, around the official outline
 
@@ -167,3 +167,73 @@ def test_a_grid_covers_its_community_in_cells_of_the_given_size(session, area):
     fewer = service.cut_grid(session, community, 400, source="test")
     count = session.scalar(select(func.count()).where(Area.parent_id == community.id))
     assert count == len(fewer) < len(cells)
+
+
+def test_cutting_again_is_refused_while_a_cell_is_in_a_jurisdiction(session, area, create_user):
+    community = area("110105001026")
+    create_user(roles=["grid_staff"], jurisdiction=["110105001026-G001"])
+    with pytest.raises(Conflict, match="in use"):
+        service.cut_grid(session, community, 300, source="test")
+    assert area("110105001026-G001").source.startswith("generated")
+
+
+def test_a_community_with_official_cells_is_not_cut(session, area):
+    community = area("110105001027")
+    official = Polygon([(116.47, 39.90), (116.471, 39.90), (116.471, 39.901), (116.47, 39.901)])
+    service.upsert_area(
+        session,
+        code="OFFICIAL-1",
+        name="official",
+        level=AreaLevel.GRID_CELL,
+        parent=community,
+        geometry=official,
+        source="district grid office",
+    )
+    with pytest.raises(Conflict, match="official"):
+        service.cut_grid(session, community, 250, source="test")
+    assert area("OFFICIAL-1").level == "grid_cell"
+
+
+def test_grid_cells_cover_their_community_without_gaps(session, area):
+    community = area("110105001025")
+    service.cut_grid(session, community, 250, source="test")
+    uncovered_m2 = session.scalar(
+        text(
+            """SELECT ST_Area(ST_Difference(c.geom, (SELECT ST_Union(geom) FROM areas
+                                                   WHERE parent_id = c.id))::geography)
+               FROM areas c WHERE c.id = :c"""
+        ),
+        {"c": community.id},
+    )
+    assert uncovered_m2 < 5
+
+
+def test_an_area_is_not_moved_to_another_parent(session, area):
+    nanlang = area("110105001024")
+    outline = to_shape_of(session, nanlang)
+    with pytest.raises(Unprocessable, match="another parent"):
+        service.upsert_area(
+            session,
+            code=nanlang.code,
+            name=nanlang.name,
+            level=AreaLevel.COMMUNITY,
+            parent=area("110105002000"),
+            geometry=outline,
+        )
+
+
+def test_deriving_cannot_change_an_areas_level(session, area):
+    with pytest.raises(Unprocessable, match="exists as a community"):
+        service.derive_children(
+            session,
+            area("110105001024"),
+            AreaLevel.GRID_CELL,
+            [service.ChildSeed("110105001025", "not a cell")],
+            source="test",
+        )
+
+
+def to_shape_of(session, an_area):
+    from geoalchemy2.shape import to_shape
+
+    return to_shape(session.scalar(select(Area.geom).where(Area.id == an_area.id)))

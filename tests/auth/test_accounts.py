@@ -182,3 +182,100 @@ def test_listing_users_costs_a_fixed_number_of_queries(
     with count_queries() as more:
         client.get("/api/v1/users?page_size=20", headers=headers)
     assert len(more) == len(few)
+
+
+def test_a_community_admin_cannot_touch_an_admins_account(client, create_user, token_for):
+    admin = create_user(roles=["admin"], home=NANLANG)
+    local_admin = token_for(create_user(roles=["community_admin"], jurisdiction=[NANLANG]))
+    response = client.patch(
+        f"/api/v1/users/{admin.id}",
+        json={"status": "disabled", "real_name": "x"},
+        headers=local_admin,
+    )
+    assert response.status_code == 403
+    assert (admin.status, admin.real_name) != ("disabled", "x")
+
+
+def test_an_admin_of_a_community_cannot_demote_staff_of_the_whole_subdistrict(
+    client, create_user, token_for
+):
+    subdistrict_admin = create_user(roles=["community_admin"], jurisdiction=[JIANWAI], home=NANLANG)
+    local_admin = token_for(create_user(roles=["community_admin"], jurisdiction=[NANLANG]))
+    response = client.patch(
+        f"/api/v1/users/{subdistrict_admin.id}",
+        json={"roles": ["volunteer"], "jurisdiction": []},
+        headers=local_admin,
+    )
+    assert response.status_code == 403
+    assert subdistrict_admin.roles == ["community_admin"]
+
+
+def test_grants_outside_the_admins_jurisdiction_cannot_be_stripped(
+    client, area, create_user, token_for
+):
+    staff = create_user(roles=["grid_staff"], jurisdiction=[NANLANG, CHAOWAI_COMMUNITY])
+    local_admin = token_for(create_user(roles=["community_admin"], jurisdiction=[NANLANG]))
+    response = client.patch(
+        f"/api/v1/users/{staff.id}",
+        json={"jurisdiction": [str(area(NANLANG).id)]},
+        headers=local_admin,
+    )
+    assert response.status_code == 403
+    assert len(staff.jurisdiction) == 2
+
+
+def test_a_community_admin_cannot_appoint_police_liaisons(client, area, create_user, token_for):
+    local_admin = token_for(create_user(roles=["community_admin"], jurisdiction=[JIANWAI]))
+    body = {
+        "phone": "13600000003",
+        "password": "Liaison-Pass-2026",
+        "real_name": "周军",
+        "roles": ["police_liaison"],
+        "jurisdiction": [str(area(NANLANG).id)],
+    }
+    assert client.post("/api/v1/users", json=body, headers=local_admin).status_code == 403
+
+
+def test_a_liaison_cannot_also_be_staff(client, area, token_for):
+    body = {
+        "phone": "13600000004",
+        "password": "Liaison-Pass-2026",
+        "real_name": "周军",
+        "roles": ["police_liaison", "grid_staff"],
+        "jurisdiction": [str(area(NANLANG).id)],
+    }
+    response = client.post("/api/v1/users", json=body, headers=token_for("admin"))
+    assert response.status_code == 422
+    assert "/roles" in {e["pointer"] for e in response.get_json()["errors"]}
+
+
+def test_accounts_are_created_only_with_a_home_inside_the_jurisdiction(
+    client, area, create_user, token_for
+):
+    local_admin = token_for(create_user(roles=["community_admin"], jurisdiction=[NANLANG]))
+    body = {
+        "phone": "13600000005",
+        "password": "Volunteer-Pass-2026",
+        "real_name": "孙丽",
+        "roles": ["volunteer"],
+        "home_community_id": str(area(CHAOWAI_COMMUNITY).id),
+    }
+    assert client.post("/api/v1/users", json=body, headers=local_admin).status_code == 403
+
+
+def test_staff_cannot_verify_themselves(client, create_user, token_for):
+    staff = create_user(roles=["volunteer", "grid_staff"], jurisdiction=[NANLANG], home=NANLANG)
+    response = client.post(f"/api/v1/users/{staff.id}/verify", headers=token_for(staff))
+    assert response.status_code == 403
+    assert staff.verified_at is None
+
+
+def test_only_staff_of_the_home_community_verify(client, create_user, token_for):
+    # visible to Nanlang's staff through a granted area, but living in Chaowai
+    volunteer = create_user(
+        roles=["volunteer", "grid_staff"], jurisdiction=[NANLANG], home=CHAOWAI_COMMUNITY
+    )
+    nanlang_staff = token_for(create_user(roles=["grid_staff"], jurisdiction=[NANLANG]))
+    assert client.get(f"/api/v1/users/{volunteer.id}", headers=nanlang_staff).status_code == 200
+    response = client.post(f"/api/v1/users/{volunteer.id}/verify", headers=nanlang_staff)
+    assert response.status_code == 403

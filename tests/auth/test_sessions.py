@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 from sqlalchemy import func, select
 
@@ -212,3 +214,49 @@ def test_changing_the_password_signs_out_other_sessions(client, create_user):
     assert client.get("/api/v1/me", headers=bearer(here["access_token"])).status_code == 200
     assert client.get("/api/v1/me", headers=bearer(elsewhere["access_token"])).status_code == 401
     assert login(client, "13700000010", "Another-Strong-Pass-42").status_code == 200
+
+
+def test_other_spellings_of_a_phone_share_its_login_limit(client, create_user):
+    create_user(phone="13700000011")
+    spellings = [
+        "13700000011",
+        "+8613700000011",
+        "+86 137 0000 0011",
+        "0086-137-0000-0011",
+        "86 13700000011",
+        "(137)00000011",
+    ]
+    statuses = [login(client, p, "Wrong-Password-123").status_code for p in spellings]
+    assert statuses == [401] * 5 + [429]
+
+
+def test_successful_logins_do_not_count_against_the_limit(client, create_user):
+    create_user(phone="13700000012")
+    assert all(login(client, "13700000012").status_code == 200 for _ in range(8))
+
+
+def test_a_limit_breach_logs_no_phone_number(client, create_user, caplog):
+    create_user(phone="13700000013")
+    with caplog.at_level(logging.DEBUG):
+        for _ in range(6):
+            login(client, "13700000013", "Wrong-Password-123")
+    assert "13700000013" not in caplog.text
+
+
+def test_behind_a_proxy_each_client_gets_its_own_bucket(database_url, connection):
+    from tests.conftest import make_app
+
+    proxied = make_app(database_url, PROXY_HOPS=1, LOGIN_CLIENT_RATE_LIMIT="2 per minute")
+    proxied_client = proxied.test_client()
+
+    def attempt(client_address):
+        return login(
+            proxied_client,
+            "13700000099",
+            "Wrong-Password-123",
+            headers={"X-Forwarded-For": client_address},
+            environ_base={"REMOTE_ADDR": "10.0.0.1"},  # the load balancer
+        ).status_code
+
+    assert [attempt("198.51.100.1") for _ in range(3)] == [401, 401, 429]
+    assert attempt("198.51.100.2") == 401

@@ -171,3 +171,29 @@ def test_volunteers_can_browse_teams_but_not_manage_them(client, area, token_for
         ).status_code
         == 403
     )
+
+
+def test_a_new_leader_replaces_the_old_one(client, area, admin_of_jianwai, create_user):
+    team = new_team(client, admin_of_jianwai, area(NANLANG).id).get_json()
+    url = f"/api/v1/teams/{team['id']}/members"
+    first, second = create_user(home=NANLANG), create_user(home=NANLANG)
+    client.post(url, json={"user_id": str(first.id), "role": "leader"}, headers=admin_of_jianwai)
+    client.post(url, json={"user_id": str(second.id), "role": "leader"}, headers=admin_of_jianwai)
+    roles = {
+        m["user_id"]: m["role"]
+        for m in client.get(url, headers=admin_of_jianwai).get_json()["items"]
+    }
+    assert roles == {str(first.id): "member", str(second.id): "leader"}
+    client.delete(f"{url}/{first.id}", headers=admin_of_jianwai)
+    assert client.get(f"/api/v1/teams/{team['id']}", headers=admin_of_jianwai).get_json()[
+        "leader_id"
+    ] == str(second.id)
+
+
+def test_unfiling_a_team_clears_its_dates(client, area, admin_of_jianwai):
+    team = new_team(client, admin_of_jianwai, area(NANLANG).id, filing_status="revoked").get_json()
+    assert team["revoked_on"]
+    unfiled = client.patch(
+        f"/api/v1/teams/{team['id']}", json={"filing_status": "unfiled"}, headers=admin_of_jianwai
+    )
+    assert (unfiled.get_json()["filed_on"], unfiled.get_json()["revoked_on"]) == (None, None)
