@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import uuid
 from enum import StrEnum
 
@@ -10,16 +9,15 @@ from geoalchemy2 import Geometry
 from sqlalchemy import (
     Boolean,
     CheckConstraint,
-    DateTime,
     ForeignKey,
     Index,
     SmallInteger,
     String,
     Uuid,
-    func,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
+from app.core.models import Timestamps
 from app.extensions import db
 
 
@@ -40,7 +38,7 @@ class AreaLevel(StrEnum):
         return levels[index - 1] if index else None
 
 
-class Area(db.Model):
+class Area(Timestamps, db.Model):
     """An administrative polygon. `district_id`, `subdistrict_id` and `community_id` are the
     area's own path (itself included), so that jurisdiction checks are equality tests."""
 
@@ -69,12 +67,6 @@ class Area(db.Model):
     geom = mapped_column(Geometry("MULTIPOLYGON", srid=4326, spatial_index=False), nullable=False)
     centre = mapped_column(Geometry("POINT", srid=4326, spatial_index=False), nullable=True)
     source: Mapped[str | None] = mapped_column(String(200))
-    created_at: Mapped[dt.datetime] = mapped_column(
-        DateTime(timezone=True), server_default=func.now()
-    )
-    updated_at: Mapped[dt.datetime] = mapped_column(
-        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
-    )
 
     @property
     def path_ids(self) -> dict[str, uuid.UUID | None]:

@@ -15,12 +15,12 @@ from sqlalchemy import (
     String,
     Table,
     Uuid,
-    func,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.areas.models import Area
+from app.core.models import Timestamps
 from app.extensions import db
 
 VOLUNTEER_TYPES = (
@@ -44,7 +44,7 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-class User(db.Model):
+class User(Timestamps, db.Model):
     """A person with an account: volunteer, staff, liaison or admin (roles may combine).
 
     The resident ID number is never stored: only a keyed hash (uniqueness) and a masked form.
@@ -79,12 +79,6 @@ class User(db.Model):
     terms_accepted_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     location_sharing: Mapped[bool] = mapped_column(Boolean, server_default="false")
     location_sharing_changed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
-    created_at: Mapped[dt.datetime] = mapped_column(
-        DateTime(timezone=True), server_default=func.now()
-    )
-    updated_at: Mapped[dt.datetime] = mapped_column(
-        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
-    )
 
     jurisdiction: Mapped[list[Area]] = relationship(secondary=user_areas, lazy="selectin")
 

@@ -19,6 +19,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
+from app.core.models import Timestamps
 from app.extensions import db
 
 TEAM_KINDS = ("association_branch", "workstation", "community_organisation", "patrol_team")
@@ -38,7 +39,7 @@ FILING_STATUSES = ("unfiled", "filed", "revoked")
 MEMBER_ROLES = ("member", "deputy", "leader")
 
 
-class Team(db.Model):
+class Team(Timestamps, db.Model):
     """A volunteer organisation rooted in a community or sub-district (its area path is stored,
     as on every located row, so jurisdiction is an equality test)."""
 
@@ -70,12 +71,6 @@ class Team(db.Model):
     filed_on: Mapped[dt.date | None] = mapped_column(Date)
     revoked_on: Mapped[dt.date | None] = mapped_column(Date)
     leader_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
-    created_at: Mapped[dt.datetime] = mapped_column(
-        DateTime(timezone=True), server_default=func.now()
-    )
-    updated_at: Mapped[dt.datetime] = mapped_column(
-        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
-    )
 
     @property
     def path_ids(self) -> dict[str, uuid.UUID | None]:
