@@ -20,6 +20,7 @@ def create_app(config: Config | None = None) -> Flask:
     from app.core.schema_version import MIGRATIONS_DIR
     from app.extensions import db, jwt, limiter, migrate
     from app.ops.routes import blp as ops_blp
+    from app.stations.routes import blp as stations_blp
     from app.teams.routes import blp as teams_blp
 
     config = config or Config.from_env()
@@ -55,7 +56,7 @@ def create_app(config: Config | None = None) -> Flask:
     init_token_loading(jwt)
 
     api = Api(app)
-    for blueprint in (ops_blp, auth_blp, me_blp, users_blp, areas_blp, teams_blp):
+    for blueprint in (ops_blp, auth_blp, me_blp, users_blp, areas_blp, teams_blp, stations_blp):
         api.register_blueprint(blueprint)
     init_docs(app)
     register_cli(app)

@@ -13,6 +13,7 @@ from typing import Any
 
 from flask import Flask, Response, g
 from sqlalchemy import exc as sa_exc
+from sqlalchemy.orm import exc as orm_exc
 from werkzeug.exceptions import HTTPException
 
 PROBLEM_MIMETYPE = "application/problem+json"
@@ -154,6 +155,12 @@ def _sqlstate(error: sa_exc.DBAPIError) -> str | None:
 
 def _database_problem(error: Exception) -> Response | None:
     """A problem for database failures that are not bugs, or None."""
+    if isinstance(error, orm_exc.StaleDataError):  # a versioned row changed under us
+        return problem(
+            409,
+            slug="concurrent-update",
+            detail="Someone else changed this at the same time; read it again and retry.",
+        )
     if isinstance(error, sa_exc.TimeoutError):  # no pooled connection in time
         state = "pool-timeout"
     elif isinstance(error, sa_exc.DBAPIError):

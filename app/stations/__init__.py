@@ -1,0 +1,1 @@
+"""Service stations: rider rest stations, volunteer posts, service centres; finding an open one."""

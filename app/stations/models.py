@@ -1,0 +1,123 @@
+"""Stations and their materialized open periods."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+from geoalchemy2 import Geography, Geometry
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    Computed,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Uuid,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, TSTZRANGE, Range
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.core.models import Timestamps
+from app.extensions import db
+
+STATION_TYPES = (
+    "rider_station",
+    "volunteer_post",
+    "community_service_centre",
+    "incubation_centre",
+    "police_post",
+    "other",
+)
+AMENITIES = (
+    "charging",
+    "hot_water",
+    "microwave",
+    "restroom",
+    "rest_area",
+    "first_aid_kit",
+    "aed",
+    "wifi",
+    "umbrella",
+    "drinking_water",
+    "phone_charging_cable",
+    "repair_kit",
+    "accessible",
+)
+STATUSES = ("active", "closed")
+
+
+class Station(Timestamps, db.Model):
+    """A service location. `geog` is derived from `geom` by the database: nearest-first queries
+    order by it (`geog <-> point`, true metres, index-backed)."""
+
+    __tablename__ = "stations"
+    __table_args__ = (
+        CheckConstraint(
+            "type IN ('rider_station', 'volunteer_post', 'community_service_centre', "
+            "'incubation_centre', 'police_post', 'other')",
+            name="type",
+        ),
+        CheckConstraint("status IN ('active', 'closed')", name="status"),
+        CheckConstraint("capacity IS NULL OR capacity >= 0", name="capacity"),
+        Index("ix_stations_geom", "geom", postgresql_using="gist"),
+        Index("ix_stations_geog", "geog", postgresql_using="gist"),
+        Index("ix_stations_amenities", "amenities", postgresql_using="gin"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    external_ref: Mapped[str | None] = mapped_column(String(100), unique=True)
+    type: Mapped[str] = mapped_column(String(30), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    address: Mapped[str | None] = mapped_column(String(300))
+    geom = mapped_column(Geometry("POINT", srid=4326, spatial_index=False), nullable=False)
+    geog = mapped_column(
+        Geography("POINT", srid=4326, spatial_index=False),
+        Computed("geom::geography", persisted=True),
+    )
+    team_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("teams.id", ondelete="SET NULL"), index=True
+    )
+    operator: Mapped[str | None] = mapped_column(String(200))
+    phone: Mapped[str | None] = mapped_column(String(30))
+    amenities: Mapped[list[str]] = mapped_column(ARRAY(String(30)), server_default="{}")
+    opening_hours: Mapped[dict] = mapped_column(JSONB)
+    hours_exceptions: Mapped[list] = mapped_column(JSONB, server_default="[]")
+    capacity: Mapped[int | None] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(10), server_default="active", index=True)
+    last_verified_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    generated: Mapped[bool] = mapped_column(Boolean, server_default="false")
+    district_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    subdistrict_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, index=True)
+    community_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, index=True)
+    grid_cell_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    # Bumped by every UPDATE (SQLAlchemy's optimistic lock): the ETag, and a second line of
+    # defence when two edits race past If-Match.
+    version: Mapped[int] = mapped_column(Integer, server_default="1")
+
+    __mapper_args__ = {"version_id_col": version}  # noqa: RUF012 - SQLAlchemy's declaration
+
+    @property
+    def path_ids(self) -> dict[str, uuid.UUID | None]:
+        return {
+            "district_id": self.district_id,
+            "subdistrict_id": self.subdistrict_id,
+            "community_id": self.community_id,
+            "grid_cell_id": self.grid_cell_id,
+        }
+
+
+class StationOpenPeriod(db.Model):
+    """When a station is open, as concrete UTC periods for a rolling window of days: "open now"
+    is then an indexed range test inside the nearest-first query, not hours arithmetic per row.
+    Rebuilt when a station's hours change, and rolled forward daily by a periodic job."""
+
+    __tablename__ = "station_open_periods"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    station_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("stations.id", ondelete="CASCADE"), index=True
+    )
+    during: Mapped[Range[dt.datetime]] = mapped_column(TSTZRANGE)

@@ -1,0 +1,176 @@
+"""Stations: public search and map, staff registry."""
+
+from __future__ import annotations
+
+import json
+
+from flask import Response, request
+from flask.views import MethodView
+from geoalchemy2.shape import to_shape
+from shapely.geometry import Point
+
+from app.core.auth import GRID_STAFF, current_user
+from app.core.blueprint import Blueprint
+from app.core.pagination import PageArgsSchema, page_of, paginate
+from app.extensions import db
+from app.stations import service
+from app.stations.models import Station
+from app.stations.schemas import (
+    BboxArgsSchema,
+    CrsArgsSchema,
+    NearbyArgsSchema,
+    StationCreateSchema,
+    StationListSchema,
+    StationSchema,
+    StationUpdateSchema,
+)
+from geo.crs import from_wgs84, to_wgs84
+from geo.geojson import feature, feature_collection
+
+blp = Blueprint("stations", __name__, url_prefix="/api/v1/stations", description="Service stations")
+
+GEOJSON = "application/geo+json"
+
+
+def _wants_geojson() -> bool:
+    best = request.accept_mimetypes.best_match(["application/json", GEOJSON])
+    return best == GEOJSON
+
+
+_ATTRIBUTES = [name for name in StationSchema._declared_fields if hasattr(Station, name)]
+
+
+def _item(station, crs: str, open_now: bool | None = None, distance_m: float | None = None) -> dict:
+    """A station's values for StationSchema, with its position in `crs`."""
+    point = to_shape(station.geom)
+    lon, lat = from_wgs84(point.x, point.y, crs)
+    item = {name: getattr(station, name) for name in _ATTRIBUTES}
+    item.update(
+        lon=round(lon, 7),
+        lat=round(lat, 7),
+        open_now=open_now,
+        distance_m=None if distance_m is None else round(distance_m, 1),
+    )
+    return item
+
+
+def _as_geojson(items: list[dict]) -> Response:
+    features = []
+    for item in items:
+        properties = StationSchema().dump(item)
+        position = Point(properties.pop("lon"), properties.pop("lat"))
+        features.append(feature(position, properties, properties["id"]))
+    return Response(json.dumps(feature_collection(features)), mimetype=GEOJSON)
+
+
+@blp.route("/nearby")
+class Nearby(MethodView):
+    @blp.public
+    @blp.arguments(NearbyArgsSchema, location="query")
+    @blp.response(200, StationListSchema)
+    @blp.alt_response(
+        200,
+        description="The same as a GeoJSON FeatureCollection",
+        content_type=GEOJSON,
+        success=True,
+    )
+    def get(self, args):
+        """The nearest active stations, nearest first, with distance and whether open now.
+
+        Filters: `type` and `amenity` (repeatable; all amenities must be there), `open_now`
+        (Asia/Shanghai time, across midnight and on exception days), `radius_m` (at most 20 km),
+        `limit` (at most 50). Coordinates in and out in the caller's system (`coord_system`,
+        `crs`). With `Accept: application/geo+json`, a FeatureCollection.
+        """
+        lon, lat = to_wgs84(args["lon"], args["lat"], args["coord_system"])
+        rows = service.nearby(
+            db.session,
+            lon,
+            lat,
+            radius_m=args["radius_m"],
+            limit=args["limit"],
+            types=args["type"],
+            amenities=args["amenity"],
+            open_now=args["open_now"],
+        )
+        items = [_item(row.Station, args["crs"], row.open_now, row.distance_m) for row in rows]
+        return _as_geojson(items) if _wants_geojson() else {"items": items}
+
+
+@blp.route("")
+class Stations(MethodView):
+    @blp.public
+    @blp.arguments(BboxArgsSchema, location="query")
+    @blp.arguments(PageArgsSchema, location="query")
+    @blp.response(200, page_of(StationSchema))
+    def get(self, args, page):
+        """Active stations inside a bbox, for the map (as GeoJSON when asked for)."""
+        bbox = None
+        if "bbox" in args:
+            west, south, east, north = args["bbox"]
+            bbox = (
+                *to_wgs84(west, south, args["coord_system"]),
+                *to_wgs84(east, north, args["coord_system"]),
+            )
+        result = paginate(db.session, service.in_bbox(bbox, args["type"]), scalars=False, **page)
+        result["items"] = [_item(r.Station, args["crs"], r.open_now) for r in result["items"]]
+        return _as_geojson(result["items"]) if _wants_geojson() else result
+
+    @blp.role_required(GRID_STAFF)
+    @blp.arguments(StationCreateSchema)
+    @blp.arguments(CrsArgsSchema, location="query")
+    @blp.response(201, StationSchema)
+    def post(self, body, args):
+        """Register a station at a place inside your jurisdiction."""
+        location = body.pop("location")
+        station = service.create_station(db.session, current_user(), {**body, "location": location})
+        return _item(station, args["crs"])
+
+
+@blp.route("/<uuid:station_id>")
+class StationById(MethodView):
+    @blp.public
+    @blp.etag
+    @blp.arguments(CrsArgsSchema, location="query")
+    @blp.response(200, StationSchema)
+    def get(self, args, station_id):
+        """One station (closed ones only for staff of its area). Its ETag goes back as If-Match."""
+        station = service.get_station(db.session, station_id, _optional_user())
+        blp.set_etag(_version(station))
+        return _item(station, args["crs"])
+
+    @blp.role_required(GRID_STAFF)
+    @blp.etag
+    @blp.arguments(StationUpdateSchema)
+    @blp.arguments(CrsArgsSchema, location="query")
+    @blp.response(200, StationSchema)
+    def patch(self, body, args, station_id):
+        """Change a station of your jurisdiction; send the ETag you read as `If-Match`."""
+        actor = current_user()
+        station = service.get_managed_station(db.session, actor, station_id)
+        blp.check_etag(_version(station))
+        station = service.update_station(db.session, actor, station, body)
+        blp.set_etag(_version(station))
+        return _item(station, args["crs"])
+
+
+@blp.route("/<uuid:station_id>/close")
+class CloseStation(MethodView):
+    @blp.role_required(GRID_STAFF)
+    @blp.response(200, StationSchema)
+    def post(self, station_id):
+        """Close a station of your jurisdiction (it leaves the public map and search)."""
+        station = service.get_managed_station(db.session, current_user(), station_id)
+        return _item(service.close_station(db.session, station), "wgs84")
+
+
+def _version(station) -> dict:
+    """What the ETag stands for: this version of the station (not `open_now`, which changes by
+    the hour, nor the coordinate system it is read in)."""
+    return {"id": str(station.id), "version": station.version}
+
+
+def _optional_user():
+    from app.core.auth import current_identity
+
+    return current_user() if current_identity() else None

@@ -1,0 +1,131 @@
+"""Station payloads."""
+
+from __future__ import annotations
+
+from marshmallow import Schema, ValidationError, fields, post_load, validate
+
+from app.areas.schemas import COORD_SYSTEMS
+from app.stations.models import AMENITIES, STATION_TYPES, STATUSES
+from geo.crs import to_wgs84
+
+_SPANS_DOC = {
+    "description": 'Weekly spans per day ("mon".."sun"): [["08:00","20:00"]]; an end at or '
+    'before the start runs past midnight; ["00:00","24:00"] is the whole day.',
+    "example": {"mon": [["08:00", "20:00"]], "sat": [["22:00", "06:00"]]},
+}
+_EXCEPTIONS_DOC = {
+    "description": 'Dated exceptions: {"date": "2026-10-01", "closed": true} or '
+    '{"date": ..., "spans": [["10:00", "16:00"]]}.'
+}
+
+
+class LocationSchema(Schema):
+    """A point as the phone or map sends it; stored in WGS-84."""
+
+    lon = fields.Float(required=True, validate=validate.Range(-180, 180))
+    lat = fields.Float(required=True, validate=validate.Range(-90, 90))
+    coord_system = fields.String(load_default="wgs84", validate=validate.OneOf(COORD_SYSTEMS))
+
+    @post_load
+    def to_wgs84(self, data, **_kwargs):
+        return to_wgs84(data["lon"], data["lat"], data["coord_system"])
+
+
+class StationCreateSchema(Schema):
+    name = fields.String(required=True, validate=validate.Length(1, 200))
+    type = fields.String(required=True, validate=validate.OneOf(STATION_TYPES))
+    location = fields.Nested(LocationSchema, required=True)
+    address = fields.String(load_default=None, validate=validate.Length(max=300))
+    external_ref = fields.String(load_default=None, validate=validate.Length(1, 100))
+    team_id = fields.UUID(load_default=None)
+    operator = fields.String(load_default=None, validate=validate.Length(max=200))
+    phone = fields.String(load_default=None, validate=validate.Length(max=30))
+    amenities = fields.List(fields.String(validate=validate.OneOf(AMENITIES)), load_default=list)
+    opening_hours = fields.Dict(required=True, metadata=_SPANS_DOC)
+    hours_exceptions = fields.List(fields.Dict(), load_default=list, metadata=_EXCEPTIONS_DOC)
+    capacity = fields.Integer(load_default=None, validate=validate.Range(0, 10_000))
+
+
+class StationUpdateSchema(Schema):
+    name = fields.String(validate=validate.Length(1, 200))
+    type = fields.String(validate=validate.OneOf(STATION_TYPES))
+    location = fields.Nested(LocationSchema)
+    address = fields.String(allow_none=True, validate=validate.Length(max=300))
+    team_id = fields.UUID(allow_none=True)
+    operator = fields.String(allow_none=True, validate=validate.Length(max=200))
+    phone = fields.String(allow_none=True, validate=validate.Length(max=30))
+    amenities = fields.List(fields.String(validate=validate.OneOf(AMENITIES)))
+    opening_hours = fields.Dict(metadata=_SPANS_DOC)
+    hours_exceptions = fields.List(fields.Dict(), metadata=_EXCEPTIONS_DOC)
+    capacity = fields.Integer(allow_none=True, validate=validate.Range(0, 10_000))
+    verified = fields.Boolean(metadata={"description": "true: someone checked it today"})
+
+
+class StationSchema(Schema):
+    """A station, with its position in the coordinate system asked for (`crs`)."""
+
+    id = fields.UUID()
+    external_ref = fields.String(allow_none=True)
+    type = fields.String(metadata={"enum": list(STATION_TYPES)})
+    name = fields.String()
+    address = fields.String(allow_none=True)
+    lon = fields.Float()
+    lat = fields.Float()
+    team_id = fields.UUID(allow_none=True)
+    operator = fields.String(allow_none=True)
+    phone = fields.String(allow_none=True)
+    amenities = fields.List(fields.String())
+    opening_hours = fields.Dict(metadata=_SPANS_DOC)
+    hours_exceptions = fields.List(fields.Dict())
+    capacity = fields.Integer(allow_none=True)
+    status = fields.String(metadata={"enum": list(STATUSES)})
+    last_verified_at = fields.DateTime(allow_none=True)
+    generated = fields.Boolean(metadata={"description": "demo data, not a real station"})
+    subdistrict_id = fields.UUID(allow_none=True)
+    community_id = fields.UUID(allow_none=True)
+    open_now = fields.Boolean(metadata={"description": "in Asia/Shanghai time"})
+    distance_m = fields.Float(allow_none=True)
+
+
+class StationListSchema(Schema):
+    items = fields.List(fields.Nested(StationSchema), required=True)
+
+
+class CrsArgsSchema(Schema):
+    crs = fields.String(load_default="wgs84", validate=validate.OneOf(COORD_SYSTEMS))
+
+
+class NearbyArgsSchema(CrsArgsSchema):
+    lon = fields.Float(required=True, validate=validate.Range(-180, 180))
+    lat = fields.Float(required=True, validate=validate.Range(-90, 90))
+    coord_system = fields.String(load_default="wgs84", validate=validate.OneOf(COORD_SYSTEMS))
+    type = fields.List(fields.String(validate=validate.OneOf(STATION_TYPES)), load_default=list)
+    amenity = fields.List(fields.String(validate=validate.OneOf(AMENITIES)), load_default=list)
+    open_now = fields.Boolean(load_default=False)
+    radius_m = fields.Float(load_default=3000, validate=validate.Range(1, 20_000))
+    limit = fields.Integer(load_default=10, validate=validate.Range(1, 50))
+
+
+class BboxField(fields.Field):
+    """`min lon,min lat,max lon,max lat` → a tuple of four floats, checked for order and range."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        try:
+            west, south, east, north = (float(part) for part in str(value).split(","))
+        except ValueError as exc:
+            raise ValidationError("Four numbers: min lon,min lat,max lon,max lat.") from exc
+        if not (-180 <= west < east <= 180 and -90 <= south < north <= 90):
+            raise ValidationError("Not a bbox: west < east, south < north, within range.")
+        return west, south, east, north
+
+
+class BboxArgsSchema(CrsArgsSchema):
+    bbox = BboxField(
+        metadata={
+            "description": "min lon,min lat,max lon,max lat (in `coord_system`)",
+            "type": "string",
+            "example": "116.44,39.90,116.48,39.92",
+        }
+    )
+    coord_system = fields.String(load_default="wgs84", validate=validate.OneOf(COORD_SYSTEMS))
+    type = fields.List(fields.String(validate=validate.OneOf(STATION_TYPES)), load_default=list)

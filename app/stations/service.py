@@ -1,0 +1,228 @@
+"""Stations: the registry (inside the caller's jurisdiction), open periods, nearest-first search."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from geoalchemy2 import Geography, WKTElement
+from sqlalchemy import Select, delete, exists, func, insert, literal, select
+from sqlalchemy.dialects.postgresql import Range
+from sqlalchemy.orm import Session
+
+from app.areas.service import resolve_path
+from app.auth.jurisdiction import jurisdiction_of, require_inside
+from app.auth.models import User
+from app.core.errors import NotFound, Unprocessable
+from app.core.jobs import jobs, task
+from app.extensions import db
+from app.stations import hours
+from app.stations.models import Station, StationOpenPeriod
+
+# Open periods are kept from yesterday (overnight spans) to this many days ahead.
+WINDOW_DAYS = 14
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _point(lon: float, lat: float):
+    return func.ST_SetSRID(func.ST_MakePoint(lon, lat), 4326)
+
+
+def _hours_error(field: str, exc: hours.HoursError) -> Unprocessable:
+    return Unprocessable(
+        str(exc),
+        extra={"errors": [{"location": "json", "pointer": f"/{field}", "detail": str(exc)}]},
+    )
+
+
+def _apply(session: Session, station: Station, values: dict[str, Any]) -> None:
+    """Set validated values; a new location re-resolves the station's area path."""
+    for key in ("name", "type", "address", "team_id", "operator", "phone", "capacity"):
+        if key in values:
+            setattr(station, key, values[key])
+    if "amenities" in values:
+        station.amenities = sorted(set(values["amenities"]))
+    if "opening_hours" in values:
+        try:
+            station.opening_hours = hours.validate_weekly(values["opening_hours"])
+        except hours.HoursError as exc:
+            raise _hours_error("opening_hours", exc) from exc
+    if "hours_exceptions" in values:
+        try:
+            station.hours_exceptions = hours.validate_exceptions(values["hours_exceptions"])
+        except hours.HoursError as exc:
+            raise _hours_error("hours_exceptions", exc) from exc
+    if "location" in values:
+        lon, lat = values["location"]
+        station.geom = WKTElement(f"POINT({lon!r} {lat!r})", srid=4326)
+        path = resolve_path(session, lon, lat)
+        station.district_id = path.district_id
+        station.subdistrict_id = path.subdistrict_id
+        station.community_id = path.community_id
+        station.grid_cell_id = path.grid_cell_id
+
+
+def create_station(session: Session, actor: User, values: dict[str, Any]) -> Station:
+    """A station at a place inside the actor's jurisdiction (404 outside it)."""
+    station = Station(id=uuid.uuid4(), status="active", hours_exceptions=[], amenities=[])
+    _apply(session, station, values)
+    require_inside(actor, station.path_ids, "area")
+    session.add(station)
+    session.flush()
+    refresh_open_periods(session, [station])
+    session.refresh(station)
+    return station
+
+
+def update_station(
+    session: Session, actor: User, station: Station, values: dict[str, Any]
+) -> Station:
+    _apply(session, station, values)
+    require_inside(actor, station.path_ids, "area")  # a move must stay inside too
+    if values.get("verified"):
+        station.last_verified_at = _now()
+    session.flush()
+    if {"opening_hours", "hours_exceptions"} & set(values):
+        refresh_open_periods(session, [station])
+    session.refresh(station)
+    return station
+
+
+def close_station(session: Session, station: Station) -> Station:
+    station.status = "closed"
+    session.flush()
+    return station
+
+
+def get_station(session: Session, station_id: uuid.UUID, actor: User | None = None) -> Station:
+    """Active stations are public; closed ones only for staff of their area."""
+    station = session.get(Station, station_id)
+    if station is None:
+        raise NotFound("No such station.")
+    if station.status != "active" and (
+        actor is None or not jurisdiction_of(actor).covers(station.path_ids)
+    ):
+        raise NotFound("No such station.")
+    return station
+
+
+def get_managed_station(session: Session, actor: User, station_id: uuid.UUID) -> Station:
+    station = session.get(Station, station_id)
+    if station is None:
+        raise NotFound("No such station.")
+    require_inside(actor, station.path_ids, "station")
+    return station
+
+
+def refresh_open_periods(
+    session: Session, stations: Sequence[Station], today: dt.date | None = None
+) -> None:
+    """Rebuild the open periods of these stations for yesterday .. today + WINDOW_DAYS (local
+    dates, Asia/Shanghai)."""
+    today = today or dt.datetime.now(hours.TIMEZONE).date()
+    ids = [s.id for s in stations]
+    session.execute(delete(StationOpenPeriod).where(StationOpenPeriod.station_id.in_(ids)))
+    rows = [
+        {"station_id": s.id, "during": Range(start, end, bounds="[)")}
+        for s in stations
+        for start, end in hours.open_intervals(
+            s.opening_hours, s.hours_exceptions, today - dt.timedelta(days=1), WINDOW_DAYS + 2
+        )
+    ]
+    if rows:
+        session.execute(insert(StationOpenPeriod), rows)
+
+
+def open_at(at: dt.datetime):
+    """SQL: the station (of the enclosing query) is open at `at`."""
+    return exists().where(
+        StationOpenPeriod.station_id == Station.id, StationOpenPeriod.during.contains(at)
+    )
+
+
+def nearby(
+    session: Session,
+    lon: float,
+    lat: float,
+    *,
+    radius_m: float,
+    limit: int,
+    types: Iterable[str] = (),
+    amenities: Iterable[str] = (),
+    open_now: bool = False,
+    at: dt.datetime | None = None,
+) -> list:
+    """Active stations within `radius_m` of a WGS-84 point, nearest first (true metres, the
+    geography index walked in distance order), with `distance_m` and `open_now`."""
+    at = at or _now()
+    here = _point(lon, lat).cast(Geography)
+    is_open = open_at(at)
+    query = (
+        select(
+            Station,
+            func.ST_Distance(Station.geog, here).label("distance_m"),
+            is_open.label("open_now"),
+        )
+        .where(Station.status == "active", func.ST_DWithin(Station.geog, here, radius_m))
+        .order_by(Station.geog.op("<->")(here))
+        .limit(limit)
+    )
+    types = list(types)
+    if types:
+        query = query.where(Station.type.in_(types))
+    amenities = sorted(set(amenities))
+    if amenities:
+        query = query.where(Station.amenities.contains(amenities))
+    if open_now:
+        query = query.where(is_open)
+    return session.execute(query).all()
+
+
+def in_bbox(
+    bbox: tuple[float, float, float, float] | None,
+    types: Iterable[str] = (),
+    at: dt.datetime | None = None,
+) -> Select:
+    """Active stations inside a WGS-84 bbox (min lon, min lat, max lon, max lat), for the map,
+    with `open_now`; ordered by name for stable pages."""
+    query = select(
+        Station, open_at(at or _now()).label("open_now"), literal(None).label("distance_m")
+    )
+    query = query.where(Station.status == "active").order_by(Station.name, Station.id)
+    if bbox is not None:
+        query = query.where(Station.geom.intersects(func.ST_MakeEnvelope(*bbox, 4326)))
+    types = list(types)
+    if types:
+        query = query.where(Station.type.in_(types))
+    return query
+
+
+ROLL_BATCH = 1000
+
+
+@jobs.periodic(cron="5 16 * * *", periodic_id="roll_station_open_periods")  # 00:05 in Beijing
+@task(queue="maintenance")
+def roll_open_periods(timestamp: int) -> int:
+    """Daily: rebuild every active station's open periods for the window starting today, in
+    batches. Without it "open now" fails closed once the window runs out."""
+    session = db.session
+    today = dt.datetime.fromtimestamp(timestamp, hours.TIMEZONE).date()
+    done = 0
+    last_id = None
+    while True:
+        query = select(Station).where(Station.status == "active").order_by(Station.id)
+        if last_id is not None:
+            query = query.where(Station.id > last_id)
+        batch = list(session.scalars(query.limit(ROLL_BATCH)))
+        if not batch:
+            return done
+        refresh_open_periods(session, batch, today)
+        session.flush()
+        done += len(batch)
+        last_id = batch[-1].id
+        session.expunge_all()

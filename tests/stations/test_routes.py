@@ -1,0 +1,236 @@
+"""The station registry and finding the nearest open one."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from app.stations import service
+from app.stations.models import Station
+from geo.crs import from_wgs84, wgs84_to_gcj02
+
+NANLANG, JIANWAI, CHAOWAI_COMMUNITY = "110105001024", "110105001000", "110105002024"
+ALWAYS = {day: [["00:00", "24:00"]] for day in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}
+# A point in 南郎家园 (WGS-84), and others east of it at known distances.
+HERE = (116.4604, 39.9075)
+
+
+def east_of(metres: float) -> tuple[float, float]:
+    return HERE[0] + metres / 85_300, HERE[1]  # ~85.3 km per degree of longitude at 39.9° N
+
+
+@pytest.fixture
+def staff(create_user, token_for):
+    return token_for(create_user(roles=["grid_staff"], jurisdiction=[JIANWAI]))
+
+
+@pytest.fixture
+def new_station(client, token_for):
+    admin = token_for("admin")
+
+    def make(name="骑手驿站", at=HERE, headers=None, **overrides):
+        body = {
+            "name": name,
+            "type": "rider_station",
+            "location": {"lon": at[0], "lat": at[1]},
+            "amenities": ["charging", "hot_water"],
+            "opening_hours": ALWAYS,
+            **overrides,
+        }
+        response = client.post("/api/v1/stations", json=body, headers=headers or admin)
+        assert response.status_code == 201, response.get_json()
+        return response.get_json()
+
+    return make
+
+
+def nearby(client, **params):
+    query = {"lon": HERE[0], "lat": HERE[1], **params}
+    response = client.get("/api/v1/stations/nearby", query_string=query)
+    assert response.status_code == 200, response.get_json()
+    return response.get_json()["items"]
+
+
+def test_a_station_is_created_with_its_area_path(client, new_station, staff, area):
+    station = new_station(headers=staff)
+    assert station["community_id"] == str(area(NANLANG).id) or station["subdistrict_id"] == str(
+        area(JIANWAI).id
+    )
+    assert station["subdistrict_id"] == str(area(JIANWAI).id)
+    assert (station["lon"], station["lat"]) == pytest.approx(HERE)
+    assert station["status"] == "active"
+
+
+def test_a_station_sent_in_gcj02_is_stored_in_wgs84_and_answered_as_asked(client, staff):
+    gcj = wgs84_to_gcj02(*HERE)
+    body = {
+        "name": "AMap pin",
+        "type": "volunteer_post",
+        "location": {"lon": gcj[0], "lat": gcj[1], "coord_system": "gcj02"},
+        "opening_hours": ALWAYS,
+    }
+    created = client.post("/api/v1/stations?crs=gcj02", json=body, headers=staff).get_json()
+    assert (created["lon"], created["lat"]) == pytest.approx(gcj, abs=1e-6)
+    stored = client.get(f"/api/v1/stations/{created['id']}").get_json()
+    assert (stored["lon"], stored["lat"]) == pytest.approx(HERE, abs=1e-6)
+
+
+def test_staff_cannot_create_stations_outside_their_jurisdiction(client, staff, session, area):
+    from tests.areas.test_service import centre_of
+
+    elsewhere = centre_of(session, area(CHAOWAI_COMMUNITY))
+    body = {
+        "name": "x",
+        "type": "rider_station",
+        "location": {"lon": elsewhere[0], "lat": elsewhere[1]},
+        "opening_hours": ALWAYS,
+    }
+    assert client.post("/api/v1/stations", json=body, headers=staff).status_code == 404
+
+
+@pytest.mark.parametrize(
+    "hours",
+    [
+        {"mon": [["08:00", "25:00"]]},
+        {"monday": [["08:00", "20:00"]]},
+        {"mon": [["24:00", "08:00"]]},
+    ],
+)
+def test_bad_opening_hours_are_refused(client, staff, hours):
+    body = {
+        "name": "x",
+        "type": "rider_station",
+        "location": {"lon": HERE[0], "lat": HERE[1]},
+        "opening_hours": hours,
+    }
+    response = client.post("/api/v1/stations", json=body, headers=staff)
+    assert response.status_code == 422
+    assert "/opening_hours" in {e["pointer"] for e in response.get_json()["errors"]}
+
+
+def test_nearby_orders_by_distance_and_applies_every_filter(client, new_station):
+    far = new_station("far", east_of(900))
+    near = new_station("near", east_of(100), type="volunteer_post", amenities=["wifi"])
+    middle = new_station("middle", east_of(400), amenities=["charging", "hot_water", "aed"])
+    new_station("outside the radius", east_of(1200))
+    assert [s["name"] for s in nearby(client, radius_m=1000)][:3] == ["near", "middle", "far"]
+    distances = [s["distance_m"] for s in nearby(client, radius_m=1000)]
+    assert distances == sorted(distances)
+    assert distances[0] == pytest.approx(100, abs=5)
+    assert [s["id"] for s in nearby(client, radius_m=1000, type="rider_station")][:2] == [
+        middle["id"],
+        far["id"],
+    ]
+    assert [s["id"] for s in nearby(client, radius_m=1000, amenity=["charging", "aed"])] == [
+        middle["id"]
+    ]
+    assert [s["id"] for s in nearby(client, radius_m=1000, amenity="wifi")] == [near["id"]]
+    assert len(nearby(client, radius_m=1000, limit=2)) == 2
+
+
+def test_open_now_filters_out_stations_closed_today(client, new_station):
+    today = dt.datetime.now(dt.timezone(dt.timedelta(hours=8))).date().isoformat()
+    new_station("closed today", east_of(50), hours_exceptions=[{"date": today, "closed": True}])
+    open_one = new_station("always open", east_of(60))
+    found = nearby(client, radius_m=500)
+    assert {s["name"]: s["open_now"] for s in found}["closed today"] is False
+    open_only = nearby(client, radius_m=500, open_now="true")
+    assert open_only[0]["id"] == open_one["id"]
+    assert "closed today" not in {s["name"] for s in open_only}
+
+
+def test_open_now_holds_across_midnight(session, client, new_station):
+    late = new_station("night shift", east_of(30), opening_hours={"fri": [["22:00", "06:00"]]})
+    beijing = dt.timezone(dt.timedelta(hours=8))
+    friday = dt.date(2026, 11, 20)  # a Friday
+    station = session.get(Station, late["id"])
+    service.refresh_open_periods(session, [station], today=friday)
+
+    def open_at(local: dt.datetime) -> bool:
+        rows = service.nearby(session, *HERE, radius_m=500, limit=10, at=local)
+        return {row.Station.name: row.open_now for row in rows}["night shift"]
+
+    assert open_at(dt.datetime(2026, 11, 20, 21, 59, tzinfo=beijing)) is False
+    assert open_at(dt.datetime(2026, 11, 20, 23, 0, tzinfo=beijing)) is True
+    assert open_at(dt.datetime(2026, 11, 21, 5, 59, tzinfo=beijing)) is True
+    assert open_at(dt.datetime(2026, 11, 21, 6, 0, tzinfo=beijing)) is False
+
+
+def test_nearby_answers_geojson_when_asked(client, new_station):
+    new_station("geo", east_of(20))
+    response = client.get(
+        "/api/v1/stations/nearby",
+        query_string={"lon": HERE[0], "lat": HERE[1], "crs": "gcj02"},
+        headers={"Accept": "application/geo+json"},
+    )
+    assert response.status_code == 200
+    assert response.mimetype == "application/geo+json"
+    collection = response.get_json()
+    assert collection["type"] == "FeatureCollection"
+    first = collection["features"][0]
+    assert first["geometry"]["type"] == "Point"
+    assert {"name", "distance_m", "open_now", "amenities"} <= set(first["properties"])
+    expected = from_wgs84(*east_of(20), "gcj02")
+    assert first["geometry"]["coordinates"] == pytest.approx(list(expected), abs=1e-6)
+
+
+def test_the_map_lists_active_stations_in_a_bbox_without_a_token(client, new_station, staff):
+    inside = new_station("in the box", east_of(10))
+    closed = new_station("closed", east_of(20))
+    assert client.post(f"/api/v1/stations/{closed['id']}/close", headers=staff).status_code == 200
+    bbox = f"{HERE[0] - 0.01},{HERE[1] - 0.01},{HERE[0] + 0.01},{HERE[1] + 0.01}"
+    page = client.get(f"/api/v1/stations?bbox={bbox}&page_size=100").get_json()
+    ids = {s["id"] for s in page["items"]}
+    assert inside["id"] in ids and closed["id"] not in ids
+    assert closed["id"] not in {s["id"] for s in nearby(client, radius_m=500)}
+    assert client.get(f"/api/v1/stations/{closed['id']}").status_code == 404
+    assert client.get(f"/api/v1/stations/{closed['id']}", headers=staff).status_code == 200
+
+
+def test_edits_need_the_current_etag(client, new_station, staff):
+    station = new_station()
+    url = f"/api/v1/stations/{station['id']}"
+    etag = client.get(url).headers["ETag"]
+    assert client.patch(url, json={"capacity": 8}, headers=staff).status_code == 428
+    stale = {**staff, "If-Match": '"not-the-etag"'}
+    assert client.patch(url, json={"capacity": 8}, headers=stale).status_code == 412
+    fresh = {**staff, "If-Match": etag}
+    updated = client.patch(url, json={"capacity": 8, "verified": True}, headers=fresh)
+    assert updated.status_code == 200
+    assert updated.get_json()["capacity"] == 8
+    assert updated.get_json()["last_verified_at"]
+    assert updated.headers["ETag"] != etag
+    # the old ETag is stale now
+    assert client.patch(url, json={"capacity": 9}, headers=fresh).status_code == 412
+
+
+def test_staff_of_another_jurisdiction_cannot_edit(client, new_station, create_user, token_for):
+    station = new_station()
+    url = f"/api/v1/stations/{station['id']}"
+    etag = client.get(url).headers["ETag"]
+    other = token_for(create_user(roles=["grid_staff"], jurisdiction=[CHAOWAI_COMMUNITY]))
+    response = client.patch(url, json={"capacity": 1}, headers={**other, "If-Match": etag})
+    assert response.status_code == 404
+    assert client.post(f"{url}/close", headers=other).status_code == 404
+
+
+def test_nearby_refuses_bad_input(client):
+    for query in (
+        "lon=200&lat=39.9",
+        "lon=116.4&lat=39.9&radius_m=50000",
+        "lon=116.4&lat=39.9&limit=500",
+        "lon=116.4&lat=39.9&amenity=jacuzzi",
+    ):
+        response = client.get(f"/api/v1/stations/nearby?{query}")
+        assert response.status_code == 422, query
+        assert response.mimetype == "application/problem+json"
+
+
+@pytest.mark.parametrize(
+    "bbox", ["1,2,3", "a,b,c,d", "116.5,39.9,116.4,40.0", "0,0,200,1", ".,.,.,."]
+)
+def test_a_bad_bbox_is_refused(client, bbox):
+    response = client.get("/api/v1/stations", query_string={"bbox": bbox})
+    assert response.status_code == 422
+    assert "/bbox" in {e["pointer"] for e in response.get_json()["errors"]}
