@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import secrets
 import uuid
 
 from geoalchemy2 import Geography, Geometry
@@ -96,6 +97,9 @@ class Station(Timestamps, db.Model):
     # Bumped by every UPDATE (SQLAlchemy's optimistic lock): the ETag, and a second line of
     # defence when two edits race past If-Match.
     version: Mapped[int] = mapped_column(Integer, server_default="1")
+    # What the station's QR code holds: a visit counts only with it, so visits cannot be
+    # made up from afar by guessing station ids.
+    visit_code: Mapped[str] = mapped_column(String(32), default=lambda: secrets.token_urlsafe(16))
 
     __mapper_args__ = {"version_id_col": version}  # noqa: RUF012 - SQLAlchemy's declaration
 
@@ -121,3 +125,18 @@ class StationOpenPeriod(db.Model):
         ForeignKey("stations.id", ondelete="CASCADE"), index=True
     )
     during: Mapped[Range[dt.datetime]] = mapped_column(TSTZRANGE)
+
+
+class StationVisit(db.Model):
+    """A scan of a station's QR code: when, and the volunteer only if one was signed in. No
+    other personal data (riders scan anonymously)."""
+
+    __tablename__ = "station_visits"
+    __table_args__ = (Index("ix_station_visits_station_id_visited_at", "station_id", "visited_at"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    station_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("stations.id", ondelete="CASCADE"))
+    visited_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    volunteer_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), index=True
+    )

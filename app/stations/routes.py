@@ -12,17 +12,24 @@ from shapely.geometry import Point
 from app.core.auth import GRID_STAFF, current_user
 from app.core.blueprint import Blueprint
 from app.core.pagination import PageArgsSchema, page_of, paginate
-from app.extensions import db
+from app.extensions import db, limiter
 from app.stations import service
 from app.stations.models import Station
 from app.stations.schemas import (
     BboxArgsSchema,
     CrsArgsSchema,
     NearbyArgsSchema,
+    PeriodArgsSchema,
     StationCreateSchema,
     StationListSchema,
     StationSchema,
+    StationStatsSchema,
     StationUpdateSchema,
+    SummaryArgsSchema,
+    VisitCodeSchema,
+    VisitCreateSchema,
+    VisitSchema,
+    VisitsSummarySchema,
 )
 from geo.crs import from_wgs84, to_wgs84
 from geo.geojson import feature, feature_collection
@@ -127,6 +134,22 @@ class Stations(MethodView):
         return _item(station, args["crs"])
 
 
+@blp.route("/visits/summary")
+class VisitsSummary(MethodView):
+    @blp.role_required(GRID_STAFF)
+    @blp.arguments(SummaryArgsSchema, location="query")
+    @blp.arguments(PageArgsSchema, location="query")
+    @blp.response(200, VisitsSummarySchema)
+    def get(self, args, page):
+        """Visits per station per day inside your jurisdiction, and the busiest hours."""
+        query, busiest = service.visits_summary(
+            db.session, current_user(), args.get("area_id"), args["from_"], args["to"]
+        )
+        result = paginate(db.session, query, scalars=False, **page)
+        result["items"] = [row._asdict() for row in result["items"]]
+        return {**result, "busiest_hours": busiest}
+
+
 @blp.route("/<uuid:station_id>")
 class StationById(MethodView):
     @blp.public
@@ -162,6 +185,49 @@ class CloseStation(MethodView):
         """Close a station of your jurisdiction (it leaves the public map and search)."""
         station = service.get_managed_station(db.session, current_user(), station_id)
         return _item(service.close_station(db.session, station), "wgs84")
+
+
+@blp.route("/<uuid:station_id>/visits")
+class Visits(MethodView):
+    decorators = (limiter.limit("30 per minute"),)
+
+    @blp.public
+    @blp.arguments(VisitCreateSchema)
+    @blp.response(201, VisitSchema)
+    def post(self, body, station_id):
+        """Record a visit: the code is what the station's QR code holds.
+
+        Anyone may scan (riders need no account); a signed-in volunteer's id is kept with the
+        visit, nothing else about the visitor is.
+        """
+        user = _optional_user()
+        station = service.get_station(db.session, station_id)
+        return service.record_visit(db.session, station, body["code"], user.id if user else None)
+
+
+@blp.route("/<uuid:station_id>/visit-code")
+class VisitCode(MethodView):
+    @blp.role_required(GRID_STAFF)
+    @blp.response(200, VisitCodeSchema)
+    def get(self, station_id):
+        """The code to print in the station's QR code (staff of its area)."""
+        station = service.get_managed_station(db.session, current_user(), station_id)
+        return {
+            "station_id": station.id,
+            "code": station.visit_code,
+            "qr_payload": f"qunfang:station:{station.id}:{station.visit_code}",
+        }
+
+
+@blp.route("/<uuid:station_id>/stats")
+class Stats(MethodView):
+    @blp.role_required(GRID_STAFF)
+    @blp.arguments(PeriodArgsSchema, location="query")
+    @blp.response(200, StationStatsSchema)
+    def get(self, args, station_id):
+        """Visits per day and per hour of the day (Asia/Shanghai), `from`..`to` inclusive."""
+        station = service.get_managed_station(db.session, current_user(), station_id)
+        return service.station_stats(db.session, station, args["from_"], args["to"])
 
 
 def _version(station) -> dict:

@@ -129,3 +129,66 @@ class BboxArgsSchema(CrsArgsSchema):
     )
     coord_system = fields.String(load_default="wgs84", validate=validate.OneOf(COORD_SYSTEMS))
     type = fields.List(fields.String(validate=validate.OneOf(STATION_TYPES)), load_default=list)
+
+
+class VisitCreateSchema(Schema):
+    code = fields.String(
+        required=True,
+        validate=validate.Length(1, 64),
+        metadata={"description": "the code in the station's QR code"},
+    )
+
+
+class VisitSchema(Schema):
+    id = fields.UUID()
+    station_id = fields.UUID()
+    visited_at = fields.DateTime()
+
+
+class VisitCodeSchema(Schema):
+    station_id = fields.UUID()
+    code = fields.String()
+    qr_payload = fields.String(metadata={"description": "what to print in the QR code"})
+
+
+class PeriodArgsSchema(Schema):
+    from_ = fields.Date(required=True, data_key="from", metadata={"description": "local date"})
+    to = fields.Date(required=True, metadata={"description": "local date, inclusive"})
+
+
+class DayCountSchema(Schema):
+    date = fields.Date()
+    visits = fields.Integer()
+
+
+class HourCountSchema(Schema):
+    hour = fields.Integer(metadata={"description": "0-23, Asia/Shanghai"})
+    visits = fields.Integer()
+
+
+class StationStatsSchema(Schema):
+    station_id = fields.UUID()
+    from_ = fields.Date(data_key="from")
+    to = fields.Date()
+    total = fields.Integer()
+    by_day = fields.List(fields.Nested(DayCountSchema))
+    by_hour = fields.List(fields.Nested(HourCountSchema))
+
+
+class SummaryArgsSchema(PeriodArgsSchema):
+    area_id = fields.UUID()
+
+
+class StationDaySchema(Schema):
+    station_id = fields.UUID()
+    name = fields.String()
+    date = fields.Date()
+    visits = fields.Integer()
+
+
+class VisitsSummarySchema(Schema):
+    items = fields.List(fields.Nested(StationDaySchema), required=True)
+    page = fields.Integer(required=True)
+    page_size = fields.Integer(required=True)
+    total = fields.Integer(required=True)
+    busiest_hours = fields.List(fields.Nested(HourCountSchema), required=True)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+import secrets
 import uuid
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 from geoalchemy2 import Geography, WKTElement
-from sqlalchemy import Select, delete, exists, func, insert, literal, select
+from sqlalchemy import Integer, Select, delete, exists, func, insert, literal, or_, select
 from sqlalchemy.dialects.postgresql import Range
 from sqlalchemy.orm import Session
 
@@ -19,7 +20,7 @@ from app.core.errors import NotFound, Unprocessable
 from app.core.jobs import jobs, task
 from app.extensions import db
 from app.stations import hours
-from app.stations.models import Station, StationOpenPeriod
+from app.stations.models import Station, StationOpenPeriod, StationVisit
 
 # Open periods are kept from yesterday (overnight spans) to this many days ahead.
 WINDOW_DAYS = 14
@@ -226,3 +227,117 @@ def roll_open_periods(timestamp: int) -> int:
         done += len(batch)
         last_id = batch[-1].id
         session.expunge_all()
+
+
+# --- utilisation ------------------------------------------------------------------------------
+
+MAX_STATS_DAYS = 366
+_LOCAL = "Asia/Shanghai"
+
+
+def record_visit(
+    session: Session, station: Station, code: str, volunteer_id: uuid.UUID | None
+) -> StationVisit:
+    """A scan of the station's QR code (its visit code must match)."""
+    if station.status != "active":
+        raise NotFound("No such station.")
+    if not secrets.compare_digest(code.encode(), station.visit_code.encode()):
+        raise Unprocessable(
+            "This code is not the code of this station.",
+            extra={"errors": [{"location": "json", "pointer": "/code", "detail": "Wrong code."}]},
+        )
+    visit = StationVisit(
+        id=uuid.uuid4(), station_id=station.id, visited_at=_now(), volunteer_id=volunteer_id
+    )
+    session.add(visit)
+    session.flush()
+    return visit
+
+
+def _period(start: dt.date, end: dt.date) -> tuple[dt.datetime, dt.datetime]:
+    """UTC bounds of the local (Asia/Shanghai) dates start..end inclusive."""
+    if end < start or (end - start).days >= MAX_STATS_DAYS:
+        raise Unprocessable(f"`to` must be on or after `from`, at most {MAX_STATS_DAYS} days on.")
+    first = dt.datetime.combine(start, dt.time(), hours.TIMEZONE)
+    after = dt.datetime.combine(end + dt.timedelta(days=1), dt.time(), hours.TIMEZONE)
+    return first, after
+
+
+def station_stats(session: Session, station: Station, start: dt.date, end: dt.date) -> dict:
+    """Visits of one station per local day and per hour of the day, over start..end."""
+    first, after = _period(start, end)
+    local = func.timezone(_LOCAL, StationVisit.visited_at)
+    in_period = (
+        StationVisit.station_id == station.id,
+        StationVisit.visited_at >= first,
+        StationVisit.visited_at < after,
+    )
+    day = func.date(local)
+    by_day = session.execute(
+        select(day.label("date"), func.count().label("visits"))
+        .where(*in_period)
+        .group_by(day)
+        .order_by(day)
+    ).all()
+    hour = func.extract("hour", local).cast(Integer)
+    by_hour = dict(
+        session.execute(select(hour, func.count()).where(*in_period).group_by(hour)).all()
+    )
+    return {
+        "station_id": station.id,
+        "from_": start,
+        "to": end,
+        "total": sum(row.visits for row in by_day),
+        "by_day": [row._asdict() for row in by_day],
+        "by_hour": [{"hour": h, "visits": by_hour.get(h, 0)} for h in range(24)],
+    }
+
+
+def visits_summary(
+    session: Session, actor: User, area_id: uuid.UUID | None, start: dt.date, end: dt.date
+) -> tuple[Select, list[dict]]:
+    """Visits per station per local day inside the actor's jurisdiction (and `area_id`), as a
+    query to page through, and the busiest hours of the day over all of them."""
+    first, after = _period(start, end)
+    local = func.timezone(_LOCAL, StationVisit.visited_at)
+    scope = jurisdiction_of(actor).clause(
+        {
+            "district_id": Station.district_id,
+            "subdistrict_id": Station.subdistrict_id,
+            "community_id": Station.community_id,
+            "grid_cell_id": Station.grid_cell_id,
+        }
+    )
+    conditions = [scope, StationVisit.visited_at >= first, StationVisit.visited_at < after]
+    if area_id is not None:
+        conditions.append(
+            or_(
+                Station.district_id == area_id,
+                Station.subdistrict_id == area_id,
+                Station.community_id == area_id,
+                Station.grid_cell_id == area_id,
+            )
+        )
+    day = func.date(local)
+    per_station_day = (
+        select(
+            Station.id.label("station_id"),
+            Station.name,
+            day.label("date"),
+            func.count().label("visits"),
+        )
+        .join(Station, Station.id == StationVisit.station_id)
+        .where(*conditions)
+        .group_by(Station.id, Station.name, day)
+        .order_by(day, Station.name, Station.id)
+    )
+    hour = func.extract("hour", local).cast(Integer)
+    busiest = session.execute(
+        select(hour.label("hour"), func.count().label("visits"))
+        .select_from(StationVisit)
+        .join(Station, Station.id == StationVisit.station_id)
+        .where(*conditions)
+        .group_by(hour)
+        .order_by(func.count().desc(), hour)
+    ).all()
+    return per_station_day, [row._asdict() for row in busiest]
