@@ -13,6 +13,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
+from geoalchemy2 import WKTElement
 from shapely.geometry import shape
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
@@ -23,6 +24,8 @@ from app.auth import service as accounts
 from app.auth.models import User
 from app.auth.validators import id_check_character
 from app.core.auth import ADMIN, COMMUNITY_ADMIN, GRID_STAFF, POLICE_LIAISON, VOLUNTEER
+from app.stations import service as stations_service
+from app.stations.models import Station
 from app.teams import service as teams
 from app.teams.models import Team
 from geo.crs import CoordSystem, geometry_to_wgs84, to_wgs84
@@ -218,7 +221,87 @@ def load_teams(session: Session, log=print) -> None:
     log(f"teams: {created} created")
 
 
+WEEKDAYS_9_TO_5 = {
+    **{day: [["08:30", "17:30"]] for day in ("mon", "tue", "wed", "thu", "fri")},
+    "sat": [["09:00", "12:00"]],
+}
+ALL_DAY = {day: [["00:00", "24:00"]] for day in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}
+DAYTIME = {day: [["07:00", "21:00"]] for day in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}
+GENERATED_STATIONS = (
+    # type, how many, hours, amenities, name
+    (
+        "rider_station",
+        200,
+        ALL_DAY,
+        ["charging", "hot_water", "microwave", "rest_area", "restroom"],
+        "骑手驿站（演示生成）",
+    ),
+    (
+        "volunteer_post",
+        100,
+        DAYTIME,
+        ["drinking_water", "first_aid_kit", "umbrella"],
+        "志愿者服务岗（演示生成）",
+    ),
+)
+
+
+def load_stations(session: Session, log=print) -> None:
+    """Community service centres at the real community centre points, plus generated rider
+    stations and volunteer posts (marked `generated`, named as such)."""
+    if session.scalar(
+        select(func.count()).select_from(Station).where(Station.external_ref.like("demo:%"))
+    ):
+        log("stations: already loaded")
+        return
+    stations: list[Station] = []
+    for division in read_divisions():
+        if division.level == "village" and division.lon is not None:
+            stations.append(
+                Station(
+                    external_ref=f"demo:centre:{division.code}",
+                    type="community_service_centre",
+                    name=f"{division.name.removesuffix('居委会').removesuffix('村委会')}服务站",
+                    geom=WKTElement(f"POINT({division.lon} {division.lat})", srid=4326),
+                    amenities=["drinking_water", "restroom", "wifi"],
+                    opening_hours=WEEKDAYS_9_TO_5,
+                )
+            )
+    district = select(Area.geom).where(Area.code == DISTRICT_CODE).scalar_subquery()
+    for kind, count, opening, amenities, name in GENERATED_STATIONS:
+        points = (
+            session.execute(
+                select(
+                    func.ST_AsText(
+                        func.ST_Dump(func.ST_GeneratePoints(district, count + 20, 7)).geom
+                    )
+                )
+            )
+            .scalars()
+            .all()[:count]
+        )
+        stations += [
+            Station(
+                external_ref=f"demo:{kind}:{n}",
+                type=kind,
+                name=f"{name} {n}",
+                geom=WKTElement(point, srid=4326),
+                amenities=amenities,
+                opening_hours=opening,
+                generated=True,
+            )
+            for n, point in enumerate(points, start=1)
+        ]
+    for station in stations:
+        session.add(station)
+    session.flush()
+    stations_service.locate(session, stations)
+    stations_service.refresh_open_periods(session, stations)
+    log(f"stations: {len(stations)} created")
+
+
 def load(session: Session, log=print) -> None:
     load_areas(session, log)
     load_accounts(session, log)
     load_teams(session, log)
+    load_stations(session, log)

@@ -13,7 +13,7 @@ from sqlalchemy import Integer, Select, delete, exists, func, insert, literal, o
 from sqlalchemy.dialects.postgresql import Range
 from sqlalchemy.orm import Session
 
-from app.areas.service import resolve_path
+from app.areas.service import resolve_path, resolve_paths
 from app.auth.jurisdiction import jurisdiction_of, require_inside
 from app.auth.models import User
 from app.core.errors import NotFound, Unprocessable
@@ -66,6 +66,25 @@ def _apply(session: Session, station: Station, values: dict[str, Any]) -> None:
         station.subdistrict_id = path.subdistrict_id
         station.community_id = path.community_id
         station.grid_cell_id = path.grid_cell_id
+
+
+def locate(session: Session, stations: Sequence[Station]) -> None:
+    """Set the area path of many stored stations with one resolution query."""
+    points = session.execute(
+        select(Station.id, func.ST_X(Station.geom), func.ST_Y(Station.geom)).where(
+            Station.id.in_([s.id for s in stations])
+        )
+    ).all()
+    by_id = {s.id: s for s in stations}
+    for (station_id, _lon, _lat), path in zip(
+        points, resolve_paths(session, [(lon, lat) for _id, lon, lat in points]), strict=True
+    ):
+        station = by_id[station_id]
+        station.district_id = path.district_id
+        station.subdistrict_id = path.subdistrict_id
+        station.community_id = path.community_id
+        station.grid_cell_id = path.grid_cell_id
+    session.flush()
 
 
 def create_station(session: Session, actor: User, values: dict[str, Any]) -> Station:

@@ -111,21 +111,28 @@ def test_bad_opening_hours_are_refused(client, staff, hours):
 
 def test_nearby_orders_by_distance_and_applies_every_filter(client, new_station):
     far = new_station("far", east_of(900))
-    near = new_station("near", east_of(100), type="volunteer_post", amenities=["wifi"])
+    near = new_station("near", east_of(100), type="volunteer_post", amenities=["repair_kit"])
     middle = new_station("middle", east_of(400), amenities=["charging", "hot_water", "aed"])
     new_station("outside the radius", east_of(1200))
-    assert [s["name"] for s in nearby(client, radius_m=1000)][:3] == ["near", "middle", "far"]
-    distances = [s["distance_m"] for s in nearby(client, radius_m=1000)]
+    ours = {far["id"], near["id"], middle["id"]}
+
+    def found(**params):  # the demo data has stations here too: look at ours only
+        return [s for s in nearby(client, radius_m=1000, limit=50, **params) if s["id"] in ours]
+
+    assert [s["name"] for s in found()] == ["near", "middle", "far"]
+    everything = nearby(client, radius_m=1000, limit=50)
+    distances = [s["distance_m"] for s in everything]
     assert distances == sorted(distances)
-    assert distances[0] == pytest.approx(100, abs=5)
-    assert [s["id"] for s in nearby(client, radius_m=1000, type="rider_station")][:2] == [
-        middle["id"],
-        far["id"],
-    ]
+    assert max(distances) <= 1000
+    assert {s["id"]: s["distance_m"] for s in everything}[near["id"]] == pytest.approx(100, abs=5)
+    assert [s["id"] for s in found(type="rider_station")] == [middle["id"], far["id"]]
+    assert {s["type"] for s in nearby(client, radius_m=1000, type="volunteer_post")} == {
+        "volunteer_post"
+    }
     assert [s["id"] for s in nearby(client, radius_m=1000, amenity=["charging", "aed"])] == [
         middle["id"]
     ]
-    assert [s["id"] for s in nearby(client, radius_m=1000, amenity="wifi")] == [near["id"]]
+    assert [s["id"] for s in nearby(client, radius_m=1000, amenity="repair_kit")] == [near["id"]]
     assert len(nearby(client, radius_m=1000, limit=2)) == 2
 
 
@@ -234,3 +241,25 @@ def test_a_bad_bbox_is_refused(client, bbox):
     response = client.get("/api/v1/stations", query_string={"bbox": bbox})
     assert response.status_code == 422
     assert "/bbox" in {e["pointer"] for e in response.get_json()["errors"]}
+
+
+def test_the_demo_has_real_service_centres_and_marked_generated_stations(session):
+    from sqlalchemy import func, select
+
+    rows = session.execute(
+        select(Station.type, Station.generated, func.count())
+        .where(Station.external_ref.like("demo:%"))
+        .group_by(Station.type, Station.generated)
+    ).all()
+    counts = {(kind, generated): n for kind, generated, n in rows}
+    assert counts[("community_service_centre", False)] == 298  # the communities with a point
+    assert counts[("rider_station", True)] == 200
+    assert counts[("volunteer_post", True)] == 100
+    generated_names = session.scalars(select(Station.name).where(Station.generated)).all()
+    assert all("演示生成" in name for name in generated_names)
+    unlocated = session.scalar(
+        select(func.count()).where(
+            Station.external_ref.like("demo:%"), Station.community_id.is_(None)
+        )
+    )
+    assert unlocated == 0
