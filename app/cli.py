@@ -11,6 +11,7 @@ from app.areas.cli import areas_cli
 from app.auth.cli import users_cli
 from app.core import jobs as jobs_module
 from app.extensions import db
+from app.stations.cli import stations_cli
 
 demo_cli = AppGroup("demo", help="Demo data for development (refused in production).")
 jobs_cli = AppGroup("jobs", help="Background job workers.")
@@ -49,3 +50,4 @@ def register_cli(app: Flask) -> None:
     app.cli.add_command(jobs_cli)
     app.cli.add_command(areas_cli)
     app.cli.add_command(users_cli)
+    app.cli.add_command(stations_cli)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 
 from flask import Response, request
 from flask.views import MethodView
@@ -11,13 +12,18 @@ from shapely.geometry import Point
 
 from app.core.auth import GRID_STAFF, current_user
 from app.core.blueprint import Blueprint
+from app.core.errors import Unprocessable
 from app.core.pagination import PageArgsSchema, page_of, paginate
 from app.extensions import db, limiter
-from app.stations import service
+from app.stations import service, transfer
 from app.stations.models import Station
 from app.stations.schemas import (
     BboxArgsSchema,
     CrsArgsSchema,
+    ExportArgsSchema,
+    ImportFileSchema,
+    ImportFormSchema,
+    ImportReportSchema,
     NearbyArgsSchema,
     PeriodArgsSchema,
     StationCreateSchema,
@@ -31,7 +37,7 @@ from app.stations.schemas import (
     VisitSchema,
     VisitsSummarySchema,
 )
-from geo.crs import from_wgs84, to_wgs84
+from geo.crs import CoordSystem, from_wgs84, to_wgs84
 from geo.geojson import feature, feature_collection
 
 blp = Blueprint("stations", __name__, url_prefix="/api/v1/stations", description="Service stations")
@@ -132,6 +138,58 @@ class Stations(MethodView):
         location = body.pop("location")
         station = service.create_station(db.session, current_user(), {**body, "location": location})
         return _item(station, args["crs"])
+
+
+@blp.route("/import")
+class Import(MethodView):
+    @blp.role_required(GRID_STAFF)
+    @blp.arguments(ImportFileSchema, location="files")
+    @blp.arguments(ImportFormSchema, location="form")
+    @blp.response(200, ImportReportSchema)
+    def post(self, files, form):
+        """Import stations from CSV or GeoJSON (multipart field `file`), by `external_ref`.
+
+        New references are created, known ones updated; every station must lie inside your
+        jurisdiction. A bad row is reported with its CSV line number (or feature index) and
+        skipped; the others are imported. `dry_run=true` reports without keeping anything.
+        CSV columns: external_ref, name, type, lon, lat, opening_hours (JSON, or `24h`),
+        and optionally address, phone, operator, amenities (`;`-separated), hours_exceptions
+        (JSON), capacity.
+        """
+        upload = files["file"]
+        fmt = "csv" if (upload.filename or "").lower().endswith(".csv") else "geojson"
+        try:
+            text = upload.read().decode("utf-8")
+            report = transfer.import_stations(
+                db.session,
+                current_user(),
+                text,
+                fmt=fmt,
+                source_crs=CoordSystem(form["source_crs"]),
+                dry_run=form["dry_run"],
+            )
+        except (UnicodeDecodeError, transfer.ImportFormatError) as exc:
+            raise Unprocessable(f"The file cannot be read: {exc}") from exc
+        return asdict(report)
+
+
+@blp.route("/export")
+class Export(MethodView):
+    @blp.role_required(GRID_STAFF)
+    @blp.arguments(ExportArgsSchema, location="query")
+    @blp.response(200, description="CSV (UTF-8 with BOM) or GeoJSON of the stations")
+    def get(self, args):
+        """Export the stations of your jurisdiction (closed ones too) as CSV or GeoJSON."""
+        query = service.in_jurisdiction(current_user(), args.get("area_id"))
+        if args["format"] == "csv":
+            body = "".join(transfer.export_csv(db.session, query))
+            return Response(
+                body,
+                mimetype="text/csv",
+                headers={"Content-Disposition": 'attachment; filename="stations.csv"'},
+            )
+        body = "".join(transfer.export_geojson(db.session, query))
+        return Response(body, mimetype=GEOJSON)
 
 
 @blp.route("/visits/summary")

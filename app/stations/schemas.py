@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from flask_smorest.fields import Upload
 from marshmallow import Schema, ValidationError, fields, post_load, validate
 
 from app.areas.schemas import COORD_SYSTEMS
@@ -192,3 +193,29 @@ class VisitsSummarySchema(Schema):
     page_size = fields.Integer(required=True)
     total = fields.Integer(required=True)
     busiest_hours = fields.List(fields.Nested(HourCountSchema), required=True)
+
+
+class ImportFormSchema(Schema):
+    source_crs = fields.String(load_default="wgs84", validate=validate.OneOf(COORD_SYSTEMS))
+    dry_run = fields.Boolean(load_default=False)
+
+
+class ImportFileSchema(Schema):
+    file = Upload(required=True, metadata={"description": ".csv or .geojson / .json"})
+
+
+class ImportErrorSchema(Schema):
+    row = fields.Integer(metadata={"description": "CSV line number, or GeoJSON feature index"})
+    detail = fields.String()
+
+
+class ImportReportSchema(Schema):
+    created = fields.Integer()
+    updated = fields.Integer()
+    errors = fields.List(fields.Nested(ImportErrorSchema))
+    dry_run = fields.Boolean()
+
+
+class ExportArgsSchema(Schema):
+    format = fields.String(load_default="csv", validate=validate.OneOf(["csv", "geojson"]))
+    area_id = fields.UUID()

@@ -87,11 +87,14 @@ def locate(session: Session, stations: Sequence[Station]) -> None:
     session.flush()
 
 
-def create_station(session: Session, actor: User, values: dict[str, Any]) -> Station:
-    """A station at a place inside the actor's jurisdiction (404 outside it)."""
+def create_station(session: Session, actor: User | None, values: dict[str, Any]) -> Station:
+    """A station at a place inside the actor's jurisdiction (404 outside it); actor None is the
+    operator's CLI."""
     station = Station(id=uuid.uuid4(), status="active", hours_exceptions=[], amenities=[])
+    station.external_ref = values.get("external_ref")
     _apply(session, station, values)
-    require_inside(actor, station.path_ids, "area")
+    if actor is not None:
+        require_inside(actor, station.path_ids, "area")
     session.add(station)
     session.flush()
     refresh_open_periods(session, [station])
@@ -100,10 +103,11 @@ def create_station(session: Session, actor: User, values: dict[str, Any]) -> Sta
 
 
 def update_station(
-    session: Session, actor: User, station: Station, values: dict[str, Any]
+    session: Session, actor: User | None, station: Station, values: dict[str, Any]
 ) -> Station:
     _apply(session, station, values)
-    require_inside(actor, station.path_ids, "area")  # a move must stay inside too
+    if actor is not None:
+        require_inside(actor, station.path_ids, "area")  # a move must stay inside too
     if values.get("verified"):
         station.last_verified_at = _now()
     session.flush()
@@ -201,6 +205,30 @@ def nearby(
     if open_now:
         query = query.where(is_open)
     return session.execute(query).all()
+
+
+def in_jurisdiction(actor: User, area_id: uuid.UUID | None) -> Select:
+    """All stations (closed too) inside the actor's jurisdiction and `area_id`, for export."""
+    query = select(Station).where(
+        jurisdiction_of(actor).clause(
+            {
+                "district_id": Station.district_id,
+                "subdistrict_id": Station.subdistrict_id,
+                "community_id": Station.community_id,
+                "grid_cell_id": Station.grid_cell_id,
+            }
+        )
+    )
+    if area_id is not None:
+        query = query.where(
+            or_(
+                Station.district_id == area_id,
+                Station.subdistrict_id == area_id,
+                Station.community_id == area_id,
+                Station.grid_cell_id == area_id,
+            )
+        )
+    return query.order_by(Station.name, Station.id)
 
 
 def in_bbox(
