@@ -55,6 +55,16 @@ class Jurisdiction:
 NOWHERE = Jurisdiction(everywhere=False, grants={})
 
 
+def path_columns(entity) -> dict[str, ColumnElement]:
+    """The area-path columns of a located model (those of PATH_KEYS it has)."""
+    return {key: getattr(entity, key) for key in PATH_KEYS if hasattr(entity, key)}
+
+
+def within_area(entity, area_id: uuid.UUID) -> ColumnElement[bool]:
+    """SQL condition: the row lies in the area `area_id`, whatever the area's level."""
+    return or_(*(column == area_id for column in path_columns(entity).values()))
+
+
 def jurisdiction_of(user: User) -> Jurisdiction:
     """Admins: everywhere. Staff and liaisons: their granted areas. Anyone else: nowhere."""
     if ADMIN in user.roles:

@@ -9,12 +9,12 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from geoalchemy2 import Geography, WKTElement
-from sqlalchemy import Integer, Select, delete, exists, func, insert, literal, or_, select
+from sqlalchemy import Integer, Select, delete, exists, func, insert, literal, select
 from sqlalchemy.dialects.postgresql import Range
 from sqlalchemy.orm import Session
 
 from app.areas.service import resolve_path, resolve_paths
-from app.auth.jurisdiction import jurisdiction_of, require_inside
+from app.auth.jurisdiction import jurisdiction_of, path_columns, require_inside, within_area
 from app.auth.models import User
 from app.core.errors import NotFound, Unprocessable
 from app.core.jobs import jobs, task
@@ -209,25 +209,9 @@ def nearby(
 
 def in_jurisdiction(actor: User, area_id: uuid.UUID | None) -> Select:
     """All stations (closed too) inside the actor's jurisdiction and `area_id`, for export."""
-    query = select(Station).where(
-        jurisdiction_of(actor).clause(
-            {
-                "district_id": Station.district_id,
-                "subdistrict_id": Station.subdistrict_id,
-                "community_id": Station.community_id,
-                "grid_cell_id": Station.grid_cell_id,
-            }
-        )
-    )
+    query = select(Station).where(jurisdiction_of(actor).clause(path_columns(Station)))
     if area_id is not None:
-        query = query.where(
-            or_(
-                Station.district_id == area_id,
-                Station.subdistrict_id == area_id,
-                Station.community_id == area_id,
-                Station.grid_cell_id == area_id,
-            )
-        )
+        query = query.where(within_area(Station, area_id))
     return query.order_by(Station.name, Station.id)
 
 
@@ -347,24 +331,10 @@ def visits_summary(
     query to page through, and the busiest hours of the day over all of them."""
     first, after = _period(start, end)
     local = func.timezone(_LOCAL, StationVisit.visited_at)
-    scope = jurisdiction_of(actor).clause(
-        {
-            "district_id": Station.district_id,
-            "subdistrict_id": Station.subdistrict_id,
-            "community_id": Station.community_id,
-            "grid_cell_id": Station.grid_cell_id,
-        }
-    )
+    scope = jurisdiction_of(actor).clause(path_columns(Station))
     conditions = [scope, StationVisit.visited_at >= first, StationVisit.visited_at < after]
     if area_id is not None:
-        conditions.append(
-            or_(
-                Station.district_id == area_id,
-                Station.subdistrict_id == area_id,
-                Station.community_id == area_id,
-                Station.grid_cell_id == area_id,
-            )
-        )
+        conditions.append(within_area(Station, area_id))
     day = func.date(local)
     per_station_day = (
         select(
