@@ -146,7 +146,7 @@ def run(config: BenchConfig) -> list[Result]:
         reference=[round(statistics.median(reference), 2)],
         project_command="GET /api/v1/stations/nearby?...&amenity=charging&open_now=true&limit=10"
         " (gunicorn, 1 worker, 1 sequential client)",
-        reference_command=f"pgbench -n -c 1 -t {requests + 50} -f {script} --log",
+        reference_command=f"pgbench -n -M prepared -c 1 -t {requests + 50} -f {script} --log",
         notes={"requests": requests},
         higher_is_better=False,
         target_ratio=TARGET,
