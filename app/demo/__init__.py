@@ -268,12 +268,13 @@ def load_stations(session: Session, log=print) -> None:
                 )
             )
     district = select(Area.geom).where(Area.code == DISTRICT_CODE).scalar_subquery()
-    for kind, count, opening, amenities, name in GENERATED_STATIONS:
+    # A seed per kind, so that posts and rider stations stand in different places.
+    for seed, (kind, count, opening, amenities, name) in enumerate(GENERATED_STATIONS, start=7):
         points = (
             session.execute(
                 select(
                     func.ST_AsText(
-                        func.ST_Dump(func.ST_GeneratePoints(district, count + 20, 7)).geom
+                        func.ST_Dump(func.ST_GeneratePoints(district, count + 20, seed)).geom
                     )
                 )
             )

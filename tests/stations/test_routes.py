@@ -263,3 +263,17 @@ def test_the_demo_has_real_service_centres_and_marked_generated_stations(session
         )
     )
     assert unlocated == 0
+
+
+def test_generated_demo_stations_of_different_kinds_stand_apart(session):
+    from sqlalchemy import func, select
+
+    shared = session.scalar(
+        select(func.count())
+        .select_from(Station)
+        .where(Station.generated)
+        .group_by(func.ST_AsBinary(Station.geom))
+        .having(func.count() > 1)
+        .limit(1)
+    )
+    assert shared is None
