@@ -9,7 +9,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from geoalchemy2 import Geography, WKTElement
-from sqlalchemy import Integer, Select, delete, exists, func, insert, literal, select
+from sqlalchemy import Float, Integer, Select, delete, exists, func, insert, literal, select
 from sqlalchemy.dialects.postgresql import Range
 from sqlalchemy.orm import Session
 
@@ -169,6 +169,10 @@ def open_at(at: dt.datetime):
     )
 
 
+# How many nearest active stations the fast path reads before filtering (see `nearby`).
+NEARBY_FAST_SCAN = 200
+
+
 def nearby(
     session: Session,
     lon: float,
@@ -181,30 +185,59 @@ def nearby(
     open_now: bool = False,
     at: dt.datetime | None = None,
 ) -> list:
-    """Active stations within `radius_m` of a WGS-84 point, nearest first (true metres, the
-    geography index walked in distance order), with `distance_m` and `open_now`."""
+    """Active stations within `radius_m` of a WGS-84 point, nearest first (true metres), with
+    `distance_m` and `open_now`.
+
+    Two plans, chosen here rather than by the planner (which, given a radius and an amenity
+    filter, prefers scanning everything in the radius and sorting: tens of ms where stations
+    are dense). The fast path reads the NEARBY_FAST_SCAN nearest active stations from the
+    geography index in distance order and filters those; its answer is exact when it found
+    `limit` matches, or when those stations reach beyond the radius. Otherwise (rare filters
+    in a dense area) the bounded query answers: everything in the radius, filtered, sorted.
+    """
     at = at or _now()
     here = _point(lon, lat).cast(Geography)
     is_open = open_at(at)
-    query = (
-        select(
-            Station,
-            func.ST_Distance(Station.geog, here).label("distance_m"),
-            is_open.label("open_now"),
-        )
-        .where(Station.status == "active", func.ST_DWithin(Station.geog, here, radius_m))
-        .order_by(Station.geog.op("<->")(here))
-        .limit(limit)
-    )
+    conditions = []
     types = list(types)
     if types:
-        query = query.where(Station.type.in_(types))
+        conditions.append(Station.type.in_(types))
     amenities = sorted(set(amenities))
     if amenities:
-        query = query.where(Station.amenities.contains(amenities))
+        conditions.append(Station.amenities.contains(amenities))
     if open_now:
-        query = query.where(is_open)
-    return session.execute(query).all()
+        conditions.append(is_open)
+    distance = func.ST_Distance(Station.geog, here)
+    columns = (Station, distance.label("distance_m"), is_open.label("open_now"))
+
+    knn = Station.geog.op("<->", return_type=Float)(here)
+    nearest = (
+        select(Station.id.label("id"), knn.label("knn"))
+        .where(Station.status == "active")
+        .order_by(knn)
+        .limit(NEARBY_FAST_SCAN)
+        .cte("nearest")
+    )
+    scanned, reach = session.execute(
+        select(func.count(), func.max(nearest.c.knn)).select_from(nearest)
+    ).one()
+    fast = session.execute(
+        select(*columns)
+        .join(nearest, nearest.c.id == Station.id)
+        .where(distance <= radius_m, *conditions)
+        .order_by(nearest.c.knn)
+        .limit(limit)
+    ).all()
+    # `<->` measures on the sphere, ST_Distance on the spheroid: allow for the difference.
+    if len(fast) == limit or scanned < NEARBY_FAST_SCAN or (reach or 0) >= radius_m * 1.01:
+        return fast
+    return session.execute(
+        select(*columns)
+        .where(Station.status == "active", func.ST_DWithin(Station.geog, here, radius_m))
+        .where(*conditions)
+        .order_by(knn)
+        .limit(limit)
+    ).all()
 
 
 def in_jurisdiction(actor: User, area_id: uuid.UUID | None) -> Select:

@@ -277,3 +277,27 @@ def test_generated_demo_stations_of_different_kinds_stand_apart(session):
         .limit(1)
     )
     assert shared is None
+
+
+@pytest.mark.parametrize(
+    "filters",
+    [
+        {},
+        {"amenities": ["aed"]},
+        {"types": ["volunteer_post"]},
+        {"open_now": True},
+        {"amenities": ["umbrella"]},
+    ],
+)
+def test_both_nearby_plans_give_the_same_answer(session, new_station, monkeypatch, filters):
+    new_station("aed here", east_of(300), amenities=["aed"])
+    new_station("post here", east_of(700), type="volunteer_post")
+
+    def answer(fast_scan):
+        monkeypatch.setattr(service, "NEARBY_FAST_SCAN", fast_scan)
+        rows = service.nearby(session, *HERE, radius_m=3000, limit=5, **filters)
+        return [(row.Station.id, round(row.distance_m, 3)) for row in rows]
+
+    exact = answer(100_000)  # the fast path reads every station: exact by construction
+    assert answer(2) == exact  # the fast path cannot decide: the bounded query answers
+    assert answer(50) == exact
