@@ -40,9 +40,10 @@ def page_of(item_schema: type[Schema]) -> type[Schema]:
 def paginate(
     session: Session, query: Select, *, page: int, page_size: int, scalars: bool = True
 ) -> dict[str, Any]:
-    """One page of `query` (which must have a stable ORDER BY) and the total count."""
+    """One page of `query` (which must have a stable ORDER BY) and the total count. Items are
+    the first column's objects, or with `scalars=False` each row as a mapping of its labels."""
     total = session.scalar(select(func.count()).select_from(query.order_by(None).subquery()))
     page_query = query.limit(page_size).offset((page - 1) * page_size)
     result = session.execute(page_query)
-    items = result.scalars().all() if scalars else result.all()
+    items = result.scalars().all() if scalars else result.mappings().all()
     return {"items": items, "page": page, "page_size": page_size, "total": total}

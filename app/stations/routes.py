@@ -126,7 +126,7 @@ class Stations(MethodView):
                 *to_wgs84(east, north, args["coord_system"]),
             )
         result = paginate(db.session, service.in_bbox(bbox, args["type"]), scalars=False, **page)
-        result["items"] = [_item(r.Station, args["crs"], r.open_now) for r in result["items"]]
+        result["items"] = [_item(r["Station"], args["crs"], r["open_now"]) for r in result["items"]]
         return _as_geojson(result["items"]) if _wants_geojson() else result
 
     @blp.role_required(GRID_STAFF)
@@ -203,9 +203,7 @@ class VisitsSummary(MethodView):
         query, busiest = service.visits_summary(
             db.session, current_user(), args.get("area_id"), args["from_"], args["to"]
         )
-        result = paginate(db.session, query, scalars=False, **page)
-        result["items"] = [row._asdict() for row in result["items"]]
-        return {**result, "busiest_hours": busiest}
+        return {**paginate(db.session, query, scalars=False, **page), "busiest_hours": busiest}
 
 
 @blp.route("/<uuid:station_id>")

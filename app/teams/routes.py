@@ -57,9 +57,7 @@ class Targets(MethodView):
         by code, with a summary over all of them.
         """
         query, summary = service.targets(db.session, current_user(), args.get("area_id"))
-        result = paginate(db.session, query, scalars=False, **page)
-        result["items"] = [row._asdict() for row in result["items"]]
-        return {**result, "summary": summary}
+        return {**paginate(db.session, query, scalars=False, **page), "summary": summary}
 
 
 @blp.route("/<uuid:team_id>")
