@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 from flask_smorest.fields import Upload
 from marshmallow import Schema, ValidationError, fields, post_load, validate
 
@@ -59,6 +61,9 @@ class StationUpdateSchema(Schema):
     opening_hours = fields.Dict(metadata=_SPANS_DOC)
     hours_exceptions = fields.List(fields.Dict(), metadata=_EXCEPTIONS_DOC)
     capacity = fields.Integer(allow_none=True, validate=validate.Range(0, 10_000))
+    status = fields.String(
+        validate=validate.OneOf(STATUSES), metadata={"description": "active reopens a station"}
+    )
     verified = fields.Boolean(metadata={"description": "true: someone checked it today"})
 
 
@@ -152,9 +157,16 @@ class VisitCodeSchema(Schema):
     qr_payload = fields.String(metadata={"description": "what to print in the QR code"})
 
 
+_DATES = validate.Range(dt.date(2000, 1, 1), dt.date(2100, 12, 31))
+
+
 class PeriodArgsSchema(Schema):
-    from_ = fields.Date(required=True, data_key="from", metadata={"description": "local date"})
-    to = fields.Date(required=True, metadata={"description": "local date, inclusive"})
+    from_ = fields.Date(
+        required=True, data_key="from", validate=_DATES, metadata={"description": "local date"}
+    )
+    to = fields.Date(
+        required=True, validate=_DATES, metadata={"description": "local date, inclusive"}
+    )
 
 
 class DayCountSchema(Schema):

@@ -21,6 +21,7 @@ from app.core.jobs import jobs, task
 from app.extensions import db
 from app.stations import hours
 from app.stations.models import Station, StationOpenPeriod, StationVisit
+from app.teams.models import Team
 
 # Open periods are kept from yesterday (overnight spans) to this many days ahead.
 WINDOW_DAYS = 14
@@ -41,11 +42,25 @@ def _hours_error(field: str, exc: hours.HoursError) -> Unprocessable:
     )
 
 
-def _apply(session: Session, station: Station, values: dict[str, Any]) -> None:
-    """Set validated values; a new location re-resolves the station's area path."""
-    for key in ("name", "type", "address", "team_id", "operator", "phone", "capacity"):
+def _apply(session: Session, actor: User | None, station: Station, values: dict[str, Any]) -> None:
+    """Set validated values; a new location re-resolves the station's area path. A team must
+    exist and, for staff, lie inside their jurisdiction."""
+    for key in ("name", "type", "address", "operator", "phone", "capacity", "status"):
         if key in values:
             setattr(station, key, values[key])
+    if values.get("team_id") is not None:
+        team = session.get(Team, values["team_id"])
+        if team is None or (actor is not None and not jurisdiction_of(actor).covers(team.path_ids)):
+            raise Unprocessable(
+                "No such team in your jurisdiction.",
+                extra={
+                    "errors": [
+                        {"location": "json", "pointer": "/team_id", "detail": "No such team."}
+                    ]
+                },
+            )
+    if "team_id" in values:
+        station.team_id = values["team_id"]
     if "amenities" in values:
         station.amenities = sorted(set(values["amenities"]))
     if "opening_hours" in values:
@@ -92,7 +107,7 @@ def create_station(session: Session, actor: User | None, values: dict[str, Any])
     operator's CLI."""
     station = Station(id=uuid.uuid4(), status="active", hours_exceptions=[], amenities=[])
     station.external_ref = values.get("external_ref")
-    _apply(session, station, values)
+    _apply(session, actor, station, values)
     if actor is not None:
         require_inside(actor, station.path_ids, "area")
     session.add(station)
@@ -105,13 +120,14 @@ def create_station(session: Session, actor: User | None, values: dict[str, Any])
 def update_station(
     session: Session, actor: User | None, station: Station, values: dict[str, Any]
 ) -> Station:
-    _apply(session, station, values)
+    reopened = values.get("status") == "active" and station.status != "active"
+    _apply(session, actor, station, values)
     if actor is not None:
         require_inside(actor, station.path_ids, "area")  # a move must stay inside too
     if values.get("verified"):
         station.last_verified_at = _now()
     session.flush()
-    if {"opening_hours", "hours_exceptions"} & set(values):
+    if reopened or {"opening_hours", "hours_exceptions"} & set(values):
         refresh_open_periods(session, [station])
     session.refresh(station)
     return station
@@ -225,17 +241,25 @@ def nearby(
         select(*columns)
         .join(nearest, nearest.c.id == Station.id)
         .where(distance <= radius_m, *conditions)
-        .order_by(nearest.c.knn)
+        .order_by(distance, Station.id)
         .limit(limit)
     ).all()
-    # `<->` measures on the sphere, ST_Distance on the spheroid: allow for the difference.
-    if len(fast) == limit or scanned < NEARBY_FAST_SCAN or (reach or 0) >= radius_m * 1.01:
+    # `<->` (which the index walks) measures on the sphere, ST_Distance on the spheroid; they
+    # differ by under 0.5%. The fast answer stands when no station beyond the scanned ones can
+    # belong in it: all were scanned, or the scan reached past the radius, or past the last
+    # answer with a margin for that difference.
+    reach = reach or 0.0
+    if (
+        scanned < NEARBY_FAST_SCAN
+        or reach >= radius_m * 1.01
+        or (len(fast) == limit and fast[-1].distance_m * 1.01 < reach)
+    ):
         return fast
     return session.execute(
         select(*columns)
         .where(Station.status == "active", func.ST_DWithin(Station.geog, here, radius_m))
         .where(*conditions)
-        .order_by(knn)
+        .order_by(distance, Station.id)
         .limit(limit)
     ).all()
 
@@ -283,7 +307,9 @@ def roll_open_periods(timestamp: int) -> int:
         query = select(Station).where(Station.status == "active").order_by(Station.id)
         if last_id is not None:
             query = query.where(Station.id > last_id)
-        batch = list(session.scalars(query.limit(ROLL_BATCH)))
+        # Locked: an edit of the station's hours, committing meanwhile, would otherwise have
+        # its fresh periods replaced by ones computed from the hours read here.
+        batch = list(session.scalars(query.limit(ROLL_BATCH).with_for_update(skip_locked=True)))
         if not batch:
             return done
         refresh_open_periods(session, batch, today)
@@ -320,7 +346,10 @@ def record_visit(
 
 def _period(start: dt.date, end: dt.date) -> tuple[dt.datetime, dt.datetime]:
     """UTC bounds of the local (Asia/Shanghai) dates start..end inclusive."""
-    if end < start or (end - start).days >= MAX_STATS_DAYS:
+    if (
+        not (dt.date(2000, 1, 1) <= start <= end <= dt.date(2100, 12, 31))
+        or (end - start).days >= MAX_STATS_DAYS
+    ):
         raise Unprocessable(f"`to` must be on or after `from`, at most {MAX_STATS_DAYS} days on.")
     first = dt.datetime.combine(start, dt.time(), hours.TIMEZONE)
     after = dt.datetime.combine(end + dt.timedelta(days=1), dt.time(), hours.TIMEZONE)

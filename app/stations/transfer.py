@@ -16,9 +16,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.auth.models import User
-from app.core.errors import DomainError
+from app.core.errors import DomainError, NotFound
 from app.stations import service
-from app.stations.models import Station
+from app.stations.models import STATUSES, Station
 from app.stations.schemas import StationCreateSchema
 from geo.crs import CoordSystem
 
@@ -40,14 +40,17 @@ class ImportReport:
     dry_run: bool = False
 
 
-def _csv_rows(text: str) -> Iterator[tuple[int, dict[str, Any]]]:
+def _csv_rows(text: str) -> list[tuple[int, dict[str, Any]]]:
     reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
     missing = {"external_ref", "name", "type", "lon", "lat", "opening_hours"} - set(
         reader.fieldnames or []
     )
     if missing:
         raise ImportFormatError(f"the CSV header lacks: {', '.join(sorted(missing))}")
-    yield from enumerate(reader, start=2)  # line 1 is the header
+    try:
+        return list(enumerate(reader, start=2))  # line 1 is the header
+    except csv.Error as exc:
+        raise ImportFormatError(f"line {reader.line_num}: {exc}") from exc
 
 
 def _csv_values(row: dict[str, Any]) -> dict[str, Any]:
@@ -73,30 +76,43 @@ def _csv_values(row: dict[str, Any]) -> dict[str, Any]:
         if row.get("hours_exceptions")
         else [],
         "capacity": row.get("capacity") or None,
+        "status": row.get("status") or None,
     }
     return values
 
 
-def _geojson_rows(text: str) -> Iterator[tuple[int, dict[str, Any]]]:
+def _geojson_rows(text: str) -> list[tuple[int, dict[str, Any]]]:
     try:
         document = json.loads(text)
     except ValueError as exc:
         raise ImportFormatError(f"not JSON: {exc}") from exc
     if not isinstance(document, dict) or document.get("type") != "FeatureCollection":
         raise ImportFormatError("a GeoJSON import is a FeatureCollection")
-    for index, feature in enumerate(document.get("features") or []):
-        if not isinstance(feature, dict):
-            yield index, {"__error__": "a feature must be an object"}
-            continue
-        properties = dict(feature.get("properties") or {})
-        geometry = feature.get("geometry") or {}
-        if geometry.get("type") != "Point" or len(geometry.get("coordinates") or []) < 2:
-            yield index, {"__error__": "a station's geometry is a Point"}
-            continue
-        lon, lat = geometry["coordinates"][:2]
-        properties["location"] = {"lon": lon, "lat": lat}
-        properties.pop("status", None)
-        yield index, properties
+    features = document.get("features")
+    if not isinstance(features, list):
+        raise ImportFormatError("the FeatureCollection has no features list")
+    return [(index, _feature_values(feature)) for index, feature in enumerate(features)]
+
+
+def _feature_values(feature: Any) -> dict[str, Any]:
+    """A feature's properties plus its point as `location`, or an `__error__` saying why not."""
+    if not isinstance(feature, dict):
+        return {"__error__": "a feature must be an object"}
+    properties = feature.get("properties") or {}
+    geometry = feature.get("geometry")
+    if not isinstance(properties, dict):
+        return {"__error__": "a feature's properties must be an object"}
+    coordinates = geometry.get("coordinates") if isinstance(geometry, dict) else None
+    if (
+        not isinstance(geometry, dict)
+        or geometry.get("type") != "Point"
+        or not isinstance(coordinates, list)
+        or len(coordinates) < 2
+    ):
+        return {"__error__": "a station's geometry is a Point with [lon, lat]"}
+    values = {k: v for k, v in properties.items() if v is not None or k == "capacity"}
+    values["location"] = {"lon": coordinates[0], "lat": coordinates[1]}
+    return values
 
 
 def import_stations(
@@ -120,7 +136,9 @@ def import_stations(
         try:
             if "__error__" in raw:
                 raise DomainError(raw["__error__"])
-            values = _csv_values(raw) if fmt == "csv" else raw
+            values = _csv_values(raw) if fmt == "csv" else dict(raw)
+            # `status` (as exports write it) applies to known stations: it can reopen one.
+            status = {"status": s} if (s := values.pop("status", None)) in STATUSES else {}
             if isinstance(values.get("location"), dict):
                 values["location"]["coord_system"] = source_crs.value
             loaded = schema.load(values)
@@ -136,12 +154,16 @@ def import_stations(
                 else:
                     if actor is not None:
                         service.get_managed_station(session, actor, existing.id)
-                    service.update_station(session, actor, existing, loaded)
+                    service.update_station(session, actor, existing, {**loaded, **status})
                     report.updated += 1
         except ValidationError as exc:
             report.errors.append(
                 {"row": number, "detail": json.dumps(exc.messages, ensure_ascii=False)}
             )
+        except NotFound:
+            # One answer whether the reference belongs to another area or the place lies
+            # outside: an import must not tell staff what exists beyond their jurisdiction.
+            report.errors.append({"row": number, "detail": "outside your jurisdiction"})
         except (DomainError, ValueError, TypeError) as exc:
             report.errors.append(
                 {"row": number, "detail": getattr(exc, "detail", None) or str(exc)}
@@ -192,7 +214,10 @@ def export_csv(session: Session, query) -> Iterator[str]:
 def export_geojson(session: Session, query) -> Iterator[str]:
     yield '{"type": "FeatureCollection", "features": ['
     for index, row in enumerate(export_rows(session, query)):
-        properties = {k: v for k, v in row.items() if k not in ("lon", "lat")}
+        # Empty CSV cells are nulls in GeoJSON, so that an export imports back as it was.
+        properties = {
+            k: (None if v == "" else v) for k, v in row.items() if k not in ("lon", "lat")
+        }
         properties["amenities"] = [a for a in row["amenities"].split(";") if a]
         properties["opening_hours"] = json.loads(row["opening_hours"])
         properties["hours_exceptions"] = json.loads(row["hours_exceptions"])

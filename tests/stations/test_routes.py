@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from geoalchemy2 import Geography, Geometry
 
 from app.stations import service
 from app.stations.models import Station
@@ -52,12 +53,14 @@ def nearby(client, **params):
     return response.get_json()["items"]
 
 
-def test_a_station_is_created_with_its_area_path(client, new_station, staff, area):
+def test_a_station_is_created_with_its_area_path(client, new_station, staff, area, session):
+    from app.areas.service import resolve_path
+
     station = new_station(headers=staff)
-    assert station["community_id"] == str(area(NANLANG).id) or station["subdistrict_id"] == str(
-        area(JIANWAI).id
-    )
-    assert station["subdistrict_id"] == str(area(JIANWAI).id)
+    path = resolve_path(session, *HERE)
+    assert station["subdistrict_id"] == str(area(JIANWAI).id) == str(path.subdistrict_id)
+    assert station["community_id"] == str(path.community_id)
+    assert station["community_id"] is not None
     assert (station["lon"], station["lat"]) == pytest.approx(HERE)
     assert station["status"] == "active"
 
@@ -301,3 +304,93 @@ def test_both_nearby_plans_give_the_same_answer(session, new_station, monkeypatc
     exact = answer(100_000)  # the fast path reads every station: exact by construction
     assert answer(2) == exact  # the fast path cannot decide: the bounded query answers
     assert answer(50) == exact
+
+
+def place(session, metres: float, azimuth_deg: float) -> tuple[float, float]:
+    """The point `metres` from HERE on the spheroid, at a compass bearing."""
+    from sqlalchemy import func, select
+
+    projected = func.ST_Project(
+        func.ST_SetSRID(func.ST_MakePoint(*HERE), 4326).cast(Geography),
+        metres,
+        func.radians(azimuth_deg),
+    ).cast(Geometry)
+    return session.execute(select(func.ST_X(projected), func.ST_Y(projected))).one()
+
+
+def test_nearest_first_is_by_the_distance_answered(client, session, new_station):
+    north = new_station("north 1000", place(session, 1000, 0))
+    east = new_station("east 1003", place(session, 1003, 90))
+    ours = {north["id"], east["id"]}
+    found = [s for s in nearby(client, radius_m=1100, limit=50) if s["id"] in ours]
+    assert [s["name"] for s in found] == ["north 1000", "east 1003"]
+    assert [s["distance_m"] for s in found] == pytest.approx([1000, 1003], abs=0.5)
+    everything = [s["distance_m"] for s in nearby(client, radius_m=1100, limit=50)]
+    assert everything == sorted(everything)
+
+
+@pytest.mark.parametrize("limit", [1, 2, 5])
+def test_both_plans_agree_with_plain_sql(session, new_station, monkeypatch, limit):
+    from sqlalchemy import func, select
+
+    for n, (metres, bearing) in enumerate([(1000, 0), (1003, 90), (998, 180), (1005, 270)]):
+        new_station(f"ring {n}", place(session, metres, bearing))
+    here = func.ST_SetSRID(func.ST_MakePoint(*HERE), 4326).cast(Geography)
+    distance = func.ST_Distance(Station.geog, here)
+    plain = (
+        session.execute(
+            select(Station.id)
+            .where(Station.status == "active", distance <= 1100)
+            .order_by(distance, Station.id)
+            .limit(limit)
+        )
+        .scalars()
+        .all()
+    )
+    for fast_scan in (2, 5, 100_000):
+        monkeypatch.setattr(service, "NEARBY_FAST_SCAN", fast_scan)
+        rows = service.nearby(session, *HERE, radius_m=1100, limit=limit)
+        assert [row.Station.id for row in rows] == plain, fast_scan
+
+
+def test_a_closed_station_can_be_reopened(client, new_station, staff):
+    station = new_station("reopened", east_of(15))
+    url = f"/api/v1/stations/{station['id']}"
+    client.post(f"{url}/close", headers=staff)
+    etag = client.get(url, headers=staff).headers["ETag"]
+    response = client.patch(url, json={"status": "active"}, headers={**staff, "If-Match": etag})
+    assert response.status_code == 200
+    assert station["id"] in {s["id"] for s in nearby(client, radius_m=200, open_now="true")}
+
+
+def test_an_unknown_team_is_a_422(client, staff):
+    body = {
+        "name": "x",
+        "type": "rider_station",
+        "location": {"lon": HERE[0], "lat": HERE[1]},
+        "opening_hours": ALWAYS,
+        "team_id": "00000000-0000-4000-8000-000000000000",
+    }
+    response = client.post("/api/v1/stations", json=body, headers=staff)
+    assert response.status_code == 422
+    assert "/team_id" in {e["pointer"] for e in response.get_json()["errors"]}
+
+
+def test_the_daily_job_rolls_the_open_periods_forward(app, session, new_station, monkeypatch):
+    import datetime as dt
+
+    from sqlalchemy import func, select
+
+    from app.core import jobs as jobs_module
+    from app.stations.models import StationOpenPeriod
+
+    station = new_station("rolled", east_of(25))
+    monkeypatch.setattr(jobs_module, "_worker_app", app)
+    later = dt.datetime(2030, 1, 1, 16, 5, tzinfo=dt.UTC)  # 00:05 on 2 January in Beijing
+    assert service.roll_open_periods(timestamp=int(later.timestamp())) >= 1
+    last_end = session.scalar(
+        select(func.max(func.upper(StationOpenPeriod.during))).where(
+            StationOpenPeriod.station_id == station["id"]
+        )
+    )
+    assert last_end >= dt.datetime(2030, 1, 15, tzinfo=dt.UTC)

@@ -151,3 +151,71 @@ def test_the_cli_imports_and_exports(app, session, tmp_path):
     assert "created 1, updated 0, 0 error(s)" in imported.output
     exported = runner.invoke(args=["stations", "export", "--format", "csv"])
     assert "命令行驿站" in exported.output
+
+
+@pytest.mark.parametrize(
+    "feature",
+    [
+        {
+            "type": "Feature",
+            "properties": [1, 2],
+            "geometry": {"type": "Point", "coordinates": [116.46, 39.9]},
+        },
+        {"type": "Feature", "properties": {}, "geometry": "Point"},
+        {"type": "Feature", "properties": {}, "geometry": {"type": "Point", "coordinates": 5}},
+        "abc",
+    ],
+)
+def test_a_malformed_feature_is_a_row_error(client, staff, feature):
+    collection = {"type": "FeatureCollection", "features": [feature]}
+    response = upload(client, staff, json.dumps(collection), "s.geojson")
+    assert response.status_code == 200
+    assert [e["row"] for e in response.get_json()["errors"]] == [0]
+
+
+def test_an_oversized_csv_cell_is_a_422(client, staff):
+    content = HEADER + "imp-1," + "x" * 200_000 + ",rider_station,116.46,39.9,,24h,\n"
+    response = upload(client, staff, content, "s.csv")
+    assert response.status_code in (413, 422)
+
+
+def test_a_far_future_period_is_a_422(client, staff):
+    lon, lat = HERE
+    upload(client, staff, csv_rows(f"imp-1,x,rider_station,{lon},{lat},,24h,"), "s.csv")
+    exported = client.get("/api/v1/stations/export?format=csv", headers=staff).get_data(
+        as_text=True
+    )
+    assert "imp-1" in exported
+    response = client.get(
+        "/api/v1/stations/visits/summary?from=2026-01-01&to=9999-12-31", headers=staff
+    )
+    assert response.status_code == 422
+
+
+def test_a_geojson_export_imports_back_unchanged(client, session, staff):
+    lon, lat = HERE
+    upload(client, staff, csv_rows(f"imp-rt,往返驿站,rider_station,{lon},{lat},,24h,"), "s.csv")
+    exported = client.get("/api/v1/stations/export?format=geojson", headers=staff).get_data(
+        as_text=True
+    )
+    report = upload(client, staff, exported, "s.geojson").get_json()
+    assert report["errors"] == []
+    assert report["created"] == 0 and report["updated"] >= 1
+
+
+def test_import_does_not_tell_what_exists_elsewhere(client, session, staff, token_for, area):
+    from tests.areas.test_service import centre_of
+
+    lon, lat = centre_of(session, area("110105002024"))
+    admin = token_for("admin")
+    upload(client, admin, csv_rows(f"imp-far,外区驿站,rider_station,{lon},{lat},,24h,"), "s.csv")
+    report = upload(
+        client,
+        staff,
+        csv_rows(
+            f"imp-far,改名,rider_station,{HERE[0]},{HERE[1]},,24h,",
+            f"imp-new,新站,rider_station,{lon},{lat},,24h,",
+        ),
+        "s.csv",
+    ).get_json()
+    assert [e["detail"] for e in report["errors"]] == ["outside your jurisdiction"] * 2
