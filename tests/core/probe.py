@@ -43,6 +43,8 @@ class Writes(MethodView):
         ).scalar_one()
         if body["name"] == "conflict":
             raise Conflict("the probe refuses this name")
+        if body["name"] == "slow":  # stays in its transaction a while (concurrency tests)
+            db.session.execute(text("SELECT pg_sleep(0.5)"))
         return {"id": row_id, "name": body["name"]}
 
 

@@ -145,3 +145,73 @@ def test_without_a_token_the_key_must_be_a_random_uuid(probe_client, probe_rows)
     assert (first.status_code, replay.status_code) == (201, 201)
     assert replay.headers["Idempotent-Replayed"] == "true"
     assert probe_rows() == ["a"]
+
+
+def test_concurrent_duplicates_on_real_transactions(database_url):
+    """Committed data, separate connections: while the first request runs, a duplicate is a
+    409; once it has committed, the lock is gone and a retry replays the first answer."""
+    import threading
+    import time
+
+    from app.auth.models import AuthSession, User
+    from app.extensions import db
+    from tests.conftest import make_app
+    from tests.core import probe
+
+    app = make_app(database_url)
+    app.extensions["flask-smorest"]["apis"][""]["ext_obj"].register_blueprint(probe.blp)
+    engine = sa.create_engine(database_url, poolclass=sa.pool.NullPool)
+    user_id, session_id = uuid.uuid4(), uuid.uuid4()
+    with engine.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE probe_writes (id serial PRIMARY KEY, name text)"))
+    try:
+        with app.app_context():
+            db.session.add(
+                User(
+                    id=user_id,
+                    phone="13999999999",
+                    password_hash="x",
+                    real_name="并发",
+                    roles=["volunteer"],
+                    volunteer_types=[],
+                    skills=[],
+                    status="active",
+                )
+            )
+            db.session.flush()  # the user first: no ORM relationship orders the two inserts
+            db.session.add(AuthSession(id=session_id, user_id=user_id))
+            db.session.commit()
+            from flask_jwt_extended import create_access_token
+
+            token = create_access_token(str(user_id), additional_claims={"sid": str(session_id)})
+        headers = {"Authorization": f"Bearer {token}", "Idempotency-Key": KEY}
+        statuses: dict[str, int] = {}
+
+        def call(label):
+            response = app.test_client().post(
+                "/api/v1/probe/writes", json={"name": "slow"}, headers=headers
+            )
+            statuses[label] = response.status_code
+
+        first = threading.Thread(target=call, args=("first",))
+        first.start()
+        time.sleep(0.2)  # the first request is inside its transaction now
+        call("duplicate")
+        first.join()
+        retry = app.test_client().post(
+            "/api/v1/probe/writes", json={"name": "slow"}, headers=headers
+        )
+        # Normally the first wins; on a very slow machine the duplicate may get there first.
+        assert sorted(statuses.values()) == [201, 409]
+        assert retry.status_code == 201
+        assert retry.headers["Idempotent-Replayed"] == "true"
+        with engine.connect() as conn:
+            assert conn.execute(sa.text("SELECT count(*) FROM probe_writes")).scalar_one() == 1
+    finally:
+        with engine.begin() as conn:
+            conn.execute(sa.text("DROP TABLE IF EXISTS probe_writes"))
+            conn.execute(sa.text("DELETE FROM idempotency_records WHERE key = :k"), {"k": KEY})
+            conn.execute(sa.text("DELETE FROM users WHERE id = :u"), {"u": user_id})
+        engine.dispose()
+        with app.app_context():
+            db.engine.dispose()
