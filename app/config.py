@@ -93,6 +93,7 @@ class Config:
     LOGIN_RATE_LIMIT: str = "5 per minute;20 per hour"
     LOGIN_CLIENT_RATE_LIMIT: str = "30 per minute"
     REGISTER_RATE_LIMIT: str = "10 per hour"
+    VISIT_RATE_LIMIT: str = "30 per minute"
     PROXY_HOPS: int = 0
     LOG_LEVEL: str = "INFO"
     TESTING: bool = False
@@ -128,6 +129,7 @@ class Config:
             LOGIN_RATE_LIMIT=os.environ.get("LOGIN_RATE_LIMIT", "5 per minute;20 per hour"),
             LOGIN_CLIENT_RATE_LIMIT=os.environ.get("LOGIN_CLIENT_RATE_LIMIT", "30 per minute"),
             REGISTER_RATE_LIMIT=os.environ.get("REGISTER_RATE_LIMIT", "10 per hour"),
+            VISIT_RATE_LIMIT=os.environ.get("VISIT_RATE_LIMIT", "30 per minute"),
             PROXY_HOPS=_env_int("PROXY_HOPS", 0),
             LOG_LEVEL=os.environ.get("LOG_LEVEL", "INFO"),
         )

@@ -87,6 +87,7 @@ TEST_SETTINGS = {
     # Every test client comes from 127.0.0.1: per-client limits are tested on their own.
     "LOGIN_CLIENT_RATE_LIMIT": "10000 per minute",
     "REGISTER_RATE_LIMIT": "10000 per minute",
+    "VISIT_RATE_LIMIT": "10000 per minute",
 }
 PASSWORD = "Correct-Horse-Battery-9"
 

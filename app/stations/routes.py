@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict
 
-from flask import Response, request
+from flask import Response, current_app, request
 from flask.views import MethodView
 from geoalchemy2.shape import to_shape
 from shapely.geometry import Point
@@ -245,7 +245,7 @@ class CloseStation(MethodView):
 
 @blp.route("/<uuid:station_id>/visits")
 class Visits(MethodView):
-    decorators = (limiter.limit("30 per minute"),)
+    decorators = (limiter.limit(lambda: current_app.config["VISIT_RATE_LIMIT"]),)
 
     @blp.public
     @blp.arguments(VisitCreateSchema)

@@ -8,6 +8,7 @@ from flask_smorest.fields import Upload
 from marshmallow import Schema, ValidationError, fields, post_load, validate
 
 from app.areas.schemas import COORD_SYSTEMS
+from app.core.pagination import page_of
 from app.stations.models import AMENITIES, STATION_TYPES, STATUSES
 from geo.crs import to_wgs84
 
@@ -199,11 +200,7 @@ class StationDaySchema(Schema):
     visits = fields.Integer()
 
 
-class VisitsSummarySchema(Schema):
-    items = fields.List(fields.Nested(StationDaySchema), required=True)
-    page = fields.Integer(required=True)
-    page_size = fields.Integer(required=True)
-    total = fields.Integer(required=True)
+class VisitsSummarySchema(page_of(StationDaySchema)):
     busiest_hours = fields.List(fields.Nested(HourCountSchema), required=True)
 
 

@@ -9,11 +9,11 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from geoalchemy2 import Geography, WKTElement
-from sqlalchemy import Float, Integer, Select, delete, exists, func, insert, literal, select
+from sqlalchemy import Float, Integer, Select, delete, exists, func, insert, select
 from sqlalchemy.dialects.postgresql import Range
 from sqlalchemy.orm import Session
 
-from app.areas.service import resolve_path, resolve_paths
+from app.areas.service import AreaPath, resolve_path, resolve_paths
 from app.auth.jurisdiction import jurisdiction_of, path_columns, require_inside, within_area
 from app.auth.models import User
 from app.core.errors import NotFound, Unprocessable
@@ -76,11 +76,12 @@ def _apply(session: Session, actor: User | None, station: Station, values: dict[
     if "location" in values:
         lon, lat = values["location"]
         station.geom = WKTElement(f"POINT({lon!r} {lat!r})", srid=4326)
-        path = resolve_path(session, lon, lat)
-        station.district_id = path.district_id
-        station.subdistrict_id = path.subdistrict_id
-        station.community_id = path.community_id
-        station.grid_cell_id = path.grid_cell_id
+        _set_path(station, resolve_path(session, lon, lat))
+
+
+def _set_path(station: Station, path: AreaPath) -> None:
+    for key, value in path.as_dict().items():
+        setattr(station, key, value)
 
 
 def locate(session: Session, stations: Sequence[Station]) -> None:
@@ -94,11 +95,7 @@ def locate(session: Session, stations: Sequence[Station]) -> None:
     for (station_id, _lon, _lat), path in zip(
         points, resolve_paths(session, [(lon, lat) for _id, lon, lat in points]), strict=True
     ):
-        station = by_id[station_id]
-        station.district_id = path.district_id
-        station.subdistrict_id = path.subdistrict_id
-        station.community_id = path.community_id
-        station.grid_cell_id = path.grid_cell_id
+        _set_path(by_id[station_id], path)
     session.flush()
 
 
@@ -279,9 +276,7 @@ def in_bbox(
 ) -> Select:
     """Active stations inside a WGS-84 bbox (min lon, min lat, max lon, max lat), for the map,
     with `open_now`; ordered by name for stable pages."""
-    query = select(
-        Station, open_at(at or _now()).label("open_now"), literal(None).label("distance_m")
-    )
+    query = select(Station, open_at(at or _now()).label("open_now"))
     query = query.where(Station.status == "active").order_by(Station.name, Station.id)
     if bbox is not None:
         query = query.where(Station.geom.intersects(func.ST_MakeEnvelope(*bbox, 4326)))

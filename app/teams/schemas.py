@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
+from app.core.pagination import page_of
 from app.teams.models import FILING_STATUSES, MEMBER_ROLES, SERVICE_TYPES, TEAM_KINDS
 
 
@@ -83,9 +84,5 @@ class TargetsSummarySchema(Schema):
     organisations = fields.Integer()
 
 
-class TargetsPageSchema(Schema):
+class TargetsPageSchema(page_of(CommunityTargetSchema)):
     summary = fields.Nested(TargetsSummarySchema, required=True)
-    items = fields.List(fields.Nested(CommunityTargetSchema), required=True)
-    page = fields.Integer(required=True)
-    page_size = fields.Integer(required=True)
-    total = fields.Integer(required=True)

@@ -6,12 +6,12 @@ import datetime as dt
 import uuid
 from typing import Any
 
-from sqlalchemy import Select, and_, case, func, literal, or_, select, update
+from sqlalchemy import Select, and_, case, func, literal, select, update
 from sqlalchemy.orm import Session
 
 from app.areas.models import Area, AreaLevel
 from app.auth import service as accounts
-from app.auth.jurisdiction import jurisdiction_of, require_inside
+from app.auth.jurisdiction import jurisdiction_of, require_inside, within_area
 from app.auth.models import User
 from app.core.errors import Conflict, NotFound, Unprocessable
 from app.teams.models import Team, TeamMember
@@ -104,12 +104,7 @@ def list_teams(filters: dict[str, Any]) -> Select:
     if "kind" in filters:
         query = query.where(Team.kind == filters["kind"])
     if "area_id" in filters:
-        area_id = filters["area_id"]
-        query = query.where(
-            or_(
-                Team.area_id == area_id, Team.subdistrict_id == area_id, Team.district_id == area_id
-            )
-        )
+        query = query.where(within_area(Team, filters["area_id"]))
     if "filing_status" in filters:
         query = query.where(Team.filing_status == filters["filing_status"])
     return query
@@ -212,9 +207,7 @@ def targets(session: Session, actor: User, area_id: uuid.UUID | None) -> tuple[S
         .order_by(Area.code)
     )
     if area_id is not None:
-        query = query.where(
-            or_(Area.id == area_id, Area.subdistrict_id == area_id, Area.district_id == area_id)
-        )
+        query = query.where(within_area(Area, area_id))
     rows = query.subquery()
     summary = (
         session.execute(

@@ -151,3 +151,10 @@ def new_station_admin(client, token_for):
 def test_a_bad_period_is_refused(client, station, staff, query):
     response = client.get(f"/api/v1/stations/{station['id']}/stats?{query}", headers=staff)
     assert response.status_code == 422
+
+
+def test_visits_are_limited_per_client(app, client, station, monkeypatch):
+    monkeypatch.setitem(app.config, "VISIT_RATE_LIMIT", "2 per minute")
+    scanner = {"REMOTE_ADDR": "192.0.2.77"}
+    statuses = [visit(client, station, environ_base=scanner).status_code for _ in range(3)]
+    assert statuses == [201, 201, 429]
