@@ -179,6 +179,15 @@ def _database_problem(error: Exception) -> Response | None:
             detail="The database is not reachable; try again shortly.",
             headers={"Retry-After": "5"},
         )
+    if isinstance(error, sa_exc.DataError):
+        # A value our schemas let through but PostgreSQL cannot take (a NUL character, a number
+        # out of range): the request's fault, not a bug to answer with 500.
+        logger.warning("value refused by the database", extra={"sqlstate": state})
+        return problem(
+            422,
+            slug="invalid-value",
+            detail="A value in the request cannot be stored (e.g. a NUL character).",
+        )
     if state in _RETRY_STATES:
         logger.warning("concurrent transaction conflict", extra={"sqlstate": state})
         return problem(

@@ -84,3 +84,9 @@ def test_an_unknown_area_is_a_404(client):
     response = client.get("/api/v1/areas/00000000-0000-4000-8000-000000000000")
     assert response.status_code == 404
     assert response.mimetype == "application/problem+json"
+
+
+def test_a_nul_character_in_a_search_is_a_422(client):
+    response = client.get("/api/v1/areas?q=%00x")
+    assert response.status_code == 422
+    assert response.mimetype == "application/problem+json"

@@ -139,3 +139,11 @@ def test_database_errors_are_logged_without_row_values(probe_client, caplog):
     assert records[0].exc_info is None
     logged = " ".join(str(v) for v in vars(records[0]).values())
     assert "13800138000" not in logged
+
+
+def test_a_value_the_database_cannot_store_is_a_422(probe_client, token_for, probe_rows):
+    response = probe_client.post(
+        "/api/v1/probe/writes", json={"name": "nul\u0000byte"}, headers=token_for("volunteer")
+    )
+    assert assert_problem(response, 422)["type"] == "urn:qunfang:problem:invalid-value"
+    assert probe_rows() == []
