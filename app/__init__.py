@@ -19,9 +19,13 @@ def create_app(config: Config | None = None) -> Flask:
     from app.core.logging import configure_logging, init_request_logging
     from app.core.schema_version import MIGRATIONS_DIR
     from app.extensions import db, jwt, limiter, migrate
+    from app.media.routes import blp as media_blp
+    from app.open311 import models as _open311_models  # noqa: F401 - tables for migrations
     from app.ops.routes import blp as ops_blp
     from app.stations.routes import blp as stations_blp
     from app.teams.routes import blp as teams_blp
+    from app.tips.routes import categories_blp, my_tips_blp, tips_blp
+    from notifications.routes import blp as notifications_blp
 
     config = config or Config.from_env()
     app = Flask(__name__, static_folder=None)
@@ -56,7 +60,20 @@ def create_app(config: Config | None = None) -> Flask:
     init_token_loading(jwt)
 
     api = Api(app)
-    for blueprint in (ops_blp, auth_blp, me_blp, users_blp, areas_blp, teams_blp, stations_blp):
+    for blueprint in (
+        ops_blp,
+        auth_blp,
+        me_blp,
+        users_blp,
+        areas_blp,
+        teams_blp,
+        stations_blp,
+        media_blp,
+        tips_blp,
+        categories_blp,
+        my_tips_blp,
+        notifications_blp,
+    ):
         api.register_blueprint(blueprint)
     init_docs(app)
     register_cli(app)

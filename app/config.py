@@ -15,7 +15,7 @@ from pathlib import Path
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEV_DATABASE_URL_FILE = PROJECT_ROOT / "var" / "pg" / "dev.url"
 LOCAL_SECRETS_DIR = PROJECT_ROOT / "var" / "secrets"
-SECRET_SETTINGS = ("SECRET_KEY", "JWT_SECRET_KEY", "ID_NUMBER_HASH_KEY")
+SECRET_SETTINGS = ("SECRET_KEY", "JWT_SECRET_KEY", "ID_NUMBER_HASH_KEY", "TIP_FOLLOW_KEY")
 
 
 class ConfigError(RuntimeError):
@@ -94,6 +94,16 @@ class Config:
     LOGIN_CLIENT_RATE_LIMIT: str = "30 per minute"
     REGISTER_RATE_LIMIT: str = "10 per hour"
     VISIT_RATE_LIMIT: str = "30 per minute"
+    # Tips: the follow secret of an anonymous tip is an HMAC of its id under this key, so the
+    # database never holds it. Changing the key invalidates every follow secret handed out.
+    TIP_FOLLOW_KEY: str = ""
+    TIP_RATE_LIMIT: str = "10 per hour;30 per day"
+    FOLLOW_RATE_LIMIT: str = "30 per minute"
+    MEDIA_ROOT: str = str(PROJECT_ROOT / "var" / "media")
+    MEDIA_MAX_BYTES: int = 15 * 1024 * 1024
+    MEDIA_MAX_PIXELS: int = 40_000_000
+    MEDIA_RATE_LIMIT: str = "60 per hour"
+    UNATTACHED_MEDIA_HOURS: int = 24
     PROXY_HOPS: int = 0
     LOG_LEVEL: str = "INFO"
     TESTING: bool = False
@@ -107,6 +117,7 @@ class Config:
             SECRET_KEY=_secret("SECRET_KEY", env),
             JWT_SECRET_KEY=_secret("JWT_SECRET_KEY", env),
             ID_NUMBER_HASH_KEY=_secret("ID_NUMBER_HASH_KEY", env),
+            TIP_FOLLOW_KEY=_secret("TIP_FOLLOW_KEY", env),
             SQLALCHEMY_DATABASE_URI=overrides.pop("SQLALCHEMY_DATABASE_URI", None)
             or default_database_url(),
             SQLALCHEMY_ENGINE_OPTIONS={
@@ -130,6 +141,13 @@ class Config:
             LOGIN_CLIENT_RATE_LIMIT=os.environ.get("LOGIN_CLIENT_RATE_LIMIT", "30 per minute"),
             REGISTER_RATE_LIMIT=os.environ.get("REGISTER_RATE_LIMIT", "10 per hour"),
             VISIT_RATE_LIMIT=os.environ.get("VISIT_RATE_LIMIT", "30 per minute"),
+            TIP_RATE_LIMIT=os.environ.get("TIP_RATE_LIMIT", "10 per hour;30 per day"),
+            FOLLOW_RATE_LIMIT=os.environ.get("FOLLOW_RATE_LIMIT", "30 per minute"),
+            MEDIA_ROOT=os.environ.get("MEDIA_ROOT") or str(PROJECT_ROOT / "var" / "media"),
+            MEDIA_MAX_BYTES=_env_int("MEDIA_MAX_BYTES", 15 * 1024 * 1024),
+            MEDIA_MAX_PIXELS=_env_int("MEDIA_MAX_PIXELS", 40_000_000),
+            MEDIA_RATE_LIMIT=os.environ.get("MEDIA_RATE_LIMIT", "60 per hour"),
+            UNATTACHED_MEDIA_HOURS=_env_int("UNATTACHED_MEDIA_HOURS", 24),
             PROXY_HOPS=_env_int("PROXY_HOPS", 0),
             LOG_LEVEL=os.environ.get("LOG_LEVEL", "INFO"),
         )
@@ -151,8 +169,10 @@ class Config:
                     f"{name} must be set to a random value of at least 32 characters"
                     + (" in production (QF_ENV=production)" if self.ENV == "production" else "")
                 )
-        if self.ENV == "production" and len({getattr(self, n) for n in SECRET_SETTINGS}) < 3:
-            raise ConfigError("SECRET_KEY, JWT_SECRET_KEY and ID_NUMBER_HASH_KEY must differ")
+        if self.ENV == "production" and len({getattr(self, n) for n in SECRET_SETTINGS}) < len(
+            SECRET_SETTINGS
+        ):
+            raise ConfigError(", ".join(SECRET_SETTINGS) + " must all differ")
         if not 1 <= self.ACCESS_TOKEN_MINUTES <= 60:
             raise ConfigError(
                 "ACCESS_TOKEN_MINUTES must be between 1 and 60 (access tokens are short-lived)"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -88,6 +89,11 @@ TEST_SETTINGS = {
     "LOGIN_CLIENT_RATE_LIMIT": "10000 per minute",
     "REGISTER_RATE_LIMIT": "10000 per minute",
     "VISIT_RATE_LIMIT": "10000 per minute",
+    "TIP_RATE_LIMIT": "10000 per minute",
+    "FOLLOW_RATE_LIMIT": "10000 per minute",
+    "MEDIA_RATE_LIMIT": "10000 per minute",
+    # Photos of the run go to a throw-away directory, not the checkout's var/media.
+    "MEDIA_ROOT": tempfile.mkdtemp(prefix="qf-test-media-"),
 }
 PASSWORD = "Correct-Horse-Battery-9"
 

@@ -16,6 +16,8 @@ def env(monkeypatch):
         "QF_ENV",
         "SECRET_KEY",
         "JWT_SECRET_KEY",
+        "ID_NUMBER_HASH_KEY",
+        "TIP_FOLLOW_KEY",
         "MAX_CONTENT_LENGTH",
         "IDEMPOTENCY_TTL_DAYS",
     ):
@@ -31,12 +33,15 @@ def test_development_defaults_start(env):
     assert config.SQLALCHEMY_ENGINE_OPTIONS["pool_pre_ping"] is True
 
 
-@pytest.mark.parametrize("missing", ["SECRET_KEY", "JWT_SECRET_KEY", "ID_NUMBER_HASH_KEY"])
+@pytest.mark.parametrize(
+    "missing", ["SECRET_KEY", "JWT_SECRET_KEY", "ID_NUMBER_HASH_KEY", "TIP_FOLLOW_KEY"]
+)
 def test_production_refuses_an_unset_secret(env, missing):
     env.setenv("QF_ENV", "production")
     env.setenv("SECRET_KEY", STRONG + "s")
     env.setenv("JWT_SECRET_KEY", STRONG + "j")
     env.setenv("ID_NUMBER_HASH_KEY", STRONG + "i")
+    env.setenv("TIP_FOLLOW_KEY", STRONG + "t")
     env.delenv(missing)
     with pytest.raises(ConfigError, match=missing):
         Config.from_env()
@@ -46,14 +51,21 @@ def test_production_refuses_a_shared_secret(env):
     env.setenv("QF_ENV", "production")
     for name in ("SECRET_KEY", "JWT_SECRET_KEY", "ID_NUMBER_HASH_KEY"):
         env.setenv(name, STRONG)
-    with pytest.raises(ConfigError, match="must differ"):
+    env.setenv("TIP_FOLLOW_KEY", STRONG + "t")
+    with pytest.raises(ConfigError, match="must all differ"):
         Config.from_env()
 
 
 def test_development_secrets_are_the_checkouts_own_random_values(env):
     config = Config.from_env()
     assert config.SECRET_KEY == local_secret("SECRET_KEY")
-    assert len({config.SECRET_KEY, config.JWT_SECRET_KEY, config.ID_NUMBER_HASH_KEY}) == 3
+    secrets = (
+        config.SECRET_KEY,
+        config.JWT_SECRET_KEY,
+        config.ID_NUMBER_HASH_KEY,
+        config.TIP_FOLLOW_KEY,
+    )
+    assert len(set(secrets)) == 4
     assert all(len(v) >= 32 for v in (config.SECRET_KEY, config.JWT_SECRET_KEY))
 
 
@@ -69,6 +81,7 @@ def test_production_starts_with_strong_secrets(env):
     env.setenv("SECRET_KEY", STRONG)
     env.setenv("JWT_SECRET_KEY", STRONG + "j")
     env.setenv("ID_NUMBER_HASH_KEY", STRONG + "i")
+    env.setenv("TIP_FOLLOW_KEY", STRONG + "t")
     assert Config.from_env().ENV == "production"
 
 

@@ -60,20 +60,42 @@ def _fingerprint() -> bytes:
     return digest.digest()
 
 
-def _replay(record: IdempotencyRecord) -> Response:
-    response = Response(record.body, status=record.status_code)
+def _replay(record: IdempotencyRecord, replayed: Callable[[bytes], bytes]) -> Response:
+    response = Response(replayed(record.body), status=record.status_code)
     for name, value in record.headers.items():
         response.headers[name] = value
     response.headers["Idempotent-Replayed"] = "true"
     return response
 
 
-def idempotent(view: Callable[..., Any]) -> Callable[..., Any]:
+def _default_scope() -> str:
+    identity = current_identity()
+    return f"user:{identity}" if identity else "anonymous"
+
+
+def _unchanged(body: bytes) -> bytes:
+    return body
+
+
+def idempotent(
+    view: Callable[..., Any] | None = None,
+    *,
+    scope: Callable[[], str] = _default_scope,
+    stored: Callable[[bytes], bytes] = _unchanged,
+    replayed: Callable[[bytes], bytes] = _unchanged,
+) -> Callable[..., Any]:
     """Make a write view honour the optional `Idempotency-Key` header.
 
     Use it under the access decorator and above `@blp.arguments` / `@blp.response`, so that it
     sees the serialised response: `@blp.role_required(...)` then `@idempotent` then the rest.
+
+    Options (as `@idempotent(scope=..., ...)`): `scope` names whose keys these are (the caller's
+    account by default; "anonymous" for requests that must not be linked to an account);
+    `stored` rewrites the response body before it is kept, `replayed` restores it on a replay,
+    for answers holding something the database must not (a one-time secret).
     """
+    if view is None:
+        return functools.partial(idempotent, scope=scope, stored=stored, replayed=replayed)
 
     @functools.wraps(view)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -82,25 +104,24 @@ def idempotent(view: Callable[..., Any]) -> Callable[..., Any]:
             return view(*args, **kwargs)
         if not _VALID_KEY.match(key):
             raise Unprocessable(f"{HEADER} must be 8 to 255 printable ASCII characters.")
-        identity = current_identity()
-        scope = f"user:{identity}" if identity else "anonymous"
-        if not identity and not _is_uuid(key):
+        key_scope = scope()
+        if key_scope == "anonymous" and not _is_uuid(key):
             # Anonymous callers share one scope: only an unguessable key keeps one caller from
             # replaying (and reading) another's answer.
-            raise Unprocessable(f"Without a token, {HEADER} must be a random UUID.")
+            raise Unprocessable(f"Anonymous requests need a random UUID as {HEADER}.")
         fingerprint = _fingerprint()
 
         session = db.session
         locked = session.execute(
-            select(func.pg_try_advisory_xact_lock(func.hashtextextended(f"{scope} {key}", 0)))
+            select(func.pg_try_advisory_xact_lock(func.hashtextextended(f"{key_scope} {key}", 0)))
         ).scalar_one()
         if not locked:
             raise Conflict(f"A request with this {HEADER} is still being processed; retry later.")
-        record = session.get(IdempotencyRecord, (scope, key))
+        record = session.get(IdempotencyRecord, (key_scope, key))
         if record is not None and record.expires_at > _now():
             if record.fingerprint != fingerprint:
                 raise Unprocessable(f"This {HEADER} was used for a different request.")
-            return _replay(record)
+            return _replay(record, replayed)
         if record is not None:  # expired but not pruned yet: the key is free again
             session.delete(record)
             session.flush()
@@ -109,14 +130,14 @@ def idempotent(view: Callable[..., Any]) -> Callable[..., Any]:
         if response.status_code < 400 and not response.is_streamed:
             session.add(
                 IdempotencyRecord(
-                    scope=scope,
+                    scope=key_scope,
                     key=key,
                     fingerprint=fingerprint,
                     status_code=response.status_code,
                     headers={
                         h: response.headers[h] for h in _REPLAYED_HEADERS if h in response.headers
                     },
-                    body=response.get_data(),
+                    body=stored(response.get_data()),
                     expires_at=_now()
                     + dt.timedelta(days=current_app.config["IDEMPOTENCY_TTL_DAYS"]),
                 )

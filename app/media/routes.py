@@ -1,0 +1,99 @@
+"""Photo upload, and photos served only to those who may see them."""
+
+from __future__ import annotations
+
+from flask import Response, current_app, request
+from flask.views import MethodView
+from flask_smorest.fields import Upload as UploadField
+from marshmallow import Schema, fields
+
+from app.core.auth import current_identity, current_user
+from app.core.blueprint import Blueprint
+from app.core.errors import NotFound, problem
+from app.extensions import db, limiter
+from app.media import service
+from app.media.images import ImageRejected
+from app.media.models import Media
+from app.tips.access import may_see_tip_media
+
+blp = Blueprint("media", __name__, url_prefix="/api/v1/media", description="Photos")
+
+
+class UploadSchema(Schema):
+    file = UploadField(required=True, metadata={"description": "JPEG, PNG, WebP or HEIC/HEIF"})
+
+
+class MediaSchema(Schema):
+    id = fields.UUID(required=True)
+    sha256 = fields.String(required=True, metadata={"description": "of the stored re-encoding"})
+    width = fields.Integer(required=True)
+    height = fields.Integer(required=True)
+    content_type = fields.String()
+    expires_at = fields.DateTime(allow_none=True, metadata={"description": "unless attached"})
+
+
+@blp.before_request
+def _upload_limit() -> None:
+    """Photos may be larger than other bodies (MAX_CONTENT_LENGTH); beyond this, a 413."""
+    if request.endpoint == "media.Upload":
+        request.max_content_length = current_app.config["MEDIA_MAX_BYTES"]
+
+
+@blp.route("")
+class Upload(MethodView):
+    decorators = (limiter.limit(lambda: current_app.config["MEDIA_RATE_LIMIT"]),)
+
+    @blp.public
+    @blp.arguments(UploadSchema, location="files")
+    @blp.response(201, MediaSchema)
+    @blp.alt_response(413, response="PAYLOAD_TOO_LARGE")
+    def post(self, files):
+        """Upload a photo (multipart field `file`), to attach to a tip within the expiry time.
+
+        The image is decoded (JPEG, PNG, WebP, HEIC/HEIF only; size and pixel limits), turned
+        upright, and re-encoded from its pixels as JPEG: no EXIF (GPS, camera), XMP or ICC data
+        survives, and nothing but the image reaches storage. Without a token (anonymous tips)
+        the photo belongs to no account.
+        """
+        owner = current_user() if current_identity() else None
+        try:
+            media = service.store_upload(db.session, owner, files["file"].read())
+        except ImageRejected as exc:
+            return problem(exc.status, detail=exc.detail)
+        return media
+
+
+def _visible(media_id) -> Media:
+    media = service.get_media(db.session, media_id)
+    user = current_user()
+    if media.owner_id == user.id:
+        return media
+    if media.tip_id is not None and may_see_tip_media(db.session, user, media.tip_id):
+        return media
+    raise NotFound("No such photo.")
+
+
+def _image(media: Media, variant: str) -> Response:
+    response = Response(service.read(media, variant), mimetype=media.content_type)
+    response.headers["Cache-Control"] = "private, max-age=3600"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Content-Security-Policy"] = "default-src 'none'; sandbox"
+    return response
+
+
+@blp.route("/<uuid:media_id>")
+class Photo(MethodView):
+    @blp.login_required
+    @blp.response(200, description="The photo (image/jpeg)", content_type="image/jpeg")
+    def get(self, media_id):
+        """A photo: its uploader, the reporter of its tip, and staff of the tip's area."""
+        return _image(_visible(media_id), "full")
+
+
+@blp.route("/<uuid:media_id>/thumbnail")
+class Thumbnail(MethodView):
+    @blp.login_required
+    @blp.response(200, description="The thumbnail (image/jpeg)", content_type="image/jpeg")
+    def get(self, media_id):
+        """A photo's thumbnail (longest side 320 px), for the same people as the photo."""
+        return _image(_visible(media_id), "thumbnail")

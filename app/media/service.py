@@ -1,0 +1,151 @@
+"""Photos: store an upload (re-encoded), attach uploads to a tip, serve them to whoever may see
+them, and expire the ones never attached."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+
+from flask import current_app
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.auth.models import User
+from app.core.errors import NotFound, Unprocessable
+from app.core.jobs import jobs, task
+from app.extensions import db
+from app.media.images import ProcessedImage, process_image
+from app.media.models import Media
+from app.media.storage import LocalStorage, MediaStorage, media_key
+
+
+def storage() -> MediaStorage:
+    """The configured store: local files under MEDIA_ROOT (var/media by default)."""
+    return LocalStorage(Path(current_app.config["MEDIA_ROOT"]))
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def store_upload(session: Session, owner: User | None, data: bytes) -> Media:
+    """Decode, re-encode and store an upload; raises images.ImageRejected for a bad one.
+
+    Files are written before the row: a failed transaction leaves at most orphan files, which
+    the expiry job cannot see but which hold nothing the database points to (and no metadata).
+    """
+    image: ProcessedImage = process_image(data, max_pixels=current_app.config["MEDIA_MAX_PIXELS"])
+    media = Media(
+        id=uuid.uuid4(),
+        owner_id=owner.id if owner else None,
+        content_type=image.content_type,
+        width=image.width,
+        height=image.height,
+        byte_size=len(image.content),
+        sha256=image.sha256,
+        expires_at=_now() + dt.timedelta(hours=current_app.config["UNATTACHED_MEDIA_HOURS"]),
+    )
+    media.storage_key = media_key(media.id, "full")
+    media.thumbnail_key = media_key(media.id, "thumb")
+    store = storage()
+    store.put(media.storage_key, image.content)
+    store.put(media.thumbnail_key, image.thumbnail)
+    session.add(media)
+    session.flush()
+    return media
+
+
+def attach(
+    session: Session,
+    media_ids: Sequence[uuid.UUID],
+    tip_id: uuid.UUID,
+    *,
+    owner: User | None,
+    anonymous: bool,
+    pointer: str = "/media_ids",
+) -> list[Media]:
+    """Attach unattached, unexpired uploads of `owner` (or uploads made without a token) to a
+    tip. For an anonymous tip the owner link is dropped, so the photos cannot name the sender."""
+    if not media_ids:
+        return []
+    if len(set(media_ids)) != len(media_ids):
+        raise _bad(pointer, "The same photo is listed twice.")
+    rows = {
+        m.id: m
+        for m in session.scalars(
+            select(Media).where(Media.id.in_(media_ids)).with_for_update()
+        ).all()
+    }
+    owner_id = owner.id if owner else None
+    now = _now()
+    for index, media_id in enumerate(media_ids):
+        media = rows.get(media_id)
+        usable = (
+            media is not None
+            and media.tip_id is None
+            and media.expires_at is not None
+            and media.expires_at > now
+            and media.owner_id in (None, owner_id)
+        )
+        if not usable:
+            raise _bad(
+                f"{pointer}/{index}",
+                "No such photo: upload it first (uploads can be used once, within "
+                f"{current_app.config['UNATTACHED_MEDIA_HOURS']} hours).",
+            )
+    for media_id in media_ids:
+        media = rows[media_id]
+        media.tip_id = tip_id
+        media.expires_at = None
+        if anonymous:
+            media.owner_id = None
+    session.flush()
+    return [rows[m] for m in media_ids]
+
+
+def _bad(pointer: str, detail: str) -> Unprocessable:
+    return Unprocessable(
+        detail, extra={"errors": [{"location": "json", "pointer": pointer, "detail": detail}]}
+    )
+
+
+def get_media(session: Session, media_id: uuid.UUID) -> Media:
+    media = session.get(Media, media_id)
+    if media is None:
+        raise NotFound("No such photo.")
+    return media
+
+
+def read(media: Media, variant: str) -> bytes:
+    key = media.thumbnail_key if variant == "thumbnail" else media.storage_key
+    try:
+        return storage().get(key)
+    except KeyError as exc:
+        raise NotFound("No such photo.") from exc
+
+
+def delete_expired(session: Session, now: dt.datetime, limit: int = 1000) -> int:
+    """Delete uploads never attached before they expired: files first, then rows."""
+    expired = session.scalars(
+        select(Media)
+        .where(Media.expires_at < now)
+        .order_by(Media.expires_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    ).all()
+    store = storage()
+    for media in expired:
+        store.delete(media.storage_key)
+        store.delete(media.thumbnail_key)
+        session.delete(media)
+    session.flush()
+    return len(expired)
+
+
+@jobs.periodic(cron="*/15 * * * *", periodic_id="expire_unattached_media")
+@task(queue="maintenance")
+def expire_unattached_media(timestamp: int) -> int:
+    """Every 15 minutes: remove uploads that were never attached to a tip in time."""
+    return delete_expired(db.session, dt.datetime.fromtimestamp(timestamp, dt.UTC))

@@ -1,0 +1,1 @@
+"""Open311 GeoReport v2 over our tips and categories."""

@@ -1,0 +1,1 @@
+"""Tips: submission (named or anonymous), follow-up by code, staff triage."""

@@ -1,0 +1,172 @@
+"""Tips (线索), their categories and their history."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+from geoalchemy2 import Geography, Geometry
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Computed,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    Uuid,
+    func,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.core.models import Timestamps
+from app.extensions import db
+
+PRIORITIES = ("low", "normal", "high", "urgent")
+STATUSES = (
+    "submitted",
+    "triaged",
+    "assigned",
+    "in_progress",
+    "resolved",
+    "rejected",
+    "referred_to_police",
+    "merged",
+)
+OPEN_STATUSES = ("submitted", "triaged", "assigned", "in_progress")
+
+
+def _in(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN (" + ", ".join(f"'{v}'" for v in values) + ")"
+
+
+class TipCategory(Timestamps, db.Model):
+    """What a tip is about. Data, not code: admins add and retire categories."""
+
+    __tablename__ = "tip_categories"
+    __table_args__ = (
+        CheckConstraint(_in("default_priority", PRIORITIES), name="default_priority"),
+        CheckConstraint("duplicate_radius_m BETWEEN 10 AND 5000", name="duplicate_radius"),
+        CheckConstraint("duplicate_window_hours BETWEEN 1 AND 720", name="duplicate_window"),
+    )
+
+    code: Mapped[str] = mapped_column(String(40), primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    name_en: Mapped[str] = mapped_column(String(100))
+    description: Mapped[str | None] = mapped_column(String(500))
+    default_priority: Mapped[str] = mapped_column(String(10), server_default="normal")
+    duplicate_radius_m: Mapped[int] = mapped_column(Integer, server_default="250")
+    duplicate_window_hours: Mapped[int] = mapped_column(Integer, server_default="24")
+    active: Mapped[bool] = mapped_column(Boolean, server_default="true")
+    sort_order: Mapped[int] = mapped_column(Integer, server_default="100")
+
+
+class Tip(Timestamps, db.Model):
+    """A report. Anonymous tips have no reporter and nothing else about their sender: no address,
+    no user agent, no device id (ARCHITECTURE §6); the follow secret is derived from the tip id
+    with a server key (app/tips/service.py), so the database never holds it."""
+
+    __tablename__ = "tips"
+    __table_args__ = (
+        CheckConstraint(_in("status", STATUSES), name="status"),
+        CheckConstraint(_in("priority", PRIORITIES), name="priority"),
+        CheckConstraint("NOT (anonymous AND reporter_id IS NOT NULL)", name="anonymous_unlinked"),
+        CheckConstraint("geom IS NOT NULL OR address_text IS NOT NULL", name="has_place"),
+        CheckConstraint(
+            "(status = 'merged') = (merged_into_id IS NOT NULL)", name="merged_has_target"
+        ),
+        Index("ix_tips_geog", "geog", postgresql_using="gist"),
+        # Staff lists: newest first inside an area, optionally by status.
+        Index("ix_tips_community_created", "community_id", "created_at"),
+        Index("ix_tips_subdistrict_created", "subdistrict_id", "created_at"),
+        Index("ix_tips_district_created", "district_id", "created_at"),
+        Index("ix_tips_grid_cell_created", "grid_cell_id", "created_at"),
+        Index("ix_tips_created", "created_at"),
+        Index(
+            "ix_tips_open_category",
+            "category_code",
+            "created_at",
+            postgresql_where="status IN ('submitted', 'triaged', 'assigned', 'in_progress')",
+        ),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    code: Mapped[str] = mapped_column(String(16), unique=True)
+    category_code: Mapped[str] = mapped_column(ForeignKey("tip_categories.code"))
+    description: Mapped[str] = mapped_column(Text)
+    address_text: Mapped[str | None] = mapped_column(String(300))
+    geom = mapped_column(Geometry("POINT", srid=4326, spatial_index=False))
+    geog = mapped_column(
+        Geography("POINT", srid=4326, spatial_index=False),
+        Computed("geom::geography", persisted=True),
+    )
+    accuracy_m: Mapped[float | None] = mapped_column(Float)
+    occurred_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    status: Mapped[str] = mapped_column(String(20), server_default="submitted")
+    priority: Mapped[str] = mapped_column(String(10))
+    anonymous: Mapped[bool] = mapped_column(Boolean)
+    reporter_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), index=True
+    )
+    police_contact_consent: Mapped[bool] = mapped_column(Boolean, server_default="false")
+    assignee_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), index=True
+    )
+    merged_into_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("tips.id", ondelete="RESTRICT"), index=True
+    )
+    # No area contains the place: the tip went to the nearest district's staff.
+    outside_areas: Mapped[bool] = mapped_column(Boolean, server_default="false")
+    district_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    subdistrict_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    community_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    grid_cell_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    h3_r7: Mapped[int | None] = mapped_column(BigInteger)
+    h3_r8: Mapped[int | None] = mapped_column(BigInteger)
+    h3_r9: Mapped[int | None] = mapped_column(BigInteger)
+    status_changed_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+    version: Mapped[int] = mapped_column(Integer, server_default="1")
+
+    __mapper_args__ = {"version_id_col": version}  # noqa: RUF012 - SQLAlchemy's declaration
+
+    @property
+    def path_ids(self) -> dict[str, uuid.UUID | None]:
+        return {
+            "district_id": self.district_id,
+            "subdistrict_id": self.subdistrict_id,
+            "community_id": self.community_id,
+            "grid_cell_id": self.grid_cell_id,
+        }
+
+
+class TipEvent(db.Model):
+    """One line of a tip's history: submission, a status change, a note, added information, a
+    merge. `public` lines are what the reporter sees (in the follow view and their own tips)."""
+
+    __tablename__ = "tip_events"
+    __table_args__ = (
+        CheckConstraint(
+            _in("kind", ("submitted", "transition", "note", "info_added", "merged", "edited")),
+            name="kind",
+        ),
+        Index("ix_tip_events_tip_at", "tip_id", "at"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    tip_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tips.id", ondelete="CASCADE"))
+    at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    kind: Mapped[str] = mapped_column(String(20))
+    # Staff who acted; null for the reporter (named or anonymous) and for the system.
+    actor_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    from_status: Mapped[str | None] = mapped_column(String(20))
+    to_status: Mapped[str | None] = mapped_column(String(20))
+    note: Mapped[str | None] = mapped_column(Text)
+    public: Mapped[bool] = mapped_column(Boolean, server_default="false")
+    data: Mapped[dict] = mapped_column(JSONB, server_default="{}")

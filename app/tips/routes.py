@@ -1,0 +1,502 @@
+"""Tips: submit (named or anonymous), follow by code, staff triage; categories; my tips."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import secrets
+import uuid
+from typing import Any
+
+from flask import Response, current_app, request, url_for
+from flask.views import MethodView
+from flask_limiter.util import get_remote_address
+from geoalchemy2.shape import to_shape
+from shapely.geometry import Point
+from werkzeug.exceptions import PreconditionFailed, PreconditionRequired
+
+from app.auth.models import User
+from app.core.auth import ADMIN, GRID_STAFF, current_identity, current_roles, current_user
+from app.core.blueprint import Blueprint
+from app.core.errors import NotFound
+from app.core.pagination import PageArgsSchema, page_of, paginate
+from app.extensions import db, limiter
+from app.tips import schemas as s
+from app.tips import service
+from app.tips.models import Tip
+from geo.crs import from_wgs84, to_wgs84
+from geo.geojson import feature, feature_collection
+
+tips_blp = Blueprint("tips", __name__, url_prefix="/api/v1/tips", description="Tips (clues)")
+categories_blp = Blueprint(
+    "tip_categories", __name__, url_prefix="/api/v1/tip-categories", description="Tip categories"
+)
+my_tips_blp = Blueprint(
+    "my_tips", __name__, url_prefix="/api/v1/me/tips", description="The caller's own named tips"
+)
+
+GEOJSON = "application/geo+json"
+FOLLOW_SECRET_HEADER = "X-Follow-Secret"  # noqa: S105 - a header name
+# Per-process key for rate-limit buckets of anonymous senders: the limiter then counts a keyed
+# hash, never a client address, and the hash means nothing once the process is gone.
+_BUCKET_KEY = secrets.token_bytes(32)
+
+
+# -- helpers -------------------------------------------------------------------------------------
+
+
+def _optional_user() -> User | None:
+    return current_user() if current_identity() else None
+
+
+def _wants_anonymity() -> bool:
+    """An anonymous submission: no token, or a token with `"anonymous": true` in the body."""
+    if not current_identity():
+        return True
+    body = request.get_json(silent=True)
+    return isinstance(body, dict) and body.get("anonymous") is True
+
+
+def _sender_bucket() -> str:
+    if not _wants_anonymity():
+        return f"user:{current_identity()}"
+    digest = hmac.new(_BUCKET_KEY, get_remote_address().encode(), hashlib.sha256).hexdigest()
+    return f"anon:{digest[:32]}"
+
+
+def _submission_scope() -> str:
+    """Idempotency keys of anonymous submissions are not filed under the account of a token
+    that came with them: the record would link the account to the anonymous tip."""
+    return "anonymous" if _wants_anonymity() else f"user:{current_identity()}"
+
+
+def _without_secret(body: bytes) -> bytes:
+    document = json.loads(body)
+    document["follow_secret"] = None
+    return json.dumps(document).encode()
+
+
+def _with_secret(body: bytes) -> bytes:
+    """A replayed anonymous submission gets its follow secret back (derived, never stored)."""
+    document = json.loads(body)
+    if document.get("follow_code"):
+        tip = db.session.get(Tip, uuid.UUID(document["id"]))
+        document["follow_secret"] = service.follow_secret(tip.id) if tip else None
+    return json.dumps(document).encode()
+
+
+def _wants_geojson() -> bool:
+    return request.accept_mimetypes.best_match(["application/json", GEOJSON]) == GEOJSON
+
+
+def _location(tip: Tip, crs: str = "wgs84") -> dict[str, float] | None:
+    if tip.geom is None:
+        return None
+    point = to_shape(tip.geom)
+    lon, lat = from_wgs84(point.x, point.y, crs)
+    return {"lon": round(lon, 7), "lat": round(lat, 7), "accuracy_m": tip.accuracy_m}
+
+
+def _media_refs(media) -> list[dict[str, Any]]:
+    return [
+        {
+            "id": m.id,
+            "url": url_for("media.Photo", media_id=m.id),
+            "thumbnail_url": url_for("media.Thumbnail", media_id=m.id),
+            "width": m.width,
+            "height": m.height,
+            "sha256": m.sha256,
+        }
+        for m in media
+    ]
+
+
+def _staff_item(tip: Tip, crs: str) -> dict[str, Any]:
+    item = {name: getattr(tip, name) for name in s.TipSchema._declared_fields if name != "location"}
+    item.update(category_code=tip.category_code, location=_location(tip, crs))
+    return item
+
+
+def _etag(tip: Tip) -> str:
+    """The version of the tip (bumped by every change), not of how it was rendered."""
+    return hashlib.sha256(f"tip:{tip.id}:{tip.version}".encode()).hexdigest()[:32]
+
+
+def _require_if_match(tip: Tip) -> None:
+    """Staff edits of a tip carry the ETag they read (If-Match): 428 without, 412 if stale."""
+    if not request.if_match:
+        raise PreconditionRequired("Send the tip's ETag as If-Match.")
+    if not request.if_match.contains(_etag(tip)):
+        raise PreconditionFailed("The tip changed since you read it; read it again.")
+
+
+def _if_match_doc(func):
+    func = tips_blp.alt_response(412, response="PRECONDITION_FAILED")(func)
+    func = tips_blp.alt_response(428, response="PRECONDITION_REQUIRED")(func)
+    return tips_blp.doc(
+        parameters=[
+            {
+                "in": "header",
+                "name": "If-Match",
+                "required": True,
+                "schema": {"type": "string"},
+                "description": "the ETag of GET /tips/{tip_id}",
+            }
+        ]
+    )(func)
+
+
+def _answer_with_etag(tip: Tip, body: dict[str, Any], status: int = 200) -> Response:
+    response = current_app.response_class(
+        json.dumps(body, default=str), status=status, mimetype="application/json"
+    )
+    response.set_etag(_etag(tip))
+    return response
+
+
+def _detail(tip: Tip, crs: str) -> dict[str, Any]:
+    session = db.session
+    item = _staff_item(tip, crs)
+    item["media"] = _media_refs(service.media_of(session, [tip.id]))
+    item["history"] = service.history(session, tip)
+    item["duplicates"] = service.duplicates(session, tip)
+    return item
+
+
+# -- submitting and following --------------------------------------------------------------------
+
+
+@tips_blp.route("")
+class Tips(MethodView):
+    decorators = (
+        limiter.limit(
+            lambda: current_app.config["TIP_RATE_LIMIT"], key_func=_sender_bucket, methods=["POST"]
+        ),
+    )
+
+    @tips_blp.public
+    @tips_blp.idempotent(scope=_submission_scope, stored=_without_secret, replayed=_with_secret)
+    @tips_blp.arguments(s.TipCreateSchema)
+    @tips_blp.response(201, s.TipCreatedSchema)
+    def post(self, body):
+        """Report something: a category, what you saw, where, and up to 6 photos.
+
+        Without a token, or with `anonymous: true`, the tip is anonymous: no account, address,
+        user agent or device id is kept with it, in the database or the logs. The answer then
+        carries `follow_code` and `follow_secret` (shown once; keep them) for
+        GET /tips/follow/{code}. With a token, the tip is yours (GET /me/tips). Send an
+        `Idempotency-Key` (a random UUID) so a retry cannot file it twice.
+        """
+        user = _optional_user()
+        anonymous = user is None or body.get("anonymous")
+        tip = service.submit(db.session, None if anonymous else user, body, uploader=user)
+        return {
+            "id": tip.id,
+            "status": tip.status,
+            "created_at": tip.created_at,
+            "follow_code": tip.code if tip.anonymous else None,
+            "follow_secret": service.follow_secret(tip.id) if tip.anonymous else None,
+        }
+
+    @tips_blp.role_required(GRID_STAFF)
+    @tips_blp.arguments(s.TipListArgsSchema, location="query")
+    @tips_blp.arguments(PageArgsSchema, location="query")
+    @tips_blp.response(200, page_of(s.TipSchema))
+    @tips_blp.alt_response(
+        200, description="As a GeoJSON FeatureCollection", content_type=GEOJSON, success=True
+    )
+    def get(self, args, page):
+        """Tips inside your jurisdiction, newest first, with filters.
+
+        Repeat `status`, `category` and `priority` for several values; `from`/`to` bound the
+        submission time; `area_id` narrows to one area; `bbox` to a box; `q` searches the
+        description and address. With `Accept: application/geo+json`, the page is a
+        FeatureCollection (tips without a position are left out of it).
+        """
+        result = paginate(db.session, service.staff_query(current_user(), args), **page)
+        items = [_staff_item(tip, args["crs"]) for tip in result["items"]]
+        if _wants_geojson():
+            features = []
+            for item in items:
+                properties = s.TipSchema().dump(item)
+                location = properties.pop("location")
+                if location is not None:
+                    position = Point(location["lon"], location["lat"])
+                    features.append(feature(position, properties, properties["id"]))
+            collection = feature_collection(features)
+            collection.update(page=result["page"], total=result["total"])
+            return Response(json.dumps(collection), mimetype=GEOJSON)
+        return {**result, "items": items}
+
+
+@tips_blp.route("/nearby")
+class Nearby(MethodView):
+    @tips_blp.public
+    @tips_blp.arguments(s.NearbyArgsSchema, location="query")
+    @tips_blp.response(200, s.NearbyListSchema)
+    def get(self, args):
+        """Up to 5 open tips of a category near a place, within the category's duplicate
+        radius and window: "is this what you saw?" before submitting.
+
+        Only category, status, age (to the minute) and distance (to 10 m) are shown.
+        """
+        lon, lat = to_wgs84(args["lon"], args["lat"], args["coord_system"])
+        return {"items": service.nearby_open(db.session, lon, lat, args["category"])}
+
+
+def _follow_view(tip: Tip) -> dict[str, Any]:
+    target = service.effective(db.session, tip)
+    return {
+        "code": tip.code,
+        "category_code": tip.category_code,
+        "status": target.status,
+        "created_at": tip.created_at,
+        "status_changed_at": target.status_changed_at,
+        "merged": tip.merged_into_id is not None,
+        "history": service.public_history(db.session, tip),
+    }
+
+
+_FOLLOW_SECRET_DOC = {
+    "parameters": [
+        {
+            "in": "header",
+            "name": FOLLOW_SECRET_HEADER,
+            "required": True,
+            "schema": {"type": "string"},
+            "description": "the follow secret given when the tip was submitted",
+        }
+    ]
+}
+
+
+def _follow_limit():
+    return limiter.limit(lambda: current_app.config["FOLLOW_RATE_LIMIT"], key_func=_sender_bucket)
+
+
+@tips_blp.route("/follow/<string:code>")
+class Follow(MethodView):
+    decorators = (_follow_limit(),)
+
+    @tips_blp.public
+    @tips_blp.doc(**_FOLLOW_SECRET_DOC)
+    @tips_blp.response(200, s.FollowViewSchema)
+    def get(self, code):
+        """An anonymous tip's status and public notes, by its code and secret.
+
+        Unknown codes and wrong secrets are the same 404. A merged tip shows the status of
+        the tip it joined.
+        """
+        tip = service.follow(db.session, code, request.headers.get(FOLLOW_SECRET_HEADER))
+        return _follow_view(tip)
+
+
+@tips_blp.route("/follow/<string:code>/information")
+class FollowInformation(MethodView):
+    decorators = (_follow_limit(),)
+
+    @tips_blp.public
+    @tips_blp.doc(**_FOLLOW_SECRET_DOC)
+    @tips_blp.idempotent(scope=lambda: "anonymous")
+    @tips_blp.arguments(s.InfoSchema)
+    @tips_blp.response(201, s.FollowViewSchema)
+    def post(self, body, code):
+        """Add to your anonymous tip while it is open: more text, more photos (uploaded
+        without a token)."""
+        tip = service.follow(db.session, code, request.headers.get(FOLLOW_SECRET_HEADER))
+        service.add_information(db.session, tip, body["text"], body["media_ids"], None)
+        return _follow_view(tip)
+
+
+# -- staff ---------------------------------------------------------------------------------------
+
+
+@tips_blp.route("/<uuid:tip_id>")
+class TipById(MethodView):
+    @tips_blp.role_required(GRID_STAFF)
+    @tips_blp.arguments(s.CrsArgsSchema, location="query")
+    @tips_blp.response(200, s.TipDetailSchema)
+    def get(self, args, tip_id):
+        """A tip of your jurisdiction with its photos, history and duplicates. Its ETag goes
+        back as If-Match on edits, transitions and merges."""
+        tip = service.get_for_staff(db.session, current_user(), tip_id)
+        body = s.TipDetailSchema().dump(_detail(tip, args["crs"]))
+        return _answer_with_etag(tip, body)
+
+    @tips_blp.role_required(GRID_STAFF)
+    @_if_match_doc
+    @tips_blp.arguments(s.TipUpdateSchema)
+    @tips_blp.response(200, s.TipSchema)
+    def patch(self, body, tip_id):
+        """Correct a tip's category or priority."""
+        actor = current_user()
+        tip = service.get_for_staff(db.session, actor, tip_id, lock=True)
+        _require_if_match(tip)
+        tip = service.edit(db.session, actor, tip, body)
+        return _answer_with_etag(tip, s.TipSchema().dump(_staff_item(tip, "wgs84")))
+
+
+@tips_blp.route("/<uuid:tip_id>/transitions")
+class Transitions(MethodView):
+    @tips_blp.role_required(GRID_STAFF)
+    @_if_match_doc
+    @tips_blp.arguments(s.TransitionSchema)
+    @tips_blp.response(200, s.TipSchema)
+    @tips_blp.alt_response(409, response="CONFLICT")
+    def post(self, body, tip_id):
+        """Move a tip along its workflow, with an optional note (`public`: its reporter sees it).
+
+        submitted → triaged | rejected | referred_to_police; triaged → assigned | in_progress |
+        resolved | rejected | referred_to_police; assigned → triaged | in_progress | resolved |
+        rejected | referred_to_police; in_progress → assigned | resolved | rejected |
+        referred_to_police; resolved, rejected → triaged (reopen). Anything else is a 409.
+        `assigned` needs `assignee_id`: staff whose jurisdiction covers the tip. Named
+        reporters are notified.
+        """
+        actor = current_user()
+        tip = service.get_for_staff(db.session, actor, tip_id, lock=True)
+        _require_if_match(tip)
+        tip = service.transition(
+            db.session,
+            actor,
+            tip,
+            body["to"],
+            note=body["note"],
+            public=body["public"],
+            assignee_id=body["assignee_id"],
+        )
+        return _answer_with_etag(tip, s.TipSchema().dump(_staff_item(tip, "wgs84")))
+
+
+@tips_blp.route("/<uuid:tip_id>/notes")
+class Notes(MethodView):
+    @tips_blp.role_required(GRID_STAFF)
+    @tips_blp.arguments(s.NoteSchema)
+    @tips_blp.response(201, s.EventSchema)
+    def post(self, body, tip_id):
+        """Add a note to a tip's history (`public`: its reporter sees it)."""
+        actor = current_user()
+        tip = service.get_for_staff(db.session, actor, tip_id)
+        return service.add_note(db.session, actor, tip, body["note"], body["public"])
+
+
+@tips_blp.route("/<uuid:tip_id>/merge")
+class Merge(MethodView):
+    @tips_blp.role_required(GRID_STAFF)
+    @_if_match_doc
+    @tips_blp.arguments(s.MergeSchema)
+    @tips_blp.response(200, s.TipSchema)
+    @tips_blp.alt_response(409, response="CONFLICT")
+    def post(self, body, tip_id):
+        """Merge this tip (a duplicate) into another one of your jurisdiction (`into`).
+
+        The duplicate becomes `merged`; its reporter and follow code keep working and follow
+        the other tip's workflow. If-Match is this tip's ETag.
+        """
+        actor = current_user()
+        tip = service.get_for_staff(db.session, actor, tip_id, lock=True)
+        _require_if_match(tip)
+        tip = service.merge(db.session, actor, tip, body["into"])
+        return _answer_with_etag(tip, s.TipSchema().dump(_staff_item(tip, "wgs84")))
+
+
+@tips_blp.route("/<uuid:tip_id>/reporter")
+class Reporter(MethodView):
+    @tips_blp.role_required(GRID_STAFF)
+    @tips_blp.response(200, s.ReporterSchema)
+    def get(self, tip_id):
+        """Who sent a named tip (404 for anonymous tips: there is nobody to show)."""
+        tip = service.get_for_staff(db.session, current_user(), tip_id)
+        reporter = db.session.get(User, tip.reporter_id) if tip.reporter_id else None
+        if reporter is None:
+            raise NotFound("This tip has no named reporter.")
+        return {
+            "id": reporter.id,
+            "real_name": reporter.real_name,
+            "phone": reporter.phone,
+            "police_contact_consent": tip.police_contact_consent,
+        }
+
+
+# -- categories ----------------------------------------------------------------------------------
+
+
+@categories_blp.route("")
+class Categories(MethodView):
+    @categories_blp.public
+    @categories_blp.arguments(s.CategoryArgsSchema, location="query")
+    @categories_blp.response(200, s.CategoryListSchema)
+    def get(self, args):
+        """Tip categories, in display order (retired ones only for admins who ask)."""
+        include = args["include_inactive"] and current_identity() and ADMIN in current_roles()
+        return {"items": service.categories(db.session, include_inactive=bool(include))}
+
+    @categories_blp.role_required(ADMIN)
+    @categories_blp.arguments(s.CategoryCreateSchema)
+    @categories_blp.response(201, s.CategorySchema)
+    def post(self, body):
+        """Add a category."""
+        return service.create_category(db.session, body)
+
+
+@categories_blp.route("/<string:code>")
+class CategoryByCode(MethodView):
+    @categories_blp.role_required(ADMIN)
+    @categories_blp.arguments(s.CategoryUpdateSchema)
+    @categories_blp.response(200, s.CategorySchema)
+    def patch(self, body, code):
+        """Change a category (`active: false` retires it: no new tips, old ones keep it)."""
+        return service.update_category(db.session, code, body)
+
+
+# -- my tips -------------------------------------------------------------------------------------
+
+
+def _own_view(tip: Tip) -> dict[str, Any]:
+    return {
+        **{name: getattr(tip, name) for name in ("id", "description", "address_text")},
+        "category_code": tip.category_code,
+        "location": _location(tip),
+        "occurred_at": tip.occurred_at,
+        "status": service.effective(db.session, tip).status,
+        "police_contact_consent": tip.police_contact_consent,
+        "created_at": tip.created_at,
+        "status_changed_at": tip.status_changed_at,
+        "media": _media_refs(service.media_of(db.session, [tip.id])),
+        "history": service.public_history(db.session, tip),
+    }
+
+
+@my_tips_blp.route("")
+class MyTips(MethodView):
+    @my_tips_blp.login_required
+    @my_tips_blp.arguments(PageArgsSchema, location="query")
+    @my_tips_blp.response(200, page_of(s.OwnTipSchema))
+    def get(self, page):
+        """Your named tips, newest first (anonymous ones are not linked to you, by design)."""
+        result = paginate(db.session, service.own_query(current_user()), **page)
+        return {**result, "items": [_own_view(tip) for tip in result["items"]]}
+
+
+@my_tips_blp.route("/<uuid:tip_id>")
+class MyTip(MethodView):
+    @my_tips_blp.login_required
+    @my_tips_blp.response(200, s.OwnTipSchema)
+    def get(self, tip_id):
+        """One of your tips, with its status and the notes staff made public."""
+        return _own_view(service.get_own(db.session, current_user(), tip_id))
+
+
+@my_tips_blp.route("/<uuid:tip_id>/information")
+class MyTipInformation(MethodView):
+    @my_tips_blp.login_required
+    @my_tips_blp.idempotent
+    @my_tips_blp.arguments(s.InfoSchema)
+    @my_tips_blp.response(201, s.OwnTipSchema)
+    def post(self, body, tip_id):
+        """Add to your tip while it is open: more text, more photos."""
+        user = current_user()
+        tip = service.get_own(db.session, user, tip_id)
+        service.add_information(db.session, tip, body["text"], body["media_ids"], user)
+        return _own_view(tip)

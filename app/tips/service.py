@@ -1,0 +1,539 @@
+"""Tips: submission, the follow view for anonymous tipsters, staff triage as a state machine,
+duplicates and merging, and notifications to named reporters."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hmac
+import secrets
+import uuid
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from flask import current_app
+from geoalchemy2 import WKTElement
+from sqlalchemy import Select, func, or_, select, update
+from sqlalchemy.orm import Session
+
+from app.areas.models import Area, AreaLevel
+from app.areas.service import AreaPath, get_area, resolve_path
+from app.auth.jurisdiction import jurisdiction_of, path_columns, require_inside, within_area
+from app.auth.models import User
+from app.core.auth import GRID_STAFF, has_any_role
+from app.core.errors import Conflict, InvalidTransition, NotFound, Unprocessable
+from app.media import service as media_service
+from app.media.models import Media
+from app.tips.models import OPEN_STATUSES, Tip, TipCategory, TipEvent
+from geo.cells import h3_cells
+from notifications.models import Notification
+
+# How far in the future a phone's clock may put `occurred_at`.
+CLOCK_SKEW = dt.timedelta(minutes=5)
+# A place outside every area still reaches staff: those of the nearest district within this.
+NEAREST_DISTRICT_M = 50_000
+# Codes: Crockford's alphabet (no I, L, O, U), 10 characters = 50 bits.
+_CODE_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+# The workflow. `merged` is reached only by merging; `referred_to_police` ends the staff's part
+# (police outcomes come back through the clue-batch feedback).
+TRANSITIONS: Mapping[str, frozenset[str]] = {
+    "submitted": frozenset({"triaged", "rejected", "referred_to_police"}),
+    "triaged": frozenset({"assigned", "in_progress", "resolved", "rejected", "referred_to_police"}),
+    "assigned": frozenset({"triaged", "in_progress", "resolved", "rejected", "referred_to_police"}),
+    "in_progress": frozenset({"assigned", "resolved", "rejected", "referred_to_police"}),
+    "resolved": frozenset({"triaged"}),  # reopened
+    "rejected": frozenset({"triaged"}),  # reopened
+    "referred_to_police": frozenset(),
+    "merged": frozenset(),
+}
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _bad(pointer: str, detail: str) -> Unprocessable:
+    return Unprocessable(
+        detail, extra={"errors": [{"location": "json", "pointer": pointer, "detail": detail}]}
+    )
+
+
+# -- codes and secrets ---------------------------------------------------------------------------
+
+
+def new_code() -> str:
+    return "".join(secrets.choice(_CODE_ALPHABET) for _ in range(10))
+
+
+def follow_secret(tip_id: uuid.UUID) -> str:
+    """The anonymous tipster's secret: an HMAC of the tip id under TIP_FOLLOW_KEY (120 bits).
+
+    Derived, not stored: the database (and the idempotency record of the submission) never
+    holds it, and a replayed submission can still hand it back to the phone that lost the
+    first answer."""
+    mac = hmac.new(
+        current_app.config["TIP_FOLLOW_KEY"].encode(), b"tip-follow:" + tip_id.bytes, "sha256"
+    ).digest()
+    return base64.b32encode(mac[:15]).decode().rstrip("=")
+
+
+def _secret_matches(tip: Tip, secret: str | None) -> bool:
+    if not secret or not tip.anonymous:
+        return False
+    return hmac.compare_digest(follow_secret(tip.id).encode(), secret.strip().upper().encode())
+
+
+# -- categories ----------------------------------------------------------------------------------
+
+
+def categories(session: Session, *, include_inactive: bool = False) -> list[TipCategory]:
+    query = select(TipCategory).order_by(TipCategory.sort_order, TipCategory.code)
+    if not include_inactive:
+        query = query.where(TipCategory.active)
+    return list(session.scalars(query))
+
+
+def create_category(session: Session, values: dict[str, Any]) -> TipCategory:
+    if session.get(TipCategory, values["code"]) is not None:
+        raise Conflict("A category with this code exists.")
+    category = TipCategory(**values)
+    session.add(category)
+    session.flush()
+    session.refresh(category)
+    return category
+
+
+def update_category(session: Session, code: str, values: dict[str, Any]) -> TipCategory:
+    category = session.get(TipCategory, code)
+    if category is None:
+        raise NotFound("No such category.")
+    for key, value in values.items():
+        setattr(category, key, value)
+    session.flush()
+    return category
+
+
+def _active_category(session: Session, code: str, pointer: str = "/category") -> TipCategory:
+    category = session.get(TipCategory, code)
+    if category is None or not category.active:
+        raise _bad(pointer, "No such category: see GET /api/v1/tip-categories.")
+    return category
+
+
+# -- submission ----------------------------------------------------------------------------------
+
+
+def _place(session: Session, lon: float, lat: float) -> tuple[AreaPath, bool]:
+    """The area path of a place; outside every area, the nearest district (within 50 km), so
+    that the tip reaches district staff instead of nobody."""
+    path = resolve_path(session, lon, lat)
+    if path.district_id is not None:
+        return path, False
+    point = func.ST_SetSRID(func.ST_MakePoint(lon, lat), 4326)
+    nearest = session.scalar(
+        select(Area.id)
+        .where(
+            Area.level == AreaLevel.DISTRICT,
+            func.ST_DWithin(func.geography(Area.geom), func.geography(point), NEAREST_DISTRICT_M),
+        )
+        .order_by(func.ST_Distance(func.geography(Area.geom), func.geography(point)))
+        .limit(1)
+    )
+    return AreaPath(district_id=nearest), True
+
+
+def _sole_district(session: Session) -> uuid.UUID | None:
+    ids = session.scalars(select(Area.id).where(Area.level == AreaLevel.DISTRICT).limit(2)).all()
+    return ids[0] if len(ids) == 1 else None
+
+
+def submit(
+    session: Session, reporter: User | None, values: dict[str, Any], uploader: User | None = None
+) -> Tip:
+    """Store a tip. `reporter` is None for an anonymous one, and then nothing about the sender
+    is kept anywhere. `uploader` is the account whose photos may be attached (the token's, even
+    for an anonymous tip: the link is then dropped from the photos)."""
+    category = _active_category(session, values["category"])
+    occurred_at = values.get("occurred_at")
+    if occurred_at is not None and occurred_at > _now() + CLOCK_SKEW:
+        raise _bad("/occurred_at", "occurred_at is in the future.")
+    location = values.get("location")
+    if location is None and not values.get("address_text"):
+        raise _bad("/location", "Give a location, an address, or both.")
+
+    tip = Tip(
+        id=uuid.uuid4(),
+        code=new_code(),
+        category_code=category.code,
+        description=values["description"],
+        address_text=values.get("address_text"),
+        occurred_at=occurred_at,
+        status="submitted",
+        priority=category.default_priority,
+        anonymous=reporter is None,
+        reporter_id=reporter.id if reporter else None,
+        police_contact_consent=bool(reporter and values.get("police_contact_consent")),
+    )
+    if location is not None:
+        lon, lat = location["lon"], location["lat"]
+        tip.geom = WKTElement(f"POINT({lon!r} {lat!r})", srid=4326)
+        tip.accuracy_m = location.get("accuracy_m")
+        path, tip.outside_areas = _place(session, lon, lat)
+        for key, value in path.as_dict().items():
+            setattr(tip, key, value)
+        for key, value in h3_cells(lon, lat).items():
+            setattr(tip, key, value)
+    elif reporter is not None and reporter.home_community_id is not None:
+        # An address without a point: the named reporter's community is the best guess.
+        for key, value in get_area(session, reporter.home_community_id).path_ids.items():
+            setattr(tip, key, value)
+    else:
+        tip.district_id = _sole_district(session)
+    session.add(tip)
+    session.flush()
+    media_service.attach(
+        session,
+        values.get("media_ids", []),
+        tip.id,
+        owner=reporter or uploader,
+        anonymous=tip.anonymous,
+    )
+    session.add(TipEvent(tip_id=tip.id, kind="submitted", to_status="submitted", public=True))
+    session.flush()
+    return tip
+
+
+def nearby_open(
+    session: Session, lon: float, lat: float, category_code: str, limit: int = 5
+) -> list[dict[str, Any]]:
+    """Open tips of a category within its duplicate radius and window, nearest first: what the
+    app shows as "is this what you saw?". Only category, status, age and a rounded distance
+    leave the server: no description, no position, no reporter."""
+    category = session.get(TipCategory, category_code)
+    if category is None:
+        raise Unprocessable(
+            "No such category.",
+            extra={"errors": [{"location": "query", "pointer": "/category", "detail": "Unknown."}]},
+        )
+    point = func.geography(func.ST_SetSRID(func.ST_MakePoint(lon, lat), 4326))
+    distance = func.ST_Distance(Tip.geog, point)
+    rows = session.execute(
+        select(Tip.id, Tip.category_code, Tip.status, Tip.created_at, distance.label("distance"))
+        .where(
+            Tip.category_code == category.code,
+            Tip.status.in_(OPEN_STATUSES),
+            Tip.created_at > _now() - dt.timedelta(hours=category.duplicate_window_hours),
+            func.ST_DWithin(Tip.geog, point, category.duplicate_radius_m),
+        )
+        .order_by(distance, Tip.id)
+        .limit(limit)
+    ).all()
+    return [
+        {
+            "id": row.id,
+            "category": row.category_code,
+            "status": row.status,
+            "created_at": row.created_at.replace(second=0, microsecond=0),
+            "distance_m": int(round(row.distance / 10.0) * 10),
+        }
+        for row in rows
+    ]
+
+
+# -- reading -------------------------------------------------------------------------------------
+
+
+def staff_query(actor: User, filters: Mapping[str, Any]) -> Select:
+    """Tips inside the actor's jurisdiction matching the list filters, newest first (stable)."""
+    query = select(Tip).where(jurisdiction_of(actor).clause(path_columns(Tip)))
+    if filters.get("status"):
+        query = query.where(Tip.status.in_(filters["status"]))
+    if filters.get("category"):
+        query = query.where(Tip.category_code.in_(filters["category"]))
+    if filters.get("priority"):
+        query = query.where(Tip.priority.in_(filters["priority"]))
+    if filters.get("from_") is not None:
+        query = query.where(Tip.created_at >= filters["from_"])
+    if filters.get("to") is not None:
+        query = query.where(Tip.created_at < filters["to"])
+    if filters.get("area_id") is not None:
+        query = query.where(within_area(Tip, filters["area_id"]))
+    if filters.get("bbox") is not None:
+        query = query.where(Tip.geom.intersects(func.ST_MakeEnvelope(*filters["bbox"], 4326)))
+    if filters.get("q"):
+        pattern = "%" + filters["q"].replace("\\", "\\\\").replace("%", r"\%").replace("_", r"\_")
+        query = query.where(
+            or_(Tip.description.ilike(pattern + "%"), Tip.address_text.ilike(pattern + "%"))
+        )
+    if filters.get("anonymous") is not None:
+        query = query.where(Tip.anonymous == filters["anonymous"])
+    return query.order_by(Tip.created_at.desc(), Tip.id.desc())
+
+
+def get_for_staff(session: Session, actor: User, tip_id: uuid.UUID, *, lock: bool = False) -> Tip:
+    query = select(Tip).where(Tip.id == tip_id)
+    if lock:
+        query = query.with_for_update()
+    tip = session.scalar(query)
+    if tip is None:
+        raise NotFound("No such tip.")
+    require_inside(actor, tip.path_ids, "tip")
+    return tip
+
+
+def get_own(session: Session, reporter: User, tip_id: uuid.UUID) -> Tip:
+    tip = session.get(Tip, tip_id)
+    if tip is None or tip.reporter_id != reporter.id:
+        raise NotFound("No such tip.")
+    return tip
+
+
+def own_query(reporter: User) -> Select:
+    return (
+        select(Tip)
+        .where(Tip.reporter_id == reporter.id)
+        .order_by(Tip.created_at.desc(), Tip.id.desc())
+    )
+
+
+def follow(session: Session, code: str, secret: str | None) -> Tip:
+    """An anonymous tip by its code and secret. Unknown code and wrong secret answer alike."""
+    tip = session.scalar(select(Tip).where(Tip.code == code.strip().upper()))
+    if tip is None or not _secret_matches(tip, secret):
+        raise NotFound("No tip with this code and secret.")
+    return tip
+
+
+def effective(session: Session, tip: Tip) -> Tip:
+    """The tip whose workflow a reporter follows: the one it was merged into, if it was."""
+    seen = {tip.id}
+    while tip.merged_into_id is not None:
+        tip = session.get(Tip, tip.merged_into_id)
+        if tip.id in seen:  # pragma: no cover - merge refuses cycles
+            break
+        seen.add(tip.id)
+    return tip
+
+
+def public_history(session: Session, tip: Tip) -> list[TipEvent]:
+    """What a reporter sees: public lines of the tip and of the tip it was merged into."""
+    ids = {tip.id, effective(session, tip).id}
+    return list(
+        session.scalars(
+            select(TipEvent)
+            .where(TipEvent.tip_id.in_(ids), TipEvent.public)
+            .order_by(TipEvent.at, TipEvent.id)
+        )
+    )
+
+
+def history(session: Session, tip: Tip) -> list[TipEvent]:
+    return list(
+        session.scalars(
+            select(TipEvent).where(TipEvent.tip_id == tip.id).order_by(TipEvent.at, TipEvent.id)
+        )
+    )
+
+
+def media_of(session: Session, tip_ids: Sequence[uuid.UUID]) -> list[Media]:
+    return list(
+        session.scalars(
+            select(Media).where(Media.tip_id.in_(tip_ids)).order_by(Media.created_at, Media.id)
+        )
+    )
+
+
+def duplicates(session: Session, tip: Tip) -> dict[str, list[Tip]]:
+    """Tips merged into this one, and candidates: same category, not merged, within the
+    category's radius and window around this tip."""
+    merged = list(
+        session.scalars(select(Tip).where(Tip.merged_into_id == tip.id).order_by(Tip.created_at))
+    )
+    candidates: list[Tip] = []
+    if tip.geom is not None and tip.merged_into_id is None:
+        category = session.get(TipCategory, tip.category_code)
+        window = dt.timedelta(hours=category.duplicate_window_hours)
+        own_position = select(Tip.geog).where(Tip.id == tip.id).scalar_subquery()
+        candidates = list(
+            session.scalars(
+                select(Tip)
+                .where(
+                    Tip.id != tip.id,
+                    Tip.category_code == tip.category_code,
+                    Tip.status != "merged",
+                    Tip.created_at.between(tip.created_at - window, tip.created_at + window),
+                    func.ST_DWithin(Tip.geog, own_position, category.duplicate_radius_m),
+                )
+                .order_by(Tip.created_at)
+                .limit(20)
+            )
+        )
+    return {"merged": merged, "candidates": candidates}
+
+
+# -- workflow ------------------------------------------------------------------------------------
+
+
+def _notify_reporters(session: Session, tip: Tip, kind: str, data: dict[str, Any]) -> None:
+    """A stored notification for each named reporter of this tip and of tips merged into it
+    (pushed once devices exist: the tasks issue)."""
+    reporters = session.execute(
+        select(Tip.id, Tip.reporter_id).where(
+            or_(Tip.id == tip.id, Tip.merged_into_id == tip.id), Tip.reporter_id.is_not(None)
+        )
+    ).all()
+    for own_tip_id, reporter_id in reporters:
+        session.add(
+            Notification(
+                user_id=reporter_id,
+                kind=kind,
+                subject_type="tip",
+                subject_id=own_tip_id,
+                data=data,
+            )
+        )
+
+
+def _assignee(session: Session, tip: Tip, assignee_id: uuid.UUID | None) -> uuid.UUID:
+    if assignee_id is None:
+        raise _bad("/assignee_id", "Say whom the tip is assigned to.")
+    user = session.get(User, assignee_id)
+    if (
+        user is None
+        or user.status != "active"
+        or not has_any_role(user.roles, [GRID_STAFF])
+        or not jurisdiction_of(user).covers(tip.path_ids)
+    ):
+        raise _bad("/assignee_id", "No such staff member for this tip's area.")
+    return user.id
+
+
+def transition(
+    session: Session,
+    actor: User,
+    tip: Tip,
+    to: str,
+    *,
+    note: str | None = None,
+    public: bool = False,
+    assignee_id: uuid.UUID | None = None,
+) -> Tip:
+    """Move a tip along the workflow; illegal moves are a 409 that names the legal ones."""
+    allowed = TRANSITIONS[tip.status]
+    if to not in allowed:
+        legal = ", ".join(sorted(allowed)) or "none"
+        raise InvalidTransition(
+            f"A {tip.status} tip cannot become {to} (from {tip.status}: {legal})."
+        )
+    if to == "assigned":
+        tip.assignee_id = _assignee(session, tip, assignee_id)
+    elif assignee_id is not None:
+        raise _bad("/assignee_id", "Only a move to assigned takes an assignee.")
+    session.add(
+        TipEvent(
+            tip_id=tip.id,
+            kind="transition",
+            actor_id=actor.id,
+            from_status=tip.status,
+            to_status=to,
+            note=note,
+            public=public,
+            data={"assignee_id": str(tip.assignee_id)} if to == "assigned" else {},
+        )
+    )
+    tip.status = to
+    tip.status_changed_at = _now()
+    _notify_reporters(session, tip, "tip_status", {"status": to, "note": note if public else None})
+    session.flush()
+    return tip
+
+
+def edit(session: Session, actor: User, tip: Tip, values: dict[str, Any]) -> Tip:
+    """Staff corrections: priority and category (recorded in the history)."""
+    changes: dict[str, list[str]] = {}
+    if "category" in values and values["category"] != tip.category_code:
+        category = _active_category(session, values["category"])
+        changes["category"] = [tip.category_code, category.code]
+        tip.category_code = category.code
+    if "priority" in values and values["priority"] != tip.priority:
+        changes["priority"] = [tip.priority, values["priority"]]
+        tip.priority = values["priority"]
+    if changes:
+        session.add(TipEvent(tip_id=tip.id, kind="edited", actor_id=actor.id, data=changes))
+        session.flush()
+    return tip
+
+
+def add_note(session: Session, actor: User, tip: Tip, note: str, public: bool) -> TipEvent:
+    event = TipEvent(tip_id=tip.id, kind="note", actor_id=actor.id, note=note, public=public)
+    session.add(event)
+    if public:
+        _notify_reporters(session, tip, "tip_note", {"note": note})
+    session.flush()
+    return event
+
+
+def merge(session: Session, actor: User, tip: Tip, target_id: uuid.UUID) -> Tip:
+    """Merge `tip` into the tip `target_id` (both inside the actor's jurisdiction). The merged
+    tip keeps its code, photos and reporter; its reporter then follows the target's workflow."""
+    if target_id == tip.id:
+        raise _bad("/into", "A tip cannot be merged into itself.")
+    target = session.scalar(select(Tip).where(Tip.id == target_id).with_for_update())
+    if target is None or not jurisdiction_of(actor).covers(target.path_ids):
+        raise _bad("/into", "No such tip in your jurisdiction.")
+    if tip.status == "merged":
+        raise InvalidTransition("This tip is already merged.")
+    if target.status == "merged":
+        raise _bad("/into", "That tip is itself merged; merge into the tip it was merged into.")
+    # Tips already merged into this one follow it to the new target (no chains).
+    session.execute(
+        update(Tip)
+        .where(Tip.merged_into_id == tip.id)
+        .values(merged_into_id=target.id, version=Tip.version + 1)
+    )
+    session.add_all(
+        [
+            TipEvent(
+                tip_id=tip.id,
+                kind="merged",
+                actor_id=actor.id,
+                from_status=tip.status,
+                to_status="merged",
+                public=True,
+                data={"into": str(target.id)},
+            ),
+            TipEvent(
+                tip_id=target.id, kind="merged", actor_id=actor.id, data={"from": str(tip.id)}
+            ),
+        ]
+    )
+    tip.status = "merged"
+    tip.merged_into_id = target.id
+    tip.status_changed_at = _now()
+    session.flush()
+    return tip
+
+
+def add_information(
+    session: Session,
+    tip: Tip,
+    text: str,
+    media_ids: Sequence[uuid.UUID],
+    reporter: User | None,
+) -> TipEvent:
+    """The reporter adds to their tip (more text, more photos) while it is still open."""
+    target = effective(session, tip)
+    if target.status not in OPEN_STATUSES:
+        raise InvalidTransition("This tip is closed; submit a new tip instead.")
+    media_service.attach(session, media_ids, tip.id, owner=reporter, anonymous=tip.anonymous)
+    event = TipEvent(
+        tip_id=tip.id,
+        kind="info_added",
+        note=text,
+        public=True,
+        data={"media_ids": [str(m) for m in media_ids]},
+    )
+    session.add(event)
+    session.flush()
+    return event
