@@ -112,8 +112,11 @@ def _media_refs(media) -> list[dict[str, Any]]:
     ]
 
 
+_TIP_ATTRIBUTES = [name for name in s.TipSchema._declared_fields if hasattr(Tip, name)]
+
+
 def _staff_item(tip: Tip, crs: str) -> dict[str, Any]:
-    item = {name: getattr(tip, name) for name in s.TipSchema._declared_fields if name != "location"}
+    item = {name: getattr(tip, name) for name in _TIP_ATTRIBUTES}
     item.update(category_code=tip.category_code, location=_location(tip, crs))
     return item
 

@@ -325,7 +325,7 @@ def upgrade():
         sa.Column("id", sa.Uuid(), nullable=False),
         sa.Column("tip_id", sa.Uuid(), nullable=False),
         sa.Column(
-            "at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False
+            "at", sa.DateTime(timezone=True), server_default=sa.text("clock_timestamp()"), nullable=False
         ),
         sa.Column("kind", sa.String(length=20), nullable=False),
         sa.Column("actor_id", sa.Uuid(), nullable=True),
