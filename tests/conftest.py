@@ -8,8 +8,10 @@ end, so it never touches development data.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
+import shutil
 import tempfile
 import time
 import uuid
@@ -81,6 +83,8 @@ def _drop_database(admin: sa.Engine, name: str, attempts: int = 10) -> None:
             time.sleep(0.5)
 
 
+_TEST_MEDIA_ROOT = tempfile.mkdtemp(prefix="qf-test-media-")
+atexit.register(shutil.rmtree, _TEST_MEDIA_ROOT, ignore_errors=True)
 TEST_SETTINGS = {
     # Argon2id still, with costs that keep the suite fast (production: 3 passes, 64 MiB).
     "ARGON2_TIME_COST": 1,
@@ -93,7 +97,7 @@ TEST_SETTINGS = {
     "FOLLOW_RATE_LIMIT": "10000 per minute",
     "MEDIA_RATE_LIMIT": "10000 per minute",
     # Photos of the run go to a throw-away directory, not the checkout's var/media.
-    "MEDIA_ROOT": tempfile.mkdtemp(prefix="qf-test-media-"),
+    "MEDIA_ROOT": _TEST_MEDIA_ROOT,
 }
 PASSWORD = "Correct-Horse-Battery-9"
 

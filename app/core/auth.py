@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from flask import request
 from flask_jwt_extended import get_current_user, get_jwt_identity, verify_jwt_in_request
 from flask_jwt_extended.exceptions import JWTExtendedException
 from jwt.exceptions import PyJWTError
@@ -52,6 +53,16 @@ def current_identity() -> str | None:
         return None
     identity = get_jwt_identity()
     return str(identity) if identity is not None else None
+
+
+def optional_user():
+    """The signed-in user when a token came, else None. Unlike `current_identity`, a token
+    that came but is not valid (expired, revoked) is a 401: a caller who meant to act as
+    themselves must not be served as anonymous by accident."""
+    if "Authorization" not in request.headers:
+        return None
+    verify_jwt_in_request()
+    return get_current_user()
 
 
 def current_user():

@@ -118,6 +118,10 @@ def _decode_rgb(image: Image.Image, max_side: int) -> Image.Image:
     # JPEG only: let libjpeg decode at 1/2..1/8 scale (never below target) to save memory and time.
     image.draft(None, target)
     image.load()
+    if max(image.size) > max_side and image.mode in ("RGB", "RGBA", "L", "LA"):
+        # Shrink first, in place (EXIF stays for the orientation below): the copies made by
+        # transposing and converting are then of the small image, not of up to 40 MP.
+        image.thumbnail((max_side, max_side), Image.Resampling.LANCZOS, reducing_gap=3.0)
     upright = ImageOps.exif_transpose(image)
     if upright.mode.startswith("I;16"):  # 16-bit grey PNG: convert("RGB") would clip it to white
         upright = upright.convert("I").point(lambda v: v / 256).convert("L")

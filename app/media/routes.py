@@ -7,7 +7,7 @@ from flask.views import MethodView
 from flask_smorest.fields import Upload as UploadField
 from marshmallow import Schema, fields
 
-from app.core.auth import current_identity, current_user
+from app.core.auth import current_user, optional_user
 from app.core.blueprint import Blueprint
 from app.core.errors import NotFound, problem
 from app.extensions import db, limiter
@@ -21,6 +21,10 @@ blp = Blueprint("media", __name__, url_prefix="/api/v1/media", description="Phot
 
 class UploadSchema(Schema):
     file = UploadField(required=True, metadata={"description": "JPEG, PNG, WebP or HEIC/HEIF"})
+
+
+class NoFormFieldsSchema(Schema):
+    """The upload takes no form fields besides `file`: anything else is a 422."""
 
 
 class MediaSchema(Schema):
@@ -45,9 +49,10 @@ class Upload(MethodView):
 
     @blp.public
     @blp.arguments(UploadSchema, location="files")
+    @blp.arguments(NoFormFieldsSchema, location="form")
     @blp.response(201, MediaSchema)
-    @blp.alt_response(413, response="PAYLOAD_TOO_LARGE")
-    def post(self, files):
+    @blp.alt_response(413, response="REQUEST_ENTITY_TOO_LARGE")
+    def post(self, files, _form):
         """Upload a photo (multipart field `file`), to attach to a tip within the expiry time.
 
         The image is decoded (JPEG, PNG, WebP, HEIC/HEIF only; size and pixel limits), turned
@@ -55,7 +60,7 @@ class Upload(MethodView):
         survives, and nothing but the image reaches storage. Without a token (anonymous tips)
         the photo belongs to no account.
         """
-        owner = current_user() if current_identity() else None
+        owner = optional_user()
         try:
             media = service.store_upload(db.session, owner, files["file"].read())
         except ImageRejected as exc:

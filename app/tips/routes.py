@@ -17,7 +17,14 @@ from shapely.geometry import Point
 from werkzeug.exceptions import PreconditionFailed, PreconditionRequired
 
 from app.auth.models import User
-from app.core.auth import ADMIN, GRID_STAFF, current_identity, current_roles, current_user
+from app.core.auth import (
+    ADMIN,
+    GRID_STAFF,
+    current_identity,
+    current_roles,
+    current_user,
+    optional_user,
+)
 from app.core.blueprint import Blueprint
 from app.core.errors import NotFound
 from app.core.pagination import PageArgsSchema, page_of, paginate
@@ -44,10 +51,6 @@ _BUCKET_KEY = secrets.token_bytes(32)
 
 
 # -- helpers -------------------------------------------------------------------------------------
-
-
-def _optional_user() -> User | None:
-    return current_user() if current_identity() else None
 
 
 def _wants_anonymity() -> bool:
@@ -191,7 +194,7 @@ class Tips(MethodView):
         GET /tips/follow/{code}. With a token, the tip is yours (GET /me/tips). Send an
         `Idempotency-Key` (a random UUID) so a retry cannot file it twice.
         """
-        user = _optional_user()
+        user = optional_user()
         anonymous = user is None or body.get("anonymous")
         tip = service.submit(db.session, None if anonymous else user, body, uploader=user)
         return {

@@ -205,3 +205,12 @@ def test_anonymous_submissions_are_rate_limited_by_a_keyed_hash(database_url, co
     storage = limiter._storage  # the in-memory counters: no raw address among their keys
     keys = " ".join(map(str, getattr(storage, "storage", {}).keys()))
     assert "192.0.2.55" not in keys and "anon:" in keys
+
+
+def test_a_token_that_is_no_longer_valid_is_a_401_not_an_anonymous_tip(submit, session):
+    """Someone who meant to report under their name is never filed as anonymous by accident."""
+    before = session.scalar(text("SELECT count(*) FROM tips"))
+    response = submit(headers={"Authorization": "Bearer not.a.token"})
+    assert response.status_code == 401
+    assert response.headers["Content-Type"] == "application/problem+json"
+    assert session.scalar(text("SELECT count(*) FROM tips")) == before
