@@ -11,6 +11,7 @@ from app.config import Config
 def create_app(config: Config | None = None) -> Flask:
     """config -> logging -> extensions -> error handlers -> blueprints -> CLI."""
     from app.areas.routes import blp as areas_blp
+    from app.audit.routes import blp as audit_blp
     from app.auth.routes import auth_blp, me_blp, users_blp
     from app.auth.tokens import init_token_loading
     from app.cli import register_cli
@@ -18,9 +19,11 @@ def create_app(config: Config | None = None) -> Flask:
     from app.core.docs import init_docs, openapi_settings
     from app.core.logging import configure_logging, init_request_logging
     from app.core.schema_version import MIGRATIONS_DIR
+    from app.exports.routes import blp as clue_batches_blp
     from app.extensions import db, jwt, limiter, migrate
     from app.media.routes import blp as media_blp
     from app.open311 import models as _open311_models  # noqa: F401 - tables for migrations
+    from app.open311.routes import blp as open311_blp
     from app.ops.routes import blp as ops_blp
     from app.stations.routes import blp as stations_blp
     from app.teams.routes import blp as teams_blp
@@ -73,8 +76,12 @@ def create_app(config: Config | None = None) -> Flask:
         categories_blp,
         my_tips_blp,
         notifications_blp,
+        clue_batches_blp,
+        audit_blp,
     ):
         api.register_blueprint(blueprint)
+    # Open311 follows its own specification, not our OpenAPI document (app/open311/routes.py).
+    app.register_blueprint(open311_blp)
     init_docs(app)
     register_cli(app)
     return app

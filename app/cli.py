@@ -11,6 +11,7 @@ from app.areas.cli import areas_cli
 from app.auth.cli import users_cli
 from app.core import jobs as jobs_module
 from app.extensions import db
+from app.open311.cli import open311_cli
 from app.stations.cli import stations_cli
 
 demo_cli = AppGroup("demo", help="Demo data for development (refused in production).")
@@ -51,3 +52,4 @@ def register_cli(app: Flask) -> None:
     app.cli.add_command(areas_cli)
     app.cli.add_command(users_cli)
     app.cli.add_command(stations_cli)
+    app.cli.add_command(open311_cli)

@@ -15,7 +15,13 @@ from pathlib import Path
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEV_DATABASE_URL_FILE = PROJECT_ROOT / "var" / "pg" / "dev.url"
 LOCAL_SECRETS_DIR = PROJECT_ROOT / "var" / "secrets"
-SECRET_SETTINGS = ("SECRET_KEY", "JWT_SECRET_KEY", "ID_NUMBER_HASH_KEY", "TIP_FOLLOW_KEY")
+SECRET_SETTINGS = (
+    "SECRET_KEY",
+    "JWT_SECRET_KEY",
+    "ID_NUMBER_HASH_KEY",
+    "TIP_FOLLOW_KEY",
+    "CLUE_SIGNING_SECRET",
+)
 
 
 class ConfigError(RuntimeError):
@@ -104,6 +110,12 @@ class Config:
     MEDIA_MAX_PIXELS: int = 40_000_000
     MEDIA_RATE_LIMIT: str = "60 per hour"
     UNATTACHED_MEDIA_HOURS: int = 24
+    OPEN311_RATE_LIMIT: str = "120 per minute;5000 per day"
+    # Clue batches: the Ed25519 signing key is derived from this secret (its public half is
+    # published at /api/v1/clue-batches/signing-key); files go under EXPORT_ROOT.
+    CLUE_SIGNING_SECRET: str = ""
+    EXPORT_ROOT: str = str(PROJECT_ROOT / "var" / "exports")
+    MAX_BATCH_TIPS: int = 200_000
     PROXY_HOPS: int = 0
     LOG_LEVEL: str = "INFO"
     TESTING: bool = False
@@ -118,6 +130,7 @@ class Config:
             JWT_SECRET_KEY=_secret("JWT_SECRET_KEY", env),
             ID_NUMBER_HASH_KEY=_secret("ID_NUMBER_HASH_KEY", env),
             TIP_FOLLOW_KEY=_secret("TIP_FOLLOW_KEY", env),
+            CLUE_SIGNING_SECRET=_secret("CLUE_SIGNING_SECRET", env),
             SQLALCHEMY_DATABASE_URI=overrides.pop("SQLALCHEMY_DATABASE_URI", None)
             or default_database_url(),
             SQLALCHEMY_ENGINE_OPTIONS={
@@ -148,6 +161,9 @@ class Config:
             MEDIA_MAX_PIXELS=_env_int("MEDIA_MAX_PIXELS", 40_000_000),
             MEDIA_RATE_LIMIT=os.environ.get("MEDIA_RATE_LIMIT", "60 per hour"),
             UNATTACHED_MEDIA_HOURS=_env_int("UNATTACHED_MEDIA_HOURS", 24),
+            OPEN311_RATE_LIMIT=os.environ.get("OPEN311_RATE_LIMIT", "120 per minute;5000 per day"),
+            EXPORT_ROOT=os.environ.get("EXPORT_ROOT") or str(PROJECT_ROOT / "var" / "exports"),
+            MAX_BATCH_TIPS=_env_int("MAX_BATCH_TIPS", 200_000),
             PROXY_HOPS=_env_int("PROXY_HOPS", 0),
             LOG_LEVEL=os.environ.get("LOG_LEVEL", "INFO"),
         )

@@ -18,6 +18,7 @@ def env(monkeypatch):
         "JWT_SECRET_KEY",
         "ID_NUMBER_HASH_KEY",
         "TIP_FOLLOW_KEY",
+        "CLUE_SIGNING_SECRET",
         "MAX_CONTENT_LENGTH",
         "IDEMPOTENCY_TTL_DAYS",
     ):
@@ -34,7 +35,8 @@ def test_development_defaults_start(env):
 
 
 @pytest.mark.parametrize(
-    "missing", ["SECRET_KEY", "JWT_SECRET_KEY", "ID_NUMBER_HASH_KEY", "TIP_FOLLOW_KEY"]
+    "missing",
+    ["SECRET_KEY", "JWT_SECRET_KEY", "ID_NUMBER_HASH_KEY", "TIP_FOLLOW_KEY", "CLUE_SIGNING_SECRET"],
 )
 def test_production_refuses_an_unset_secret(env, missing):
     env.setenv("QF_ENV", "production")
@@ -42,6 +44,7 @@ def test_production_refuses_an_unset_secret(env, missing):
     env.setenv("JWT_SECRET_KEY", STRONG + "j")
     env.setenv("ID_NUMBER_HASH_KEY", STRONG + "i")
     env.setenv("TIP_FOLLOW_KEY", STRONG + "t")
+    env.setenv("CLUE_SIGNING_SECRET", STRONG + "c")
     env.delenv(missing)
     with pytest.raises(ConfigError, match=missing):
         Config.from_env()
@@ -52,6 +55,7 @@ def test_production_refuses_a_shared_secret(env):
     for name in ("SECRET_KEY", "JWT_SECRET_KEY", "ID_NUMBER_HASH_KEY"):
         env.setenv(name, STRONG)
     env.setenv("TIP_FOLLOW_KEY", STRONG + "t")
+    env.setenv("CLUE_SIGNING_SECRET", STRONG + "c")
     with pytest.raises(ConfigError, match="must all differ"):
         Config.from_env()
 
@@ -64,8 +68,9 @@ def test_development_secrets_are_the_checkouts_own_random_values(env):
         config.JWT_SECRET_KEY,
         config.ID_NUMBER_HASH_KEY,
         config.TIP_FOLLOW_KEY,
+        config.CLUE_SIGNING_SECRET,
     )
-    assert len(set(secrets)) == 4
+    assert len(set(secrets)) == 5
     assert all(len(v) >= 32 for v in (config.SECRET_KEY, config.JWT_SECRET_KEY))
 
 
@@ -82,6 +87,7 @@ def test_production_starts_with_strong_secrets(env):
     env.setenv("JWT_SECRET_KEY", STRONG + "j")
     env.setenv("ID_NUMBER_HASH_KEY", STRONG + "i")
     env.setenv("TIP_FOLLOW_KEY", STRONG + "t")
+    env.setenv("CLUE_SIGNING_SECRET", STRONG + "c")
     assert Config.from_env().ENV == "production"
 
 

@@ -20,6 +20,7 @@ from app.areas.models import Area, AreaLevel
 from app.auth import validators
 from app.auth.jurisdiction import jurisdiction_of
 from app.auth.models import AuthSession, ConsentEvent, RefreshToken, User, user_areas
+from app.core import audit
 from app.core.auth import ADMIN, COMMUNITY_ADMIN, GRID_STAFF, POLICE_LIAISON, ROLES, VOLUNTEER
 from app.core.errors import Conflict, DomainError, Forbidden, NotFound, Unprocessable
 
@@ -214,7 +215,17 @@ def login(session: Session, phone: str, password: str) -> TokenPair:
     except (VerificationError, InvalidHashError):
         ok = False
     if not ok:
+        # The account a failed attempt named (if any) goes on record, in its own transaction;
+        # the phone number itself does not.
+        audit.record_now(
+            "auth.login",
+            actor=user,
+            object_type="user" if user else None,
+            object_ids=[user.id] if user else [],
+            outcome="failure",
+        )
         raise AuthenticationFailed("Wrong phone number or password.")
+    audit.record(session, "auth.login", actor=user, object_type="user", object_ids=[user.id])
     if hasher.check_needs_rehash(user.password_hash):
         user.password_hash = hasher.hash(password)
     auth_session = AuthSession(id=uuid.uuid4(), user_id=user.id, created_at=_now())
@@ -388,7 +399,16 @@ def create_account(session: Session, actor: User | None, values: dict[str, Any])
     if actor is not None:
         _check_grants(actor, roles, areas + ([session.get(Area, home_id)] if home_id else []))
     _check_roles(roles, areas)
-    return _new_user(session, values, roles=roles, jurisdiction=areas)
+    user = _new_user(session, values, roles=roles, jurisdiction=areas)
+    audit.record(
+        session,
+        "user.created",
+        actor=actor,
+        object_type="user",
+        object_ids=[user.id],
+        details={"roles": roles, "jurisdiction": sorted(str(a.id) for a in areas)},
+    )
+    return user
 
 
 def list_visible_users(
@@ -455,6 +475,11 @@ def update_account(session: Session, actor: User, user: User, values: dict[str, 
     """Roles, jurisdiction, status and name, by an administrator of everything the account
     holds; roles granted or taken away must be ones the administrator may grant."""
     _check_manages(session, actor, user)
+    before = {
+        "roles": list(user.roles),
+        "jurisdiction": sorted(str(a.id) for a in user.jurisdiction),
+        "status": user.status,
+    }
     if "roles" in values or "jurisdiction" in values:
         roles = sorted(set(values.get("roles", user.roles)))
         areas = (
@@ -472,6 +497,23 @@ def update_account(session: Session, actor: User, user: User, values: dict[str, 
             revoke_all_sessions(session, user.id, "account_disabled")
     if "real_name" in values:
         user.real_name = values["real_name"].strip()
+    after = {
+        "roles": list(user.roles),
+        "jurisdiction": sorted(str(a.id) for a in user.jurisdiction),
+        "status": user.status,
+    }
+    changed = {
+        key: {"from": before[key], "to": after[key]} for key in before if before[key] != after[key]
+    }
+    if changed:
+        audit.record(
+            session,
+            "user.updated",
+            actor=actor,
+            object_type="user",
+            object_ids=[user.id],
+            details=changed,
+        )
     session.flush()
     return user
 
@@ -488,5 +530,8 @@ def verify_volunteer(session: Session, actor: User, user: User) -> User:
     if user.verified_at is None:
         user.verified_at = _now()
         user.verified_by = actor.id
+        audit.record(
+            session, "user.verified", actor=actor, object_type="user", object_ids=[user.id]
+        )
     session.flush()
     return user

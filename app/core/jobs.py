@@ -81,5 +81,9 @@ def run_worker(app: Flask, *, wait: bool = True, concurrency: int = 1, **options
                 await jobs.run_worker_async(wait=wait, concurrency=concurrency, **options)
         finally:
             await pool.close()
+            # procrastinate 3.10 keeps a reference to a pool it was given after closing
+            # (close_async returns early for external pools); later synchronous defers in this
+            # process would then go down the async path with a sync connection and fail.
+            jobs.connector._async_pool = None
 
     asyncio.run(main())

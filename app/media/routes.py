@@ -7,6 +7,7 @@ from flask.views import MethodView
 from flask_smorest.fields import Upload as UploadField
 from marshmallow import Schema, fields
 
+from app.core import audit
 from app.core.auth import current_user, optional_user
 from app.core.blueprint import Blueprint
 from app.core.errors import NotFound, problem
@@ -68,12 +69,21 @@ class Upload(MethodView):
         return media
 
 
-def _visible(media_id) -> Media:
+def _visible(media_id, variant: str) -> Media:
+    """The photo if the caller may see it; staff reads of tip photos go on the audit trail."""
     media = service.get_media(db.session, media_id)
     user = current_user()
     if media.owner_id == user.id:
         return media
     if media.tip_id is not None and may_see_tip_media(db.session, user, media.tip_id):
+        audit.record(
+            db.session,
+            "media.viewed",
+            actor=user,
+            object_type="media",
+            object_ids=[media.id],
+            details={"tip_id": str(media.tip_id), "variant": variant},
+        )
         return media
     raise NotFound("No such photo.")
 
@@ -92,7 +102,7 @@ class Photo(MethodView):
     @blp.response(200, description="The photo (image/jpeg)", content_type="image/jpeg")
     def get(self, media_id):
         """A photo: its uploader, the reporter of its tip, and staff of the tip's area."""
-        return _image(_visible(media_id), "full")
+        return _image(_visible(media_id, "full"), "full")
 
 
 @blp.route("/<uuid:media_id>/thumbnail")
@@ -101,4 +111,4 @@ class Thumbnail(MethodView):
     @blp.response(200, description="The thumbnail (image/jpeg)", content_type="image/jpeg")
     def get(self, media_id):
         """A photo's thumbnail (longest side 320 px), for the same people as the photo."""
-        return _image(_visible(media_id), "thumbnail")
+        return _image(_visible(media_id, "thumbnail"), "thumbnail")

@@ -17,6 +17,7 @@ from shapely.geometry import Point
 from werkzeug.exceptions import PreconditionFailed, PreconditionRequired
 
 from app.auth.models import User
+from app.core import audit
 from app.core.auth import (
     ADMIN,
     GRID_STAFF,
@@ -410,13 +411,26 @@ class Merge(MethodView):
 @tips_blp.route("/<uuid:tip_id>/reporter")
 class Reporter(MethodView):
     @tips_blp.role_required(GRID_STAFF)
+    @tips_blp.arguments(s.PurposeArgsSchema, location="query")
     @tips_blp.response(200, s.ReporterSchema)
-    def get(self, tip_id):
-        """Who sent a named tip (404 for anonymous tips: there is nobody to show)."""
-        tip = service.get_for_staff(db.session, current_user(), tip_id)
+    def get(self, args, tip_id):
+        """Who sent a named tip (404 for anonymous tips: there is nobody to show).
+
+        Say why (`purpose`): every read goes on the audit trail with it.
+        """
+        actor = current_user()
+        tip = service.get_for_staff(db.session, actor, tip_id)
         reporter = db.session.get(User, tip.reporter_id) if tip.reporter_id else None
         if reporter is None:
             raise NotFound("This tip has no named reporter.")
+        audit.record(
+            db.session,
+            "tip.reporter_viewed",
+            actor=actor,
+            object_type="tip",
+            object_ids=[tip.id],
+            purpose=args["purpose"],
+        )
         return {
             "id": reporter.id,
             "real_name": reporter.real_name,

@@ -314,3 +314,11 @@ class CategoryCreateSchema(CategoryUpdateSchema):
 
 class CategoryArgsSchema(Schema):
     include_inactive = fields.Boolean(load_default=False, metadata={"description": "admins"})
+
+
+class PurposeArgsSchema(Schema):
+    purpose = PlainText(
+        required=True,
+        validate=validate.Length(3, 300),
+        metadata={"description": "why you need it (kept on the audit trail)"},
+    )

@@ -20,6 +20,7 @@ branch_labels = None
 depends_on = None
 
 
+OPEN = "status IN ('submitted', 'triaged', 'assigned', 'in_progress')"
 CATEGORY_COLUMNS = (
     "code",
     "name",
@@ -274,6 +275,13 @@ def upgrade():
             unique=False,
             postgresql_where="status IN ('submitted', 'triaged', 'assigned', 'in_progress')",
         )
+        for level in ("subdistrict", "community"):
+            batch_op.create_index(
+                f"ix_tips_open_{level}_created",
+                [f"{level}_id", "created_at"],
+                unique=False,
+                postgresql_where=OPEN,
+            )
         batch_op.create_index(batch_op.f("ix_tips_reporter_id"), ["reporter_id"], unique=False)
         batch_op.create_index(
             "ix_tips_subdistrict_created", ["subdistrict_id", "created_at"], unique=False
@@ -325,7 +333,10 @@ def upgrade():
         sa.Column("id", sa.Uuid(), nullable=False),
         sa.Column("tip_id", sa.Uuid(), nullable=False),
         sa.Column(
-            "at", sa.DateTime(timezone=True), server_default=sa.text("clock_timestamp()"), nullable=False
+            "at",
+            sa.DateTime(timezone=True),
+            server_default=sa.text("clock_timestamp()"),
+            nullable=False,
         ),
         sa.Column("kind", sa.String(length=20), nullable=False),
         sa.Column("actor_id", sa.Uuid(), nullable=True),
@@ -337,7 +348,8 @@ def upgrade():
             "data", postgresql.JSONB(astext_type=sa.Text()), server_default="{}", nullable=False
         ),
         sa.CheckConstraint(
-            "kind IN ('submitted', 'transition', 'note', 'info_added', 'merged', 'edited')",
+            "kind IN ('submitted', 'transition', 'note', 'info_added', 'merged', 'edited', "
+            "'batched', 'police_outcome')",
             name=op.f("ck_tip_events_kind"),
         ),
         sa.ForeignKeyConstraint(
@@ -374,6 +386,8 @@ def downgrade():
     op.drop_table("media")
     with op.batch_alter_table("tips", schema=None) as batch_op:
         batch_op.drop_index("ix_tips_subdistrict_created")
+        batch_op.drop_index("ix_tips_open_community_created", postgresql_where=OPEN)
+        batch_op.drop_index("ix_tips_open_subdistrict_created", postgresql_where=OPEN)
         batch_op.drop_index(batch_op.f("ix_tips_reporter_id"))
         batch_op.drop_index(
             "ix_tips_open_category",

@@ -1,0 +1,71 @@
+"""`GET /api/v1/audit`: the audit trail, for admins."""
+
+from __future__ import annotations
+
+from flask.views import MethodView
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+from sqlalchemy import select
+
+from app.core.audit import OUTCOMES, AuditEvent
+from app.core.auth import ADMIN
+from app.core.blueprint import Blueprint
+from app.core.pagination import PageArgsSchema, page_of, paginate
+from app.extensions import db
+
+blp = Blueprint("audit", __name__, url_prefix="/api/v1/audit", description="The audit trail")
+
+
+class AuditArgsSchema(Schema):
+    actor_id = fields.UUID(load_default=None)
+    action = fields.String(load_default=None, validate=validate.Length(1, 50))
+    object_type = fields.String(load_default=None, validate=validate.Length(1, 30))
+    object_id = fields.String(load_default=None, validate=validate.Length(1, 64))
+    outcome = fields.String(load_default=None, validate=validate.OneOf(OUTCOMES))
+    from_ = fields.AwareDateTime(data_key="from", load_default=None)
+    to = fields.AwareDateTime(load_default=None)
+
+    @validates_schema
+    def _window(self, data, **_kwargs):
+        if data["from_"] and data["to"] and data["from_"] >= data["to"]:
+            raise ValidationError("`from` must be before `to`.", "from")
+
+
+class AuditEventSchema(Schema):
+    id = fields.Integer()
+    at = fields.DateTime()
+    actor_id = fields.UUID(allow_none=True)
+    actor_role = fields.String(allow_none=True)
+    action = fields.String()
+    object_type = fields.String(allow_none=True)
+    object_ids = fields.List(fields.String())
+    purpose = fields.String(allow_none=True)
+    outcome = fields.String()
+    request_id = fields.String(allow_none=True)
+    details = fields.Dict()
+
+
+@blp.route("")
+class Audit(MethodView):
+    @blp.role_required(ADMIN)
+    @blp.arguments(AuditArgsSchema, location="query")
+    @blp.arguments(PageArgsSchema, location="query")
+    @blp.response(200, page_of(AuditEventSchema))
+    def get(self, args, page):
+        """Audit events, newest first, filtered by actor, action, object type and id, outcome
+        and time (`from` inclusive, `to` exclusive)."""
+        query = select(AuditEvent)
+        if args["actor_id"] is not None:
+            query = query.where(AuditEvent.actor_id == args["actor_id"])
+        if args["action"]:
+            query = query.where(AuditEvent.action == args["action"])
+        if args["object_type"]:
+            query = query.where(AuditEvent.object_type == args["object_type"])
+        if args["object_id"]:
+            query = query.where(AuditEvent.object_ids.contains([args["object_id"]]))
+        if args["outcome"]:
+            query = query.where(AuditEvent.outcome == args["outcome"])
+        if args["from_"] is not None:
+            query = query.where(AuditEvent.at >= args["from_"])
+        if args["to"] is not None:
+            query = query.where(AuditEvent.at < args["to"])
+        return paginate(db.session, query.order_by(AuditEvent.id.desc()), **page)

@@ -1,0 +1,551 @@
+"""Clue batches: freeze a set of tips, hand them to the police as signed files, take their
+feedback. Everything a batch does is on the audit trail."""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import shutil
+import uuid
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from flask import current_app
+from sqlalchemy import Select, String, and_, cast, func, insert, literal, or_, select, update
+from sqlalchemy.dialects.postgresql import aggregate_order_by
+from sqlalchemy.orm import Session, aliased
+
+from app.areas.models import Area
+from app.auth.jurisdiction import jurisdiction_of, path_columns, within_area
+from app.auth.models import User
+from app.core import audit
+from app.core.auth import GRID_STAFF, POLICE_LIAISON, has_any_role
+from app.core.errors import Conflict, NotFound, Unprocessable
+from app.core.jobs import defer, task
+from app.exports import files, signing
+from app.exports.models import ClueBatch, ClueBatchItem
+from app.extensions import db
+from app.media import service as media_service
+from app.media.models import Media
+from app.tips.models import OPEN_STATUSES, Tip, TipCategory, TipEvent
+from notifications.models import Notification
+
+DOWNLOADABLE = ("tips.csv", "tips.geojson", "manifest.json", "batch.zip")
+# What the reporter's follow view shows of a police outcome: the fact, never police detail.
+PUBLIC_OUTCOME_NOTES = {
+    "case_opened": "警方已受理并立案。The police opened a case.",
+    "no_action": "警方已核查，无需进一步处理。The police checked it; no further action.",
+    "false_report": "警方核查后认为情况不实。The police found the report unfounded.",
+    "duplicate": "警方已在其他线索中处理。The police handled it with another report.",
+}
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _bad(pointer: str, detail: str) -> Unprocessable:
+    return Unprocessable(
+        detail, extra={"errors": [{"location": "json", "pointer": pointer, "detail": detail}]}
+    )
+
+
+def signing_key():
+    return signing.signing_key_from_seed(current_app.config["CLUE_SIGNING_SECRET"])
+
+
+# -- who may do what -----------------------------------------------------------------------------
+
+
+def acting_role(user: User) -> str:
+    """Batches are made as a police liaison, or else as staff (grid_staff and up)."""
+    if POLICE_LIAISON in user.roles:
+        return POLICE_LIAISON
+    if has_any_role(user.roles, [GRID_STAFF]):
+        return GRID_STAFF
+    raise NotFound("No such batch.")  # pragma: no cover - the route's role rule comes first
+
+
+def may_access(user: User, batch: ClueBatch) -> bool:
+    """The creator's role (or one that includes it) and a jurisdiction covering the batch's
+    whole scope: a liaison of another district gets a 404."""
+    if not has_any_role(user.roles, [batch.creator_role]):
+        return False
+    jurisdiction = jurisdiction_of(user)
+    if jurisdiction.everywhere:
+        return True
+    if batch.scope_everywhere:
+        return False
+    return set(batch.scope_area_ids) <= set(jurisdiction.area_ids)
+
+
+def get_batch(session: Session, user: User, batch_id: uuid.UUID) -> ClueBatch:
+    batch = session.get(ClueBatch, batch_id)
+    if batch is None or not may_access(user, batch):
+        raise NotFound("No such batch.")
+    return batch
+
+
+def visible_query(user: User) -> Select:
+    """Batches the user may open, newest first. The scope test runs in SQL: the batch's areas
+    must all be among the user's."""
+    jurisdiction = jurisdiction_of(user)
+    query = select(ClueBatch)
+    roles = [r for r in (POLICE_LIAISON, GRID_STAFF) if has_any_role(user.roles, [r])]
+    query = query.where(ClueBatch.creator_role.in_(roles))
+    if not jurisdiction.everywhere:
+        query = query.where(
+            ClueBatch.scope_everywhere.is_(False),
+            ClueBatch.scope_area_ids.contained_by(sorted(jurisdiction.area_ids)),
+        )
+    return query.order_by(ClueBatch.created_at.desc(), ClueBatch.id.desc())
+
+
+# -- creating ------------------------------------------------------------------------------------
+
+
+def _selection(actor: User, values: Mapping[str, Any]) -> Select:
+    """The tips a batch takes: explicit ids or filters, always inside the actor's jurisdiction,
+    never merged ones (their surviving tip is the clue). Positions go oldest first."""
+    query = select(Tip.id, Tip.version, Tip.created_at).where(
+        jurisdiction_of(actor).clause(path_columns(Tip)), Tip.status != "merged"
+    )
+    if values.get("tip_ids"):
+        query = query.where(Tip.id.in_(values["tip_ids"]))
+    filters = values.get("filters") or {}
+    if filters.get("area_ids"):
+        query = query.where(or_(*(within_area(Tip, a) for a in filters["area_ids"])))
+    if filters.get("from_") is not None:
+        query = query.where(Tip.created_at >= filters["from_"])
+    if filters.get("to") is not None:
+        query = query.where(Tip.created_at < filters["to"])
+    if filters.get("categories"):
+        query = query.where(Tip.category_code.in_(filters["categories"]))
+    if filters.get("statuses"):
+        query = query.where(Tip.status.in_(filters["statuses"]))
+    return query
+
+
+def create_batch(session: Session, actor: User, values: Mapping[str, Any]) -> ClueBatch:
+    """Freeze the selection (which tips, at which version), move open ones to
+    `referred_to_police` with history, notify named reporters, and defer the file job, all in
+    the request's transaction."""
+    jurisdiction = jurisdiction_of(actor)
+    filters = values.get("filters") or {}
+    if filters.get("area_ids"):
+        areas = session.scalars(select(Area).where(Area.id.in_(filters["area_ids"])))
+        found = {a.id: a for a in areas}
+        for index, area_id in enumerate(filters["area_ids"]):
+            area = found.get(area_id)
+            if area is None or not jurisdiction.covers(area.path_ids):
+                raise _bad(f"/filters/area_ids/{index}", "No such area in your jurisdiction.")
+    selection = _selection(actor, values).subquery()
+    count = session.scalar(select(func.count()).select_from(selection))
+    if values.get("tip_ids") and count != len(set(values["tip_ids"])):
+        raise _bad("/tip_ids", "Some of these tips are not in your jurisdiction (or merged).")
+    if count == 0:
+        raise _bad("/filters", "No tips match: a batch must hold at least one.")
+    if count > current_app.config["MAX_BATCH_TIPS"]:
+        raise _bad(
+            "/filters",
+            f"{count} tips match; a batch holds at most {current_app.config['MAX_BATCH_TIPS']}.",
+        )
+
+    batch = ClueBatch(
+        id=uuid.uuid4(),
+        created_by=actor.id,
+        creator_role=acting_role(actor),
+        scope_everywhere=jurisdiction.everywhere,
+        scope_area_ids=sorted(jurisdiction.area_ids),
+        purpose=values["purpose"],
+        case_reference=values["case_reference"],
+        filters=_json_filters(values),
+        status="pending",
+        row_count=count,
+    )
+    session.add(batch)
+    session.flush()
+    session.execute(
+        insert(ClueBatchItem).from_select(
+            ["batch_id", "tip_id", "position", "tip_version"],
+            select(
+                literal(batch.id),
+                selection.c.id,
+                func.row_number().over(order_by=(selection.c.created_at, selection.c.id)),
+                selection.c.version,
+            ),
+        )
+    )
+    _refer(session, actor, batch)
+    audit.record(
+        session,
+        "clue_batch.created",
+        actor=actor,
+        object_type="clue_batch",
+        object_ids=[batch.id],
+        purpose=batch.purpose,
+        details={"case_reference": batch.case_reference, "row_count": count},
+    )
+    defer(generate_batch, batch_id=str(batch.id))
+    session.flush()
+    return batch
+
+
+def _json_filters(values: Mapping[str, Any]) -> dict[str, Any]:
+    filters = dict(values.get("filters") or {})
+    for key in ("from_", "to"):
+        if filters.get(key) is not None:
+            filters[key.rstrip("_")] = filters.pop(key).isoformat()
+        else:
+            filters.pop(key, None)
+    if filters.get("area_ids"):
+        filters["area_ids"] = [str(a) for a in filters["area_ids"]]
+    if values.get("tip_ids"):
+        filters["tip_ids"] = [str(t) for t in values["tip_ids"]]
+    return filters
+
+
+def _refer(session: Session, actor: User, batch: ClueBatch) -> None:
+    """Set-based, whatever the batch size: every tip gets a `batched` line; open ones move to
+    referred_to_police (one transition line each) and their named reporters are told."""
+    items = select(ClueBatchItem.tip_id).where(ClueBatchItem.batch_id == batch.id)
+    session.execute(
+        insert(TipEvent).from_select(
+            ["id", "tip_id", "kind", "actor_id", "public", "data"],
+            select(
+                func.gen_random_uuid(),
+                ClueBatchItem.tip_id,
+                literal("batched"),
+                literal(actor.id),
+                literal(False),
+                func.jsonb_build_object("batch_id", cast(literal(str(batch.id)), String)),
+            ).where(ClueBatchItem.batch_id == batch.id),
+        )
+    )
+    moved = (
+        update(Tip)
+        .where(Tip.id.in_(items), Tip.status.in_(OPEN_STATUSES))
+        .values(status="referred_to_police", status_changed_at=func.now(), version=Tip.version + 1)
+        .returning(Tip.id, Tip.reporter_id)
+        .execution_options(synchronize_session=False)
+    )
+    # The old status is needed for the history: read it before the update, in one query.
+    before = dict(
+        session.execute(
+            select(Tip.id, Tip.status).where(Tip.id.in_(items), Tip.status.in_(OPEN_STATUSES))
+        ).all()
+    )
+    rows = session.execute(moved).all()
+    if rows:
+        session.execute(
+            insert(TipEvent),
+            [
+                {
+                    "id": uuid.uuid4(),
+                    "tip_id": tip_id,
+                    "kind": "transition",
+                    "actor_id": actor.id,
+                    "from_status": before[tip_id],
+                    "to_status": "referred_to_police",
+                    "public": True,
+                    "data": {"batch_id": str(batch.id)},
+                }
+                for tip_id, _reporter in rows
+            ],
+        )
+        told = [
+            {
+                "id": uuid.uuid4(),
+                "user_id": reporter,
+                "kind": "tip_status",
+                "subject_type": "tip",
+                "subject_id": tip_id,
+                "data": {"status": "referred_to_police", "note": None},
+            }
+            for tip_id, reporter in rows
+            if reporter is not None
+        ]
+        if told:
+            session.execute(insert(Notification), told)
+    session.expire_all()
+
+
+# -- generating ----------------------------------------------------------------------------------
+
+
+def batch_dir(batch_id: uuid.UUID) -> Path:
+    return Path(current_app.config["EXPORT_ROOT"]) / str(batch_id)
+
+
+def _rows(session: Session, batch: ClueBatch) -> Iterator[dict[str, Any]]:
+    """The batch's tips in order, streamed from a server-side cursor (memory stays flat).
+
+    Reporter identity: never for anonymous tips; for named ones only when the reporter
+    consented to police contact, and then name and phone only. ID numbers never."""
+    district, subdistrict, community, cell = (aliased(Area) for _ in range(4))
+    photos = (
+        select(func.array_agg(aggregate_order_by(Media.id, Media.created_at, Media.id)))
+        .where(Media.tip_id == Tip.id)
+        .correlate(Tip)
+        .scalar_subquery()
+    )
+    consented = and_(Tip.anonymous.is_(False), Tip.police_contact_consent.is_(True))
+    query = (
+        select(
+            Tip,
+            TipCategory.name.label("category_name"),
+            district.name.label("district"),
+            subdistrict.name.label("subdistrict"),
+            community.name.label("community"),
+            cell.name.label("grid_cell"),
+            func.ST_X(Tip.geom).label("lon"),
+            func.ST_Y(Tip.geom).label("lat"),
+            User.real_name.label("reporter_name"),
+            User.phone.label("reporter_phone"),
+            photos.label("photos"),
+        )
+        .join(
+            ClueBatchItem, and_(ClueBatchItem.tip_id == Tip.id, ClueBatchItem.batch_id == batch.id)
+        )
+        .join(TipCategory, TipCategory.code == Tip.category_code)
+        .outerjoin(district, district.id == Tip.district_id)
+        .outerjoin(subdistrict, subdistrict.id == Tip.subdistrict_id)
+        .outerjoin(community, community.id == Tip.community_id)
+        .outerjoin(cell, cell.id == Tip.grid_cell_id)
+        .outerjoin(User, and_(User.id == Tip.reporter_id, consented))
+        .order_by(ClueBatchItem.position)
+        .execution_options(yield_per=2000)
+    )
+    for row in session.execute(query):
+        tip = row.Tip
+        photo_ids = row.photos or []
+        yield {
+            "tip_id": str(tip.id),
+            "code": tip.code,
+            "category": tip.category_code,
+            "category_name": row.category_name,
+            "status": tip.status,
+            "priority": tip.priority,
+            "created_at": tip.created_at,
+            "occurred_at": tip.occurred_at,
+            "lon": row.lon,
+            "lat": row.lat,
+            "accuracy_m": tip.accuracy_m,
+            "address": tip.address_text,
+            "district": row.district,
+            "subdistrict": row.subdistrict,
+            "community": row.community,
+            "grid_cell": row.grid_cell,
+            "description": tip.description,
+            "anonymous": tip.anonymous,
+            "reporter_name": row.reporter_name,
+            "reporter_phone": row.reporter_phone,
+            "photo_count": len(photo_ids),
+            "photos": ";".join(f"photos/{tip.id}/{m}.jpg" for m in photo_ids),
+        }
+        session.expunge(tip)
+
+
+def _photos(session: Session, batch: ClueBatch) -> Iterator[Media]:
+    query = (
+        select(Media)
+        .join(ClueBatchItem, ClueBatchItem.tip_id == Media.tip_id)
+        .where(ClueBatchItem.batch_id == batch.id)
+        .order_by(ClueBatchItem.position, Media.created_at, Media.id)
+        .execution_options(yield_per=500)
+    )
+    for media in session.scalars(query):
+        yield media
+        session.expunge(media)
+
+
+def _progress(batch_id: uuid.UUID, **values: Any) -> None:
+    """Progress is committed at once, outside the job's transaction, so pollers see it."""
+    with db.engine.begin() as connection:
+        connection.execute(update(ClueBatch).where(ClueBatch.id == batch_id).values(**values))
+
+
+def build_files(session: Session, batch: ClueBatch) -> None:
+    """Write tips.csv, tips.geojson, the ZIP (both, the photos, a signed manifest.json) and the
+    manifest on its own; record their sizes and digests and the batch's signature."""
+    target = batch_dir(batch.id)
+    work = target.with_name(f".{batch.id}.partial")
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    total_steps = max(1, 2 * batch.row_count)
+
+    def counted(rows: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+        for index, row in enumerate(rows, 1):
+            if index % 5000 == 0:
+                _progress(batch.id, percent=min(99, index * 100 // total_steps))
+            yield row
+
+    # One pass over one server-side cursor writes both files.
+    with open(work / "tips.csv", "wb") as csv_out, open(work / "tips.geojson", "wb") as geo_out:
+        files.write_csv_and_geojson(counted(_rows(session, batch)), csv_out, geo_out)
+    _progress(batch.id, percent=50)
+
+    store = media_service.storage()
+
+    def photo_members() -> Iterator[tuple[str, bytes]]:
+        for media in _photos(session, batch):
+            yield f"photos/{media.tip_id}/{media.id}.jpg", store.get(media.storage_key)
+
+    key = signing_key()
+    header = {
+        "id": str(batch.id),
+        "created_at": batch.created_at.isoformat(),
+        "purpose": batch.purpose,
+        "case_reference": batch.case_reference,
+        "row_count": batch.row_count,
+    }
+    signed: dict[str, Any] = {}
+
+    def manifest(entries: list[dict]) -> bytes:
+        signed.update(signing.build_manifest(header, entries, key))
+        return signing.manifest_json(signed)
+
+    members = itertools.chain(
+        [("tips.csv", work / "tips.csv"), ("tips.geojson", work / "tips.geojson")],
+        photo_members(),
+    )
+    summary = files.write_zip(work / "batch.zip", members, manifest)
+    (work / "manifest.json").write_bytes(summary.manifest)
+    batch.digest, batch.signature, batch.key_id = (
+        signed["digest"],
+        signed["signature"],
+        signed["key_id"],
+    )
+    shutil.rmtree(target, ignore_errors=True)
+    work.rename(target)
+    batch.files = [files.describe(target / name) for name in DOWNLOADABLE]
+
+
+@task(queue="exports")
+def generate_batch(batch_id: str) -> int:
+    """Make a batch's files. A failure marks the batch failed (committed on its own) and is
+    raised again, so the job queue records it too."""
+    session = db.session
+    batch = session.get(ClueBatch, uuid.UUID(batch_id))
+    if batch is None or batch.status == "ready":
+        return 0
+    _progress(batch.id, status="running", percent=0, started_at=_now(), error=None)
+    try:
+        build_files(session, batch)
+    except Exception as exc:
+        session.rollback()
+        _progress(
+            uuid.UUID(batch_id),
+            status="failed",
+            finished_at=_now(),
+            error=f"{type(exc).__name__}: the files could not be made.",
+        )
+        raise
+    batch.status, batch.percent, batch.finished_at = "ready", 100, _now()
+    session.flush()
+    return batch.row_count
+
+
+# -- using ---------------------------------------------------------------------------------------
+
+
+def file_path(session: Session, user: User, batch: ClueBatch, name: str) -> Path:
+    if name not in DOWNLOADABLE:
+        raise NotFound("No such file.")
+    if batch.status != "ready":
+        raise Conflict(f"The batch is {batch.status}; its files are not ready.")
+    path = batch_dir(batch.id) / name
+    if not path.exists():
+        raise NotFound("No such file.")
+    audit.record(
+        session,
+        "clue_batch.downloaded",
+        actor=user,
+        object_type="clue_batch",
+        object_ids=[batch.id],
+        purpose=batch.purpose,
+        details={"file": name},
+    )
+    return path
+
+
+def acknowledge(session: Session, user: User, batch: ClueBatch) -> ClueBatch:
+    if batch.acknowledged_at is None:
+        batch.acknowledged_at, batch.acknowledged_by = _now(), user.id
+        audit.record(
+            session,
+            "clue_batch.acknowledged",
+            actor=user,
+            object_type="clue_batch",
+            object_ids=[batch.id],
+        )
+        session.flush()
+    return batch
+
+
+def record_outcomes(
+    session: Session, user: User, batch: ClueBatch, outcomes: list[dict[str, Any]]
+) -> list[ClueBatchItem]:
+    """Police outcomes per tip: into the batch, into the tip's history (the police's note for
+    staff only; a fixed public line for the reporter's follow view), and on the audit trail."""
+    ids = [o["tip_id"] for o in outcomes]
+    if len(set(ids)) != len(ids):
+        raise _bad("/items", "A tip is listed twice.")
+    items = {
+        item.tip_id: item
+        for item in session.scalars(
+            select(ClueBatchItem)
+            .where(ClueBatchItem.batch_id == batch.id, ClueBatchItem.tip_id.in_(ids))
+            .with_for_update()
+        )
+    }
+    for index, outcome in enumerate(outcomes):
+        if outcome["tip_id"] not in items:
+            raise _bad(f"/items/{index}/tip_id", "This tip is not in the batch.")
+    now = _now()
+    for outcome in outcomes:
+        item = items[outcome["tip_id"]]
+        item.outcome, item.outcome_note = outcome["outcome"], outcome.get("note")
+        item.outcome_at, item.outcome_by = now, user.id
+        session.add_all(
+            [
+                TipEvent(
+                    tip_id=item.tip_id,
+                    kind="police_outcome",
+                    actor_id=user.id,
+                    note=PUBLIC_OUTCOME_NOTES[outcome["outcome"]],
+                    public=True,
+                    data={"outcome": outcome["outcome"]},
+                ),
+                TipEvent(
+                    tip_id=item.tip_id,
+                    kind="note",
+                    actor_id=user.id,
+                    note=outcome.get("note"),
+                    public=False,
+                    data={"batch_id": str(batch.id), "police_note": True},
+                ),
+            ]
+            if outcome.get("note")
+            else [
+                TipEvent(
+                    tip_id=item.tip_id,
+                    kind="police_outcome",
+                    actor_id=user.id,
+                    note=PUBLIC_OUTCOME_NOTES[outcome["outcome"]],
+                    public=True,
+                    data={"outcome": outcome["outcome"]},
+                )
+            ]
+        )
+    audit.record(
+        session,
+        "clue_batch.outcomes",
+        actor=user,
+        object_type="tip",
+        object_ids=ids,
+        details={"batch_id": str(batch.id), "outcomes": [o["outcome"] for o in outcomes]},
+    )
+    session.flush()
+    return [items[i] for i in ids]

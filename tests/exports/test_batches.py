@@ -1,0 +1,302 @@
+"""Clue batches end to end: freezing, the job's files, signatures, access, audit, outcomes."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import uuid
+import zipfile
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy import select, text
+
+from app.core import jobs as jobs_module
+from app.core.audit import AuditEvent
+from app.exports import service, signing
+from app.tips.models import Tip, TipEvent
+from tests.tips.conftest import NEIGHBOUR, jpeg, tip_body, upload
+
+LIAISON_AREA = "110105001000"  # sub-district containing JIANWAI and NEIGHBOUR
+
+
+@pytest.fixture
+def liaison(create_user, token_for):
+    user = create_user(roles=["police_liaison"], jurisdiction=[LIAISON_AREA])
+    return user, token_for(user)
+
+
+@pytest.fixture
+def run_jobs(app, monkeypatch):
+    monkeypatch.setattr(jobs_module, "_worker_app", app)
+    return lambda batch_id: service.generate_batch(batch_id=str(batch_id))
+
+
+def _post_tip(client, headers=None, **overrides):
+    response = client.post(
+        "/api/v1/tips",
+        json=tip_body(**overrides),
+        headers={**(headers or {}), "Idempotency-Key": str(uuid.uuid4())},
+    )
+    assert response.status_code == 201, response.json
+    return response.json
+
+
+def _create(client, headers, **body):
+    body.setdefault("purpose", "核查辖区盗窃线索")
+    body.setdefault("case_reference", "京公朝刑2026-0042")
+    return client.post("/api/v1/clue-batches", json=body, headers=headers)
+
+
+def _download(client, headers, batch_id, name):
+    response = client.get(f"/api/v1/clue-batches/{batch_id}/files/{name}", headers=headers)
+    assert response.status_code == 200, response.data[:300]
+    return response.data
+
+
+def test_batch_is_frozen_signed_and_protects_tipsters(
+    client, session, liaison, create_user, token_for, run_jobs
+):
+    user, headers = liaison
+    consenting = create_user(real_name="同意联系人", phone="13911112222")
+    silent = create_user(real_name="不愿透露者", phone="13933334444")
+    anonymous = _post_tip(client, description="匿名线索一")
+    photo = upload(client, jpeg(), headers=token_for(consenting)).json["id"]
+    named = _post_tip(client, token_for(consenting), police_contact_consent=True, media_ids=[photo])
+    unconsented = _post_tip(client, token_for(silent), at=NEIGHBOUR)
+    ids = [anonymous["id"], named["id"], unconsented["id"]]
+
+    created = _create(client, headers, tip_ids=ids)
+    assert created.status_code == 201, created.json
+    batch = created.json
+    assert batch["status"] == "pending" and batch["row_count"] == 3
+
+    session.expire_all()
+    for tip_id in ids:
+        tip = session.get(Tip, uuid.UUID(tip_id))
+        assert tip.status == "referred_to_police"
+        kinds = session.scalars(
+            select(TipEvent.kind).where(TipEvent.tip_id == tip.id).order_by(TipEvent.at)
+        ).all()
+        assert kinds == ["submitted", "batched", "transition"]
+
+    assert run_jobs(batch["id"]) == 3
+    shown = client.get(f"/api/v1/clue-batches/{batch['id']}", headers=headers).json
+    assert shown["status"] == "ready" and shown["percent"] == 100
+    assert {f["name"] for f in shown["files"]} == {
+        "tips.csv",
+        "tips.geojson",
+        "manifest.json",
+        "batch.zip",
+    }
+
+    csv_bytes = _download(client, headers, batch["id"], "tips.csv")
+    assert csv_bytes.startswith(b"\xef\xbb\xbf")
+    rows = list(csv.DictReader(io.StringIO(csv_bytes.decode("utf-8-sig"))))
+    # The frozen order: oldest first, then by id (one test transaction: equal times).
+    assert [r["tip_id"] for r in rows] == sorted(ids)
+    by_id = {r["tip_id"]: r for r in rows}
+    assert by_id[named["id"]]["reporter_phone"] == "13911112222"
+    assert by_id[named["id"]]["photo_count"] == "1"
+    assert by_id[unconsented["id"]]["reporter_name"] == ""
+    assert by_id[anonymous["id"]]["reporter_name"] == by_id[anonymous["id"]]["reporter_phone"] == ""
+
+    archive_bytes = _download(client, headers, batch["id"], "batch.zip")
+    geojson = json.loads(_download(client, headers, batch["id"], "tips.geojson"))
+    assert len(geojson["features"]) == 3
+    everything = csv_bytes + archive_bytes + json.dumps(geojson, ensure_ascii=False).encode()
+    for secret in ("不愿透露者", "13933334444", str(silent.id), str(consenting.id)):
+        assert secret.encode() not in everything
+
+    key = client.get("/api/v1/clue-batches/signing-key").json
+    assert key["algorithm"] == "Ed25519"
+    with zipfile.ZipFile(io.BytesIO(archive_bytes)) as archive:
+        names = archive.namelist()
+        assert names[-1] == "manifest.json"
+        assert f"photos/{named['id']}/{photo}.jpg" in names
+        contents = {n: archive.read(n) for n in names if n != "manifest.json"}
+        manifest = json.loads(archive.read("manifest.json"))
+    assert manifest["digest"] == shown["digest"] and manifest["key_id"] == key["key_id"]
+    signing.verify_manifest(manifest, key["public_key"], contents)
+
+    tampered = dict(contents)
+    tampered["tips.csv"] = bytes([contents["tips.csv"][0] ^ 1]) + contents["tips.csv"][1:]
+    with pytest.raises(signing.ManifestError):
+        signing.verify_manifest(manifest, key["public_key"], tampered)
+    with pytest.raises(signing.ManifestError):
+        signing.verify_manifest(
+            {**manifest, "batch": {**manifest["batch"], "row_count": 2}},
+            key["public_key"],
+            contents,
+        )
+
+    audited = session.scalars(
+        select(AuditEvent).where(AuditEvent.object_ids.contains([batch["id"]]))
+    ).all()
+    actions = sorted(e.action for e in audited)
+    assert actions.count("clue_batch.downloaded") == 3
+    assert "clue_batch.created" in actions
+    created_event = next(e for e in audited if e.action == "clue_batch.created")
+    assert created_event.actor_id == user.id and created_event.actor_role == "police_liaison"
+    assert created_event.purpose == "核查辖区盗窃线索"
+
+
+def test_another_areas_liaison_and_staff_get_404(client, liaison, create_user, token_for):
+    _user, headers = liaison
+    tip = _post_tip(client)
+    batch = _create(client, headers, tip_ids=[tip["id"]]).json
+    elsewhere = token_for(create_user(roles=["police_liaison"], jurisdiction=["110105002000"]))
+    for path in ("", "/files/tips.csv", "/acknowledge"):
+        method = client.post if path == "/acknowledge" else client.get
+        assert (
+            method(f"/api/v1/clue-batches/{batch['id']}{path}", headers=elsewhere).status_code
+            == 404
+        )
+    staff = token_for(create_user(roles=["community_admin"], jurisdiction=[LIAISON_AREA]))
+    assert client.get(f"/api/v1/clue-batches/{batch['id']}", headers=staff).status_code == 404
+    assert client.get("/api/v1/clue-batches", headers=elsewhere).json["total"] == 0
+    assert client.get("/api/v1/clue-batches", headers=headers).json["total"] >= 1
+    volunteer = token_for("volunteer")
+    assert _create(client, volunteer, tip_ids=[tip["id"]]).status_code == 403
+    # A tip outside the caller's areas cannot be put in a batch.
+    outside = _post_tip(client, at=(116.49, 39.97))
+    refused = _create(
+        client,
+        token_for(create_user(roles=["police_liaison"], jurisdiction=["110105002000"])),
+        tip_ids=[tip["id"]],
+    )
+    assert refused.status_code == 422 and outside
+
+
+def test_files_are_409_until_ready_and_bad_requests_change_nothing(client, session, liaison):
+    _user, headers = liaison
+    tip = _post_tip(client)
+    before = session.scalar(text("SELECT count(*) FROM clue_batches"))
+    for body in (
+        {"tip_ids": []},
+        {"tip_ids": [tip["id"]], "purpose": "x"},
+        {"tip_ids": [tip["id"]], "filters": {"categories": ["theft"]}},
+        {"tip_ids": [str(uuid.uuid4())]},
+        {"filters": {"categories": ["no_such_category_here"]}},
+        {"tip_ids": [tip["id"]], "extra": 1},
+    ):
+        response = _create(client, headers, **body)
+        assert response.status_code == 422, (body, response.json)
+        assert response.headers["Content-Type"] == "application/problem+json"
+    assert session.scalar(text("SELECT count(*) FROM clue_batches")) == before
+    batch = _create(client, headers, filters={"categories": ["theft"]}).json
+    early = client.get(f"/api/v1/clue-batches/{batch['id']}/files/tips.csv", headers=headers)
+    assert early.status_code == 409
+    unknown = client.get(f"/api/v1/clue-batches/{batch['id']}/files/secrets.txt", headers=headers)
+    assert unknown.status_code == 404
+
+
+def test_police_outcomes_reach_the_follow_view_without_police_detail(
+    client, liaison, run_jobs, session
+):
+    _user, headers = liaison
+    tip = _post_tip(client)
+    batch = _create(client, headers, tip_ids=[tip["id"]]).json
+    run_jobs(batch["id"])
+    acknowledged = client.post(f"/api/v1/clue-batches/{batch['id']}/acknowledge", headers=headers)
+    assert acknowledged.status_code == 200 and acknowledged.json["acknowledged_at"]
+    outcome = client.post(
+        f"/api/v1/clue-batches/{batch['id']}/outcomes",
+        json={
+            "items": [{"tip_id": tip["id"], "outcome": "case_opened", "note": "嫌疑人张某已到案"}]
+        },
+        headers=headers,
+    )
+    assert outcome.status_code == 200, outcome.json
+    follow = client.get(
+        f"/api/v1/tips/follow/{tip['follow_code']}",
+        headers={"X-Follow-Secret": tip["follow_secret"]},
+    )
+    assert follow.status_code == 200
+    text_shown = json.dumps(follow.json, ensure_ascii=False)
+    assert "police_outcome" in text_shown and "立案" in text_shown
+    assert "张某" not in text_shown
+    assert follow.json["status"] == "referred_to_police"
+    stranger = client.post(
+        f"/api/v1/clue-batches/{batch['id']}/outcomes",
+        json={"items": [{"tip_id": str(uuid.uuid4()), "outcome": "no_action"}]},
+        headers=headers,
+    )
+    assert stranger.status_code == 422
+    audited = session.scalars(
+        select(AuditEvent.action).where(AuditEvent.object_ids.contains([tip["id"]]))
+    ).all()
+    assert "clue_batch.outcomes" in audited
+
+
+def test_audit_rows_cannot_be_changed_or_deleted(connection, session):
+    session.execute(sa.insert(AuditEvent).values(action="test.append_only"))
+    for statement in (
+        "UPDATE audit_events SET action = 'rewritten'",
+        "DELETE FROM audit_events",
+        "TRUNCATE audit_events",
+    ):
+        savepoint = connection.begin_nested()
+        with pytest.raises(sa.exc.DBAPIError, match="append-only"):
+            connection.exec_driver_sql(statement)
+        savepoint.rollback()
+    assert (
+        session.scalar(select(sa.func.count()).where(AuditEvent.action == "test.append_only")) == 1
+    )
+
+
+def test_logins_role_changes_and_reporter_views_are_audited(
+    client, session, create_user, token_for, area
+):
+    from tests.conftest import PASSWORD
+
+    user = create_user(roles=["volunteer"], home="110105001024")
+    assert (
+        client.post(
+            "/api/v1/auth/login", json={"phone": user.phone, "password": "wrong-1"}
+        ).status_code
+        == 401
+    )
+    assert (
+        client.post(
+            "/api/v1/auth/login", json={"phone": user.phone, "password": PASSWORD}
+        ).status_code
+        == 200
+    )
+    admin = token_for("admin")
+    changed = client.patch(
+        f"/api/v1/users/{user.id}",
+        json={"roles": ["volunteer", "grid_staff"], "jurisdiction": [str(area("110105001024").id)]},
+        headers=admin,
+    )
+    assert changed.status_code == 200, changed.json
+    staff = create_user(roles=["grid_staff"], jurisdiction=["110105001024"])
+    tip = _post_tip(client, token_for(user))
+    viewed = client.get(
+        f"/api/v1/tips/{tip['id']}/reporter?purpose=回访核实情况", headers=token_for(staff)
+    )
+    assert viewed.status_code == 200
+    assert (
+        client.get(f"/api/v1/tips/{tip['id']}/reporter", headers=token_for(staff)).status_code
+        == 422
+    )
+
+    listed = client.get(f"/api/v1/audit?object_id={user.id}&page_size=100", headers=admin)
+    assert listed.status_code == 200
+    events = {(e["action"], e["outcome"]) for e in listed.json["items"]}
+    assert {
+        ("auth.login", "failure"),
+        ("auth.login", "success"),
+        ("user.updated", "success"),
+    } <= events
+    update = next(e for e in listed.json["items"] if e["action"] == "user.updated")
+    assert update["details"]["roles"]["to"] == ["grid_staff", "volunteer"]
+    dumped = json.dumps(listed.json)
+    assert user.phone not in dumped and PASSWORD not in dumped and "wrong-1" not in dumped
+    reporter_view = client.get(
+        f"/api/v1/audit?action=tip.reporter_viewed&object_id={tip['id']}", headers=admin
+    ).json["items"]
+    assert reporter_view[0]["purpose"] == "回访核实情况"
+    assert reporter_view[0]["actor_id"] == str(staff.id)
+    assert client.get("/api/v1/audit", headers=token_for("community_admin")).status_code == 403
