@@ -101,6 +101,24 @@ def test_anonymous_tip_leaves_no_trace_of_its_sender(
             assert trace not in row
         assert trace not in logged
     assert session.get(Media, uuid.UUID(photo)).owner_id is None
+    # Nor in any later view: staff detail, staff list, the follow view, the reporter read.
+    staff = token_for(create_user(roles=["grid_staff"], jurisdiction=["110105001024"]))
+    views = [
+        client.get(f"/api/v1/tips/{body['id']}", headers=staff),
+        client.get("/api/v1/tips?page_size=100", headers=staff),
+        client.get(
+            f"/api/v1/tips/follow/{body['follow_code']}",
+            headers={"X-Follow-Secret": body["follow_secret"]},
+        ),
+    ]
+    assert all(view.status_code == 200 for view in views)
+    for view in views:
+        for trace in traces:
+            assert trace not in view.get_data(as_text=True)
+    reporter = client.get(f"/api/v1/tips/{body['id']}/reporter?purpose=回访核实", headers=staff)
+    assert reporter.status_code == 404
+    mine = client.get("/api/v1/me/tips", headers=token_for(volunteer)).json
+    assert body["id"] not in str(mine)
 
 
 def test_anonymous_without_token(submit, session):
