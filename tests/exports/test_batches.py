@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import uuid
@@ -109,6 +110,10 @@ def test_batch_is_frozen_signed_and_protects_tipsters(
     for secret in ("不愿透露者", "13933334444", str(silent.id), str(consenting.id)):
         assert secret.encode() not in everything
 
+    listed = {f["name"]: f for f in shown["files"]}
+    for name, data in (("tips.csv", csv_bytes), ("batch.zip", archive_bytes)):
+        assert listed[name]["sha256"] == hashlib.sha256(data).hexdigest()
+        assert listed[name]["size"] == len(data)
     key = client.get("/api/v1/clue-batches/signing-key").json
     assert key["algorithm"] == "Ed25519"
     with zipfile.ZipFile(io.BytesIO(archive_bytes)) as archive:
