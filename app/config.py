@@ -105,6 +105,7 @@ class Config:
     TIP_FOLLOW_KEY: str = ""
     TIP_RATE_LIMIT: str = "10 per hour;30 per day"
     FOLLOW_RATE_LIMIT: str = "30 per minute"
+    NEARBY_RATE_LIMIT: str = "60 per hour"
     MEDIA_ROOT: str = str(PROJECT_ROOT / "var" / "media")
     MEDIA_MAX_BYTES: int = 15 * 1024 * 1024
     MEDIA_MAX_PIXELS: int = 40_000_000
@@ -156,6 +157,7 @@ class Config:
             VISIT_RATE_LIMIT=os.environ.get("VISIT_RATE_LIMIT", "30 per minute"),
             TIP_RATE_LIMIT=os.environ.get("TIP_RATE_LIMIT", "10 per hour;30 per day"),
             FOLLOW_RATE_LIMIT=os.environ.get("FOLLOW_RATE_LIMIT", "30 per minute"),
+            NEARBY_RATE_LIMIT=os.environ.get("NEARBY_RATE_LIMIT", "60 per hour"),
             MEDIA_ROOT=os.environ.get("MEDIA_ROOT") or str(PROJECT_ROOT / "var" / "media"),
             MEDIA_MAX_BYTES=_env_int("MEDIA_MAX_BYTES", 15 * 1024 * 1024),
             MEDIA_MAX_PIXELS=_env_int("MEDIA_MAX_PIXELS", 40_000_000),

@@ -95,6 +95,7 @@ TEST_SETTINGS = {
     "VISIT_RATE_LIMIT": "10000 per minute",
     "TIP_RATE_LIMIT": "10000 per minute",
     "FOLLOW_RATE_LIMIT": "10000 per minute",
+    "NEARBY_RATE_LIMIT": "10000 per minute",
     "MEDIA_RATE_LIMIT": "10000 per minute",
     # Photos of the run go to a throw-away directory, not the checkout's var/media.
     "MEDIA_ROOT": _TEST_MEDIA_ROOT,

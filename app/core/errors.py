@@ -41,6 +41,13 @@ class NotFound(DomainError):
     slug = "not-found"
 
 
+class Unauthorized(DomainError):
+    """A public operation that needs a signed-in caller for some of its answers."""
+
+    status = 401
+    slug = "unauthorized"
+
+
 class Forbidden(DomainError):
     status = 403
     slug = "forbidden"

@@ -105,13 +105,15 @@ class Acknowledge(MethodView):
 @blp.route("/<uuid:batch_id>/outcomes")
 class Outcomes(MethodView):
     @blp.role_required(POLICE_LIAISON)
+    @blp.idempotent
     @blp.arguments(s.OutcomesSchema)
     @blp.response(200, s.OutcomeListSchema)
     def post(self, body, batch_id):
         """What became of tips of the batch: case_opened, no_action, false_report, duplicate.
 
         Each outcome goes into the tip's history; its reporter's follow view shows the outcome
-        in plain words, never the police's note.
+        in plain words, never the police's note. Outcomes are final: the same one again is a
+        no-op, a different one a 409.
         """
         user = current_user()
         batch = service.get_batch(db.session, user, batch_id)

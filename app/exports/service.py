@@ -67,9 +67,10 @@ def acting_role(user: User) -> str:
     raise NotFound("No such batch.")  # pragma: no cover - the route's role rule comes first
 
 
-def may_access(user: User, batch: ClueBatch) -> bool:
-    """The creator's role (or one that includes it) and a jurisdiction covering the batch's
-    whole scope: a liaison of another district gets a 404."""
+def may_access(session: Session, user: User, batch: ClueBatch) -> bool:
+    """The creator's role (or one that includes it) and a jurisdiction that covers every area
+    of the batch's scope (an area is covered by itself or by an area above it): a liaison of
+    another district gets a 404."""
     if not has_any_role(user.roles, [batch.creator_role]):
         return False
     jurisdiction = jurisdiction_of(user)
@@ -77,12 +78,15 @@ def may_access(user: User, batch: ClueBatch) -> bool:
         return True
     if batch.scope_everywhere:
         return False
-    return set(batch.scope_area_ids) <= set(jurisdiction.area_ids)
+    scope = session.scalars(select(Area).where(Area.id.in_(batch.scope_area_ids))).all()
+    return len(scope) == len(set(batch.scope_area_ids)) and all(
+        jurisdiction.covers(area.path_ids) for area in scope
+    )
 
 
 def get_batch(session: Session, user: User, batch_id: uuid.UUID) -> ClueBatch:
     batch = session.get(ClueBatch, batch_id)
-    if batch is None or not may_access(user, batch):
+    if batch is None or not may_access(session, user, batch):
         raise NotFound("No such batch.")
     return batch
 
@@ -140,8 +144,16 @@ def create_batch(session: Session, actor: User, values: Mapping[str, Any]) -> Cl
             area = found.get(area_id)
             if area is None or not jurisdiction.covers(area.path_ids):
                 raise _bad(f"/filters/area_ids/{index}", "No such area in your jurisdiction.")
-    selection = _selection(actor, values).subquery()
-    count = session.scalar(select(func.count()).select_from(selection))
+    # Lock the chosen tips (in id order, so concurrent batches cannot deadlock): nobody moves
+    # or edits them between the freeze and the status change below.
+    locked = session.scalars(
+        select(Tip.id)
+        .where(Tip.id.in_(_selection(actor, values).with_only_columns(Tip.id).scalar_subquery()))
+        .order_by(Tip.id)
+        .with_for_update()
+    ).all()
+    selection = _selection(actor, values).where(Tip.id.in_(locked)).subquery()
+    count = len(locked)
     if values.get("tip_ids") and count != len(set(values["tip_ids"])):
         raise _bad("/tip_ids", "Some of these tips are not in your jurisdiction (or merged).")
     if count == 0:
@@ -439,6 +451,8 @@ def generate_batch(batch_id: str) -> int:
         build_files(session, batch)
     except Exception as exc:
         session.rollback()
+        # No half-made files (they may hold consenting reporters' names) stay on disk.
+        shutil.rmtree(batch_dir(uuid.UUID(batch_id)).with_name(f".{batch_id}.partial"), True)
         _progress(
             uuid.UUID(batch_id),
             status="failed",
@@ -507,9 +521,16 @@ def record_outcomes(
     for index, outcome in enumerate(outcomes):
         if outcome["tip_id"] not in items:
             raise _bad(f"/items/{index}/tip_id", "This tip is not in the batch.")
+        recorded = items[outcome["tip_id"]].outcome
+        if recorded is not None and recorded != outcome["outcome"]:
+            raise Conflict(
+                f"Tip {outcome['tip_id']} already has the outcome {recorded}; outcomes are final."
+            )
     now = _now()
     for outcome in outcomes:
         item = items[outcome["tip_id"]]
+        if item.outcome == outcome["outcome"]:
+            continue  # a repeat (a retried request): recorded once
         item.outcome, item.outcome_note = outcome["outcome"], outcome.get("note")
         item.outcome_at, item.outcome_by = now, user.id
         session.add_all(

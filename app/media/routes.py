@@ -8,10 +8,10 @@ from flask_smorest.fields import Upload as UploadField
 from marshmallow import Schema, fields
 
 from app.core import audit
-from app.core.auth import current_user, optional_user
+from app.core.auth import current_identity, current_user, optional_user
 from app.core.blueprint import Blueprint
 from app.core.errors import NotFound, problem
-from app.extensions import db, limiter
+from app.extensions import anonymous_bucket, db, limiter
 from app.media import service
 from app.media.images import ImageRejected
 from app.media.models import Media
@@ -37,6 +37,11 @@ class MediaSchema(Schema):
     expires_at = fields.DateTime(allow_none=True, metadata={"description": "unless attached"})
 
 
+def _upload_bucket() -> str:
+    identity = current_identity()
+    return f"user:{identity}" if identity else anonymous_bucket()
+
+
 @blp.before_request
 def _upload_limit() -> None:
     """Photos may be larger than other bodies (MAX_CONTENT_LENGTH); beyond this, a 413."""
@@ -46,7 +51,11 @@ def _upload_limit() -> None:
 
 @blp.route("")
 class Upload(MethodView):
-    decorators = (limiter.limit(lambda: current_app.config["MEDIA_RATE_LIMIT"]),)
+    # Without a token (anonymous tips) the bucket is a keyed hash of the address, never the
+    # address itself; with one, the account.
+    decorators = (
+        limiter.limit(lambda: current_app.config["MEDIA_RATE_LIMIT"], key_func=_upload_bucket),
+    )
 
     @blp.public
     @blp.arguments(UploadSchema, location="files")

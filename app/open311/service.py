@@ -26,7 +26,7 @@ from app.areas.models import Area
 from app.core.errors import Conflict, DomainError, Forbidden, NotFound
 from app.open311.models import ApiClient
 from app.tips import service as tips_service
-from app.tips.models import OPEN_STATUSES, Tip, TipCategory, TipEvent
+from app.tips.models import OPEN_STATUSES, PUBLIC_CATEGORIES, Tip, TipCategory
 
 SPECIFICATION = "http://wiki.open311.org/GeoReport_v2"
 # When what clients see of this interface last changed (discovery's `changeset`): bump it then.
@@ -37,14 +37,7 @@ KEY_SERVICE = (
     "reading needs no key."
 )
 
-# Categories whose tips are published by GET requests: they are about places and things (rubbish,
-# traffic, illegal construction, a blocked fire exit), which neighbours see anyway. Suspicious
-# persons, drugs, theft, fraud and disputes point at people: publishing them would expose
-# suspects, victims and neighbours and warn whoever is being reported; "other" may be anything.
-# Their ids answer 404 like unknown ids, so that not even their existence is confirmed.
-PUBLIC_CATEGORIES = frozenset(
-    {"environment_sanitation", "traffic", "illegal_construction", "fire_hazard"}
-)
+# Which categories are published: app/tips/models.py explains the choice.
 PUBLIC_GROUP = "城市管理"  # city management
 CONFIDENTIAL_GROUP = "治安线索"  # public-security clues
 
@@ -53,11 +46,17 @@ CONTACT_FIELDS = ("email", "first_name", "last_name", "phone", "device_id", "acc
 # GeoReport v2: a query spans at most 90 days (the last 90 by default) and 1000 requests.
 MAX_SPAN = dt.timedelta(days=90)
 MAX_RESULTS = 1000
+PUBLIC_STATUS_NOTES = {
+    "submitted": None,
+    "triaged": "已受理 (accepted)",
+    "assigned": "已派单处理 (assigned)",
+    "in_progress": "正在处理 (in progress)",
+    "resolved": "已处理完毕 (resolved)",
+    "rejected": "经核实不予处理 (not actionable)",
+    "referred_to_police": "已移交相关部门 (referred)",
+}
 # 3 decimals of a degree: 111 m of latitude, 85 m of longitude in Beijing.
 COORDINATE_DECIMALS = 3
-# status_notes come only from notes staff made public. `info_added` lines are public to their
-# reporter, but they are the reporter's own words (which may say who they are).
-_STAFF_NOTE_KINDS = ("transition", "note")
 _SERVICE_CODE = re.compile(r"[a-z][a-z0-9_]{1,39}")
 
 
@@ -253,19 +252,6 @@ def window(
 
 def _public_query() -> Select:
     district = aliased(Area)
-    status_notes = (
-        select(TipEvent.note)
-        .where(
-            TipEvent.tip_id == Tip.id,
-            TipEvent.public,
-            TipEvent.kind.in_(_STAFF_NOTE_KINDS),
-            TipEvent.note.is_not(None),
-        )
-        .order_by(TipEvent.at.desc(), TipEvent.id.desc())
-        .limit(1)
-        .correlate(Tip)
-        .scalar_subquery()
-    )
     return (
         select(
             Tip.id,
@@ -279,7 +265,6 @@ def _public_query() -> Select:
             func.ST_X(Tip.geom).label("lon"),
             func.ST_Y(Tip.geom).label("lat"),
             district.name.label("agency"),
-            status_notes.label("status_notes"),
         )
         .join(TipCategory, TipCategory.code == Tip.category_code)
         .outerjoin(district, district.id == Tip.district_id)
@@ -295,7 +280,9 @@ def _public_request(row: Any) -> dict[str, Any]:
     return {
         "service_request_id": str(row.id),
         "status": "open" if row.status in OPEN_STATUSES else "closed",
-        "status_notes": row.status_notes,
+        # Staff notes are written to the reporter (they may name them): the world gets a fixed
+        # sentence per status.
+        "status_notes": PUBLIC_STATUS_NOTES.get(row.status),
         "service_name": row.service_name,
         "service_code": row.category_code,
         "description": row.description,
@@ -304,7 +291,8 @@ def _public_request(row: Any) -> dict[str, Any]:
         "requested_datetime": _timestamp(row.created_at),
         "updated_datetime": _timestamp(row.status_changed_at),
         "expected_datetime": None,
-        "address": row.address_text,
+        # The address text is the reporter's own words (often their door): not published.
+        "address": None,
         "address_id": None,
         "zipcode": None,
         "lat": _coarse(row.lat),

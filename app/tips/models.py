@@ -39,6 +39,14 @@ STATUSES = (
     "merged",
 )
 OPEN_STATUSES = ("submitted", "triaged", "assigned", "in_progress")
+# Categories whose tips may be shown beyond staff (Open311's public list, "is this what you
+# saw?" without a token): they are about places and things (rubbish, traffic, illegal
+# construction, a blocked fire exit), which neighbours see anyway. Suspicious persons, drugs,
+# theft, fraud and disputes point at people: publishing them would expose suspects, victims and
+# neighbours and warn whoever is being reported; "other" may be anything.
+PUBLIC_CATEGORIES = frozenset(
+    {"environment_sanitation", "traffic", "illegal_construction", "fire_hazard"}
+)
 # `batched`: included in a clue batch; `police_outcome`: the police's answer about it.
 EVENT_KINDS = (
     "submitted",

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import hashlib
-import hmac
 import json
-import secrets
 import uuid
 from typing import Any
 
 from flask import Response, current_app, request, url_for
 from flask.views import MethodView
-from flask_limiter.util import get_remote_address
 from geoalchemy2.shape import to_shape
 from shapely.geometry import Point
 from werkzeug.exceptions import PreconditionFailed, PreconditionRequired
@@ -29,7 +26,7 @@ from app.core.auth import (
 from app.core.blueprint import Blueprint
 from app.core.errors import NotFound
 from app.core.pagination import PageArgsSchema, page_of, paginate
-from app.extensions import db, limiter
+from app.extensions import anonymous_bucket, db, limiter
 from app.tips import schemas as s
 from app.tips import service
 from app.tips.models import Tip
@@ -46,9 +43,6 @@ my_tips_blp = Blueprint(
 
 GEOJSON = "application/geo+json"
 FOLLOW_SECRET_HEADER = "X-Follow-Secret"  # noqa: S105 - a header name
-# Per-process key for rate-limit buckets of anonymous senders: the limiter then counts a keyed
-# hash, never a client address, and the hash means nothing once the process is gone.
-_BUCKET_KEY = secrets.token_bytes(32)
 
 
 # -- helpers -------------------------------------------------------------------------------------
@@ -63,10 +57,7 @@ def _wants_anonymity() -> bool:
 
 
 def _sender_bucket() -> str:
-    if not _wants_anonymity():
-        return f"user:{current_identity()}"
-    digest = hmac.new(_BUCKET_KEY, get_remote_address().encode(), hashlib.sha256).hexdigest()
-    return f"anon:{digest[:32]}"
+    return anonymous_bucket() if _wants_anonymity() else f"user:{current_identity()}"
 
 
 def _submission_scope() -> str:
@@ -132,8 +123,8 @@ def _etag(tip: Tip) -> str:
 
 def _require_if_match(tip: Tip) -> None:
     """Staff edits of a tip carry the ETag they read (If-Match): 428 without, 412 if stale."""
-    if not request.if_match:
-        raise PreconditionRequired("Send the tip's ETag as If-Match.")
+    if not request.if_match or request.if_match.star_tag:
+        raise PreconditionRequired("Send the tip's ETag as If-Match (not *).")
     if not request.if_match.contains(_etag(tip)):
         raise PreconditionFailed("The tip changed since you read it; read it again.")
 
@@ -167,7 +158,7 @@ def _detail(tip: Tip, crs: str) -> dict[str, Any]:
     item = _staff_item(tip, crs)
     item["media"] = _media_refs(service.media_of(session, [tip.id]))
     item["history"] = service.history(session, tip)
-    item["duplicates"] = service.duplicates(session, tip)
+    item["duplicates"] = service.duplicates(session, current_user(), tip)
     return item
 
 
@@ -239,6 +230,10 @@ class Tips(MethodView):
 
 @tips_blp.route("/nearby")
 class Nearby(MethodView):
+    decorators = (
+        limiter.limit(lambda: current_app.config["NEARBY_RATE_LIMIT"], key_func=anonymous_bucket),
+    )
+
     @tips_blp.public
     @tips_blp.arguments(s.NearbyArgsSchema, location="query")
     @tips_blp.response(200, s.NearbyListSchema)
@@ -246,10 +241,16 @@ class Nearby(MethodView):
         """Up to 5 open tips of a category near a place, within the category's duplicate
         radius and window: "is this what you saw?" before submitting.
 
-        Only category, status, age (to the minute) and distance (to 10 m) are shown.
+        Only category, status, the hour and a distance band are shown: no id, text or place.
+        Categories about people (suspicious persons, theft, drugs, fraud, disputes, other) need
+        a token (401 without); rate-limited per sender.
         """
         lon, lat = to_wgs84(args["lon"], args["lat"], args["coord_system"])
-        return {"items": service.nearby_open(db.session, lon, lat, args["category"])}
+        return {
+            "items": service.nearby_open(
+                db.session, lon, lat, args["category"], signed_in=optional_user() is not None
+            )
+        }
 
 
 def _follow_view(tip: Tip) -> dict[str, Any]:

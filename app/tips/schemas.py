@@ -45,7 +45,11 @@ class TipCreateSchema(Schema):
     address_text = PlainText(load_default=None, validate=validate.Length(1, 300))
     occurred_at = fields.AwareDateTime(load_default=None)
     media_ids = fields.List(fields.UUID(), load_default=list, validate=validate.Length(max=6))
+    # Only JSON true/false: the route decides the idempotency scope and the rate-limit bucket
+    # from the raw body before this schema runs, so "true" or 1 must not mean anonymous here.
     anonymous = fields.Boolean(
+        truthy={True},
+        falsy={False},
         load_default=False,
         metadata={
             "description": "with a token: still store no link to you (without a token, "
@@ -243,11 +247,12 @@ class NearbyArgsSchema(Schema):
 
 
 class NearbyTipSchema(Schema):
-    id = fields.UUID()
     category = fields.String()
     status = fields.String()
-    created_at = fields.DateTime(metadata={"description": "to the minute"})
-    distance_m = fields.Integer(metadata={"description": "rounded to 10 m"})
+    hour = fields.DateTime(metadata={"description": "when it was reported, to the hour"})
+    within_m = fields.Integer(
+        metadata={"description": "a distance band: 50, 100, 250, 500, 1000, 2500 or 5000 m"}
+    )
 
 
 class NearbyListSchema(Schema):

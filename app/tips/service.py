@@ -13,7 +13,7 @@ from typing import Any
 
 from flask import current_app
 from geoalchemy2 import WKTElement
-from sqlalchemy import Select, func, or_, select, update
+from sqlalchemy import Select, and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from app.areas.models import Area, AreaLevel
@@ -21,10 +21,10 @@ from app.areas.service import AreaPath, get_area, resolve_path
 from app.auth.jurisdiction import jurisdiction_of, path_columns, require_inside, within_area
 from app.auth.models import User
 from app.core.auth import GRID_STAFF, has_any_role
-from app.core.errors import Conflict, InvalidTransition, NotFound, Unprocessable
+from app.core.errors import Conflict, InvalidTransition, NotFound, Unauthorized, Unprocessable
 from app.media import service as media_service
 from app.media.models import Media
-from app.tips.models import OPEN_STATUSES, Tip, TipCategory, TipEvent
+from app.tips.models import OPEN_STATUSES, PUBLIC_CATEGORIES, Tip, TipCategory, TipEvent
 from geo.cells import h3_cells
 from notifications.models import Notification
 
@@ -204,22 +204,30 @@ def submit(
     return tip
 
 
+# "Is this what you saw?" answers in bands, never to the metre, so that repeated questions
+# from chosen points cannot trilaterate a tip (and perhaps its reporter's door).
+DISTANCE_BANDS_M = (50, 100, 250, 500, 1000, 2500, 5000)
+
+
 def nearby_open(
-    session: Session, lon: float, lat: float, category_code: str, limit: int = 5
+    session: Session, lon: float, lat: float, category_code: str, *, signed_in: bool, limit: int = 5
 ) -> list[dict[str, Any]]:
     """Open tips of a category within its duplicate radius and window, nearest first: what the
-    app shows as "is this what you saw?". Only category, status, age and a rounded distance
-    leave the server: no description, no position, no reporter."""
+    app shows as "is this what you saw?". Only category, status, the hour and a distance band
+    leave the server: no id, no description, no position, no reporter. Categories about people
+    (not in PUBLIC_CATEGORIES) are answered to signed-in volunteers only."""
     category = session.get(TipCategory, category_code)
     if category is None:
         raise Unprocessable(
             "No such category.",
             extra={"errors": [{"location": "query", "pointer": "/category", "detail": "Unknown."}]},
         )
+    if category.code not in PUBLIC_CATEGORIES and not signed_in:
+        raise Unauthorized("Sign in to check for similar tips of this category.")
     point = func.geography(func.ST_SetSRID(func.ST_MakePoint(lon, lat), 4326))
     distance = func.ST_Distance(Tip.geog, point)
     rows = session.execute(
-        select(Tip.id, Tip.category_code, Tip.status, Tip.created_at, distance.label("distance"))
+        select(Tip.category_code, Tip.status, Tip.created_at, distance.label("distance"))
         .where(
             Tip.category_code == category.code,
             Tip.status.in_(OPEN_STATUSES),
@@ -231,11 +239,10 @@ def nearby_open(
     ).all()
     return [
         {
-            "id": row.id,
             "category": row.category_code,
             "status": row.status,
-            "created_at": row.created_at.replace(second=0, microsecond=0),
-            "distance_m": int(round(row.distance / 10.0) * 10),
+            "hour": row.created_at.replace(minute=0, second=0, microsecond=0),
+            "within_m": next((b for b in DISTANCE_BANDS_M if row.distance <= b), None),
         }
         for row in rows
     ]
@@ -316,15 +323,20 @@ def effective(session: Session, tip: Tip) -> Tip:
     return tip
 
 
+# Lines of a surviving tip that the reporters of tips merged into it may see: staff's and the
+# police's, never another reporter's own words (`info_added`, `submitted`).
+_SHARED_KINDS = ("transition", "note", "police_outcome")
+
+
 def public_history(session: Session, tip: Tip) -> list[TipEvent]:
-    """What a reporter sees: public lines of the tip and of the tip it was merged into."""
-    ids = {tip.id, effective(session, tip).id}
+    """What a reporter sees: their tip's public lines, and the public staff lines of the tip it
+    was merged into."""
+    target = effective(session, tip)
+    own = and_(TipEvent.tip_id == tip.id, TipEvent.public)
+    shared = and_(TipEvent.tip_id == target.id, TipEvent.public, TipEvent.kind.in_(_SHARED_KINDS))
+    condition = own if target.id == tip.id else or_(own, shared)
     return list(
-        session.scalars(
-            select(TipEvent)
-            .where(TipEvent.tip_id.in_(ids), TipEvent.public)
-            .order_by(TipEvent.at, TipEvent.id)
-        )
+        session.scalars(select(TipEvent).where(condition).order_by(TipEvent.at, TipEvent.id))
     )
 
 
@@ -344,11 +356,14 @@ def media_of(session: Session, tip_ids: Sequence[uuid.UUID]) -> list[Media]:
     )
 
 
-def duplicates(session: Session, tip: Tip) -> dict[str, list[Tip]]:
+def duplicates(session: Session, actor: User, tip: Tip) -> dict[str, list[Tip]]:
     """Tips merged into this one, and candidates: same category, not merged, within the
-    category's radius and window around this tip."""
+    category's radius and window around this tip; only those inside the actor's jurisdiction."""
+    inside = jurisdiction_of(actor).clause(path_columns(Tip))
     merged = list(
-        session.scalars(select(Tip).where(Tip.merged_into_id == tip.id).order_by(Tip.created_at))
+        session.scalars(
+            select(Tip).where(Tip.merged_into_id == tip.id, inside).order_by(Tip.created_at)
+        )
     )
     candidates: list[Tip] = []
     if tip.geom is not None and tip.merged_into_id is None:
@@ -359,6 +374,7 @@ def duplicates(session: Session, tip: Tip) -> dict[str, list[Tip]]:
             session.scalars(
                 select(Tip)
                 .where(
+                    inside,
                     Tip.id != tip.id,
                     Tip.category_code == tip.category_code,
                     Tip.status != "merged",
@@ -484,6 +500,8 @@ def merge(session: Session, actor: User, tip: Tip, target_id: uuid.UUID) -> Tip:
         raise _bad("/into", "No such tip in your jurisdiction.")
     if tip.status == "merged":
         raise InvalidTransition("This tip is already merged.")
+    if tip.status not in OPEN_STATUSES:
+        raise InvalidTransition(f"A {tip.status} tip is closed; only open tips are merged.")
     if target.status == "merged":
         raise _bad("/into", "That tip is itself merged; merge into the tip it was merged into.")
     # Tips already merged into this one follow it to the new target (no chains).

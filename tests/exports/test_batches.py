@@ -305,3 +305,34 @@ def test_logins_role_changes_and_reporter_views_are_audited(
     assert reporter_view[0]["purpose"] == "回访核实情况"
     assert reporter_view[0]["actor_id"] == str(staff.id)
     assert client.get("/api/v1/audit", headers=token_for("community_admin")).status_code == 403
+
+
+def test_a_wider_jurisdiction_covers_a_narrower_batch(client, create_user, token_for):
+    maker = token_for(create_user(roles=["grid_staff"], jurisdiction=["110105001024"]))
+    tip = _post_tip(client)
+    batch = _create(client, maker, tip_ids=[tip["id"]]).json
+    wider = token_for(create_user(roles=["community_admin"], jurisdiction=[LIAISON_AREA]))
+    assert client.get(f"/api/v1/clue-batches/{batch['id']}", headers=wider).status_code == 200
+    narrower = token_for(create_user(roles=["grid_staff"], jurisdiction=["110105001025"]))
+    assert client.get(f"/api/v1/clue-batches/{batch['id']}", headers=narrower).status_code == 404
+
+
+def test_outcomes_are_final(client, liaison):
+    _user, headers = liaison
+    tip = _post_tip(client)
+    batch = _create(client, headers, tip_ids=[tip["id"]]).json
+    url = f"/api/v1/clue-batches/{batch['id']}/outcomes"
+
+    def send(outcome):
+        return client.post(
+            url, json={"items": [{"tip_id": tip["id"], "outcome": outcome}]}, headers=headers
+        )
+
+    assert send("case_opened").status_code == 200
+    assert send("case_opened").status_code == 200  # a retry: recorded once
+    assert send("false_report").status_code == 409
+    follow = client.get(
+        f"/api/v1/tips/follow/{tip['follow_code']}",
+        headers={"X-Follow-Secret": tip["follow_secret"]},
+    ).json
+    assert [h["kind"] for h in follow["history"]].count("police_outcome") == 1

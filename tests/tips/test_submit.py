@@ -170,6 +170,7 @@ def test_bad_input_is_a_clear_422_and_stores_nothing(submit, session, client):
         {"media_ids": [str(uuid.uuid4())]},
         {"media_ids": [str(uuid.uuid4()) for _ in range(7)]},
         {"reporter_id": str(uuid.uuid4())},  # not an allowed field
+        {"anonymous": "true"},  # only JSON booleans decide anonymity
     ]
     for overrides in cases:
         response = submit(**overrides)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 
 from sqlalchemy import select, text
@@ -243,21 +244,89 @@ def test_closed_tip_takes_no_more_information(client, submit, staff):
     assert added.status_code == 409
 
 
-def test_nearby_shows_open_tips_of_the_category_without_details(client, submit, staff):
+def test_nearby_answers_in_bands_without_ids_and_people_categories_need_a_token(
+    client, submit, token_for
+):
     submit(description="秘密细节")
-    far = client.get("/api/v1/tips/nearby?lon=116.30&lat=39.80&category=theft").json
-    near = client.get("/api/v1/tips/nearby?lon=116.4554&lat=39.9097&category=theft")
+    submit(category="fire_hazard", description="楼道堆物")
+    near = client.get("/api/v1/tips/nearby?lon=116.4554&lat=39.9097&category=fire_hazard")
     assert near.status_code == 200
-    assert far["items"] == [] or all(i["distance_m"] <= 250 for i in far["items"])
     items = near.json["items"]
     assert 1 <= len(items) <= 5
-    assert items[0]["distance_m"] % 10 == 0 and items[0]["distance_m"] <= 250
-    assert "秘密细节" not in near.get_data(as_text=True)
-    assert set(items[0]) == {"id", "category", "status", "created_at", "distance_m"}
-    other = client.get("/api/v1/tips/nearby?lon=116.4554&lat=39.9097&category=fire_hazard")
-    assert all(i["category"] == "fire_hazard" for i in other.json["items"])
+    assert set(items[0]) == {"category", "status", "hour", "within_m"}
+    assert items[0]["within_m"] in (50, 100, 250) and items[0]["hour"].endswith(":00:00+00:00")
+    assert "楼道堆物" not in near.get_data(as_text=True)
+    far = client.get("/api/v1/tips/nearby?lon=116.30&lat=39.80&category=fire_hazard").json
+    assert far["items"] == []
+    anonymous = client.get("/api/v1/tips/nearby?lon=116.4554&lat=39.9097&category=theft")
+    assert anonymous.status_code == 401
+    assert anonymous.headers["Content-Type"] == "application/problem+json"
+    signed_in = client.get(
+        "/api/v1/tips/nearby?lon=116.4554&lat=39.9097&category=theft",
+        headers=token_for("volunteer"),
+    )
+    assert signed_in.status_code == 200 and signed_in.json["items"]
+    assert "秘密细节" not in signed_in.get_data(as_text=True)
     unknown = client.get("/api/v1/tips/nearby?lon=116.4554&lat=39.9097&category=nope_nope")
     assert unknown.status_code == 422
+
+
+def test_if_match_star_is_refused(client, submit, staff):
+    _user, headers = staff
+    tip_id = submit().json["id"]
+    star = _move(client, headers, tip_id, "*", to="triaged")
+    assert star.status_code == 428
+
+
+def test_duplicates_never_show_tips_outside_the_jurisdiction(client, submit, staff):
+    _user, headers = staff
+    inside = submit().json["id"]
+    # Just across the boundary, in the neighbouring community: a candidate by place and time.
+    outside = submit(at=NEIGHBOUR).json["id"]
+    detail = _read(client, headers, inside).json
+    shown = json.dumps(detail["duplicates"])
+    assert outside not in shown
+
+
+def test_merged_reporters_see_staff_lines_not_each_others_words(client, submit, staff):
+    _user, headers = staff
+    kept = submit().json
+    dup = submit().json
+    added = client.post(
+        f"/api/v1/tips/follow/{kept['follow_code']}/information",
+        json={"text": "我是3号楼502的王先生"},
+        headers={"X-Follow-Secret": kept["follow_secret"]},
+    )
+    assert added.status_code == 201
+    etag = _read(client, headers, dup["id"]).headers["ETag"]
+    merged = client.post(
+        f"/api/v1/tips/{dup['id']}/merge",
+        json={"into": kept["id"]},
+        headers={**headers, "If-Match": etag},
+    )
+    assert merged.status_code == 200
+    etag = _read(client, headers, kept["id"]).headers["ETag"]
+    _move(client, headers, kept["id"], etag, to="triaged", note="已派人查看", public=True)
+    view = json.dumps(
+        client.get(
+            f"/api/v1/tips/follow/{dup['follow_code']}",
+            headers={"X-Follow-Secret": dup["follow_secret"]},
+        ).json,
+        ensure_ascii=False,
+    )
+    assert "已派人查看" in view and "王先生" not in view
+
+
+def test_closed_tips_are_not_merged(client, submit, staff):
+    _user, headers = staff
+    kept = submit().json["id"]
+    closed = submit().json["id"]
+    etag = _read(client, headers, closed).headers["ETag"]
+    etag = _move(client, headers, closed, etag, to="rejected").headers["ETag"]
+    refused = client.post(
+        f"/api/v1/tips/{closed}/merge", json={"into": kept}, headers={**headers, "If-Match": etag}
+    )
+    assert refused.status_code == 409
 
 
 def test_categories_are_data_admins_manage(client, token_for, submit):
