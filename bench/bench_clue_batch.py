@@ -472,7 +472,7 @@ def _check(batch_dir: Path, rows: int, copy_out: Path) -> dict:
 
 
 def run(config: BenchConfig) -> list[Result]:
-    from bench.bench_tips_list import bench_app, drop_database, make_database, migrate_and_load_demo
+    from bench.common import bench_app, drop_database, make_database, migrate_and_load_demo
 
     profile = os.environ.get("BENCH_PROFILE") == "1"
     photos = make_photos()

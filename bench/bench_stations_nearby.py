@@ -15,13 +15,21 @@ import random
 import statistics
 import subprocess
 import time
-import uuid
 from pathlib import Path
 from urllib.request import urlopen
 
-import sqlalchemy as sa
-
-from bench.common import ROOT, BenchConfig, Result, database_url, gunicorn, libpq_env, require_tool
+from bench.common import (
+    ROOT,
+    BenchConfig,
+    Result,
+    database_url,
+    drop_database,
+    gunicorn,
+    libpq_env,
+    make_database,
+    percentile,
+    require_tool,
+)
 
 STATIONS = 100_000
 BOX = (116.35, 39.81, 116.64, 40.10)
@@ -58,29 +66,6 @@ LIMIT 10;
 """
 
 
-def _percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
-def _make_database(base_url: str) -> str:
-    url = sa.engine.make_url(base_url)
-    name = f"qunfang_bench_{uuid.uuid4().hex[:8]}"
-    admin = sa.create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    admin.dispose()
-    return url.set(database=name).render_as_string(hide_password=False)
-
-
-def _drop_database(bench_url: str) -> None:
-    url = sa.engine.make_url(bench_url)
-    admin = sa.create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)')
-    admin.dispose()
-
-
 def _fill(bench_url: str) -> None:
     import flask_migrate
 
@@ -111,7 +96,7 @@ def _fill(bench_url: str) -> None:
 
 def run(config: BenchConfig) -> list[Result]:
     requests = int(os.environ.get("BENCH_REQUESTS", 1000))
-    bench_url = _make_database(database_url())
+    bench_url = make_database(database_url())
     try:
         _fill(bench_url)
         rng = random.Random(42)
@@ -138,7 +123,7 @@ def run(config: BenchConfig) -> list[Result]:
             del os.environ["DATABASE_URL"]
         reference = _pgbench_latencies(script, bench_url, requests + 50)[50:]
     finally:
-        _drop_database(bench_url)
+        drop_database(bench_url)
     p50 = Result(
         name=f"10 nearest open stations with an amenity, among {STATIONS:,}: p50 latency",
         unit="ms",
@@ -154,8 +139,8 @@ def run(config: BenchConfig) -> list[Result]:
     p99 = Result(
         name=f"10 nearest open stations with an amenity, among {STATIONS:,}: p99 latency",
         unit="ms",
-        project=[round(_percentile(project, 0.99), 2)],
-        reference=[round(_percentile(reference, 0.99), 2)],
+        project=[round(percentile(project, 0.99), 2)],
+        reference=[round(percentile(reference, 0.99), 2)],
         project_command=p50.project_command,
         reference_command=p50.reference_command,
         notes={"requests": requests},

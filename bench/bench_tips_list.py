@@ -31,14 +31,26 @@ import random
 import statistics
 import subprocess
 import time
-import uuid
 from pathlib import Path
 from urllib.parse import urlencode
 from urllib.request import Request, urlopen
 
 import sqlalchemy as sa
 
-from bench.common import ROOT, BenchConfig, Result, database_url, gunicorn, libpq_env, require_tool
+from bench.common import (
+    ROOT,
+    BenchConfig,
+    Result,
+    bench_app,
+    database_url,
+    drop_database,
+    gunicorn,
+    libpq_env,
+    make_database,
+    migrate_and_load_demo,
+    percentile,
+    require_tool,
+)
 
 TIPS = 1_000_000
 TARGET = 2.0
@@ -108,49 +120,6 @@ FROM draws d
 JOIN communities c ON c.i = d.community
 JOIN categories cat ON cat.i = d.category
 """
-
-
-# -- the throw-away database (also used by bench_tips_submit) ------------------------------------
-
-
-def make_database(base_url: str) -> str:
-    """A new, empty database on the server of `base_url`; its URL."""
-    url = sa.engine.make_url(base_url)
-    name = f"qunfang_bench_{uuid.uuid4().hex[:8]}"
-    admin = sa.create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    admin.dispose()
-    return url.set(database=name).render_as_string(hide_password=False)
-
-
-def drop_database(bench_url: str) -> None:
-    url = sa.engine.make_url(bench_url)
-    admin = sa.create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)')
-    admin.dispose()
-
-
-def bench_app(bench_url: str):
-    from app import create_app
-    from app.config import Config
-
-    return create_app(Config.from_env(SQLALCHEMY_DATABASE_URI=bench_url))
-
-
-def migrate_and_load_demo(app) -> None:
-    """The schema at head and the demo data, as `flask db upgrade` + `flask demo load` make it."""
-    import flask_migrate
-
-    from app import demo
-    from app.core.schema_version import MIGRATIONS_DIR
-    from app.extensions import db
-
-    with app.app_context():
-        flask_migrate.upgrade(directory=str(MIGRATIONS_DIR))
-        demo.load(db.session, log=lambda line: None)
-        db.session.commit()
 
 
 # -- this benchmark ------------------------------------------------------------------------------
@@ -285,11 +254,6 @@ def _pgbench_latencies(scripts: list[Path], url: str, transactions: int) -> list
     return latencies[WARM_UP:]
 
 
-def _percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
 def run(config: BenchConfig) -> list[Result]:
     requests = int(os.environ.get("BENCH_REQUESTS", 500))
     bench_url = make_database(database_url())
@@ -372,8 +336,8 @@ def _results(
         Result(
             name=f"tip list among {TIPS:,}, {name}: p99 latency",
             unit="ms",
-            project=[round(_percentile(r, 0.99), 2) for r in project],
-            reference=[round(_percentile(r, 0.99), 2) for r in reference],
+            project=[round(percentile(r, 0.99), 2) for r in project],
+            reference=[round(percentile(r, 0.99), 2) for r in reference],
             project_command=command_p,
             reference_command=command_r,
             notes=notes,

@@ -36,8 +36,16 @@ from urllib.parse import urlsplit
 import numpy as np
 from PIL import Image
 
-from bench.bench_tips_list import bench_app, drop_database, make_database, migrate_and_load_demo
-from bench.common import BenchConfig, Result, database_url, gunicorn
+from bench.common import (
+    BenchConfig,
+    Result,
+    bench_app,
+    database_url,
+    drop_database,
+    gunicorn,
+    make_database,
+    migrate_and_load_demo,
+)
 
 BOX = (116.40, 39.88, 116.55, 39.98)  # west, south, east, north: inside Chaoyang
 PHOTO_SIZE = (4032, 3024)

@@ -10,12 +10,14 @@ import statistics
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from urllib.request import urlopen
 
+import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -201,3 +203,51 @@ def pgbench(script: str, url: str, seconds: int, connections: int) -> tuple[floa
     ).stdout
     tps = re.search(r"tps = ([\d.]+) \((?:without initial connection time|excluding)", output)
     return float(tps.group(1)), " ".join(command)
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+# -- throw-away databases on the dev cluster's server ---------------------------------------------
+
+
+def make_database(base_url: str) -> str:
+    """A new, empty database on the server of `base_url`; its URL."""
+    url = sa.engine.make_url(base_url)
+    name = f"qunfang_bench_{uuid.uuid4().hex[:8]}"
+    admin = sa.create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    admin.dispose()
+    return url.set(database=name).render_as_string(hide_password=False)
+
+
+def drop_database(bench_url: str) -> None:
+    url = sa.engine.make_url(bench_url)
+    admin = sa.create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)')
+    admin.dispose()
+
+
+def bench_app(bench_url: str):
+    from app import create_app
+    from app.config import Config
+
+    return create_app(Config.from_env(SQLALCHEMY_DATABASE_URI=bench_url))
+
+
+def migrate_and_load_demo(app) -> None:
+    """The schema at head and the demo data, as `flask db upgrade` + `flask demo load` make it."""
+    import flask_migrate
+
+    from app import demo
+    from app.core.schema_version import MIGRATIONS_DIR
+    from app.extensions import db
+
+    with app.app_context():
+        flask_migrate.upgrade(directory=str(MIGRATIONS_DIR))
+        demo.load(db.session, log=lambda line: None)
+        db.session.commit()

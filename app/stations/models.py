@@ -21,7 +21,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, TSTZRANGE, Range
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.core.models import Timestamps
+from app.core.models import Located, Timestamps
 from app.extensions import db
 
 STATION_TYPES = (
@@ -50,7 +50,7 @@ AMENITIES = (
 STATUSES = ("active", "closed")
 
 
-class Station(Timestamps, db.Model):
+class Station(Located, Timestamps, db.Model):
     """A service location. `geog` is derived from `geom` by the database: nearest-first queries
     order by it (`geog <-> point`, true metres, index-backed)."""
 
@@ -102,15 +102,6 @@ class Station(Timestamps, db.Model):
     visit_code: Mapped[str] = mapped_column(String(32), default=lambda: secrets.token_urlsafe(16))
 
     __mapper_args__ = {"version_id_col": version}  # noqa: RUF012 - SQLAlchemy's declaration
-
-    @property
-    def path_ids(self) -> dict[str, uuid.UUID | None]:
-        return {
-            "district_id": self.district_id,
-            "subdistrict_id": self.subdistrict_id,
-            "community_id": self.community_id,
-            "grid_cell_id": self.grid_cell_id,
-        }
 
 
 class StationOpenPeriod(db.Model):

@@ -24,7 +24,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.core.models import Timestamps
+from app.core.models import Located, Timestamps
 from app.extensions import db
 
 PRIORITIES = ("low", "normal", "high", "urgent")
@@ -88,7 +88,7 @@ class TipCategory(Timestamps, db.Model):
 _OPEN = _in("status", OPEN_STATUSES)
 
 
-class Tip(Timestamps, db.Model):
+class Tip(Located, Timestamps, db.Model):
     """A report. Anonymous tips have no reporter and nothing else about their sender: no address,
     no user agent, no device id (ARCHITECTURE §6); the follow secret is derived from the tip id
     with a server key (app/tips/service.py), so the database never holds it."""
@@ -171,15 +171,6 @@ class Tip(Timestamps, db.Model):
     version: Mapped[int] = mapped_column(Integer, server_default="1")
 
     __mapper_args__ = {"version_id_col": version}  # noqa: RUF012 - SQLAlchemy's declaration
-
-    @property
-    def path_ids(self) -> dict[str, uuid.UUID | None]:
-        return {
-            "district_id": self.district_id,
-            "subdistrict_id": self.subdistrict_id,
-            "community_id": self.community_id,
-            "grid_cell_id": self.grid_cell_id,
-        }
 
 
 class TipEvent(db.Model):
