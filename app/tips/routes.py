@@ -474,18 +474,35 @@ class CategoryByCode(MethodView):
 # -- my tips -------------------------------------------------------------------------------------
 
 
-def _own_view(tip: Tip) -> dict[str, Any]:
+def _own_views(tips: list[Tip]) -> list[dict[str, Any]]:
+    """Reporter views of a page of tips with a fixed number of queries: photos and history are
+    loaded for the whole page (merged tips, rare, follow their target one by one)."""
+    session = db.session
+    ids = [tip.id for tip in tips]
+    media: dict[Any, list] = {tip_id: [] for tip_id in ids}
+    for item in service.media_of(session, ids):
+        media[item.tip_id].append(item)
+    plain = [tip.id for tip in tips if tip.merged_into_id is None]
+    history: dict[Any, list] = {tip_id: [] for tip_id in plain}
+    for event in service.public_events(session, plain):
+        history[event.tip_id].append(event)
+    return [_own_view(tip, media[tip.id], history.get(tip.id)) for tip in tips]
+
+
+def _own_view(tip: Tip, media=None, history=None) -> dict[str, Any]:
+    """A reporter's view of their tip (`media` and `history` when already loaded)."""
+    merged = tip.merged_into_id is not None
     return {
         **{name: getattr(tip, name) for name in ("id", "description", "address_text")},
         "category_code": tip.category_code,
         "location": _location(tip),
         "occurred_at": tip.occurred_at,
-        "status": service.effective(db.session, tip).status,
+        "status": service.effective(db.session, tip).status if merged else tip.status,
         "police_contact_consent": tip.police_contact_consent,
         "created_at": tip.created_at,
         "status_changed_at": tip.status_changed_at,
-        "media": _media_refs(service.media_of(db.session, [tip.id])),
-        "history": service.public_history(db.session, tip),
+        "media": _media_refs(service.media_of(db.session, [tip.id]) if media is None else media),
+        "history": service.public_history(db.session, tip) if history is None else history,
     }
 
 
@@ -497,7 +514,7 @@ class MyTips(MethodView):
     def get(self, page):
         """Your named tips, newest first (anonymous ones are not linked to you, by design)."""
         result = paginate(db.session, service.own_query(current_user()), **page)
-        return {**result, "items": [_own_view(tip) for tip in result["items"]]}
+        return {**result, "items": _own_views(result["items"])}
 
 
 @my_tips_blp.route("/<uuid:tip_id>")

@@ -340,6 +340,17 @@ def public_history(session: Session, tip: Tip) -> list[TipEvent]:
     )
 
 
+def public_events(session: Session, tip_ids: Sequence[uuid.UUID]) -> list[TipEvent]:
+    """The public lines of many unmerged tips, in order (their reporters' history)."""
+    return list(
+        session.scalars(
+            select(TipEvent)
+            .where(TipEvent.tip_id.in_(tip_ids), TipEvent.public)
+            .order_by(TipEvent.at, TipEvent.id)
+        )
+    )
+
+
 def history(session: Session, tip: Tip) -> list[TipEvent]:
     return list(
         session.scalars(

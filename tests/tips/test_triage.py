@@ -361,3 +361,20 @@ def test_categories_are_data_admins_manage(client, token_for, submit):
     assert retired.status_code == 200 and retired.json["active"] is False
     assert "noise" not in [c["code"] for c in client.get("/api/v1/tip-categories").json["items"]]
     assert submit(category="noise").status_code == 422
+
+
+def test_my_tips_page_costs_the_same_queries_for_2_or_12_tips(
+    client, submit, create_user, token_for, count_queries
+):
+    def page_queries(count):
+        reporter = create_user()
+        headers = token_for(reporter)
+        for _ in range(count):
+            assert submit(headers=headers).status_code == 201
+        with count_queries() as statements:
+            page = client.get("/api/v1/me/tips?page_size=20", headers=headers)
+        assert page.status_code == 200 and page.json["total"] == count
+        assert all(item["history"] for item in page.json["items"])
+        return len(statements)
+
+    assert page_queries(2) == page_queries(12)
