@@ -12,8 +12,23 @@ from pathlib import Path
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import Select, String, and_, cast, func, insert, literal, or_, select, update
-from sqlalchemy.dialects.postgresql import aggregate_order_by
+from sqlalchemy import (
+    Select,
+    String,
+    Uuid,
+    and_,
+    any_,
+    bindparam,
+    cast,
+    exists,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, aggregate_order_by
 from sqlalchemy.orm import Session, aliased
 
 from app.areas.models import Area
@@ -67,43 +82,29 @@ def acting_role(user: User) -> str:
     raise NotFound("No such batch.")  # pragma: no cover - the route's role rule comes first
 
 
-def may_access(session: Session, user: User, batch: ClueBatch) -> bool:
-    """The creator's role (or one that includes it) and a jurisdiction that covers every area
-    of the batch's scope (an area is covered by itself or by an area above it): a liaison of
-    another district gets a 404."""
-    if not has_any_role(user.roles, [batch.creator_role]):
-        return False
+def visible_query(user: User) -> Select:
+    """Batches the user may open, newest first: made in a role the user holds (or one that
+    includes it), for a scope whose every area the user's jurisdiction covers (an area is
+    covered by itself or by an area above it). A liaison of another district sees none."""
     jurisdiction = jurisdiction_of(user)
-    if jurisdiction.everywhere:
-        return True
-    if batch.scope_everywhere:
-        return False
-    scope = session.scalars(select(Area).where(Area.id.in_(batch.scope_area_ids))).all()
-    return len(scope) == len(set(batch.scope_area_ids)) and all(
-        jurisdiction.covers(area.path_ids) for area in scope
-    )
+    roles = [r for r in (POLICE_LIAISON, GRID_STAFF) if has_any_role(user.roles, [r])]
+    query = select(ClueBatch).where(ClueBatch.creator_role.in_(roles))
+    if not jurisdiction.everywhere:
+        # An area's own path holds itself, so the jurisdiction's row clause applies to areas.
+        area_path = {**path_columns(Area), "grid_cell_id": Area.id}
+        uncovered = select(Area.id).where(
+            Area.id == any_(ClueBatch.scope_area_ids), ~jurisdiction.clause(area_path)
+        )
+        query = query.where(ClueBatch.scope_everywhere.is_(False), ~exists(uncovered))
+    return query.order_by(ClueBatch.created_at.desc(), ClueBatch.id.desc())
 
 
 def get_batch(session: Session, user: User, batch_id: uuid.UUID) -> ClueBatch:
-    batch = session.get(ClueBatch, batch_id)
-    if batch is None or not may_access(session, user, batch):
+    """A batch the user may open (the same rule as the list), else 404."""
+    batch = session.scalar(visible_query(user).where(ClueBatch.id == batch_id))
+    if batch is None:
         raise NotFound("No such batch.")
     return batch
-
-
-def visible_query(user: User) -> Select:
-    """Batches the user may open, newest first. The scope test runs in SQL: the batch's areas
-    must all be among the user's."""
-    jurisdiction = jurisdiction_of(user)
-    query = select(ClueBatch)
-    roles = [r for r in (POLICE_LIAISON, GRID_STAFF) if has_any_role(user.roles, [r])]
-    query = query.where(ClueBatch.creator_role.in_(roles))
-    if not jurisdiction.everywhere:
-        query = query.where(
-            ClueBatch.scope_everywhere.is_(False),
-            ClueBatch.scope_area_ids.contained_by(sorted(jurisdiction.area_ids)),
-        )
-    return query.order_by(ClueBatch.created_at.desc(), ClueBatch.id.desc())
 
 
 # -- creating ------------------------------------------------------------------------------------
@@ -145,14 +146,13 @@ def create_batch(session: Session, actor: User, values: Mapping[str, Any]) -> Cl
             if area is None or not jurisdiction.covers(area.path_ids):
                 raise _bad(f"/filters/area_ids/{index}", "No such area in your jurisdiction.")
     # Lock the chosen tips (in id order, so concurrent batches cannot deadlock): nobody moves
-    # or edits them between the freeze and the status change below.
+    # or edits them between the freeze and the status change below. Their ids then travel as
+    # one array parameter (a list of 100,000 would exceed the protocol's 65,535 parameters).
     locked = session.scalars(
-        select(Tip.id)
-        .where(Tip.id.in_(_selection(actor, values).with_only_columns(Tip.id).scalar_subquery()))
-        .order_by(Tip.id)
-        .with_for_update()
+        _selection(actor, values).with_only_columns(Tip.id).order_by(Tip.id).with_for_update()
     ).all()
-    selection = _selection(actor, values).where(Tip.id.in_(locked)).subquery()
+    chosen = bindparam("chosen", locked, type_=ARRAY(Uuid))
+    selection = _selection(actor, values).where(Tip.id == any_(chosen)).subquery()
     count = len(locked)
     if values.get("tip_ids") and count != len(set(values["tip_ids"])):
         raise _bad("/tip_ids", "Some of these tips are not in your jurisdiction (or merged).")
@@ -533,37 +533,27 @@ def record_outcomes(
             continue  # a repeat (a retried request): recorded once
         item.outcome, item.outcome_note = outcome["outcome"], outcome.get("note")
         item.outcome_at, item.outcome_by = now, user.id
-        session.add_all(
-            [
-                TipEvent(
-                    tip_id=item.tip_id,
-                    kind="police_outcome",
-                    actor_id=user.id,
-                    note=PUBLIC_OUTCOME_NOTES[outcome["outcome"]],
-                    public=True,
-                    data={"outcome": outcome["outcome"]},
-                ),
+        session.add(
+            TipEvent(
+                tip_id=item.tip_id,
+                kind="police_outcome",
+                actor_id=user.id,
+                note=PUBLIC_OUTCOME_NOTES[outcome["outcome"]],
+                public=True,
+                data={"outcome": outcome["outcome"]},
+            )
+        )
+        if outcome.get("note"):  # the police's own words: staff only
+            session.add(
                 TipEvent(
                     tip_id=item.tip_id,
                     kind="note",
                     actor_id=user.id,
-                    note=outcome.get("note"),
+                    note=outcome["note"],
                     public=False,
                     data={"batch_id": str(batch.id), "police_note": True},
-                ),
-            ]
-            if outcome.get("note")
-            else [
-                TipEvent(
-                    tip_id=item.tip_id,
-                    kind="police_outcome",
-                    actor_id=user.id,
-                    note=PUBLIC_OUTCOME_NOTES[outcome["outcome"]],
-                    public=True,
-                    data={"outcome": outcome["outcome"]},
                 )
-            ]
-        )
+            )
     audit.record(
         session,
         "clue_batch.outcomes",

@@ -165,13 +165,9 @@ def test_another_areas_liaison_and_staff_get_404(client, liaison, create_user, t
     volunteer = token_for("volunteer")
     assert _create(client, volunteer, tip_ids=[tip["id"]]).status_code == 403
     # A tip outside the caller's areas cannot be put in a batch.
-    outside = _post_tip(client, at=(116.49, 39.97))
-    refused = _create(
-        client,
-        token_for(create_user(roles=["police_liaison"], jurisdiction=["110105002000"])),
-        tip_ids=[tip["id"]],
-    )
-    assert refused.status_code == 422 and outside
+    refused = _create(client, elsewhere, tip_ids=[tip["id"]])
+    assert refused.status_code == 422
+    assert refused.json["errors"][0]["pointer"] == "/tip_ids"
 
 
 def test_files_are_409_until_ready_and_bad_requests_change_nothing(client, session, liaison):
@@ -222,6 +218,10 @@ def test_police_outcomes_reach_the_follow_view_without_police_detail(
     text_shown = json.dumps(follow.json, ensure_ascii=False)
     assert "police_outcome" in text_shown and "立案" in text_shown
     assert "张某" not in text_shown
+    kept = session.scalars(
+        select(TipEvent).where(TipEvent.tip_id == uuid.UUID(tip["id"]), TipEvent.kind == "note")
+    ).all()
+    assert [(e.note, e.public) for e in kept] == [("嫌疑人张某已到案", False)]  # staff only
     assert follow.json["status"] == "referred_to_police"
     stranger = client.post(
         f"/api/v1/clue-batches/{batch['id']}/outcomes",
@@ -315,6 +315,14 @@ def test_a_wider_jurisdiction_covers_a_narrower_batch(client, create_user, token
     assert client.get(f"/api/v1/clue-batches/{batch['id']}", headers=wider).status_code == 200
     narrower = token_for(create_user(roles=["grid_staff"], jurisdiction=["110105001025"]))
     assert client.get(f"/api/v1/clue-batches/{batch['id']}", headers=narrower).status_code == 404
+
+    # The list follows the same rule as the batch itself.
+    def listed(headers):
+        page = client.get("/api/v1/clue-batches?page_size=100", headers=headers).json
+        return {item["id"] for item in page["items"]}
+
+    assert batch["id"] in listed(wider) and batch["id"] in listed(maker)
+    assert batch["id"] not in listed(narrower)
 
 
 def test_outcomes_are_final(client, liaison):
