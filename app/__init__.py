@@ -25,6 +25,8 @@ def create_app(config: Config | None = None) -> Flask:
     from app.open311 import models as _open311_models  # noqa: F401 - tables for migrations
     from app.open311.routes import blp as open311_blp
     from app.ops.routes import blp as ops_blp
+    from app.patrols.routes import checkpoints_blp, coverage_blp, patrols_blp
+    from app.service_record.routes import blp as service_record_blp
     from app.stations.routes import blp as stations_blp
     from app.teams.routes import blp as teams_blp
     from app.tips.routes import categories_blp, my_tips_blp, tips_blp
@@ -76,6 +78,10 @@ def create_app(config: Config | None = None) -> Flask:
         categories_blp,
         my_tips_blp,
         notifications_blp,
+        patrols_blp,
+        checkpoints_blp,
+        coverage_blp,
+        service_record_blp,
         clue_batches_blp,
         audit_blp,
     ):

@@ -11,6 +11,7 @@ import os
 import secrets
 from dataclasses import dataclass, field, fields
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEV_DATABASE_URL_FILE = PROJECT_ROOT / "var" / "pg" / "dev.url"
@@ -117,6 +118,18 @@ class Config:
     CLUE_SIGNING_SECRET: str = ""
     EXPORT_ROOT: str = str(PROJECT_ROOT / "var" / "exports")
     MAX_BATCH_TIPS: int = 200_000
+    # Patrols: raw fixes are kept this long (whole monthly partitions are dropped after it);
+    # patrols' summaries and tracks stay.
+    CHECKIN_RETENTION_DAYS: int = 180
+    CHECKIN_POOR_ACCURACY_M: int = 100
+    CHECKIN_MAX_SPEED_MPS: int = 40
+    PATROL_IDLE_HOURS: int = 12
+    CHECKPOINT_GRACE_MINUTES: int = 30
+    # Service hours: a gap between two fixes counts up to SERVICE_MAX_GAP_MINUTES; a volunteer's
+    # day (in SERVICE_TIMEZONE) counts up to SERVICE_DAILY_CAP_HOURS.
+    SERVICE_MAX_GAP_MINUTES: int = 10
+    SERVICE_DAILY_CAP_HOURS: int = 8
+    SERVICE_TIMEZONE: str = "Asia/Shanghai"
     PROXY_HOPS: int = 0
     LOG_LEVEL: str = "INFO"
     TESTING: bool = False
@@ -166,6 +179,14 @@ class Config:
             OPEN311_RATE_LIMIT=os.environ.get("OPEN311_RATE_LIMIT", "120 per minute;5000 per day"),
             EXPORT_ROOT=os.environ.get("EXPORT_ROOT") or str(PROJECT_ROOT / "var" / "exports"),
             MAX_BATCH_TIPS=_env_int("MAX_BATCH_TIPS", 200_000),
+            CHECKIN_RETENTION_DAYS=_env_int("CHECKIN_RETENTION_DAYS", 180),
+            CHECKIN_POOR_ACCURACY_M=_env_int("CHECKIN_POOR_ACCURACY_M", 100),
+            CHECKIN_MAX_SPEED_MPS=_env_int("CHECKIN_MAX_SPEED_MPS", 40),
+            PATROL_IDLE_HOURS=_env_int("PATROL_IDLE_HOURS", 12),
+            CHECKPOINT_GRACE_MINUTES=_env_int("CHECKPOINT_GRACE_MINUTES", 30),
+            SERVICE_MAX_GAP_MINUTES=_env_int("SERVICE_MAX_GAP_MINUTES", 10),
+            SERVICE_DAILY_CAP_HOURS=_env_int("SERVICE_DAILY_CAP_HOURS", 8),
+            SERVICE_TIMEZONE=os.environ.get("SERVICE_TIMEZONE", "Asia/Shanghai"),
             PROXY_HOPS=_env_int("PROXY_HOPS", 0),
             LOG_LEVEL=os.environ.get("LOG_LEVEL", "INFO"),
         )
@@ -195,6 +216,15 @@ class Config:
             raise ConfigError(
                 "ACCESS_TOKEN_MINUTES must be between 1 and 60 (access tokens are short-lived)"
             )
+        if not 31 <= self.CHECKIN_RETENTION_DAYS <= 3650:
+            # Partitions are monthly: a shorter retention could drop the current month's.
+            raise ConfigError("CHECKIN_RETENTION_DAYS must be between 31 and 3650")
+        if not 1 <= self.SERVICE_DAILY_CAP_HOURS <= 24:
+            raise ConfigError("SERVICE_DAILY_CAP_HOURS must be between 1 and 24")
+        try:
+            ZoneInfo(self.SERVICE_TIMEZONE)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ConfigError(f"SERVICE_TIMEZONE {self.SERVICE_TIMEZONE!r} is not a time zone") from exc
         if self.IDEMPOTENCY_TTL_DAYS < 30:
             # Phones stay offline for days; a key that expires early lets a replay duplicate.
             raise ConfigError("IDEMPOTENCY_TTL_DAYS must be at least 30")

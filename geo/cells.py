@@ -32,3 +32,35 @@ def cell_polygon(value: int) -> list[tuple[float, float]]:
     """The cell's boundary as a closed ring of (lon, lat)."""
     ring = [(lng, lat) for lat, lng in h3.cell_to_boundary(from_bigint(value))]
     return [*ring, ring[0]]
+
+
+# H3 index layout (https://h3geo.org/docs/core-library/h3Indexing): bits 52-55 hold the
+# resolution, then 15 digits of 3 bits, digit 1 highest; digits past the resolution are all 7.
+_RES_SHIFT = 52
+_RES_MASK = 0xF << _RES_SHIFT
+
+
+def _signed(value: int) -> int:
+    return value - 2**64 if value >= 2**63 else value
+
+
+def parent_constants(res: int) -> tuple[int, int]:
+    """(AND mask, OR bits) that turn any finer H3 index into its parent at `res`, as signed
+    64-bit integers: `(cell & mask) | bits`. Lets SQL aggregate a stored fine cell at any
+    coarser resolution without an H3 extension in the database."""
+    if not 0 <= res <= 15:
+        raise ValueError("H3 resolutions are 0..15")
+    unused_digits = (1 << (3 * (15 - res))) - 1
+    mask = ~_RES_MASK & (2**64 - 1)
+    return _signed(mask), (res << _RES_SHIFT) | unused_digits
+
+
+def parent_of(value: int, res: int) -> int:
+    """The parent of a bigint H3 index at `res`, by the same arithmetic SQL uses."""
+    mask, bits = parent_constants(res)
+    return (value & mask) | bits
+
+
+def cells_covering(polygon, res: int) -> list[int]:
+    """H3 cells (bigints) whose centres lie in a shapely (Multi)Polygon of lon/lat."""
+    return sorted(to_bigint(c) for c in h3.geo_to_cells(polygon, res))

@@ -1,0 +1,1 @@
+"""Patrols, check-ins, checkpoints and coverage."""

@@ -1,0 +1,290 @@
+"""Patrols and their check-ins; checkpoints; patrol coverage for staff."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from flask import current_app, json
+from flask.views import MethodView
+from geoalchemy2.shape import to_shape
+
+from app.core import audit
+from app.core.auth import GRID_STAFF, VOLUNTEER, current_user
+from app.core.blueprint import Blueprint
+from app.core.errors import Unprocessable
+from app.core.pagination import PageArgsSchema, page_of, paginate
+from app.extensions import db
+from app.patrols import checkpoints, coverage, ingest
+from app.patrols import schemas as s
+from app.patrols import service
+from app.patrols.models import Checkpoint, Patrol
+from geo.crs import from_wgs84, geometry_from_wgs84
+from geo.geojson import to_geojson
+
+patrols_blp = Blueprint(
+    "patrols", __name__, url_prefix="/api/v1/patrols", description="Patrols and check-ins"
+)
+checkpoints_blp = Blueprint(
+    "checkpoints", __name__, url_prefix="/api/v1/checkpoints", description="Checkpoints"
+)
+coverage_blp = Blueprint(
+    "coverage", __name__, url_prefix="/api/v1/coverage", description="Patrol coverage (staff)"
+)
+
+MAX_PERIOD = dt.timedelta(days=92)
+
+
+def _period(args: dict[str, Any]) -> tuple[dt.datetime, dt.datetime]:
+    """`from`..`to` (default: the last 7 days), at most 92 days."""
+    end = args.get("to") or dt.datetime.now(dt.UTC)
+    start = args.get("from_") or end - dt.timedelta(days=7)
+    if start >= end:
+        raise Unprocessable("`from` must be before `to`.")
+    if end - start > MAX_PERIOD:
+        raise Unprocessable("The period is at most 92 days.")
+    return start, end
+
+
+# -- patrols -------------------------------------------------------------------------------------
+
+
+def _patrol_item(patrol: Patrol) -> dict[str, Any]:
+    item = {name: getattr(patrol, name) for name in _PATROL_ATTRIBUTES}
+    item["service_hours"] = round(patrol.credited_seconds / 3600, 2)
+    return item
+
+
+_PATROL_ATTRIBUTES = [n for n in s.PatrolSchema._declared_fields if hasattr(Patrol, n)]
+
+
+@patrols_blp.route("")
+class Patrols(MethodView):
+    @patrols_blp.role_required(VOLUNTEER)
+    @patrols_blp.idempotent
+    @patrols_blp.arguments(s.PatrolCreateSchema)
+    @patrols_blp.response(201, s.PatrolSchema)
+    @patrols_blp.alt_response(200, schema=s.PatrolSchema, description="the same id again")
+    def post(self, body):
+        """Start a patrol (one at a time). A phone offline sends its own `id` and `started_at`."""
+        patrol, created = service.start(db.session, current_user(), body)
+        return _patrol_item(patrol), 201 if created else 200
+
+    @patrols_blp.login_required
+    @patrols_blp.arguments(s.PatrolQueryArgsSchema, location="query")
+    @patrols_blp.arguments(PageArgsSchema, location="query")
+    @patrols_blp.response(200, page_of(s.PatrolSchema))
+    def get(self, args, page):
+        """Your patrols; staff: the patrols inside your jurisdiction (`mine=true`: your own)."""
+        query = service.list_query(db.session, current_user(), args)
+        result = paginate(db.session, query, **page)
+        result["items"] = [_patrol_item(p) for p in result["items"]]
+        return result
+
+
+@patrols_blp.route("/<uuid:patrol_id>")
+class PatrolById(MethodView):
+    @patrols_blp.login_required
+    @patrols_blp.arguments(s.TrackArgsSchema, location="query")
+    @patrols_blp.response(200, s.PatrolDetailSchema)
+    def get(self, args, patrol_id):
+        """One patrol with its simplified track (yours; staff: inside your jurisdiction).
+
+        A staff member's read of someone's track is recorded in the audit trail.
+        """
+        user = current_user()
+        patrol = service.visible_patrol(db.session, user, patrol_id)
+        if patrol.volunteer_id != user.id:
+            audit.record(
+                db.session,
+                "patrol.read",
+                actor=user,
+                object_type="patrol",
+                object_ids=[patrol.id],
+                details={"volunteer_id": str(patrol.volunteer_id)},
+            )
+        track = service.track_of(db.session, patrol)
+        item = _patrol_item(patrol)
+        item["track"] = to_geojson(geometry_from_wgs84(track, args["crs"])) if track else None
+        return item
+
+
+@patrols_blp.route("/<uuid:patrol_id>/end")
+class EndPatrol(MethodView):
+    @patrols_blp.role_required(VOLUNTEER)
+    @patrols_blp.idempotent
+    @patrols_blp.arguments(s.PatrolEndSchema)
+    @patrols_blp.response(200, s.PatrolSchema)
+    def post(self, body, patrol_id):
+        """End your patrol (ending it again changes nothing); its summary is computed."""
+        patrol = service.own_patrol(db.session, current_user(), patrol_id, lock=True)
+        return _patrol_item(service.end(db.session, patrol, body.get("ended_at")))
+
+
+@patrols_blp.route("/<uuid:patrol_id>/checkins")
+class CheckIns(MethodView):
+    @patrols_blp.role_required(VOLUNTEER)
+    @patrols_blp.arguments(s.CheckInBatchSchema)
+    @patrols_blp.response(200, s.CheckInResultSchema)
+    def post(self, body, patrol_id):
+        """Send one check-in, or a batch of up to 500 (`items`) from a phone that was offline.
+
+        Each item is answered in request order: `accepted` (possibly with `flags`),
+        `duplicate` (its `client_id` was stored already: replaying a batch changes nothing) or
+        `rejected` with a `reason`; one bad item never loses the others. A fix inside a
+        checkpoint's radius, or a valid QR/NFC scan inside it, is a visit (`visits`).
+        """
+        patrol = service.own_patrol(db.session, current_user(), patrol_id, lock=True)
+        answers = ingest.ingest(db.session, patrol, body["items"])
+        if patrol.status == "ended" and any(a["outcome"] == "accepted" for a in answers):
+            service.summarise(db.session, patrol)
+        return {"items": answers}
+
+
+# -- checkpoints ---------------------------------------------------------------------------------
+
+
+def _checkpoint_item(checkpoint: Checkpoint, crs: str = "wgs84") -> dict[str, Any]:
+    point = to_shape(checkpoint.geom)
+    lon, lat = from_wgs84(point.x, point.y, crs)
+    item = {name: getattr(checkpoint, name) for name in _CHECKPOINT_ATTRIBUTES}
+    item.update(lon=round(lon, 7), lat=round(lat, 7))
+    return item
+
+
+_CHECKPOINT_ATTRIBUTES = [
+    n for n in s.CheckpointSchema._declared_fields if hasattr(Checkpoint, n) and n not in ("lon", "lat")
+]
+
+
+def _checkpoint_version(checkpoint: Checkpoint) -> dict[str, Any]:
+    return {"id": str(checkpoint.id), "version": checkpoint.version}
+
+
+@checkpoints_blp.route("")
+class Checkpoints(MethodView):
+    @checkpoints_blp.role_required(GRID_STAFF)
+    @checkpoints_blp.arguments(s.CheckpointCreateSchema)
+    @checkpoints_blp.response(201, s.CheckpointSchema)
+    def post(self, body):
+        """Create a checkpoint inside your jurisdiction (point, radius, optional schedule)."""
+        return _checkpoint_item(checkpoints.create(db.session, current_user(), body))
+
+    @checkpoints_blp.login_required
+    @checkpoints_blp.arguments(s.CheckpointQueryArgsSchema, location="query")
+    @checkpoints_blp.arguments(PageArgsSchema, location="query")
+    @checkpoints_blp.response(200, page_of(s.CheckpointSchema))
+    def get(self, args, page):
+        """Staff: checkpoints of your jurisdiction. Volunteers: active ones in `bbox` or `area_id`."""
+        query = checkpoints.list_query(current_user(), args)
+        result = paginate(db.session, query, **page)
+        result["items"] = [_checkpoint_item(c, args["crs"]) for c in result["items"]]
+        return result
+
+
+@checkpoints_blp.route("/compliance")
+class Compliance(MethodView):
+    @checkpoints_blp.role_required(GRID_STAFF)
+    @checkpoints_blp.arguments(s.ComplianceArgsSchema, location="query")
+    @checkpoints_blp.arguments(PageArgsSchema, location="query")
+    @checkpoints_blp.response(200, page_of(s.ComplianceSchema))
+    def get(self, args, page):
+        """Scheduled windows visited vs missed per checkpoint of your jurisdiction, most missed
+        first (windows starting in `from`..`to`, as the missed-window job judged them)."""
+        start, end = _period(args)
+        query = checkpoints.compliance_query(current_user(), args, start, end)
+        return paginate(db.session, query, scalars=False, **page)
+
+
+@checkpoints_blp.route("/<uuid:checkpoint_id>")
+class CheckpointById(MethodView):
+    @checkpoints_blp.login_required
+    @checkpoints_blp.etag
+    @checkpoints_blp.arguments(s.TrackArgsSchema, location="query")
+    @checkpoints_blp.response(200, s.CheckpointSchema)
+    def get(self, args, checkpoint_id):
+        """One checkpoint. Its ETag goes back as If-Match when staff change it."""
+        checkpoint = checkpoints.visible(db.session, current_user(), checkpoint_id)
+        checkpoints_blp.set_etag(_checkpoint_version(checkpoint))
+        return _checkpoint_item(checkpoint, args["crs"])
+
+    @checkpoints_blp.role_required(GRID_STAFF)
+    @checkpoints_blp.etag
+    @checkpoints_blp.arguments(s.CheckpointUpdateSchema)
+    @checkpoints_blp.response(200, s.CheckpointSchema)
+    def patch(self, body, checkpoint_id):
+        """Change a checkpoint of your jurisdiction; send the ETag you read as `If-Match`."""
+        actor = current_user()
+        checkpoint = checkpoints.managed(db.session, actor, checkpoint_id)
+        checkpoints_blp.check_etag(_checkpoint_version(checkpoint))
+        checkpoint = checkpoints.update(db.session, actor, checkpoint, body)
+        checkpoints_blp.set_etag(_checkpoint_version(checkpoint))
+        return _checkpoint_item(checkpoint)
+
+
+@checkpoints_blp.route("/<uuid:checkpoint_id>/code")
+class CheckpointCode(MethodView):
+    @checkpoints_blp.role_required(GRID_STAFF)
+    @checkpoints_blp.response(200, s.CheckpointCodeSchema)
+    def get(self, checkpoint_id):
+        """The code to print as a QR code or write to an NFC tag."""
+        checkpoint = checkpoints.managed(db.session, current_user(), checkpoint_id)
+        return checkpoints.code_of(checkpoint)
+
+
+@checkpoints_blp.route("/<uuid:checkpoint_id>/code/rotate")
+class RotateCode(MethodView):
+    @checkpoints_blp.role_required(GRID_STAFF)
+    @checkpoints_blp.response(200, s.CheckpointCodeSchema)
+    def post(self, checkpoint_id):
+        """A new code: scans of the old one stop counting at once."""
+        checkpoint = checkpoints.managed(db.session, current_user(), checkpoint_id)
+        return checkpoints.code_of(checkpoints.rotate_code(db.session, checkpoint))
+
+
+@checkpoints_blp.route("/<uuid:checkpoint_id>/visits")
+class CheckpointVisits(MethodView):
+    @checkpoints_blp.role_required(GRID_STAFF)
+    @checkpoints_blp.arguments(s.TimeRangeArgsSchema, location="query")
+    @checkpoints_blp.arguments(PageArgsSchema, location="query")
+    @checkpoints_blp.response(200, page_of(s.CheckpointVisitSchema))
+    def get(self, args, page, checkpoint_id):
+        """Counted visits of a checkpoint of your jurisdiction, newest first."""
+        checkpoint = checkpoints.managed(db.session, current_user(), checkpoint_id)
+        start, end = _period(args)
+        query = checkpoints.visits_query(checkpoint, start, end)
+        return paginate(db.session, query, scalars=False, **page)
+
+
+# -- coverage ------------------------------------------------------------------------------------
+
+GEOJSON = "application/geo+json"
+
+
+def _geojson(document: dict[str, Any]):
+    return current_app.response_class(json.dumps(document), mimetype=GEOJSON)
+
+
+@coverage_blp.route("/cells")
+class CoverageCells(MethodView):
+    @coverage_blp.role_required(GRID_STAFF)
+    @coverage_blp.arguments(s.CellsArgsSchema, location="query")
+    @coverage_blp.response(200, s.FeatureCollectionSchema, content_type=GEOJSON)
+    def get(self, args):
+        """Patrolled cells of your jurisdiction in `from`..`to` (default the last 7 days):
+        patrol minutes, distinct patrollers, check-ins, last patrolled; admin grid cells or H3
+        cells (`cells=hex&resolution=`)."""
+        start, end = _period(args)
+        return _geojson(coverage.cells(db.session, current_user(), args, start, end))
+
+
+@coverage_blp.route("/gaps")
+class CoverageGaps(MethodView):
+    @coverage_blp.role_required(GRID_STAFF)
+    @coverage_blp.arguments(s.GapsArgsSchema, location="query")
+    @coverage_blp.response(200, s.FeatureCollectionSchema, content_type=GEOJSON)
+    def get(self, args):
+        """Cells of your jurisdiction not patrolled for `hours` (default 24), longest first."""
+        now = dt.datetime.now(dt.UTC)
+        return _geojson(coverage.gaps(db.session, current_user(), args, now))
+

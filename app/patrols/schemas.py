@@ -1,0 +1,320 @@
+"""Patrol, check-in, checkpoint and coverage payloads. Request schemas list every allowed field
+(unknown fields are a 422); a batch's items are checked one by one (app/patrols/ingest.py), so
+that one bad item is rejected alone."""
+
+from __future__ import annotations
+
+import re
+
+from marshmallow import Schema, ValidationError, fields, pre_load, validate, validates_schema
+
+from app.areas.schemas import COORD_SYSTEMS
+from app.patrols.models import PATROL_KINDS, PATROL_STATUSES, SCAN_METHODS
+from app.stations.schemas import BboxField
+from app.tips.schemas import PlainText
+
+MAX_BATCH = 500
+DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+
+
+# -- patrols ---------------------------------------------------------------------------------------
+
+
+class PatrolCreateSchema(Schema):
+    id = fields.UUID(
+        load_default=None,
+        metadata={
+            "description": "a random UUID the phone chose, so that a patrol started offline "
+            "can be referred to before it syncs; sending it again returns the same patrol"
+        },
+    )
+    kind = fields.String(required=True, validate=validate.OneOf(PATROL_KINDS))
+    team_id = fields.UUID(
+        load_default=None, metadata={"description": "required for team_patrol; you are a member"}
+    )
+    started_at = fields.AwareDateTime(
+        load_default=None, metadata={"description": "device time when started offline; default now"}
+    )
+
+
+class PatrolEndSchema(Schema):
+    ended_at = fields.AwareDateTime(
+        load_default=None, metadata={"description": "device time when ended offline; default now"}
+    )
+
+
+class PatrolQueryArgsSchema(Schema):
+    mine = fields.Boolean(
+        load_default=False, metadata={"description": "staff: your own patrols, not your area's"}
+    )
+    status = fields.String(validate=validate.OneOf(PATROL_STATUSES))
+    kind = fields.String(validate=validate.OneOf(PATROL_KINDS))
+    volunteer_id = fields.UUID(metadata={"description": "staff"})
+    team_id = fields.UUID()
+    area_id = fields.UUID(metadata={"description": "staff: patrols that started in this area"})
+    from_ = fields.AwareDateTime(data_key="from", metadata={"description": "started at or after"})
+    to = fields.AwareDateTime(metadata={"description": "started before"})
+
+
+class TrackArgsSchema(Schema):
+    crs = fields.String(load_default="wgs84", validate=validate.OneOf(COORD_SYSTEMS))
+
+
+class PatrolSchema(Schema):
+    id = fields.UUID()
+    volunteer_id = fields.UUID()
+    kind = fields.String(metadata={"enum": list(PATROL_KINDS)})
+    team_id = fields.UUID(allow_none=True)
+    status = fields.String(metadata={"enum": list(PATROL_STATUSES)})
+    started_at = fields.DateTime()
+    ended_at = fields.DateTime(allow_none=True)
+    end_reason = fields.String(
+        allow_none=True, metadata={"description": "ended (by you) or idle (no fix for hours)"}
+    )
+    checkin_count = fields.Integer()
+    flagged_count = fields.Integer(metadata={"description": "fixes kept but flagged"})
+    visit_count = fields.Integer(metadata={"description": "counted checkpoint visits"})
+    distance_m = fields.Float(metadata={"description": "along the track, flagged jumps left out"})
+    service_hours = fields.Float(
+        metadata={"description": "time backed by fixes, before the daily cap (summarised)"}
+    )
+    last_fix_at = fields.DateTime(allow_none=True)
+    subdistrict_id = fields.UUID(allow_none=True)
+    community_id = fields.UUID(allow_none=True)
+
+
+class PatrolDetailSchema(PatrolSchema):
+    track = fields.Dict(
+        allow_none=True,
+        metadata={"description": "GeoJSON LineString, simplified (~5 m), in `crs`"},
+    )
+
+
+# -- check-ins -------------------------------------------------------------------------------------
+
+
+class CheckpointScanSchema(Schema):
+    id = fields.UUID(required=True)
+    method = fields.String(required=True, validate=validate.OneOf(SCAN_METHODS))
+    code = fields.String(
+        load_default=None,
+        validate=validate.Length(1, 100),
+        metadata={"description": "qr / nfc: what the code holds"},
+    )
+
+    @validates_schema
+    def _code_for_scans(self, data, **_kwargs):
+        if data["method"] in ("qr", "nfc") and not data.get("code"):
+            raise ValidationError("A qr or nfc scan carries the scanned code.", "code")
+
+
+class CheckInItemSchema(Schema):
+    """One fix. Coordinates are checked by the service: out of range is a rejected item."""
+
+    client_id = fields.UUID(required=True)
+    recorded_at = fields.AwareDateTime(required=True, metadata={"description": "device time"})
+    lon = fields.Float(required=True)
+    lat = fields.Float(required=True)
+    coord_system = fields.String(load_default="wgs84", validate=validate.OneOf(COORD_SYSTEMS))
+    accuracy_m = fields.Float(load_default=None, validate=validate.Range(0, 100_000))
+    checkpoint = fields.Nested(CheckpointScanSchema, load_default=None)
+
+
+class CheckInBatchSchema(Schema):
+    """A batch (`items`, up to 500), or one check-in sent as it is (taken as a batch of one).
+    Items are checked one by one by the service, so one bad item is rejected alone."""
+
+    items = fields.List(
+        fields.Dict(),
+        required=True,
+        validate=validate.Length(1, MAX_BATCH),
+        metadata={"description": "CheckInItem objects, up to 500"},
+    )
+
+    @pre_load
+    def _single(self, data, **_kwargs):
+        if isinstance(data, dict) and "items" not in data:
+            return {"items": [data]}
+        return data
+
+
+class VisitOutcomeSchema(Schema):
+    checkpoint_id = fields.UUID()
+    counted = fields.Boolean()
+    reason = fields.String(
+        allow_none=True,
+        metadata={
+            "description": "why not counted: unknown_checkpoint, invalid_code, outside_radius, "
+            "too_soon (within the checkpoint's minimum interval)"
+        },
+    )
+
+
+class CheckInOutcomeSchema(Schema):
+    client_id = fields.UUID(allow_none=True)
+    outcome = fields.String(metadata={"enum": ["accepted", "duplicate", "rejected"]})
+    reason = fields.String(
+        allow_none=True,
+        metadata={
+            "description": "rejected: invalid, coordinates_out_of_range, in_future, "
+            "before_patrol_start, after_patrol_end, past_retention"
+        },
+    )
+    detail = fields.String(allow_none=True)
+    flags = fields.List(
+        fields.String(), metadata={"description": "accepted but flagged: poor_accuracy, "
+                                   "implausible_speed"}
+    )
+    visits = fields.List(fields.Nested(VisitOutcomeSchema))
+
+
+class CheckInResultSchema(Schema):
+    items = fields.List(fields.Nested(CheckInOutcomeSchema), required=True)
+
+
+# -- checkpoints -----------------------------------------------------------------------------------
+
+
+class PointSchema(Schema):
+    lon = fields.Float(required=True, validate=validate.Range(-180, 180))
+    lat = fields.Float(required=True, validate=validate.Range(-90, 90))
+    coord_system = fields.String(load_default="wgs84", validate=validate.OneOf(COORD_SYSTEMS))
+
+
+def _hhmm(value: str) -> None:
+    if not _HHMM.match(value):
+        raise ValidationError("A time of day as HH:MM (00:00 to 23:59).")
+
+
+class WindowSchema(Schema):
+    days = fields.List(
+        fields.String(validate=validate.OneOf(DAYS)),
+        load_default=lambda: list(DAYS),
+        validate=validate.Length(1, 7),
+        metadata={"description": "days the window starts on (default every day)"},
+    )
+    start = fields.String(required=True, validate=_hhmm, metadata={"example": "22:00"})
+    end = fields.String(
+        required=True,
+        validate=_hhmm,
+        metadata={"example": "02:00", "description": "at or before start: the next day"},
+    )
+    expected_visits = fields.Integer(load_default=1, validate=validate.Range(1, 50))
+
+
+class ScheduleSchema(Schema):
+    timezone = fields.String(load_default="Asia/Shanghai", validate=validate.Length(1, 60))
+    windows = fields.List(fields.Nested(WindowSchema), required=True, validate=validate.Length(1, 24))
+
+
+class CheckpointCreateSchema(Schema):
+    name = PlainText(required=True, validate=validate.Length(1, 200))
+    description = PlainText(load_default=None, validate=validate.Length(1, 2000))
+    location = fields.Nested(PointSchema, required=True)
+    radius_m = fields.Integer(load_default=30, validate=validate.Range(5, 1000))
+    schedule = fields.Nested(ScheduleSchema, load_default=None, allow_none=True)
+    min_interval_minutes = fields.Integer(load_default=10, validate=validate.Range(0, 1440))
+    responsible_id = fields.UUID(
+        load_default=None, metadata={"description": "staff alerted on missed windows (default you)"}
+    )
+
+
+class CheckpointUpdateSchema(Schema):
+    name = PlainText(validate=validate.Length(1, 200))
+    description = PlainText(allow_none=True, validate=validate.Length(1, 2000))
+    location = fields.Nested(PointSchema)
+    radius_m = fields.Integer(validate=validate.Range(5, 1000))
+    schedule = fields.Nested(ScheduleSchema, allow_none=True)
+    min_interval_minutes = fields.Integer(validate=validate.Range(0, 1440))
+    responsible_id = fields.UUID(allow_none=True)
+    active = fields.Boolean()
+
+
+class CheckpointSchema(Schema):
+    id = fields.UUID()
+    name = fields.String()
+    description = fields.String(allow_none=True)
+    lon = fields.Float()
+    lat = fields.Float()
+    radius_m = fields.Integer()
+    schedule = fields.Dict(allow_none=True)
+    min_interval_minutes = fields.Integer()
+    active = fields.Boolean()
+    responsible_id = fields.UUID(allow_none=True)
+    code_rotated_at = fields.DateTime(allow_none=True)
+    subdistrict_id = fields.UUID(allow_none=True)
+    community_id = fields.UUID(allow_none=True)
+    grid_cell_id = fields.UUID(allow_none=True)
+
+
+class CheckpointQueryArgsSchema(Schema):
+    bbox = BboxField(
+        metadata={"type": "string", "description": "min lon,min lat,max lon,max lat (WGS-84)"}
+    )
+    area_id = fields.UUID()
+    active = fields.Boolean()
+    crs = fields.String(load_default="wgs84", validate=validate.OneOf(COORD_SYSTEMS))
+
+
+class CheckpointCodeSchema(Schema):
+    checkpoint_id = fields.UUID()
+    code = fields.String(metadata={"description": "what a scan sends as checkpoint.code"})
+    qr_payload = fields.String(metadata={"description": "what to print in the QR / write to NFC"})
+    rotated_at = fields.DateTime(allow_none=True)
+
+
+class TimeRangeArgsSchema(Schema):
+    from_ = fields.AwareDateTime(data_key="from", metadata={"description": "default: `to` - 7 days"})
+    to = fields.AwareDateTime(metadata={"description": "default: now"})
+
+
+class CheckpointVisitSchema(Schema):
+    id = fields.UUID()
+    checkpoint_id = fields.UUID()
+    patrol_id = fields.UUID()
+    volunteer_id = fields.UUID()
+    volunteer_name = fields.String()
+    visited_at = fields.DateTime()
+    method = fields.String(metadata={"enum": list(SCAN_METHODS)})
+    distance_m = fields.Float()
+
+
+class ComplianceArgsSchema(TimeRangeArgsSchema):
+    area_id = fields.UUID()
+
+
+class ComplianceSchema(Schema):
+    checkpoint_id = fields.UUID()
+    name = fields.String()
+    windows = fields.Integer(metadata={"description": "judged windows starting in the period"})
+    visited = fields.Integer()
+    missed = fields.Integer()
+    rate = fields.Float(allow_none=True, metadata={"description": "visited / windows"})
+
+
+# -- coverage --------------------------------------------------------------------------------------
+
+
+class CellsArgsSchema(TimeRangeArgsSchema):
+    area_id = fields.UUID(metadata={"description": "default: your whole jurisdiction"})
+    cells = fields.String(load_default="admin", validate=validate.OneOf(["admin", "hex"]))
+    resolution = fields.Integer(
+        load_default=9,
+        validate=validate.Range(5, 9),
+        metadata={"description": "hex cells: H3 resolution (9 ≈ 200 m, 8 ≈ 530 m, 7 ≈ 1.4 km)"},
+    )
+    crs = fields.String(load_default="wgs84", validate=validate.OneOf(COORD_SYSTEMS))
+
+
+class GapsArgsSchema(Schema):
+    hours = fields.Integer(load_default=24, validate=validate.Range(1, 720))
+    area_id = fields.UUID(metadata={"description": "default: your whole jurisdiction"})
+    cells = fields.String(load_default="admin", validate=validate.OneOf(["admin", "hex"]))
+    resolution = fields.Integer(load_default=9, validate=validate.Range(5, 9))
+    crs = fields.String(load_default="wgs84", validate=validate.OneOf(COORD_SYSTEMS))
+
+
+class FeatureCollectionSchema(Schema):
+    type = fields.String(metadata={"enum": ["FeatureCollection"]})
+    features = fields.List(fields.Dict())

@@ -1,0 +1,350 @@
+"""Patrols: start (also offline, with a phone-chosen id), end, find, summarise; the idle and
+partition jobs.
+
+A patrol's summary (simplified track, distance, credited service time per day) is computed from
+its raw fixes when it ends and whenever late fixes reach an ended patrol; it is what remains
+once the raw fixes' retention has passed. Service time counts only what fixes back: each gap
+between consecutive plausible fixes counts up to SERVICE_MAX_GAP_MINUTES, so a phone left in a
+drawer with the app open earns nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Any
+
+from flask import current_app
+from geoalchemy2 import WKTElement
+from geoalchemy2.shape import to_shape
+from shapely import wkb
+from sqlalchemy import Select, and_, or_, select, text
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from app.areas.service import get_area
+from app.auth.jurisdiction import jurisdiction_of, path_columns, within_area
+from app.auth.models import User
+from app.core.auth import GRID_STAFF, has_any_role
+from app.core.errors import Conflict, NotFound, Unprocessable
+from app.core.jobs import jobs, task
+from app.extensions import db
+from app.patrols import partitions
+from app.patrols.ingest import CLOCK_SKEW
+from app.patrols.models import FLAG_IMPLAUSIBLE_SPEED, CheckpointVisit, Patrol
+from app.service_record.service import replace_entries
+from app.teams.models import Team, TeamMember
+
+# Tolerance of the stored track's simplification, in metres (UTM 50N, EPSG:32650).
+TRACK_TOLERANCE_M = 5
+METRIC_SRID = 32650
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _bad(pointer: str, detail: str) -> Unprocessable:
+    return Unprocessable(
+        detail, extra={"errors": [{"location": "json", "pointer": pointer, "detail": detail}]}
+    )
+
+
+def is_staff(user: User) -> bool:
+    return has_any_role(user.roles, [GRID_STAFF])
+
+
+# -- starting and ending -------------------------------------------------------------------------
+
+
+def _team_of(session: Session, volunteer: User, team_id: uuid.UUID) -> Team:
+    team = session.get(Team, team_id)
+    member = session.scalar(
+        select(TeamMember.id).where(
+            TeamMember.team_id == team_id,
+            TeamMember.user_id == volunteer.id,
+            TeamMember.left_at.is_(None),
+        )
+    )
+    if team is None or member is None:
+        raise _bad("/team_id", "You are not a member of this team.")
+    return team
+
+
+def start(session: Session, volunteer: User, values: dict[str, Any]) -> tuple[Patrol, bool]:
+    """Start a patrol; returns it and whether it is new. A phone-chosen `id` that is already
+    the caller's patrol returns that patrol (a replayed start); anyone else's is a 409."""
+    if values.get("id") is not None:
+        existing = session.get(Patrol, values["id"])
+        if existing is not None:
+            if existing.volunteer_id != volunteer.id:
+                raise Conflict("This patrol id is in use; choose another random UUID.")
+            return existing, False
+    if values["kind"] == "team_patrol" and values.get("team_id") is None:
+        raise _bad("/team_id", "A team patrol names its team.")
+    team = _team_of(session, volunteer, values["team_id"]) if values.get("team_id") else None
+    now = _now()
+    started_at = values.get("started_at") or now
+    if started_at > now + CLOCK_SKEW:
+        raise _bad("/started_at", "started_at is in the future.")
+    if started_at < partitions.horizon(now, current_app.config["CHECKIN_RETENTION_DAYS"]):
+        raise _bad("/started_at", "started_at is older than check-ins are kept.")
+    active = session.scalar(
+        select(Patrol.id).where(Patrol.volunteer_id == volunteer.id, Patrol.status == "active")
+    )
+    if active is not None:
+        raise Conflict(
+            "You have a patrol under way; end it first.", extra={"active_patrol_id": str(active)}
+        )
+    patrol = Patrol(
+        id=values.get("id") or uuid.uuid4(),
+        volunteer_id=volunteer.id,
+        kind=values["kind"],
+        team_id=team.id if team else None,
+        status="active",
+        started_at=started_at,
+        checkin_count=0,
+        flagged_count=0,
+        visit_count=0,
+        distance_m=0,
+        credited_seconds=0,
+    )
+    # Until its first fix, a patrol belongs where its team or its volunteer does.
+    if team is not None:
+        path = team.path_ids
+    elif volunteer.home_community_id is not None:
+        path = get_area(session, volunteer.home_community_id).path_ids
+    else:
+        path = {}
+    for key, value in path.items():
+        setattr(patrol, key, value)
+    try:
+        with session.begin_nested():
+            session.add(patrol)
+    except IntegrityError as exc:  # a concurrent start of the same volunteer, or the same id
+        raise Conflict("You have a patrol under way; end it first.") from exc
+    return patrol, True
+
+
+def own_patrol(session: Session, volunteer: User, patrol_id: uuid.UUID, *, lock: bool) -> Patrol:
+    """The caller's own patrol (404 for anyone else's), locked for the batch when asked."""
+    query = select(Patrol).where(Patrol.id == patrol_id, Patrol.volunteer_id == volunteer.id)
+    if lock:
+        query = query.with_for_update()
+    patrol = session.scalar(query)
+    if patrol is None:
+        raise NotFound("No such patrol.")
+    return patrol
+
+
+def visible_patrol(session: Session, user: User, patrol_id: uuid.UUID) -> Patrol:
+    """The caller's own patrol, or for staff one inside their jurisdiction (404 otherwise)."""
+    patrol = session.get(Patrol, patrol_id)
+    if patrol is None:
+        raise NotFound("No such patrol.")
+    if patrol.volunteer_id == user.id:
+        return patrol
+    if is_staff(user) and jurisdiction_of(user).covers(patrol.path_ids):
+        return patrol
+    raise NotFound("No such patrol.")
+
+
+def end(session: Session, patrol: Patrol, ended_at: dt.datetime | None, reason: str = "ended"):
+    """End a patrol (ending an ended one changes nothing) and summarise it."""
+    if patrol.status == "ended":
+        return patrol
+    now = _now()
+    ended_at = ended_at or now
+    if ended_at > now + CLOCK_SKEW:
+        raise _bad("/ended_at", "ended_at is in the future.")
+    if ended_at < patrol.started_at:
+        raise _bad("/ended_at", "ended_at is before the patrol started.")
+    patrol.status, patrol.ended_at, patrol.end_reason = "ended", ended_at, reason
+    session.flush()
+    summarise(session, patrol)
+    return patrol
+
+
+# -- summaries -----------------------------------------------------------------------------------
+
+_FIXES = """
+    SELECT recorded_at, geom, flags FROM checkins
+    WHERE patrol_id = :patrol AND recorded_at >= :lo AND recorded_at <= :hi
+"""
+
+TRACK_SQL = text(
+    f"""
+    WITH fixes AS ({_FIXES}), plausible AS (
+        SELECT recorded_at, geom FROM fixes WHERE flags & {FLAG_IMPLAUSIBLE_SPEED} = 0
+    ), line AS (
+        SELECT ST_MakeLine(geom ORDER BY recorded_at) AS geom, count(*) AS n FROM plausible
+    )
+    SELECT (SELECT count(*) FROM fixes),
+           CASE WHEN n >= 2 THEN ST_AsBinary(ST_Transform(ST_SimplifyPreserveTopology(
+                ST_Transform(geom, {METRIC_SRID}), :tolerance), 4326)) END,
+           CASE WHEN n >= 2 THEN ST_Length(geom::geography) ELSE 0 END
+    FROM line
+    """
+)
+
+CREDITED_SQL = text(
+    f"""
+    SELECT (recorded_at AT TIME ZONE :tz)::date AS day,
+           sum(LEAST(extract(epoch FROM recorded_at - previous), :max_gap))::int AS seconds
+    FROM (
+        SELECT recorded_at, lag(recorded_at) OVER (ORDER BY recorded_at) AS previous
+        FROM ({_FIXES}) fixes
+        WHERE flags & {FLAG_IMPLAUSIBLE_SPEED} = 0
+    ) gaps
+    WHERE previous IS NOT NULL
+    GROUP BY 1
+    """
+)
+
+
+def _bounds(patrol: Patrol) -> dict[str, Any]:
+    """The fixes' time range, so that only the partitions it spans are read."""
+    return {
+        "patrol": patrol.id,
+        "lo": patrol.started_at - CLOCK_SKEW,
+        "hi": (patrol.ended_at or _now()) + CLOCK_SKEW,
+    }
+
+
+def live_track(session: Session, patrol: Patrol) -> tuple[int, Any, float]:
+    """(fixes stored, simplified track as shapely or None, length in metres) from raw fixes."""
+    count, track, length = session.execute(
+        TRACK_SQL, {**_bounds(patrol), "tolerance": TRACK_TOLERANCE_M}
+    ).one()
+    return count, (wkb.loads(bytes(track)) if track is not None else None), float(length)
+
+
+def summarise(session: Session, patrol: Patrol) -> None:
+    """Track, distance and credited time from the raw fixes, and the patrol's service entries.
+    A patrol whose fixes were partly dropped by retention keeps the summary it has."""
+    count, track, length = live_track(session, patrol)
+    if count < patrol.checkin_count:
+        return
+    config = current_app.config
+    per_day = {
+        day: seconds
+        for day, seconds in session.execute(
+            CREDITED_SQL,
+            {
+                **_bounds(patrol),
+                "tz": config["SERVICE_TIMEZONE"],
+                "max_gap": config["SERVICE_MAX_GAP_MINUTES"] * 60,
+            },
+        )
+    }
+    patrol.track = WKTElement(track.wkt, srid=4326) if track is not None else None
+    patrol.distance_m = round(length, 1)
+    patrol.credited_seconds = sum(per_day.values())
+    patrol.summarised_at = _now()
+    replace_entries(
+        session,
+        volunteer_id=patrol.volunteer_id,
+        source_type="patrol",
+        source_id=patrol.id,
+        kind=patrol.kind,
+        seconds_by_day=per_day,
+    )
+    session.flush()
+
+
+def track_of(session: Session, patrol: Patrol):
+    """The patrol's simplified track (shapely LineString) or None: live while it is under way,
+    the stored summary once it ended."""
+    if patrol.status == "active":
+        return live_track(session, patrol)[1]
+    return to_shape(patrol.track) if patrol.track is not None else None
+
+
+# -- lists -----------------------------------------------------------------------------------------
+
+
+def list_query(session: Session, user: User, args: dict[str, Any]) -> Select:
+    """The caller's patrols, or for staff (unless `mine`) those inside their jurisdiction."""
+    query = select(Patrol)
+    if is_staff(user) and not args.get("mine"):
+        query = query.where(jurisdiction_of(user).clause(path_columns(Patrol)))
+        if "volunteer_id" in args:
+            query = query.where(Patrol.volunteer_id == args["volunteer_id"])
+        if "area_id" in args:
+            query = query.where(within_area(Patrol, args["area_id"]))
+    else:
+        query = query.where(Patrol.volunteer_id == user.id)
+    for key in ("status", "kind", "team_id"):
+        if key in args:
+            query = query.where(getattr(Patrol, key) == args[key])
+    if "from_" in args:
+        query = query.where(Patrol.started_at >= args["from_"])
+    if "to" in args:
+        query = query.where(Patrol.started_at < args["to"])
+    return query.order_by(Patrol.started_at.desc(), Patrol.id)
+
+
+# -- jobs ------------------------------------------------------------------------------------------
+
+
+def end_idle(session: Session, now: dt.datetime, idle_hours: int) -> int:
+    """End patrols with no fix (or, without fixes, no start) for `idle_hours`, at their last
+    fix; returns how many."""
+    cutoff = now - dt.timedelta(hours=idle_hours)
+    idle = session.scalars(
+        select(Patrol)
+        .where(
+            Patrol.status == "active",
+            or_(
+                Patrol.last_fix_at < cutoff,
+                and_(Patrol.last_fix_at.is_(None), Patrol.started_at < cutoff),
+            ),
+        )
+        .with_for_update(skip_locked=True)
+        .limit(1000)
+    ).all()
+    for patrol in idle:
+        end(session, patrol, max(patrol.last_fix_at or patrol.started_at, patrol.started_at), "idle")
+    return len(idle)
+
+
+@jobs.periodic(cron="*/30 * * * *", periodic_id="end_idle_patrols")
+@task(queue="maintenance")
+def end_idle_patrols(timestamp: int) -> int:
+    """Every 30 minutes: end forgotten patrols (PATROL_IDLE_HOURS without a fix)."""
+    return end_idle(
+        db.session,
+        dt.datetime.fromtimestamp(timestamp, dt.UTC),
+        current_app.config["PATROL_IDLE_HOURS"],
+    )
+
+
+def prune_raw(session: Session, now: dt.datetime, retention_days: int) -> dict[str, Any]:
+    """Retention: drop expired check-in partitions and delete visits older than the horizon
+    (they say where a volunteer was, as fixes do)."""
+    result: dict[str, Any] = partitions.maintain(session, now, retention_days)
+    oldest = partitions.horizon(now, retention_days)
+    deleted = session.execute(
+        CheckpointVisit.__table__.delete().where(CheckpointVisit.visited_at < oldest)
+    )
+    result["visits_deleted"] = deleted.rowcount
+    return result
+
+
+@jobs.periodic(cron="41 3 * * *", periodic_id="maintain_checkin_partitions")
+@task(queue="maintenance")
+def maintain_checkin_partitions(timestamp: int) -> dict[str, Any]:
+    """Daily: make the coming months' check-in partitions, drop those past retention."""
+    return prune_raw(
+        db.session,
+        dt.datetime.fromtimestamp(timestamp, dt.UTC),
+        current_app.config["CHECKIN_RETENTION_DAYS"],
+    )
+
+
+def touch(session: Session, patrol: Patrol) -> None:
+    """Late fixes reached an ended patrol: summarise it again."""
+    session.refresh(patrol)
+    if patrol.status == "ended":
+        summarise(session, patrol)
+

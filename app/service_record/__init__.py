@@ -1,0 +1,1 @@
+"""Volunteer service hours."""
