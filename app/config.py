@@ -224,7 +224,9 @@ class Config:
         try:
             ZoneInfo(self.SERVICE_TIMEZONE)
         except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ConfigError(f"SERVICE_TIMEZONE {self.SERVICE_TIMEZONE!r} is not a time zone") from exc
+            raise ConfigError(
+                f"SERVICE_TIMEZONE {self.SERVICE_TIMEZONE!r} is not a time zone"
+            ) from exc
         if self.IDEMPOTENCY_TTL_DAYS < 30:
             # Phones stay offline for days; a key that expires early lets a replay duplicate.
             raise ConfigError("IDEMPOTENCY_TTL_DAYS must be at least 30")

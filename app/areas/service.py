@@ -43,19 +43,25 @@ class AreaPath:
         }
 
 
+def deepest_area_sql(point: str) -> str:
+    """SQL for the id of the deepest area containing `point` (an SQL geometry expression in
+    SRID 4326), or NULL: the one rule every point lookup uses, set-based ones included."""
+    return f"""(
+        SELECT pc.area_id
+        FROM area_pieces pc JOIN areas ar ON ar.id = pc.area_id
+        WHERE ST_Intersects(pc.geom, {point})
+        ORDER BY pc.depth DESC, ar.code
+        LIMIT 1
+    )"""  # noqa: S608 - `point` is SQL of ours, never input
+
+
 # For each point, the deepest area whose pieces contain it (ties on a shared edge go to the lower
 # code, so the answer is stable). One row comes back: the hit area of every point, in order, and
 # the path of each distinct hit area, so that Python builds a few hundred paths, not one per point.
 RESOLVE_SQL = text(
-    """
+    f"""
     WITH hit AS MATERIALIZED (
-        SELECT p.ord, (
-            SELECT pc.area_id
-            FROM area_pieces pc JOIN areas ar ON ar.id = pc.area_id
-            WHERE ST_Intersects(pc.geom, ST_SetSRID(ST_MakePoint(p.lon, p.lat), 4326))
-            ORDER BY pc.depth DESC, ar.code
-            LIMIT 1
-        ) AS area_id
+        SELECT p.ord, {deepest_area_sql("ST_SetSRID(ST_MakePoint(p.lon, p.lat), 4326)")} AS area_id
         FROM unnest(:lons, :lats) WITH ORDINALITY AS p(lon, lat, ord)
     )
     SELECT
@@ -64,7 +70,7 @@ RESOLVE_SQL = text(
                     a.district_id, a.subdistrict_id, a.community_id,
                     CASE WHEN a.level = 'grid_cell' THEN a.id END))
          FROM areas a WHERE a.id IN (SELECT area_id FROM hit)) AS paths
-    """
+    """  # noqa: S608 - formatted with SQL of ours, never input
 ).bindparams(
     bindparam("lons", type_=ARRAY(DOUBLE_PRECISION)),
     bindparam("lats", type_=ARRAY(DOUBLE_PRECISION)),

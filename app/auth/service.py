@@ -14,7 +14,7 @@ from flask import current_app
 from flask_jwt_extended import create_access_token, create_refresh_token, decode_token
 from sqlalchemy import Select, or_, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Session, aliased, lazyload
 
 from app.areas.models import Area, AreaLevel
 from app.auth import validators
@@ -242,6 +242,8 @@ def live_user(session: Session, user_id: str, session_id: str | None) -> User | 
         return None
     return session.scalar(
         select(User)
+        # Loaded when a request needs it (staff checks), not on every token's verification.
+        .options(lazyload(User.jurisdiction))
         .join(AuthSession, AuthSession.user_id == User.id)
         .where(
             User.id == uid,

@@ -15,7 +15,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from app.areas.service import resolve_path
-from app.auth.jurisdiction import jurisdiction_of, path_columns, require_inside, within_area
+from app.auth.jurisdiction import jurisdiction_of, path_columns, within_area
 from app.auth.models import User
 from app.core.errors import NotFound, Unprocessable
 from app.core.jobs import jobs, task

@@ -225,4 +225,3 @@ def gaps(session: Session, user: User, args: dict[str, Any], now: dt.datetime) -
             )
         )
     return feature_collection(features)
-

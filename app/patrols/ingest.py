@@ -14,6 +14,8 @@ fixes are found in one more. Only batches that visit a checkpoint do more.
 from __future__ import annotations
 
 import datetime as dt
+import json
+import math
 import secrets
 import threading
 import uuid
@@ -25,11 +27,12 @@ import h3
 from flask import current_app
 from marshmallow import ValidationError
 from sqlalchemy import bindparam, insert, select, text, update
-from sqlalchemy.dialects.postgresql import ARRAY, DOUBLE_PRECISION
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
-from sqlalchemy.types import BigInteger, DateTime, Float, SmallInteger, String, Uuid
+from sqlalchemy.types import DateTime, Float, Uuid
 
-from app.areas.service import AreaPath, resolve_paths
+from app.areas.schemas import COORD_SYSTEMS
+from app.areas.service import deepest_area_sql
 from app.extensions import db
 from app.patrols import partitions
 from app.patrols.models import (
@@ -68,8 +71,6 @@ class Item:
     accuracy_m: float | None = None
     scan: dict[str, Any] | None = None
     flags: int = 0
-    path: AreaPath = field(default_factory=AreaPath)
-    h3_r9: int | None = None
     visits: list[dict[str, Any]] = field(default_factory=list)
 
     def reject(self, reason: str, detail: str | None = None) -> None:
@@ -101,17 +102,60 @@ def _errors_text(messages: Any, prefix: str = "") -> str:
     return f"{prefix.rstrip('.')}: {messages}"
 
 
+_PLAIN_KEYS = frozenset({"client_id", "recorded_at", "lon", "lat", "coord_system", "accuracy_m"})
+_MAX_ACCURACY_M = 100_000
+
+
+def _number(value: Any) -> bool:
+    return type(value) in (int, float) and math.isfinite(value)
+
+
+def _plain(raw: Any) -> dict[str, Any] | None:
+    """The common item (no scan; JSON numbers and strings as the app sends them) read without
+    the schema, which costs more than the rest of the batch together; None for anything else,
+    which the schema then judges (and explains). Accepts only what the schema accepts."""
+    if type(raw) is not dict or not raw.keys() <= _PLAIN_KEYS:
+        return None
+    try:
+        client_id = uuid.UUID(raw["client_id"])
+        recorded_at = dt.datetime.fromisoformat(raw["recorded_at"])
+        lon, lat = raw["lon"], raw["lat"]
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return None
+    accuracy = raw.get("accuracy_m")
+    system = raw.get("coord_system", "wgs84")
+    if (
+        recorded_at.tzinfo is None
+        or recorded_at.utcoffset() is None
+        or not (_number(lon) and _number(lat))
+        or not (accuracy is None or (_number(accuracy) and 0 <= accuracy <= _MAX_ACCURACY_M))
+        or system not in COORD_SYSTEMS
+    ):
+        return None
+    return {
+        "client_id": client_id,
+        "recorded_at": recorded_at,
+        "lon": float(lon),
+        "lat": float(lat),
+        "coord_system": system,
+        "accuracy_m": accuracy,
+        "checkpoint": None,
+    }
+
+
 def parse(raw_items: Sequence[Any]) -> list[Item]:
     """Validate each raw item on its own; a malformed one becomes a rejected Item."""
     items = []
     for raw in raw_items:
-        try:
-            data = _ITEM.load(raw)
-        except ValidationError as exc:
-            item = Item(client_id=_client_id_of(raw))
-            item.reject("invalid", _errors_text(exc.messages))
-            items.append(item)
-            continue
+        data = _plain(raw)
+        if data is None:
+            try:
+                data = _ITEM.load(raw)
+            except ValidationError as exc:
+                item = Item(client_id=_client_id_of(raw))
+                item.reject("invalid", _errors_text(exc.messages))
+                items.append(item)
+                continue
         item = Item(
             client_id=data["client_id"],
             recorded_at=data["recorded_at"].astimezone(dt.UTC),
@@ -121,6 +165,8 @@ def parse(raw_items: Sequence[Any]) -> list[Item]:
         lon, lat = data["lon"], data["lat"]
         if not (-180 <= lon <= 180 and -90 <= lat <= 90):
             item.reject("coordinates_out_of_range", "lon must be -180..180 and lat -90..90.")
+        elif data["coord_system"] == "wgs84":
+            item.lon, item.lat = lon, lat
         else:
             item.lon, item.lat = to_wgs84(lon, lat, data["coord_system"])
         items.append(item)
@@ -189,7 +235,9 @@ def _anchors(session: Session, patrol: Patrol, fresh: list[Item]) -> list[tuple]
     return [tuple(row) for row in rows]
 
 
-def _flag(fresh: list[Item], anchors: list[tuple], poor_accuracy_m: float, max_speed: float) -> None:
+def _flag(
+    fresh: list[Item], anchors: list[tuple], poor_accuracy_m: float, max_speed: float
+) -> None:
     """Flag poor accuracy, and speeds from the previous plausible fix (stored or in the batch)
     beyond `max_speed` m/s. A flagged fix is not the reference for the next one, so one jump
     does not also flag the return to the true position."""
@@ -235,88 +283,125 @@ def _ensure_partitions(session: Session, fresh: list[Item]) -> None:
 
 # -- the insert ----------------------------------------------------------------------------------
 
-INSERT_SQL = text(
-    """
-    INSERT INTO checkins (patrol_id, client_id, recorded_at, volunteer_id, geom, accuracy_m, flags,
-                          checkpoint_id, scan_method, district_id, subdistrict_id, community_id,
-                          grid_cell_id, h3_r9)
-    SELECT :patrol_id, i.client_id, i.recorded_at, :volunteer_id,
-           ST_SetSRID(ST_MakePoint(i.lon, i.lat), 4326), i.accuracy_m, i.flags,
-           i.checkpoint_id, i.scan_method, i.district_id, i.subdistrict_id, i.community_id,
-           i.grid_cell_id, i.h3_r9
-    FROM unnest(:client_ids, :recorded_ats, :lons, :lats, :accuracies, :flags, :checkpoint_ids,
-                :scan_methods, :district_ids, :subdistrict_ids, :community_ids, :grid_cell_ids,
-                :h3s)
-         AS i(client_id, recorded_at, lon, lat, accuracy_m, flags, checkpoint_id, scan_method,
-              district_id, subdistrict_id, community_id, grid_cell_id, h3_r9)
-    ON CONFLICT DO NOTHING
-    RETURNING client_id
-    """
+# One statement per batch: resolve every fix's area path (the rule of
+# app.areas.service.deepest_area_sql), insert what is new, bring the patrol's counts and last fix
+# up to date, and find the checkpoints each new fix is near (or scanned). Duplicates of stored
+# rows fall to ON CONFLICT and come back with `stored` false.
+INGEST_SQL = text(
+    f"""
+    WITH input AS (
+        SELECT i.*, ST_SetSRID(ST_MakePoint(i.lon, i.lat), 4326) AS geom
+        FROM json_to_recordset(CAST(:rows AS json)) AS i(
+            n int, client_id uuid, recorded_at timestamptz, lon float8, lat float8,
+            accuracy_m float8, flags int2, checkpoint_id uuid, scan_method text, h3_r9 int8)
+    ), located AS (
+        SELECT input.*, a.district_id, a.subdistrict_id, a.community_id,
+               CASE WHEN a.level = 'grid_cell' THEN a.id END AS grid_cell_id
+        FROM input LEFT JOIN areas a ON a.id = {deepest_area_sql("input.geom")}
+    ), stored AS (
+        INSERT INTO checkins (patrol_id, client_id, recorded_at, volunteer_id, geom, accuracy_m,
+                              flags, checkpoint_id, scan_method, district_id, subdistrict_id,
+                              community_id, grid_cell_id, h3_r9)
+        SELECT :patrol_id, client_id, recorded_at, :volunteer_id, geom, accuracy_m, flags,
+               checkpoint_id, scan_method, district_id, subdistrict_id, community_id,
+               grid_cell_id, h3_r9
+        FROM located
+        ON CONFLICT DO NOTHING
+        RETURNING client_id, recorded_at, flags, district_id, subdistrict_id, community_id,
+                  grid_cell_id
+    ), first_fix AS (
+        SELECT * FROM stored ORDER BY recorded_at LIMIT 1
+    ), patrol AS (
+        UPDATE patrols p SET
+            checkin_count = p.checkin_count + (SELECT count(*) FROM stored),
+            flagged_count = p.flagged_count + (SELECT count(*) FROM stored WHERE flags <> 0),
+            last_fix_at = CASE WHEN p.last_fix_at IS NULL OR p.last_fix_at < :last_at
+                               THEN :last_at ELSE p.last_fix_at END,
+            last_lon = CASE WHEN p.last_fix_at IS NULL OR p.last_fix_at < :last_at
+                            THEN :last_lon ELSE p.last_lon END,
+            last_lat = CASE WHEN p.last_fix_at IS NULL OR p.last_fix_at < :last_at
+                            THEN :last_lat ELSE p.last_lat END,
+            district_id = CASE WHEN p.checkin_count = 0 THEN f.district_id ELSE p.district_id END,
+            subdistrict_id = CASE WHEN p.checkin_count = 0 THEN f.subdistrict_id
+                                  ELSE p.subdistrict_id END,
+            community_id = CASE WHEN p.checkin_count = 0 THEN f.community_id
+                                ELSE p.community_id END,
+            grid_cell_id = CASE WHEN p.checkin_count = 0 THEN f.grid_cell_id
+                                ELSE p.grid_cell_id END,
+            updated_at = now()
+        FROM first_fix f
+        WHERE p.id = :patrol_id
+        RETURNING p.id
+    )
+    SELECT located.n, stored.client_id IS NOT NULL AS stored, near.checkpoints,
+           (SELECT count(*) FROM patrol) AS updated
+    FROM located
+    LEFT JOIN stored ON stored.client_id = located.client_id
+    LEFT JOIN LATERAL (
+        SELECT json_agg(json_build_array(
+                   c.id, c.radius_m, c.min_interval_minutes, c.code_secret,
+                   ST_Distance(c.geog, located.geom::geography))) AS checkpoints
+        FROM checkpoints c
+        WHERE stored.client_id IS NOT NULL AND c.active
+          AND (c.id = located.checkpoint_id
+               OR (ST_DWithin(c.geog, located.geom::geography, {MAX_CHECKPOINT_RADIUS_M})
+                   AND ST_DWithin(c.geog, located.geom::geography, c.radius_m)))
+    ) near ON true
+    ORDER BY located.n
+    """  # noqa: S608 - formatted with constants, never input
 ).bindparams(
     bindparam("patrol_id", type_=Uuid),
     bindparam("volunteer_id", type_=Uuid),
-    bindparam("client_ids", type_=ARRAY(Uuid)),
-    bindparam("recorded_ats", type_=ARRAY(DateTime(timezone=True))),
-    bindparam("lons", type_=ARRAY(DOUBLE_PRECISION)),
-    bindparam("lats", type_=ARRAY(DOUBLE_PRECISION)),
-    bindparam("accuracies", type_=ARRAY(Float)),
-    bindparam("flags", type_=ARRAY(SmallInteger)),
-    bindparam("checkpoint_ids", type_=ARRAY(Uuid)),
-    bindparam("scan_methods", type_=ARRAY(String)),
-    bindparam("district_ids", type_=ARRAY(Uuid)),
-    bindparam("subdistrict_ids", type_=ARRAY(Uuid)),
-    bindparam("community_ids", type_=ARRAY(Uuid)),
-    bindparam("grid_cell_ids", type_=ARRAY(Uuid)),
-    bindparam("h3s", type_=ARRAY(BigInteger)),
+    bindparam("last_at", type_=DateTime(timezone=True)),
+    bindparam("last_lon", type_=Float),
+    bindparam("last_lat", type_=Float),
 )
 
 
-def _insert(session: Session, patrol: Patrol, fresh: list[Item]) -> set[uuid.UUID]:
-    """Store the fresh items; returns the client ids that went in (the rest were stored
-    already: replays)."""
-    params: dict[str, Any] = {
-        "patrol_id": patrol.id,
-        "volunteer_id": patrol.volunteer_id,
-        "client_ids": [i.client_id for i in fresh],
-        "recorded_ats": [i.recorded_at for i in fresh],
-        "lons": [i.lon for i in fresh],
-        "lats": [i.lat for i in fresh],
-        "accuracies": [i.accuracy_m for i in fresh],
-        "flags": [i.flags for i in fresh],
-        "checkpoint_ids": [i.scan["id"] if i.scan else None for i in fresh],
-        "scan_methods": [i.scan["method"] if i.scan else None for i in fresh],
-        "h3s": [i.h3_r9 for i in fresh],
-    }
-    for key in ("district_id", "subdistrict_id", "community_id", "grid_cell_id"):
-        params[key + "s"] = [getattr(i.path, key) for i in fresh]
-    return set(session.execute(INSERT_SQL, params).scalars())
-
-
-# -- checkpoint visits ---------------------------------------------------------------------------
-
-NEAR_CHECKPOINTS_SQL = text(
-    f"""
-    WITH fix AS (
-        SELECT n, ST_SetSRID(ST_MakePoint(lon, lat), 4326)::geography AS g, scan_id
-        FROM unnest(:ns, :lons, :lats, :scan_ids) AS u(n, lon, lat, scan_id)
+def _rows_json(fresh: list[Item]) -> str:
+    return json.dumps(
+        [
+            {
+                "n": n,
+                "client_id": str(i.client_id),
+                "recorded_at": i.recorded_at.isoformat(),
+                "lon": i.lon,
+                "lat": i.lat,
+                "accuracy_m": i.accuracy_m,
+                "flags": i.flags,
+                "checkpoint_id": str(i.scan["id"]) if i.scan else None,
+                "scan_method": i.scan["method"] if i.scan else None,
+                "h3_r9": _h3(i.lon, i.lat),
+            }
+            for n, i in enumerate(fresh)
+        ]
     )
-    SELECT fix.n, c.id, c.radius_m, c.min_interval_minutes, c.code_secret,
-           ST_Distance(c.geog, fix.g) AS distance_m
-    FROM fix JOIN checkpoints c
-      ON ST_DWithin(c.geog, fix.g, {MAX_CHECKPOINT_RADIUS_M}) AND ST_DWithin(c.geog, fix.g, c.radius_m)
-    WHERE c.active
-    UNION
-    SELECT fix.n, c.id, c.radius_m, c.min_interval_minutes, c.code_secret,
-           ST_Distance(c.geog, fix.g) AS distance_m
-    FROM fix JOIN checkpoints c ON c.id = fix.scan_id
-    WHERE c.active
-    """
-).bindparams(
-    bindparam("ns", type_=ARRAY(SmallInteger)),
-    bindparam("lons", type_=ARRAY(DOUBLE_PRECISION)),
-    bindparam("lats", type_=ARRAY(DOUBLE_PRECISION)),
-    bindparam("scan_ids", type_=ARRAY(Uuid)),
-)
+
+
+def _store(session: Session, patrol: Patrol, fresh: list[Item]) -> list[tuple[Item, list]]:
+    """Insert the fresh items and update the patrol, in one statement; the items that went in
+    (the rest were stored already: replays), each with the checkpoints it is near or scanned."""
+    plausible = [i for i in fresh if not i.flags & FLAG_IMPLAUSIBLE_SPEED]
+    latest = max(plausible, key=lambda i: i.recorded_at) if plausible else None
+    rows = session.execute(
+        INGEST_SQL,
+        {
+            "rows": _rows_json(fresh),
+            "patrol_id": patrol.id,
+            "volunteer_id": patrol.volunteer_id,
+            "last_at": latest.recorded_at if latest else None,
+            "last_lon": latest.lon if latest else None,
+            "last_lat": latest.lat if latest else None,
+        },
+    ).all()
+    stored = []
+    for n, was_stored, near, _updated in rows:
+        if was_stored:
+            stored.append((fresh[n], near or []))
+        else:
+            fresh[n].outcome = "duplicate"
+    return stored
+
 
 COUNT_LATE_VISITS_SQL = text(
     """
@@ -345,38 +430,35 @@ def _scan_valid(item: Item, code_secret: str) -> bool:
     return secrets.compare_digest(item.scan["code"].encode(), code_secret.encode())
 
 
-def _visits(session: Session, patrol: Patrol, stored: list[Item]) -> int:
-    """Count the visits the stored items make; returns how many were counted."""
-    rows = session.execute(
-        NEAR_CHECKPOINTS_SQL,
-        {
-            "ns": list(range(len(stored))),
-            "lons": [i.lon for i in stored],
-            "lats": [i.lat for i in stored],
-            "scan_ids": [i.scan["id"] if i.scan else None for i in stored],
-        },
-    ).all()
-    found_scans = set()
-    candidates = []  # (item, checkpoint_id, distance, interval, method)
-    for n, checkpoint_id, radius_m, interval, code_secret, distance in rows:
-        item = stored[n]
-        scanned = item.scan is not None and item.scan["id"] == checkpoint_id
-        if scanned:
-            found_scans.add(n)
-            if not _scan_valid(item, code_secret):
-                item.visits.append(_not_counted(checkpoint_id, "invalid_code"))
-                continue
-            if distance > radius_m:
-                item.visits.append(_not_counted(checkpoint_id, "outside_radius"))
-                continue
-        method = item.scan["method"] if scanned else "gps"
-        candidates.append((item, checkpoint_id, distance, interval, method, scanned))
-    for n, item in enumerate(stored):
-        if item.scan is not None and n not in found_scans:
+def _visits(session: Session, patrol: Patrol, stored: list[tuple[Item, list]]) -> None:
+    """Count the visits the stored items make (each with the checkpoints it is near or
+    scanned); the patrol's visit count follows."""
+    candidates = []  # (item, checkpoint_id, distance, interval, method, scanned)
+    for item, near in stored:
+        scan_found = False
+        for checkpoint_id, radius_m, interval, code_secret, distance in near:
+            checkpoint_id = uuid.UUID(checkpoint_id)
+            scanned = item.scan is not None and item.scan["id"] == checkpoint_id
+            if scanned:
+                scan_found = True
+                if not _scan_valid(item, code_secret):
+                    item.visits.append(_not_counted(checkpoint_id, "invalid_code"))
+                    continue
+                if distance > radius_m:
+                    item.visits.append(_not_counted(checkpoint_id, "outside_radius"))
+                    continue
+            method = item.scan["method"] if scanned else "gps"
+            candidates.append((item, checkpoint_id, distance, interval, method, scanned))
+        if item.scan is not None and not scan_found:
             item.visits.append(_not_counted(item.scan["id"], "unknown_checkpoint"))
-    if not candidates:
-        return 0
-    return _count(session, patrol, candidates)
+    if candidates:
+        counted = _count(session, patrol, candidates)
+        if counted:
+            session.execute(
+                update(Patrol)
+                .where(Patrol.id == patrol.id)
+                .values(visit_count=Patrol.visit_count + counted)
+            )
 
 
 def _not_counted(checkpoint_id: uuid.UUID, reason: str) -> dict[str, Any]:
@@ -388,7 +470,10 @@ def _count(session: Session, patrol: Patrol, candidates: list[tuple]) -> int:
     The checkpoints are locked while this is decided, so concurrent batches cannot both count."""
     ids = sorted({c[1] for c in candidates})
     session.execute(
-        select(Checkpoint.id).where(Checkpoint.id.in_(ids)).order_by(Checkpoint.id).with_for_update()
+        select(Checkpoint.id)
+        .where(Checkpoint.id.in_(ids))
+        .order_by(Checkpoint.id)
+        .with_for_update()
     ).all()
     times = [c[0].recorded_at for c in candidates]
     widest = dt.timedelta(minutes=max(c[3] for c in candidates))
@@ -455,41 +540,30 @@ def ingest(session: Session, patrol: Patrol, raw_items: Sequence[Any]) -> list[d
             config["CHECKIN_POOR_ACCURACY_M"],
             config["CHECKIN_MAX_SPEED_MPS"],
         )
-        for item, path in zip(
-            fresh, resolve_paths(session, [(i.lon, i.lat) for i in fresh]), strict=True
-        ):
-            item.path = path
-            item.h3_r9 = _h3(item.lon, item.lat)
         _ensure_partitions(session, fresh)
-        inserted = _insert(session, patrol, fresh)
-        stored = [i for i in fresh if i.client_id in inserted]
-        for item in fresh:
-            if item.client_id not in inserted:
-                item.outcome = "duplicate"
-        if stored:
-            visits = _visits(session, patrol, stored)
-            _update_patrol(session, patrol, stored, visits)
+        stored = _store(session, patrol, fresh)
+        if any(near or item.scan for item, near in stored):
+            _visits(session, patrol, stored)
+        # What the statement changed is read again on next access; the rest (status, times)
+        # stays, so a caller's look at the status costs no query.
+        session.expire(patrol, _PATROL_COUNTS)
     return [item.answer() for item in items]
+
+
+_PATROL_COUNTS = [
+    "checkin_count",
+    "flagged_count",
+    "visit_count",
+    "last_fix_at",
+    "last_lon",
+    "last_lat",
+    "district_id",
+    "subdistrict_id",
+    "community_id",
+    "grid_cell_id",
+    "updated_at",
+]
 
 
 def _h3(lon: float, lat: float) -> int:
     return to_bigint(h3.latlng_to_cell(lat, lon, 9))
-
-
-def _update_patrol(session: Session, patrol: Patrol, stored: list[Item], visits: int) -> None:
-    values: dict[str, Any] = {
-        "checkin_count": Patrol.checkin_count + len(stored),
-        "flagged_count": Patrol.flagged_count + sum(1 for i in stored if i.flags),
-        "visit_count": Patrol.visit_count + visits,
-    }
-    plausible = [i for i in stored if not i.flags & FLAG_IMPLAUSIBLE_SPEED]
-    if plausible:
-        latest = max(plausible, key=lambda i: i.recorded_at)
-        if patrol.last_fix_at is None or latest.recorded_at > patrol.last_fix_at:
-            values.update(last_fix_at=latest.recorded_at, last_lon=latest.lon, last_lat=latest.lat)
-    if patrol.checkin_count == 0:
-        # The patrol is where it began: the area path of its first fix.
-        first = min(stored, key=lambda i: i.recorded_at)
-        values.update(first.path.as_dict())
-    session.execute(update(Patrol).where(Patrol.id == patrol.id).values(**values))
-    session.expire(patrol)

@@ -75,7 +75,9 @@ class Patrol(Located, Timestamps, db.Model):
         Index("ix_patrols_volunteer_started", "volunteer_id", "started_at"),
         Index("ix_patrols_community_started", "community_id", "started_at"),
         Index("ix_patrols_subdistrict_started", "subdistrict_id", "started_at"),
-        Index("ix_patrols_active_last_fix", "last_fix_at", postgresql_where=text("status = 'active'")),
+        Index(
+            "ix_patrols_active_last_fix", "last_fix_at", postgresql_where=text("status = 'active'")
+        ),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
@@ -181,7 +183,9 @@ class Checkpoint(Located, Timestamps, db.Model):
     responsible_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("users.id", ondelete="SET NULL"), index=True
     )
-    created_by: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_by: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL")
+    )
     # Scheduled windows ending up to here have been judged by the missed-window job.
     windows_judged_until: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     district_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)

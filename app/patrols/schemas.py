@@ -163,8 +163,8 @@ class CheckInOutcomeSchema(Schema):
     )
     detail = fields.String(allow_none=True)
     flags = fields.List(
-        fields.String(), metadata={"description": "accepted but flagged: poor_accuracy, "
-                                   "implausible_speed"}
+        fields.String(),
+        metadata={"description": "accepted but flagged: poor_accuracy, implausible_speed"},
     )
     visits = fields.List(fields.Nested(VisitOutcomeSchema))
 
@@ -205,7 +205,9 @@ class WindowSchema(Schema):
 
 class ScheduleSchema(Schema):
     timezone = fields.String(load_default="Asia/Shanghai", validate=validate.Length(1, 60))
-    windows = fields.List(fields.Nested(WindowSchema), required=True, validate=validate.Length(1, 24))
+    windows = fields.List(
+        fields.Nested(WindowSchema), required=True, validate=validate.Length(1, 24)
+    )
 
 
 class CheckpointCreateSchema(Schema):
@@ -265,7 +267,9 @@ class CheckpointCodeSchema(Schema):
 
 
 class TimeRangeArgsSchema(Schema):
-    from_ = fields.AwareDateTime(data_key="from", metadata={"description": "default: `to` - 7 days"})
+    from_ = fields.AwareDateTime(
+        data_key="from", metadata={"description": "default: `to` - 7 days"}
+    )
     to = fields.AwareDateTime(metadata={"description": "default: now"})
 
 

@@ -184,7 +184,7 @@ TRACK_SQL = text(
                 ST_Transform(geom, {METRIC_SRID}), :tolerance), 4326)) END,
            CASE WHEN n >= 2 THEN ST_Length(geom::geography) ELSE 0 END
     FROM line
-    """
+    """  # noqa: S608 - formatted with constants, never input
 )
 
 CREDITED_SQL = text(
@@ -198,7 +198,7 @@ CREDITED_SQL = text(
     ) gaps
     WHERE previous IS NOT NULL
     GROUP BY 1
-    """
+    """  # noqa: S608 - formatted with constants, never input
 )
 
 
@@ -304,7 +304,9 @@ def end_idle(session: Session, now: dt.datetime, idle_hours: int) -> int:
         .limit(1000)
     ).all()
     for patrol in idle:
-        end(session, patrol, max(patrol.last_fix_at or patrol.started_at, patrol.started_at), "idle")
+        end(
+            session, patrol, max(patrol.last_fix_at or patrol.started_at, patrol.started_at), "idle"
+        )
     return len(idle)
 
 
@@ -347,4 +349,3 @@ def touch(session: Session, patrol: Patrol) -> None:
     session.refresh(patrol)
     if patrol.status == "ended":
         summarise(session, patrol)
-

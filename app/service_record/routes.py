@@ -26,7 +26,9 @@ class RecordArgsSchema(Schema):
     from_ = fields.Date(
         data_key="from", validate=_DATES, metadata={"description": "local date; default Jan 1"}
     )
-    to = fields.Date(validate=_DATES, metadata={"description": "local date, inclusive; default today"})
+    to = fields.Date(
+        validate=_DATES, metadata={"description": "local date, inclusive; default today"}
+    )
 
 
 class MonthSchema(Schema):

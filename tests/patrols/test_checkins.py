@@ -60,7 +60,9 @@ def test_a_mixed_batch_gets_one_outcome_per_item_in_request_order(
     assert rows[good["client_id"]].flags == 0
 
 
-def test_replaying_a_whole_batch_changes_nothing(volunteer, start_patrol, send, connection, client, token_for):
+def test_replaying_a_whole_batch_changes_nothing(
+    volunteer, start_patrol, send, connection, client, token_for
+):
     patrol = start_patrol(volunteer)
     t0 = now() - dt.timedelta(minutes=20)
     batch = [item(t0 + dt.timedelta(seconds=30 * n), lon=east(10 * n)) for n in range(5)]
@@ -142,8 +144,14 @@ def test_a_single_checkin_may_be_sent_without_items(volunteer, start_patrol, cli
     )
     assert response.status_code == 200
     assert response.json["items"] == [
-        {"client_id": one["client_id"], "outcome": "accepted", "reason": None, "detail": None,
-         "flags": [], "visits": []}
+        {
+            "client_id": one["client_id"],
+            "outcome": "accepted",
+            "reason": None,
+            "detail": None,
+            "flags": [],
+            "visits": [],
+        }
     ]
 
 
