@@ -106,6 +106,7 @@ def cells(session: Session, user: User, args: dict[str, Any], start, end) -> dic
         .subquery()
     )
     max_gap = current_app.config["SERVICE_MAX_GAP_MINUTES"] * 60
+    # LEAST ignores NULLs: a patrol's first fix in the window (no gap) must add nothing.
     seconds = func.least(func.extract("epoch", fixes.c.gap), max_gap)
     rows = session.execute(
         select(
@@ -113,7 +114,7 @@ def cells(session: Session, user: User, args: dict[str, Any], start, end) -> dic
             func.count().label("checkins"),
             func.count(fixes.c.volunteer_id.distinct()).label("patrollers"),
             func.max(fixes.c.recorded_at).label("last_patrolled_at"),
-            func.coalesce(func.sum(seconds), 0).label("seconds"),
+            func.coalesce(func.sum(seconds).filter(fixes.c.gap.is_not(None)), 0).label("seconds"),
         )
         .where(fixes.c.cell.is_not(None))
         .group_by(fixes.c.cell)

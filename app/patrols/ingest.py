@@ -17,7 +17,6 @@ import datetime as dt
 import json
 import math
 import secrets
-import threading
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -28,12 +27,12 @@ from flask import current_app
 from marshmallow import ValidationError
 from sqlalchemy import bindparam, insert, select, text, update
 from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.types import DateTime, Float, Uuid
 
 from app.areas.schemas import COORD_SYSTEMS
 from app.areas.service import deepest_area_sql
-from app.extensions import db
 from app.patrols import partitions
 from app.patrols.models import (
     FLAG_IMPLAUSIBLE_SPEED,
@@ -263,22 +262,25 @@ def _flag(
 # -- partitions ----------------------------------------------------------------------------------
 
 _known_months: set[dt.date] = set()
-_months_lock = threading.Lock()
 
 
 def _ensure_partitions(session: Session, fresh: list[Item]) -> None:
-    """Partitions for the batch's months exist (made by the daily job; made here, in a
-    transaction of their own, should the job not have run). Known months are cached."""
+    """The partitions of the batch's months exist: made ahead by the daily job, or made here,
+    inside the request's transaction, should the job not have run. Only months seen to exist
+    are cached in the process: a partition made by a request that then rolled back is looked
+    for again by the next one."""
     months = {partitions.month_of(i.recorded_at) for i in fresh}
     if months <= _known_months:
         return
-    with _months_lock:
-        _known_months.update(partitions.existing_months(session))
-        missing = months - _known_months
-        if missing:
-            with db.engine.begin() as connection:
-                partitions.ensure_months(connection, missing)
-            _known_months.update(missing)
+    existing = partitions.existing_months(session)
+    _known_months.update(existing & months)
+    missing = months - existing
+    if missing:
+        try:
+            with session.begin_nested():
+                partitions.ensure_months(session, missing)
+        except IntegrityError:  # made by a concurrent request meanwhile
+            pass
 
 
 # -- the insert ----------------------------------------------------------------------------------

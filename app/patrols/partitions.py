@@ -4,7 +4,7 @@ A partition holds one UTC month of `recorded_at` and is named `checkins_pYYYYMM`
 makes the months from the retention horizon to two months ahead and drops every partition whose
 month ended before the horizon: retention is a DROP TABLE, not a DELETE of millions of rows.
 Should the job not have run, an insert that finds its month missing makes it on the spot
-(`ensure_months`, in a transaction of its own so that the request's stays small).
+(app/patrols/ingest.py).
 """
 
 from __future__ import annotations

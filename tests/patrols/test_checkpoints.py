@@ -1,0 +1,288 @@
+"""Checkpoints: staff manage them; fixes and scans make visits; windows are judged."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlalchemy import select
+
+from app.patrols import checkpoints as checkpoints_service
+from app.patrols.models import Checkpoint, CheckpointVisit, CheckpointWindow
+from notifications.models import Notification
+from tests.patrols.conftest import COMMUNITY, HOME, east, item, now
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+
+
+@pytest.fixture
+def staff(create_user):
+    return create_user(roles=["grid_staff"], jurisdiction=[COMMUNITY])
+
+
+@pytest.fixture
+def make_checkpoint(client, token_for, staff):
+    def make(**body):
+        payload = {
+            "name": "南郎家园东门",
+            "location": {"lon": HOME[0], "lat": HOME[1]},
+            "radius_m": 30,
+        }
+        payload.update(body)
+        response = client.post("/api/v1/checkpoints", json=payload, headers=token_for(staff))
+        assert response.status_code == 201, response.json
+        return response.json
+
+    return make
+
+
+def code_of(client, token_for, staff, checkpoint):
+    return client.get(f"/api/v1/checkpoints/{checkpoint['id']}/code", headers=token_for(staff)).json
+
+
+def test_staff_cannot_place_a_checkpoint_outside_their_jurisdiction(
+    client, token_for, staff, session
+):
+    body = {"name": "望京", "location": {"lon": 116.47, "lat": 40.0}}
+    response = client.post("/api/v1/checkpoints", json=body, headers=token_for(staff))
+    assert response.status_code == 422
+    assert session.scalar(select(Checkpoint)) is None
+
+
+def test_volunteers_cannot_manage_checkpoints(client, token_for, volunteer):
+    body = {"name": "x", "location": {"lon": HOME[0], "lat": HOME[1]}}
+    assert (
+        client.post("/api/v1/checkpoints", json=body, headers=token_for(volunteer)).status_code
+        == 403
+    )
+
+
+def test_a_fix_inside_the_radius_is_a_visit(
+    volunteer, start_patrol, send, make_checkpoint, client, token_for, staff
+):
+    checkpoint = make_checkpoint()
+    patrol = start_patrol(volunteer)
+    answer = send(volunteer, patrol["id"], [item(lon=east(10))]).json["items"][0]
+    assert answer["visits"] == [
+        {"checkpoint_id": checkpoint["id"], "counted": True, "reason": None}
+    ]
+    visits = client.get(
+        f"/api/v1/checkpoints/{checkpoint['id']}/visits", headers=token_for(staff)
+    ).json
+    assert [(v["method"], v["volunteer_id"]) for v in visits["items"]] == [
+        ("gps", str(volunteer.id))
+    ]
+
+
+def test_a_fix_outside_the_radius_is_no_visit(
+    volunteer, start_patrol, send, make_checkpoint, session
+):
+    make_checkpoint()
+    patrol = start_patrol(volunteer)
+    answer = send(volunteer, patrol["id"], [item(lon=east(60))]).json["items"][0]
+    assert answer["visits"] == []
+    assert session.scalar(select(CheckpointVisit)) is None
+
+
+def test_a_qr_scan_outside_the_radius_is_not_a_visit(
+    volunteer, start_patrol, send, make_checkpoint, client, token_for, staff, session
+):
+    checkpoint = make_checkpoint()
+    code = code_of(client, token_for, staff, checkpoint)["code"]
+    patrol = start_patrol(volunteer)
+    scan = {"id": checkpoint["id"], "method": "qr", "code": code}
+    answer = send(volunteer, patrol["id"], [item(lon=east(500), checkpoint=scan)]).json["items"][0]
+    assert answer["outcome"] == "accepted"
+    assert answer["visits"] == [
+        {"checkpoint_id": checkpoint["id"], "counted": False, "reason": "outside_radius"}
+    ]
+    assert session.scalar(select(CheckpointVisit)) is None
+
+
+def test_a_valid_scan_inside_the_radius_is_a_qr_visit_and_a_wrong_code_is_not(
+    volunteer, start_patrol, send, make_checkpoint, client, token_for, staff, session
+):
+    checkpoint = make_checkpoint(min_interval_minutes=0)
+    code = code_of(client, token_for, staff, checkpoint)["code"]
+    patrol = start_patrol(volunteer)
+    t0 = now() - dt.timedelta(minutes=10)
+    wrong = {"id": checkpoint["id"], "method": "nfc", "code": "not-the-code"}
+    right = {"id": checkpoint["id"], "method": "qr", "code": code}
+    answers = send(
+        volunteer,
+        patrol["id"],
+        [item(t0, checkpoint=wrong), item(t0 + dt.timedelta(minutes=1), checkpoint=right)],
+    ).json["items"]
+    assert {
+        "checkpoint_id": checkpoint["id"],
+        "counted": False,
+        "reason": "invalid_code",
+    } in answers[0]["visits"]
+    assert answers[1]["visits"] == [
+        {"checkpoint_id": checkpoint["id"], "counted": True, "reason": None}
+    ]
+    methods = session.scalars(
+        select(CheckpointVisit.method).order_by(CheckpointVisit.visited_at)
+    ).all()
+    assert "qr" in methods
+
+
+def test_a_rotated_code_stops_counting_at_once(
+    volunteer, start_patrol, send, make_checkpoint, client, token_for, staff
+):
+    checkpoint = make_checkpoint()
+    old = code_of(client, token_for, staff, checkpoint)["code"]
+    rotated = client.post(
+        f"/api/v1/checkpoints/{checkpoint['id']}/code/rotate", headers=token_for(staff)
+    ).json
+    assert rotated["code"] != old and rotated["qr_payload"].endswith(rotated["code"])
+    patrol = start_patrol(volunteer)
+    scan = {"id": checkpoint["id"], "method": "qr", "code": old}
+    answer = send(volunteer, patrol["id"], [item(lon=east(200), checkpoint=scan)]).json["items"][0]
+    assert answer["visits"] == [
+        {"checkpoint_id": checkpoint["id"], "counted": False, "reason": "invalid_code"}
+    ]
+
+
+def test_a_scan_of_an_unknown_checkpoint_is_reported(volunteer, start_patrol, send):
+    patrol = start_patrol(volunteer)
+    missing = str(uuid.uuid4())
+    scan = {"id": missing, "method": "qr", "code": "x"}
+    answer = send(volunteer, patrol["id"], [item(checkpoint=scan)]).json["items"][0]
+    assert answer["outcome"] == "accepted"
+    assert answer["visits"] == [
+        {"checkpoint_id": missing, "counted": False, "reason": "unknown_checkpoint"}
+    ]
+
+
+def test_visits_within_the_minimum_interval_count_once(
+    volunteer, start_patrol, send, make_checkpoint, session, client, token_for
+):
+    checkpoint = make_checkpoint(min_interval_minutes=10)
+    patrol = start_patrol(volunteer)
+    t0 = now() - dt.timedelta(minutes=30)
+    send(volunteer, patrol["id"], [item(t0 + dt.timedelta(minutes=m)) for m in (0, 3, 6, 12)])
+    times = session.scalars(
+        select(CheckpointVisit.visited_at).order_by(CheckpointVisit.visited_at)
+    ).all()
+    assert [round((t - times[0]).total_seconds() / 60) for t in times] == [0, 12]
+    detail = client.get(f"/api/v1/patrols/{patrol['id']}", headers=token_for(volunteer)).json
+    assert detail["visit_count"] == 2
+
+
+def test_an_edit_needs_the_etag_read_before(make_checkpoint, client, token_for, staff):
+    checkpoint = make_checkpoint()
+    url = f"/api/v1/checkpoints/{checkpoint['id']}"
+    read = client.get(url, headers=token_for(staff))
+    stale = client.patch(
+        url, json={"radius_m": 50}, headers={**token_for(staff), "If-Match": '"nope"'}
+    )
+    assert stale.status_code == 412
+    fresh = client.patch(
+        url, json={"radius_m": 50}, headers={**token_for(staff), "If-Match": read.headers["ETag"]}
+    )
+    assert fresh.status_code == 200 and fresh.json["radius_m"] == 50
+
+
+def test_other_staff_do_not_see_the_checkpoint(make_checkpoint, client, token_for, create_user):
+    checkpoint = make_checkpoint()
+    elsewhere = create_user(roles=["grid_staff"], jurisdiction=["110105002000"])
+    assert (
+        client.get(
+            f"/api/v1/checkpoints/{checkpoint['id']}", headers=token_for(elsewhere)
+        ).status_code
+        == 404
+    )
+    assert client.get("/api/v1/checkpoints", headers=token_for(elsewhere)).json["items"] == []
+
+
+def night_schedule():
+    return {
+        "timezone": "Asia/Shanghai",
+        "windows": [{"days": ["mon"], "start": "23:00", "end": "01:00"}],
+    }
+
+
+def monday_night(weeks_ago: int) -> dt.datetime:
+    """23:00 Asia/Shanghai on a Monday `weeks_ago` weeks back."""
+    today = dt.datetime.now(SHANGHAI).date()
+    monday = today - dt.timedelta(days=today.weekday(), weeks=weeks_ago)
+    return dt.datetime.combine(monday, dt.time(23, 0), SHANGHAI)
+
+
+def test_missed_windows_across_midnight_in_shanghai_are_judged_and_alerted(
+    volunteer, start_patrol, send, make_checkpoint, session, staff, client, token_for
+):
+    checkpoint = make_checkpoint(schedule=night_schedule())
+    stored = session.get(Checkpoint, uuid.UUID(checkpoint["id"]))
+    stored.windows_judged_until = monday_night(3) - dt.timedelta(hours=1)
+    session.commit()
+    # Week 2: a visit at 00:30 on Tuesday, inside Monday's night window. Week 1: none.
+    visit_at = monday_night(2) + dt.timedelta(minutes=90)
+    patrol = start_patrol(volunteer, started_at=(visit_at - dt.timedelta(minutes=5)).isoformat())
+    send(volunteer, patrol["id"], [item(visit_at)])
+    client.post(
+        f"/api/v1/patrols/{patrol['id']}/end",
+        json={"ended_at": (visit_at + dt.timedelta(minutes=5)).isoformat()},
+        headers=token_for(volunteer),
+    )
+    judged_at = monday_night(0) - dt.timedelta(hours=1)
+    missed = checkpoints_service.judge_windows(session, judged_at, dt.timedelta(minutes=30))
+    windows = session.scalars(select(CheckpointWindow).order_by(CheckpointWindow.starts_at)).all()
+    assert [(w.starts_at.astimezone(SHANGHAI).strftime("%a %H:%M"), w.status) for w in windows] == [
+        ("Mon 23:00", "missed"),
+        ("Mon 23:00", "visited"),
+        ("Mon 23:00", "missed"),
+    ]
+    assert [w.ends_at - w.starts_at for w in windows] == [dt.timedelta(hours=2)] * 3
+    assert missed == 2
+    alerts = session.scalars(
+        select(Notification).where(Notification.kind == "checkpoint_missed")
+    ).all()
+    assert len(alerts) == 2 and {a.user_id for a in alerts} == {staff.id}
+    # Run again: nothing judged twice, nobody alerted twice.
+    assert checkpoints_service.judge_windows(session, judged_at, dt.timedelta(minutes=30)) == 0
+    assert (
+        len(
+            session.scalars(
+                select(Notification).where(Notification.kind == "checkpoint_missed")
+            ).all()
+        )
+        == 2
+    )
+    compliance = client.get(
+        "/api/v1/checkpoints/compliance",
+        query_string={"from": (monday_night(4)).isoformat(), "to": now().isoformat()},
+        headers=token_for(staff),
+    ).json
+    assert compliance["items"] == [
+        {
+            "checkpoint_id": checkpoint["id"],
+            "name": checkpoint["name"],
+            "windows": 3,
+            "visited": 1,
+            "missed": 2,
+            "rate": pytest.approx(1 / 3),
+        }
+    ]
+
+
+def test_a_late_synced_visit_turns_a_missed_window_into_a_visited_one(
+    volunteer, start_patrol, send, make_checkpoint, session
+):
+    checkpoint = make_checkpoint(schedule=night_schedule())
+    stored = session.get(Checkpoint, uuid.UUID(checkpoint["id"]))
+    stored.windows_judged_until = monday_night(1) - dt.timedelta(hours=1)
+    session.commit()
+    checkpoints_service.judge_windows(
+        session, monday_night(1) + dt.timedelta(hours=3), dt.timedelta(0)
+    )
+    assert session.scalar(select(CheckpointWindow.status)) == "missed"
+    visit_at = monday_night(1) + dt.timedelta(minutes=20)
+    patrol = start_patrol(volunteer, started_at=(visit_at - dt.timedelta(minutes=1)).isoformat())
+    send(volunteer, patrol["id"], [item(visit_at)])
+    session.expire_all()
+    window = session.scalar(select(CheckpointWindow))
+    assert (window.status, window.visits) == ("visited", 1)
