@@ -160,7 +160,7 @@ def test_a_scan_of_an_unknown_checkpoint_is_reported(volunteer, start_patrol, se
 def test_visits_within_the_minimum_interval_count_once(
     volunteer, start_patrol, send, make_checkpoint, session, client, token_for
 ):
-    checkpoint = make_checkpoint(min_interval_minutes=10)
+    make_checkpoint(min_interval_minutes=10)
     patrol = start_patrol(volunteer)
     t0 = now() - dt.timedelta(minutes=30)
     send(volunteer, patrol["id"], [item(t0 + dt.timedelta(minutes=m)) for m in (0, 3, 6, 12)])
