@@ -24,6 +24,9 @@ from app.auth import service as accounts
 from app.auth.models import User
 from app.auth.validators import id_check_character
 from app.core.auth import ADMIN, COMMUNITY_ADMIN, GRID_STAFF, POLICE_LIAISON, VOLUNTEER
+from app.patrols import checkpoints
+from app.patrols.models import Checkpoint
+from app.patrols.schedule import DAYS
 from app.stations import service as stations_service
 from app.stations.models import Station
 from app.teams import service as teams
@@ -301,8 +304,46 @@ def load_stations(session: Session, log=print) -> None:
     log(f"stations: {len(stations)} created")
 
 
+NIGHTLY = {
+    "timezone": "Asia/Shanghai",
+    "windows": [
+        {"days": list(DAYS), "start": "20:00", "end": "22:00", "expected_visits": 1},
+        {"days": ["fri", "sat"], "start": "23:00", "end": "01:00", "expected_visits": 1},
+    ],
+}
+DEMO_CHECKPOINTS = (
+    # name, WGS-84 lon, lat, radius, schedule
+    ("南郎家园东门", 116.459067, 39.908921, 30, NIGHTLY),
+    ("南郎家园自行车棚", 116.455619, 39.905178, 25, None),
+    ("南郎家园消防通道", 116.455032, 39.907931, 25, NIGHTLY),
+)
+
+
+def load_checkpoints(session: Session, log=print) -> None:
+    """A few checkpoints of 南郎家园, made by its demo grid staff (alerts go to them)."""
+    staff = session.scalar(select(User).where(User.phone == DEMO_ACCOUNTS[2][0]))
+    created = 0
+    for name, lon, lat, radius_m, schedule in DEMO_CHECKPOINTS:
+        if session.scalar(select(Checkpoint.id).where(Checkpoint.name == name)):
+            continue
+        checkpoints.create(
+            session,
+            staff,
+            {
+                "name": name,
+                "location": {"lon": lon, "lat": lat, "coord_system": "wgs84"},
+                "radius_m": radius_m,
+                "schedule": schedule,
+                "min_interval_minutes": 10,
+            },
+        )
+        created += 1
+    log(f"checkpoints: {created} created")
+
+
 def load(session: Session, log=print) -> None:
     load_areas(session, log)
     load_accounts(session, log)
     load_teams(session, log)
     load_stations(session, log)
+    load_checkpoints(session, log)

@@ -5,16 +5,17 @@ that one bad item is rejected alone."""
 from __future__ import annotations
 
 import re
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from marshmallow import Schema, ValidationError, fields, pre_load, validate, validates_schema
 
 from app.areas.schemas import COORD_SYSTEMS
 from app.patrols.models import PATROL_KINDS, PATROL_STATUSES, SCAN_METHODS
+from app.patrols.schedule import DAYS
 from app.stations.schemas import BboxField
 from app.tips.schemas import PlainText
 
 MAX_BATCH = 500
-DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 
 
@@ -203,8 +204,15 @@ class WindowSchema(Schema):
     expected_visits = fields.Integer(load_default=1, validate=validate.Range(1, 50))
 
 
+def _zone(value: str) -> None:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValidationError("Not a time zone (IANA name, e.g. Asia/Shanghai).") from exc
+
+
 class ScheduleSchema(Schema):
-    timezone = fields.String(load_default="Asia/Shanghai", validate=validate.Length(1, 60))
+    timezone = fields.String(load_default="Asia/Shanghai", validate=[validate.Length(1, 60), _zone])
     windows = fields.List(
         fields.Nested(WindowSchema), required=True, validate=validate.Length(1, 24)
     )

@@ -7,7 +7,7 @@ import uuid
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from app.patrols import checkpoints as checkpoints_service
 from app.patrols.models import Checkpoint, CheckpointVisit, CheckpointWindow
@@ -48,7 +48,7 @@ def test_staff_cannot_place_a_checkpoint_outside_their_jurisdiction(
     body = {"name": "望京", "location": {"lon": 116.47, "lat": 40.0}}
     response = client.post("/api/v1/checkpoints", json=body, headers=token_for(staff))
     assert response.status_code == 422
-    assert session.scalar(select(Checkpoint)) is None
+    assert session.scalar(select(Checkpoint).where(Checkpoint.name == "望京")) is None
 
 
 def test_volunteers_cannot_manage_checkpoints(client, token_for, volunteer):
@@ -218,6 +218,8 @@ def test_missed_windows_across_midnight_in_shanghai_are_judged_and_alerted(
     checkpoint = make_checkpoint(schedule=night_schedule())
     stored = session.get(Checkpoint, uuid.UUID(checkpoint["id"]))
     stored.windows_judged_until = monday_night(3) - dt.timedelta(hours=1)
+    # Only this checkpoint is judged (the demo data has scheduled ones too).
+    session.execute(update(Checkpoint).where(Checkpoint.id != stored.id).values(active=False))
     session.commit()
     # Week 2: a visit at 00:30 on Tuesday, inside Monday's night window. Week 1: none.
     visit_at = monday_night(2) + dt.timedelta(minutes=90)
@@ -230,7 +232,11 @@ def test_missed_windows_across_midnight_in_shanghai_are_judged_and_alerted(
     )
     judged_at = monday_night(0) - dt.timedelta(hours=1)
     missed = checkpoints_service.judge_windows(session, judged_at, dt.timedelta(minutes=30))
-    windows = session.scalars(select(CheckpointWindow).order_by(CheckpointWindow.starts_at)).all()
+    windows = session.scalars(
+        select(CheckpointWindow)
+        .where(CheckpointWindow.checkpoint_id == stored.id)
+        .order_by(CheckpointWindow.starts_at)
+    ).all()
     assert [(w.starts_at.astimezone(SHANGHAI).strftime("%a %H:%M"), w.status) for w in windows] == [
         ("Mon 23:00", "missed"),
         ("Mon 23:00", "visited"),
@@ -257,7 +263,7 @@ def test_missed_windows_across_midnight_in_shanghai_are_judged_and_alerted(
         query_string={"from": (monday_night(4)).isoformat(), "to": now().isoformat()},
         headers=token_for(staff),
     ).json
-    assert compliance["items"] == [
+    assert [c for c in compliance["items"] if c["checkpoint_id"] == checkpoint["id"]] == [
         {
             "checkpoint_id": checkpoint["id"],
             "name": checkpoint["name"],
@@ -279,10 +285,11 @@ def test_a_late_synced_visit_turns_a_missed_window_into_a_visited_one(
     checkpoints_service.judge_windows(
         session, monday_night(1) + dt.timedelta(hours=3), dt.timedelta(0)
     )
-    assert session.scalar(select(CheckpointWindow.status)) == "missed"
+    mine = CheckpointWindow.checkpoint_id == stored.id
+    assert session.scalar(select(CheckpointWindow.status).where(mine)) == "missed"
     visit_at = monday_night(1) + dt.timedelta(minutes=20)
     patrol = start_patrol(volunteer, started_at=(visit_at - dt.timedelta(minutes=1)).isoformat())
     send(volunteer, patrol["id"], [item(visit_at)])
     session.expire_all()
-    window = session.scalar(select(CheckpointWindow))
+    window = session.scalar(select(CheckpointWindow).where(mine))
     assert (window.status, window.visits) == ("visited", 1)
