@@ -6,7 +6,18 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 
-from sqlalchemy import DateTime, ForeignKey, Index, String, Uuid, func
+from sqlalchemy import (
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    UniqueConstraint,
+    Uuid,
+    func,
+    text,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -27,3 +38,62 @@ class Notification(db.Model):
         DateTime(timezone=True), server_default=func.now()
     )
     read_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+PLATFORMS = ("android", "ios", "web")
+DELIVERY_STATUSES = ("pending", "sent", "unregistered", "invalid", "failed")
+
+
+class Device(db.Model):
+    """An FCM registration token of a user's phone (several per user). A token FCM answers
+    UNREGISTERED is deleted; a token registered by someone else moves to them (the phone
+    changed hands or accounts)."""
+
+    __tablename__ = "devices"
+    __table_args__ = (
+        CheckConstraint("platform IN ('android', 'ios', 'web')", name="platform"),
+        Index("ix_devices_user_id", "user_id"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    token: Mapped[str] = mapped_column(String(4096), unique=True)
+    platform: Mapped[str] = mapped_column(String(10))
+    app_version: Mapped[str | None] = mapped_column(String(40))
+    created_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+    last_seen_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+
+
+class Delivery(db.Model):
+    """One push of one notification to one device, and what FCM answered."""
+
+    __tablename__ = "deliveries"
+    __table_args__ = (
+        UniqueConstraint("notification_id", "device_id", name="uq_deliveries_notification_device"),
+        CheckConstraint(
+            "status IN ('pending', 'sent', 'unregistered', 'invalid', 'failed')", name="status"
+        ),
+        Index("ix_deliveries_task_status", "task_id", "status"),
+        Index("ix_deliveries_pending", "id", postgresql_where=text("status = 'pending'")),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    notification_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("notifications.id", ondelete="CASCADE")
+    )
+    device_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("devices.id", ondelete="SET NULL"), index=True
+    )
+    task_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)  # for a task's delivery statistics
+    status: Mapped[str] = mapped_column(String(15), server_default="pending")
+    error: Mapped[str | None] = mapped_column(String(40))
+    attempts: Mapped[int] = mapped_column(Integer, server_default="0")
+    message_id: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+    sent_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))

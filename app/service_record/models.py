@@ -23,13 +23,15 @@ SOURCE_TYPES = ("patrol", "task")
 
 
 class ServiceEntry(db.Model):
-    """Seconds of service a source (a patrol, a completed task) credits to a volunteer on one
+    """Seconds of service a source (a patrol, a task completed) credits to a volunteer on one
     local day (SERVICE_TIMEZONE). The daily cap is applied when the record is read, across
     sources, so a source's entries are simply rewritten when it is summarised again."""
 
     __tablename__ = "service_entries"
     __table_args__ = (
-        UniqueConstraint("source_type", "source_id", "day", name="uq_service_entries_source_day"),
+        UniqueConstraint(
+            "volunteer_id", "source_type", "source_id", "day", name="uq_service_entries_source_day"
+        ),
         CheckConstraint("source_type IN ('patrol', 'task')", name="source_type"),
         CheckConstraint("seconds >= 0", name="seconds"),
         Index("ix_service_entries_volunteer_day", "volunteer_id", "day"),

@@ -34,10 +34,13 @@ def replace_entries(
     kind: str,
     seconds_by_day: Mapping[dt.date, int],
 ) -> None:
-    """The source's credited seconds per local day, replacing what it credited before."""
+    """The source's credited seconds per local day for the volunteer, replacing what it
+    credited them before."""
     session.execute(
         delete(ServiceEntry).where(
-            ServiceEntry.source_type == source_type, ServiceEntry.source_id == source_id
+            ServiceEntry.volunteer_id == volunteer_id,
+            ServiceEntry.source_type == source_type,
+            ServiceEntry.source_id == source_id,
         )
     )
     rows = [

@@ -202,7 +202,7 @@ def upgrade():
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_service_entries")),
         sa.UniqueConstraint(
-            "source_type", "source_id", "day", name="uq_service_entries_source_day"
+            "volunteer_id", "source_type", "source_id", "day", name="uq_service_entries_source_day"
         ),
     )
     with op.batch_alter_table("service_entries", schema=None) as batch_op:

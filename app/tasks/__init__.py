@@ -1,0 +1,1 @@
+"""Tasks pushed to volunteers, their responses, and volunteers on duty."""

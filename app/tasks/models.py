@@ -1,0 +1,147 @@
+"""Tasks, who they were sent to and what each answered, and volunteers on duty."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+from geoalchemy2 import Geography, Geometry
+from sqlalchemy import (
+    CheckConstraint,
+    Computed,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    PrimaryKeyConstraint,
+    SmallInteger,
+    String,
+    Text,
+    Uuid,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.core.models import Located, Timestamps
+from app.extensions import db
+
+TASK_KINDS = ("patrol", "event_support", "tip_check", "urgent_assist", "publicity")
+TARGETING_MODES = ("radius", "area", "team", "named")
+TASK_STATUSES = ("open", "cancelled")
+RESPONSES = ("accepted", "declined", "arrived", "completed")
+
+
+def _in(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN (" + ", ".join(f"'{v}'" for v in values) + ")"
+
+
+class Task(Located, Timestamps, db.Model):
+    """A request to volunteers. Expired is not a status: a task whose `ends_at` passed is over.
+    `accepted` counts acceptances (never above `needed`), kept under a row lock."""
+
+    __tablename__ = "tasks"
+    __table_args__ = (
+        CheckConstraint(_in("kind", TASK_KINDS), name="kind"),
+        CheckConstraint(_in("status", TASK_STATUSES), name="status"),
+        CheckConstraint(_in("targeting_mode", TARGETING_MODES), name="targeting_mode"),
+        CheckConstraint("needed BETWEEN 1 AND 10000", name="needed"),
+        CheckConstraint("accepted BETWEEN 0 AND needed", name="accepted"),
+        CheckConstraint("ends_at > starts_at", name="window"),
+        CheckConstraint("targeting_mode <> 'radius' OR geom IS NOT NULL", name="radius_has_place"),
+        Index("ix_tasks_geog", "geog", postgresql_using="gist"),
+        Index("ix_tasks_community_starts", "community_id", "starts_at"),
+        Index("ix_tasks_subdistrict_starts", "subdistrict_id", "starts_at"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    title: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str | None] = mapped_column(Text)
+    kind: Mapped[str] = mapped_column(String(20))
+    status: Mapped[str] = mapped_column(String(10), server_default="open")
+    geom = mapped_column(Geometry("POINT", srid=4326, spatial_index=False), nullable=True)
+    geog = mapped_column(
+        Geography("POINT", srid=4326, spatial_index=False),
+        Computed("geom::geography", persisted=True),
+    )
+    radius_m: Mapped[int | None] = mapped_column(Integer)
+    area_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("areas.id", ondelete="RESTRICT"))
+    starts_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    ends_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    needed: Mapped[int] = mapped_column(Integer)
+    accepted: Mapped[int] = mapped_column(Integer, server_default="0")
+    skills: Mapped[list[str]] = mapped_column(ARRAY(String(40)), server_default="{}")
+    tip_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("tips.id", ondelete="SET NULL"), index=True
+    )
+    targeting_mode: Mapped[str] = mapped_column(String(10))
+    # {team_id, volunteer_ids, max_recipients, widen_after_s, max_radius_m}
+    targeting: Mapped[dict] = mapped_column(JSONB, server_default="{}")
+    phase: Mapped[int] = mapped_column(SmallInteger, server_default="0")
+    created_by: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL")
+    )
+    cancelled_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    cancel_reason: Mapped[str | None] = mapped_column(String(500))
+    district_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    subdistrict_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    community_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    grid_cell_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    version: Mapped[int] = mapped_column(Integer, server_default="1")
+
+    __mapper_args__ = {"version_id_col": version}  # noqa: RUF012 - SQLAlchemy's declaration
+
+
+class TaskRecipient(db.Model):
+    """A volunteer the task was sent to (only they may answer it), in which widening phase, and
+    their answer so far."""
+
+    __tablename__ = "task_recipients"
+    __table_args__ = (
+        PrimaryKeyConstraint("task_id", "user_id", name="pk_task_recipients"),
+        CheckConstraint("response IS NULL OR " + _in("response", RESPONSES), name="response"),
+        Index("ix_task_recipients_user_notified", "user_id", "notified_at"),
+    )
+
+    task_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tasks.id", ondelete="CASCADE"))
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    phase: Mapped[int] = mapped_column(SmallInteger, server_default="0")
+    distance_m: Mapped[float | None] = mapped_column(db.Float)
+    notified_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+    response: Mapped[str | None] = mapped_column(String(10))
+    responded_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    accepted_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    arrived_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    completed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    note: Mapped[str | None] = mapped_column(Text)
+    media_ids: Mapped[list[uuid.UUID]] = mapped_column(ARRAY(Uuid), server_default="{}")
+
+
+class DutyStatus(db.Model):
+    """A volunteer on duty (the row exists only while they are). The position is kept only
+    with the location-sharing consent, only the latest one, and only for DUTY_POSITION_MINUTES:
+    a job erases stale ones; going off duty or withdrawing consent erases it at once."""
+
+    __tablename__ = "duty_status"
+    __table_args__ = (
+        Index(
+            "ix_duty_status_geog",
+            "geog",
+            postgresql_using="gist",
+            postgresql_where=text("geom IS NOT NULL"),
+        ),
+    )
+
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    since: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    geom = mapped_column(Geometry("POINT", srid=4326, spatial_index=False), nullable=True)
+    geog = mapped_column(
+        Geography("POINT", srid=4326, spatial_index=False),
+        Computed("geom::geography", persisted=True),
+    )
+    position_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))

@@ -1,0 +1,218 @@
+"""Push delivery: messages to devices through FCM (the real firebase-admin SDK), or a logging
+sender when no credentials are configured (so `make run` works offline).
+
+`FcmSender.send` sends in chunks of at most 500 with `messaging.send_each`, and sorts every
+answer into an outcome: `sent`, `unregistered` (the token is dead: the caller deletes the
+device), `invalid` (the payload or token was refused: reported, never retried) or `failed`.
+`QUOTA_EXCEEDED` (429) and server errors (5xx) are retried with exponential backoff, honouring
+FCM's Retry-After; the SDK itself already retries 500/503 a few times underneath.
+No Flask here: the settings come in as arguments.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+logger = logging.getLogger(__name__)
+
+CHUNK = 500  # send_each's limit
+MAX_PAYLOAD_BYTES = 4096  # FCM's limit for a message's data + notification
+MAX_ATTEMPTS = 4
+BACKOFF_S = 0.5
+MAX_BACKOFF_S = 8.0
+
+
+@dataclass(frozen=True)
+class Push:
+    """One message to one device."""
+
+    key: Any  # the caller's id for it (a delivery id)
+    token: str
+    title: str
+    body: str
+    data: dict[str, str]
+    urgent: bool = False
+    ttl_s: int = 3600
+
+
+@dataclass
+class Outcome:
+    key: Any
+    status: str  # sent, unregistered, invalid, failed
+    message_id: str | None = None
+    error: str | None = None
+    attempts: int = 1
+
+
+class Sender(Protocol):
+    name: str
+
+    def send(self, pushes: Sequence[Push]) -> list[Outcome]: ...
+
+
+def payload_size(push: Push) -> int:
+    """Bytes of the data and notification payload, as FCM counts them (JSON of both)."""
+    return len(
+        json.dumps(
+            {"data": push.data, "notification": {"title": push.title, "body": push.body}},
+            ensure_ascii=False,
+            separators=(",", ":"),
+        ).encode()
+    )
+
+
+def fit(title: str, body: str, data: dict[str, str]) -> tuple[str, str]:
+    """Title and body shortened (never the data) until the payload is under 4 KB."""
+    probe = Push(None, "", title, body, data)
+    while payload_size(probe) > MAX_PAYLOAD_BYTES - 64 and (probe.body or len(probe.title) > 20):
+        if probe.body:
+            body = body[: max(0, len(body) - max(16, len(body) // 4))]
+        else:
+            title = title[: max(20, len(title) - max(8, len(title) // 4))]
+        probe = Push(None, "", title, body.rstrip() + ("…" if body else ""), data)
+    return probe.title, probe.body
+
+
+class LoggingSender:
+    """Without FCM credentials: every push is logged (kind and counts, never a token) and
+    counted as sent, so that local runs and demos behave as with FCM."""
+
+    name = "logging"
+
+    def send(self, pushes: Sequence[Push]) -> list[Outcome]:
+        for push in pushes:
+            logger.info(
+                "push (logging sender)",
+                extra={"kind": push.data.get("kind"), "urgent": push.urgent},
+            )
+        return [Outcome(p.key, "sent", message_id=f"logged:{p.key}") for p in pushes]
+
+
+@dataclass
+class FcmSender:
+    """FCM through firebase-admin. `endpoint` (tests and benchmarks only) sends to a local
+    FCM-compatible server instead of fcm.googleapis.com."""
+
+    credentials_file: str
+    project_id: str | None = None
+    endpoint: str | None = None
+    sleep: Callable[[float], None] = time.sleep
+    name: str = "fcm"
+    _app: Any = field(default=None, repr=False)
+
+    def _firebase_app(self):
+        if self._app is None:
+            import firebase_admin
+            from firebase_admin import credentials
+
+            options = {"projectId": self.project_id} if self.project_id else {}
+            self._app = firebase_admin.initialize_app(
+                credentials.Certificate(self.credentials_file),
+                options,
+                name=f"qunfang-{id(self)}",
+            )
+            if self.endpoint:
+                self._redirect(self._app)
+        return self._app
+
+    def _redirect(self, app) -> None:
+        """Point the SDK's messaging service at `endpoint` (it has no public option for it)."""
+        import requests
+        from firebase_admin import _http_client, messaging
+
+        service = messaging._get_messaging_service(app)
+        project = service._project_id
+        service._fcm_url = f"{self.endpoint}/v1/projects/{project}/messages:send"
+        service._client.session.mount(
+            self.endpoint,
+            requests.adapters.HTTPAdapter(
+                pool_connections=100, pool_maxsize=CHUNK, max_retries=_http_client.DEFAULT_RETRY_CONFIG
+            ),
+        )
+
+    def _message(self, push: Push):
+        from firebase_admin import messaging
+
+        return messaging.Message(
+            token=push.token,
+            data=push.data,
+            notification=messaging.Notification(title=push.title, body=push.body),
+            android=messaging.AndroidConfig(
+                priority="high" if push.urgent else "normal", ttl=push.ttl_s
+            ),
+            apns=messaging.APNSConfig(
+                headers={
+                    "apns-priority": "10" if push.urgent else "5",
+                    "apns-push-type": "alert",
+                    "apns-expiration": str(int(time.time()) + push.ttl_s),
+                },
+                payload=messaging.APNSPayload(
+                    aps=messaging.Aps(
+                        sound="default" if push.urgent else None,
+                        content_available=not push.urgent or None,
+                    )
+                ),
+            ),
+        )
+
+    def send(self, pushes: Sequence[Push]) -> list[Outcome]:
+        outcomes: dict[Any, Outcome] = {}
+        for start in range(0, len(pushes), CHUNK):
+            self._send_chunk(pushes[start : start + CHUNK], outcomes)
+        return [outcomes[p.key] for p in pushes]
+
+    def _send_chunk(self, pushes: Sequence[Push], outcomes: dict[Any, Outcome]) -> None:
+        from firebase_admin import exceptions, messaging
+
+        app = self._firebase_app()
+        waiting = list(pushes)
+        for attempt in range(1, MAX_ATTEMPTS + 1):
+            batch = messaging.send_each([self._message(p) for p in waiting], app=app)
+            again, retry_after = [], 0.0
+            for push, response in zip(waiting, batch.responses, strict=True):
+                error = response.exception
+                if response.success:
+                    outcomes[push.key] = Outcome(push.key, "sent", response.message_id, None, attempt)
+                elif isinstance(error, messaging.UnregisteredError):
+                    outcomes[push.key] = Outcome(push.key, "unregistered", None, "UNREGISTERED", attempt)
+                elif isinstance(error, (messaging.QuotaExceededError, exceptions.UnavailableError,
+                                        exceptions.InternalError)) and attempt < MAX_ATTEMPTS:
+                    again.append(push)
+                    retry_after = max(retry_after, _retry_after(error))
+                elif isinstance(error, exceptions.InvalidArgumentError):
+                    outcomes[push.key] = Outcome(push.key, "invalid", None, "INVALID_ARGUMENT", attempt)
+                else:
+                    code = getattr(error, "code", None) or type(error).__name__
+                    outcomes[push.key] = Outcome(push.key, "failed", None, str(code), attempt)
+            if not again:
+                return
+            delay = min(MAX_BACKOFF_S, max(retry_after, BACKOFF_S * 2 ** (attempt - 1)))
+            self.sleep(delay * (1 + random.random() / 4))  # noqa: S311 - jitter, not a secret
+            waiting = again
+
+
+def _retry_after(error) -> float:
+    response = getattr(error, "http_response", None)
+    value = response.headers.get("Retry-After") if response is not None else None
+    try:
+        return float(value) if value else 0.0
+    except ValueError:
+        return 0.0
+
+
+def make_sender(config: dict[str, Any]) -> Sender:
+    """FCM when credentials are configured (FCM_CREDENTIALS_FILE, FCM_PROJECT_ID), else the
+    logging sender."""
+    if config.get("FCM_CREDENTIALS_FILE"):
+        return FcmSender(
+            credentials_file=config["FCM_CREDENTIALS_FILE"],
+            project_id=config.get("FCM_PROJECT_ID") or None,
+            endpoint=config.get("FCM_ENDPOINT") or None,
+        )
+    return LoggingSender()
