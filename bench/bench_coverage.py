@@ -15,7 +15,7 @@ volunteers, each with a home community. Patrols start in order over the 170 days
 of about 1,000,000 rows is inserted in time order and committed, so the heap is laid out like
 live ingest. VACUUM ANALYZE checkins after the fill. The draws are seeded: every run stores the
 same rows, relative to the time it starts. The sub-district holds 8 of the 598 communities, so
-about 1.3% of a 7-day window: some 5,500 check-ins of 10,000,000 (8,000 in practice: 40
+about 1.3% of a 7-day window: some 5,500 check-ins of 10,000,000 (7,400 with the seed: 37
 patrols); a fill much below 300,000 may leave it without any, and the benchmark stops saying so.
 
 The caller is a community admin with the sub-district 建外街道 (110105001000) as jurisdiction. The
