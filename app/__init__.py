@@ -23,6 +23,7 @@ def create_app(config: Config | None = None) -> Flask:
     from app.extensions import db, jwt, limiter, migrate
     from app.media.routes import blp as media_blp
     from app.open311 import models as _open311_models  # noqa: F401 - tables for migrations
+    from app.tasks import models as _tasks_models  # noqa: F401 - tables for migrations
     from app.open311.routes import blp as open311_blp
     from app.ops.routes import blp as ops_blp
     from app.patrols.routes import checkpoints_blp, coverage_blp, patrols_blp

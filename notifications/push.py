@@ -132,7 +132,9 @@ class FcmSender:
         service._client.session.mount(
             self.endpoint,
             requests.adapters.HTTPAdapter(
-                pool_connections=100, pool_maxsize=CHUNK, max_retries=_http_client.DEFAULT_RETRY_CONFIG
+                pool_connections=100,
+                pool_maxsize=CHUNK,
+                max_retries=_http_client.DEFAULT_RETRY_CONFIG,
             ),
         )
 
@@ -168,7 +170,7 @@ class FcmSender:
         return [outcomes[p.key] for p in pushes]
 
     def _send_chunk(self, pushes: Sequence[Push], outcomes: dict[Any, Outcome]) -> None:
-        from firebase_admin import exceptions, messaging
+        from firebase_admin import messaging
 
         app = self._firebase_app()
         waiting = list(pushes)
@@ -176,25 +178,38 @@ class FcmSender:
             batch = messaging.send_each([self._message(p) for p in waiting], app=app)
             again, retry_after = [], 0.0
             for push, response in zip(waiting, batch.responses, strict=True):
-                error = response.exception
-                if response.success:
-                    outcomes[push.key] = Outcome(push.key, "sent", response.message_id, None, attempt)
-                elif isinstance(error, messaging.UnregisteredError):
-                    outcomes[push.key] = Outcome(push.key, "unregistered", None, "UNREGISTERED", attempt)
-                elif isinstance(error, (messaging.QuotaExceededError, exceptions.UnavailableError,
-                                        exceptions.InternalError)) and attempt < MAX_ATTEMPTS:
+                status, error = _classify(response)
+                if status == "retry" and attempt < MAX_ATTEMPTS:
                     again.append(push)
-                    retry_after = max(retry_after, _retry_after(error))
-                elif isinstance(error, exceptions.InvalidArgumentError):
-                    outcomes[push.key] = Outcome(push.key, "invalid", None, "INVALID_ARGUMENT", attempt)
-                else:
-                    code = getattr(error, "code", None) or type(error).__name__
-                    outcomes[push.key] = Outcome(push.key, "failed", None, str(code), attempt)
+                    retry_after = max(retry_after, _retry_after(response.exception))
+                    continue
+                if status == "retry":
+                    status = "failed"
+                outcomes[push.key] = Outcome(push.key, status, response.message_id, error, attempt)
             if not again:
                 return
             delay = min(MAX_BACKOFF_S, max(retry_after, BACKOFF_S * 2 ** (attempt - 1)))
             self.sleep(delay * (1 + random.random() / 4))  # noqa: S311 - jitter, not a secret
             waiting = again
+
+
+def _classify(response) -> tuple[str, str | None]:
+    """(status, error code) of one send_each answer; status `retry` for quota and server
+    errors."""
+    from firebase_admin import exceptions, messaging
+
+    error = response.exception
+    if response.success:
+        return "sent", None
+    if isinstance(error, messaging.UnregisteredError):
+        return "unregistered", "UNREGISTERED"
+    if isinstance(error, messaging.QuotaExceededError):
+        return "retry", "QUOTA_EXCEEDED"
+    if isinstance(error, (exceptions.UnavailableError, exceptions.InternalError)):
+        return "retry", error.code
+    if isinstance(error, exceptions.InvalidArgumentError):
+        return "invalid", "INVALID_ARGUMENT"
+    return "failed", str(getattr(error, "code", None) or type(error).__name__)
 
 
 def _retry_after(error) -> float:

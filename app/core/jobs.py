@@ -56,10 +56,13 @@ def task(**options: Any) -> Callable[[Callable[..., Any]], procrastinate.tasks.T
     return decorator
 
 
-def defer(job: procrastinate.tasks.Task, **kwargs: Any) -> int:
-    """Defer `job` in the current transaction; returns the job id."""
+def defer(
+    job: procrastinate.tasks.Task, *, schedule_in: dict[str, int] | None = None, **kwargs: Any
+) -> int:
+    """Defer `job` in the current transaction (to run `schedule_in` from now, e.g.
+    `{"seconds": 120}`, when given); returns the job id."""
     connection = db.session.connection().connection.driver_connection
-    return job.configure(connection=connection).defer(**kwargs)
+    return job.configure(connection=connection, schedule_in=schedule_in).defer(**kwargs)
 
 
 def run_worker(app: Flask, *, wait: bool = True, concurrency: int = 1, **options: Any) -> None:

@@ -1,0 +1,565 @@
+"""Tasks: creation (its fan-out deferred in the same transaction), recipients chosen set-based
+in SQL, widening by phases, responses with capacity kept under a row lock, cancellation.
+
+Targeting:
+- `radius`: on-duty volunteers with the location-sharing consent and a fresh position within
+  `radius_m` of the task, nearest first, up to `max_recipients` per phase. When fewer than
+  `needed` accepted after `widen_after_s`, the radius doubles (up to `max_radius_m`) and the
+  next nearest are asked.
+- `area`: every active volunteer whose home community lies in `area_id`.
+- `team`: the team's current members. `named`: the volunteers listed.
+Everyone targeted must be an active volunteer with the required skills; nobody is asked twice.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from flask import current_app
+from geoalchemy2 import WKTElement
+from sqlalchemy import Select, bindparam, func, select, text, update
+from sqlalchemy.orm import Session
+from sqlalchemy.types import Uuid
+
+from app.areas.models import Area
+from app.areas.service import get_area, resolve_path
+from app.auth.jurisdiction import jurisdiction_of, path_columns, require_inside, within_area
+from app.auth.models import User
+from app.core.errors import Conflict, NotFound, Unprocessable
+from app.core.jobs import defer, jobs, task
+from app.extensions import db
+from app.media.models import Media
+from app.service_record.service import replace_entries
+from app.tasks.models import DutyStatus, Task, TaskRecipient
+from app.teams.models import Team
+from app.tips.models import Tip
+from geo.crs import to_wgs84
+from notifications.service import notify
+
+ARRIVAL_RADIUS_M = 200  # tasks without a radius: how close "arrived" must be
+MAX_TASK_SERVICE = dt.timedelta(hours=12)
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _bad(pointer: str, detail: str) -> Unprocessable:
+    return Unprocessable(
+        detail, extra={"errors": [{"location": "json", "pointer": pointer, "detail": detail}]}
+    )
+
+
+def _point(location: dict[str, Any]) -> tuple[float, float]:
+    return to_wgs84(location["lon"], location["lat"], location["coord_system"])
+
+
+# -- duty ----------------------------------------------------------------------------------------
+
+
+def set_duty(session: Session, user: User, on_duty: bool, location: dict | None):
+    """On duty (with a position only under the location-sharing consent), or off duty (the
+    row and its position go)."""
+    if not on_duty:
+        session.execute(DutyStatus.__table__.delete().where(DutyStatus.user_id == user.id))
+        return None
+    if location is not None and not user.location_sharing:
+        raise _bad("/location", "Location sharing is off: give the consent first (PATCH /me).")
+    duty = session.get(DutyStatus, user.id)
+    if duty is None:
+        duty = DutyStatus(user_id=user.id, since=_now())
+        session.add(duty)
+    if location is not None:
+        lon, lat = _point(location)
+        duty.geom = WKTElement(f"POINT({lon!r} {lat!r})", srid=4326)
+        duty.position_at = _now()
+    session.flush()
+    return duty
+
+
+def erase_position(session: Session, user_id: uuid.UUID) -> None:
+    """The consent was withdrawn: forget where they were, at once."""
+    session.execute(
+        update(DutyStatus).where(DutyStatus.user_id == user_id).values(geom=None, position_at=None)
+    )
+
+
+def expire_positions(session: Session, now: dt.datetime, minutes: int) -> int:
+    return session.execute(
+        update(DutyStatus)
+        .where(DutyStatus.position_at < now - dt.timedelta(minutes=minutes))
+        .values(geom=None, position_at=None)
+    ).rowcount
+
+
+@jobs.periodic(cron="*/10 * * * *", periodic_id="expire_duty_positions")
+@task(queue="maintenance")
+def expire_duty_positions(timestamp: int) -> int:
+    """Every 10 minutes: erase positions older than DUTY_POSITION_MINUTES."""
+    return expire_positions(
+        db.session,
+        dt.datetime.fromtimestamp(timestamp, dt.UTC),
+        current_app.config["DUTY_POSITION_MINUTES"],
+    )
+
+
+# -- creating ------------------------------------------------------------------------------------
+
+
+def _volunteers_in_jurisdiction(session: Session, actor: User, ids: list[uuid.UUID]) -> None:
+    jurisdiction = jurisdiction_of(actor)
+    found = session.execute(
+        select(User.id, Area.district_id, Area.subdistrict_id, Area.community_id)
+        .join(Area, Area.id == User.home_community_id)
+        .where(User.id.in_(ids), User.roles.any("volunteer"), User.status == "active")
+    ).all()
+    inside = {
+        row.id
+        for row in found
+        if jurisdiction.covers(
+            {
+                "district_id": row.district_id,
+                "subdistrict_id": row.subdistrict_id,
+                "community_id": row.community_id,
+                "grid_cell_id": None,
+            }
+        )
+    }
+    if inside != set(ids):
+        raise _bad("/targeting/volunteer_ids", "Every named volunteer must be of your area.")
+
+
+def create(session: Session, actor: User, values: dict[str, Any]) -> Task:
+    """Create a task inside the actor's jurisdiction and defer its fan-out in the same
+    transaction: a committed task always gets it, a rolled-back one never does."""
+    targeting = values["targeting"]
+    mode = targeting["mode"]
+    now = _now()
+    starts_at = values.get("starts_at") or now
+    if values["ends_at"] <= max(starts_at, now):
+        raise _bad("/ends_at", "ends_at must be after starts_at and in the future.")
+    task_row = Task(
+        id=uuid.uuid4(),
+        title=values["title"],
+        description=values.get("description"),
+        kind=values["kind"],
+        status="open",
+        starts_at=starts_at,
+        ends_at=values["ends_at"],
+        needed=values["needed"],
+        accepted=0,
+        skills=values.get("skills") or [],
+        targeting_mode=mode,
+        created_by=actor.id,
+        phase=0,
+    )
+    if values.get("location") is not None:
+        lon, lat = _point(values["location"])
+        task_row.geom = WKTElement(f"POINT({lon!r} {lat!r})", srid=4326)
+        path = resolve_path(session, lon, lat).as_dict()
+        task_row.radius_m = values.get("radius_m") or 500
+    elif values.get("area_id") is not None:
+        path = get_area(session, values["area_id"]).path_ids
+    else:
+        raise _bad("/location", "Give a location, an area, or both.")
+    if values.get("area_id") is not None:
+        area = get_area(session, values["area_id"])
+        require_inside(actor, area.path_ids, "area")
+        task_row.area_id = area.id
+    if not jurisdiction_of(actor).covers(path):
+        raise _bad("/location", "The task's place is outside your jurisdiction.")
+    for key, value in path.items():
+        setattr(task_row, key, value)
+    if mode == "radius" and task_row.geom is None:
+        raise _bad("/location", "Radius targeting needs a location.")
+    if mode == "area" and task_row.area_id is None:
+        raise _bad("/area_id", "Area targeting needs an area.")
+    if mode == "team":
+        team = session.get(Team, targeting.get("team_id")) if targeting.get("team_id") else None
+        if team is None or not jurisdiction_of(actor).covers(team.path_ids):
+            raise _bad("/targeting/team_id", "No such team in your jurisdiction.")
+    if mode == "named":
+        _volunteers_in_jurisdiction(session, actor, targeting.get("volunteer_ids") or [])
+    if values.get("tip_id") is not None:
+        tip = session.get(Tip, values["tip_id"])
+        if tip is None or not jurisdiction_of(actor).covers(tip.path_ids):
+            raise _bad("/tip_id", "No such tip in your jurisdiction.")
+        task_row.tip_id = tip.id
+    radius = task_row.radius_m or 0
+    task_row.targeting = {
+        "team_id": str(targeting["team_id"]) if targeting.get("team_id") else None,
+        "volunteer_ids": [str(i) for i in targeting.get("volunteer_ids") or []],
+        "max_recipients": targeting.get("max_recipients") or min(3 * task_row.needed, 10_000),
+        "widen_after_s": targeting.get("widen_after_s", 120),
+        "max_radius_m": targeting.get("max_radius_m") or max(radius, min(4 * radius, 20_000)),
+    }
+    session.add(task_row)
+    session.flush()
+    defer(fan_out_task, task_id=str(task_row.id), phase=0)
+    return task_row
+
+
+# -- choosing and asking recipients --------------------------------------------------------------
+
+_ELIGIBLE = """
+    u.status = 'active' AND 'volunteer' = ANY(u.roles) AND u.skills @> CAST(:skills AS varchar[])
+    AND NOT EXISTS (SELECT 1 FROM task_recipients r WHERE r.task_id = :task AND r.user_id = u.id)
+"""
+
+RADIUS_SQL = text(
+    f"""
+    INSERT INTO task_recipients (task_id, user_id, phase, distance_m)
+    SELECT :task, d.user_id, :phase, ST_Distance(d.geog, t.geog)
+    FROM tasks t, duty_status d JOIN users u ON u.id = d.user_id
+    WHERE t.id = :task
+      AND d.geom IS NOT NULL AND d.position_at > now() - make_interval(mins => :fresh_minutes)
+      AND u.location_sharing
+      AND ST_DWithin(d.geog, t.geog, :radius)
+      AND {_ELIGIBLE}
+    ORDER BY d.geog <-> t.geog
+    LIMIT :limit
+    ON CONFLICT DO NOTHING
+    RETURNING user_id
+    """  # noqa: S608 - formatted with constants, never input
+).bindparams(bindparam("task", type_=Uuid))
+
+AREA_SQL = text(
+    f"""
+    INSERT INTO task_recipients (task_id, user_id, phase)
+    SELECT :task, u.id, :phase
+    FROM users u JOIN areas home ON home.id = u.home_community_id
+    WHERE (home.id = :area OR home.subdistrict_id = :area OR home.district_id = :area)
+      AND {_ELIGIBLE}
+    LIMIT :limit
+    ON CONFLICT DO NOTHING
+    RETURNING user_id
+    """  # noqa: S608 - formatted with constants, never input
+).bindparams(bindparam("task", type_=Uuid), bindparam("area", type_=Uuid))
+
+TEAM_SQL = text(
+    f"""
+    INSERT INTO task_recipients (task_id, user_id, phase)
+    SELECT :task, u.id, :phase
+    FROM team_members m JOIN users u ON u.id = m.user_id
+    WHERE m.team_id = :team AND m.left_at IS NULL AND {_ELIGIBLE}
+    LIMIT :limit
+    ON CONFLICT DO NOTHING
+    RETURNING user_id
+    """  # noqa: S608 - formatted with constants, never input
+).bindparams(bindparam("task", type_=Uuid), bindparam("team", type_=Uuid))
+
+NAMED_SQL = text(
+    f"""
+    INSERT INTO task_recipients (task_id, user_id, phase)
+    SELECT :task, u.id, :phase FROM users u
+    WHERE u.id = ANY(CAST(:ids AS uuid[])) AND {_ELIGIBLE}
+    LIMIT :limit
+    ON CONFLICT DO NOTHING
+    RETURNING user_id
+    """  # noqa: S608 - formatted with constants, never input
+).bindparams(bindparam("task", type_=Uuid))
+
+
+def phase_radius(task_row: Task, phase: int) -> int:
+    return min(task_row.radius_m * 2**phase, task_row.targeting["max_radius_m"])
+
+
+def choose_recipients(session: Session, task_row: Task, phase: int) -> list[uuid.UUID]:
+    """Insert this phase's recipients (set-based, in SQL); returns their ids."""
+    config = current_app.config
+    common = {
+        "task": task_row.id,
+        "phase": phase,
+        "skills": list(task_row.skills),
+        "limit": task_row.targeting["max_recipients"],
+    }
+    mode = task_row.targeting_mode
+    if mode == "radius":
+        statement, params = (
+            RADIUS_SQL,
+            {
+                "radius": phase_radius(task_row, phase),
+                "fresh_minutes": config["DUTY_POSITION_MINUTES"],
+            },
+        )
+    elif mode == "area":
+        statement, params = AREA_SQL, {"area": task_row.area_id}
+    elif mode == "team":
+        statement, params = TEAM_SQL, {"team": uuid.UUID(task_row.targeting["team_id"])}
+    else:
+        statement, params = NAMED_SQL, {"ids": task_row.targeting["volunteer_ids"]}
+    return list(session.execute(statement, {**common, **params}).scalars())
+
+
+def _summary(task_row: Task) -> str:
+    text_ = task_row.description or ""
+    return text_[:120]
+
+
+def _offer(session: Session, task_row: Task, user_ids: list[uuid.UUID]) -> int:
+    return notify(
+        session,
+        user_ids,
+        "task_offered",
+        "task",
+        task_row.id,
+        {
+            "task_id": str(task_row.id),
+            "title": task_row.title,
+            "summary": _summary(task_row),
+            "task_kind": task_row.kind,
+            "ends_at": task_row.ends_at.isoformat(),
+        },
+        task_id=task_row.id,
+    )
+
+
+def fan_out(session: Session, task_id: uuid.UUID, phase: int, now: dt.datetime) -> int:
+    """Ask this phase's recipients; for radius tasks, schedule the next, wider phase."""
+    task_row = session.scalar(select(Task).where(Task.id == task_id).with_for_update())
+    if task_row is None or task_row.status != "open" or task_row.ends_at <= now:
+        return 0
+    if phase > 0 and task_row.accepted >= task_row.needed:
+        return 0
+    recipients = choose_recipients(session, task_row, phase)
+    _offer(session, task_row, recipients)
+    task_row.phase = phase
+    widen_after = task_row.targeting.get("widen_after_s") or 0
+    if (
+        task_row.targeting_mode == "radius"
+        and widen_after > 0
+        and phase_radius(task_row, phase) < task_row.targeting["max_radius_m"]
+    ):
+        defer(
+            fan_out_task,
+            schedule_in={"seconds": widen_after},
+            task_id=str(task_row.id),
+            phase=phase + 1,
+        )
+    session.flush()
+    return len(recipients)
+
+
+@task(queue="push")
+def fan_out_task(task_id: str, phase: int) -> int:
+    """Choose a task's recipients for one phase and push it to their phones."""
+    return fan_out(db.session, uuid.UUID(task_id), phase, _now())
+
+
+# -- responses -----------------------------------------------------------------------------------
+
+
+def _recipient(session: Session, user: User, task_id: uuid.UUID) -> TaskRecipient:
+    recipient = session.scalar(
+        select(TaskRecipient)
+        .where(TaskRecipient.task_id == task_id, TaskRecipient.user_id == user.id)
+        .with_for_update()
+    )
+    if recipient is None:
+        raise NotFound("No such task.")
+    return recipient
+
+
+def respond(session: Session, user: User, task_id: uuid.UUID, values: dict[str, Any]):
+    """A volunteer's answer to a task sent to them (404 for any other task). The task row is
+    locked while capacity is decided: N simultaneous accepts for k places give k."""
+    recipient = _recipient(session, user, task_id)
+    task_row = session.scalar(select(Task).where(Task.id == task_id).with_for_update())
+    now = _now()
+    if task_row.status == "cancelled":
+        raise Conflict("This task was cancelled.")
+    if task_row.ends_at <= now:
+        raise Conflict("This task is over.")
+    action = values["action"]
+    engaged = recipient.response in ("accepted", "arrived", "completed")
+    if action == "accept":
+        if not engaged:
+            if task_row.accepted >= task_row.needed:
+                raise Conflict("Enough volunteers have accepted already; thank you.")
+            task_row.accepted += 1
+            recipient.response, recipient.accepted_at = "accepted", now
+    elif action == "decline":
+        if recipient.response == "completed":
+            raise Conflict("You completed this task already.")
+        if engaged:
+            task_row.accepted -= 1
+        recipient.response = "declined"
+    elif action == "arrive":
+        if not engaged:
+            raise Conflict("Accept the task first.")
+        _check_arrival(session, task_row, values.get("location"))
+        recipient.response, recipient.arrived_at = "arrived", now
+    elif action == "complete":
+        if not engaged:
+            raise Conflict("Accept the task first.")
+        recipient.media_ids = _own_media(session, user, values.get("media_ids") or [])
+        recipient.note = values.get("note")
+        recipient.response, recipient.completed_at = "completed", now
+        _credit(session, user, task_row, recipient)
+    recipient.responded_at = now
+    session.flush()
+    return recipient
+
+
+def _check_arrival(session: Session, task_row: Task, location: dict | None) -> None:
+    if location is None:
+        raise _bad("/location", "Arriving needs your position.")
+    if task_row.geom is None:
+        return
+    lon, lat = _point(location)
+    point = func.ST_GeogFromText(f"SRID=4326;POINT({lon!r} {lat!r})")
+    near = session.scalar(
+        select(func.ST_DWithin(Task.geog, point, task_row.radius_m or ARRIVAL_RADIUS_M)).where(
+            Task.id == task_row.id
+        )
+    )
+    if not near:
+        raise _bad("/location", "You are not within the task's radius yet.")
+
+
+def _own_media(session: Session, user: User, media_ids: list[uuid.UUID]) -> list[uuid.UUID]:
+    if not media_ids:
+        return []
+    owned = set(
+        session.scalars(
+            select(Media.id).where(Media.id.in_(media_ids), Media.uploader_id == user.id)
+        )
+    )
+    if owned != set(media_ids):
+        raise _bad("/media_ids", "Attach photos you uploaded (POST /api/v1/media).")
+    return list(media_ids)
+
+
+def _credit(session: Session, user: User, task_row: Task, recipient: TaskRecipient) -> None:
+    """Service hours for a completed task: from arrival (or acceptance, or the task's start)
+    to completion, at most the task's length and 12 hours, on the local day it ended."""
+    begun = recipient.arrived_at or recipient.accepted_at or task_row.starts_at
+    seconds = (recipient.completed_at - max(begun, task_row.starts_at)).total_seconds()
+    seconds = max(
+        0,
+        min(
+            seconds,
+            (task_row.ends_at - task_row.starts_at).total_seconds(),
+            MAX_TASK_SERVICE.total_seconds(),
+        ),
+    )
+    day = recipient.completed_at.astimezone(ZoneInfo(current_app.config["SERVICE_TIMEZONE"])).date()
+    replace_entries(
+        session,
+        volunteer_id=user.id,
+        source_type="task",
+        source_id=task_row.id,
+        kind=f"task:{task_row.kind}",
+        seconds_by_day={day: int(seconds)},
+    )
+
+
+def cancel(session: Session, task_row: Task, reason: str | None) -> Task:
+    """Cancel an open task and tell those who accepted it."""
+    if task_row.status == "cancelled":
+        return task_row
+    task_row.status, task_row.cancelled_at, task_row.cancel_reason = "cancelled", _now(), reason
+    engaged = session.scalars(
+        select(TaskRecipient.user_id).where(
+            TaskRecipient.task_id == task_row.id,
+            TaskRecipient.response.in_(("accepted", "arrived")),
+        )
+    ).all()
+    notify(
+        session,
+        engaged,
+        "task_cancelled",
+        "task",
+        task_row.id,
+        {
+            "task_id": str(task_row.id),
+            "title": task_row.title,
+            "reason": reason or "",
+            "task_kind": task_row.kind,
+        },
+        task_id=task_row.id,
+    )
+    session.flush()
+    return task_row
+
+
+# -- reading -------------------------------------------------------------------------------------
+
+
+def managed(session: Session, actor: User, task_id: uuid.UUID) -> Task:
+    task_row = session.get(Task, task_id)
+    if task_row is None or not jurisdiction_of(actor).covers(task_row.path_ids):
+        raise NotFound("No such task.")
+    return task_row
+
+
+def list_query(actor: User, args: dict[str, Any]) -> Select:
+    query = select(Task).where(jurisdiction_of(actor).clause(path_columns(Task)))
+    if "status" in args:
+        query = query.where(Task.status == args["status"])
+    if "kind" in args:
+        query = query.where(Task.kind == args["kind"])
+    if "area_id" in args:
+        query = query.where(within_area(Task, args["area_id"]))
+    if args.get("active"):
+        query = query.where(Task.status == "open", Task.ends_at > _now())
+    return query.order_by(Task.starts_at.desc(), Task.id)
+
+
+def my_tasks_query(user: User, args: dict[str, Any]) -> Select:
+    query = (
+        select(Task, TaskRecipient)
+        .join(TaskRecipient, TaskRecipient.task_id == Task.id)
+        .where(TaskRecipient.user_id == user.id)
+    )
+    if args.get("active"):
+        query = query.where(Task.status == "open", Task.ends_at > _now())
+    return query.order_by(TaskRecipient.notified_at.desc(), Task.id)
+
+
+STATS_SQL = text(
+    """
+    SELECT
+      (SELECT json_object_agg(coalesce(response, 'no_answer'), n) FROM (
+          SELECT response, count(*) AS n FROM task_recipients WHERE task_id = :task
+          GROUP BY response) r) AS responses,
+      (SELECT json_object_agg(status, n) FROM (
+          SELECT status, count(*) AS n FROM deliveries WHERE task_id = :task
+          GROUP BY status) d) AS deliveries,
+      (SELECT count(*) FROM task_recipients WHERE task_id = :task) AS recipients
+    """
+).bindparams(bindparam("task", type_=Uuid))
+
+
+def statistics(session: Session, task_row: Task) -> dict[str, Any]:
+    responses, deliveries, recipients = session.execute(STATS_SQL, {"task": task_row.id}).one()
+    engaged = (
+        session.execute(
+            select(
+                TaskRecipient.user_id,
+                User.real_name,
+                TaskRecipient.response,
+                TaskRecipient.accepted_at,
+                TaskRecipient.arrived_at,
+                TaskRecipient.completed_at,
+                TaskRecipient.note,
+            )
+            .join(User, User.id == TaskRecipient.user_id)
+            .where(
+                TaskRecipient.task_id == task_row.id,
+                TaskRecipient.response.in_(("accepted", "arrived", "completed")),
+            )
+            .order_by(TaskRecipient.accepted_at)
+        )
+        .mappings()
+        .all()
+    )
+    return {
+        "recipients": recipients,
+        "responses": responses or {},
+        "deliveries": deliveries or {},
+        "volunteers": [dict(row) for row in engaged],
+    }

@@ -1,0 +1,221 @@
+"""Notifications: the feed rows, their pushes to every device of the user, and the send job.
+
+`notify` writes the notification rows and one pending delivery per (notification, device) in
+the caller's transaction, and defers the send jobs in it too: a push goes out if and only if
+the work that caused it commits. The send job pushes through the configured sender
+(notifications/push.py), records each delivery's outcome and deletes devices FCM called
+UNREGISTERED. Pushes are best effort; the feed (`GET /api/v1/me/notifications`) is the truth.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from flask import current_app
+from sqlalchemy import bindparam, delete, select, text, update
+from sqlalchemy.dialects.postgresql import ARRAY, insert
+from sqlalchemy.orm import Session
+from sqlalchemy.types import Uuid
+
+from app.core.errors import NotFound
+from app.core.jobs import defer, task
+from app.extensions import db
+from notifications import push
+from notifications.models import Delivery, Device, Notification
+
+SEND_CHUNK = push.CHUNK
+
+# Notification kinds and how each reads on a phone: (title, body) from the notification's data.
+# Kinds not listed are kept in the feed without a push.
+_TEXTS = {
+    "task_offered": lambda d: (d.get("title") or "新任务", d.get("summary") or ""),
+    "task_cancelled": lambda d: ("任务已取消: " + (d.get("title") or ""), d.get("reason") or ""),
+    "checkpoint_missed": lambda d: (
+        "巡逻点漏巡: " + (d.get("name") or ""),
+        f"{d.get('starts_at', '')[11:16]}-{d.get('ends_at', '')[11:16]} UTC "
+        f"{d.get('visits', 0)}/{d.get('expected_visits', 1)}",
+    ),
+    "tip_status": lambda d: ("线索进展", f"状态: {d.get('to_status') or d.get('status') or ''}"),
+    "tip_note": lambda d: ("线索进展", "工作人员回复了你的线索"),
+}
+URGENT_KINDS = frozenset({"urgent_assist"})
+
+
+def sender():
+    """The application's sender (made once per application)."""
+    made = current_app.extensions.get("qunfang.push_sender")
+    if made is None:
+        made = push.make_sender(current_app.config)
+        current_app.extensions["qunfang.push_sender"] = made
+    return made
+
+
+# -- devices -------------------------------------------------------------------------------------
+
+
+def register_device(session: Session, user_id: uuid.UUID, values: dict[str, Any]) -> Device:
+    """Register (or refresh) a token for the caller; a token another account had moves."""
+    now = dt.datetime.now(dt.UTC)
+    statement = (
+        insert(Device)
+        .values(
+            id=uuid.uuid4(),
+            user_id=user_id,
+            token=values["token"],
+            platform=values["platform"],
+            app_version=values.get("app_version"),
+            last_seen_at=now,
+        )
+        .on_conflict_do_update(
+            index_elements=[Device.token],
+            set_={
+                "user_id": user_id,
+                "platform": values["platform"],
+                "app_version": values.get("app_version"),
+                "last_seen_at": now,
+            },
+        )
+        .returning(Device.id)
+    )
+    device_id = session.execute(statement).scalar_one()
+    session.expire_all()
+    return session.get(Device, device_id)
+
+
+def remove_device(session: Session, user_id: uuid.UUID, token: str) -> None:
+    removed = session.execute(
+        delete(Device).where(Device.user_id == user_id, Device.token == token)
+    ).rowcount
+    if not removed:
+        raise NotFound("No such device.")
+
+
+# -- notifying -----------------------------------------------------------------------------------
+
+_NOTIFY_SQL = text(
+    """
+    WITH made AS (
+        INSERT INTO notifications (id, user_id, kind, subject_type, subject_id, data)
+        SELECT gen_random_uuid(), u, :kind, :subject_type, :subject_id, CAST(:data AS jsonb)
+        FROM unnest(:user_ids) AS u
+        RETURNING id, user_id
+    )
+    INSERT INTO deliveries (id, notification_id, device_id, task_id, status)
+    SELECT gen_random_uuid(), made.id, d.id, :task_id, 'pending'
+    FROM made JOIN devices d ON d.user_id = made.user_id
+    RETURNING id
+    """
+).bindparams(
+    bindparam("user_ids", type_=ARRAY(Uuid)),
+    bindparam("subject_id", type_=Uuid),
+    bindparam("task_id", type_=Uuid),
+)
+
+
+def notify(
+    session: Session,
+    user_ids: Sequence[uuid.UUID],
+    kind: str,
+    subject_type: str,
+    subject_id: uuid.UUID,
+    data: dict[str, Any],
+    *,
+    task_id: uuid.UUID | None = None,
+) -> int:
+    """A notification for each user, a delivery for each of their devices, and the jobs that
+    send them (all in the caller's transaction). Returns the number of deliveries."""
+    if not user_ids:
+        return 0
+    deliveries = (
+        session.execute(
+            _NOTIFY_SQL,
+            {
+                "user_ids": list(user_ids),
+                "kind": kind,
+                "subject_type": subject_type,
+                "subject_id": subject_id,
+                "data": json.dumps(data, ensure_ascii=False, default=str),
+                "task_id": task_id,
+            },
+        )
+        .scalars()
+        .all()
+    )
+    if kind in _TEXTS:
+        defer_sends(deliveries)
+    return len(deliveries)
+
+
+def defer_sends(delivery_ids: Sequence[uuid.UUID]) -> None:
+    for start in range(0, len(delivery_ids), SEND_CHUNK):
+        chunk = delivery_ids[start : start + SEND_CHUNK]
+        defer(send_deliveries, delivery_ids=[str(i) for i in chunk])
+
+
+# -- sending -------------------------------------------------------------------------------------
+
+
+def _push_of(delivery_id, token: str, kind: str, data: dict[str, Any]) -> push.Push:
+    title, body = _TEXTS[kind](data)
+    payload = {
+        "kind": kind,
+        **{k: str(v) for k, v in data.items() if k in ("task_id", "tip_id", "checkpoint_id")},
+        **({"subject_id": str(data["subject_id"])} if "subject_id" in data else {}),
+    }
+    title, body = push.fit(title, body, payload)
+    return push.Push(
+        key=delivery_id,
+        token=token,
+        title=title,
+        body=body,
+        data=payload,
+        urgent=data.get("task_kind") in URGENT_KINDS,
+    )
+
+
+def send(session: Session, delivery_ids: Sequence[uuid.UUID]) -> dict[str, int]:
+    """Push the pending deliveries among `delivery_ids` and record what FCM answered."""
+    rows = session.execute(
+        select(Delivery.id, Device.token, Notification.kind, Notification.data)
+        .join(Device, Device.id == Delivery.device_id)
+        .join(Notification, Notification.id == Delivery.notification_id)
+        .where(Delivery.id.in_(delivery_ids), Delivery.status == "pending")
+        .with_for_update(of=Delivery, skip_locked=True)
+    ).all()
+    pushes = [_push_of(d, token, kind, data) for d, token, kind, data in rows if kind in _TEXTS]
+    if not pushes:
+        return {}
+    outcomes = sender().send(pushes)
+    now = dt.datetime.now(dt.UTC)
+    counts: dict[str, int] = {}
+    for outcome in outcomes:
+        counts[outcome.status] = counts.get(outcome.status, 0) + 1
+    session.execute(
+        update(Delivery),
+        [
+            {
+                "id": o.key,
+                "status": o.status,
+                "error": o.error,
+                "attempts": o.attempts,
+                "message_id": o.message_id,
+                "sent_at": now if o.status == "sent" else None,
+            }
+            for o in outcomes
+        ],
+    )
+    tokens = {delivery_id: token for delivery_id, token, *_ in rows}
+    dead = [tokens[o.key] for o in outcomes if o.status == "unregistered"]
+    if dead:
+        session.execute(delete(Device).where(Device.token.in_(dead)))
+    return counts
+
+
+@task(queue="push")
+def send_deliveries(delivery_ids: list[str]) -> dict[str, int]:
+    """Push a chunk of deliveries (at most 500)."""
+    return send(db.session, [uuid.UUID(i) for i in delivery_ids])
