@@ -23,12 +23,14 @@ def create_app(config: Config | None = None) -> Flask:
     from app.extensions import db, jwt, limiter, migrate
     from app.media.routes import blp as media_blp
     from app.open311 import models as _open311_models  # noqa: F401 - tables for migrations
-    from app.tasks import models as _tasks_models  # noqa: F401 - tables for migrations
     from app.open311.routes import blp as open311_blp
     from app.ops.routes import blp as ops_blp
     from app.patrols.routes import checkpoints_blp, coverage_blp, patrols_blp
     from app.service_record.routes import blp as service_record_blp
     from app.stations.routes import blp as stations_blp
+    from app.tasks import models as _tasks_models  # noqa: F401 - tables for migrations
+    from app.tasks.routes import devices_blp, tasks_blp
+    from app.tasks.routes import me_blp as my_tasks_blp
     from app.teams.routes import blp as teams_blp
     from app.tips.routes import categories_blp, my_tips_blp, tips_blp
     from notifications.routes import blp as notifications_blp
@@ -83,6 +85,9 @@ def create_app(config: Config | None = None) -> Flask:
         checkpoints_blp,
         coverage_blp,
         service_record_blp,
+        tasks_blp,
+        my_tasks_blp,
+        devices_blp,
         clue_batches_blp,
         audit_blp,
     ):

@@ -130,6 +130,13 @@ class Config:
     SERVICE_MAX_GAP_MINUTES: int = 10
     SERVICE_DAILY_CAP_HOURS: int = 8
     SERVICE_TIMEZONE: str = "Asia/Shanghai"
+    # Push: FCM through firebase-admin when a service-account file is given, else a logging
+    # sender. FCM_ENDPOINT (tests, benchmarks) sends to a local FCM-compatible server instead.
+    FCM_CREDENTIALS_FILE: str = ""
+    FCM_PROJECT_ID: str = ""
+    FCM_ENDPOINT: str = ""
+    # A volunteer's on-duty position is kept this long after its last report.
+    DUTY_POSITION_MINUTES: int = 120
     PROXY_HOPS: int = 0
     LOG_LEVEL: str = "INFO"
     TESTING: bool = False
@@ -187,6 +194,11 @@ class Config:
             SERVICE_MAX_GAP_MINUTES=_env_int("SERVICE_MAX_GAP_MINUTES", 10),
             SERVICE_DAILY_CAP_HOURS=_env_int("SERVICE_DAILY_CAP_HOURS", 8),
             SERVICE_TIMEZONE=os.environ.get("SERVICE_TIMEZONE", "Asia/Shanghai"),
+            FCM_CREDENTIALS_FILE=os.environ.get("FCM_CREDENTIALS_FILE")
+            or os.environ.get("GOOGLE_APPLICATION_CREDENTIALS", ""),
+            FCM_PROJECT_ID=os.environ.get("FCM_PROJECT_ID", ""),
+            FCM_ENDPOINT=os.environ.get("FCM_ENDPOINT", ""),
+            DUTY_POSITION_MINUTES=_env_int("DUTY_POSITION_MINUTES", 120),
             PROXY_HOPS=_env_int("PROXY_HOPS", 0),
             LOG_LEVEL=os.environ.get("LOG_LEVEL", "INFO"),
         )
@@ -227,6 +239,10 @@ class Config:
             raise ConfigError(
                 f"SERVICE_TIMEZONE {self.SERVICE_TIMEZONE!r} is not a time zone"
             ) from exc
+        if not 5 <= self.DUTY_POSITION_MINUTES <= 24 * 60:
+            raise ConfigError("DUTY_POSITION_MINUTES must be between 5 and 1440")
+        if self.FCM_CREDENTIALS_FILE and not Path(self.FCM_CREDENTIALS_FILE).is_file():
+            raise ConfigError(f"FCM_CREDENTIALS_FILE {self.FCM_CREDENTIALS_FILE} is not a file")
         if self.IDEMPOTENCY_TTL_DAYS < 30:
             # Phones stay offline for days; a key that expires early lets a replay duplicate.
             raise ConfigError("IDEMPOTENCY_TTL_DAYS must be at least 30")

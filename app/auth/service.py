@@ -23,6 +23,7 @@ from app.auth.models import AuthSession, ConsentEvent, RefreshToken, User, user_
 from app.core import audit
 from app.core.auth import ADMIN, COMMUNITY_ADMIN, GRID_STAFF, POLICE_LIAISON, ROLES, VOLUNTEER
 from app.core.errors import Conflict, DomainError, Forbidden, NotFound, Unprocessable
+from app.tasks.models import DutyStatus
 
 # One answer whether the phone or the ID number is taken: no telling which.
 _EXISTS = "An account with this phone number or resident ID number exists already."
@@ -81,6 +82,12 @@ def set_location_sharing(session: Session, user: User, granted: bool) -> None:
         return
     user.location_sharing = granted
     user.location_sharing_changed_at = _now()
+    if not granted:  # where they were is forgotten at once (ARCHITECTURE §6)
+        session.execute(
+            update(DutyStatus)
+            .where(DutyStatus.user_id == user.id)
+            .values(geom=None, position_at=None)
+        )
     _record_consent(session, user, "location_sharing", "granted" if granted else "withdrawn")
 
 

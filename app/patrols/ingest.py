@@ -311,6 +311,15 @@ INGEST_SQL = text(
         ON CONFLICT DO NOTHING
         RETURNING client_id, recorded_at, flags, district_id, subdistrict_id, community_id,
                   grid_cell_id
+    ), duty AS (
+        -- An on-duty volunteer who shares their location is where their latest fix is.
+        UPDATE duty_status d
+        SET geom = ST_SetSRID(ST_MakePoint(:last_lon, :last_lat), 4326), position_at = :last_at
+        FROM users u
+        WHERE d.user_id = :volunteer_id AND u.id = d.user_id AND u.location_sharing
+          AND :last_at IS NOT NULL AND (d.position_at IS NULL OR d.position_at < :last_at)
+          AND EXISTS (SELECT 1 FROM stored)
+        RETURNING 1
     ), first_fix AS (
         SELECT * FROM stored ORDER BY recorded_at LIMIT 1
     ), patrol AS (

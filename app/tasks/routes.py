@@ -1,0 +1,184 @@
+"""Tasks for staff, the volunteer's task feed and responses, duty, and push devices."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from flask import current_app
+from flask.views import MethodView
+from geoalchemy2.shape import to_shape
+
+from app.core.auth import GRID_STAFF, VOLUNTEER, current_user
+from app.core.blueprint import Blueprint
+from app.core.pagination import PageArgsSchema, page_of, paginate
+from app.extensions import db
+from app.tasks import schemas as s
+from app.tasks import service
+from app.tasks.models import DutyStatus, Task
+from geo.crs import from_wgs84
+from notifications import service as notifications
+
+tasks_blp = Blueprint("tasks", __name__, url_prefix="/api/v1/tasks", description="Tasks")
+me_blp = Blueprint(
+    "my_tasks", __name__, url_prefix="/api/v1/me", description="Your tasks and duty status"
+)
+devices_blp = Blueprint(
+    "devices", __name__, url_prefix="/api/v1/devices", description="Push devices (FCM tokens)"
+)
+
+_TASK_ATTRIBUTES = [n for n in s.TaskSchema._declared_fields if hasattr(Task, n)]
+
+
+def _task_item(task_row: Task, crs: str = "wgs84") -> dict[str, Any]:
+    item = {name: getattr(task_row, name) for name in _TASK_ATTRIBUTES}
+    item["over"] = task_row.ends_at <= dt.datetime.now(dt.UTC)
+    if task_row.geom is not None:
+        point = to_shape(task_row.geom)
+        lon, lat = from_wgs84(point.x, point.y, crs)
+        item["location"] = {"lon": round(lon, 7), "lat": round(lat, 7)}
+    else:
+        item["location"] = None
+    return item
+
+
+def _version(task_row: Task) -> dict[str, Any]:
+    return {"id": str(task_row.id), "version": task_row.version}
+
+
+@tasks_blp.route("")
+class Tasks(MethodView):
+    @tasks_blp.role_required(GRID_STAFF)
+    @tasks_blp.idempotent
+    @tasks_blp.arguments(s.TaskCreateSchema)
+    @tasks_blp.response(201, s.TaskSchema)
+    def post(self, body):
+        """Create a task in your jurisdiction; its volunteers' phones are notified within seconds.
+
+        The fan-out job is deferred in the same transaction as the task: a created task always
+        reaches its volunteers, a failed request never does.
+        """
+        return _task_item(service.create(db.session, current_user(), body))
+
+    @tasks_blp.role_required(GRID_STAFF)
+    @tasks_blp.arguments(s.TaskQueryArgsSchema, location="query")
+    @tasks_blp.arguments(PageArgsSchema, location="query")
+    @tasks_blp.response(200, page_of(s.TaskSchema))
+    def get(self, args, page):
+        """Tasks of your jurisdiction, newest first."""
+        result = paginate(db.session, service.list_query(current_user(), args), **page)
+        result["items"] = [_task_item(t, args["crs"]) for t in result["items"]]
+        return result
+
+
+@tasks_blp.route("/<uuid:task_id>")
+class TaskById(MethodView):
+    @tasks_blp.role_required(GRID_STAFF)
+    @tasks_blp.etag
+    @tasks_blp.response(200, s.TaskDetailSchema)
+    def get(self, task_id):
+        """A task of your jurisdiction with its responses and delivery statistics."""
+        task_row = service.managed(db.session, current_user(), task_id)
+        tasks_blp.set_etag(_version(task_row))
+        return {**_task_item(task_row), "statistics": service.statistics(db.session, task_row)}
+
+
+@tasks_blp.route("/<uuid:task_id>/cancel")
+class CancelTask(MethodView):
+    @tasks_blp.role_required(GRID_STAFF)
+    @tasks_blp.etag
+    @tasks_blp.arguments(s.CancelSchema)
+    @tasks_blp.response(200, s.TaskSchema)
+    def post(self, body, task_id):
+        """Cancel a task (send the ETag you read as `If-Match`); those who accepted are told."""
+        task_row = service.managed(db.session, current_user(), task_id)
+        tasks_blp.check_etag(_version(task_row))
+        task_row = service.cancel(db.session, task_row, body.get("reason"))
+        tasks_blp.set_etag(_version(task_row))
+        return _task_item(task_row)
+
+
+@tasks_blp.route("/<uuid:task_id>/responses")
+class Responses(MethodView):
+    @tasks_blp.role_required(VOLUNTEER)
+    @tasks_blp.idempotent
+    @tasks_blp.arguments(s.ResponseCreateSchema)
+    @tasks_blp.response(200, s.MyResponseSchema)
+    def post(self, body, task_id):
+        """Answer a task sent to you: accept, decline, arrive (within its radius), complete.
+
+        Places are limited: once `needed` volunteers accepted, a further accept is a 409.
+        Cancelled or finished tasks answer 409.
+        """
+        return service.respond(db.session, current_user(), task_id, body)
+
+
+@me_blp.route("/tasks")
+class MyTasks(MethodView):
+    @me_blp.role_required(VOLUNTEER)
+    @me_blp.arguments(s.MyTasksArgsSchema, location="query")
+    @me_blp.arguments(PageArgsSchema, location="query")
+    @me_blp.response(200, page_of(s.MyTaskSchema))
+    def get(self, args, page):
+        """Tasks sent to you, newest first, with your answer (the source of truth: pushes are
+        best effort)."""
+        query = service.my_tasks_query(current_user(), args)
+        result = paginate(db.session, query, scalars=False, **page)
+        result["items"] = [
+            {**_task_item(row["Task"], args["crs"]), "mine": row["TaskRecipient"]}
+            for row in result["items"]
+        ]
+        return result
+
+
+@me_blp.route("/duty")
+class Duty(MethodView):
+    @me_blp.role_required(VOLUNTEER)
+    @me_blp.arguments(s.DutySchema)
+    @me_blp.response(200, s.DutyStateSchema)
+    def put(self, body):
+        """Go on or off duty; while on duty (and only with the location-sharing consent) send
+        your position as heartbeats. Off duty, the position is erased."""
+        duty = service.set_duty(db.session, current_user(), body["on_duty"], body.get("location"))
+        return _duty_state(duty)
+
+    @me_blp.role_required(VOLUNTEER)
+    @me_blp.response(200, s.DutyStateSchema)
+    def get(self):
+        """Your duty status."""
+        return _duty_state(db.session.get(DutyStatus, current_user().id))
+
+
+def _duty_state(duty: DutyStatus | None) -> dict[str, Any]:
+    if duty is None:
+        return {"on_duty": False, "since": None, "position_at": None, "position_expires_at": None}
+    expires = (
+        duty.position_at + dt.timedelta(minutes=current_app.config["DUTY_POSITION_MINUTES"])
+        if duty.position_at
+        else None
+    )
+    return {
+        "on_duty": True,
+        "since": duty.since,
+        "position_at": duty.position_at,
+        "position_expires_at": expires,
+    }
+
+
+@devices_blp.route("")
+class Devices(MethodView):
+    @devices_blp.login_required
+    @devices_blp.arguments(s.DeviceCreateSchema)
+    @devices_blp.response(201, s.DeviceSchema)
+    def post(self, body):
+        """Register this phone's FCM token (again on every app start: it refreshes it)."""
+        return notifications.register_device(db.session, current_user().id, body)
+
+
+@devices_blp.route("/<path:token>")
+class DeviceByToken(MethodView):
+    @devices_blp.login_required
+    @devices_blp.response(204)
+    def delete(self, token):
+        """Forget one of your tokens (sign-out on that phone)."""
+        notifications.remove_device(db.session, current_user().id, token)

@@ -1,0 +1,182 @@
+"""Task, response, duty and device payloads. Request schemas list every allowed field."""
+
+from __future__ import annotations
+
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+
+from app.patrols.schemas import PointSchema
+from app.tasks.models import TARGETING_MODES, TASK_KINDS, TASK_STATUSES
+from app.tips.schemas import PlainText
+from notifications.models import PLATFORMS
+
+ACTIONS = ("accept", "decline", "arrive", "complete")
+_SKILL = fields.String(validate=validate.Regexp(r"^[a-z][a-z0-9_]{1,39}$"))
+
+
+class TargetingSchema(Schema):
+    mode = fields.String(required=True, validate=validate.OneOf(TARGETING_MODES))
+    team_id = fields.UUID(load_default=None, metadata={"description": "mode team"})
+    volunteer_ids = fields.List(
+        fields.UUID(),
+        load_default=list,
+        validate=validate.Length(max=500),
+        metadata={"description": "mode named"},
+    )
+    max_recipients = fields.Integer(
+        load_default=None,
+        validate=validate.Range(1, 20_000),
+        metadata={"description": "per phase; default 3 × needed (radius: the closest first)"},
+    )
+    widen_after_s = fields.Integer(
+        load_default=120,
+        validate=validate.Range(0, 3600),
+        metadata={
+            "description": "radius: widen (double) when too few accepted by then (0: never)"
+        },
+    )
+    max_radius_m = fields.Integer(
+        load_default=None,
+        validate=validate.Range(50, 20_000),
+        metadata={"description": "radius: how far widening may go (default 4 × radius_m)"},
+    )
+
+    @validates_schema
+    def _mode_fields(self, data, **_kwargs):
+        if data["mode"] == "team" and data.get("team_id") is None:
+            raise ValidationError("Team targeting names its team.", "team_id")
+        if data["mode"] == "named" and not data.get("volunteer_ids"):
+            raise ValidationError("Named targeting lists the volunteers.", "volunteer_ids")
+
+
+class TaskCreateSchema(Schema):
+    title = PlainText(required=True, validate=validate.Length(1, 200))
+    description = PlainText(load_default=None, validate=validate.Length(1, 4000))
+    kind = fields.String(required=True, validate=validate.OneOf(TASK_KINDS))
+    location = fields.Nested(PointSchema, load_default=None)
+    radius_m = fields.Integer(load_default=None, validate=validate.Range(50, 20_000))
+    area_id = fields.UUID(load_default=None)
+    starts_at = fields.AwareDateTime(load_default=None, metadata={"description": "default now"})
+    ends_at = fields.AwareDateTime(required=True)
+    needed = fields.Integer(required=True, validate=validate.Range(1, 10_000))
+    skills = fields.List(_SKILL, load_default=list, validate=validate.Length(max=10))
+    tip_id = fields.UUID(load_default=None)
+    targeting = fields.Nested(TargetingSchema, required=True)
+
+
+class CancelSchema(Schema):
+    reason = PlainText(load_default=None, validate=validate.Length(1, 500))
+
+
+class TaskQueryArgsSchema(Schema):
+    status = fields.String(validate=validate.OneOf(TASK_STATUSES))
+    kind = fields.String(validate=validate.OneOf(TASK_KINDS))
+    area_id = fields.UUID()
+    active = fields.Boolean(metadata={"description": "open and not over"})
+    crs = fields.String(load_default="wgs84", validate=validate.OneOf(["wgs84", "gcj02", "bd09"]))
+
+
+class MyTasksArgsSchema(Schema):
+    active = fields.Boolean(load_default=False)
+    crs = fields.String(load_default="wgs84", validate=validate.OneOf(["wgs84", "gcj02", "bd09"]))
+
+
+class TaskSchema(Schema):
+    id = fields.UUID()
+    title = fields.String()
+    description = fields.String(allow_none=True)
+    kind = fields.String(metadata={"enum": list(TASK_KINDS)})
+    status = fields.String(metadata={"enum": list(TASK_STATUSES)})
+    over = fields.Boolean(metadata={"description": "ends_at has passed"})
+    location = fields.Dict(allow_none=True, metadata={"description": "{lon, lat} in `crs`"})
+    radius_m = fields.Integer(allow_none=True)
+    area_id = fields.UUID(allow_none=True)
+    starts_at = fields.DateTime()
+    ends_at = fields.DateTime()
+    needed = fields.Integer()
+    accepted = fields.Integer()
+    skills = fields.List(fields.String())
+    tip_id = fields.UUID(allow_none=True)
+    targeting_mode = fields.String(metadata={"enum": list(TARGETING_MODES)})
+    phase = fields.Integer(metadata={"description": "radius tasks: how many times it widened"})
+    cancelled_at = fields.DateTime(allow_none=True)
+    cancel_reason = fields.String(allow_none=True)
+    created_at = fields.DateTime()
+
+
+class EngagedSchema(Schema):
+    user_id = fields.UUID()
+    real_name = fields.String()
+    response = fields.String()
+    accepted_at = fields.DateTime(allow_none=True)
+    arrived_at = fields.DateTime(allow_none=True)
+    completed_at = fields.DateTime(allow_none=True)
+    note = fields.String(allow_none=True)
+
+
+class TaskStatsSchema(Schema):
+    recipients = fields.Integer()
+    responses = fields.Dict(
+        keys=fields.String(),
+        values=fields.Integer(),
+        metadata={"description": "accepted, declined, arrived, completed, no_answer"},
+    )
+    deliveries = fields.Dict(
+        keys=fields.String(),
+        values=fields.Integer(),
+        metadata={"description": "pending, sent, unregistered, invalid, failed"},
+    )
+    volunteers = fields.List(fields.Nested(EngagedSchema))
+
+
+class TaskDetailSchema(TaskSchema):
+    statistics = fields.Nested(TaskStatsSchema)
+
+
+class MyResponseSchema(Schema):
+    response = fields.String(allow_none=True)
+    notified_at = fields.DateTime()
+    accepted_at = fields.DateTime(allow_none=True)
+    arrived_at = fields.DateTime(allow_none=True)
+    completed_at = fields.DateTime(allow_none=True)
+    distance_m = fields.Float(allow_none=True)
+
+
+class MyTaskSchema(TaskSchema):
+    mine = fields.Nested(MyResponseSchema)
+
+
+class ResponseCreateSchema(Schema):
+    action = fields.String(required=True, validate=validate.OneOf(ACTIONS))
+    location = fields.Nested(PointSchema, load_default=None)
+    note = PlainText(load_default=None, validate=validate.Length(1, 2000))
+    media_ids = fields.List(fields.UUID(), load_default=list, validate=validate.Length(max=6))
+
+
+class DutySchema(Schema):
+    on_duty = fields.Boolean(required=True)
+    location = fields.Nested(
+        PointSchema,
+        load_default=None,
+        metadata={"description": "kept only with the location-sharing consent"},
+    )
+
+
+class DutyStateSchema(Schema):
+    on_duty = fields.Boolean()
+    since = fields.DateTime(allow_none=True)
+    position_at = fields.DateTime(allow_none=True)
+    position_expires_at = fields.DateTime(allow_none=True)
+
+
+class DeviceCreateSchema(Schema):
+    token = fields.String(required=True, validate=validate.Length(20, 4096))
+    platform = fields.String(required=True, validate=validate.OneOf(PLATFORMS))
+    app_version = fields.String(load_default=None, validate=validate.Length(1, 40))
+
+
+class DeviceSchema(Schema):
+    id = fields.UUID()
+    platform = fields.String()
+    app_version = fields.String(allow_none=True)
+    created_at = fields.DateTime()
+    last_seen_at = fields.DateTime()
