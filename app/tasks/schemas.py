@@ -30,9 +30,7 @@ class TargetingSchema(Schema):
     widen_after_s = fields.Integer(
         load_default=120,
         validate=validate.Range(0, 3600),
-        metadata={
-            "description": "radius: widen (double) when too few accepted by then (0: never)"
-        },
+        metadata={"description": "radius: widen (double) when too few accepted by then (0: never)"},
     )
     max_radius_m = fields.Integer(
         load_default=None,
