@@ -24,7 +24,7 @@ from app.patrols import schedule as schedules
 from app.patrols.models import Checkpoint, CheckpointVisit, CheckpointWindow
 from app.patrols.service import is_staff
 from geo.crs import to_wgs84
-from notifications.models import Notification
+from notifications.service import notify
 
 QR_PREFIX = "qunfang:checkpoint"
 
@@ -259,21 +259,20 @@ def _alert(session: Session, checkpoint: Checkpoint, window: schedules.Window, v
     recipient = checkpoint.responsible_id or checkpoint.created_by
     if recipient is None:
         return
-    session.add(
-        Notification(
-            id=uuid.uuid4(),
-            user_id=recipient,
-            kind="checkpoint_missed",
-            subject_type="checkpoint",
-            subject_id=checkpoint.id,
-            data={
-                "name": checkpoint.name,
-                "starts_at": window.starts_at.isoformat(),
-                "ends_at": window.ends_at.isoformat(),
-                "expected_visits": window.expected_visits,
-                "visits": visits,
-            },
-        )
+    notify(
+        session,
+        [recipient],
+        "checkpoint_missed",
+        "checkpoint",
+        checkpoint.id,
+        {
+            "checkpoint_id": str(checkpoint.id),
+            "name": checkpoint.name,
+            "starts_at": window.starts_at.isoformat(),
+            "ends_at": window.ends_at.isoformat(),
+            "expected_visits": window.expected_visits,
+            "visits": visits,
+        },
     )
 
 

@@ -26,7 +26,7 @@ from app.media import service as media_service
 from app.media.models import Media
 from app.tips.models import OPEN_STATUSES, PUBLIC_CATEGORIES, Tip, TipCategory, TipEvent
 from geo.cells import h3_cells
-from notifications.models import Notification
+from notifications.service import notify
 
 # How far in the future a phone's clock may put `occurred_at`.
 CLOCK_SKEW = dt.timedelta(minutes=5)
@@ -403,23 +403,15 @@ def duplicates(session: Session, actor: User, tip: Tip) -> dict[str, list[Tip]]:
 
 
 def _notify_reporters(session: Session, tip: Tip, kind: str, data: dict[str, Any]) -> None:
-    """A stored notification for each named reporter of this tip and of tips merged into it
-    (pushed once devices exist: the tasks issue)."""
+    """A notification, pushed to their phones, for each named reporter of this tip and of
+    tips merged into it."""
     reporters = session.execute(
         select(Tip.id, Tip.reporter_id).where(
             or_(Tip.id == tip.id, Tip.merged_into_id == tip.id), Tip.reporter_id.is_not(None)
         )
     ).all()
     for own_tip_id, reporter_id in reporters:
-        session.add(
-            Notification(
-                user_id=reporter_id,
-                kind=kind,
-                subject_type="tip",
-                subject_id=own_tip_id,
-                data=data,
-            )
-        )
+        notify(session, [reporter_id], kind, "tip", own_tip_id, {**data, "tip_id": str(own_tip_id)})
 
 
 def _assignee(session: Session, tip: Tip, assignee_id: uuid.UUID | None) -> uuid.UUID:
