@@ -114,7 +114,7 @@ def _volunteers_in_jurisdiction(session: Session, actor: User, ids: list[uuid.UU
     found = session.execute(
         select(User.id, Area.district_id, Area.subdistrict_id, Area.community_id)
         .join(Area, Area.id == User.home_community_id)
-        .where(User.id.in_(ids), User.roles.any("volunteer"), User.status == "active")
+        .where(User.id.in_(ids), User.roles.contains(["volunteer"]), User.status == "active")
     ).all()
     inside = {
         row.id
