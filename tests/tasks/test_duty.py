@@ -1,0 +1,76 @@
+"""Duty and location: kept only with consent, only the latest, erased off duty or on withdrawal."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from app.tasks import service as tasks_service
+from app.tasks.models import DutyStatus
+from tests.patrols.conftest import item
+from tests.tasks.conftest import HOME, now
+
+
+def test_a_position_needs_the_location_consent(client, token_for, create_user, session):
+    user = create_user(roles=["volunteer"], location_sharing=False)
+    body = {"on_duty": True, "location": {"lon": HOME[0], "lat": HOME[1]}}
+    response = client.put("/api/v1/me/duty", json=body, headers=token_for(user))
+    assert response.status_code == 422
+    assert response.json["errors"][0]["pointer"] == "/location"
+    assert session.get(DutyStatus, user.id) is None
+
+
+def test_going_off_duty_erases_the_position(volunteer_at, client, token_for, session):
+    user = volunteer_at(10)
+    assert session.get(DutyStatus, user.id).geom is not None
+    state = client.put("/api/v1/me/duty", json={"on_duty": False}, headers=token_for(user)).json
+    assert state["on_duty"] is False
+    session.expire_all()
+    assert session.get(DutyStatus, user.id) is None
+
+
+def test_withdrawing_consent_erases_the_position(volunteer_at, client, token_for, session):
+    user = volunteer_at(10)
+    response = client.patch("/api/v1/me", json={"location_sharing": False}, headers=token_for(user))
+    assert response.status_code == 200
+    session.expire_all()
+    duty = session.get(DutyStatus, user.id)
+    assert duty.geom is None and duty.position_at is None
+
+
+def test_positions_expire(app, volunteer_at, session):
+    user = volunteer_at(10)
+    later = now() + dt.timedelta(minutes=app.config["DUTY_POSITION_MINUTES"] + 1)
+    assert tasks_service.expire_positions(session, later, app.config["DUTY_POSITION_MINUTES"]) >= 1
+    session.expire_all()
+    assert session.get(DutyStatus, user.id).geom is None
+
+
+def test_patrol_checkins_move_an_on_duty_position(volunteer_at, client, token_for, session):
+    from geoalchemy2.shape import to_shape
+
+    user = volunteer_at(0)
+    patrol = client.post(
+        "/api/v1/patrols", json={"kind": "walk_along"}, headers=token_for(user)
+    ).json
+    fix = item(lon=HOME[0] + 0.001, lat=HOME[1])
+    client.post(f"/api/v1/patrols/{patrol['id']}/checkins", json=fix, headers=token_for(user))
+    session.expire_all()
+    point = to_shape(session.get(DutyStatus, user.id).geom)
+    assert abs(point.x - (HOME[0] + 0.001)) < 1e-9
+
+
+def test_devices_register_move_and_delete(client, token_for, create_user, session):
+    from notifications.models import Device
+
+    alice, bob = create_user(), create_user()
+    body = {"token": "x" * 40, "platform": "ios"}
+    assert client.post("/api/v1/devices", json=body, headers=token_for(alice)).status_code == 201
+    assert client.post("/api/v1/devices", json=body, headers=token_for(bob)).status_code == 201
+    session.expire_all()
+    assert session.query(Device).filter_by(token="x" * 40).one().user_id == bob.id
+    assert client.delete(f"/api/v1/devices/{'x' * 40}", headers=token_for(alice)).status_code == 404
+    assert client.delete(f"/api/v1/devices/{'x' * 40}", headers=token_for(bob)).status_code == 204
+    bad = client.post(
+        "/api/v1/devices", json={"token": "short", "platform": "nokia"}, headers=token_for(bob)
+    )
+    assert bad.status_code == 422

@@ -1,0 +1,184 @@
+"""Answering tasks: only recipients, capacity, arrival radius, completion hours, cancellation."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+from sqlalchemy import select, update
+
+from app.tasks.models import Task
+from notifications.models import Notification
+from tests.tasks.conftest import HOME, east, now
+
+
+def answer(client, token_for, user, task, **body):
+    return client.post(f"/api/v1/tasks/{task['id']}/responses", json=body, headers=token_for(user))
+
+
+def test_a_volunteer_cannot_respond_to_a_task_not_sent_to_them(
+    create_task, volunteer_at, fan_out, client, token_for
+):
+    volunteer_at(50)
+    outsider = volunteer_at(5_000)
+    task = create_task()
+    fan_out(task)
+    response = answer(client, token_for, outsider, task, action="accept")
+    assert response.status_code == 404
+    assert response.mimetype == "application/problem+json"
+
+
+def test_places_are_limited(create_task, volunteer_at, fan_out, client, token_for, session):
+    volunteers = [volunteer_at(20 * n) for n in range(1, 5)]
+    task = create_task(needed=2, targeting={"mode": "radius", "max_recipients": 10})
+    fan_out(task)
+    codes = [answer(client, token_for, v, task, action="accept").status_code for v in volunteers]
+    assert codes == [200, 200, 409, 409]
+    assert session.get(Task, uuid.UUID(task["id"])).accepted == 2
+    # Declining frees a place.
+    assert answer(client, token_for, volunteers[0], task, action="decline").status_code == 200
+    assert answer(client, token_for, volunteers[2], task, action="accept").status_code == 200
+
+
+def test_arriving_needs_a_position_inside_the_radius(
+    create_task, volunteer_at, fan_out, client, token_for
+):
+    volunteer = volunteer_at(50)
+    task = create_task(radius_m=100)
+    fan_out(task)
+    assert (
+        answer(
+            client,
+            token_for,
+            volunteer,
+            task,
+            action="arrive",
+            location={"lon": HOME[0], "lat": HOME[1]},
+        ).status_code
+        == 409
+    )
+    answer(client, token_for, volunteer, task, action="accept")
+    far = answer(
+        client,
+        token_for,
+        volunteer,
+        task,
+        action="arrive",
+        location={"lon": east(300), "lat": HOME[1]},
+    )
+    assert far.status_code == 422
+    near = answer(
+        client,
+        token_for,
+        volunteer,
+        task,
+        action="arrive",
+        location={"lon": east(40), "lat": HOME[1]},
+    )
+    assert near.status_code == 200 and near.json["arrived_at"] is not None
+
+
+def test_completing_adds_service_hours(
+    create_task, volunteer_at, fan_out, client, token_for, session
+):
+    volunteer = volunteer_at(50)
+    task = create_task(kind="patrol")
+    fan_out(task)
+    answer(client, token_for, volunteer, task, action="accept")
+    answer(
+        client,
+        token_for,
+        volunteer,
+        task,
+        action="arrive",
+        location={"lon": HOME[0], "lat": HOME[1]},
+    )
+    from app.tasks.models import TaskRecipient
+
+    session.execute(
+        update(TaskRecipient)
+        .where(TaskRecipient.user_id == volunteer.id)
+        .values(arrived_at=now() - dt.timedelta(minutes=90))
+    )
+    session.execute(
+        update(Task)
+        .where(Task.id == uuid.UUID(task["id"]))
+        .values(starts_at=now() - dt.timedelta(hours=3))
+    )
+    done = answer(client, token_for, volunteer, task, action="complete", note="已疏导")
+    assert done.status_code == 200
+    record = client.get("/api/v1/me/service-record", headers=token_for(volunteer)).json
+    assert record["by_kind"] == {"task:patrol": 1.5}
+
+
+def test_cancelling_tells_those_who_accepted_and_closes_the_task(
+    create_task, volunteer_at, fan_out, client, token_for, staff, session
+):
+    accepted, ignored = volunteer_at(30), volunteer_at(40)
+    task = create_task()
+    fan_out(task)
+    answer(client, token_for, accepted, task, action="accept")
+    etag = client.get(f"/api/v1/tasks/{task['id']}", headers=token_for(staff)).headers["ETag"]
+    cancelled = client.post(
+        f"/api/v1/tasks/{task['id']}/cancel",
+        json={"reason": "现场已处置"},
+        headers={**token_for(staff), "If-Match": etag},
+    )
+    assert cancelled.status_code == 200 and cancelled.json["status"] == "cancelled"
+    told = session.scalars(
+        select(Notification.user_id).where(Notification.kind == "task_cancelled")
+    ).all()
+    assert told == [accepted.id]
+    assert answer(client, token_for, ignored, task, action="accept").status_code == 409
+
+
+def test_a_finished_task_answers_409(
+    create_task, volunteer_at, fan_out, client, token_for, session
+):
+    volunteer = volunteer_at(30)
+    task = create_task()
+    fan_out(task)
+    session.execute(
+        update(Task)
+        .where(Task.id == uuid.UUID(task["id"]))
+        .values(starts_at=now() - dt.timedelta(hours=3), ends_at=now() - dt.timedelta(minutes=1))
+    )
+    assert answer(client, token_for, volunteer, task, action="accept").status_code == 409
+
+
+def test_the_feed_lists_tasks_sent_to_me(create_task, volunteer_at, fan_out, client, token_for):
+    volunteer = volunteer_at(30)
+    task = create_task()
+    fan_out(task)
+    feed = client.get("/api/v1/me/tasks?active=true", headers=token_for(volunteer)).json
+    assert [t["id"] for t in feed["items"]] == [task["id"]]
+    assert feed["items"][0]["mine"]["response"] is None
+
+
+def test_staff_see_responses_and_delivery_statistics(
+    create_task, volunteer_at, fan_out, client, token_for, staff, create_user
+):
+    first, second = volunteer_at(30), volunteer_at(40)
+    task = create_task()
+    fan_out(task)
+    answer(client, token_for, first, task, action="accept")
+    answer(client, token_for, second, task, action="decline")
+    detail = client.get(f"/api/v1/tasks/{task['id']}", headers=token_for(staff)).json
+    stats = detail["statistics"]
+    assert stats["recipients"] == 2
+    assert stats["responses"] == {"accepted": 1, "declined": 1}
+    assert stats["deliveries"] == {"sent": 2}  # the logging sender without FCM credentials
+    assert [v["user_id"] for v in stats["volunteers"]] == [str(first.id)]
+    elsewhere = create_user(roles=["grid_staff"], jurisdiction=["110105002000"])
+    assert (
+        client.get(f"/api/v1/tasks/{task['id']}", headers=token_for(elsewhere)).status_code == 404
+    )
+
+
+def test_bad_responses_are_422(create_task, volunteer_at, fan_out, client, token_for):
+    volunteer = volunteer_at(30)
+    task = create_task()
+    fan_out(task)
+    for body in ({"action": "dance"}, {"action": "accept", "extra": 1}, {}):
+        response = answer(client, token_for, volunteer, task, **body)
+        assert response.status_code == 422, body
