@@ -55,7 +55,7 @@ class Received:
 class FakeFcm:
     project_id: str = "qunfang-test"
     delay_s: float = 0.0
-    retry_after_s: int = 1
+    retry_after_s: int | None = None  # a Retry-After on 429s (the SDK's transport obeys it)
     received: list[Received] = field(default_factory=list)
     scripts: dict[str, list[str]] = field(default_factory=dict)
     tokens_issued: int = 0
@@ -166,7 +166,9 @@ class _Handler(BaseHTTPRequestHandler):
             self._answer(200, {"name": name})
             return
         status, grpc_status, text = ERRORS[answer]
-        headers = {"Retry-After": str(fake.retry_after_s)} if status == 429 else None
+        headers = None
+        if status == 429 and fake.retry_after_s is not None:
+            headers = {"Retry-After": str(fake.retry_after_s)}
         self._answer(
             status,
             {

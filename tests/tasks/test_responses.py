@@ -119,6 +119,10 @@ def test_cancelling_tells_those_who_accepted_and_closes_the_task(
     fan_out(task)
     answer(client, token_for, accepted, task, action="accept")
     etag = client.get(f"/api/v1/tasks/{task['id']}", headers=token_for(staff)).headers["ETag"]
+    url = f"/api/v1/tasks/{task['id']}/cancel"
+    assert client.post(url, json={}, headers=token_for(staff)).status_code == 428
+    stale = {**token_for(staff), "If-Match": '"stale"'}
+    assert client.post(url, json={}, headers=stale).status_code == 412
     cancelled = client.post(
         f"/api/v1/tasks/{task['id']}/cancel",
         json={"reason": "现场已处置"},

@@ -81,7 +81,8 @@ def test_stale_positions_are_not_targeted(app, create_task, volunteer_at, fan_ou
     stale = volunteer_at(50)
     session.execute(
         text(
-            "UPDATE duty_status SET position_at = now() - make_interval(mins => :m) WHERE user_id = :u"
+            "UPDATE duty_status SET position_at = now() - make_interval(mins => :m) "
+            "WHERE user_id = :u"
         ),
         {"m": app.config["DUTY_POSITION_MINUTES"] + 1, "u": stale.id},
     )
