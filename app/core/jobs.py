@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 import procrastinate
+import procrastinate.manager
 import psycopg_pool
 from flask import Flask
 from sqlalchemy.engine import make_url
@@ -56,13 +57,21 @@ def task(**options: Any) -> Callable[[Callable[..., Any]], procrastinate.tasks.T
     return decorator
 
 
+# Defers always run on the session's own (synchronous) connection. Inside a worker the App's
+# connector is the asynchronous one, which cannot use a synchronous connection: a connector of
+# its own that is never opened (it only runs queries on connections it is handed) serves both.
+_on_given_connection = procrastinate.manager.JobManager(procrastinate.SyncPsycopgConnector())
+
+
 def defer(
     job: procrastinate.tasks.Task, *, schedule_in: dict[str, int] | None = None, **kwargs: Any
 ) -> int:
     """Defer `job` in the current transaction (to run `schedule_in` from now, e.g.
-    `{"seconds": 120}`, when given); returns the job id."""
+    `{"seconds": 120}`, when given), from a request or from another job; returns the job id."""
     connection = db.session.connection().connection.driver_connection
-    return job.configure(connection=connection, schedule_in=schedule_in).defer(**kwargs)
+    deferrer = job.configure(connection=connection, schedule_in=schedule_in)
+    made = _on_given_connection.defer_job(deferrer.make_new_job(**kwargs), connection=connection)
+    return made.id
 
 
 def run_worker(app: Flask, *, wait: bool = True, concurrency: int = 1, **options: Any) -> None:
