@@ -88,24 +88,22 @@ def _fill_volunteers(app, count: int) -> None:
         """,
         {"count": count, "lon": POINT[0], "lat": POINT[1]},
     )
-    _sql(app, "ANALYZE users; ANALYZE duty_status; ANALYZE devices")
+    for table in ("users", "duty_status", "devices"):
+        _sql(app, f"ANALYZE {table}")
 
 
 def _staff_token(app) -> str:
     from flask_jwt_extended import create_access_token
 
     user_id, session_id = uuid.uuid4(), uuid.uuid4()
-    _sql(
-        app,
-        """
-        INSERT INTO users (id, phone, password_hash, real_name, roles, status)
-        VALUES (:u, '15400000000', 'x', '压测网格员', ARRAY['grid_staff'], 'active');
-        INSERT INTO user_areas (user_id, area_id)
-        SELECT :u, id FROM areas WHERE code = '110105001000';
-        INSERT INTO auth_sessions (id, user_id, created_at) VALUES (:s, :u, now());
-        """,
-        {"u": user_id, "s": session_id},
-    )
+    for statement in (
+        "INSERT INTO users (id, phone, password_hash, real_name, roles, status) "
+        "VALUES (:u, '15400000000', 'x', '压测网格员', ARRAY['grid_staff'], 'active')",
+        "INSERT INTO user_areas (user_id, area_id) "
+        "SELECT :u, id FROM areas WHERE code = '110105001000'",
+        "INSERT INTO auth_sessions (id, user_id, created_at) VALUES (:s, :u, now())",
+    ):
+        _sql(app, statement, {"u": user_id, "s": session_id})
     with app.app_context():
         return create_access_token(
             identity=str(user_id),
@@ -267,7 +265,8 @@ def nearest(config: BenchConfig, bench_url: str, app) -> Result:
         """,
         {"count": positions, "w": west, "e": east, "s": south, "n": north},
     )
-    _sql(app, "VACUUM ANALYZE users; VACUUM ANALYZE duty_status")
+    for table in ("users", "duty_status"):
+        _sql(app, f"ANALYZE {table}")
     rng = random.Random(7)
     task_ids = []
     with app.app_context():

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import random
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ from typing import Any, Protocol
 logger = logging.getLogger(__name__)
 
 CHUNK = 500  # send_each's limit
+_INIT_LOCK = threading.Lock()
 MAX_PAYLOAD_BYTES = 4096  # FCM's limit for a message's data + notification
 MAX_ATTEMPTS = 4
 BACKOFF_S = 0.5
@@ -107,6 +109,10 @@ class FcmSender:
     _app: Any = field(default=None, repr=False)
 
     def _firebase_app(self):
+        with _INIT_LOCK:  # a worker runs several send jobs at once
+            return self._make_app()
+
+    def _make_app(self):
         if self._app is None:
             import firebase_admin
             from firebase_admin import credentials

@@ -215,7 +215,7 @@ def send(session: Session, delivery_ids: Sequence[uuid.UUID]) -> dict[str, int]:
     return counts
 
 
-@task(queue="push")
+@task(queue="push", retry=5)
 def send_deliveries(delivery_ids: list[str]) -> dict[str, int]:
     """Push a chunk of deliveries (at most 500)."""
     return send(db.session, [uuid.UUID(i) for i in delivery_ids])

@@ -343,7 +343,7 @@ def fan_out(session: Session, task_id: uuid.UUID, phase: int, now: dt.datetime) 
     return len(recipients)
 
 
-@task(queue="push")
+@task(queue="push", retry=5)
 def fan_out_task(task_id: str, phase: int) -> int:
     """Choose a task's recipients for one phase and push it to their phones."""
     return fan_out(db.session, uuid.UUID(task_id), phase, _now())
