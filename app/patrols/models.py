@@ -175,7 +175,8 @@ class Checkpoint(Located, Timestamps, db.Model):
     radius_m: Mapped[int] = mapped_column(Integer, server_default="30")
     # {"timezone": "Asia/Shanghai", "windows": [{"days": [...], "start": "22:00",
     #  "end": "02:00", "expected_visits": 1}]}; null: no schedule.
-    schedule: Mapped[dict | None] = mapped_column(JSONB)
+    # none_as_null: no schedule is SQL NULL (not JSON null), so "scheduled" is IS NOT NULL.
+    schedule: Mapped[dict | None] = mapped_column(JSONB(none_as_null=True))
     min_interval_minutes: Mapped[int] = mapped_column(Integer, server_default="10")
     code_secret: Mapped[str] = mapped_column(String(40), default=_new_code_secret)
     code_rotated_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
