@@ -45,7 +45,6 @@ import json
 import os
 import random
 import statistics
-import subprocess
 import sys
 import time
 import uuid
@@ -61,11 +60,10 @@ from bench.common import (
     database_url,
     drop_database,
     gunicorn,
-    libpq_env,
     make_database,
     migrate_and_load_demo,
     percentile,
-    require_tool,
+    pgbench_latencies,
 )
 
 SUBDISTRICT_CODE = "110105001000"  # 建外街道
@@ -371,38 +369,6 @@ def _reference_script(app, user_id: uuid.UUID, query: dict, now: dt.datetime) ->
     return f"\\set to_epoch {epoch} - random(0, {JITTER_S})\n" + body
 
 
-def _pgbench_latencies(script: Path, url: str, transactions: int) -> list[float]:
-    """Milliseconds per transaction from pgbench's log (one client), warm-up left out."""
-    pgbench = require_tool("pgbench", "postgresql-client")
-    prefix = WORKDIR / "coverage_log"
-    for old in WORKDIR.glob("coverage_log*"):
-        old.unlink()
-    subprocess.run(
-        [
-            pgbench,
-            "-n",
-            "-c",
-            "1",
-            "-t",
-            str(transactions),
-            "-f",
-            str(script),
-            "--log",
-            "--log-prefix",
-            str(prefix),
-        ],
-        check=True,
-        capture_output=True,
-        env=libpq_env(url),
-        cwd=WORKDIR,
-    )
-    latencies = []
-    for log in sorted(WORKDIR.glob("coverage_log*")):
-        latencies.extend(int(line.split()[2]) / 1000 for line in log.read_text().splitlines())
-        log.unlink()
-    return latencies[WARM_UP:]
-
-
 # -- the project ---------------------------------------------------------------------------------
 
 
@@ -477,7 +443,9 @@ def run(config: BenchConfig) -> list[Result]:
                         project[name].append(latencies)
                         features[name].append(fewest)
                         reference[name].append(
-                            _pgbench_latencies(scripts[name], bench_url, requests + WARM_UP)
+                            pgbench_latencies(
+                                scripts[name], bench_url, requests + WARM_UP, "coverage"
+                            )[WARM_UP:]
                         )
         finally:
             del os.environ["DATABASE_URL"]

@@ -13,9 +13,7 @@ from __future__ import annotations
 import os
 import random
 import statistics
-import subprocess
 import time
-from pathlib import Path
 from urllib.request import urlopen
 
 from bench.common import (
@@ -25,10 +23,9 @@ from bench.common import (
     database_url,
     drop_database,
     gunicorn,
-    libpq_env,
     make_database,
     percentile,
-    require_tool,
+    pgbench_latencies,
 )
 
 STATIONS = 100_000
@@ -121,7 +118,7 @@ def run(config: BenchConfig) -> list[Result]:
                         project.append((time.perf_counter() - started) * 1000)
         finally:
             del os.environ["DATABASE_URL"]
-        reference = _pgbench_latencies(script, bench_url, requests + 50)[50:]
+        reference = pgbench_latencies(script, bench_url, requests + 50, "stations")[50:]
     finally:
         drop_database(bench_url)
     p50 = Result(
@@ -131,7 +128,7 @@ def run(config: BenchConfig) -> list[Result]:
         reference=[round(statistics.median(reference), 2)],
         project_command="GET /api/v1/stations/nearby?...&amenity=charging&open_now=true&limit=10"
         " (gunicorn, 1 worker, 1 sequential client)",
-        reference_command=f"pgbench -n -M prepared -c 1 -t {requests + 50} -f {script} --log",
+        reference_command=f"pgbench -n -c 1 -t {requests + 50} -f {script} --log",
         notes={"requests": requests},
         higher_is_better=False,
         target_ratio=TARGET,
@@ -147,36 +144,3 @@ def run(config: BenchConfig) -> list[Result]:
         higher_is_better=False,
     )
     return [p50, p99]
-
-
-def _pgbench_latencies(script: Path, url: str, transactions: int) -> list[float]:
-    """Per-transaction latencies (ms) from pgbench's transaction log."""
-    pgbench = require_tool("pgbench", "postgresql-client")
-    workdir = ROOT / "bench" / "results"
-    for old in workdir.glob("pgbench_log.*"):
-        old.unlink()
-    subprocess.run(
-        [
-            pgbench,
-            "-n",
-            "-c",
-            "1",
-            "-t",
-            str(transactions),
-            "-f",
-            str(script),
-            "--log",
-            "--log-prefix",
-            str(workdir / "pgbench_log"),
-        ],
-        check=True,
-        capture_output=True,
-        env=libpq_env(url),
-        cwd=workdir,
-    )
-    latencies = []
-    for log in workdir.glob("pgbench_log*"):
-        for line in log.read_text().splitlines():
-            latencies.append(int(line.split()[2]) / 1000)  # microseconds -> ms
-        log.unlink()
-    return latencies

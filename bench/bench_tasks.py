@@ -40,11 +40,10 @@ from bench.common import (
     database_url,
     drop_database,
     gunicorn,
-    libpq_env,
     make_database,
     migrate_and_load_demo,
     percentile,
-    require_tool,
+    pgbench_latencies,
 )
 
 POINT = (116.457036, 39.910039)  # 南郎家园, WGS-84
@@ -307,7 +306,7 @@ def nearest(config: BenchConfig, bench_url: str, app) -> Result:
     reference = []
     for task_id in task_ids:
         script.write_text(NEAREST_SQL.format(task=task_id))
-        reference += _pgbench_latencies(script, bench_url, config.rounds * 5 + 1)[1:]
+        reference += pgbench_latencies(script, bench_url, config.rounds * 5 + 1, "tasks")[1:]
     return Result(
         name=f"10 nearest on-duty volunteers within 3 km among {positions:,} positions: p50",
         unit="ms",
@@ -322,35 +321,6 @@ def nearest(config: BenchConfig, bench_url: str, app) -> Result:
         },
         higher_is_better=False,
     )
-
-
-def _pgbench_latencies(script: Path, url: str, transactions: int) -> list[float]:
-    for old in RESULTS.glob("tasks_log*"):
-        old.unlink()
-    subprocess.run(
-        [
-            require_tool("pgbench", "postgresql-client"),
-            "-n",
-            "-c",
-            "1",
-            "-t",
-            str(transactions),
-            "-f",
-            str(script),
-            "--log",
-            "--log-prefix",
-            str(RESULTS / "tasks_log"),
-        ],
-        check=True,
-        capture_output=True,
-        env=libpq_env(url),
-        cwd=RESULTS,
-    )
-    latencies = []
-    for log in RESULTS.glob("tasks_log*"):
-        latencies += [int(line.split()[2]) / 1000 for line in log.read_text().splitlines()]
-        log.unlink()
-    return latencies
 
 
 def run(config: BenchConfig) -> list[Result]:

@@ -205,6 +205,34 @@ def pgbench(script: str, url: str, seconds: int, connections: int) -> tuple[floa
     return float(tps.group(1)), " ".join(command)
 
 
+def pgbench_latencies(script: Path, url: str, transactions: int, name: str) -> list[float]:
+    """Milliseconds per transaction of one pgbench client running `script` `transactions`
+    times, from pgbench's per-transaction log (bench/results/<name>_log*)."""
+    workdir = ROOT / "bench" / "results"
+    workdir.mkdir(exist_ok=True)
+    for old in workdir.glob(f"{name}_log*"):
+        old.unlink()
+    command = [
+        require_tool("pgbench", "postgresql-client"),
+        "-n",
+        "-c",
+        "1",
+        "-t",
+        str(transactions),
+        "-f",
+        str(script),
+        "--log",
+        "--log-prefix",
+        str(workdir / f"{name}_log"),
+    ]
+    subprocess.run(command, check=True, capture_output=True, env=libpq_env(url), cwd=workdir)
+    latencies: list[float] = []
+    for log in sorted(workdir.glob(f"{name}_log*")):
+        latencies.extend(int(line.split()[2]) / 1000 for line in log.read_text().splitlines())
+        log.unlink()
+    return latencies
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]

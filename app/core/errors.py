@@ -67,6 +67,13 @@ class Unprocessable(DomainError):
     slug = "unprocessable"
 
 
+def field_error(pointer: str, detail: str) -> Unprocessable:
+    """A 422 about one field of the JSON body, in the shape schema errors have."""
+    return Unprocessable(
+        detail, extra={"errors": [{"location": "json", "pointer": pointer, "detail": detail}]}
+    )
+
+
 def problem(
     status: int,
     *,

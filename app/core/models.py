@@ -9,6 +9,11 @@ from sqlalchemy import DateTime, func
 from sqlalchemy.orm import Mapped, mapped_column
 
 
+def sql_in(column: str, values: tuple[str, ...]) -> str:
+    """`column IN ('a', 'b')` for a CHECK constraint over a fixed set of our own values."""
+    return f"{column} IN (" + ", ".join(f"'{v}'" for v in values) + ")"
+
+
 class Timestamps:
     """`created_at` and `updated_at`, set by the database (UTC, timestamptz)."""
 

@@ -36,7 +36,7 @@ from app.auth.jurisdiction import jurisdiction_of, path_columns, within_area
 from app.auth.models import User
 from app.core import audit
 from app.core.auth import GRID_STAFF, POLICE_LIAISON, has_any_role
-from app.core.errors import Conflict, NotFound, Unprocessable
+from app.core.errors import Conflict, NotFound, field_error
 from app.core.jobs import defer, task
 from app.exports import files, signing
 from app.exports.models import ClueBatch, ClueBatchItem
@@ -58,12 +58,6 @@ PUBLIC_OUTCOME_NOTES = {
 
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
-
-
-def _bad(pointer: str, detail: str) -> Unprocessable:
-    return Unprocessable(
-        detail, extra={"errors": [{"location": "json", "pointer": pointer, "detail": detail}]}
-    )
 
 
 def signing_key():
@@ -144,7 +138,9 @@ def create_batch(session: Session, actor: User, values: Mapping[str, Any]) -> Cl
         for index, area_id in enumerate(filters["area_ids"]):
             area = found.get(area_id)
             if area is None or not jurisdiction.covers(area.path_ids):
-                raise _bad(f"/filters/area_ids/{index}", "No such area in your jurisdiction.")
+                raise field_error(
+                    f"/filters/area_ids/{index}", "No such area in your jurisdiction."
+                )
     # Lock the chosen tips (in id order, so concurrent batches cannot deadlock): nobody moves
     # or edits them between the freeze and the status change below. Their ids then travel as
     # one array parameter (a list of 100,000 would exceed the protocol's 65,535 parameters).
@@ -155,11 +151,13 @@ def create_batch(session: Session, actor: User, values: Mapping[str, Any]) -> Cl
     selection = _selection(actor, values).where(Tip.id == any_(chosen)).subquery()
     count = len(locked)
     if values.get("tip_ids") and count != len(set(values["tip_ids"])):
-        raise _bad("/tip_ids", "Some of these tips are not in your jurisdiction (or merged).")
+        raise field_error(
+            "/tip_ids", "Some of these tips are not in your jurisdiction (or merged)."
+        )
     if count == 0:
-        raise _bad("/filters", "No tips match: a batch must hold at least one.")
+        raise field_error("/filters", "No tips match: a batch must hold at least one.")
     if count > current_app.config["MAX_BATCH_TIPS"]:
-        raise _bad(
+        raise field_error(
             "/filters",
             f"{count} tips match; a batch holds at most {current_app.config['MAX_BATCH_TIPS']}.",
         )
@@ -509,7 +507,7 @@ def record_outcomes(
     staff only; a fixed public line for the reporter's follow view), and on the audit trail."""
     ids = [o["tip_id"] for o in outcomes]
     if len(set(ids)) != len(ids):
-        raise _bad("/items", "A tip is listed twice.")
+        raise field_error("/items", "A tip is listed twice.")
     items = {
         item.tip_id: item
         for item in session.scalars(
@@ -520,7 +518,7 @@ def record_outcomes(
     }
     for index, outcome in enumerate(outcomes):
         if outcome["tip_id"] not in items:
-            raise _bad(f"/items/{index}/tip_id", "This tip is not in the batch.")
+            raise field_error(f"/items/{index}/tip_id", "This tip is not in the batch.")
         recorded = items[outcome["tip_id"]].outcome
         if recorded is not None and recorded != outcome["outcome"]:
             raise Conflict(

@@ -13,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.auth.models import User
-from app.core.errors import NotFound, Unprocessable
+from app.core.errors import NotFound, field_error
 from app.core.jobs import jobs, task
 from app.extensions import db
 from app.media.images import ProcessedImage, process_image
@@ -71,7 +71,7 @@ def attach(
     if not media_ids:
         return []
     if len(set(media_ids)) != len(media_ids):
-        raise _bad(pointer, "The same photo is listed twice.")
+        raise field_error(pointer, "The same photo is listed twice.")
     rows = {
         m.id: m
         for m in session.scalars(
@@ -90,7 +90,7 @@ def attach(
             and media.owner_id in (None, owner_id)
         )
         if not usable:
-            raise _bad(
+            raise field_error(
                 f"{pointer}/{index}",
                 "No such photo: upload it first (uploads can be used once, within "
                 f"{current_app.config['UNATTACHED_MEDIA_HOURS']} hours).",
@@ -103,12 +103,6 @@ def attach(
             media.owner_id = None
     session.flush()
     return [rows[m] for m in media_ids]
-
-
-def _bad(pointer: str, detail: str) -> Unprocessable:
-    return Unprocessable(
-        detail, extra={"errors": [{"location": "json", "pointer": pointer, "detail": detail}]}
-    )
 
 
 def get_media(session: Session, media_id: uuid.UUID) -> Media:

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from app.areas.service import resolve_path
 from app.auth.jurisdiction import jurisdiction_of, path_columns, within_area
 from app.auth.models import User
-from app.core.errors import NotFound, Unprocessable
+from app.core.errors import NotFound, Unprocessable, field_error
 from app.core.jobs import jobs, task
 from app.extensions import db
 from app.patrols import schedule as schedules
@@ -33,18 +33,12 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-def _bad(pointer: str, detail: str) -> Unprocessable:
-    return Unprocessable(
-        detail, extra={"errors": [{"location": "json", "pointer": pointer, "detail": detail}]}
-    )
-
-
 def _place(session: Session, actor: User, checkpoint: Checkpoint, location: dict) -> None:
     lon, lat = to_wgs84(location["lon"], location["lat"], location["coord_system"])
     checkpoint.geom = WKTElement(f"POINT({lon!r} {lat!r})", srid=4326)
     path = resolve_path(session, lon, lat)
     if not jurisdiction_of(actor).covers(path.as_dict()):
-        raise _bad("/location/lon", "The place is outside your jurisdiction.")
+        raise field_error("/location/lon", "The place is outside your jurisdiction.")
     for key, value in path.as_dict().items():
         setattr(checkpoint, key, value)
 
@@ -53,7 +47,7 @@ def _responsible(session: Session, checkpoint: Checkpoint, user_id: uuid.UUID) -
     """Whoever is alerted must be staff who can see the checkpoint."""
     user = session.get(User, user_id)
     if user is None or not is_staff(user) or not jurisdiction_of(user).covers(checkpoint.path_ids):
-        raise _bad("/responsible_id", "The responsible person must be staff of this place.")
+        raise field_error("/responsible_id", "The responsible person must be staff of this place.")
     return user.id
 
 

@@ -30,7 +30,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.core.models import Located, Timestamps
+from app.core.models import Located, Timestamps, sql_in
 from app.extensions import db
 
 PATROL_KINDS = ("walk_along", "team_patrol", "checkpoint_tour")
@@ -49,10 +49,6 @@ def flag_names(flags: int) -> list[str]:
     return [name for bit, name in FLAG_NAMES.items() if flags & bit]
 
 
-def _in(column: str, values: tuple[str, ...]) -> str:
-    return f"{column} IN (" + ", ".join(f"'{v}'" for v in values) + ")"
-
-
 class Patrol(Located, Timestamps, db.Model):
     """One patrol session. Its area path is where its first fix fell (before any fix: the team's
     area, else the volunteer's home community), so staff find it by equality like every located
@@ -61,8 +57,8 @@ class Patrol(Located, Timestamps, db.Model):
 
     __tablename__ = "patrols"
     __table_args__ = (
-        CheckConstraint(_in("kind", PATROL_KINDS), name="kind"),
-        CheckConstraint(_in("status", PATROL_STATUSES), name="status"),
+        CheckConstraint(sql_in("kind", PATROL_KINDS), name="kind"),
+        CheckConstraint(sql_in("status", PATROL_STATUSES), name="status"),
         CheckConstraint("(status = 'ended') = (ended_at IS NOT NULL)", name="ended_has_time"),
         CheckConstraint("kind <> 'team_patrol' OR team_id IS NOT NULL", name="team_patrol_team"),
         # A volunteer walks one patrol at a time.
@@ -204,7 +200,7 @@ class CheckpointVisit(db.Model):
 
     __tablename__ = "checkpoint_visits"
     __table_args__ = (
-        CheckConstraint(_in("method", SCAN_METHODS), name="method"),
+        CheckConstraint(sql_in("method", SCAN_METHODS), name="method"),
         Index("ix_checkpoint_visits_checkpoint_visited", "checkpoint_id", "visited_at"),
         Index("ix_checkpoint_visits_visited", "visited_at"),
     )

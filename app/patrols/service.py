@@ -26,7 +26,7 @@ from app.areas.service import get_area
 from app.auth.jurisdiction import jurisdiction_of, path_columns, within_area
 from app.auth.models import User
 from app.core.auth import GRID_STAFF, has_any_role
-from app.core.errors import Conflict, NotFound, Unprocessable
+from app.core.errors import Conflict, NotFound, field_error
 from app.core.jobs import jobs, task
 from app.extensions import db
 from app.patrols import partitions
@@ -42,12 +42,6 @@ METRIC_SRID = 32650
 
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
-
-
-def _bad(pointer: str, detail: str) -> Unprocessable:
-    return Unprocessable(
-        detail, extra={"errors": [{"location": "json", "pointer": pointer, "detail": detail}]}
-    )
 
 
 def is_staff(user: User) -> bool:
@@ -67,7 +61,7 @@ def _team_of(session: Session, volunteer: User, team_id: uuid.UUID) -> Team:
         )
     )
     if team is None or member is None:
-        raise _bad("/team_id", "You are not a member of this team.")
+        raise field_error("/team_id", "You are not a member of this team.")
     return team
 
 
@@ -81,14 +75,14 @@ def start(session: Session, volunteer: User, values: dict[str, Any]) -> tuple[Pa
                 raise Conflict("This patrol id is in use; choose another random UUID.")
             return existing, False
     if values["kind"] == "team_patrol" and values.get("team_id") is None:
-        raise _bad("/team_id", "A team patrol names its team.")
+        raise field_error("/team_id", "A team patrol names its team.")
     team = _team_of(session, volunteer, values["team_id"]) if values.get("team_id") else None
     now = _now()
     started_at = values.get("started_at") or now
     if started_at > now + CLOCK_SKEW:
-        raise _bad("/started_at", "started_at is in the future.")
+        raise field_error("/started_at", "started_at is in the future.")
     if started_at < partitions.horizon(now, current_app.config["CHECKIN_RETENTION_DAYS"]):
-        raise _bad("/started_at", "started_at is older than check-ins are kept.")
+        raise field_error("/started_at", "started_at is older than check-ins are kept.")
     active = session.scalar(
         select(Patrol.id).where(Patrol.volunteer_id == volunteer.id, Patrol.status == "active")
     )
@@ -156,9 +150,9 @@ def end(session: Session, patrol: Patrol, ended_at: dt.datetime | None, reason: 
     now = _now()
     ended_at = ended_at or now
     if ended_at > now + CLOCK_SKEW:
-        raise _bad("/ended_at", "ended_at is in the future.")
+        raise field_error("/ended_at", "ended_at is in the future.")
     if ended_at < patrol.started_at:
-        raise _bad("/ended_at", "ended_at is before the patrol started.")
+        raise field_error("/ended_at", "ended_at is before the patrol started.")
     patrol.status, patrol.ended_at, patrol.end_reason = "ended", ended_at, reason
     session.flush()
     summarise(session, patrol)

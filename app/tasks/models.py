@@ -24,7 +24,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.core.models import Located, Timestamps
+from app.core.models import Located, Timestamps, sql_in
 from app.extensions import db
 
 TASK_KINDS = ("patrol", "event_support", "tip_check", "urgent_assist", "publicity")
@@ -33,19 +33,15 @@ TASK_STATUSES = ("open", "cancelled")
 RESPONSES = ("accepted", "declined", "arrived", "completed")
 
 
-def _in(column: str, values: tuple[str, ...]) -> str:
-    return f"{column} IN (" + ", ".join(f"'{v}'" for v in values) + ")"
-
-
 class Task(Located, Timestamps, db.Model):
     """A request to volunteers. Expired is not a status: a task whose `ends_at` passed is over.
     `accepted` counts acceptances (never above `needed`), kept under a row lock."""
 
     __tablename__ = "tasks"
     __table_args__ = (
-        CheckConstraint(_in("kind", TASK_KINDS), name="kind"),
-        CheckConstraint(_in("status", TASK_STATUSES), name="status"),
-        CheckConstraint(_in("targeting_mode", TARGETING_MODES), name="targeting_mode"),
+        CheckConstraint(sql_in("kind", TASK_KINDS), name="kind"),
+        CheckConstraint(sql_in("status", TASK_STATUSES), name="status"),
+        CheckConstraint(sql_in("targeting_mode", TARGETING_MODES), name="targeting_mode"),
         CheckConstraint("needed BETWEEN 1 AND 10000", name="needed"),
         CheckConstraint("accepted BETWEEN 0 AND needed", name="accepted"),
         CheckConstraint("ends_at > starts_at", name="window"),
@@ -100,7 +96,7 @@ class TaskRecipient(db.Model):
     __tablename__ = "task_recipients"
     __table_args__ = (
         PrimaryKeyConstraint("task_id", "user_id", name="pk_task_recipients"),
-        CheckConstraint("response IS NULL OR " + _in("response", RESPONSES), name="response"),
+        CheckConstraint("response IS NULL OR " + sql_in("response", RESPONSES), name="response"),
         Index("ix_task_recipients_user_notified", "user_id", "notified_at"),
     )
 

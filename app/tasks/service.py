@@ -28,7 +28,7 @@ from app.areas.models import Area
 from app.areas.service import get_area, resolve_path
 from app.auth.jurisdiction import jurisdiction_of, path_columns, require_inside, within_area
 from app.auth.models import User
-from app.core.errors import Conflict, NotFound, Unprocessable
+from app.core.errors import Conflict, NotFound, field_error
 from app.core.jobs import defer, jobs, task
 from app.extensions import db
 from app.media.models import Media
@@ -47,12 +47,6 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-def _bad(pointer: str, detail: str) -> Unprocessable:
-    return Unprocessable(
-        detail, extra={"errors": [{"location": "json", "pointer": pointer, "detail": detail}]}
-    )
-
-
 def _point(location: dict[str, Any]) -> tuple[float, float]:
     return to_wgs84(location["lon"], location["lat"], location["coord_system"])
 
@@ -67,7 +61,9 @@ def set_duty(session: Session, user: User, on_duty: bool, location: dict | None)
         session.execute(DutyStatus.__table__.delete().where(DutyStatus.user_id == user.id))
         return None
     if location is not None and not user.location_sharing:
-        raise _bad("/location", "Location sharing is off: give the consent first (PATCH /me).")
+        raise field_error(
+            "/location", "Location sharing is off: give the consent first (PATCH /me)."
+        )
     duty = session.get(DutyStatus, user.id)
     if duty is None:
         duty = DutyStatus(user_id=user.id, since=_now())
@@ -129,7 +125,7 @@ def _volunteers_in_jurisdiction(session: Session, actor: User, ids: list[uuid.UU
         )
     }
     if inside != set(ids):
-        raise _bad("/targeting/volunteer_ids", "Every named volunteer must be of your area.")
+        raise field_error("/targeting/volunteer_ids", "Every named volunteer must be of your area.")
 
 
 def create(session: Session, actor: User, values: dict[str, Any]) -> Task:
@@ -140,7 +136,7 @@ def create(session: Session, actor: User, values: dict[str, Any]) -> Task:
     now = _now()
     starts_at = values.get("starts_at") or now
     if values["ends_at"] <= max(starts_at, now):
-        raise _bad("/ends_at", "ends_at must be after starts_at and in the future.")
+        raise field_error("/ends_at", "ends_at must be after starts_at and in the future.")
     task_row = Task(
         id=uuid.uuid4(),
         title=values["title"],
@@ -164,29 +160,29 @@ def create(session: Session, actor: User, values: dict[str, Any]) -> Task:
     elif values.get("area_id") is not None:
         path = get_area(session, values["area_id"]).path_ids
     else:
-        raise _bad("/location", "Give a location, an area, or both.")
+        raise field_error("/location", "Give a location, an area, or both.")
     if values.get("area_id") is not None:
         area = get_area(session, values["area_id"])
         require_inside(actor, area.path_ids, "area")
         task_row.area_id = area.id
     if not jurisdiction_of(actor).covers(path):
-        raise _bad("/location", "The task's place is outside your jurisdiction.")
+        raise field_error("/location", "The task's place is outside your jurisdiction.")
     for key, value in path.items():
         setattr(task_row, key, value)
     if mode == "radius" and task_row.geom is None:
-        raise _bad("/location", "Radius targeting needs a location.")
+        raise field_error("/location", "Radius targeting needs a location.")
     if mode == "area" and task_row.area_id is None:
-        raise _bad("/area_id", "Area targeting needs an area.")
+        raise field_error("/area_id", "Area targeting needs an area.")
     if mode == "team":
         team = session.get(Team, targeting.get("team_id")) if targeting.get("team_id") else None
         if team is None or not jurisdiction_of(actor).covers(team.path_ids):
-            raise _bad("/targeting/team_id", "No such team in your jurisdiction.")
+            raise field_error("/targeting/team_id", "No such team in your jurisdiction.")
     if mode == "named":
         _volunteers_in_jurisdiction(session, actor, targeting.get("volunteer_ids") or [])
     if values.get("tip_id") is not None:
         tip = session.get(Tip, values["tip_id"])
         if tip is None or not jurisdiction_of(actor).covers(tip.path_ids):
-            raise _bad("/tip_id", "No such tip in your jurisdiction.")
+            raise field_error("/tip_id", "No such tip in your jurisdiction.")
         task_row.tip_id = tip.id
     radius = task_row.radius_m or 0
     task_row.targeting = {
@@ -406,7 +402,7 @@ def respond(session: Session, user: User, task_id: uuid.UUID, values: dict[str, 
 
 def _check_arrival(session: Session, task_row: Task, location: dict | None) -> None:
     if location is None:
-        raise _bad("/location", "Arriving needs your position.")
+        raise field_error("/location", "Arriving needs your position.")
     if task_row.geom is None:
         return
     lon, lat = _point(location)
@@ -417,7 +413,7 @@ def _check_arrival(session: Session, task_row: Task, location: dict | None) -> N
         )
     )
     if not near:
-        raise _bad("/location", "You are not within the task's radius yet.")
+        raise field_error("/location", "You are not within the task's radius yet.")
 
 
 def _own_media(session: Session, user: User, media_ids: list[uuid.UUID]) -> list[uuid.UUID]:
@@ -429,7 +425,7 @@ def _own_media(session: Session, user: User, media_ids: list[uuid.UUID]) -> list
         )
     )
     if owned != set(media_ids):
-        raise _bad("/media_ids", "Attach photos you uploaded (POST /api/v1/media).")
+        raise field_error("/media_ids", "Attach photos you uploaded (POST /api/v1/media).")
     return list(media_ids)
 
 

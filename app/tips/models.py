@@ -24,7 +24,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.core.models import Located, Timestamps
+from app.core.models import Located, Timestamps, sql_in
 from app.extensions import db
 
 PRIORITIES = ("low", "normal", "high", "urgent")
@@ -60,16 +60,12 @@ EVENT_KINDS = (
 )
 
 
-def _in(column: str, values: tuple[str, ...]) -> str:
-    return f"{column} IN (" + ", ".join(f"'{v}'" for v in values) + ")"
-
-
 class TipCategory(Timestamps, db.Model):
     """What a tip is about. Data, not code: admins add and retire categories."""
 
     __tablename__ = "tip_categories"
     __table_args__ = (
-        CheckConstraint(_in("default_priority", PRIORITIES), name="default_priority"),
+        CheckConstraint(sql_in("default_priority", PRIORITIES), name="default_priority"),
         CheckConstraint("duplicate_radius_m BETWEEN 10 AND 5000", name="duplicate_radius"),
         CheckConstraint("duplicate_window_hours BETWEEN 1 AND 720", name="duplicate_window"),
     )
@@ -85,7 +81,7 @@ class TipCategory(Timestamps, db.Model):
     sort_order: Mapped[int] = mapped_column(Integer, server_default="100")
 
 
-_OPEN = _in("status", OPEN_STATUSES)
+_OPEN = sql_in("status", OPEN_STATUSES)
 
 
 class Tip(Located, Timestamps, db.Model):
@@ -95,8 +91,8 @@ class Tip(Located, Timestamps, db.Model):
 
     __tablename__ = "tips"
     __table_args__ = (
-        CheckConstraint(_in("status", STATUSES), name="status"),
-        CheckConstraint(_in("priority", PRIORITIES), name="priority"),
+        CheckConstraint(sql_in("status", STATUSES), name="status"),
+        CheckConstraint(sql_in("priority", PRIORITIES), name="priority"),
         CheckConstraint("NOT (anonymous AND reporter_id IS NOT NULL)", name="anonymous_unlinked"),
         CheckConstraint("geom IS NOT NULL OR address_text IS NOT NULL", name="has_place"),
         CheckConstraint(
@@ -180,7 +176,7 @@ class TipEvent(db.Model):
     __tablename__ = "tip_events"
     __table_args__ = (
         CheckConstraint(
-            _in("kind", EVENT_KINDS),
+            sql_in("kind", EVENT_KINDS),
             name="kind",
         ),
         Index("ix_tip_events_tip_at", "tip_id", "at"),

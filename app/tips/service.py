@@ -21,7 +21,14 @@ from app.areas.service import AreaPath, get_area, resolve_path
 from app.auth.jurisdiction import jurisdiction_of, path_columns, require_inside, within_area
 from app.auth.models import User
 from app.core.auth import GRID_STAFF, has_any_role
-from app.core.errors import Conflict, InvalidTransition, NotFound, Unauthorized, Unprocessable
+from app.core.errors import (
+    Conflict,
+    InvalidTransition,
+    NotFound,
+    Unauthorized,
+    Unprocessable,
+    field_error,
+)
 from app.media import service as media_service
 from app.media.models import Media
 from app.tips.models import OPEN_STATUSES, PUBLIC_CATEGORIES, Tip, TipCategory, TipEvent
@@ -51,12 +58,6 @@ TRANSITIONS: Mapping[str, frozenset[str]] = {
 
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
-
-
-def _bad(pointer: str, detail: str) -> Unprocessable:
-    return Unprocessable(
-        detail, extra={"errors": [{"location": "json", "pointer": pointer, "detail": detail}]}
-    )
 
 
 # -- codes and secrets ---------------------------------------------------------------------------
@@ -117,7 +118,7 @@ def update_category(session: Session, code: str, values: dict[str, Any]) -> TipC
 def _active_category(session: Session, code: str, pointer: str = "/category") -> TipCategory:
     category = session.get(TipCategory, code)
     if category is None or not category.active:
-        raise _bad(pointer, "No such category: see GET /api/v1/tip-categories.")
+        raise field_error(pointer, "No such category: see GET /api/v1/tip-categories.")
     return category
 
 
@@ -157,10 +158,10 @@ def submit(
     category = _active_category(session, values["category"])
     occurred_at = values.get("occurred_at")
     if occurred_at is not None and occurred_at > _now() + CLOCK_SKEW:
-        raise _bad("/occurred_at", "occurred_at is in the future.")
+        raise field_error("/occurred_at", "occurred_at is in the future.")
     location = values.get("location")
     if location is None and not values.get("address_text"):
-        raise _bad("/location", "Give a location, an address, or both.")
+        raise field_error("/location", "Give a location, an address, or both.")
 
     tip = Tip(
         id=uuid.uuid4(),
@@ -416,7 +417,7 @@ def _notify_reporters(session: Session, tip: Tip, kind: str, data: dict[str, Any
 
 def _assignee(session: Session, tip: Tip, assignee_id: uuid.UUID | None) -> uuid.UUID:
     if assignee_id is None:
-        raise _bad("/assignee_id", "Say whom the tip is assigned to.")
+        raise field_error("/assignee_id", "Say whom the tip is assigned to.")
     user = session.get(User, assignee_id)
     if (
         user is None
@@ -424,7 +425,7 @@ def _assignee(session: Session, tip: Tip, assignee_id: uuid.UUID | None) -> uuid
         or not has_any_role(user.roles, [GRID_STAFF])
         or not jurisdiction_of(user).covers(tip.path_ids)
     ):
-        raise _bad("/assignee_id", "No such staff member for this tip's area.")
+        raise field_error("/assignee_id", "No such staff member for this tip's area.")
     return user.id
 
 
@@ -448,7 +449,7 @@ def transition(
     if to == "assigned":
         tip.assignee_id = _assignee(session, tip, assignee_id)
     elif assignee_id is not None:
-        raise _bad("/assignee_id", "Only a move to assigned takes an assignee.")
+        raise field_error("/assignee_id", "Only a move to assigned takes an assignee.")
     session.add(
         TipEvent(
             tip_id=tip.id,
@@ -497,16 +498,18 @@ def merge(session: Session, actor: User, tip: Tip, target_id: uuid.UUID) -> Tip:
     """Merge `tip` into the tip `target_id` (both inside the actor's jurisdiction). The merged
     tip keeps its code, photos and reporter; its reporter then follows the target's workflow."""
     if target_id == tip.id:
-        raise _bad("/into", "A tip cannot be merged into itself.")
+        raise field_error("/into", "A tip cannot be merged into itself.")
     target = session.scalar(select(Tip).where(Tip.id == target_id).with_for_update())
     if target is None or not jurisdiction_of(actor).covers(target.path_ids):
-        raise _bad("/into", "No such tip in your jurisdiction.")
+        raise field_error("/into", "No such tip in your jurisdiction.")
     if tip.status == "merged":
         raise InvalidTransition("This tip is already merged.")
     if tip.status not in OPEN_STATUSES:
         raise InvalidTransition(f"A {tip.status} tip is closed; only open tips are merged.")
     if target.status == "merged":
-        raise _bad("/into", "That tip is itself merged; merge into the tip it was merged into.")
+        raise field_error(
+            "/into", "That tip is itself merged; merge into the tip it was merged into."
+        )
     # Tips already merged into this one follow it to the new target (no chains).
     session.execute(
         update(Tip)
