@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 
 from flask import current_app
 from geoalchemy2 import WKTElement
+from geoalchemy2.shape import to_shape
 from sqlalchemy import Select, bindparam, func, select, text, update
 from sqlalchemy.orm import Session
 from sqlalchemy.types import Uuid
@@ -205,17 +206,19 @@ _ELIGIBLE = """
     AND NOT EXISTS (SELECT 1 FROM task_recipients r WHERE r.task_id = :task AND r.user_id = u.id)
 """
 
+# The task's point goes in as a constant: only then does the GiST index hand out volunteers
+# nearest first and LIMIT stop the scan (ordering by a joined row's column sorts every
+# volunteer inside the radius: 434 ms among 1,000,000 positions, bench/bench_tasks.py).
 RADIUS_SQL = text(
     f"""
     INSERT INTO task_recipients (task_id, user_id, phase, distance_m)
-    SELECT :task, d.user_id, :phase, ST_Distance(d.geog, t.geog)
-    FROM tasks t, duty_status d JOIN users u ON u.id = d.user_id
-    WHERE t.id = :task
-      AND d.geom IS NOT NULL AND d.position_at > now() - make_interval(mins => :fresh_minutes)
+    SELECT :task, d.user_id, :phase, ST_Distance(d.geog, CAST(:point AS geography))
+    FROM duty_status d JOIN users u ON u.id = d.user_id
+    WHERE d.geom IS NOT NULL AND d.position_at > now() - make_interval(mins => :fresh_minutes)
       AND u.location_sharing
-      AND ST_DWithin(d.geog, t.geog, :radius)
+      AND ST_DWithin(d.geog, CAST(:point AS geography), :radius)
       AND {_ELIGIBLE}
-    ORDER BY d.geog <-> t.geog
+    ORDER BY d.geog <-> CAST(:point AS geography)
     LIMIT :limit
     ON CONFLICT DO NOTHING
     RETURNING user_id
@@ -274,9 +277,11 @@ def choose_recipients(session: Session, task_row: Task, phase: int) -> list[uuid
     }
     mode = task_row.targeting_mode
     if mode == "radius":
+        point = to_shape(task_row.geom)
         statement, params = (
             RADIUS_SQL,
             {
+                "point": f"SRID=4326;POINT({point.x!r} {point.y!r})",
                 "radius": phase_radius(task_row, phase),
                 "fresh_minutes": config["DUTY_POSITION_MINUTES"],
             },
