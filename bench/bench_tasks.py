@@ -14,6 +14,7 @@ the location-sharing consent, a fresh position within 1 km of a point of 南郎�
 - nearest: the service's recipient choice (`choose_recipients`, 10 nearest within 3 km, in a
   transaction rolled back each time) among BENCH_POSITIONS (default 1,000,000) positions spread
   over Chaoyang, against the same nearest-first SELECT through pgbench; p50 latency.
+BENCH_TASKS_ONLY=fan_out or =nearest runs one of the two.
 """
 
 from __future__ import annotations
@@ -326,13 +327,17 @@ def nearest(config: BenchConfig, bench_url: str, app) -> Result:
     )
 
 
+PARTS = {"fan_out": fan_out, "nearest": nearest}
+
+
 def run(config: BenchConfig) -> list[Result]:
     sys.path.insert(0, str(ROOT))
     bench_url = make_database(database_url())
     try:
         app = bench_app(bench_url)
         migrate_and_load_demo(app)
-        results = [fan_out(config, bench_url, app), nearest(config, bench_url, app)]
+        parts = os.environ.get("BENCH_TASKS_ONLY", "fan_out,nearest").split(",")
+        results = [PARTS[part](config, bench_url, app) for part in parts]
         with app.app_context():
             from app.extensions import db
 
