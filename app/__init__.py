@@ -21,6 +21,8 @@ def create_app(config: Config | None = None) -> Flask:
     from app.core.schema_version import MIGRATIONS_DIR
     from app.exports.routes import blp as clue_batches_blp
     from app.extensions import db, jwt, limiter, migrate
+    from app.grid.routes import blp as grid_blp
+    from app.grid.routes import public_blp as public_heatmap_blp
     from app.media.routes import blp as media_blp
     from app.open311 import models as _open311_models  # noqa: F401 - tables for migrations
     from app.open311.routes import blp as open311_blp
@@ -88,6 +90,8 @@ def create_app(config: Config | None = None) -> Flask:
         tasks_blp,
         my_tasks_blp,
         devices_blp,
+        grid_blp,
+        public_heatmap_blp,
         clue_batches_blp,
         audit_blp,
     ):

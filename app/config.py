@@ -137,6 +137,9 @@ class Config:
     FCM_ENDPOINT: str = ""
     # A volunteer's on-duty position is kept this long after its last report.
     DUTY_POSITION_MINUTES: int = 120
+    # The public heatmap publishes a cell only with at least this many distinct reporters.
+    HEATMAP_MIN_REPORTERS: int = 5
+    HEATMAP_RATE_LIMIT: str = "60 per minute"
     PROXY_HOPS: int = 0
     LOG_LEVEL: str = "INFO"
     TESTING: bool = False
@@ -199,6 +202,8 @@ class Config:
             FCM_PROJECT_ID=os.environ.get("FCM_PROJECT_ID", ""),
             FCM_ENDPOINT=os.environ.get("FCM_ENDPOINT", ""),
             DUTY_POSITION_MINUTES=_env_int("DUTY_POSITION_MINUTES", 120),
+            HEATMAP_MIN_REPORTERS=_env_int("HEATMAP_MIN_REPORTERS", 5),
+            HEATMAP_RATE_LIMIT=os.environ.get("HEATMAP_RATE_LIMIT", "60 per minute"),
             PROXY_HOPS=_env_int("PROXY_HOPS", 0),
             LOG_LEVEL=os.environ.get("LOG_LEVEL", "INFO"),
         )
@@ -239,6 +244,8 @@ class Config:
             raise ConfigError(
                 f"SERVICE_TIMEZONE {self.SERVICE_TIMEZONE!r} is not a time zone"
             ) from exc
+        if self.HEATMAP_MIN_REPORTERS < 2:
+            raise ConfigError("HEATMAP_MIN_REPORTERS must be at least 2 (1 would locate tipsters)")
         if not 5 <= self.DUTY_POSITION_MINUTES <= 24 * 60:
             raise ConfigError("DUTY_POSITION_MINUTES must be between 5 and 1440")
         if self.FCM_CREDENTIALS_FILE and not Path(self.FCM_CREDENTIALS_FILE).is_file():

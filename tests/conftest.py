@@ -97,6 +97,7 @@ TEST_SETTINGS = {
     "FOLLOW_RATE_LIMIT": "10000 per minute",
     "NEARBY_RATE_LIMIT": "10000 per minute",
     "MEDIA_RATE_LIMIT": "10000 per minute",
+    "HEATMAP_RATE_LIMIT": "10000 per minute",
     # Photos of the run go to a throw-away directory, not the checkout's var/media.
     "MEDIA_ROOT": _TEST_MEDIA_ROOT,
     "EXPORT_ROOT": _TEST_MEDIA_ROOT + "/exports",

@@ -39,23 +39,22 @@ def _area_columns() -> dict[str, ColumnElement]:
     return {**path_columns(Area), "grid_cell_id": Area.id}
 
 
-def _in_area(columns: dict[str, ColumnElement], area: Area | None) -> ColumnElement[bool]:
+def in_area(columns: dict[str, ColumnElement], area: Area | None) -> ColumnElement[bool]:
     """Rows inside `area`: one equality on the column of its level (so its index serves)."""
     if area is None:
         return true()
     return columns[_KEY_OF_LEVEL[AreaLevel(area.level)]] == area.id
 
 
-def _hex(res: int) -> ColumnElement:
-    if res == 9:
-        return CheckIn.h3_r9
+def hex_cell(column: ColumnElement, res: int, stored_res: int = 9) -> ColumnElement:
+    """The H3 cell at `res` of a stored one at `stored_res` (its parent, derived in SQL)."""
+    if res == stored_res:
+        return column
     mask, bits = parent_constants(res)
-    return CheckIn.h3_r9.bitwise_and(literal(mask, BigInteger)).bitwise_or(
-        literal(bits, BigInteger)
-    )
+    return column.bitwise_and(literal(mask, BigInteger)).bitwise_or(literal(bits, BigInteger))
 
 
-def _scope(session: Session, user: User, area_id: uuid.UUID | None):
+def scope(session: Session, user: User, area_id: uuid.UUID | None):
     area = get_area(session, area_id) if area_id else None
     return jurisdiction_of(user), area
 
@@ -64,20 +63,20 @@ def _fix_conditions(jurisdiction: Jurisdiction, area: Area | None) -> list[Colum
     columns = path_columns(CheckIn)
     return [
         jurisdiction.clause(columns),
-        _in_area(columns, area),
+        in_area(columns, area),
         CheckIn.flags.bitwise_and(FLAG_IMPLAUSIBLE_SPEED) == 0,
     ]
 
 
 def _cell_column(kind: str, res: int) -> ColumnElement:
-    return CheckIn.grid_cell_id if kind == "admin" else _hex(res)
+    return CheckIn.grid_cell_id if kind == "admin" else hex_cell(CheckIn.h3_r9, res)
 
 
-def _cell_id(kind: str, cell: Any) -> str:
+def cell_id(kind: str, cell: Any) -> str:
     return str(cell) if kind == "admin" else from_bigint(cell)
 
 
-def _geometries(session: Session, kind: str, cells: list, crs: str) -> dict[Any, tuple]:
+def geometries(session: Session, kind: str, cells: list, crs: str) -> dict[Any, tuple]:
     """(geometry, name) of each cell: grid-cell outlines from `areas`, hexagons from H3."""
     if kind == "hex":
         return {c: (geometry_from_wgs84(Polygon(cell_polygon(c)), crs), None) for c in cells}
@@ -90,11 +89,17 @@ def _geometries(session: Session, kind: str, cells: list, crs: str) -> dict[Any,
     }
 
 
-def cells(session: Session, user: User, args: dict[str, Any], start, end) -> dict[str, Any]:
-    """A FeatureCollection of the cells patrolled in [start, end): patrol minutes, distinct
-    patrollers, check-ins and the last fix, per admin grid cell or H3 cell."""
-    jurisdiction, area = _scope(session, user, args.get("area_id"))
-    kind, res = args["cells"], args["resolution"]
+def patrol_totals(
+    session: Session,
+    jurisdiction: Jurisdiction,
+    area: Area | None,
+    kind: str,
+    res: int,
+    start: dt.datetime,
+    end: dt.datetime,
+) -> list:
+    """Per cell with plausible fixes in [start, end): `cell`, `checkins`, `patrollers`,
+    `last_patrolled_at`, `seconds` (patrol time), ordered by cell."""
     cell = _cell_column(kind, res).label("cell")
     gap = CheckIn.recorded_at - func.lag(CheckIn.recorded_at).over(
         partition_by=CheckIn.patrol_id, order_by=CheckIn.recorded_at
@@ -123,7 +128,16 @@ def cells(session: Session, user: User, args: dict[str, Any], start, end) -> dic
     ).all()
     if len(rows) > MAX_CELLS:
         raise Unprocessable("Too many cells: choose a smaller area or a coarser resolution.")
-    shapes = _geometries(session, kind, [r.cell for r in rows], args["crs"])
+    return rows
+
+
+def cells(session: Session, user: User, args: dict[str, Any], start, end) -> dict[str, Any]:
+    """A FeatureCollection of the cells patrolled in [start, end): patrol minutes, distinct
+    patrollers, check-ins and the last fix, per admin grid cell or H3 cell."""
+    jurisdiction, area = scope(session, user, args.get("area_id"))
+    kind, res = args["cells"], args["resolution"]
+    rows = patrol_totals(session, jurisdiction, area, kind, res, start, end)
+    shapes = geometries(session, kind, [r.cell for r in rows], args["crs"])
     features = []
     for row in rows:
         geometry, name = shapes.get(row.cell, (None, None))
@@ -131,14 +145,14 @@ def cells(session: Session, user: User, args: dict[str, Any], start, end) -> dic
             feature(
                 geometry,
                 {
-                    "cell_id": _cell_id(kind, row.cell),
+                    "cell_id": cell_id(kind, row.cell),
                     "name": name,
                     "patrol_minutes": round(float(row.seconds) / 60, 1),
                     "patrollers": row.patrollers,
                     "checkins": row.checkins,
                     "last_patrolled_at": row.last_patrolled_at.isoformat(),
                 },
-                _cell_id(kind, row.cell),
+                cell_id(kind, row.cell),
             )
         )
     return feature_collection(features)
@@ -174,7 +188,7 @@ def _candidate_cells(session: Session, jurisdiction, area, kind: str, res: int) 
                 .where(
                     Area.level == AreaLevel.GRID_CELL,
                     jurisdiction.clause(columns),
-                    _in_area(columns, area),
+                    in_area(columns, area),
                 )
                 .limit(MAX_CELLS + 1)
             )
@@ -188,7 +202,7 @@ def _candidate_cells(session: Session, jurisdiction, area, kind: str, res: int) 
 def gaps(session: Session, user: User, args: dict[str, Any], now: dt.datetime) -> dict[str, Any]:
     """Cells of the caller's jurisdiction (inside `area_id`) with no plausible fix for `hours`,
     the longest unwatched first; `last_patrolled_at` looks back at most 30 days."""
-    jurisdiction, area = _scope(session, user, args.get("area_id"))
+    jurisdiction, area = scope(session, user, args.get("area_id"))
     kind, res = args["cells"], args["resolution"]
     candidates = _candidate_cells(session, jurisdiction, area, kind, res)
     if len(candidates) > MAX_CELLS:
@@ -205,8 +219,8 @@ def gaps(session: Session, user: User, args: dict[str, Any], now: dt.datetime) -
     cutoff = now - dt.timedelta(hours=args["hours"])
     unwatched = [c for c in candidates if last_seen.get(c) is None or last_seen[c] < cutoff]
     never = dt.datetime.min.replace(tzinfo=dt.UTC)
-    unwatched.sort(key=lambda c: (last_seen.get(c) or never, _cell_id(kind, c)))
-    shapes = _geometries(session, kind, unwatched, args["crs"])
+    unwatched.sort(key=lambda c: (last_seen.get(c) or never, cell_id(kind, c)))
+    shapes = geometries(session, kind, unwatched, args["crs"])
     features = []
     for c in unwatched:
         geometry, name = shapes.get(c, (None, None))
@@ -215,14 +229,14 @@ def gaps(session: Session, user: User, args: dict[str, Any], now: dt.datetime) -
             feature(
                 geometry,
                 {
-                    "cell_id": _cell_id(kind, c),
+                    "cell_id": cell_id(kind, c),
                     "name": name,
                     "last_patrolled_at": last.isoformat() if last else None,
                     "hours_unwatched": round((now - last).total_seconds() / 3600, 1)
                     if last
                     else None,
                 },
-                _cell_id(kind, c),
+                cell_id(kind, c),
             )
         )
     return feature_collection(features)

@@ -1,0 +1,1 @@
+"""Clues by grid cell: aggregation, trends, hotspots, risk against coverage."""

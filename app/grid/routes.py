@@ -1,0 +1,152 @@
+"""Clues by grid cell for staff and police liaisons; the public heatmap."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from typing import Any
+
+from flask import current_app, request
+from flask.views import MethodView
+
+from app.core.auth import GRID_STAFF, POLICE_LIAISON, current_user
+from app.core.blueprint import Blueprint
+from app.core.errors import Unprocessable
+from app.extensions import anonymous_bucket, db, limiter
+from app.grid import schemas as s
+from app.grid import service
+from app.patrols import coverage
+from geo.geojson import feature, feature_collection
+
+blp = Blueprint("grid", __name__, url_prefix="/api/v1/grid", description="Clues by grid cell")
+public_blp = Blueprint(
+    "public_heatmap", __name__, url_prefix="/api/v1/public", description="Public map layers"
+)
+
+GEOJSON = "application/geo+json"
+MAX_PERIOD = dt.timedelta(days=366)
+
+
+def _period(args: dict[str, Any], default_days: int) -> tuple[dt.datetime, dt.datetime]:
+    end = args.get("to") or dt.datetime.now(dt.UTC)
+    start = args.get("from_") or end - dt.timedelta(days=default_days)
+    if start >= end:
+        raise Unprocessable("`from` must be before `to`.")
+    if end - start > MAX_PERIOD:
+        raise Unprocessable("The period is at most 366 days.")
+    return start, end
+
+
+def _conditional(document: dict[str, Any], *, mimetype: str = GEOJSON, public: bool = False):
+    """The answer with an ETag of its content: a client sending it back as If-None-Match gets
+    304 Not Modified without the body (the aggregates are computed either way; the answer
+    on a phone's connection is what is saved)."""
+    body = json.dumps(document, ensure_ascii=False, default=str).encode()
+    response = current_app.response_class(body, mimetype=mimetype)
+    response.set_etag(hashlib.sha256(body).hexdigest()[:32])
+    response.headers["Cache-Control"] = "public, max-age=300" if public else "private, no-cache"
+    return response.make_conditional(request)
+
+
+def _features(kind: str, rows: list[dict], crs: str, keep: tuple[str, ...]) -> dict[str, Any]:
+    shapes = coverage.geometries(db.session, kind, [r["cell"] for r in rows], crs)
+    features = []
+    for row in rows:
+        geometry, name = shapes.get(row["cell"], (None, None))
+        properties = {"cell_id": row["cell_id"], "name": name}
+        properties.update({key: row[key] for key in keep})
+        features.append(feature(geometry, properties, row["cell_id"]))
+    return feature_collection(features)
+
+
+_TIP_CELL_FIELDS = ("total", "by_category", "by_status", "open", "change", "first_at", "last_at")
+_STAFF = (GRID_STAFF, POLICE_LIAISON)
+
+
+@blp.route("/tips")
+class GridTips(MethodView):
+    @blp.role_required(*_STAFF)
+    @blp.arguments(s.GridTipsArgsSchema, location="query")
+    @blp.response(200, s.FeatureCollectionSchema, content_type=GEOJSON)
+    @blp.alt_response(304, description="Not Modified (If-None-Match / If-Modified-Since)")
+    def get(self, args):
+        """Tips per cell of your jurisdiction: total, by category and status, open, the change
+        against the previous window of equal length, first and last (default last 30 days)."""
+        start, end = _period(args, 30)
+        rows = service.tip_cells(db.session, current_user(), args, start, end)
+        document = _features(args["cells"], rows, args["crs"], _TIP_CELL_FIELDS)
+        document["window"] = {"from": start.isoformat(), "to": end.isoformat()}
+        return _conditional(document)
+
+
+@blp.route("/tips/<string:cell>/series")
+class GridSeries(MethodView):
+    @blp.role_required(*_STAFF)
+    @blp.arguments(s.SeriesArgsSchema, location="query")
+    @blp.response(200, s.SeriesSchema)
+    @blp.alt_response(304, description="Not Modified")
+    def get(self, args, cell):
+        """Tips of one cell (a grid cell id or an H3 index) per day or week, local time; only
+        tips inside your jurisdiction count."""
+        start, end = _period(args, 90)
+        document = service.series(db.session, current_user(), cell, args, start, end)
+        return _conditional(document, mimetype="application/json")
+
+
+@blp.route("/hotspots")
+class Hotspots(MethodView):
+    @blp.role_required(*_STAFF)
+    @blp.arguments(s.WindowArgsSchema, location="query")
+    @blp.response(200, s.FeatureCollectionSchema, content_type=GEOJSON)
+    @blp.alt_response(304, description="Not Modified")
+    def get(self, args):
+        """Cells whose latest window is unusually high against their own trailing baseline
+        (the 8 windows before it; Poisson tail under 1%, at least 3 tips), most unusual first."""
+        rows = service.hotspots(db.session, current_user(), args, dt.datetime.now(dt.UTC))
+        keep = ("rank", "recent", "baseline_mean", "baseline", "p_value", "ratio")
+        return _conditional(_features(args["cells"], rows, args["crs"], keep))
+
+
+@blp.route("/risk-coverage")
+class RiskCoverage(MethodView):
+    @blp.role_required(*_STAFF)
+    @blp.arguments(s.WindowArgsSchema, location="query")
+    @blp.response(200, s.FeatureCollectionSchema, content_type=GEOJSON)
+    @blp.alt_response(304, description="Not Modified")
+    def get(self, args):
+        """Cells ranked by their share of (priority-weighted) clues minus their share of patrol
+        time in the window: where to send patrols next."""
+        rows = service.risk_coverage(db.session, current_user(), args, dt.datetime.now(dt.UTC))
+        keep = (
+            "rank",
+            "tips",
+            "open",
+            "weighted_tips",
+            "patrol_minutes",
+            "patrollers",
+            "last_patrolled_at",
+            "tip_share",
+            "patrol_share",
+            "gap",
+        )
+        return _conditional(_features(args["cells"], rows, args["crs"], keep))
+
+
+@public_blp.route("/heatmap")
+class PublicHeatmap(MethodView):
+    decorators = (
+        limiter.limit(lambda: current_app.config["HEATMAP_RATE_LIMIT"], key_func=anonymous_bucket),
+    )
+
+    @public_blp.public
+    @public_blp.arguments(s.HeatmapArgsSchema, location="query")
+    @public_blp.response(200, s.FeatureCollectionSchema, content_type=GEOJSON)
+    @public_blp.alt_response(304, description="Not Modified")
+    def get(self, args):
+        """Coarse cells (about 1.4 km) with tips of public categories in `bbox`; a cell with
+        fewer than k distinct reporters (k = HEATMAP_MIN_REPORTERS, 5) is left out, so no
+        single tipster can be located from the map."""
+        now = dt.datetime.now(dt.UTC).replace(second=0, microsecond=0)
+        rows = service.public_heatmap(db.session, args["bbox"], args["window_days"], now)
+        return _conditional(_features("hex", rows, "wgs84", ("count",)), public=True)
