@@ -12,7 +12,7 @@ from flask.views import MethodView
 
 from app.core.auth import GRID_STAFF, POLICE_LIAISON, current_user
 from app.core.blueprint import Blueprint
-from app.core.errors import Unprocessable
+from app.core.periods import period
 from app.extensions import anonymous_bucket, db, limiter
 from app.grid import schemas as s
 from app.grid import service
@@ -25,17 +25,10 @@ public_blp = Blueprint(
 )
 
 GEOJSON = "application/geo+json"
-MAX_PERIOD = dt.timedelta(days=366)
 
 
 def _period(args: dict[str, Any], default_days: int) -> tuple[dt.datetime, dt.datetime]:
-    end = args.get("to") or dt.datetime.now(dt.UTC)
-    start = args.get("from_") or end - dt.timedelta(days=default_days)
-    if start >= end:
-        raise Unprocessable("`from` must be before `to`.")
-    if end - start > MAX_PERIOD:
-        raise Unprocessable("The period is at most 366 days.")
-    return start, end
+    return period(args, default_days=default_days, max_days=366)
 
 
 def _conditional(document: dict[str, Any], *, mimetype: str = GEOJSON, public: bool = False):

@@ -12,8 +12,8 @@ from geoalchemy2.shape import to_shape
 from app.core import audit
 from app.core.auth import GRID_STAFF, VOLUNTEER, current_user
 from app.core.blueprint import Blueprint
-from app.core.errors import Unprocessable
 from app.core.pagination import PageArgsSchema, page_of, paginate
+from app.core.periods import period
 from app.extensions import db
 from app.patrols import checkpoints, coverage, ingest, service
 from app.patrols import schemas as s
@@ -31,18 +31,10 @@ coverage_blp = Blueprint(
     "coverage", __name__, url_prefix="/api/v1/coverage", description="Patrol coverage (staff)"
 )
 
-MAX_PERIOD = dt.timedelta(days=92)
-
 
 def _period(args: dict[str, Any]) -> tuple[dt.datetime, dt.datetime]:
     """`from`..`to` (default: the last 7 days), at most 92 days."""
-    end = args.get("to") or dt.datetime.now(dt.UTC)
-    start = args.get("from_") or end - dt.timedelta(days=7)
-    if start >= end:
-        raise Unprocessable("`from` must be before `to`.")
-    if end - start > MAX_PERIOD:
-        raise Unprocessable("The period is at most 92 days.")
-    return start, end
+    return period(args, default_days=7, max_days=92)
 
 
 # -- patrols -------------------------------------------------------------------------------------
