@@ -88,11 +88,14 @@ def _round(coordinates: Any, precision: int) -> Any:
 
 
 def feature(
-    geom: BaseGeometry | None, properties: Mapping[str, Any], feature_id: Any = None
+    geom: BaseGeometry | Mapping[str, Any] | None,
+    properties: Mapping[str, Any],
+    feature_id: Any = None,
 ) -> dict:
+    """A Feature of a shapely geometry, or of a GeoJSON geometry given as it is."""
     out: dict[str, Any] = {
         "type": "Feature",
-        "geometry": to_geojson(geom) if geom is not None else None,
+        "geometry": to_geojson(geom) if isinstance(geom, BaseGeometry) else geom,
         "properties": dict(properties),
     }
     if feature_id is not None:

@@ -14,7 +14,6 @@ from typing import Any
 
 from flask import current_app
 from shapely import wkb
-from shapely.geometry import Polygon
 from sqlalchemy import ColumnElement, func, literal, select, true
 from sqlalchemy.orm import Session
 from sqlalchemy.types import BigInteger
@@ -25,8 +24,8 @@ from app.auth.jurisdiction import PATH_KEYS, Jurisdiction, jurisdiction_of, path
 from app.auth.models import User
 from app.core.errors import Unprocessable
 from app.patrols.models import FLAG_IMPLAUSIBLE_SPEED, CheckIn
-from geo.cells import cell_polygon, cells_covering, from_bigint, parent_constants
-from geo.crs import geometry_from_wgs84
+from geo.cells import cell_geojson, cells_covering, from_bigint, parent_constants
+from geo.crs import from_wgs84, geometry_from_wgs84
 from geo.geojson import feature, feature_collection
 
 MAX_CELLS = 20_000
@@ -79,7 +78,8 @@ def cell_id(kind: str, cell: Any) -> str:
 def geometries(session: Session, kind: str, cells: list, crs: str) -> dict[Any, tuple]:
     """(geometry, name) of each cell: grid-cell outlines from `areas`, hexagons from H3."""
     if kind == "hex":
-        return {c: (geometry_from_wgs84(Polygon(cell_polygon(c)), crs), None) for c in cells}
+        convert = None if crs == "wgs84" else (lambda lon, lat: from_wgs84(lon, lat, crs))
+        return {c: (cell_geojson(c, convert), None) for c in cells}
     rows = session.execute(
         select(Area.id, Area.name, func.ST_AsBinary(Area.geom)).where(Area.id.in_(cells))
     )
