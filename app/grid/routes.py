@@ -17,6 +17,7 @@ from app.extensions import anonymous_bucket, db, limiter
 from app.grid import schemas as s
 from app.grid import service
 from app.patrols import coverage
+from app.patrols.schemas import FeatureCollectionSchema
 from geo.geojson import feature, feature_collection
 
 blp = Blueprint("grid", __name__, url_prefix="/api/v1/grid", description="Clues by grid cell")
@@ -61,7 +62,7 @@ _STAFF = (GRID_STAFF, POLICE_LIAISON)
 class GridTips(MethodView):
     @blp.role_required(*_STAFF)
     @blp.arguments(s.GridTipsArgsSchema, location="query")
-    @blp.response(200, s.FeatureCollectionSchema, content_type=GEOJSON)
+    @blp.response(200, FeatureCollectionSchema, content_type=GEOJSON)
     @blp.alt_response(304, description="Not Modified (If-None-Match / If-Modified-Since)")
     def get(self, args):
         """Tips per cell of your jurisdiction: total, by category and status, open, the change
@@ -91,7 +92,7 @@ class GridSeries(MethodView):
 class Hotspots(MethodView):
     @blp.role_required(*_STAFF)
     @blp.arguments(s.WindowArgsSchema, location="query")
-    @blp.response(200, s.FeatureCollectionSchema, content_type=GEOJSON)
+    @blp.response(200, FeatureCollectionSchema, content_type=GEOJSON)
     @blp.alt_response(304, description="Not Modified")
     def get(self, args):
         """Cells whose latest window is unusually high against their own trailing baseline
@@ -105,7 +106,7 @@ class Hotspots(MethodView):
 class RiskCoverage(MethodView):
     @blp.role_required(*_STAFF)
     @blp.arguments(s.WindowArgsSchema, location="query")
-    @blp.response(200, s.FeatureCollectionSchema, content_type=GEOJSON)
+    @blp.response(200, FeatureCollectionSchema, content_type=GEOJSON)
     @blp.alt_response(304, description="Not Modified")
     def get(self, args):
         """Cells ranked by their share of (priority-weighted) clues minus their share of patrol
@@ -134,7 +135,7 @@ class PublicHeatmap(MethodView):
 
     @public_blp.public
     @public_blp.arguments(s.HeatmapArgsSchema, location="query")
-    @public_blp.response(200, s.FeatureCollectionSchema, content_type=GEOJSON)
+    @public_blp.response(200, FeatureCollectionSchema, content_type=GEOJSON)
     @public_blp.alt_response(304, description="Not Modified")
     def get(self, args):
         """Coarse cells (about 1.4 km) with tips of public categories in `bbox`; a cell with

@@ -74,11 +74,6 @@ class HeatmapArgsSchema(Schema):
             raise ValidationError("The bbox spans at most 1 degree each way.", "bbox")
 
 
-class FeatureCollectionSchema(Schema):
-    type = fields.String(metadata={"enum": ["FeatureCollection"]})
-    features = fields.List(fields.Dict())
-
-
 class SeriesPointSchema(Schema):
     start = fields.Date()
     count = fields.Integer()
