@@ -41,7 +41,6 @@ sides, interleaved; p50/p99 per round, the median of the rounds is reported).
 from __future__ import annotations
 
 import datetime as dt
-import json
 import os
 import random
 import statistics
@@ -50,7 +49,6 @@ import time
 import uuid
 from pathlib import Path
 from urllib.parse import urlencode
-from urllib.request import Request, urlopen
 
 from bench.common import (
     ROOT,
@@ -59,6 +57,7 @@ from bench.common import (
     bench_app,
     database_url,
     drop_database,
+    geojson_latencies,
     gunicorn,
     make_database,
     migrate_and_load_demo,
@@ -372,30 +371,14 @@ def _reference_script(app, user_id: uuid.UUID, query: dict, now: dt.datetime) ->
 # -- the project ---------------------------------------------------------------------------------
 
 
-def _api_latencies(
-    base: str, token: str, query: dict, now: dt.datetime, requests: int, seed: int
-) -> tuple[list[float], int]:
-    """Milliseconds per request, warm-up left out, and the fewest features one answer held."""
-    rng = random.Random(seed)
-    headers = {"Authorization": f"Bearer {token}"}
-    latencies, fewest = [], None
-    for i in range(requests + WARM_UP):
-        to = now - dt.timedelta(seconds=rng.randint(0, JITTER_S))
-        url = f"{base}/api/v1/coverage/cells?{urlencode({**query, 'to': to.isoformat()})}"
-        started = time.perf_counter()
-        with urlopen(Request(url, headers=headers), timeout=60) as response:  # noqa: S310
-            status, body = response.status, response.read()
-        elapsed = (time.perf_counter() - started) * 1000
-        features = len(json.loads(body)["features"])
-        if status != 200 or not features:
-            raise SystemExit(f"{url} answered {status} with {features} features")
-        fewest = features if fewest is None else min(fewest, features)
-        if i >= WARM_UP:
-            latencies.append(elapsed)
-    return latencies, fewest
-
-
 # -- this benchmark ------------------------------------------------------------------------------
+
+
+def _coverage_url(base: str, query: dict):
+    def url_at(to: dt.datetime) -> str:
+        return f"{base}/api/v1/coverage/cells?{urlencode({**query, 'to': to.isoformat()})}"
+
+    return url_at
 
 
 def run(config: BenchConfig) -> list[Result]:
@@ -437,8 +420,14 @@ def run(config: BenchConfig) -> list[Result]:
             with gunicorn(workers=1) as base:
                 for round_no in range(config.rounds):
                     for name, query in scenarios.items():
-                        latencies, fewest = _api_latencies(
-                            base, token, query, now, requests, round_no
+                        latencies, fewest = geojson_latencies(
+                            _coverage_url(base, query),
+                            token,
+                            now,
+                            requests,
+                            WARM_UP,
+                            JITTER_S,
+                            round_no,
                         )
                         project[name].append(latencies)
                         features[name].append(fewest)

@@ -66,7 +66,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import random
 import statistics
 import sys
 import time
@@ -84,6 +83,7 @@ from bench.common import (
     bench_app,
     database_url,
     drop_database,
+    geojson_latencies,
     gunicorn,
     make_database,
     migrate_and_load_demo,
@@ -398,31 +398,15 @@ def _scripts(app, phone: str, query: dict, now: dt.datetime) -> tuple[dict[str, 
 # -- the project ---------------------------------------------------------------------------------
 
 
-def _api_latencies(
-    base: str, token: str, query: dict, now: dt.datetime, requests: int, seed: int
-) -> tuple[list[float], int]:
-    """Milliseconds per request, warm-up left out, and the fewest features one answer held."""
-    rng = random.Random(seed)
-    headers = {"Authorization": f"Bearer {token}"}
-    latencies, fewest = [], None
-    for i in range(requests + WARM_UP):
-        to = now - dt.timedelta(seconds=rng.randint(0, JITTER_S))
-        window = {"from": (to - WINDOW).isoformat(), "to": to.isoformat()}
-        url = f"{base}/api/v1/grid/tips?{urlencode({**query, **window})}"
-        started = time.perf_counter()
-        with urlopen(Request(url, headers=headers), timeout=60) as response:  # noqa: S310
-            status, body = response.status, response.read()
-        elapsed = (time.perf_counter() - started) * 1000
-        features = len(json.loads(body)["features"])
-        if status != 200 or not features:
-            raise SystemExit(f"{url} answered {status} with {features} features")
-        fewest = features if fewest is None else min(fewest, features)
-        if i >= WARM_UP:
-            latencies.append(elapsed)
-    return latencies, fewest
-
-
 # -- this benchmark ------------------------------------------------------------------------------
+
+
+def _grid_url(base: str, query: dict):
+    def url_at(to: dt.datetime) -> str:
+        window = {"from": (to - WINDOW).isoformat(), "to": to.isoformat()}
+        return f"{base}/api/v1/grid/tips?{urlencode({**query, **window})}"
+
+    return url_at
 
 
 def run(config: BenchConfig) -> list[Result]:
@@ -473,8 +457,14 @@ def run(config: BenchConfig) -> list[Result]:
                 tokens = {phone: _login(base, phone) for phone in (STAFF_PHONE, ADMIN_PHONE)}
                 for round_no in range(config.rounds):
                     for name, (phone, query, _) in scenarios.items():
-                        latencies, fewest = _api_latencies(
-                            base, tokens[phone], query, now, requests, round_no
+                        latencies, fewest = geojson_latencies(
+                            _grid_url(base, query),
+                            tokens[phone],
+                            now,
+                            requests,
+                            WARM_UP,
+                            JITTER_S,
+                            round_no,
                         )
                         project[name].append(latencies)
                         features[name].append(fewest)

@@ -233,6 +233,36 @@ def pgbench_latencies(script: Path, url: str, transactions: int, name: str) -> l
     return latencies
 
 
+def geojson_latencies(
+    url_at, token: str, now, requests: int, warm_up: int, jitter_s: int, seed: int
+) -> tuple[list[float], int]:
+    """Milliseconds per sequential GeoJSON request (warm-up left out) and the fewest features
+    one answer held. `url_at(to)` makes each request's URL for a `to` moved back by a random
+    0..jitter_s seconds from `now`, so that nothing can be cached."""
+    import datetime as dt
+    import json
+    import random
+    from urllib.request import Request
+
+    rng = random.Random(seed)
+    headers = {"Authorization": f"Bearer {token}"}
+    latencies: list[float] = []
+    fewest = None
+    for i in range(requests + warm_up):
+        url = url_at(now - dt.timedelta(seconds=rng.randint(0, jitter_s)))
+        started = time.perf_counter()
+        with urlopen(Request(url, headers=headers), timeout=60) as response:  # noqa: S310
+            status, body = response.status, response.read()
+        elapsed = (time.perf_counter() - started) * 1000
+        features = len(json.loads(body)["features"])
+        if status != 200 or not features:
+            raise SystemExit(f"{url} answered {status} with {features} features")
+        fewest = features if fewest is None else min(fewest, features)
+        if i >= warm_up:
+            latencies.append(elapsed)
+    return latencies, fewest
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
