@@ -336,10 +336,3 @@ def maintain_checkin_partitions(timestamp: int) -> dict[str, Any]:
         dt.datetime.fromtimestamp(timestamp, dt.UTC),
         current_app.config["CHECKIN_RETENTION_DAYS"],
     )
-
-
-def touch(session: Session, patrol: Patrol) -> None:
-    """Late fixes reached an ended patrol: summarise it again."""
-    session.refresh(patrol)
-    if patrol.status == "ended":
-        summarise(session, patrol)

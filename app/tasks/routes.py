@@ -5,14 +5,14 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from flask import current_app, request
+from flask import current_app
 from flask.views import MethodView
 from geoalchemy2.shape import to_shape
-from werkzeug.exceptions import PreconditionFailed, PreconditionRequired
 
 from app.core.auth import GRID_STAFF, VOLUNTEER, current_user
 from app.core.blueprint import Blueprint
 from app.core.pagination import PageArgsSchema, page_of, paginate
+from app.core.preconditions import require_if_match
 from app.extensions import db
 from app.tasks import schemas as s
 from app.tasks import service
@@ -84,15 +84,6 @@ class TaskById(MethodView):
         return {**_task_item(task_row), "statistics": service.statistics(db.session, task_row)}
 
 
-def _require_if_match(task_row: Task) -> None:
-    """flask-smorest checks If-Match on PUT/PATCH/DELETE only; cancelling is a POST, and an edit
-    of a shared object all the same: 428 without If-Match, 412 when stale."""
-    if not request.if_match or request.if_match.star_tag:
-        raise PreconditionRequired("Send the task's ETag as If-Match (not *).")
-    if not request.if_match.contains(tasks_blp._generate_etag(_version(task_row))):
-        raise PreconditionFailed("The task changed since you read it; read it again.")
-
-
 @tasks_blp.route("/<uuid:task_id>/cancel")
 class CancelTask(MethodView):
     @tasks_blp.role_required(GRID_STAFF)
@@ -104,7 +95,7 @@ class CancelTask(MethodView):
     def post(self, body, task_id):
         """Cancel a task (send the ETag you read as `If-Match`); those who accepted are told."""
         task_row = service.managed(db.session, current_user(), task_id)
-        _require_if_match(task_row)
+        require_if_match(tasks_blp._generate_etag(_version(task_row)), "task")
         task_row = service.cancel(db.session, task_row, body.get("reason"))
         tasks_blp.set_etag(_version(task_row))
         return _task_item(task_row)

@@ -77,13 +77,6 @@ def set_duty(session: Session, user: User, on_duty: bool, location: dict | None)
     return duty
 
 
-def erase_position(session: Session, user_id: uuid.UUID) -> None:
-    """The consent was withdrawn: forget where they were, at once."""
-    session.execute(
-        update(DutyStatus).where(DutyStatus.user_id == user_id).values(geom=None, position_at=None)
-    )
-
-
 def expire_positions(session: Session, now: dt.datetime, minutes: int) -> int:
     return session.execute(
         update(DutyStatus)

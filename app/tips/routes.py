@@ -11,7 +11,6 @@ from flask import Response, current_app, request, url_for
 from flask.views import MethodView
 from geoalchemy2.shape import to_shape
 from shapely.geometry import Point
-from werkzeug.exceptions import PreconditionFailed, PreconditionRequired
 
 from app.auth.models import User
 from app.core import audit
@@ -26,6 +25,7 @@ from app.core.auth import (
 from app.core.blueprint import Blueprint
 from app.core.errors import NotFound
 from app.core.pagination import PageArgsSchema, page_of, paginate
+from app.core.preconditions import require_if_match
 from app.extensions import anonymous_bucket, db, limiter
 from app.tips import schemas as s
 from app.tips import service
@@ -123,10 +123,7 @@ def _etag(tip: Tip) -> str:
 
 def _require_if_match(tip: Tip) -> None:
     """Staff edits of a tip carry the ETag they read (If-Match): 428 without, 412 if stale."""
-    if not request.if_match or request.if_match.star_tag:
-        raise PreconditionRequired("Send the tip's ETag as If-Match (not *).")
-    if not request.if_match.contains(_etag(tip)):
-        raise PreconditionFailed("The tip changed since you read it; read it again.")
+    require_if_match(_etag(tip), "tip")
 
 
 def _if_match_doc(func):
