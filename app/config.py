@@ -137,6 +137,8 @@ class Config:
     FCM_ENDPOINT: str = ""
     # A volunteer's on-duty position is kept this long after its last report.
     DUTY_POSITION_MINUTES: int = 120
+    # A radius task nobody has answered shows staff no count of recipients below this.
+    TASK_MIN_COUNT_SHOWN: int = 5
     # The public heatmap publishes a cell only with at least this many distinct reporters.
     HEATMAP_MIN_REPORTERS: int = 5
     HEATMAP_RATE_LIMIT: str = "60 per minute"
@@ -202,6 +204,7 @@ class Config:
             FCM_PROJECT_ID=os.environ.get("FCM_PROJECT_ID", ""),
             FCM_ENDPOINT=os.environ.get("FCM_ENDPOINT", ""),
             DUTY_POSITION_MINUTES=_env_int("DUTY_POSITION_MINUTES", 120),
+            TASK_MIN_COUNT_SHOWN=_env_int("TASK_MIN_COUNT_SHOWN", 5),
             HEATMAP_MIN_REPORTERS=_env_int("HEATMAP_MIN_REPORTERS", 5),
             HEATMAP_RATE_LIMIT=os.environ.get("HEATMAP_RATE_LIMIT", "60 per minute"),
             PROXY_HOPS=_env_int("PROXY_HOPS", 0),
@@ -246,6 +249,8 @@ class Config:
             ) from exc
         if self.HEATMAP_MIN_REPORTERS < 2:
             raise ConfigError("HEATMAP_MIN_REPORTERS must be at least 2 (1 would locate tipsters)")
+        if self.TASK_MIN_COUNT_SHOWN < 2:
+            raise ConfigError("TASK_MIN_COUNT_SHOWN must be at least 2 (1 would locate people)")
         if not 5 <= self.DUTY_POSITION_MINUTES <= 24 * 60:
             raise ConfigError("DUTY_POSITION_MINUTES must be between 5 and 1440")
         if self.FCM_CREDENTIALS_FILE and not Path(self.FCM_CREDENTIALS_FILE).is_file():

@@ -5,6 +5,12 @@ somewhere carries its area path (`district_id`, `subdistrict_id`, `community_id`
 `grid_cell_id`), so "inside" is an equality test on one of them: a grant of a sub-district covers
 every row whose `subdistrict_id` is that sub-district. Objects outside answer 404 (never 403):
 we do not confirm that they exist.
+
+The SQL rule is two-valued: a row whose path column at a granted level is NULL (a tip outside
+any grid cell, a sub-district seen by a community's staff) is *outside*, never "unknown". A
+three-valued `col IN (...)` would make `NOT clause` NULL for such rows, and a NULL filter drops
+the row silently: the negation of "inside" would then miss exactly the rows one level up.
+Negate with `excludes()`, which says what it means.
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from sqlalchemy import ColumnElement, false, or_, true
+from sqlalchemy import ColumnElement, and_, case, false, not_, or_, true
 
 from app.areas.models import AreaLevel
 from app.auth.models import User
@@ -41,15 +47,21 @@ class Jurisdiction:
         return any(path.get(key) in ids for key, ids in self.grants.items())
 
     def clause(self, columns: Mapping[str, ColumnElement]) -> ColumnElement[bool]:
-        """SQL condition for rows inside, given the row's path columns by key."""
+        """SQL condition for rows inside, given the row's path columns by key: TRUE or FALSE,
+        never NULL (a NULL path column at a granted level is outside)."""
         if self.everywhere:
             return true()
         conditions = [
-            columns[key].in_(sorted(ids))
+            and_(columns[key].is_not(None), columns[key].in_(sorted(ids)))
             for key, ids in self.grants.items()
             if ids and key in columns
         ]
         return or_(*conditions) if conditions else false()
+
+    def excludes(self, columns: Mapping[str, ColumnElement]) -> ColumnElement[bool]:
+        """SQL condition for rows outside: exactly the rows `clause` leaves out, NULLs
+        included."""
+        return not_(self.clause(columns))
 
 
 NOWHERE = Jurisdiction(everywhere=False, grants={})
@@ -58,6 +70,18 @@ NOWHERE = Jurisdiction(everywhere=False, grants={})
 def path_columns(entity) -> dict[str, ColumnElement]:
     """The area-path columns of a located model (those of PATH_KEYS it has)."""
     return {key: getattr(entity, key) for key in PATH_KEYS if hasattr(entity, key)}
+
+
+def area_path_columns(area) -> dict[str, ColumnElement]:
+    """The path columns of an `areas` row (the model or an alias of it): an area's path holds
+    itself at its own level, and only a grid cell is its own grid cell. With these, the row rule
+    applies to areas: `clause(area_path_columns(Area))` are the areas inside."""
+    return {
+        "district_id": area.district_id,
+        "subdistrict_id": area.subdistrict_id,
+        "community_id": area.community_id,
+        "grid_cell_id": case((area.level == AreaLevel.GRID_CELL.value, area.id)),
+    }
 
 
 def within_area(entity, area_id: uuid.UUID) -> ColumnElement[bool]:

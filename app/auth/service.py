@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session, aliased, lazyload
 
 from app.areas.models import Area, AreaLevel
 from app.auth import validators
-from app.auth.jurisdiction import jurisdiction_of
+from app.auth.jurisdiction import area_path_columns, jurisdiction_of
 from app.auth.models import AuthSession, ConsentEvent, RefreshToken, User, user_areas
 from app.core import audit
 from app.core.auth import ADMIN, COMMUNITY_ADMIN, GRID_STAFF, POLICE_LIAISON, ROLES, VOLUNTEER
@@ -363,12 +363,16 @@ def _check_roles(roles: Iterable[str], areas: Sequence[Area]) -> None:
         raise _field_error("roles", "A police liaison account cannot also be a staff account.")
 
 
-def _check_grants(actor: User, roles: Iterable[str], areas: Sequence[Area]) -> None:
-    """The actor may grant these roles, and every area is inside their jurisdiction."""
+def _grantable(actor: User) -> set[str]:
     allowed: set[str] = set()
     for role in actor.roles:
         allowed |= _GRANTABLE.get(role, set())
-    refused = set(roles) - allowed
+    return allowed
+
+
+def _check_grants(actor: User, roles: Iterable[str], areas: Sequence[Area]) -> None:
+    """The actor may grant these roles, and every area is inside their jurisdiction."""
+    refused = set(roles) - _grantable(actor)
     if refused:
         raise Forbidden(f"You may not grant the role(s): {', '.join(sorted(refused))}.")
     scope = jurisdiction_of(actor)
@@ -378,13 +382,19 @@ def _check_grants(actor: User, roles: Iterable[str], areas: Sequence[Area]) -> N
 
 
 def _check_manages(session: Session, actor: User, user: User) -> None:
-    """The actor may administer this account: never their own, never an admin's unless they
-    are an admin, and only when everything the account holds (its home community and every
+    """The actor may administer this account: never their own; only when the actor may grant
+    every role the account holds (so only admins change admins and police liaisons, whom only
+    admins appoint); and only when everything the account holds (its home community and every
     granted area) is inside the actor's jurisdiction. Seeing an account is not enough."""
     if user.id == actor.id:
         raise Forbidden("Nobody administers their own account.")
-    if ADMIN in user.roles and ADMIN not in actor.roles:
-        raise Forbidden("Only an admin may change an admin's account.")
+    beyond = set(user.roles) - _grantable(actor)
+    if beyond:
+        raise Forbidden(
+            "Only an admin may change an account with the role(s): "
+            + ", ".join(sorted(beyond))
+            + "."
+        )
     scope = jurisdiction_of(actor)
     home = session.get(Area, user.home_community_id) if user.home_community_id else None
     places = [a.path_ids for a in user.jurisdiction] + ([home.path_ids] if home else [])
@@ -433,13 +443,13 @@ def list_visible_users(
         inside_home = (
             select(home.id)
             .where(home.id == User.home_community_id)
-            .where(scope.clause(_path_columns(home)))
+            .where(scope.clause(area_path_columns(home)))
         )
         inside_grant = (
             select(user_areas.c.user_id)
             .join(granted, granted.id == user_areas.c.area_id)
             .where(user_areas.c.user_id == User.id)
-            .where(scope.clause(_path_columns(granted)))
+            .where(scope.clause(area_path_columns(granted)))
         )
         query = query.where(or_(inside_home.exists(), inside_grant.exists()))
     if filters.get("role"):
@@ -453,15 +463,6 @@ def list_visible_users(
     if filters.get("status"):
         query = query.where(User.status == filters["status"])
     return query.order_by(User.created_at, User.id), query
-
-
-def _path_columns(area) -> dict:
-    return {
-        "district_id": area.district_id,
-        "subdistrict_id": area.subdistrict_id,
-        "community_id": area.community_id,
-        "grid_cell_id": area.id,
-    }
 
 
 def get_visible_user(session: Session, actor: User, user_id: uuid.UUID) -> User:

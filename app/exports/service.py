@@ -32,7 +32,12 @@ from sqlalchemy.dialects.postgresql import ARRAY, aggregate_order_by
 from sqlalchemy.orm import Session, aliased
 
 from app.areas.models import Area
-from app.auth.jurisdiction import jurisdiction_of, path_columns, within_area
+from app.auth.jurisdiction import (
+    area_path_columns,
+    jurisdiction_of,
+    path_columns,
+    within_area,
+)
 from app.auth.models import User
 from app.core import audit
 from app.core.auth import GRID_STAFF, POLICE_LIAISON, has_any_role
@@ -84,12 +89,18 @@ def visible_query(user: User) -> Select:
     roles = [r for r in (POLICE_LIAISON, GRID_STAFF) if has_any_role(user.roles, [r])]
     query = select(ClueBatch).where(ClueBatch.creator_role.in_(roles))
     if not jurisdiction.everywhere:
-        # An area's own path holds itself, so the jurisdiction's row clause applies to areas.
-        area_path = {**path_columns(Area), "grid_cell_id": Area.id}
-        uncovered = select(Area.id).where(
-            Area.id == any_(ClueBatch.scope_area_ids), ~jurisdiction.clause(area_path)
+        # A scope id with no area behind it joins to NULLs, which the rule excludes.
+        scope = func.unnest(ClueBatch.scope_area_ids).table_valued("area_id").render_derived()
+        uncovered = (
+            select(scope.c.area_id)
+            .select_from(scope.outerjoin(Area, Area.id == scope.c.area_id))
+            .where(jurisdiction.excludes(area_path_columns(Area)))
         )
-        query = query.where(ClueBatch.scope_everywhere.is_(False), ~exists(uncovered))
+        query = query.where(
+            ClueBatch.scope_everywhere.is_(False),
+            func.cardinality(ClueBatch.scope_area_ids) > 0,
+            ~exists(uncovered),
+        )
     return query.order_by(ClueBatch.created_at.desc(), ClueBatch.id.desc())
 
 

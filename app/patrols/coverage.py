@@ -20,7 +20,13 @@ from sqlalchemy.types import BigInteger
 
 from app.areas.models import Area, AreaLevel
 from app.areas.service import get_area
-from app.auth.jurisdiction import PATH_KEYS, Jurisdiction, jurisdiction_of, path_columns
+from app.auth.jurisdiction import (
+    PATH_KEYS,
+    Jurisdiction,
+    area_path_columns,
+    jurisdiction_of,
+    path_columns,
+)
 from app.auth.models import User
 from app.core.errors import Unprocessable
 from app.patrols.models import FLAG_IMPLAUSIBLE_SPEED, CheckIn
@@ -31,11 +37,6 @@ from geo.geojson import feature, feature_collection
 MAX_CELLS = 20_000
 LOOKBACK = dt.timedelta(days=30)  # how far back gaps look for a cell's last patrol
 _KEY_OF_LEVEL = dict(zip(AreaLevel, PATH_KEYS, strict=True))
-
-
-def _area_columns() -> dict[str, ColumnElement]:
-    """The path columns of `areas`, a grid cell being its own grid cell."""
-    return {**path_columns(Area), "grid_cell_id": Area.id}
 
 
 def in_area(columns: dict[str, ColumnElement], area: Area | None) -> ColumnElement[bool]:
@@ -181,7 +182,7 @@ def _scope_polygon(session: Session, jurisdiction: Jurisdiction, area: Area | No
 
 def _candidate_cells(session: Session, jurisdiction, area, kind: str, res: int) -> list:
     if kind == "admin":
-        columns = _area_columns()
+        columns = area_path_columns(Area)
         return list(
             session.scalars(
                 select(Area.id)

@@ -81,7 +81,10 @@ class TaskById(MethodView):
         """A task of your jurisdiction with its responses and delivery statistics."""
         task_row = service.managed(db.session, current_user(), task_id)
         tasks_blp.set_etag(_version(task_row))
-        return {**_task_item(task_row), "statistics": service.statistics(db.session, task_row)}
+        statistics = service.statistics(
+            db.session, task_row, current_app.config["TASK_MIN_COUNT_SHOWN"]
+        )
+        return {**_task_item(task_row), "statistics": statistics}
 
 
 @tasks_blp.route("/<uuid:task_id>/cancel")

@@ -112,7 +112,18 @@ class EngagedSchema(Schema):
 
 
 class TaskStatsSchema(Schema):
-    recipients = fields.Integer()
+    recipients = fields.Integer(
+        allow_none=True,
+        metadata={"description": "null while withheld (see `recipients_below`)"},
+    )
+    recipients_below = fields.Integer(
+        allow_none=True,
+        metadata={
+            "description": "set while a radius task nobody has answered reached fewer than "
+            "this many volunteers: counts are withheld then, so that radius probes cannot "
+            "locate anyone (TASK_MIN_COUNT_SHOWN)"
+        },
+    )
     responses = fields.Dict(
         keys=fields.String(),
         values=fields.Integer(),

@@ -27,7 +27,13 @@ from sqlalchemy.types import Uuid
 
 from app.areas.models import Area
 from app.areas.service import get_area, resolve_path
-from app.auth.jurisdiction import jurisdiction_of, path_columns, require_inside, within_area
+from app.auth.jurisdiction import (
+    NOWHERE,
+    jurisdiction_of,
+    path_columns,
+    require_inside,
+    within_area,
+)
 from app.auth.models import User
 from app.core.errors import Conflict, NotFound, field_error
 from app.core.jobs import defer, jobs, task
@@ -202,6 +208,10 @@ _ELIGIBLE = """
 # The task's point goes in as a constant: only then does the GiST index hand out volunteers
 # nearest first and LIMIT stop the scan (ordering by a joined row's column sorts every
 # volunteer inside the radius: 434 ms among 1,000,000 positions, bench/bench_tasks.py).
+# Only positions inside the creator's jurisdiction count, in every phase: a radius reaching
+# over the border asks nobody beyond it, and cannot be used to find out who is there. A position
+# has no stored area path, so "inside" is "within the outline of a granted area" (the areas'
+# pieces, as every point lookup uses them).
 RADIUS_SQL = text(
     f"""
     INSERT INTO task_recipients (task_id, user_id, phase, distance_m)
@@ -210,6 +220,9 @@ RADIUS_SQL = text(
     WHERE d.geom IS NOT NULL AND d.position_at > now() - make_interval(mins => :fresh_minutes)
       AND u.location_sharing
       AND ST_DWithin(d.geog, CAST(:point AS geography), :radius)
+      AND (:everywhere OR EXISTS (
+          SELECT 1 FROM area_pieces pc
+          WHERE pc.area_id = ANY(CAST(:granted AS uuid[])) AND ST_Intersects(pc.geom, d.geom)))
       AND {_ELIGIBLE}
     ORDER BY d.geog <-> CAST(:point AS geography)
     LIMIT :limit
@@ -271,12 +284,16 @@ def choose_recipients(session: Session, task_row: Task, phase: int) -> list[uuid
     mode = task_row.targeting_mode
     if mode == "radius":
         point = to_shape(task_row.geom)
+        creator = session.get(User, task_row.created_by)
+        jurisdiction = jurisdiction_of(creator) if creator is not None else NOWHERE
         statement, params = (
             RADIUS_SQL,
             {
                 "point": f"SRID=4326;POINT({point.x!r} {point.y!r})",
                 "radius": phase_radius(task_row, phase),
                 "fresh_minutes": config["DUTY_POSITION_MINUTES"],
+                "everywhere": jurisdiction.everywhere,
+                "granted": [str(i) for i in sorted(jurisdiction.area_ids)],
             },
         )
     elif mode == "area":
@@ -528,8 +545,20 @@ STATS_SQL = text(
 ).bindparams(bindparam("task", type_=Uuid))
 
 
-def statistics(session: Session, task_row: Task) -> dict[str, Any]:
+def statistics(session: Session, task_row: Task, min_count_shown: int) -> dict[str, Any]:
+    """Recipients, answers, deliveries and who engaged. A radius task nobody has answered yet
+    shows no count below `min_count_shown`: how many phones a point and a radius reached would
+    otherwise locate volunteers ("1 recipient within 200 m of my door"), probe by probe."""
     responses, deliveries, recipients = session.execute(STATS_SQL, {"task": task_row.id}).one()
+    answered = any(key != "no_answer" for key in responses or {})
+    if task_row.targeting_mode == "radius" and not answered and recipients < min_count_shown:
+        return {
+            "recipients": None,
+            "recipients_below": min_count_shown,
+            "responses": {},
+            "deliveries": {},
+            "volunteers": [],
+        }
     engaged = (
         session.execute(
             select(
@@ -553,6 +582,7 @@ def statistics(session: Session, task_row: Task) -> dict[str, Any]:
     )
     return {
         "recipients": recipients,
+        "recipients_below": None,
         "responses": responses or {},
         "deliveries": deliveries or {},
         "volunteers": [dict(row) for row in engaged],

@@ -11,7 +11,12 @@ from sqlalchemy.orm import Session
 
 from app.areas.models import Area, AreaLevel
 from app.auth import service as accounts
-from app.auth.jurisdiction import jurisdiction_of, require_inside, within_area
+from app.auth.jurisdiction import (
+    area_path_columns,
+    jurisdiction_of,
+    require_inside,
+    within_area,
+)
 from app.auth.models import User
 from app.core.errors import Conflict, NotFound, Unprocessable
 from app.teams.models import Team, TeamMember
@@ -194,15 +199,7 @@ def targets(session: Session, actor: User, area_id: uuid.UUID | None) -> tuple[S
         .select_from(Area)
         .outerjoin(Team, Team.community_id == Area.id)
         .where(Area.level == AreaLevel.COMMUNITY)
-        .where(
-            jurisdiction_of(actor).clause(
-                {
-                    "district_id": Area.district_id,
-                    "subdistrict_id": Area.subdistrict_id,
-                    "community_id": Area.community_id,
-                }
-            )
-        )
+        .where(jurisdiction_of(actor).clause(area_path_columns(Area)))
         .group_by(Area.id)
         .order_by(Area.code)
     )

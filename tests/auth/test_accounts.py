@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from app.auth.models import User
+
 NANLANG = "110105001024"  # 南郎家园, in Jianwai
 BEILANG = "110105001025"  # 北郎家园, in Jianwai
 JIANWAI = "110105001000"
@@ -234,6 +236,46 @@ def test_a_community_admin_cannot_appoint_police_liaisons(client, area, create_u
         "jurisdiction": [str(area(NANLANG).id)],
     }
     assert client.post("/api/v1/users", json=body, headers=local_admin).status_code == 403
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"status": "disabled"},
+        {"real_name": "改名"},
+        {"jurisdiction": [NANLANG]},
+        {"roles": ["volunteer"], "jurisdiction": []},
+    ],
+    ids=["disable", "rename", "move", "demote"],
+)
+def test_only_admins_change_police_liaison_accounts(
+    client, area, create_user, token_for, session, change
+):
+    """Issue 14.2: admins appoint liaisons, so only admins change or disable them, even where
+    the liaison's areas lie inside a community admin's jurisdiction."""
+    liaison = create_user(roles=["police_liaison"], jurisdiction=[JIANWAI])
+    liaison_headers = token_for(liaison)
+
+    def state():
+        session.expire_all()
+        user = session.get(User, liaison.id)
+        return user.status, user.real_name, list(user.roles), [a.code for a in user.jurisdiction]
+
+    before = state()
+    body = dict(change)
+    if "jurisdiction" in body:
+        body["jurisdiction"] = [str(area(code).id) for code in body["jurisdiction"]]
+    local_admin = token_for(create_user(roles=["community_admin"], jurisdiction=[JIANWAI]))
+    response = client.patch(f"/api/v1/users/{liaison.id}", json=body, headers=local_admin)
+    assert response.status_code == 403
+    assert response.mimetype == "application/problem+json"
+    assert "police_liaison" in response.json["detail"]
+    assert state() == before
+    assert client.get("/api/v1/me", headers=liaison_headers).status_code == 200  # not signed out
+    admin = token_for(create_user(roles=["admin"]))
+    response = client.patch(f"/api/v1/users/{liaison.id}", json=body, headers=admin)
+    assert response.status_code == 200
+    assert state() != before
 
 
 def test_a_liaison_cannot_also_be_staff(client, area, token_for):

@@ -19,6 +19,9 @@ from tests.patrols.conftest import COMMUNITY, HOME, east
 
 __all__ = ["COMMUNITY", "HOME", "east"]
 
+DISTRICT = "110105000000"
+SUBDISTRICT = "110105001000"  # 建外, 南郎家园's sub-district
+
 
 def now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
@@ -27,6 +30,13 @@ def now() -> dt.datetime:
 @pytest.fixture
 def staff(create_user):
     return create_user(roles=["grid_staff"], jurisdiction=[COMMUNITY])
+
+
+@pytest.fixture
+def dispatcher(create_user):
+    """Staff of the whole district: radius tasks of theirs reach past 南郎家园's edge (about
+    80 m east of HOME; 300 m east is another sub-district)."""
+    return create_user(roles=["grid_staff"], jurisdiction=[DISTRICT])
 
 
 @pytest.fixture

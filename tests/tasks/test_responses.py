@@ -179,6 +179,42 @@ def test_staff_see_responses_and_delivery_statistics(
     )
 
 
+def test_counts_that_would_locate_volunteers_are_withheld_until_someone_answers(
+    app, create_task, volunteer_at, fan_out, client, token_for, staff
+):
+    """Issue 14.3: a radius task that reached fewer than TASK_MIN_COUNT_SHOWN phones shows no
+    count (recipients, answers, deliveries) until a volunteer answers."""
+    threshold = app.config["TASK_MIN_COUNT_SHOWN"]
+    few = [volunteer_at(10 + n) for n in range(threshold - 1)]
+    task = create_task(needed=3, radius_m=60)
+    assert fan_out(task) == threshold - 1
+    stats = client.get(f"/api/v1/tasks/{task['id']}", headers=token_for(staff)).json["statistics"]
+    assert stats == {
+        "recipients": None,
+        "recipients_below": threshold,
+        "responses": {},
+        "deliveries": {},
+        "volunteers": [],
+    }
+    answer(client, token_for, few[0], task, action="decline")
+    stats = client.get(f"/api/v1/tasks/{task['id']}", headers=token_for(staff)).json["statistics"]
+    assert stats["recipients"] == threshold - 1 and stats["recipients_below"] is None
+    assert stats["responses"] == {"declined": 1, "no_answer": threshold - 2}
+
+
+def test_counts_at_the_threshold_are_shown(
+    app, create_task, volunteer_at, fan_out, client, token_for, staff
+):
+    threshold = app.config["TASK_MIN_COUNT_SHOWN"]
+    for n in range(threshold):
+        volunteer_at(10 + n)
+    task = create_task(needed=3, radius_m=60)
+    fan_out(task)
+    stats = client.get(f"/api/v1/tasks/{task['id']}", headers=token_for(staff)).json["statistics"]
+    assert stats["recipients"] == threshold
+    assert stats["responses"] == {"no_answer": threshold}
+
+
 def test_bad_responses_are_422(create_task, volunteer_at, fan_out, client, token_for):
     volunteer = volunteer_at(30)
     task = create_task()

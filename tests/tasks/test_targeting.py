@@ -9,7 +9,7 @@ from sqlalchemy import func, select, text
 
 from app.tasks import service as tasks_service
 from app.tasks.models import Task, TaskRecipient
-from tests.tasks.conftest import now
+from tests.tasks.conftest import SUBDISTRICT, now
 
 
 def jobs_named(connection, name):
@@ -52,14 +52,14 @@ def test_a_rolled_back_task_creation_leaves_no_fan_out(session, staff, connectio
 
 
 def test_radius_targets_only_on_duty_consenting_volunteers_inside_it_nearest_first(
-    create_task, volunteer_at, fan_out, session
+    create_task, volunteer_at, fan_out, session, dispatcher
 ):
     near = volunteer_at(50)
     far_inside = volunteer_at(400)
     outside = volunteer_at(900)
     no_consent = volunteer_at(60, consent=False)
     off_duty = volunteer_at(70, on_duty=False)
-    task = create_task(needed=1, targeting={"mode": "radius", "max_recipients": 10})
+    task = create_task(dispatcher, needed=1, targeting={"mode": "radius", "max_recipients": 10})
     assert fan_out(task) == 2
     rows = session.execute(
         select(TaskRecipient.user_id, TaskRecipient.distance_m)
@@ -70,9 +70,9 @@ def test_radius_targets_only_on_duty_consenting_volunteers_inside_it_nearest_fir
     assert {outside.id, no_consent.id, off_duty.id}.isdisjoint({r.user_id for r in rows})
 
 
-def test_the_closest_few_come_first(create_task, volunteer_at, fan_out, session):
+def test_the_closest_few_come_first(create_task, volunteer_at, fan_out, session, dispatcher):
     volunteers = [volunteer_at(50 * n) for n in range(1, 7)]
-    task = create_task(needed=1, targeting={"mode": "radius", "max_recipients": 2})
+    task = create_task(dispatcher, needed=1, targeting={"mode": "radius", "max_recipients": 2})
     fan_out(task)
     assert recipients(session, task) == {volunteers[0].id, volunteers[1].id}
 
@@ -99,11 +99,13 @@ def test_required_skills_filter_recipients(create_task, volunteer_at, fan_out, s
 
 
 def test_too_few_acceptances_widen_the_radius_in_phases(
-    create_task, volunteer_at, fan_out, session, connection
+    create_task, volunteer_at, fan_out, session, connection, dispatcher
 ):
     close = volunteer_at(100)
     farther = volunteer_at(800)
-    task = create_task(needed=2, radius_m=500, targeting={"mode": "radius", "widen_after_s": 60})
+    task = create_task(
+        dispatcher, needed=2, radius_m=500, targeting={"mode": "radius", "widen_after_s": 60}
+    )
     fan_out(task)
     assert recipients(session, task) == {close.id}
     assert jobs_named(connection, "fan_out_task") == 2  # the next phase is scheduled
@@ -112,10 +114,12 @@ def test_too_few_acceptances_widen_the_radius_in_phases(
     assert session.get(Task, uuid.UUID(task["id"])).phase == 1
 
 
-def test_a_full_task_does_not_widen(create_task, volunteer_at, fan_out, session, client, token_for):
+def test_a_full_task_does_not_widen(
+    create_task, volunteer_at, fan_out, session, client, token_for, dispatcher
+):
     close = volunteer_at(100)
     volunteer_at(800)
-    task = create_task(needed=1, radius_m=500)
+    task = create_task(dispatcher, needed=1, radius_m=500)
     fan_out(task)
     accepted = client.post(
         f"/api/v1/tasks/{task['id']}/responses", json={"action": "accept"}, headers=token_for(close)
@@ -123,6 +127,43 @@ def test_a_full_task_does_not_widen(create_task, volunteer_at, fan_out, session,
     assert accepted.status_code == 200
     assert fan_out(task, phase=1) == 0
     assert recipients(session, task) == {close.id}
+
+
+def test_radius_and_widening_stay_inside_the_creators_jurisdiction(
+    create_task, volunteer_at, fan_out, session, create_user
+):
+    """Issue 14.3: a radius over the border asks nobody beyond it, in every phase."""
+    inside = volunteer_at(30)  # 南郎家园
+    same_subdistrict = volunteer_at(150)  # 北郎家园, also in 建外
+    other_subdistrict = volunteer_at(400)  # another sub-district
+    widening = {"mode": "radius", "widen_after_s": 60, "max_radius_m": 2000}
+    of_community = create_task(needed=5, radius_m=500, targeting=widening)
+    of_subdistrict = create_task(
+        create_user(roles=["grid_staff"], jurisdiction=[SUBDISTRICT]),
+        needed=5,
+        radius_m=500,
+        targeting=widening,
+    )
+    for phase in (0, 1, 2):
+        fan_out(of_community, phase=phase)
+        fan_out(of_subdistrict, phase=phase)
+    assert recipients(session, of_community) == {inside.id}
+    assert recipients(session, of_subdistrict) == {inside.id, same_subdistrict.id}
+    assert other_subdistrict.id not in recipients(session, of_subdistrict)
+
+
+def test_a_creator_who_lost_the_area_reaches_nobody_new(
+    create_task, volunteer_at, fan_out, session, staff
+):
+    first = volunteer_at(30)
+    task = create_task(needed=3, radius_m=50, targeting={"mode": "radius", "widen_after_s": 60})
+    fan_out(task)
+    later = volunteer_at(60)
+    staff.jurisdiction = []
+    session.commit()
+    fan_out(task, phase=1)
+    assert recipients(session, task) == {first.id}
+    assert later.id not in recipients(session, task)
 
 
 def test_area_team_and_named_targeting(
