@@ -2,7 +2,8 @@
 
 Runs on a throw-away database of the dev cluster's server (made and dropped here), migrated and
 loaded with the demo data, plus BENCH_TASK_VOLUNTEERS (default 10,000) on-duty volunteers with
-the location-sharing consent, a fresh position within 1 km of a point of 南郎家园 and a phone.
+the location-sharing consent, a fresh position within 1 km of a point of 南郎家园 (inside the
+district: tasks are made by a district dispatcher) and a phone.
 
 - fan-out: `POST /api/v1/tasks` (radius 1.5 km, `max_recipients` = all of them) under gunicorn,
   with BENCH_PUSH_WORKERS job workers (default 2, `flask jobs worker --concurrency 4`) sending
@@ -48,6 +49,7 @@ from bench.common import (
 )
 
 POINT = (116.457036, 39.910039)  # 南郎家园, WGS-84
+DISTRICT = "110105000000"
 BOX = (116.35, 39.81, 116.64, 40.10)
 TARGET_S = 10.0
 RESULTS = ROOT / "bench" / "results"
@@ -65,28 +67,37 @@ def _sql(app, statement: str, params: dict | None = None):
 
 
 def _fill_volunteers(app, count: int) -> None:
-    """`count` on-duty volunteers around POINT, with consent, a fresh position and a phone."""
+    """`count` on-duty volunteers around POINT, with consent, a fresh position inside the
+    district (radius tasks reach only their creator's jurisdiction) and a phone."""
     _sql(
         app,
         """
-        WITH made AS (
+        WITH spot AS MATERIALIZED (
+            SELECT row_number() OVER () AS n, geom FROM (
+                SELECT ST_SetSRID(ST_MakePoint(:lon + (random() - 0.5) * 0.02,
+                                               :lat + (random() - 0.5) * 0.015), 4326) AS geom
+                FROM generate_series(1, 2 * :count)) candidate
+            WHERE EXISTS (  -- inside the district: radius tasks reach their creator's areas only
+                SELECT 1 FROM area_pieces pc JOIN areas a ON a.id = pc.area_id
+                WHERE a.code = :district AND ST_Intersects(pc.geom, candidate.geom))
+            LIMIT :count
+        ), made AS (
             INSERT INTO users (id, phone, password_hash, real_name, roles, status,
                                location_sharing, home_community_id)
             SELECT gen_random_uuid(), '155' || lpad(n::text, 8, '0'), 'x', '压测志愿者' || n,
                    ARRAY['volunteer'], 'active', true,
                    (SELECT id FROM areas WHERE code = '110105001024')
-            FROM generate_series(1, :count) AS n
-            RETURNING id
+            FROM spot
+            RETURNING id, phone
         ), duty AS (
             INSERT INTO duty_status (user_id, geom, position_at)
-            SELECT id, ST_SetSRID(ST_MakePoint(:lon + (random() - 0.5) * 0.02,
-                                               :lat + (random() - 0.5) * 0.015), 4326), now()
-            FROM made
+            SELECT made.id, spot.geom, now()
+            FROM made JOIN spot ON made.phone = '155' || lpad(spot.n::text, 8, '0')
         )
         INSERT INTO devices (id, user_id, token, platform)
         SELECT gen_random_uuid(), id, 'bench-' || id, 'android' FROM made
         """,
-        {"count": count, "lon": POINT[0], "lat": POINT[1]},
+        {"count": count, "lon": POINT[0], "lat": POINT[1], "district": DISTRICT},
     )
     for table in ("users", "duty_status", "devices"):
         _sql(app, f"ANALYZE {table}")
@@ -99,11 +110,10 @@ def _staff_token(app) -> str:
     for statement in (
         "INSERT INTO users (id, phone, password_hash, real_name, roles, status) "
         "VALUES (:u, '15400000000', 'x', '压测网格员', ARRAY['grid_staff'], 'active')",
-        "INSERT INTO user_areas (user_id, area_id) "
-        "SELECT :u, id FROM areas WHERE code = '110105001000'",
+        "INSERT INTO user_areas (user_id, area_id) SELECT :u, id FROM areas WHERE code = :d",
         "INSERT INTO auth_sessions (id, user_id, created_at) VALUES (:s, :u, now())",
     ):
-        _sql(app, statement, {"u": user_id, "s": session_id})
+        _sql(app, statement, {"u": user_id, "s": session_id, "d": DISTRICT})
     with app.app_context():
         return create_access_token(
             identity=str(user_id),
@@ -232,13 +242,15 @@ WHERE d.geom IS NOT NULL AND d.position_at > now() - make_interval(mins => 120)
   AND u.location_sharing AND ST_DWithin(d.geog, 'SRID=4326;POINT({lon} {lat})'::geography, 3000)
   AND u.status = 'active' AND 'volunteer' = ANY(u.roles) AND u.skills @> '{{}}'::varchar[]
   AND NOT EXISTS (SELECT 1 FROM task_recipients r WHERE r.task_id = '{task}' AND r.user_id = u.id)
+  AND EXISTS (SELECT 1 FROM area_pieces pc
+              WHERE pc.area_id = '{district}' AND ST_Intersects(pc.geom, d.geom))
 ORDER BY d.geog <-> 'SRID=4326;POINT({lon} {lat})'::geography
 LIMIT 10;
 """
 
 
 def nearest(config: BenchConfig, bench_url: str, app) -> Result:
-    from sqlalchemy import func, select
+    from sqlalchemy import func, select, text
 
     from app.extensions import db
     from app.tasks import service as tasks_service
@@ -268,7 +280,22 @@ def nearest(config: BenchConfig, bench_url: str, app) -> Result:
         _sql(app, f"ANALYZE {table}")
     rng = random.Random(7)
     task_ids = []
+    dispatcher = uuid.uuid4()
+    _sql(
+        app,
+        "INSERT INTO users (id, phone, password_hash, real_name, roles, status) "
+        "VALUES (:u, '15400000001', 'x', '压测调度员', ARRAY['grid_staff'], 'active')",
+        {"u": dispatcher},
+    )
+    _sql(
+        app,
+        "INSERT INTO user_areas (user_id, area_id) SELECT :u, id FROM areas WHERE code = :d",
+        {"u": dispatcher, "d": DISTRICT},
+    )
     with app.app_context():
+        district_id = db.session.scalar(
+            text("SELECT id FROM areas WHERE code = :c"), {"c": DISTRICT}
+        )
         for _ in range(20):
             lon, lat = (
                 rng.uniform(west + 0.02, east - 0.02),
@@ -287,6 +314,7 @@ def nearest(config: BenchConfig, bench_url: str, app) -> Result:
                     needed=3,
                     accepted=0,
                     targeting_mode="radius",
+                    created_by=dispatcher,
                     phase=0,
                     targeting={"max_recipients": 10, "max_radius_m": 3000, "widen_after_s": 0},
                 )
@@ -309,7 +337,7 @@ def nearest(config: BenchConfig, bench_url: str, app) -> Result:
             select(Task.id, func.ST_X(Task.geom), func.ST_Y(Task.geom)).where(Task.title == "n")
         ).all()
     for task_id, lon, lat in points:
-        script.write_text(NEAREST_SQL.format(task=task_id, lon=lon, lat=lat))
+        script.write_text(NEAREST_SQL.format(task=task_id, lon=lon, lat=lat, district=district_id))
         reference += pgbench_latencies(script, bench_url, config.rounds * 5 + 1, "tasks")[1:]
     return Result(
         name=f"10 nearest on-duty volunteers within 3 km among {positions:,} positions: p50",
