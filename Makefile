@@ -48,9 +48,10 @@ run: db
 # The suite runs against a throw-away database on the private test cluster (var/pg/test), or on
 # the server of TEST_DATABASE_URL / DATABASE_URL; it never touches the dev data.
 test: venv-dev
-ifeq ($(strip $(TEST_DATABASE_URL)$(DATABASE_URL)),)
+ifeq ($(strip $(TEST_DATABASE_URL)),)
 	@scripts/db.sh ensure test
-	TEST_DATABASE_URL="$$(scripts/db.sh url test)" $(VENV)/bin/pytest $(PYTEST_ARGS)
+	TEST_DATABASE_URL="$$(scripts/db.sh url test)" TEST_APP_DATABASE_URL="$$(scripts/db.sh url test app)" \
+		$(VENV)/bin/pytest $(PYTEST_ARGS)
 else
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 endif

@@ -14,7 +14,10 @@ from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-DEV_DATABASE_URL_FILE = PROJECT_ROOT / "var" / "pg" / "dev.url"
+# The private dev cluster of `make run` (scripts/db.sh): the owner role's URL (migrations) and
+# the application role's (everything else).
+DEV_DATABASE_URL_FILE = PROJECT_ROOT / "var" / "pg" / "dev.app.url"
+DEV_OWNER_URL_FILE = PROJECT_ROOT / "var" / "pg" / "dev.url"
 LOCAL_SECRETS_DIR = PROJECT_ROOT / "var" / "secrets"
 SECRET_SETTINGS = (
     "SECRET_KEY",
@@ -64,17 +67,31 @@ def _secret(name: str, env: str) -> str:
     return local_secret(name)
 
 
-def default_database_url() -> str:
-    """DATABASE_URL, or else the private dev cluster that `make run` started (scripts/db.sh)."""
-    url = os.environ.get("DATABASE_URL")
-    if url:
-        return url
-    if DEV_DATABASE_URL_FILE.exists():
-        return DEV_DATABASE_URL_FILE.read_text().strip()
+def _dev_cluster_url(path: Path) -> str:
+    if path.exists():
+        return path.read_text().strip()
     raise ConfigError(
         "DATABASE_URL is not set and the private dev cluster has not been created: "
         "run `make run` (or `scripts/db.sh ensure dev`), or set DATABASE_URL"
     )
+
+
+def default_database_url() -> str:
+    """The application's role: DATABASE_URL, or else the private dev cluster's application role
+    (scripts/db.sh), a role that owns nothing."""
+    return os.environ.get("DATABASE_URL") or _dev_cluster_url(DEV_DATABASE_URL_FILE)
+
+
+def default_migration_database_url() -> str:
+    """The role migrations run as, which owns the schema: MIGRATION_DATABASE_URL, or else the
+    private dev cluster's owner when DATABASE_URL is unset, or else DATABASE_URL itself (one role
+    for everything: the app could then alter its own tables; see README, "Database roles")."""
+    url = os.environ.get("MIGRATION_DATABASE_URL")
+    if url:
+        return url
+    if os.environ.get("DATABASE_URL"):
+        return os.environ["DATABASE_URL"]
+    return _dev_cluster_url(DEV_OWNER_URL_FILE)
 
 
 @dataclass
@@ -86,6 +103,9 @@ class Config:
     JWT_SECRET_KEY: str = ""
     SQLALCHEMY_DATABASE_URI: str = ""
     SQLALCHEMY_ENGINE_OPTIONS: dict = field(default_factory=dict)
+    # Migrations (`flask db upgrade`) run as this role, which owns the tables; the application
+    # runs as SQLALCHEMY_DATABASE_URI's role, which owns nothing (migrations/env.py grants it).
+    MIGRATION_DATABASE_URI: str = ""
     MAX_CONTENT_LENGTH: int = 1024 * 1024
     RATELIMIT_STORAGE_URI: str = "memory://"
     RATELIMIT_DEFAULT: str = ""
@@ -148,6 +168,7 @@ class Config:
     def from_env(cls, **overrides) -> Config:
         """Read the environment; `overrides` (tests, tools) win over it."""
         env = os.environ.get("QF_ENV", "development")
+        app_url = overrides.pop("SQLALCHEMY_DATABASE_URI", None)
         config = cls(
             ENV=env,
             SECRET_KEY=_secret("SECRET_KEY", env),
@@ -155,8 +176,11 @@ class Config:
             ID_NUMBER_HASH_KEY=_secret("ID_NUMBER_HASH_KEY", env),
             TIP_FOLLOW_KEY=_secret("TIP_FOLLOW_KEY", env),
             CLUE_SIGNING_SECRET=_secret("CLUE_SIGNING_SECRET", env),
-            SQLALCHEMY_DATABASE_URI=overrides.pop("SQLALCHEMY_DATABASE_URI", None)
-            or default_database_url(),
+            SQLALCHEMY_DATABASE_URI=app_url or default_database_url(),
+            # A caller that names the app's database (tests, tools) names the owner's too, or
+            # migrates as the app's role (empty: the same URL).
+            MIGRATION_DATABASE_URI=overrides.pop("MIGRATION_DATABASE_URI", None)
+            or ("" if app_url else default_migration_database_url()),
             SQLALCHEMY_ENGINE_OPTIONS={
                 # A connection the server dropped (restart, failover) is replaced on checkout, so
                 # the app recovers by itself when the database comes back.
