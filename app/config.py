@@ -94,6 +94,29 @@ def default_migration_database_url() -> str:
     return _dev_cluster_url(DEV_OWNER_URL_FILE)
 
 
+def database_connect_args(*, connect_timeout_s: int, statement_timeout_s: int) -> dict:
+    """psycopg connection arguments that bound how long the database can keep us waiting.
+
+    `connect_timeout` bounds connecting; the server ends a statement after `statement_timeout`
+    (the request answers 503 "timed-out") and a session left idle inside a transaction after
+    four times that. TCP keepalives find a peer that vanished from the network within about a
+    minute (they cannot find a server that is alive but frozen: the kernel still answers; the
+    gunicorn worker timeout bounds that, see gunicorn.conf.py).
+    """
+    statement_ms = statement_timeout_s * 1000
+    return {
+        "connect_timeout": connect_timeout_s,
+        "options": (
+            f"-c statement_timeout={statement_ms} "
+            f"-c idle_in_transaction_session_timeout={4 * statement_ms}"
+        ),
+        "keepalives": 1,
+        "keepalives_idle": 30,
+        "keepalives_interval": 10,
+        "keepalives_count": 3,
+    }
+
+
 @dataclass
 class Config:
     """Everything the application reads at start-up. Upper-case fields become Flask config keys."""
@@ -107,7 +130,19 @@ class Config:
     # runs as SQLALCHEMY_DATABASE_URI's role, which owns nothing (migrations/env.py grants it).
     MIGRATION_DATABASE_URI: str = ""
     MAX_CONTENT_LENGTH: int = 1024 * 1024
+    # A job's statements may run this long (requests: DB_STATEMENT_TIMEOUT_S); a worker without
+    # a heartbeat for JOB_STALLED_AFTER_S is dead, and its running jobs are retried.
+    JOB_STATEMENT_TIMEOUT_S: int = 900
+    JOB_STALLED_AFTER_S: int = 30
+    # Limits hold across processes and hosts only in a shared store (`make run` starts a private
+    # redis, scripts/redis.sh). A store that stops answering costs a request at most the socket
+    # timeouts below; meanwhile each process counts in its own memory, and goes back to the
+    # store when it answers again.
     RATELIMIT_STORAGE_URI: str = "memory://"
+    RATELIMIT_STORAGE_OPTIONS: dict = field(
+        default_factory=lambda: {"socket_timeout": 0.5, "socket_connect_timeout": 0.5}
+    )
+    RATELIMIT_IN_MEMORY_FALLBACK_ENABLED: bool = True
     RATELIMIT_DEFAULT: str = ""
     RATELIMIT_ENABLED: bool = True
     IDEMPOTENCY_TTL_DAYS: int = 30
@@ -188,8 +223,13 @@ class Config:
                 "pool_size": _env_int("DB_POOL_SIZE", 5),
                 "max_overflow": _env_int("DB_MAX_OVERFLOW", 5),
                 "pool_timeout": _env_int("DB_POOL_TIMEOUT_S", 5),
-                "connect_args": {"connect_timeout": _env_int("DB_CONNECT_TIMEOUT_S", 3)},
+                "connect_args": database_connect_args(
+                    connect_timeout_s=_env_int("DB_CONNECT_TIMEOUT_S", 3),
+                    statement_timeout_s=_env_int("DB_STATEMENT_TIMEOUT_S", 15),
+                ),
             },
+            JOB_STATEMENT_TIMEOUT_S=_env_int("JOB_STATEMENT_TIMEOUT_S", 900),
+            JOB_STALLED_AFTER_S=_env_int("JOB_STALLED_AFTER_S", 30),
             MAX_CONTENT_LENGTH=_env_int("MAX_CONTENT_LENGTH", 1024 * 1024),
             RATELIMIT_STORAGE_URI=os.environ.get("RATELIMIT_STORAGE_URI", "memory://"),
             IDEMPOTENCY_TTL_DAYS=_env_int("IDEMPOTENCY_TTL_DAYS", 30),
