@@ -12,6 +12,7 @@
 #   scripts/db.sh prepare NAME      `ensure` without starting: install, create, configure
 #   scripts/db.sh run NAME          the server in the foreground (for a supervisor), as the
 #                                   server's user; `ensure` then finds it running
+#   scripts/db.sh wait NAME         wait until it accepts connections (however it was started)
 #
 # Two roles per cluster: `qunfang` owns the database and its schema (migrations run as it; it may
 # create databases, which the test suite does), and `qunfang_app`, that the application connects
@@ -327,11 +328,14 @@ case "${1:-}" in
   ensure) ensure "${2:?usage: db.sh ensure dev|test}" ;;
   prepare) prepare "${2:?usage: db.sh prepare dev|test}" >/dev/null ;;
   run) run "${2:?usage: db.sh run dev|test}" ;;
+  wait)
+    read -r _bindir _user _dir < <(prepare "${2:?usage: db.sh wait dev|test}")
+    wait_ready "$_bindir" "$_dir" "$2" ;;
   url)
     if [ "${3:-}" = app ]; then cat "$(app_url_file "${2:?usage: db.sh url dev|test [app]}")"
     else cat "$(url_file "${2:?usage: db.sh url dev|test [app]}")"; fi ;;
   stop) if [ -n "${2:-}" ]; then stop "$2"; else stop dev test; fi ;;
   destroy) destroy "${2:?usage: db.sh destroy fault...}" ;;
   status) status ;;
-  *) die "usage: db.sh ensure|prepare|run|url|stop|destroy|status [dev|test]" ;;
+  *) die "usage: db.sh ensure|prepare|run|wait|url|stop|destroy|status [dev|test]" ;;
 esac
