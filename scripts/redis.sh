@@ -12,8 +12,10 @@
 #
 # An instance listens on 127.0.0.1 only (port 56379 for "dev", 56389 for "test", or the next
 # free one), requires a generated password, and keeps nothing on disk: counters are ephemeral.
-# As root it runs as Debian's unprivileged `redis` user. Its files live under var/redis/NAME;
-# the URL (with the password) is written to var/redis/NAME.url, mode 0600.
+# As root it runs as Debian's unprivileged `redis` user, which needs no access to the checkout:
+# its configuration (var/redis/NAME/redis.conf, mode 0600, with the password) comes on standard
+# input, and its pid and log files go to a directory of its own under /tmp. The URL (with the
+# password) is written to var/redis/NAME.url, mode 0600.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -69,6 +71,7 @@ free_port() {
 new_password() { head -c 32 /dev/urandom | base64 | tr -d '/+=' | cut -c1-32; }
 
 conf_file() { echo "$VAR/$1/redis.conf"; }
+runtime_dir() { echo "/tmp/qunfang-redis-$(printf '%s' "$ROOT" | sha256sum | cut -c1-12)-$1"; }
 url_file() { echo "$VAR/$1.url"; }
 conf_port() { sed -nE 's/^port ([0-9]+).*/\1/p' "$(conf_file "$1")"; }
 conf_password() { sed -nE 's/^requirepass (.*)$/\1/p' "$(conf_file "$1")"; }
@@ -81,7 +84,7 @@ prepare() {
   dir="$VAR/$name"
   if [ ! -f "$(conf_file "$name")" ]; then
     mkdir -p "$dir"
-    chmod 0750 "$VAR" 2>/dev/null || true
+    chmod 0750 "$VAR" "$dir"
     port="$(free_port "$(base_port "$name")")"
     password="$(new_password)"
     (umask 077; cat >"$(conf_file "$name")" <<CONF
@@ -90,7 +93,7 @@ bind 127.0.0.1
 protected-mode yes
 port $port
 requirepass $password
-dir $dir
+dir $(runtime_dir "$name")
 save ""
 appendonly no
 daemonize no
@@ -98,8 +101,10 @@ maxmemory 64mb
 maxmemory-policy volatile-ttl
 CONF
     )
-    [ "$user" = "$(id -un)" ] || chown -R "$user" "$dir"
   fi
+  mkdir -p "$(runtime_dir "$name")"
+  chmod 0700 "$(runtime_dir "$name")"
+  [ "$user" = "$(id -un)" ] || chown "$user" "$(runtime_dir "$name")"
   (umask 077; printf 'redis://:%s@127.0.0.1:%s/0\n' "$(conf_password "$name")" "$(conf_port "$name")" >"$(url_file "$name")")
   echo "$user"
 }
@@ -112,12 +117,15 @@ as_server() {
 run() {
   local name="$1" user
   user="$(prepare "$name")"
-  if [ "$user" = "$(id -un)" ]; then exec redis-server "$(conf_file "$name")"; fi
-  exec setpriv --reuid="$user" --regid="$user" --init-groups -- redis-server "$(conf_file "$name")"
+  if [ "$user" = "$(id -un)" ]; then exec redis-server - <"$(conf_file "$name")"; fi
+  exec setpriv --reuid="$user" --regid="$user" --init-groups -- redis-server - <"$(conf_file "$name")"
 }
 
+pid_file() { echo "$(runtime_dir "$1")/redis.pid"; }
+
 running() {
-  local name="$1" pidfile="$VAR/$1/redis.pid"
+  local pidfile
+  pidfile="$(pid_file "$1")"
   [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null
 }
 
@@ -128,11 +136,13 @@ ensure() {
   port="$(conf_port "$name")"
   port_in_use "$port" && die "port $port of the $name redis is taken by another program; remove $VAR/$name to choose another"
   log "starting the $name redis on 127.0.0.1:$port"
-  as_server "$user" redis-server "$(conf_file "$name")" --daemonize yes \
-    --pidfile "$VAR/$name/redis.pid" --logfile "$VAR/$name/redis.log"
+  {
+    cat "$(conf_file "$name")"
+    printf 'daemonize yes\npidfile %s\nlogfile %s\n' "$(pid_file "$name")" "$(runtime_dir "$name")/redis.log"
+  } | as_server "$user" redis-server -
   until port_in_use "$port"; do
     tries=$((tries + 1))
-    [ "$tries" -lt 100 ] || { tail -n 20 "$VAR/$name/redis.log" >&2 || true; die "the $name redis did not start"; }
+    [ "$tries" -lt 100 ] || { tail -n 20 "$(runtime_dir "$name")/redis.log" >&2 || true; die "the $name redis did not start"; }
     sleep 0.1
   done
 }
@@ -140,14 +150,14 @@ ensure() {
 stop() {
   local name="$1"
   running "$name" || return 0
-  kill -TERM "$(cat "$VAR/$name/redis.pid")" && log "stopped the $name redis"
+  kill -TERM "$(cat "$(pid_file "$name")")" && log "stopped the $name redis"
 }
 
 destroy() {
   local name="$1"
   case "$name" in fault*) ;; *) die "only fault* instances are destroyed" ;; esac
   stop "$name"
-  rm -rf "${VAR:?}/$name" "$(url_file "$name")"
+  rm -rf "${VAR:?}/$name" "$(url_file "$name")" "$(runtime_dir "$name")"
 }
 
 case "${1:-}" in
