@@ -94,21 +94,22 @@ def default_migration_database_url() -> str:
     return _dev_cluster_url(DEV_OWNER_URL_FILE)
 
 
-def database_connect_args(*, connect_timeout_s: int, statement_timeout_s: int) -> dict:
+def database_connect_args(
+    *, connect_timeout_s: int, statement_timeout_s: int, idle_in_transaction_s: int
+) -> dict:
     """psycopg connection arguments that bound how long the database can keep us waiting.
 
     `connect_timeout` bounds connecting; the server ends a statement after `statement_timeout`
-    (the request answers 503 "timed-out") and a session left idle inside a transaction after
-    four times that. TCP keepalives find a peer that vanished from the network within about a
-    minute (they cannot find a server that is alive but frozen: the kernel still answers; the
-    gunicorn worker timeout bounds that, see gunicorn.conf.py).
+    (the request answers 503 "timed-out") and a session left idle inside a transaction (holding
+    its locks) after `idle_in_transaction` (0: never). TCP keepalives find a peer that vanished
+    from the network within about a minute (they cannot find a server that is alive but frozen:
+    the kernel still answers; the gunicorn worker timeout bounds that, see gunicorn.conf.py).
     """
-    statement_ms = statement_timeout_s * 1000
     return {
         "connect_timeout": connect_timeout_s,
         "options": (
-            f"-c statement_timeout={statement_ms} "
-            f"-c idle_in_transaction_session_timeout={4 * statement_ms}"
+            f"-c statement_timeout={statement_timeout_s * 1000} "
+            f"-c idle_in_transaction_session_timeout={idle_in_transaction_s * 1000}"
         ),
         "keepalives": 1,
         "keepalives_idle": 30,
@@ -226,6 +227,7 @@ class Config:
                 "connect_args": database_connect_args(
                     connect_timeout_s=_env_int("DB_CONNECT_TIMEOUT_S", 3),
                     statement_timeout_s=_env_int("DB_STATEMENT_TIMEOUT_S", 15),
+                    idle_in_transaction_s=_env_int("DB_IDLE_IN_TRANSACTION_TIMEOUT_S", 60),
                 ),
             },
             JOB_STATEMENT_TIMEOUT_S=_env_int("JOB_STATEMENT_TIMEOUT_S", 900),

@@ -118,6 +118,9 @@ def _drop_database(admin: sa.Engine, name: str, attempts: int = 10) -> None:
             time.sleep(0.5)
 
 
+# Each test runs inside one transaction held open from set-up to tear-down, idle between its
+# statements for as long as the test likes: the server must not end such sessions.
+os.environ["DB_IDLE_IN_TRANSACTION_TIMEOUT_S"] = "0"
 _TEST_MEDIA_ROOT = tempfile.mkdtemp(prefix="qf-test-media-")
 atexit.register(shutil.rmtree, _TEST_MEDIA_ROOT, ignore_errors=True)
 TEST_SETTINGS = {

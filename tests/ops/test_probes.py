@@ -102,10 +102,25 @@ def test_requests_carry_statement_and_connection_timeouts(client, connection):
             )
         ).all()
     )
-    assert settings == {
-        "statement_timeout": "15000",
-        "idle_in_transaction_session_timeout": "60000",
-    }
+    # 15 s by default; idle transactions are left alone in the test harness (tests/conftest.py).
+    assert settings == {"statement_timeout": "15000", "idle_in_transaction_session_timeout": "0"}
+
+
+def test_sessions_idle_in_a_transaction_are_ended_by_the_server(database_url, monkeypatch):
+    from app.extensions import db
+
+    monkeypatch.setenv("DB_IDLE_IN_TRANSACTION_TIMEOUT_S", "1")
+    app = make_app(database_url)
+    try:
+        with app.app_context():
+            db.session.execute(sa.text("SELECT 1"))
+            time.sleep(1.5)  # inside the transaction, doing nothing
+            with pytest.raises(sa.exc.DBAPIError):
+                db.session.execute(sa.text("SELECT 1"))
+            db.session.rollback()
+    finally:
+        with app.app_context():
+            db.engine.dispose()
 
 
 def test_a_statement_past_the_timeout_answers_503_timed_out(database_url, monkeypatch):
