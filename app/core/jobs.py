@@ -112,8 +112,8 @@ def run_worker(app: Flask, *, wait: bool = True, concurrency: int = 1, **options
 
     Losing the database does not end it: the worker is started again, on new connections, after
     a growing delay (RECONNECT_FIRST_S doubling to RECONNECT_MAX_S) until the database answers.
-    It beats a heartbeat every JOB_STALLED_AFTER_S / 3 seconds; the periodic job
-    `retry_stalled_jobs` puts back the running jobs of a worker whose heartbeat stopped.
+    It beats a heartbeat every JOB_STALLED_AFTER_S / 3 seconds, and puts back the running jobs
+    of workers whose heartbeat stopped (`retry_stalled_jobs`).
     With wait=False a lost database ends the run with its error.
     """
     global _worker_app
@@ -228,10 +228,16 @@ async def _run_once(
         async with jobs.open_async(pool):
             worker = jobs._worker(wait=wait, install_signal_handlers=False, **options)
             running.append(worker)
+            checking = asyncio.create_task(
+                _retry_stalled_jobs_every(options["stalled_worker_timeout"])
+            )
             try:
                 await worker.run()
             finally:
                 running.remove(worker)
+                checking.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await checking
         if wait and not stopping.is_set():
             raise _WorkerStopped("the worker stopped by itself")
     finally:
@@ -242,13 +248,10 @@ async def _run_once(
         jobs.connector._async_pool = None
 
 
-@jobs.periodic(cron="* * * * * */10", periodic_id="retry_stalled_jobs")
-@jobs.task(name="app.core.jobs.retry_stalled_jobs", queueing_lock="retry_stalled_jobs")
-async def retry_stalled_jobs(timestamp: int) -> None:
+async def retry_stalled_jobs(stalled_after_s: float) -> None:
     """Put back the running jobs of workers whose heartbeat stopped (killed, frozen, cut off):
     they run again on a live worker; a job that outlived STALLED_MAX_ATTEMPTS workers failed."""
-    stalled_after = _worker_app.config["JOB_STALLED_AFTER_S"] if _worker_app else 30
-    for job in await jobs.job_manager.get_stalled_jobs(seconds_since_heartbeat=stalled_after):
+    for job in await jobs.job_manager.get_stalled_jobs(seconds_since_heartbeat=stalled_after_s):
         try:
             if job.attempts + 1 >= STALLED_MAX_ATTEMPTS:
                 await jobs.job_manager.finish_job(job, status=Status.FAILED, delete_job=False)
@@ -257,7 +260,18 @@ async def retry_stalled_jobs(timestamp: int) -> None:
                 await jobs.job_manager.retry_job(job)
                 logger.warning("stalled job retried", extra={"job_id": job.id})
         except procrastinate.exceptions.ConnectorException as exc:
-            # Finished or retried meanwhile (by its worker, or another check).
+            # Finished or retried meanwhile (by its worker, or another worker's check).
             logger.info(
                 "stalled job changed meanwhile", extra={"job_id": job.id, "error": str(exc)}
             )
+
+
+async def _retry_stalled_jobs_every(stalled_after_s: float) -> None:
+    """Every worker looks for stalled jobs twice per JOB_STALLED_AFTER_S (a side loop rather
+    than a periodic job, which would leave a job row behind every few seconds)."""
+    while True:
+        await asyncio.sleep(max(1.0, stalled_after_s / 2))
+        try:
+            await retry_stalled_jobs(stalled_after_s)
+        except _DATABASE_LOST as exc:
+            logger.warning("stalled jobs not checked", extra={"error": str(exc)})
