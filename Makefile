@@ -37,22 +37,33 @@ endif
 
 db-stop:
 	@scripts/db.sh stop
+	@scripts/redis.sh stop test
 
 db-status:
 	@scripts/db.sh status
 
 # --- The two commands -----------------------------------------------------------------------
-run: db
+# Everything under supervisord: the private PostGIS and redis (unless DATABASE_URL /
+# RATELIMIT_STORAGE_URI name others), migrations and demo data, gunicorn and the job worker.
+run: venv
 	@PORT=$(PORT) scripts/serve.sh
 
 # The suite runs against a throw-away database on the private test cluster (var/pg/test), or on
 # the server of TEST_DATABASE_URL / DATABASE_URL; it never touches the dev data.
+# A private redis (var/redis/test) serves the tests of limits shared across processes, unless
+# TEST_RATELIMIT_STORAGE_URI names another.
 test: venv-dev
-ifeq ($(strip $(TEST_DATABASE_URL)$(DATABASE_URL)),)
+ifeq ($(strip $(TEST_RATELIMIT_STORAGE_URI)),)
+	@scripts/redis.sh ensure test
+endif
+ifeq ($(strip $(TEST_DATABASE_URL)),)
 	@scripts/db.sh ensure test
-	TEST_DATABASE_URL="$$(scripts/db.sh url test)" $(VENV)/bin/pytest $(PYTEST_ARGS)
+	TEST_DATABASE_URL="$$(scripts/db.sh url test)" TEST_APP_DATABASE_URL="$$(scripts/db.sh url test app)" \
+	TEST_RATELIMIT_STORAGE_URI="$${TEST_RATELIMIT_STORAGE_URI:-$$(scripts/redis.sh url test)}" \
+		$(VENV)/bin/pytest $(PYTEST_ARGS)
 else
-	$(VENV)/bin/pytest $(PYTEST_ARGS)
+	TEST_RATELIMIT_STORAGE_URI="$${TEST_RATELIMIT_STORAGE_URI:-$$(scripts/redis.sh url test)}" \
+		$(VENV)/bin/pytest $(PYTEST_ARGS)
 endif
 
 lint: venv-dev

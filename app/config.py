@@ -14,7 +14,10 @@ from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-DEV_DATABASE_URL_FILE = PROJECT_ROOT / "var" / "pg" / "dev.url"
+# The private dev cluster of `make run` (scripts/db.sh): the owner role's URL (migrations) and
+# the application role's (everything else).
+DEV_DATABASE_URL_FILE = PROJECT_ROOT / "var" / "pg" / "dev.app.url"
+DEV_OWNER_URL_FILE = PROJECT_ROOT / "var" / "pg" / "dev.url"
 LOCAL_SECRETS_DIR = PROJECT_ROOT / "var" / "secrets"
 SECRET_SETTINGS = (
     "SECRET_KEY",
@@ -64,17 +67,55 @@ def _secret(name: str, env: str) -> str:
     return local_secret(name)
 
 
-def default_database_url() -> str:
-    """DATABASE_URL, or else the private dev cluster that `make run` started (scripts/db.sh)."""
-    url = os.environ.get("DATABASE_URL")
-    if url:
-        return url
-    if DEV_DATABASE_URL_FILE.exists():
-        return DEV_DATABASE_URL_FILE.read_text().strip()
+def _dev_cluster_url(path: Path) -> str:
+    if path.exists():
+        return path.read_text().strip()
     raise ConfigError(
         "DATABASE_URL is not set and the private dev cluster has not been created: "
         "run `make run` (or `scripts/db.sh ensure dev`), or set DATABASE_URL"
     )
+
+
+def default_database_url() -> str:
+    """The application's role: DATABASE_URL, or else the private dev cluster's application role
+    (scripts/db.sh), a role that owns nothing."""
+    return os.environ.get("DATABASE_URL") or _dev_cluster_url(DEV_DATABASE_URL_FILE)
+
+
+def default_migration_database_url() -> str:
+    """The role migrations run as, which owns the schema: MIGRATION_DATABASE_URL, or else the
+    private dev cluster's owner when DATABASE_URL is unset, or else DATABASE_URL itself (one role
+    for everything: the app could then alter its own tables; see README, "Database roles")."""
+    url = os.environ.get("MIGRATION_DATABASE_URL")
+    if url:
+        return url
+    if os.environ.get("DATABASE_URL"):
+        return os.environ["DATABASE_URL"]
+    return _dev_cluster_url(DEV_OWNER_URL_FILE)
+
+
+def database_connect_args(
+    *, connect_timeout_s: int, statement_timeout_s: int, idle_in_transaction_s: int
+) -> dict:
+    """psycopg connection arguments that bound how long the database can keep us waiting.
+
+    `connect_timeout` bounds connecting; the server ends a statement after `statement_timeout`
+    (the request answers 503 "timed-out") and a session left idle inside a transaction (holding
+    its locks) after `idle_in_transaction` (0: never). TCP keepalives find a peer that vanished
+    from the network within about a minute (they cannot find a server that is alive but frozen:
+    the kernel still answers; the gunicorn worker timeout bounds that, see gunicorn.conf.py).
+    """
+    return {
+        "connect_timeout": connect_timeout_s,
+        "options": (
+            f"-c statement_timeout={statement_timeout_s * 1000} "
+            f"-c idle_in_transaction_session_timeout={idle_in_transaction_s * 1000}"
+        ),
+        "keepalives": 1,
+        "keepalives_idle": 30,
+        "keepalives_interval": 10,
+        "keepalives_count": 3,
+    }
 
 
 @dataclass
@@ -86,8 +127,23 @@ class Config:
     JWT_SECRET_KEY: str = ""
     SQLALCHEMY_DATABASE_URI: str = ""
     SQLALCHEMY_ENGINE_OPTIONS: dict = field(default_factory=dict)
+    # Migrations (`flask db upgrade`) run as this role, which owns the tables; the application
+    # runs as SQLALCHEMY_DATABASE_URI's role, which owns nothing (migrations/env.py grants it).
+    MIGRATION_DATABASE_URI: str = ""
     MAX_CONTENT_LENGTH: int = 1024 * 1024
+    # A job's statements may run this long (requests: DB_STATEMENT_TIMEOUT_S); a worker without
+    # a heartbeat for JOB_STALLED_AFTER_S is dead, and its running jobs are retried.
+    JOB_STATEMENT_TIMEOUT_S: int = 900
+    JOB_STALLED_AFTER_S: int = 30
+    # Limits hold across processes and hosts only in a shared store (`make run` starts a private
+    # redis, scripts/redis.sh). A store that stops answering costs a request at most the socket
+    # timeouts below; meanwhile each process counts in its own memory, and goes back to the
+    # store when it answers again.
     RATELIMIT_STORAGE_URI: str = "memory://"
+    RATELIMIT_STORAGE_OPTIONS: dict = field(
+        default_factory=lambda: {"socket_timeout": 0.5, "socket_connect_timeout": 0.5}
+    )
+    RATELIMIT_IN_MEMORY_FALLBACK_ENABLED: bool = True
     RATELIMIT_DEFAULT: str = ""
     RATELIMIT_ENABLED: bool = True
     IDEMPOTENCY_TTL_DAYS: int = 30
@@ -150,6 +206,7 @@ class Config:
     def from_env(cls, **overrides) -> Config:
         """Read the environment; `overrides` (tests, tools) win over it."""
         env = os.environ.get("QF_ENV", "development")
+        app_url = overrides.pop("SQLALCHEMY_DATABASE_URI", None)
         config = cls(
             ENV=env,
             SECRET_KEY=_secret("SECRET_KEY", env),
@@ -157,8 +214,11 @@ class Config:
             ID_NUMBER_HASH_KEY=_secret("ID_NUMBER_HASH_KEY", env),
             TIP_FOLLOW_KEY=_secret("TIP_FOLLOW_KEY", env),
             CLUE_SIGNING_SECRET=_secret("CLUE_SIGNING_SECRET", env),
-            SQLALCHEMY_DATABASE_URI=overrides.pop("SQLALCHEMY_DATABASE_URI", None)
-            or default_database_url(),
+            SQLALCHEMY_DATABASE_URI=app_url or default_database_url(),
+            # A caller that names the app's database (tests, tools) names the owner's too, or
+            # migrates as the app's role (empty: the same URL).
+            MIGRATION_DATABASE_URI=overrides.pop("MIGRATION_DATABASE_URI", None)
+            or ("" if app_url else default_migration_database_url()),
             SQLALCHEMY_ENGINE_OPTIONS={
                 # A connection the server dropped (restart, failover) is replaced on checkout, so
                 # the app recovers by itself when the database comes back.
@@ -166,8 +226,14 @@ class Config:
                 "pool_size": _env_int("DB_POOL_SIZE", 5),
                 "max_overflow": _env_int("DB_MAX_OVERFLOW", 5),
                 "pool_timeout": _env_int("DB_POOL_TIMEOUT_S", 5),
-                "connect_args": {"connect_timeout": _env_int("DB_CONNECT_TIMEOUT_S", 3)},
+                "connect_args": database_connect_args(
+                    connect_timeout_s=_env_int("DB_CONNECT_TIMEOUT_S", 3),
+                    statement_timeout_s=_env_int("DB_STATEMENT_TIMEOUT_S", 15),
+                    idle_in_transaction_s=_env_int("DB_IDLE_IN_TRANSACTION_TIMEOUT_S", 60),
+                ),
             },
+            JOB_STATEMENT_TIMEOUT_S=_env_int("JOB_STATEMENT_TIMEOUT_S", 900),
+            JOB_STALLED_AFTER_S=_env_int("JOB_STALLED_AFTER_S", 30),
             MAX_CONTENT_LENGTH=_env_int("MAX_CONTENT_LENGTH", 1024 * 1024),
             RATELIMIT_STORAGE_URI=os.environ.get("RATELIMIT_STORAGE_URI", "memory://"),
             IDEMPOTENCY_TTL_DAYS=_env_int("IDEMPOTENCY_TTL_DAYS", 30),

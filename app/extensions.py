@@ -4,9 +4,9 @@ The flask-smorest `Api` is not here: it keeps the spec of one application, so `c
 one per application.
 """
 
+import datetime as dt
 import hashlib
 import hmac
-import secrets
 
 from flask_jwt_extended import JWTManager
 from flask_limiter import Limiter
@@ -31,9 +31,9 @@ jwt = JWTManager()
 def _rate_limit_key() -> str:
     """Rate-limit buckets: the caller's user id when a token came, else the client address.
 
-    Addresses live only in the limiter's counters (memory by default) and expire with them;
-    they are never logged or written to the database. Routes anonymous senders use take
-    `anonymous_bucket` instead.
+    Addresses live only in the limiter's counters (the shared store of RATELIMIT_STORAGE_URI)
+    and expire with them; they are never logged or written to the database. Routes anonymous
+    senders use take `anonymous_bucket` instead.
     """
     from flask_limiter.util import get_remote_address
 
@@ -43,18 +43,29 @@ def _rate_limit_key() -> str:
     return f"user:{identity}" if identity else f"client:{get_remote_address()}"
 
 
-# Per-process key for the buckets of senders who must stay unlinked (anonymous tips, follow
-# codes, uploads without a token): the limiter counts a keyed hash, never a client address, and
-# the hash means nothing once the process is gone. (So each process counts on its own, even with
-# a shared RATELIMIT_STORAGE_URI.)
-_BUCKET_KEY = secrets.token_bytes(32)
+def _bucket_key(secret: str, day: dt.date) -> bytes:
+    """The key of one UTC day's anonymous buckets, derived from SECRET_KEY."""
+    return hmac.new(
+        secret.encode(),
+        f"qunfang anonymous rate-limit buckets {day.isoformat()}".encode(),
+        hashlib.sha256,
+    ).digest()
 
 
 def anonymous_bucket() -> str:
-    """A rate-limit bucket for an anonymous sender: a keyed hash of the client address."""
+    """A rate-limit bucket for an anonymous sender: a keyed hash of the client address.
+
+    Every process (and host) of one deployment derives the same key, so a shared store counts a
+    sender once; the key changes every UTC day, so a bucket cannot be followed from one day to
+    the next, and the store never holds an address. (Limits counted per day restart at
+    midnight UTC with it.)
+    """
+    from flask import current_app
     from flask_limiter.util import get_remote_address
 
-    digest = hmac.new(_BUCKET_KEY, get_remote_address().encode(), hashlib.sha256).hexdigest()
+    day = dt.datetime.now(dt.UTC).date()
+    key = _bucket_key(current_app.config["SECRET_KEY"], day)
+    digest = hmac.new(key, get_remote_address().encode(), hashlib.sha256).hexdigest()
     return f"anon:{digest[:32]}"
 
 

@@ -89,10 +89,12 @@ class Result:
 
 
 def database_url() -> str:
+    """The owner's role of the dev database: benchmarks make their own databases and tune them
+    (VACUUM, CLUSTER), which the application's role may not do."""
     sys.path.insert(0, str(ROOT))
-    from app.config import default_database_url
+    from app.config import default_migration_database_url
 
-    return default_database_url()
+    return default_migration_database_url()
 
 
 def libpq_env(url: str) -> dict[str, str]:

@@ -3,14 +3,20 @@
 Run through `flask --app wsgi db upgrade` (or `db migrate -m "..."` to draft a revision from the
 models). GeoAlchemy2's helpers render spatial columns and indexes; tables owned by PostGIS and by
 procrastinate (applied from its own SQL by a migration) are left out of autogenerate.
+
+Migrations run as the owner's role (MIGRATION_DATABASE_URL; the private clusters' owner by
+default), and then grant the application's role (DATABASE_URL's user) what it needs, and no more
+(app/core/db_roles.py). With one URL for both, nothing is granted: the one role owns everything.
 """
 
 import logging
 
+import sqlalchemy as sa
 from alembic import context
 from flask import current_app
 from geoalchemy2 import alembic_helpers
 
+from app.core.db_roles import grant_app_role
 from app.core.schema_version import include_object
 
 logger = logging.getLogger("alembic.env")
@@ -39,18 +45,37 @@ def configure_args() -> dict:
     return args
 
 
+def owner_engine() -> sa.Engine:
+    url = current_app.config.get("MIGRATION_DATABASE_URI")
+    if not url or sa.engine.make_url(url) == db.engine.url:
+        return db.engine
+    return sa.create_engine(url, poolclass=sa.pool.NullPool)
+
+
+def app_role(owner: sa.Engine) -> str | None:
+    """The application's role when it differs from the one migrating, else None."""
+    app_user = db.engine.url.username
+    return app_user if app_user and app_user != owner.url.username else None
+
+
 def run_migrations_offline():
-    url = db.engine.url.render_as_string(hide_password=False)
+    url = owner_engine().url.render_as_string(hide_password=False)
     context.configure(url=url, literal_binds=True, **configure_args())
     with context.begin_transaction():
         context.run_migrations()
 
 
 def run_migrations_online():
-    with db.engine.connect() as connection:
+    engine = owner_engine()
+    role = app_role(engine)
+    with engine.connect() as connection:
         context.configure(connection=connection, **configure_args())
         with context.begin_transaction():
             context.run_migrations()
+            if role:
+                grant_app_role(connection, role)
+    if engine is not db.engine:
+        engine.dispose()
 
 
 if context.is_offline_mode():

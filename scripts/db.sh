@@ -5,21 +5,34 @@
 #   scripts/db.sh ensure dev|test   install PostgreSQL + PostGIS if missing, create and start the
 #                                   cluster, create the role and database; prints nothing else on
 #                                   success but where the URL is written
-#   scripts/db.sh url dev|test      print the SQLAlchemy URL of a running cluster
+#   scripts/db.sh url dev|test [app]  print the SQLAlchemy URL of a cluster: its owner's role
+#                                   (migrations, test databases), or with `app` the application's
 #   scripts/db.sh stop [dev|test]   stop one cluster, or both
 #   scripts/db.sh status            one line per cluster
+#   scripts/db.sh prepare NAME      `ensure` without starting: install, create, configure
+#   scripts/db.sh run NAME          the server in the foreground (for a supervisor), as the
+#                                   server's user; `ensure` then finds it running
+#   scripts/db.sh wait NAME         wait until it accepts connections (however it was started)
+#
+# Two roles per cluster: `qunfang` owns the database and its schema (migrations run as it; it may
+# create databases, which the test suite does), and `qunfang_app`, that the application connects
+# as, owns nothing: it cannot alter, truncate or drop a table, nor disable a trigger (see
+# app/core/db_roles.py for what it is granted). The owner is a member of the application's role,
+# so it may end the application's sessions; the application is a member of nothing.
 #
 # Each cluster listens on 127.0.0.1 only, with scram-sha-256 passwords; its Unix socket lives in a
 # directory only the server's user can enter. PostgreSQL refuses to run as root, so when we are
 # root the server runs as the unprivileged `postgres` system user (created by Debian's packages).
-# Data lives under var/pg/<name> (git-ignored); the connection URL is written to var/pg/<name>.url
-# with mode 0600, which is where app/config.py finds the dev cluster when DATABASE_URL is unset.
+# Data lives under var/pg/<name> (git-ignored); the owner's URL is written to var/pg/<name>.url and
+# the application's to var/pg/<name>.app.url, mode 0600, which is where app/config.py finds the dev
+# cluster when DATABASE_URL (and MIGRATION_DATABASE_URL) are unset.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VAR="$ROOT/var/pg"
 DB_NAME=qunfang
 DB_USER=qunfang
+APP_USER=qunfang_app
 
 log() { printf 'db: %s\n' "$*" >&2; }
 die() { printf 'db: error: %s\n' "$*" >&2; exit 1; }
@@ -28,7 +41,9 @@ base_port() {
   case "$1" in
     dev) echo "${QF_PG_PORT:-54320}" ;;
     test) echo "${QF_TEST_PG_PORT:-54330}" ;;
-    *) die "unknown cluster '$1' (dev or test)" ;;
+    # Clusters of their own for tests that kill and restart servers (tests/ops/test_faults.py).
+    fault*) echo "${QF_FAULT_PG_PORT:-54340}" ;;
+    *) die "unknown cluster '$1' (dev, test or fault*)" ;;
   esac
 }
 
@@ -123,6 +138,7 @@ free_port() {
 }
 
 url_file() { echo "$VAR/$1.url"; }
+app_url_file() { echo "$VAR/$1.app.url"; }
 
 new_password() { head -c 32 /dev/urandom | base64 | tr -d '/+=' | cut -c1-24; }
 
@@ -158,9 +174,8 @@ init_cluster() {
       echo "full_page_writes = off"
     fi
   } | as_server "$user" tee -a "$dir/postgresql.conf" >/dev/null
-  mkdir -p "$VAR"
-  (umask 077; printf 'postgresql+psycopg://%s:%s@127.0.0.1:%s/%s\n' \
-    "$DB_USER" "$password" "$port" "$DB_NAME" >"$(url_file "$name")")
+  write_url "$(url_file "$name")" "$DB_USER" "$password" "$port"
+  write_url "$(app_url_file "$name")" "$APP_USER" "$(new_password)" "$port"
 }
 
 cluster_port() { sed -nE 's/^port = ([0-9]+).*/\1/p' "$1/postgresql.conf" | tail -n 1; }
@@ -184,29 +199,45 @@ psql_super() {
     -p "$(cluster_port "$dir")" -U postgres -d "$db" "$@"
 }
 
+write_url() {
+  mkdir -p "$VAR"
+  (umask 077; printf 'postgresql+psycopg://%s:%s@127.0.0.1:%s/%s\n' "$2" "$3" "$4" "$DB_NAME" >"$1")
+}
+
+url_password() { sed -nE 's#^postgresql\+psycopg://[^:]+:([^@]+)@.*#\1#p' "$1"; }
+
 create_database() {
-  local bindir="$1" user="$2" dir="$3" name="$4" password
+  local bindir="$1" user="$2" dir="$3" name="$4" password app_password
   if [ ! -f "$(url_file "$name")" ]; then
     # The cluster exists but its URL file was lost: a new password, never a new cluster.
     log "rewriting $(url_file "$name") with a new password for the existing $name cluster"
-    password="$(new_password)"
-    mkdir -p "$VAR"
-    (umask 077; printf 'postgresql+psycopg://%s:%s@127.0.0.1:%s/%s\n' \
-      "$DB_USER" "$password" "$(cluster_port "$dir")" "$DB_NAME" >"$(url_file "$name")")
+    write_url "$(url_file "$name")" "$DB_USER" "$(new_password)" "$(cluster_port "$dir")"
   fi
-  password="$(sed -nE 's#^postgresql\+psycopg://[^:]+:([^@]+)@.*#\1#p' "$(url_file "$name")")"
+  if [ ! -f "$(app_url_file "$name")" ]; then
+    write_url "$(app_url_file "$name")" "$APP_USER" "$(new_password)" "$(cluster_port "$dir")"
+  fi
+  password="$(url_password "$(url_file "$name")")"
+  app_password="$(url_password "$(app_url_file "$name")")"
   # PostGIS in template1 first, so every database created later (test runs create one each) has it.
   psql_super "$bindir" "$user" "$dir" template1 -c "CREATE EXTENSION IF NOT EXISTS postgis"
   psql_super "$bindir" "$user" "$dir" postgres <<SQL
 SELECT 'CREATE ROLE $DB_USER LOGIN CREATEDB'
  WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '$DB_USER') \gexec
 ALTER ROLE $DB_USER PASSWORD '$password';
+SELECT 'CREATE ROLE $APP_USER LOGIN'
+ WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '$APP_USER') \gexec
+ALTER ROLE $APP_USER NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS
+  PASSWORD '$app_password';
+-- The owner may act as the application (never the other way round): the test suite's
+-- DROP DATABASE ... WITH (FORCE) ends the application's sessions.
+GRANT $APP_USER TO $DB_USER;
 SELECT 'CREATE DATABASE $DB_NAME OWNER $DB_USER'
  WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = '$DB_NAME') \gexec
 SQL
 }
 
-ensure() {
+# Install what is missing and create the cluster if needed; prints "bindir user dir".
+prepare() {
   local name="$1" bindir user dir
   base_port "$name" >/dev/null
   bindir="$(ensure_packages)"
@@ -219,10 +250,50 @@ ensure() {
     fi
     init_cluster "$name" "$bindir" "$user" "$dir"
   fi
-  bindir="$(pg_bindir "$dir")"
+  echo "$(pg_bindir "$dir") $user $dir"
+}
+
+wait_ready() {
+  local bindir="$1" dir="$2" name="$3" tries=0
+  until "$bindir/pg_isready" -q -h 127.0.0.1 -p "$(cluster_port "$dir")" -t 1; do
+    tries=$((tries + 1))
+    [ "$tries" -lt 120 ] || die "the $name cluster does not accept connections"
+    sleep 0.5
+  done
+}
+
+ensure() {
+  local name="$1" bindir user dir
+  read -r bindir user dir < <(prepare "$name")
+  [ -n "$dir" ] || exit 1
   start_cluster "$name" "$bindir" "$user" "$dir"
+  wait_ready "$bindir" "$dir" "$name"
   create_database "$bindir" "$user" "$dir" "$name"
   log "$name cluster ready; its URL is in $(url_file "$name")"
+}
+
+# The server in the foreground, for a process supervisor (scripts/serve.sh): exec, so that the
+# supervisor's child is the postmaster itself and its signals reach it.
+run() {
+  local name="$1" bindir user dir port
+  read -r bindir user dir < <(prepare "$name")
+  [ -n "$dir" ] || exit 1
+  as_server "$user" mkdir -p "$(socket_dir "$name")"
+  as_server "$user" chmod 0700 "$(socket_dir "$name")"
+  if [ "$user" = "$(id -un)" ]; then
+    exec "$bindir/postgres" -D "$dir"
+  fi
+  exec setpriv --reuid="$user" --regid="$user" --init-groups -- "$bindir/postgres" -D "$dir"
+}
+
+# Remove a throw-away cluster of the fault tests: its server must be stopped.
+destroy() {
+  local name="$1" user dir
+  case "$name" in fault*) ;; *) die "only fault* clusters are destroyed" ;; esac
+  user="$(server_user)"
+  dir="$(data_dir "$name" "$user")"
+  stop "$name"
+  rm -rf "$dir" "$(socket_dir "$name")" "$(url_file "$name")" "$(app_url_file "$name")"
 }
 
 stop() {
@@ -255,8 +326,16 @@ status() {
 
 case "${1:-}" in
   ensure) ensure "${2:?usage: db.sh ensure dev|test}" ;;
-  url) cat "$(url_file "${2:?usage: db.sh url dev|test}")" ;;
+  prepare) prepare "${2:?usage: db.sh prepare dev|test}" >/dev/null ;;
+  run) run "${2:?usage: db.sh run dev|test}" ;;
+  wait)
+    read -r _bindir _user _dir < <(prepare "${2:?usage: db.sh wait dev|test}")
+    wait_ready "$_bindir" "$_dir" "$2" ;;
+  url)
+    if [ "${3:-}" = app ]; then cat "$(app_url_file "${2:?usage: db.sh url dev|test [app]}")"
+    else cat "$(url_file "${2:?usage: db.sh url dev|test [app]}")"; fi ;;
   stop) if [ -n "${2:-}" ]; then stop "$2"; else stop dev test; fi ;;
+  destroy) destroy "${2:?usage: db.sh destroy fault...}" ;;
   status) status ;;
-  *) die "usage: db.sh ensure|url|stop|status [dev|test]" ;;
+  *) die "usage: db.sh ensure|prepare|run|wait|url|stop|destroy|status [dev|test]" ;;
 esac

@@ -1,9 +1,11 @@
 """The test harness: one throw-away PostGIS database per run, built by the migrations; every test
 runs in a transaction that is rolled back at its end.
 
-The server comes from TEST_DATABASE_URL, else DATABASE_URL, else the private test cluster that
-`make test` starts (var/pg/test.url). The run creates its own database there and drops it at the
-end, so it never touches development data.
+The server comes from TEST_DATABASE_URL, else the private test cluster that `make test` starts
+(var/pg/test.url). The run creates its own database there and drops it at the end, so it never
+touches development data. As in production, two roles: the database is made and migrated by
+TEST_DATABASE_URL's role (the owner), and the application runs as TEST_APP_DATABASE_URL's role
+(var/pg/test.app.url), which owns nothing (app/core/db_roles.py).
 """
 
 from __future__ import annotations
@@ -33,20 +35,53 @@ from app.core.schema_version import MIGRATIONS_DIR
 from app.extensions import db
 
 TEST_CLUSTER_URL_FILE = PROJECT_ROOT / "var" / "pg" / "test.url"
+TEST_CLUSTER_APP_URL_FILE = PROJECT_ROOT / "var" / "pg" / "test.app.url"
 _SAVEPOINT_STATEMENTS = ("SAVEPOINT", "RELEASE SAVEPOINT", "ROLLBACK TO SAVEPOINT")
 
 
 def server_url() -> str:
-    for name in ("TEST_DATABASE_URL", "DATABASE_URL"):
-        if os.environ.get(name):
-            return os.environ[name]
+    """The owner's role on the test server: it creates, migrates and drops the run's database."""
+    if os.environ.get("TEST_DATABASE_URL"):
+        return os.environ["TEST_DATABASE_URL"]
     if TEST_CLUSTER_URL_FILE.exists():
         return TEST_CLUSTER_URL_FILE.read_text().strip()
     pytest.exit(
         "no PostGIS to test against: run `make test` (it starts a private test cluster), "
-        "or set TEST_DATABASE_URL",
+        "or set TEST_DATABASE_URL and TEST_APP_DATABASE_URL",
         returncode=2,
     )
+
+
+def app_role_url() -> str:
+    """The application's role on the test server (its database part is not used)."""
+    if os.environ.get("TEST_APP_DATABASE_URL"):
+        return os.environ["TEST_APP_DATABASE_URL"]
+    if not os.environ.get("TEST_DATABASE_URL") and TEST_CLUSTER_APP_URL_FILE.exists():
+        return TEST_CLUSTER_APP_URL_FILE.read_text().strip()
+    pytest.exit(
+        "TEST_APP_DATABASE_URL is not set: the application runs as a role that owns nothing "
+        "(see README, Database roles); `make test` sets it for its private cluster",
+        returncode=2,
+    )
+
+
+def _with_role(url: str, role_url: str) -> str:
+    role = sa.engine.make_url(role_url)
+    return (
+        sa.engine.make_url(url)
+        .set(username=role.username, password=role.password)
+        .render_as_string(hide_password=False)
+    )
+
+
+def as_app(url: str) -> str:
+    """`url`'s database, reached as the application's role."""
+    return _with_role(url, app_role_url())
+
+
+def as_owner(url: str) -> str:
+    """`url`'s database, reached as the owner's role."""
+    return _with_role(url, server_url())
 
 
 @contextlib.contextmanager
@@ -83,6 +118,9 @@ def _drop_database(admin: sa.Engine, name: str, attempts: int = 10) -> None:
             time.sleep(0.5)
 
 
+# Each test runs inside one transaction held open from set-up to tear-down, idle between its
+# statements for as long as the test likes: the server must not end such sessions.
+os.environ["DB_IDLE_IN_TRANSACTION_TIMEOUT_S"] = "0"
 _TEST_MEDIA_ROOT = tempfile.mkdtemp(prefix="qf-test-media-")
 atexit.register(shutil.rmtree, _TEST_MEDIA_ROOT, ignore_errors=True)
 TEST_SETTINGS = {
@@ -106,9 +144,12 @@ PASSWORD = "Correct-Horse-Battery-9"
 
 
 def make_app(database_url: str, **overrides):
+    """The application on `database_url`'s database: as the application's role, with migrations
+    as the owner's."""
     return create_app(
         Config.from_env(
-            SQLALCHEMY_DATABASE_URI=database_url,
+            SQLALCHEMY_DATABASE_URI=as_app(database_url),
+            MIGRATION_DATABASE_URI=as_owner(database_url),
             ENV="testing",
             TESTING=True,
             **{**TEST_SETTINGS, **overrides},
@@ -117,9 +158,16 @@ def make_app(database_url: str, **overrides):
 
 
 @pytest.fixture(scope="session")
-def database_url() -> Iterator[str]:
+def owner_database_url() -> Iterator[str]:
+    """The run's database, as its owner: for set-up that is DDL (the application may do none)."""
     with throwaway_database(server_url()) as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def database_url(owner_database_url) -> str:
+    """The run's database, as the application's role."""
+    return as_app(owner_database_url)
 
 
 @pytest.fixture(scope="session")

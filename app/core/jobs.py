@@ -11,18 +11,28 @@ procrastinate's schema is applied by an Alembic migration, never by `procrastina
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
+import logging
+import signal
+import threading
 from collections.abc import Callable
 from typing import Any
 
 import procrastinate
+import procrastinate.exceptions
 import procrastinate.manager
+import procrastinate.worker
+import psycopg
 import psycopg_pool
+import sqlalchemy as sa
 from flask import Flask
+from procrastinate.jobs import Status
 from sqlalchemy.engine import make_url
 
 from app.extensions import db
 
+logger = logging.getLogger(__name__)
 jobs = procrastinate.App(connector=procrastinate.PsycopgConnector())
 
 # The Flask application that workers run jobs in; set by `run_worker`.
@@ -74,28 +84,194 @@ def defer(
     return made.id
 
 
+# Reconnecting: the first retry after this long, doubling up to RECONNECT_MAX_S; a worker that
+# ran HEALTHY_AFTER_S before it failed starts again from the first delay.
+RECONNECT_FIRST_S = 0.5
+RECONNECT_MAX_S = 8.0
+HEALTHY_AFTER_S = 60.0
+# A job whose worker died this many times is not retried again: it failed.
+STALLED_MAX_ATTEMPTS = 5
+
+
+class _WorkerStopped(Exception):
+    """The worker stopped without being asked to (procrastinate stops on a failed side task,
+    such as its LISTEN connection lost with the database)."""
+
+
+_DATABASE_LOST = (
+    procrastinate.exceptions.ConnectorException,
+    psycopg.Error,
+    psycopg_pool.PoolTimeout,
+    OSError,
+    _WorkerStopped,
+)
+
+
 def run_worker(app: Flask, *, wait: bool = True, concurrency: int = 1, **options: Any) -> None:
-    """Run a worker for `app` until stopped (or, with wait=False, until the queue is empty)."""
+    """Run a worker for `app` until stopped (or, with wait=False, until the queue is empty).
+
+    Losing the database does not end it: the worker is started again, on new connections, after
+    a growing delay (RECONNECT_FIRST_S doubling to RECONNECT_MAX_S) until the database answers.
+    It beats a heartbeat every JOB_STALLED_AFTER_S / 3 seconds, and puts back the running jobs
+    of workers whose heartbeat stopped (`retry_stalled_jobs`).
+    With wait=False a lost database ends the run with its error.
+    """
     global _worker_app
     _worker_app = app
-    pool = psycopg_pool.AsyncConnectionPool(
-        libpq_conninfo(app.config["SQLALCHEMY_DATABASE_URI"]),
-        open=False,
-        min_size=1,
-        max_size=concurrency + 2,
-        check=psycopg_pool.AsyncConnectionPool.check_connection,
+    _bound_job_statements(app)
+    stalled_after = app.config["JOB_STALLED_AFTER_S"]
+    options.setdefault("update_heartbeat_interval", max(1.0, stalled_after / 3))
+    options.setdefault("stalled_worker_timeout", stalled_after)
+    install_signal_handlers = options.pop("install_signal_handlers", True)
+    engine_options = app.config["SQLALCHEMY_ENGINE_OPTIONS"].get("connect_args", {})
+    connect_kwargs = {
+        k: v for k, v in engine_options.items() if k.startswith(("connect_timeout", "keepalives"))
+    }
+    asyncio.run(
+        _run_until_stopped(
+            libpq_conninfo(app.config["SQLALCHEMY_DATABASE_URI"]),
+            connect_kwargs,
+            install_signal_handlers=install_signal_handlers,
+            wait=wait,
+            concurrency=concurrency,
+            **options,
+        )
     )
 
-    async def main() -> None:
-        await pool.open(wait=True)
-        try:
-            async with jobs.open_async(pool):
-                await jobs.run_worker_async(wait=wait, concurrency=concurrency, **options)
-        finally:
-            await pool.close()
-            # procrastinate 3.10 keeps a reference to a pool it was given after closing
-            # (close_async returns early for external pools); later synchronous defers in this
-            # process would then go down the async path with a sync connection and fail.
-            jobs.connector._async_pool = None
 
-    asyncio.run(main())
+def _bound_job_statements(app: Flask) -> None:
+    """Jobs may run longer statements than requests (JOB_STATEMENT_TIMEOUT_S), and sit longer
+    inside a transaction between two of them."""
+    timeout_ms = app.config["JOB_STATEMENT_TIMEOUT_S"] * 1000
+
+    def on_connect(dbapi_connection: Any, _record: Any) -> None:
+        with dbapi_connection.cursor() as cursor:
+            cursor.execute(f"SET statement_timeout = {timeout_ms}")
+            cursor.execute(f"SET idle_in_transaction_session_timeout = {timeout_ms}")
+        dbapi_connection.commit()
+
+    with app.app_context():
+        sa.event.listen(db.engine, "connect", on_connect)
+        db.engine.dispose()
+
+
+async def _run_until_stopped(
+    conninfo: str,
+    connect_kwargs: dict[str, Any],
+    *,
+    install_signal_handlers: bool,
+    wait: bool,
+    **options: Any,
+) -> None:
+    loop = asyncio.get_running_loop()
+    stopping = asyncio.Event()
+    running: list[procrastinate.worker.Worker] = []
+
+    def stop() -> None:
+        stopping.set()
+        for worker in running:
+            worker.stop()
+
+    if install_signal_handlers and threading.current_thread() is threading.main_thread():
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop)
+    delay = RECONNECT_FIRST_S
+    try:
+        while not stopping.is_set():
+            started = loop.time()
+            try:
+                await _run_once(conninfo, connect_kwargs, running, stopping, wait=wait, **options)
+                return
+            except Exception as exc:
+                if not wait:
+                    raise
+                if loop.time() - started > HEALTHY_AFTER_S:
+                    delay = RECONNECT_FIRST_S
+                lost = isinstance(exc, _DATABASE_LOST)
+                logger.warning(
+                    "job worker lost the database; starting again"
+                    if lost
+                    else "job worker failed; starting again",
+                    extra={"error": f"{type(exc).__name__}: {exc}", "retry_in_s": delay},
+                    exc_info=not lost,
+                )
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), delay)
+            delay = min(delay * 2, RECONNECT_MAX_S)
+    finally:
+        if install_signal_handlers and threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(signum)
+
+
+async def _run_once(
+    conninfo: str,
+    connect_kwargs: dict[str, Any],
+    running: list[procrastinate.worker.Worker],
+    stopping: asyncio.Event,
+    *,
+    wait: bool,
+    **options: Any,
+) -> None:
+    """One worker on a pool of its own, until it stops; raises when it stopped unasked."""
+    pool = psycopg_pool.AsyncConnectionPool(
+        conninfo,
+        open=False,
+        min_size=1,
+        max_size=options.get("concurrency", 1) + 2,
+        kwargs=connect_kwargs,
+        check=psycopg_pool.AsyncConnectionPool.check_connection,
+        timeout=10,
+    )
+    try:
+        await pool.open(wait=True, timeout=10)
+        async with jobs.open_async(pool):
+            worker = jobs._worker(wait=wait, install_signal_handlers=False, **options)
+            running.append(worker)
+            checking = asyncio.create_task(
+                _retry_stalled_jobs_every(options["stalled_worker_timeout"])
+            )
+            try:
+                await worker.run()
+            finally:
+                running.remove(worker)
+                checking.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await checking
+        if wait and not stopping.is_set():
+            raise _WorkerStopped("the worker stopped by itself")
+    finally:
+        await pool.close(timeout=2)
+        # procrastinate 3.10 keeps a reference to a pool it was given after closing
+        # (close_async returns early for external pools); later synchronous defers in this
+        # process would then go down the async path with a sync connection and fail.
+        jobs.connector._async_pool = None
+
+
+async def retry_stalled_jobs(stalled_after_s: float) -> None:
+    """Put back the running jobs of workers whose heartbeat stopped (killed, frozen, cut off):
+    they run again on a live worker; a job that outlived STALLED_MAX_ATTEMPTS workers failed."""
+    for job in await jobs.job_manager.get_stalled_jobs(seconds_since_heartbeat=stalled_after_s):
+        try:
+            if job.attempts + 1 >= STALLED_MAX_ATTEMPTS:
+                await jobs.job_manager.finish_job(job, status=Status.FAILED, delete_job=False)
+                logger.error("stalled job failed for good", extra={"job_id": job.id})
+            else:
+                await jobs.job_manager.retry_job(job)
+                logger.warning("stalled job retried", extra={"job_id": job.id})
+        except procrastinate.exceptions.ConnectorException as exc:
+            # Finished or retried meanwhile (by its worker, or another worker's check).
+            logger.info(
+                "stalled job changed meanwhile", extra={"job_id": job.id, "error": str(exc)}
+            )
+
+
+async def _retry_stalled_jobs_every(stalled_after_s: float) -> None:
+    """Every worker looks for stalled jobs twice per JOB_STALLED_AFTER_S (a side loop rather
+    than a periodic job, which would leave a job row behind every few seconds)."""
+    while True:
+        await asyncio.sleep(max(1.0, stalled_after_s / 2))
+        try:
+            await retry_stalled_jobs(stalled_after_s)
+        except _DATABASE_LOST as exc:
+            logger.warning("stalled jobs not checked", extra={"error": str(exc)})

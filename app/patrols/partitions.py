@@ -3,6 +3,8 @@
 A partition holds one UTC month of `recorded_at` and is named `checkins_pYYYYMM`. The daily job
 makes the months from the retention horizon to two months ahead and drops every partition whose
 month ended before the horizon: retention is a DROP TABLE, not a DELETE of millions of rows.
+Both go through functions that run as the tables' owner (migration 0010), since the
+application's role owns nothing.
 Should the job not have run, an insert that finds its month missing makes it on the spot
 (app/patrols/ingest.py).
 """
@@ -43,14 +45,9 @@ def partition_name(month: dt.date) -> str:
 
 
 def _create(connection: Connection | Session, month: dt.date) -> None:
-    lower, upper = month, next_month(month)
-    connection.execute(
-        text(
-            f"CREATE TABLE IF NOT EXISTS {partition_name(month)} PARTITION OF {PARENT} "
-            f"FOR VALUES FROM ('{lower.isoformat()} 00:00:00+00') "
-            f"TO ('{upper.isoformat()} 00:00:00+00')"
-        )
-    )
+    # The application's role owns no table: the owner's function makes the partition
+    # (migration 0010).
+    connection.execute(text("SELECT checkins_make_partition(:month)"), {"month": month})
 
 
 def existing_months(connection: Connection | Session) -> set[dt.date]:
@@ -94,6 +91,6 @@ def maintain(session: Session, now: dt.datetime, retention_days: int) -> dict[st
     for month in sorted(existing_months(session)):
         upper = next_month(month)
         if dt.datetime(upper.year, upper.month, 1, tzinfo=dt.UTC) <= oldest:
-            session.execute(text(f"DROP TABLE {partition_name(month)}"))
+            session.execute(text("SELECT checkins_drop_partition(:month)"), {"month": month})
             dropped.append(partition_name(month))
     return {"made": made, "dropped": dropped}

@@ -147,7 +147,7 @@ def test_without_a_token_the_key_must_be_a_random_uuid(probe_client, probe_rows)
     assert probe_rows() == ["a"]
 
 
-def test_concurrent_duplicates_on_real_transactions(database_url):
+def test_concurrent_duplicates_on_real_transactions(database_url, owner_database_url):
     """Committed data, separate connections: while the first request runs, a duplicate is a
     409; once it has committed, the lock is gone and a retry replays the first answer."""
     import threading
@@ -161,8 +161,10 @@ def test_concurrent_duplicates_on_real_transactions(database_url):
     app = make_app(database_url)
     app.extensions["flask-smorest"]["apis"][""]["ext_obj"].register_blueprint(probe.blp)
     engine = sa.create_engine(database_url, poolclass=sa.pool.NullPool)
+    # The probe's table is made by the owner: the application's role makes no tables.
+    owner = sa.create_engine(owner_database_url, poolclass=sa.pool.NullPool)
     user_id, session_id = uuid.uuid4(), uuid.uuid4()
-    with engine.begin() as conn:
+    with owner.begin() as conn:
         conn.execute(sa.text("CREATE TABLE probe_writes (id serial PRIMARY KEY, name text)"))
     try:
         with app.app_context():
@@ -208,10 +210,11 @@ def test_concurrent_duplicates_on_real_transactions(database_url):
         with engine.connect() as conn:
             assert conn.execute(sa.text("SELECT count(*) FROM probe_writes")).scalar_one() == 1
     finally:
-        with engine.begin() as conn:
+        with owner.begin() as conn:
             conn.execute(sa.text("DROP TABLE IF EXISTS probe_writes"))
             conn.execute(sa.text("DELETE FROM idempotency_records WHERE key = :k"), {"k": KEY})
             conn.execute(sa.text("DELETE FROM users WHERE id = :u"), {"u": user_id})
         engine.dispose()
+        owner.dispose()
         with app.app_context():
             db.engine.dispose()

@@ -1,4 +1,6 @@
-"""A loopback TCP proxy the tests can cut and restore, to take the database away from the app."""
+"""A loopback TCP proxy the tests can cut, freeze and restore, to take the database away from the
+app: `stop()` is a server that went away (connections refused and cut), `freeze()` one that is
+there but never answers (a SIGSTOPped server: connections are accepted, nothing comes back)."""
 
 from __future__ import annotations
 
@@ -14,6 +16,8 @@ class TcpProxy:
         self._listener: socket.socket | None = None
         self._sockets: set[socket.socket] = set()
         self._lock = threading.Lock()
+        self._flowing = threading.Event()
+        self._flowing.set()
 
     def start(self) -> None:
         listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -23,6 +27,13 @@ class TcpProxy:
         self.port = listener.getsockname()[1]
         self._listener = listener
         threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
+
+    def freeze(self) -> None:
+        """Keep accepting connections, but pass nothing on either way until `thaw()`."""
+        self._flowing.clear()
+
+    def thaw(self) -> None:
+        self._flowing.set()
 
     def stop(self) -> None:
         """Refuse new connections and cut every open one, as a database restart would."""
@@ -56,10 +67,10 @@ class TcpProxy:
             for src, dst in ((client, upstream), (upstream, client)):
                 threading.Thread(target=self._pump, args=(src, dst), daemon=True).start()
 
-    @staticmethod
-    def _pump(src: socket.socket, dst: socket.socket) -> None:
+    def _pump(self, src: socket.socket, dst: socket.socket) -> None:
         try:
             while data := src.recv(65536):
+                self._flowing.wait()
                 dst.sendall(data)
         except OSError:
             pass

@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 
+import pytest
+import sqlalchemy as sa
 from sqlalchemy import text
 
 from app.patrols import ingest, partitions, service
@@ -46,16 +48,39 @@ def test_retention_drops_whole_expired_partitions_and_keeps_patrol_summaries(
     assert partitions.month_of(now()) in partitions.existing_months(session)
 
 
-def test_a_missing_month_is_made_on_insert(volunteer, start_patrol, send, session, connection):
-    # As if the daily job had never run: no partition, and no process that has seen one.
-    ingest._known_months.clear()
+@pytest.fixture
+def current_month_detached(app, owner_database_url):
+    """As if the daily job had never run: this month's partition is taken away by the owner (the
+    application's role may not) and put back after the test's transaction has rolled back.
+    Request it before anything that opens the test's connection, so it is torn down after."""
     month = partitions.month_of(now())
-    connection.execute(
-        text(f"ALTER TABLE checkins DETACH PARTITION {partitions.partition_name(month)}")
-    )
-    connection.execute(
-        text(f"ALTER TABLE {partitions.partition_name(month)} RENAME TO checkins_detached")
-    )
+    name = partitions.partition_name(month)
+    owner = sa.create_engine(owner_database_url, poolclass=sa.pool.NullPool)
+    with owner.begin() as conn:
+        conn.execute(text(f"ALTER TABLE checkins DETACH PARTITION {name}"))
+        conn.execute(text(f"ALTER TABLE {name} RENAME TO checkins_detached"))
+    try:
+        yield month
+    finally:
+        with owner.begin() as conn:
+            conn.execute(text(f"DROP TABLE IF EXISTS {name}"))
+            conn.execute(text(f"ALTER TABLE checkins_detached RENAME TO {name}"))
+            lower, upper = month, partitions.next_month(month)
+            conn.execute(
+                text(
+                    f"ALTER TABLE checkins ATTACH PARTITION {name} FOR VALUES FROM "
+                    f"('{lower} 00:00:00+00') TO ('{upper} 00:00:00+00')"
+                )
+            )
+        owner.dispose()
+
+
+def test_a_missing_month_is_made_on_insert(
+    current_month_detached, volunteer, start_patrol, send, session
+):
+    # No process that has seen the month either.
+    ingest._known_months.clear()
+    month = current_month_detached
     assert month not in partitions.existing_months(session)
     patrol = start_patrol(volunteer)
     answer = send(volunteer, patrol["id"], [item()]).json["items"][0]
