@@ -98,12 +98,16 @@ def test_requests_carry_statement_and_connection_timeouts(client, connection):
         connection.execute(
             sa.text(
                 "SELECT name, setting FROM pg_settings WHERE name IN "
-                "('statement_timeout', 'idle_in_transaction_session_timeout')"
+                "('statement_timeout', 'idle_in_transaction_session_timeout', 'jit')"
             )
         ).all()
     )
     # 15 s by default; idle transactions are left alone in the test harness (tests/conftest.py).
-    assert settings == {"statement_timeout": "15000", "idle_in_transaction_session_timeout": "0"}
+    assert settings == {
+        "statement_timeout": "15000",
+        "idle_in_transaction_session_timeout": "0",
+        "jit": "off",
+    }
 
 
 def test_sessions_idle_in_a_transaction_are_ended_by_the_server(database_url, monkeypatch):
