@@ -10,7 +10,6 @@ import uuid
 
 import pytest
 
-from app.core import untrusted
 from app.core.errors import handle_unexpected, problem
 from tests.core.test_errors import assert_problem
 from tests.tips.conftest import tip_body
@@ -43,10 +42,15 @@ def test_deep_json_is_a_400_before_a_token_is_needed(client, token_for, ledger):
     assert ledger.changes() == []
 
 
-def test_nesting_is_limited_to_32_levels():
-    assert untrusted.loads("[" * 32 + "]" * 32)
-    with pytest.raises(untrusted.TooDeep):
-        untrusted.loads("[" * 33 + "]" * 33)
+def test_nesting_is_limited_to_32_levels(probe_client, token_for):
+    def nested(levels: int) -> str:  # the body's object and `levels` - 1 arrays in it
+        return '{"name": "x", "items": ' + "[" * (levels - 1) + "]" * (levels - 1) + "}"
+
+    headers = token_for("volunteer")
+    at_the_limit = post_json(probe_client, "/api/v1/probe/writes", nested(32), headers)
+    assert assert_problem(at_the_limit, 422)["errors"][0]["pointer"].startswith("/items/0")
+    beyond = post_json(probe_client, "/api/v1/probe/writes", nested(33), headers)
+    assert assert_problem(beyond, 400)["detail"] == "The request body is nested too deeply."
 
 
 def test_lone_surrogates_and_nul_are_a_422_naming_the_field(client, token_for, create_user, ledger):
