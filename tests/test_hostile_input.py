@@ -6,7 +6,8 @@ openapi_cases.py), sent by a user holding every role (so that requests reach par
 views), and must never answer 500; where the value is refused, the answer is a problem+json 4xx
 naming the field, and the database is unchanged (tests/ledger.py). The classes: extreme and
 naive date-times, lone surrogates and NUL in any text, huge numbers, deep nesting. On top of
-that, schemathesis' own cases with one value swapped for a hostile one (`HOSTILE`).
+that, schemathesis' own cases (fitting the document) with one value swapped for a hostile one
+(`HOSTILE`): never a 5xx, and text no request may carry is a 422 wherever it is put.
 
 New operations and fields are picked up from the document. Check-in batches (their items are
 judged one by one), uploads and Open311 (not in the document) are covered in their packages'
@@ -42,6 +43,7 @@ POISON_DATE_TIMES = (
 POISON_DATES = ("0001-01-01", "9999-12-31")
 BAD_TEXTS = ("a\ud800b", "a\x00b")
 _SURROGATES = re.compile("[\ud800-\udfff]")
+_BAD_TEXT = re.compile("[\x00\ud800-\udfff]")
 HUGE = 10**400
 HOSTILE = st.one_of(
     st.sampled_from(POISON_DATE_TIMES + POISON_DATES + BAD_TEXTS),
@@ -58,9 +60,15 @@ def spec(app) -> Spec:
 
 
 @pytest.fixture
-def every_role(create_user, token_for):
-    """Bearer headers of one account holding every role (admin: every area)."""
-    return token_for(create_user(roles=list(ROLES)))
+def omnipotent(create_user):
+    """An account holding every role (admin: every area)."""
+    return create_user(roles=list(ROLES))
+
+
+@pytest.fixture
+def every_role(omnipotent, token_for):
+    """Bearer headers of a session of `omnipotent`."""
+    return token_for(omnipotent)
 
 
 class Sender:
@@ -235,6 +243,8 @@ def api_schema(app, connection):
     schema = schemathesis.openapi.from_wsgi("/api/v1/openapi.json", app)
     # Generated cases only: the document's examples cannot take the extra hypothesis data.
     schema.config.phases.update(phases=["fuzzing"])
+    # Cases that fit the document, so that the one hostile value is what gets refused (or not).
+    schema.config.generation.update(modes=["positive"])
     return schema
 
 
@@ -265,7 +275,9 @@ def _swap(document, draw_index, value):
 @schema.given(data=st.data())
 @schema.parametrize()
 @settings(max_examples=3, deadline=None, suppress_health_check=list(HealthCheck))
-def test_generated_cases_with_a_hostile_value_never_fail(case, data, client, every_role, ledger):
+def test_generated_cases_with_a_hostile_value_never_fail(
+    case, data, client, omnipotent, token_for, ledger
+):
     """Whatever schemathesis makes of an operation, with one value swapped for a hostile one:
     never a 5xx, and a refusal is a problem+json that stored nothing."""
     value = data.draw(HOSTILE, label="hostile value")
@@ -274,6 +286,8 @@ def test_generated_cases_with_a_hostile_value_never_fail(case, data, client, eve
         return data.draw(st.integers(0, size - 1), label="place")
 
     multipart = case.body is not None and case.media_type != JSON
+    # Text no request may carry, put where the parser reads it: refused whatever the rest is.
+    refused_text = isinstance(value, str) and bool(_BAD_TEXT.search(value)) and not multipart
     if multipart:  # uploads and forms: text only, and encodable
         value = value if isinstance(value, str) else json.dumps(value)
         case.body = _swap(case.body, index, _SURROGATES.sub("\x00", value))
@@ -282,6 +296,10 @@ def test_generated_cases_with_a_hostile_value_never_fail(case, data, client, eve
     elif case.query:
         name = data.draw(st.sampled_from(sorted(case.query)), label="parameter")
         case.query = {**case.query, name: value if isinstance(value, str) else json.dumps(value)}
+    else:
+        refused_text = False  # nothing to put it in
+    # A session of its own: a generated logout or password change may end the previous one.
+    every_role = token_for(omnipotent)
     ledger.mark()
     if multipart:
         answer = case.call(headers=every_role)
@@ -301,6 +319,8 @@ def test_generated_cases_with_a_hostile_value_never_fail(case, data, client, eve
         status, kind = answer.status_code, answer.mimetype
         text = answer.get_data(as_text=True)[:300]
     assert status < 500, (case.method, case.formatted_path, text)
+    if refused_text:
+        assert status == 422, (case.method, case.formatted_path, text)
     if status >= 400:
         assert kind.startswith(PROBLEM), text
     if status in REFUSALS:
