@@ -111,10 +111,9 @@ def refused_text(document: Any) -> list[str]:
 
 
 class _ClientJSON:
-    """What werkzeug's `Request.get_json` decodes with (its `json_module`)."""
+    """What werkzeug's `Request.get_json` decodes with (its `json_module`; only `loads`)."""
 
     loads = staticmethod(loads)
-    dumps = staticmethod(json.dumps)
 
 
 class QunfangRequest(Request):
