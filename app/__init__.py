@@ -19,6 +19,7 @@ def create_app(config: Config | None = None) -> Flask:
     from app.core.docs import init_docs, openapi_settings
     from app.core.logging import configure_logging, init_request_logging
     from app.core.schema_version import MIGRATIONS_DIR
+    from app.core.untrusted import init_untrusted_input
     from app.exports.routes import blp as clue_batches_blp
     from app.extensions import db, jwt, limiter, migrate
     from app.grid.routes import blp as grid_blp
@@ -61,6 +62,7 @@ def create_app(config: Config | None = None) -> Flask:
 
     configure_logging(app.config["LOG_LEVEL"])
     init_request_logging(app)
+    init_untrusted_input(app)  # after the request id is set: its problems carry it
 
     db.init_app(app)
     migrate.init_app(app, db, directory=str(MIGRATIONS_DIR), compare_type=True)

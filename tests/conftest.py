@@ -288,6 +288,15 @@ def token_for(app, session, create_user):
 
 
 @pytest.fixture
+def ledger(connection):
+    """What requests wrote since `ledger.mark()` (made at first): `ledger.changes()` is empty
+    when they wrote nothing (tests/ledger.py)."""
+    from tests.ledger import Ledger
+
+    return Ledger(connection)
+
+
+@pytest.fixture
 def count_queries(connection):
     """Counts SQL statements run inside the block: `with count_queries() as counter: ...`."""
 

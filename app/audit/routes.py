@@ -9,6 +9,7 @@ from sqlalchemy import select
 from app.core.audit import OUTCOMES, AuditEvent
 from app.core.auth import ADMIN
 from app.core.blueprint import Blueprint
+from app.core.fields import HORIZON, BoundedDateTime
 from app.core.pagination import PageArgsSchema, page_of, paginate
 from app.extensions import db
 
@@ -21,8 +22,8 @@ class AuditArgsSchema(Schema):
     object_type = fields.String(load_default=None, validate=validate.Length(1, 30))
     object_id = fields.String(load_default=None, validate=validate.Length(1, 64))
     outcome = fields.String(load_default=None, validate=validate.OneOf(OUTCOMES))
-    from_ = fields.AwareDateTime(data_key="from", load_default=None)
-    to = fields.AwareDateTime(load_default=None)
+    from_ = BoundedDateTime(data_key="from", load_default=None, latest=HORIZON)
+    to = BoundedDateTime(load_default=None, latest=HORIZON)
 
     @validates_schema
     def _window(self, data, **_kwargs):

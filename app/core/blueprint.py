@@ -7,14 +7,14 @@
   has produced a response below 400, and rolls back otherwise or on any exception (Indico's rule).
   A view can then hand a finished response to `@blp.idempotent` (app/core/idempotency.py), which
   records it in the same transaction as the work it describes.
-- Request bodies declared as JSON must be sent as JSON: anything else is a 415, and malformed JSON
-  is a 400, both problem+json.
+- Request bodies declared as JSON must be sent as JSON: anything else is a 415. They are decoded
+  by app/core/untrusted.py (malformed or too deeply nested JSON is a 400, text PostgreSQL or
+  UTF-8 cannot hold a 422), all problem+json.
 """
 
 from __future__ import annotations
 
 import functools
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -22,8 +22,9 @@ import flask
 import flask_smorest
 from flask import current_app
 from flask_jwt_extended import verify_jwt_in_request
-from webargs.flaskparser import FlaskParser
-from werkzeug.exceptions import BadRequest, UnsupportedMediaType
+from webargs.core import missing
+from webargs.flaskparser import FlaskParser, is_json_request
+from werkzeug.exceptions import UnsupportedMediaType
 
 from app.core.auth import current_roles, has_any_role
 from app.core.errors import Forbidden
@@ -56,7 +57,8 @@ def _is_json(mimetype: str) -> bool:
 
 
 class JsonBodyParser(FlaskParser):
-    """webargs parser that answers 415 for a non-JSON body and 400 for malformed JSON."""
+    """webargs parser that answers 415 for a non-JSON body, and decodes JSON as
+    `request.get_json` does (app/core/untrusted.py), with the same answers to bad bodies."""
 
     def load_json(self, req, schema):
         has_body = bool(req.content_length) or req.headers.get("Transfer-Encoding") == "chunked"
@@ -67,15 +69,9 @@ class JsonBodyParser(FlaskParser):
         return super().load_json(req, schema)
 
     def _raw_load_json(self, req):
-        try:
-            return super()._raw_load_json(req)
-        except json.JSONDecodeError as exc:
-            raise BadRequest(f"The request body is not valid JSON: {exc}") from exc
-        except RecursionError as exc:
-            raise BadRequest("The request body is nested too deeply.") from exc
-
-    def handle_invalid_json_error(self, error, req, *args, **kwargs):
-        raise BadRequest(f"The request body is not valid JSON: {error}")
+        if not is_json_request(req) or not req.get_data(cache=True):
+            return missing
+        return req.get_json()
 
 
 def _transaction_boundary(view: Callable) -> Callable:

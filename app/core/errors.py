@@ -67,6 +67,19 @@ class Unprocessable(DomainError):
     slug = "unprocessable"
 
 
+class InvalidValues(Unprocessable):
+    """Values refused outside a schema (app/core/untrusted.py), listed as schema errors are:
+    (location, JSON pointer, detail) each."""
+
+    slug = "validation-error"
+
+    def __init__(self, errors: list[tuple[str, str, str]]):
+        listed = [{"location": loc, "pointer": ptr, "detail": text} for loc, ptr, text in errors]
+        # Field first, as Open311 clients read it ("description: ...").
+        summary = "; ".join(f"{ptr[1:]} ({loc}): {text}" for loc, ptr, text in errors)
+        super().__init__(summary, extra={"errors": listed})
+
+
 def field_error(pointer: str, detail: str) -> Unprocessable:
     """A 422 about one field of the JSON body, in the shape schema errors have."""
     return Unprocessable(
@@ -95,9 +108,9 @@ def problem(
     if request_id:
         body["request_id"] = request_id
     body.update(extra)
-    response = Response(
-        json.dumps(body, ensure_ascii=False, default=str), status=status, mimetype=PROBLEM_MIMETYPE
-    )
+    # A lone surrogate echoed from a request has no UTF-8: it must not fail the error itself.
+    text = json.dumps(body, ensure_ascii=False, default=str)
+    response = Response(text.encode("utf-8", "replace"), status=status, mimetype=PROBLEM_MIMETYPE)
     for name, value in (headers or {}).items():
         response.headers[name] = value
     return response
@@ -200,7 +213,7 @@ def _database_problem(error: Exception) -> Response | None:
         return problem(
             422,
             slug="invalid-value",
-            detail="A value in the request cannot be stored (e.g. a NUL character).",
+            detail="A value in the request cannot be stored (too long or out of range).",
         )
     if state in _RETRY_STATES:
         logger.warning("concurrent transaction conflict", extra={"sqlstate": state})
@@ -241,6 +254,13 @@ def handle_unexpected(error: Exception) -> Response:
         return handle_http_exception(error)
     if isinstance(error, DomainError):
         return handle_domain_error(error)
+    if isinstance(error, UnicodeEncodeError) and error.reason == "surrogates not allowed":
+        # Text with a lone surrogate that reached the driver by a way app/core/untrusted.py
+        # does not guard (its checks make this a fallback): the value's fault, not a bug.
+        logger.warning("text with a lone surrogate refused")
+        return problem(
+            422, slug="invalid-value", detail="A text in the request holds a lone surrogate."
+        )
     database_problem = _database_problem(error)
     if database_problem is not None:
         return database_problem

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
+from app.core.fields import HORIZON, BoundedDateTime
 from app.exports.models import BATCH_STATUSES, OUTCOMES
 from app.tips.models import STATUSES
 from app.tips.schemas import PlainText
@@ -13,8 +14,8 @@ _CATEGORY = validate.Regexp(r"^[a-z][a-z0-9_]{1,39}$")
 
 class BatchFiltersSchema(Schema):
     area_ids = fields.List(fields.UUID(), load_default=list, validate=validate.Length(max=100))
-    from_ = fields.AwareDateTime(data_key="from", load_default=None)
-    to = fields.AwareDateTime(load_default=None)
+    from_ = BoundedDateTime(data_key="from", load_default=None, latest=HORIZON)
+    to = BoundedDateTime(load_default=None, latest=HORIZON)
     categories = fields.List(fields.String(validate=_CATEGORY), load_default=list)
     statuses = fields.List(
         fields.String(validate=validate.OneOf([s for s in STATUSES if s != "merged"])),

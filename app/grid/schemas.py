@@ -7,6 +7,7 @@ import re
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from app.areas.schemas import COORD_SYSTEMS
+from app.core.fields import HORIZON, BoundedDateTime
 from app.stations.schemas import BboxField
 from app.tips.models import STATUSES
 
@@ -37,15 +38,19 @@ class CellKindSchema(Schema):
 class GridTipsArgsSchema(CellKindSchema):
     area_id = fields.UUID(metadata={"description": "default: your whole jurisdiction"})
     bbox = BboxField(metadata={"type": "string", "description": "min lon,min lat,max lon,max lat"})
-    from_ = fields.AwareDateTime(data_key="from", metadata={"description": "default: to - 30 days"})
-    to = fields.AwareDateTime(metadata={"description": "default: now"})
+    from_ = BoundedDateTime(
+        data_key="from", latest=HORIZON, metadata={"description": "default: to - 30 days"}
+    )
+    to = BoundedDateTime(latest=HORIZON, metadata={"description": "default: now"})
     category = fields.List(_CATEGORY, load_default=list)
     status = fields.List(fields.String(validate=validate.OneOf(STATUSES)), load_default=list)
 
 
 class SeriesArgsSchema(Schema):
-    from_ = fields.AwareDateTime(data_key="from", metadata={"description": "default: to - 90 days"})
-    to = fields.AwareDateTime(metadata={"description": "default: now"})
+    from_ = BoundedDateTime(
+        data_key="from", latest=HORIZON, metadata={"description": "default: to - 90 days"}
+    )
+    to = BoundedDateTime(latest=HORIZON, metadata={"description": "default: now"})
     interval = fields.String(load_default="day", validate=validate.OneOf(["day", "week"]))
     category = fields.List(_CATEGORY, load_default=list)
     status = fields.List(fields.String(validate=validate.OneOf(STATUSES)), load_default=list)

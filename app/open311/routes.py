@@ -14,7 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-from typing import Any
+from typing import Any, ClassVar
 
 from flask import Response, current_app, request, url_for
 from flask.views import MethodView
@@ -23,6 +23,7 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 
 from app.core.blueprint import Blueprint
 from app.core.errors import handle_unexpected
+from app.core.fields import HORIZON, BoundedDateTime
 from app.extensions import db, limiter
 from app.open311 import service
 from app.open311.xml import document
@@ -50,17 +51,20 @@ class CommaSeparated(fields.Field):
         return [part.strip() for part in str(value).split(",") if part.strip()]
 
 
-class Timestamp(fields.Field):
-    """An ISO 8601 date-time (or date); without an offset it is UTC."""
+class Timestamp(BoundedDateTime):
+    """An ISO 8601 date-time (or date); without an offset it is UTC. Bounded as our own
+    query periods are (app/core/fields.py)."""
+
+    default_error_messages: ClassVar[dict[str, str]] = {
+        **BoundedDateTime.default_error_messages,
+        "invalid": "Not an ISO 8601 date-time, e.g. 2026-11-01T00:00:00+08:00.",
+    }
+
+    def __init__(self, **kwargs: Any):
+        super().__init__(latest=HORIZON, default_timezone=dt.UTC, **kwargs)
 
     def _deserialize(self, value, attr, data, **kwargs):
-        try:
-            parsed = dt.datetime.fromisoformat(str(value).strip())
-        except ValueError as exc:
-            raise ValidationError(
-                "Not an ISO 8601 date-time, e.g. 2026-11-01T00:00:00+08:00."
-            ) from exc
-        return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+        return super()._deserialize(str(value).strip(), attr, data, **kwargs)
 
 
 class _Fields(Schema):

@@ -33,6 +33,7 @@ from sqlalchemy.types import DateTime, Float, Uuid
 
 from app.areas.schemas import COORD_SYSTEMS
 from app.areas.service import deepest_area_sql
+from app.core.fields import CLOCK_SKEW
 from app.patrols import partitions
 from app.patrols.models import (
     FLAG_IMPLAUSIBLE_SPEED,
@@ -47,8 +48,6 @@ from geo.cells import to_bigint
 from geo.crs import to_wgs84
 from geo.distance import haversine_m
 
-# How far a phone's clock may be off: ahead of the server, or behind the patrol's start.
-CLOCK_SKEW = dt.timedelta(minutes=5)
 # Checkpoints have a radius of at most this (a CHECK on the table): the index-backed bound of
 # the proximity search.
 MAX_CHECKPOINT_RADIUS_M = 1000
@@ -103,10 +102,15 @@ def _errors_text(messages: Any, prefix: str = "") -> str:
 
 _PLAIN_KEYS = frozenset({"client_id", "recorded_at", "lon", "lat", "coord_system", "accuracy_m"})
 _MAX_ACCURACY_M = 100_000
+_RECORDED_AT = _ITEM.fields["recorded_at"]
 
 
 def _number(value: Any) -> bool:
-    return type(value) in (int, float) and math.isfinite(value)
+    """A JSON number a float holds exactly enough: finite floats, and integers no larger than
+    the largest coordinate or accuracy (math.isfinite(10**400) raises OverflowError)."""
+    if type(value) is float:
+        return math.isfinite(value)
+    return type(value) is int and -_MAX_ACCURACY_M <= value <= _MAX_ACCURACY_M
 
 
 def _plain(raw: Any) -> dict[str, Any] | None:
@@ -123,10 +127,14 @@ def _plain(raw: Any) -> dict[str, Any] | None:
         return None
     accuracy = raw.get("accuracy_m")
     system = raw.get("coord_system", "wgs84")
+    if recorded_at.tzinfo is None:
+        return None
+    try:
+        recorded_at = _RECORDED_AT.checked(recorded_at)  # the schema's own bounds
+    except ValidationError:
+        return None
     if (
-        recorded_at.tzinfo is None
-        or recorded_at.utcoffset() is None
-        or not (_number(lon) and _number(lat))
+        not (_number(lon) and _number(lat))
         or not (accuracy is None or (_number(accuracy) and 0 <= accuracy <= _MAX_ACCURACY_M))
         or system not in COORD_SYSTEMS
     ):
@@ -157,7 +165,7 @@ def parse(raw_items: Sequence[Any]) -> list[Item]:
                 continue
         item = Item(
             client_id=data["client_id"],
-            recorded_at=data["recorded_at"].astimezone(dt.UTC),
+            recorded_at=data["recorded_at"],
             accuracy_m=data["accuracy_m"],
             scan=data["checkpoint"],
         )

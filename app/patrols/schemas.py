@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from marshmallow import Schema, ValidationError, fields, pre_load, validate, validates_schema
 
 from app.areas.schemas import COORD_SYSTEMS
+from app.core.fields import CLOCK_SKEW, HORIZON, BoundedDateTime
 from app.patrols.models import PATROL_KINDS, PATROL_STATUSES, SCAN_METHODS
 from app.patrols.schedule import DAYS
 from app.stations.schemas import BboxField
@@ -34,14 +35,18 @@ class PatrolCreateSchema(Schema):
     team_id = fields.UUID(
         load_default=None, metadata={"description": "required for team_patrol; you are a member"}
     )
-    started_at = fields.AwareDateTime(
-        load_default=None, metadata={"description": "device time when started offline; default now"}
+    started_at = BoundedDateTime(
+        load_default=None,
+        latest=CLOCK_SKEW,
+        metadata={"description": "device time when started offline; default now"},
     )
 
 
 class PatrolEndSchema(Schema):
-    ended_at = fields.AwareDateTime(
-        load_default=None, metadata={"description": "device time when ended offline; default now"}
+    ended_at = BoundedDateTime(
+        load_default=None,
+        latest=CLOCK_SKEW,
+        metadata={"description": "device time when ended offline; default now"},
     )
 
 
@@ -54,8 +59,10 @@ class PatrolQueryArgsSchema(Schema):
     volunteer_id = fields.UUID(metadata={"description": "staff"})
     team_id = fields.UUID()
     area_id = fields.UUID(metadata={"description": "staff: patrols that started in this area"})
-    from_ = fields.AwareDateTime(data_key="from", metadata={"description": "started at or after"})
-    to = fields.AwareDateTime(metadata={"description": "started before"})
+    from_ = BoundedDateTime(
+        data_key="from", latest=HORIZON, metadata={"description": "started at or after"}
+    )
+    to = BoundedDateTime(latest=HORIZON, metadata={"description": "started before"})
 
 
 class TrackArgsSchema(Schema):
@@ -114,7 +121,10 @@ class CheckInItemSchema(Schema):
     """One fix. Coordinates are checked by the service: out of range is a rejected item."""
 
     client_id = fields.UUID(required=True)
-    recorded_at = fields.AwareDateTime(required=True, metadata={"description": "device time"})
+    # Absurd times are invalid here; plausible ones the service judges (in_future, ...).
+    recorded_at = BoundedDateTime(
+        required=True, latest=HORIZON, metadata={"description": "device time"}
+    )
     lon = fields.Float(required=True)
     lat = fields.Float(required=True)
     coord_system = fields.String(load_default="wgs84", validate=validate.OneOf(COORD_SYSTEMS))
@@ -275,10 +285,10 @@ class CheckpointCodeSchema(Schema):
 
 
 class TimeRangeArgsSchema(Schema):
-    from_ = fields.AwareDateTime(
-        data_key="from", metadata={"description": "default: `to` - 7 days"}
+    from_ = BoundedDateTime(
+        data_key="from", latest=HORIZON, metadata={"description": "default: `to` - 7 days"}
     )
-    to = fields.AwareDateTime(metadata={"description": "default: now"})
+    to = BoundedDateTime(latest=HORIZON, metadata={"description": "default: now"})
 
 
 class CheckpointVisitSchema(Schema):

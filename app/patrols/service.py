@@ -27,10 +27,10 @@ from app.auth.jurisdiction import jurisdiction_of, path_columns, within_area
 from app.auth.models import User
 from app.core.auth import GRID_STAFF, has_any_role
 from app.core.errors import Conflict, NotFound, field_error
+from app.core.fields import CLOCK_SKEW
 from app.core.jobs import jobs, task
 from app.extensions import db
 from app.patrols import partitions
-from app.patrols.ingest import CLOCK_SKEW
 from app.patrols.models import FLAG_IMPLAUSIBLE_SPEED, CheckpointVisit, Patrol
 from app.service_record.service import replace_entries
 from app.teams.models import Team, TeamMember

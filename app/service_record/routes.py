@@ -7,11 +7,12 @@ from zoneinfo import ZoneInfo
 
 from flask import current_app
 from flask.views import MethodView
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema, fields
 
 from app.core.auth import GRID_STAFF, current_user
 from app.core.blueprint import Blueprint
 from app.core.errors import Unprocessable
+from app.core.fields import HORIZON, BoundedDate
 from app.extensions import db
 from app.service_record import service
 
@@ -19,15 +20,13 @@ blp = Blueprint(
     "service_record", __name__, url_prefix="/api/v1", description="Volunteer service hours"
 )
 
-_DATES = validate.Range(min=dt.date(2000, 1, 1), max=dt.date(2100, 1, 1))
-
 
 class RecordArgsSchema(Schema):
-    from_ = fields.Date(
-        data_key="from", validate=_DATES, metadata={"description": "local date; default Jan 1"}
+    from_ = BoundedDate(
+        data_key="from", latest=HORIZON, metadata={"description": "local date; default Jan 1"}
     )
-    to = fields.Date(
-        validate=_DATES, metadata={"description": "local date, inclusive; default today"}
+    to = BoundedDate(
+        latest=HORIZON, metadata={"description": "local date, inclusive; default today"}
     )
 
 

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import datetime as dt
-
 from flask_smorest.fields import Upload
 from marshmallow import Schema, ValidationError, fields, post_load, validate
 
 from app.areas.schemas import COORD_SYSTEMS
+from app.core.fields import HORIZON, BoundedDate
 from app.core.pagination import page_of
 from app.stations.models import AMENITIES, STATION_TYPES, STATUSES
 from geo.crs import to_wgs84
@@ -158,15 +157,12 @@ class VisitCodeSchema(Schema):
     qr_payload = fields.String(metadata={"description": "what to print in the QR code"})
 
 
-_DATES = validate.Range(dt.date(2000, 1, 1), dt.date(2100, 12, 31))
-
-
 class PeriodArgsSchema(Schema):
-    from_ = fields.Date(
-        required=True, data_key="from", validate=_DATES, metadata={"description": "local date"}
+    from_ = BoundedDate(
+        required=True, data_key="from", latest=HORIZON, metadata={"description": "local date"}
     )
-    to = fields.Date(
-        required=True, validate=_DATES, metadata={"description": "local date, inclusive"}
+    to = BoundedDate(
+        required=True, latest=HORIZON, metadata={"description": "local date, inclusive"}
     )
 
 

@@ -16,6 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.auth.models import User
+from app.core import untrusted
 from app.core.errors import DomainError, NotFound
 from app.stations import service
 from app.stations.models import STATUSES, Station
@@ -61,7 +62,7 @@ def _csv_values(row: dict[str, Any]) -> dict[str, Any]:
             d: [["00:00", "24:00"]] for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
         }
     else:
-        hours_value = json.loads(hours_cell) if hours_cell else None
+        hours_value = untrusted.loads(hours_cell) if hours_cell else None
     values = {
         "external_ref": row.get("external_ref") or None,
         "name": row.get("name"),
@@ -72,7 +73,7 @@ def _csv_values(row: dict[str, Any]) -> dict[str, Any]:
         "operator": row.get("operator") or None,
         "amenities": [a.strip() for a in (row.get("amenities") or "").split(";") if a.strip()],
         "opening_hours": hours_value,
-        "hours_exceptions": json.loads(row["hours_exceptions"])
+        "hours_exceptions": untrusted.loads(row["hours_exceptions"])
         if row.get("hours_exceptions")
         else [],
         "capacity": row.get("capacity") or None,
@@ -83,7 +84,7 @@ def _csv_values(row: dict[str, Any]) -> dict[str, Any]:
 
 def _geojson_rows(text: str) -> list[tuple[int, dict[str, Any]]]:
     try:
-        document = json.loads(text)
+        document = untrusted.loads(text, check_text=False)  # judged row by row
     except ValueError as exc:
         raise ImportFormatError(f"not JSON: {exc}") from exc
     if not isinstance(document, dict) or document.get("type") != "FeatureCollection":
@@ -136,6 +137,8 @@ def import_stations(
         try:
             if "__error__" in raw:
                 raise DomainError(raw["__error__"])
+            if refused := untrusted.refused_text(raw):
+                raise DomainError(f"{untrusted.BAD_TEXT_DETAIL} ({', '.join(refused)})")
             values = _csv_values(raw) if fmt == "csv" else dict(raw)
             # `status` (as exports write it) applies to known stations: it can reopen one.
             status = {"status": s} if (s := values.pop("status", None)) in STATUSES else {}

@@ -45,6 +45,12 @@ class Task(Located, Timestamps, db.Model):
         CheckConstraint("needed BETWEEN 1 AND 10000", name="needed"),
         CheckConstraint("accepted BETWEEN 0 AND needed", name="accepted"),
         CheckConstraint("ends_at > starts_at", name="window"),
+        # The API bounds them closer (app/core/fields.py); this keeps every writer to times
+        # Python reads back in any time zone (the year 10000 made the task unreadable).
+        CheckConstraint(
+            "starts_at >= '2000-01-01 00:00+00' AND ends_at < '2100-01-01 00:00+00'",
+            name="times_readable",
+        ),
         CheckConstraint("targeting_mode <> 'radius' OR geom IS NOT NULL", name="radius_has_place"),
         Index("ix_tasks_geog", "geog", postgresql_using="gist"),
         Index("ix_tasks_community_starts", "community_id", "starts_at"),

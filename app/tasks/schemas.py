@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
+from app.core.fields import BoundedDateTime
 from app.patrols.schemas import PointSchema
 from app.tasks.models import TARGETING_MODES, TASK_KINDS, TASK_STATUSES
 from app.tips.schemas import PlainText
 from notifications.models import PLATFORMS
 
 ACTIONS = ("accept", "decline", "arrive", "complete")
+# The furthest ahead a task may start or end.
+TASK_HORIZON = dt.timedelta(days=92)
 _SKILL = fields.String(validate=validate.Regexp(r"^[a-z][a-z0-9_]{1,39}$"))
 
 
@@ -53,8 +58,13 @@ class TaskCreateSchema(Schema):
     location = fields.Nested(PointSchema, load_default=None)
     radius_m = fields.Integer(load_default=None, validate=validate.Range(50, 20_000))
     area_id = fields.UUID(load_default=None)
-    starts_at = fields.AwareDateTime(load_default=None, metadata={"description": "default now"})
-    ends_at = fields.AwareDateTime(required=True)
+    starts_at = BoundedDateTime(
+        load_default=None,
+        earliest=-dt.timedelta(days=1),
+        latest=TASK_HORIZON,
+        metadata={"description": "default now"},
+    )
+    ends_at = BoundedDateTime(required=True, latest=TASK_HORIZON)
     needed = fields.Integer(required=True, validate=validate.Range(1, 10_000))
     skills = fields.List(_SKILL, load_default=list, validate=validate.Length(max=10))
     tip_id = fields.UUID(load_default=None)

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 from marshmallow import Schema, fields, validate
 
+from app.core.fields import BoundedDate
 from app.core.pagination import page_of
 from app.teams.models import FILING_STATUSES, MEMBER_ROLES, SERVICE_TYPES, TEAM_KINDS
+
+# Filing and revocation are past events, registered in the People's Republic (founded 1949-10-01);
+# a day ahead allows for time zones.
+_FILING_DATES = {"earliest": dt.date(1949, 10, 1), "latest": dt.timedelta(days=1)}
 
 
 class TeamSchema(Schema):
@@ -31,7 +38,7 @@ class TeamCreateSchema(Schema):
     area_id = fields.UUID(required=True, metadata={"description": "a community or sub-district"})
     brand = fields.Boolean(load_default=False)
     filing_status = fields.String(load_default="unfiled", validate=validate.OneOf(FILING_STATUSES))
-    filed_on = fields.Date(load_default=None)
+    filed_on = BoundedDate(load_default=None, **_FILING_DATES)
 
 
 class TeamUpdateSchema(Schema):
@@ -39,8 +46,8 @@ class TeamUpdateSchema(Schema):
     service_type = fields.String(allow_none=True, validate=validate.OneOf(SERVICE_TYPES))
     brand = fields.Boolean()
     filing_status = fields.String(validate=validate.OneOf(FILING_STATUSES))
-    filed_on = fields.Date(allow_none=True)
-    revoked_on = fields.Date(allow_none=True)
+    filed_on = BoundedDate(allow_none=True, **_FILING_DATES)
+    revoked_on = BoundedDate(allow_none=True, **_FILING_DATES)
 
 
 class TeamQueryArgsSchema(Schema):

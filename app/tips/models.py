@@ -98,6 +98,12 @@ class Tip(Located, Timestamps, db.Model):
         CheckConstraint(
             "(status = 'merged') = (merged_into_id IS NOT NULL)", name="merged_has_target"
         ),
+        # The API bounds it closer (app/core/fields.py); this keeps every writer to times
+        # Python reads back in any time zone (1 BC made every list holding the tip fail).
+        CheckConstraint(
+            "occurred_at BETWEEN '2000-01-01 00:00+00' AND '2100-01-01 00:00+00'",
+            name="occurred_at_readable",
+        ),
         Index("ix_tips_geog", "geog", postgresql_using="gist"),
         # Staff lists: newest first inside an area, optionally by status.
         Index("ix_tips_community_created", "community_id", "created_at"),

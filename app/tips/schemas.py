@@ -5,6 +5,7 @@ from __future__ import annotations
 from marshmallow import Schema, ValidationError, fields, post_load, validate, validates_schema
 
 from app.areas.schemas import COORD_SYSTEMS
+from app.core.fields import CLOCK_SKEW, HORIZON, BoundedDateTime
 from app.stations.schemas import BboxField
 from app.tips.models import PRIORITIES, STATUSES
 from geo.crs import to_wgs84
@@ -43,7 +44,7 @@ class TipCreateSchema(Schema):
     description = PlainText(required=True, validate=validate.Length(1, 4000))
     location = fields.Nested(TipLocationSchema, load_default=None)
     address_text = PlainText(load_default=None, validate=validate.Length(1, 300))
-    occurred_at = fields.AwareDateTime(load_default=None)
+    occurred_at = BoundedDateTime(load_default=None, latest=CLOCK_SKEW)
     media_ids = fields.List(fields.UUID(), load_default=list, validate=validate.Length(max=6))
     # Only JSON true/false: the route decides the idempotency scope and the rate-limit bucket
     # from the raw body before this schema runs, so "true" or 1 must not mean anonymous here.
@@ -203,8 +204,8 @@ class TipListArgsSchema(Schema):
     status = fields.List(fields.String(validate=validate.OneOf(STATUSES)), load_default=list)
     category = fields.List(fields.String(validate=_CATEGORY_CODE), load_default=list)
     priority = fields.List(fields.String(validate=validate.OneOf(PRIORITIES)), load_default=list)
-    from_ = fields.AwareDateTime(data_key="from", load_default=None)
-    to = fields.AwareDateTime(load_default=None)
+    from_ = BoundedDateTime(data_key="from", load_default=None, latest=HORIZON)
+    to = BoundedDateTime(load_default=None, latest=HORIZON)
     area_id = fields.UUID(load_default=None)
     bbox = BboxField(
         load_default=None,

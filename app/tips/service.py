@@ -35,8 +35,6 @@ from app.tips.models import OPEN_STATUSES, PUBLIC_CATEGORIES, Tip, TipCategory, 
 from geo.cells import h3_cells
 from notifications.service import notify
 
-# How far in the future a phone's clock may put `occurred_at`.
-CLOCK_SKEW = dt.timedelta(minutes=5)
 # A place outside every area still reaches staff: those of the nearest district within this.
 NEAREST_DISTRICT_M = 50_000
 # Codes: Crockford's alphabet (no I, L, O, U), 10 characters = 50 bits.
@@ -156,9 +154,6 @@ def submit(
     is kept anywhere. `uploader` is the account whose photos may be attached (the token's, even
     for an anonymous tip: the link is then dropped from the photos)."""
     category = _active_category(session, values["category"])
-    occurred_at = values.get("occurred_at")
-    if occurred_at is not None and occurred_at > _now() + CLOCK_SKEW:
-        raise field_error("/occurred_at", "occurred_at is in the future.")
     location = values.get("location")
     if location is None and not values.get("address_text"):
         raise field_error("/location", "Give a location, an address, or both.")
@@ -169,7 +164,7 @@ def submit(
         category_code=category.code,
         description=values["description"],
         address_text=values.get("address_text"),
-        occurred_at=occurred_at,
+        occurred_at=values.get("occurred_at"),
         status="submitted",
         priority=category.default_priority,
         anonymous=reporter is None,

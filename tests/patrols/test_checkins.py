@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import uuid
 
 import h3
@@ -205,3 +206,48 @@ def test_fixes_after_the_end_are_rejected_and_earlier_late_ones_resummarise(
     assert detail["checkin_count"] == 3
     assert detail["service_hours"] == round(600 / 3600, 2)
     assert len(detail["track"]["coordinates"]) == 3
+
+
+def test_absurd_numbers_and_times_are_rejected_alone_and_the_rest_is_stored(
+    volunteer, start_patrol, client, token_for, connection
+):
+    """Issue 14: lon 10**400 as a JSON integer, or recorded_at 9999-12-31T23:59:59-14:00,
+    made the whole batch a 500. Such items are rejected with a reason, by the fast path and
+    by the schema alike (a checkpoint scan takes the schema); the others are stored."""
+    patrol = start_patrol(volunteer)
+    t0 = now() - dt.timedelta(minutes=20)
+    scan = {"checkpoint": {"id": str(uuid.uuid4()), "method": "gps"}}
+    good = [item(t0 + dt.timedelta(seconds=30 * n), lon=east(10 * n)) for n in range(4)]
+    absurd = [
+        item(t0, lon="HUGE"),
+        item(t0, lat="HUGE", **scan),
+        item(t0, lon="DIGITS"),  # more digits than Python converts to an int
+        item(t0, lat=float("inf")),  # 1e400 in the body
+        {**item(), "recorded_at": "9999-12-31T23:59:59-14:00"},
+        {**item(), "recorded_at": "0001-01-01T00:00:00+14:00"},
+        {**item(), "recorded_at": "9999-12-31T23:59:59-14:00", **scan},
+        {**item(), "recorded_at": "0001-01-01T00:00:00Z", **scan},
+        {**item(), "recorded_at": now().replace(tzinfo=None).isoformat()},
+    ]
+    body = json.dumps({"items": [good[0], *absurd[:5], good[1], *absurd[5:], *good[2:]]})
+    body = (
+        body.replace('"HUGE"', "1" + "0" * 400)
+        .replace('"DIGITS"', "9" * 5000)
+        .replace("Infinity", "1e400")
+    )
+    response = client.post(
+        f"/api/v1/patrols/{patrol['id']}/checkins",
+        data=body,
+        content_type="application/json",
+        headers=token_for(volunteer),
+    )
+    assert response.status_code == 200, response.get_data(as_text=True)
+    answers = {a["client_id"]: a for a in response.json["items"]}
+    for sent in absurd:
+        answer = answers[sent["client_id"]]
+        assert (answer["outcome"], answer["reason"]) == ("rejected", "invalid"), answer
+        assert answer["detail"]
+    assert all(answers[g["client_id"]]["outcome"] == "accepted" for g in good)
+    assert sorted(r.client_id for r in stored(connection, patrol["id"])) == sorted(
+        g["client_id"] for g in good
+    )

@@ -231,3 +231,44 @@ def test_volunteers_cannot_create_tasks(client, token_for, volunteer_at):
     assert (
         client.post("/api/v1/tasks", json={}, headers=token_for(volunteer_at())).status_code == 403
     )
+
+
+def test_poison_task_times_are_refused_and_tasks_and_fan_out_keep_working(
+    client, token_for, staff, create_task, fan_out, volunteer_at, connection, ledger
+):
+    """Issue 14: a task ending 9999-12-31T23:59:59-14:00 (the year 10000 in UTC) was stored, and
+    GET /tasks and its fan-out job failed for good. Times outside a task's range (ending at
+    most 92 days ahead) are refused, nothing is stored or deferred; tasks within it work."""
+    base = {
+        "title": "南郎家园东门人员聚集",
+        "kind": "event_support",
+        "location": {"lon": 116.457036, "lat": 39.910039},
+        "radius_m": 500,
+        "ends_at": (now() + dt.timedelta(hours=2)).isoformat(),
+        "needed": 1,
+        "targeting": {"mode": "radius"},
+    }
+    naive = (now() + dt.timedelta(hours=2)).replace(tzinfo=None).isoformat()
+    headers = token_for(staff)
+    ledger.mark()
+    for field, poison in (
+        ("ends_at", "9999-12-31T23:59:59-14:00"),
+        ("ends_at", "0001-01-01T00:00:00+14:00"),
+        ("ends_at", (now() + dt.timedelta(days=93)).isoformat()),
+        ("ends_at", naive),
+        ("starts_at", "0001-01-01T00:00:00+14:00"),
+        ("starts_at", "9999-12-31T23:59:59-14:00"),
+        ("starts_at", (now() - dt.timedelta(days=2)).isoformat()),
+    ):
+        response = client.post("/api/v1/tasks", json={**base, field: poison}, headers=headers)
+        assert response.status_code == 422, (field, poison, response.json)
+        assert [e["pointer"] for e in response.json["errors"]] == [f"/{field}"]
+    assert ledger.changes() == []  # no task, no fan-out job
+
+    volunteer_at(100)
+    longest = create_task(ends_at=(now() + dt.timedelta(days=91)).isoformat())
+    listed = client.get("/api/v1/tasks", headers=headers)
+    assert listed.status_code == 200
+    assert [t["id"] for t in listed.json["items"]] == [longest["id"]]
+    assert jobs_named(connection, "fan_out_task") == 1
+    assert fan_out(longest) == 1

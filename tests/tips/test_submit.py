@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import uuid
 
@@ -233,3 +234,34 @@ def test_a_token_that_is_no_longer_valid_is_a_401_not_an_anonymous_tip(submit, s
     assert response.status_code == 401
     assert response.headers["Content-Type"] == "application/problem+json"
     assert session.scalar(text("SELECT count(*) FROM tips")) == before
+
+
+def test_a_poison_occurred_at_is_refused_and_staff_lists_keep_working(
+    submit, staff, client, ledger
+):
+    """Issue 14: an anonymous tip with occurred_at 0001-01-01T00:00:00+14:00 was stored as 1 BC;
+    from then on GET /tips and GET /tips/{id} answered 422 to every staff member of the place.
+    Such times are refused (nothing stored); a real one is kept, and staff read it."""
+    now = dt.datetime.now(dt.UTC)
+    for poison in (
+        "0001-01-01T00:00:00+14:00",
+        "9999-12-31T23:59:59-14:00",
+        "1999-12-31T23:59:59Z",
+        (now + dt.timedelta(minutes=10)).isoformat(),
+        now.replace(tzinfo=None).isoformat(),  # naive: no instant
+    ):
+        response = submit(occurred_at=poison)
+        assert response.status_code == 422, (poison, response.json)
+        assert response.mimetype == "application/problem+json"
+        assert [e["pointer"] for e in response.json["errors"]] == ["/occurred_at"]
+    assert ledger.changes() == []
+
+    at_home = dt.timezone(dt.timedelta(hours=8))
+    tip = submit(occurred_at=(now - dt.timedelta(hours=2)).astimezone(at_home).isoformat()).json
+    _user, headers = staff
+    listed = client.get("/api/v1/tips", headers=headers)
+    assert listed.status_code == 200, listed.json
+    assert tip["id"] in [t["id"] for t in listed.json["items"]]
+    detail = client.get(f"/api/v1/tips/{tip['id']}", headers=headers)
+    assert detail.status_code == 200
+    assert detail.json["occurred_at"] == (now - dt.timedelta(hours=2)).isoformat()
