@@ -5,11 +5,15 @@ one per application.
 """
 
 import datetime as dt
+import functools
 import hashlib
 import hmac
+import logging
+from collections.abc import Callable
+from typing import Any
 
+import flask_limiter
 from flask_jwt_extended import JWTManager
-from flask_limiter import Limiter
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import MetaData
@@ -67,6 +71,44 @@ def anonymous_bucket() -> str:
     key = _bucket_key(current_app.config["SECRET_KEY"], day)
     digest = hmac.new(key, get_remote_address().encode(), hashlib.sha256).hexdigest()
     return f"anon:{digest[:32]}"
+
+
+def _never_raises(key_func: Callable[[], str]) -> Callable[[], str]:
+    """A rate-limit key that cannot fail. flask-limiter takes any exception raised while it
+    evaluates limits for an outage of its store: with the in-memory fallback on, the process
+    then counts in its own memory for a while (limits no longer shared across processes), so a
+    key that raised on a malformed body (too large, refused text) would let any sender switch
+    shared limits off. A body the key cannot read counts in one bucket of its own; the view then
+    refuses it as it refuses any such body."""
+
+    @functools.wraps(key_func)
+    def key() -> str:
+        try:
+            return key_func()
+        except Exception as exc:
+            logging.getLogger(__name__).warning(
+                "rate-limit key %s could not read the request: %s",
+                key_func.__name__,
+                type(exc).__name__,
+            )
+            return f"unreadable:{key_func.__name__}"
+
+    return key
+
+
+class Limiter(flask_limiter.Limiter):
+    """flask-limiter's Limiter whose key functions never raise (see `_never_raises`)."""
+
+    def __init__(self, *, key_func: Callable[[], str], **options: Any) -> None:
+        super().__init__(key_func=_never_raises(key_func), **options)
+
+    def limit(self, *args: Any, key_func: Callable[[], str] | None = None, **options: Any):
+        wrapped = _never_raises(key_func) if key_func is not None else None
+        return super().limit(*args, key_func=wrapped, **options)
+
+    def shared_limit(self, *args: Any, key_func: Callable[[], str] | None = None, **options: Any):
+        wrapped = _never_raises(key_func) if key_func is not None else None
+        return super().shared_limit(*args, key_func=wrapped, **options)
 
 
 limiter = Limiter(key_func=_rate_limit_key)

@@ -5,7 +5,7 @@ A role that owns a table may ALTER it, disable its triggers, TRUNCATE or DROP it
 grants say. So the application (requests, jobs, commands) connects as a role that owns nothing
 and holds only what `grant_app_role` gives it: reading and writing rows, using sequences,
 procrastinate's functions, and the two functions that make and drop the monthly partitions of
-check-ins (migration 0010: they run as the owner, and refuse to drop a month that is not past the
+check-ins (migration 0008: they run as the owner, and refuse to drop a month that is not past the
 shortest retention). On the append-only tables it may only read and add rows.
 
 `migrations/env.py` calls `grant_app_role` after every upgrade, so the grants follow the schema;
@@ -23,7 +23,7 @@ from sqlalchemy import Connection, text
 APPEND_ONLY_TABLES = ("audit_events", "consent_events")
 # Read by /readyz; written by migrations only.
 READ_ONLY_TABLES = ("alembic_version",)
-# SECURITY DEFINER functions the application calls (migration 0010).
+# SECURITY DEFINER functions the application calls (migration 0008).
 APP_FUNCTIONS = ("checkins_make_partition(date)", "checkins_drop_partition(date)")
 
 # What the current role owns in the public schema: tables, views, sequences.

@@ -130,18 +130,29 @@ class QunfangRequest(Request):
 
     def _load_form_data(self) -> None:
         """Forms are checked when first read (by a schema, or by a view such as Open311's),
-        after the view's blueprint has set its body limit (photos may be larger)."""
-        if "form" in self.__dict__:
-            return
-        super()._load_form_data()
-        bad = _refused_fields("form", self.form)
-        bad += [
-            ("files", "/" + _pointer_part(key), BAD_TEXT_DETAIL)
-            for key, upload in self.files.items(multi=True)
-            if upload.filename and _BAD_TEXT.search(upload.filename)
-        ]
-        if bad:
-            raise InvalidValues(bad)
+        after the view's blueprint has set its body limit (photos may be larger). A refused
+        form stays refused: every later read raises again (the first reader may have been a
+        rate-limit key, which must not fail)."""
+        if "form" not in self.__dict__:
+            super()._load_form_data()
+            form, files = self.__dict__["form"], self.__dict__["files"]
+            self.__dict__["_refused_form"] = _refused_fields("form", form) + [
+                ("files", "/" + _pointer_part(key), BAD_TEXT_DETAIL)
+                for key, upload in files.items(multi=True)
+                if upload.filename and _BAD_TEXT.search(upload.filename)
+            ]
+        if self.__dict__.get("_refused_form"):
+            raise InvalidValues(self.__dict__["_refused_form"])
+
+    @property
+    def form(self) -> Any:
+        self._load_form_data()
+        return self.__dict__["form"]
+
+    @property
+    def files(self) -> Any:
+        self._load_form_data()
+        return self.__dict__["files"]
 
     def on_json_loading_failed(self, e: ValueError | None) -> Any:
         if isinstance(e, BadText):

@@ -3,7 +3,7 @@
 A partition holds one UTC month of `recorded_at` and is named `checkins_pYYYYMM`. The daily job
 makes the months from the retention horizon to two months ahead and drops every partition whose
 month ended before the horizon: retention is a DROP TABLE, not a DELETE of millions of rows.
-Both go through functions that run as the tables' owner (migration 0010), since the
+Both go through functions that run as the tables' owner (migration 0008), since the
 application's role owns nothing.
 Should the job not have run, an insert that finds its month missing makes it on the spot
 (app/patrols/ingest.py).
@@ -46,7 +46,7 @@ def partition_name(month: dt.date) -> str:
 
 def _create(connection: Connection | Session, month: dt.date) -> None:
     # The application's role owns no table: the owner's function makes the partition
-    # (migration 0010).
+    # (migration 0008).
     connection.execute(text("SELECT checkins_make_partition(:month)"), {"month": month})
 
 

@@ -18,7 +18,7 @@ now applies (app/core/fields.py, app/tasks/schemas.py):
 The downgrade drops the CHECKs; the poisoned values are not restored.
 
 Revision ID: 0009
-Revises: 0007
+Revises: 0008
 Create Date: 2026-12-02 16:00:00.000000
 
 """
@@ -27,7 +27,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = "0009"
-down_revision = "0007"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 

@@ -70,6 +70,46 @@ def test_login_failures_per_account_hold_across_two_workers(api):
     assert statuses[5:] == [429] * 11
 
 
+def _refused_form(base: str) -> int:
+    """An Open311 form with a NUL in it: refused (400) by the view; its rate-limit key reads
+    the form first."""
+    import urllib.error
+    import urllib.request
+
+    request = urllib.request.Request(  # noqa: S310 - loopback only
+        f"{base}/open311/v2/requests.json",
+        data=b"api_key=x&service_code=theft&description=a%00b&lat=39.9&long=116.4",
+        method="POST",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310
+            return response.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+def test_malformed_bodies_cannot_switch_shared_limits_off(api):
+    """flask-limiter takes an exception from a rate-limit key for an outage of its store and
+    counts in process memory for a while: a key reading a refused body must not raise, or any
+    sender could make each worker count logins on its own."""
+    phone = _random_phone()
+
+    def login(number: str) -> int:
+        body = {"phone": number, "password": "wrong-Guess-42"}
+        return http("POST", f"{api}/api/v1/auth/login", body)[0]
+
+    statuses, refused = [], []
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        for _ in range(16):
+            bad = [pool.submit(_refused_form, api) for _ in range(4)]
+            mine, _decoy = pool.map(login, [phone, _random_phone()])
+            statuses.append(mine)
+            refused += [future.result() for future in bad]
+    assert set(refused) == {400}
+    assert statuses.count(401) == 5, statuses
+
+
 def _concurrently(calls: int, call) -> list[int]:
     """`calls` requests, four at a time, so that both workers are kept busy."""
     with ThreadPoolExecutor(max_workers=4) as pool:

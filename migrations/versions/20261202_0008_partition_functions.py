@@ -7,7 +7,7 @@ ended more than 31 days ago (the shortest retention CHECKIN_RETENTION_DAYS allow
 a compromised application cannot drop recent check-ins. Only the application's role may execute
 them (granted by migrations/env.py).
 
-Revision ID: 0010
+Revision ID: 0008
 Revises: 0007
 Create Date: 2026-12-02 10:00:00
 
@@ -16,7 +16,7 @@ Create Date: 2026-12-02 10:00:00
 from alembic import op
 
 # revision identifiers, used by Alembic.
-revision = "0010"
+revision = "0008"
 down_revision = "0007"
 branch_labels = None
 depends_on = None
