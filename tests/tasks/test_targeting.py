@@ -265,7 +265,7 @@ def test_poison_task_times_are_refused_and_tasks_and_fan_out_keep_working(
         assert [e["pointer"] for e in response.json["errors"]] == [f"/{field}"]
     assert ledger.changes() == []  # no task, no fan-out job
 
-    volunteer_at(100)
+    volunteer_at(30)
     longest = create_task(ends_at=(now() + dt.timedelta(days=91)).isoformat())
     listed = client.get("/api/v1/tasks", headers=headers)
     assert listed.status_code == 200
