@@ -20,3 +20,6 @@ timeout = int(os.environ.get("WEB_TIMEOUT_S", "30"))
 graceful_timeout = 10
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 wsgi_app = "wsgi:app"
+# gunicorn's control socket (one path per user, ~/.gunicorn/gunicorn.ctl) would be shared by
+# every stack on the machine (make run, the fault tests' own); nothing here uses it.
+control_socket_disable = True
