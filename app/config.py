@@ -13,6 +13,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from app.core import private_files
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEV_DATABASE_URL_FILE = PROJECT_ROOT / "var" / "pg" / "dev.url"
 LOCAL_SECRETS_DIR = PROJECT_ROOT / "var" / "secrets"
@@ -40,19 +42,19 @@ def _env_int(name: str, default: int) -> int:
 
 
 def local_secret(name: str) -> str:
-    """A random secret of this checkout (var/secrets/<name>, mode 0600), made on first use, so
-    that no development secret is ever published with the code."""
+    """A random secret of this checkout (var/secrets/<name>, mode 0600 in a 0700 directory),
+    made on first use, so that no development secret is ever published with the code."""
     path = LOCAL_SECRETS_DIR / name.lower()
+    private_files.ensure_dir(LOCAL_SECRETS_DIR, private_files.SECRET_DIR_MODE)
     try:
         return path.read_text().strip()
     except FileNotFoundError:
-        LOCAL_SECRETS_DIR.mkdir(parents=True, exist_ok=True)
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            handle = private_files.open_new(path, private_files.SECRET_FILE_MODE)
         except FileExistsError:  # another process made it first
             return path.read_text().strip()
-        with os.fdopen(fd, "w") as handle:
-            handle.write(secrets.token_urlsafe(48))
+        with handle:
+            handle.write(secrets.token_urlsafe(48).encode())
         return path.read_text().strip()
 
 
