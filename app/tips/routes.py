@@ -23,6 +23,7 @@ from app.core.auth import (
     optional_user,
 )
 from app.core.blueprint import Blueprint
+from app.core.caching import public_data
 from app.core.errors import NotFound
 from app.core.pagination import PageArgsSchema, page_of, paginate
 from app.core.preconditions import require_if_match
@@ -464,6 +465,7 @@ class Reporter(MethodView):
 @categories_blp.route("")
 class Categories(MethodView):
     @categories_blp.public
+    @public_data
     @categories_blp.arguments(s.CategoryArgsSchema, location="query")
     @categories_blp.response(200, s.CategoryListSchema)
     def get(self, args):
