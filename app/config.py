@@ -99,8 +99,12 @@ class Config:
     ARGON2_TIME_COST: int = 3
     ARGON2_MEMORY_KIB: int = 65536
     TERMS_VERSION: str = "2026-11"
-    LOGIN_RATE_LIMIT: str = "5 per minute;20 per hour"
+    # Sign-in attempts (app/auth/login_limits.py): without a device token, per account and per
+    # client; with the device token of an earlier login, per device only.
+    LOGIN_RATE_LIMIT: str = "5 per minute;20 per hour;100 per day"
     LOGIN_CLIENT_RATE_LIMIT: str = "30 per minute"
+    LOGIN_DEVICE_RATE_LIMIT: str = "10 per minute;50 per hour"
+    LOGIN_DEVICE_DAYS: int = 180
     REGISTER_RATE_LIMIT: str = "10 per hour"
     VISIT_RATE_LIMIT: str = "30 per minute"
     # Tips: the follow secret of an anonymous tip is an HMAC of its id under this key, so the
@@ -176,8 +180,14 @@ class Config:
             ARGON2_TIME_COST=_env_int("ARGON2_TIME_COST", 3),
             ARGON2_MEMORY_KIB=_env_int("ARGON2_MEMORY_KIB", 65536),
             TERMS_VERSION=os.environ.get("TERMS_VERSION", "2026-11"),
-            LOGIN_RATE_LIMIT=os.environ.get("LOGIN_RATE_LIMIT", "5 per minute;20 per hour"),
+            LOGIN_RATE_LIMIT=os.environ.get(
+                "LOGIN_RATE_LIMIT", "5 per minute;20 per hour;100 per day"
+            ),
             LOGIN_CLIENT_RATE_LIMIT=os.environ.get("LOGIN_CLIENT_RATE_LIMIT", "30 per minute"),
+            LOGIN_DEVICE_RATE_LIMIT=os.environ.get(
+                "LOGIN_DEVICE_RATE_LIMIT", "10 per minute;50 per hour"
+            ),
+            LOGIN_DEVICE_DAYS=_env_int("LOGIN_DEVICE_DAYS", 180),
             REGISTER_RATE_LIMIT=os.environ.get("REGISTER_RATE_LIMIT", "10 per hour"),
             VISIT_RATE_LIMIT=os.environ.get("VISIT_RATE_LIMIT", "30 per minute"),
             TIP_RATE_LIMIT=os.environ.get("TIP_RATE_LIMIT", "10 per hour;30 per day"),
@@ -252,6 +262,8 @@ class Config:
             raise ConfigError("DUTY_POSITION_MINUTES must be between 5 and 1440")
         if self.FCM_CREDENTIALS_FILE and not Path(self.FCM_CREDENTIALS_FILE).is_file():
             raise ConfigError(f"FCM_CREDENTIALS_FILE {self.FCM_CREDENTIALS_FILE} is not a file")
+        if not 1 <= self.LOGIN_DEVICE_DAYS <= 400:
+            raise ConfigError("LOGIN_DEVICE_DAYS must be between 1 and 400")
         if self.IDEMPOTENCY_TTL_DAYS < 30:
             # Phones stay offline for days; a key that expires early lets a replay duplicate.
             raise ConfigError("IDEMPOTENCY_TTL_DAYS must be at least 30")
