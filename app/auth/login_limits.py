@@ -89,8 +89,8 @@ def issue_device_token(phone: str) -> str:
 
 def _read_device() -> str | None:
     token, phone = _body().get("device_token"), _phone()
-    if not isinstance(token, str) or len(token) > 512 or phone is None:
-        return None
+    if not isinstance(token, str) or len(token) > 512 or not token.isascii() or phone is None:
+        return None  # tokens are URL-safe base64: anything else is not one
     max_age = current_app.config["LOGIN_DEVICE_DAYS"] * 86400
     try:
         claims = _serializer().loads(token, max_age=max_age)

@@ -80,6 +80,16 @@ def test_a_device_token_counts_only_for_its_own_account(client, create_user, own
         assert response.status_code != 200
 
 
+@pytest.mark.parametrize("token", ["\ud800", "é" * 10, 12, ["x"], {"a": 1}, "", "x" * 10_000])
+def test_a_malformed_device_token_is_a_client_error(client, create_user, token):
+    user = create_user(phone=f"137{uuid.uuid4().int % 10**8:08d}")
+    response = client.post(
+        LOGIN, json={"phone": user.phone, "password": WRONG, "device_token": token}
+    )
+    assert response.status_code in (401, 422)
+    assert response.mimetype == "application/problem+json"
+
+
 def test_guesses_with_a_stolen_device_token_are_bounded_too(app, client, owner, monkeypatch):
     monkeypatch.setitem(app.config, "LOGIN_DEVICE_RATE_LIMIT", "3 per minute")
     user, device = owner
