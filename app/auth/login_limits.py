@@ -32,7 +32,7 @@ from typing import Any
 
 from flask import current_app, request
 from flask_limiter.util import get_remote_address
-from itsdangerous import BadSignature, URLSafeTimedSerializer
+from itsdangerous import BadData, URLSafeTimedSerializer
 
 from app.auth import validators
 from app.extensions import limiter
@@ -49,9 +49,11 @@ def _cached(name: str, compute: Callable[[], Any]) -> Any:
 
 
 def _read_body() -> dict[str, Any]:
+    # Nothing here may raise: flask-limiter takes an error while it evaluates limits for an
+    # outage of its store (and, with its in-memory fallback on, stops sharing counts).
     try:
         body = request.get_json(silent=True)
-    except RecursionError:
+    except Exception:  # too large, too deep, refused text: the view answers it
         body = None
     return body if isinstance(body, dict) else {}
 
@@ -94,7 +96,7 @@ def _read_device() -> str | None:
     max_age = current_app.config["LOGIN_DEVICE_DAYS"] * 86400
     try:
         claims = _serializer().loads(token, max_age=max_age)
-    except BadSignature:  # forged, altered or expired
+    except BadData:  # forged, altered, expired or unreadable
         return None
     if (
         isinstance(claims, dict)

@@ -10,6 +10,7 @@ import uuid
 import pytest
 from sqlalchemy import func, select
 
+from app.auth import login_limits
 from app.core.audit import AuditEvent
 from app.extensions import db
 from tests.conftest import PASSWORD, make_app
@@ -88,6 +89,16 @@ def test_a_malformed_device_token_is_a_client_error(client, create_user, token):
     )
     assert response.status_code in (401, 422)
     assert response.mimetype == "application/problem+json"
+
+
+def test_reading_the_limits_keys_never_raises_on_an_unreadable_body(app):
+    """The limits read the body before the view: an error there would count as an outage of
+    the limiter's store. A body too large to read is no device token and the malformed
+    account's bucket; the view then answers 413."""
+    big = b'{"phone": "13700000001", "device_token": "' + b"x" * 2_000_000 + b'"}'
+    with app.test_request_context(LOGIN, method="POST", data=big, content_type="application/json"):
+        assert login_limits.trusted_device() is None
+        assert login_limits._account_key() == "login:malformed"
 
 
 def test_guesses_with_a_stolen_device_token_are_bounded_too(app, client, owner, monkeypatch):
