@@ -23,17 +23,19 @@ from sqlalchemy import (
     any_,
     bindparam,
     cast,
+    column,
     exists,
     func,
     insert,
     literal,
     or_,
     select,
+    table,
     text,
     update,
 )
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.dialects.postgresql import ARRAY, aggregate_order_by
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, aggregate_order_by
 from sqlalchemy.orm import Session, aliased
 
 from app.areas.models import Area
@@ -42,7 +44,7 @@ from app.auth.models import User
 from app.core import audit, private_files
 from app.core.auth import GRID_STAFF, POLICE_LIAISON, has_any_role
 from app.core.errors import Conflict, NotFound, field_error
-from app.core.jobs import defer, task
+from app.core.jobs import defer, jobs, task
 from app.exports import files, signing
 from app.exports.models import ClueBatch, ClueBatchItem
 from app.extensions import db
@@ -462,12 +464,15 @@ def build_files(session: Session, batch: ClueBatch) -> None:
 
 
 # A build is tried at most BUILD_ATTEMPTS times in all. Runs that a dead worker cut short count
-# (the job queue retries stalled jobs, one more attempt each), so a batch that kills its worker
-# every time (out of memory, say) ends `failed` instead of looping. Database errors that go away
-# by themselves (a restart, a dropped connection, a deadlock, a lock or statement timeout: all
-# OperationalError or InterfaceError) are retried after 2, 4, 8 and 16 seconds; any other
-# error fails the batch at once.
-BUILD_ATTEMPTS = 5
+# (the workers retry stalled jobs, one more attempt each), so a batch that kills its worker every
+# time (out of memory, say) ends `failed` instead of looping; it is below the number of dead
+# workers after which the workers fail a stalled job outright (5), so that the job itself gets
+# to record why. Database errors that go away by themselves (a restart, a dropped connection, a
+# deadlock, a lock or statement timeout: all OperationalError or InterfaceError) are retried
+# after 2, 4 and 8 seconds; any other error fails the batch at once. `fail_orphaned_batches`
+# catches what still slips through (a job failed by other means, a failure that could not be
+# recorded while the database was away).
+BUILD_ATTEMPTS = 4
 TRANSIENT_ERRORS: tuple[type[Exception], ...] = (
     sa_exc.OperationalError,
     sa_exc.InterfaceError,
@@ -560,6 +565,37 @@ def generate_batch(batch_id: str) -> int:
     batch.status, batch.percent, batch.finished_at = "ready", 100, _now()
     session.flush()
     return batch.row_count
+
+
+_procrastinate_jobs = table(
+    "procrastinate_jobs", column("task_name"), column("args", JSONB), column("status")
+)
+
+
+@jobs.periodic(cron="*/10 * * * *", periodic_id="fail_orphaned_batches")
+@task(queue="maintenance")
+def fail_orphaned_batches(timestamp: int) -> int:
+    """Every 10 minutes: a batch still `pending` or `running` whose build job is neither queued
+    nor running (failed for good by the queue, deleted, or whose last failure could not be
+    recorded) will never be built: it is recorded `failed` and its files are removed."""
+    job_alive = exists().where(
+        _procrastinate_jobs.c.task_name == generate_batch.name,
+        _procrastinate_jobs.c.args["batch_id"].astext == cast(ClueBatch.id, String),
+        cast(_procrastinate_jobs.c.status, String).in_(("todo", "doing")),
+    )
+    orphans = db.session.scalars(
+        update(ClueBatch)
+        .where(ClueBatch.status.in_(("pending", "running")), ~job_alive)
+        .values(
+            status="failed",
+            finished_at=func.now(),
+            error="The build job ended without finishing the batch; make it again.",
+        )
+        .returning(ClueBatch.id)
+    ).all()
+    for batch_id in orphans:
+        discard_files(batch_id)
+    return len(orphans)
 
 
 # -- using ---------------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import datetime as dt
 import hashlib
 import io
 import os
@@ -26,6 +27,7 @@ import procrastinate
 import pytest
 import sqlalchemy as sa
 from flask_jwt_extended import create_access_token
+from procrastinate.jobs import Status
 
 from app.config import PROJECT_ROOT
 from app.core import jobs as jobs_module
@@ -38,7 +40,7 @@ from tests.core.test_private_files import too_open
 ROWS = 20_000  # progress is reported every 5,000 rows: a build is seen in its middle
 TASK = "app.exports.service.generate_batch"
 SUBDISTRICT, COMMUNITY = "110105001000", "110105001024"
-WINDOW = {"from": "2026-06-01T00:00:00+08:00", "to": "2026-06-02T00:00:00+08:00"}
+DAY = dt.date(2026, 6, 1)  # each batch of a test takes the tips of a day of its own
 FLASK = str(PROJECT_ROOT / ".venv" / "bin" / "flask")
 
 
@@ -94,7 +96,8 @@ def faults(app, database_url, tmp_path):
     made: list[str] = []
 
     def make_batch(rows: int = ROWS) -> str:
-        """`rows` committed anonymous tips in the window, frozen into a batch by the API."""
+        """`rows` committed anonymous tips of a day, frozen into a batch by the API."""
+        day = DAY + dt.timedelta(days=len(made))
         with engine.begin() as conn:
             conn.execute(
                 sa.text(
@@ -104,11 +107,12 @@ def faults(app, database_url, tmp_path):
                     "'environment_sanitation', '故障测试线索 ' || g, "
                     "ST_SetSRID(ST_MakePoint(116.4553 + g * 1e-8, 39.9096), 4326), 'normal', "
                     "true, :d, :s, :c, "
-                    "timestamptz '2026-06-01 01:00+08' + g * interval '1 second' "
+                    "CAST(:day AS timestamptz) + interval '1 hour' + g * interval '1 second' "
                     "FROM generate_series(1, :rows) AS g"
                 ),
                 {
                     "prefix": f"F{prefix}{len(made)}",
+                    "day": f"{day.isoformat()}T00:00:00+08:00",
                     "rows": rows,
                     "d": path.district_id,
                     "s": path.subdistrict_id,
@@ -116,7 +120,11 @@ def faults(app, database_url, tmp_path):
                 },
             )
         body = {
-            "filters": {**WINDOW, "categories": ["environment_sanitation"]},
+            "filters": {
+                "from": f"{day.isoformat()}T00:00:00+08:00",
+                "to": f"{(day + dt.timedelta(days=1)).isoformat()}T00:00:00+08:00",
+                "categories": ["environment_sanitation"],
+            },
             "purpose": "故障演练：核查环境卫生线索",
             "case_reference": f"演练-{prefix}",
         }
@@ -383,3 +391,41 @@ def test_a_batch_whose_builds_keep_dying_is_given_up(faults):
     )
     assert faults.job(batch_id).status == "succeeded"
     assert not faults.export_root.exists() or list(faults.export_root.iterdir()) == []
+
+
+def test_a_batch_whose_job_ended_elsewhere_is_failed_by_the_sweep(faults, monkeypatch):
+    orphan, waiting = faults.make_batch(rows=2), faults.make_batch(rows=2)
+    orphan_job = faults.job(orphan).id
+
+    async def worker_dies_for_good() -> None:
+        # A worker takes the job and dies; the stalled-job retry gives up on it (its last
+        # attempt): the job is failed without the batch hearing of it.
+        queue = procrastinate.App(
+            connector=procrastinate.PsycopgConnector(conninfo=libpq_conninfo(faults.database_url))
+        )
+        async with queue.open_async():
+            worker_id = await queue.job_manager.register_worker()
+            taken = await queue.job_manager.fetch_job(queues=["exports"], worker_id=worker_id)
+            assert taken.id == orphan_job
+            await queue.job_manager.finish_job(taken, status=Status.FAILED, delete_job=False)
+
+    asyncio.run(worker_dies_for_good())
+    with faults.engine.begin() as conn:
+        conn.execute(
+            sa.text("UPDATE clue_batches SET status = 'running', percent = 33 WHERE id = :id"),
+            {"id": orphan},
+        )
+    partial = faults.export_root / f".{orphan}.partial"
+    partial.mkdir(parents=True)
+    (partial / "tips.csv").write_bytes(b"half a file")
+
+    monkeypatch.setattr(jobs_module, "_worker_app", faults.app)
+    assert service.fail_orphaned_batches(timestamp=0) == 1
+
+    row = faults.batch(orphan)
+    assert (row.status, row.error) == (
+        "failed",
+        "The build job ended without finishing the batch; make it again.",
+    )
+    assert not partial.exists()
+    assert faults.batch(waiting).status == "pending"  # its job is still queued
