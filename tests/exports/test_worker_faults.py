@@ -37,7 +37,7 @@ from app.exports.files import TIMEZONE
 from tests.conftest import make_app
 from tests.core.test_private_files import too_open
 
-ROWS = 20_000  # progress is reported every 5,000 rows: a build is seen in its middle
+ROWS = 10_000  # progress is reported every 5,000 rows: a build is seen in its middle
 TASK = "app.exports.service.generate_batch"
 SUBDISTRICT, COMMUNITY = "110105001000", "110105001024"
 DAY = dt.date(2026, 6, 1)  # each batch of a test takes the tips of a day of its own
