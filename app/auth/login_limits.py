@@ -113,10 +113,18 @@ def trusted_device() -> str | None:
     return _cached("device", _read_device)
 
 
+def counted_per_account() -> bool:
+    """Whether this attempt counts against the account it names: not with that account's
+    device token, and not when it names no account (a body without a phone number, or one
+    that cannot be read: no password can be guessed with it, and the per-client limit still
+    counts it)."""
+    return _phone() is not None and trusted_device() is None
+
+
 def _account_key() -> str:
     """The bucket of the account a login names: its normalized phone, so that other spellings
-    (+86, spaces) share it; phones that do not normalize share one bucket."""
-    return f"login:{_phone() or 'malformed'}"
+    (+86, spaces) share it."""
+    return f"login:{_phone()}"
 
 
 def _client_key() -> str:
@@ -137,7 +145,7 @@ def login_limits() -> tuple:
         limiter.limit(
             lambda: current_app.config["LOGIN_RATE_LIMIT"],
             key_func=_account_key,
-            exempt_when=lambda: not _untrusted(),
+            exempt_when=lambda: not counted_per_account(),
         ),
         limiter.limit(
             lambda: current_app.config["LOGIN_CLIENT_RATE_LIMIT"],

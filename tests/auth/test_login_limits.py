@@ -98,7 +98,19 @@ def test_reading_the_limits_keys_never_raises_on_an_unreadable_body(app):
     big = b'{"phone": "13700000001", "device_token": "' + b"x" * 2_000_000 + b'"}'
     with app.test_request_context(LOGIN, method="POST", data=big, content_type="application/json"):
         assert login_limits.trusted_device() is None
-        assert login_limits._account_key() == "login:malformed"
+        assert login_limits.counted_per_account() is False  # it names no account
+
+
+def test_bodies_that_name_no_account_never_use_up_an_accounts_attempts(client):
+    """No password can be guessed without a phone number: such attempts answer what they are
+    (400, 422 or 401), counted only per client."""
+    for body in ({"phone": "not a phone", "password": WRONG}, {"password": WRONG}):
+        statuses = {client.post(LOGIN, json=body).status_code for _ in range(8)}
+        assert 429 not in statuses and statuses <= {400, 401, 422}, body
+    deep = "[" * 5000 + "]" * 5000
+    for _ in range(8):
+        response = client.post(LOGIN, data=deep, content_type="application/json")
+        assert response.status_code == 400
 
 
 def test_guesses_with_a_stolen_device_token_are_bounded_too(app, client, owner, monkeypatch):
