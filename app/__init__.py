@@ -15,6 +15,7 @@ def create_app(config: Config | None = None) -> Flask:
     from app.auth.routes import auth_blp, me_blp, users_blp
     from app.auth.tokens import init_token_loading
     from app.cli import register_cli
+    from app.core import caching
     from app.core.api import Api
     from app.core.docs import init_docs, openapi_settings
     from app.core.logging import configure_logging, init_request_logging
@@ -63,6 +64,7 @@ def create_app(config: Config | None = None) -> Flask:
     configure_logging(app.config["LOG_LEVEL"])
     init_request_logging(app)
     init_untrusted_input(app)  # after the request id is set: its problems carry it
+    caching.init_app(app)
 
     db.init_app(app)
     migrate.init_app(app, db, directory=str(MIGRATIONS_DIR), compare_type=True)

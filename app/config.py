@@ -13,6 +13,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from app.core import private_files
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # The private dev cluster of `make run` (scripts/db.sh): the owner role's URL (migrations) and
 # the application role's (everything else).
@@ -43,19 +45,19 @@ def _env_int(name: str, default: int) -> int:
 
 
 def local_secret(name: str) -> str:
-    """A random secret of this checkout (var/secrets/<name>, mode 0600), made on first use, so
-    that no development secret is ever published with the code."""
+    """A random secret of this checkout (var/secrets/<name>, mode 0600 in a 0700 directory),
+    made on first use, so that no development secret is ever published with the code."""
     path = LOCAL_SECRETS_DIR / name.lower()
+    private_files.ensure_dir(LOCAL_SECRETS_DIR, private_files.SECRET_DIR_MODE)
     try:
         return path.read_text().strip()
     except FileNotFoundError:
-        LOCAL_SECRETS_DIR.mkdir(parents=True, exist_ok=True)
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            handle = private_files.open_new(path, private_files.SECRET_FILE_MODE)
         except FileExistsError:  # another process made it first
             return path.read_text().strip()
-        with os.fdopen(fd, "w") as handle:
-            handle.write(secrets.token_urlsafe(48))
+        with handle:
+            handle.write(secrets.token_urlsafe(48).encode())
         return path.read_text().strip()
 
 
@@ -162,8 +164,12 @@ class Config:
     ARGON2_TIME_COST: int = 3
     ARGON2_MEMORY_KIB: int = 65536
     TERMS_VERSION: str = "2026-11"
-    LOGIN_RATE_LIMIT: str = "5 per minute;20 per hour"
+    # Sign-in attempts (app/auth/login_limits.py): without a device token, per account and per
+    # client; with the device token of an earlier login, per device only.
+    LOGIN_RATE_LIMIT: str = "5 per minute;20 per hour;100 per day"
     LOGIN_CLIENT_RATE_LIMIT: str = "30 per minute"
+    LOGIN_DEVICE_RATE_LIMIT: str = "10 per minute;50 per hour"
+    LOGIN_DEVICE_DAYS: int = 180
     REGISTER_RATE_LIMIT: str = "10 per hour"
     VISIT_RATE_LIMIT: str = "30 per minute"
     # Tips: the follow secret of an anonymous tip is an HMAC of its id under this key, so the
@@ -252,8 +258,14 @@ class Config:
             ARGON2_TIME_COST=_env_int("ARGON2_TIME_COST", 3),
             ARGON2_MEMORY_KIB=_env_int("ARGON2_MEMORY_KIB", 65536),
             TERMS_VERSION=os.environ.get("TERMS_VERSION", "2026-11"),
-            LOGIN_RATE_LIMIT=os.environ.get("LOGIN_RATE_LIMIT", "5 per minute;20 per hour"),
+            LOGIN_RATE_LIMIT=os.environ.get(
+                "LOGIN_RATE_LIMIT", "5 per minute;20 per hour;100 per day"
+            ),
             LOGIN_CLIENT_RATE_LIMIT=os.environ.get("LOGIN_CLIENT_RATE_LIMIT", "30 per minute"),
+            LOGIN_DEVICE_RATE_LIMIT=os.environ.get(
+                "LOGIN_DEVICE_RATE_LIMIT", "10 per minute;50 per hour"
+            ),
+            LOGIN_DEVICE_DAYS=_env_int("LOGIN_DEVICE_DAYS", 180),
             REGISTER_RATE_LIMIT=os.environ.get("REGISTER_RATE_LIMIT", "10 per hour"),
             VISIT_RATE_LIMIT=os.environ.get("VISIT_RATE_LIMIT", "30 per minute"),
             TIP_RATE_LIMIT=os.environ.get("TIP_RATE_LIMIT", "10 per hour;30 per day"),
@@ -331,6 +343,8 @@ class Config:
             raise ConfigError("DUTY_POSITION_MINUTES must be between 5 and 1440")
         if self.FCM_CREDENTIALS_FILE and not Path(self.FCM_CREDENTIALS_FILE).is_file():
             raise ConfigError(f"FCM_CREDENTIALS_FILE {self.FCM_CREDENTIALS_FILE} is not a file")
+        if not 1 <= self.LOGIN_DEVICE_DAYS <= 400:
+            raise ConfigError("LOGIN_DEVICE_DAYS must be between 1 and 400")
         if self.IDEMPOTENCY_TTL_DAYS < 30:
             # Phones stay offline for days; a key that expires early lets a replay duplicate.
             raise ConfigError("IDEMPOTENCY_TTL_DAYS must be at least 30")

@@ -19,6 +19,7 @@ from app.areas.schemas import (
     LocateArgsSchema,
 )
 from app.core.blueprint import Blueprint
+from app.core.caching import public_data
 from app.core.pagination import PageArgsSchema, page_of, paginate
 from app.extensions import db
 from geo.crs import geometry_from_wgs84, to_wgs84
@@ -30,6 +31,7 @@ blp = Blueprint("areas", __name__, url_prefix="/api/v1/areas", description="Admi
 @blp.route("")
 class Areas(MethodView):
     @blp.public
+    @public_data
     @blp.arguments(AreaQueryArgsSchema, location="query")
     @blp.arguments(PageArgsSchema, location="query")
     @blp.response(200, page_of(AreaSchema))
@@ -53,6 +55,7 @@ class Areas(MethodView):
 @blp.route("/locate")
 class Locate(MethodView):
     @blp.public
+    @public_data
     @blp.arguments(LocateArgsSchema, location="query")
     @blp.response(200, AreaPathSchema)
     def get(self, args):
@@ -64,6 +67,7 @@ class Locate(MethodView):
 @blp.route("/<uuid:area_id>")
 class AreaById(MethodView):
     @blp.public
+    @public_data
     @blp.arguments(AreaDetailArgsSchema, location="query")
     @blp.response(200, AreaDetailSchema)
     def get(self, args, area_id):

@@ -5,15 +5,16 @@ from __future__ import annotations
 import uuid
 from dataclasses import asdict
 
-from flask import current_app, request
+from flask import current_app
 from flask.views import MethodView
 from flask_jwt_extended import get_jwt
 from flask_limiter.util import get_remote_address
 
-from app.auth import service, validators
+from app.auth import login_limits, service
 from app.auth.schemas import (
     AccountCreateSchema,
     AccountUpdateSchema,
+    LoginAnswerSchema,
     LoginSchema,
     MeUpdateSchema,
     PasswordChangeSchema,
@@ -34,25 +35,8 @@ me_blp = Blueprint("me", __name__, url_prefix="/api/v1/me", description="The cal
 users_blp = Blueprint("users", __name__, url_prefix="/api/v1/users", description="Accounts (staff)")
 
 
-def _login_phone_key() -> str:
-    """Rate-limit bucket of the account a login names: the normalized phone, so that other
-    spellings (+86, spaces) share it; phones that do not normalize share one bucket."""
-    body = request.get_json(silent=True)
-    raw = body.get("phone") if isinstance(body, dict) else None
-    try:
-        return f"login:{validators.normalize_phone(str(raw))}"
-    except validators.InvalidInput:
-        return "login:malformed"
-
-
 def _client_key() -> str:
     return f"client:{get_remote_address()}"
-
-
-def _failed(response) -> bool:
-    """Only failed logins count against the limits: knowing someone's phone number is not
-    enough to lock them out by logging in as them."""
-    return response.status_code == 401
 
 
 @auth_blp.route("/register")
@@ -76,29 +60,24 @@ class Register(MethodView):
 
 @auth_blp.route("/login")
 class Login(MethodView):
-    decorators = (
-        limiter.limit(
-            lambda: current_app.config["LOGIN_RATE_LIMIT"],
-            key_func=_login_phone_key,
-            deduct_when=_failed,
-        ),
-        limiter.limit(
-            lambda: current_app.config["LOGIN_CLIENT_RATE_LIMIT"],
-            key_func=_client_key,
-            deduct_when=_failed,
-        ),
-    )
+    decorators = login_limits.login_limits()
 
     @auth_blp.public
     @auth_blp.arguments(LoginSchema)
-    @auth_blp.response(200, TokenPairSchema)
+    @auth_blp.response(200, LoginAnswerSchema)
     @auth_blp.alt_response(401, response="UNAUTHORIZED")
+    @auth_blp.alt_response(429, response="TOO_MANY_REQUESTS")
     def post(self, body):
-        """Sign in with phone and password: a short-lived access token and a refresh token.
+        """Sign in with phone and password: a short-lived access token, a refresh token, and a
+        device token to send back with this device's next logins.
 
-        Wrong phone, wrong password and disabled account answer the same 401.
+        Wrong phone, wrong password and disabled account answer the same 401. Attempts are
+        limited: with this device's `device_token`, per device; without, per account and per
+        client (429 with Retry-After). Others' failed attempts never stop a device that signed
+        in before.
         """
-        return asdict(service.login(db.session, body["phone"], body["password"]))
+        pair = service.login(db.session, body["phone"], body["password"])
+        return {**asdict(pair), "device_token": login_limits.issue_device_token(body["phone"])}
 
 
 @auth_blp.route("/refresh")

@@ -39,6 +39,12 @@ class RegisterSchema(Schema):
 class LoginSchema(Schema):
     phone = fields.String(required=True, validate=validate.Length(1, 20))
     password = fields.String(required=True, load_only=True, validate=validate.Length(1, 200))
+    device_token = fields.String(
+        load_default=None,
+        load_only=True,
+        validate=validate.Length(1, 512),
+        metadata={"description": "the device_token this device got at its last login"},
+    )
 
 
 class TokenPairSchema(Schema):
@@ -46,6 +52,16 @@ class TokenPairSchema(Schema):
     refresh_token = fields.String(required=True)
     expires_in = fields.Integer(required=True, metadata={"description": "access token lifetime, s"})
     token_type = fields.Constant("Bearer")
+
+
+class LoginAnswerSchema(TokenPairSchema):
+    device_token = fields.String(
+        required=True,
+        metadata={
+            "description": "keep it on this device and send it with its next logins: they are "
+            "then limited per device, so others' failed attempts cannot lock you out"
+        },
+    )
 
 
 class ConsentStateSchema(Schema):

@@ -9,6 +9,7 @@ from __future__ import annotations
 from flask import Blueprint, Flask, send_from_directory
 from swagger_ui_bundle import swagger_ui_path
 
+from app.core import caching
 from app.core.blueprint import declare_public_endpoint
 
 ASSETS_URL = "/api/docs/assets/"
@@ -59,3 +60,4 @@ def init_docs(app: Flask) -> None:
     app.register_blueprint(assets)
     for endpoint in PUBLIC_INFRASTRUCTURE:
         declare_public_endpoint(endpoint)
+        caching.declare_endpoint(endpoint, caching.PUBLIC_DATA)

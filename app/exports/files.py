@@ -2,7 +2,7 @@
 
 Pure and streaming: rows come from an iterator (a server-side cursor) and go out in small
 encoded chunks, photos are copied into the ZIP in chunks, so memory stays flat whatever the
-number of rows or photos. No Flask, no database.
+number of rows or photos. No Flask, no database. Files are created 0640 (app/core/private_files).
 
 Hashing: `HashingWriter` hashes and counts what goes through it, for files written once from
 start to end (CSV, GeoJSON, a ZIP member). It has `write`, `tell` and `flush` but no `seek`:
@@ -34,6 +34,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 from zoneinfo import ZoneInfo
+
+from app.core import private_files
 
 TIMEZONE = ZoneInfo("Asia/Shanghai")
 MANIFEST_NAME = "manifest.json"
@@ -397,15 +399,18 @@ class ZipSummary:
 class ClueZipWriter:
     """Builds a clue-batch ZIP member by member, then `finish` adds `manifest.json` last.
 
-    Written to `<path>.part` and renamed to `path` on success only, so a half-written archive
-    never carries the final name; on failure (or `abort`) the partial file is removed."""
+    Written to `<path>.part` (mode 0640 from its creation) and renamed to `path` on success
+    only, so a half-written archive never carries the final name; on failure (or `abort`) the
+    partial file is removed."""
 
     def __init__(self, path: str | os.PathLike, *, date_time: dt.datetime | None = None) -> None:
         self.path = Path(path)
         self._partial = self.path.with_name(self.path.name + ".part")
         moment = (date_time or dt.datetime.now(TIMEZONE)).astimezone(TIMEZONE)
         self._date_time = (max(moment.year, 1980), *moment.timetuple()[1:6])
-        self._zip = zipfile.ZipFile(self._partial, "w", zipfile.ZIP_DEFLATED)
+        # Created 0640 (the archive may name consenting reporters); zipfile would make it 0644.
+        self._file = private_files.open_new(self._partial)
+        self._zip = zipfile.ZipFile(self._file, "w", zipfile.ZIP_DEFLATED)
         self._seen: set[str] = set()
         self.files: list[dict] = []
 
@@ -473,6 +478,7 @@ class ClueZipWriter:
         info.external_attr = 0o644 << 16
         self._zip.writestr(info, data)
         self._zip.close()
+        self._file.close()
         os.replace(self._partial, self.path)
         return ZipSummary(
             path=self.path,
@@ -486,6 +492,7 @@ class ClueZipWriter:
         """Close and remove the partial archive."""
         with contextlib.suppress(Exception):  # already failing; the partial file goes anyway
             self._zip.close()
+        self._file.close()
         self._partial.unlink(missing_ok=True)
 
 

@@ -7,6 +7,7 @@ from flask.views import MethodView
 
 from app.core.auth import GRID_STAFF, POLICE_LIAISON, current_user
 from app.core.blueprint import Blueprint
+from app.core.caching import public_data
 from app.core.pagination import PageArgsSchema, page_of, paginate
 from app.exports import schemas as s
 from app.exports import service, signing
@@ -44,6 +45,7 @@ class Batches(MethodView):
 @blp.route("/signing-key")
 class SigningKey(MethodView):
     @blp.public
+    @public_data
     @blp.response(200, s.SigningKeySchema)
     def get(self):
         """The public key that verifies batch manifests (Ed25519), for offline checks: see
@@ -80,7 +82,8 @@ class BatchFile(MethodView):
             "manifest.json": "application/json",
             "batch.zip": "application/zip",
         }
-        response = send_file(
+        # Cache-Control: no-store, like every answer with personal data (app/core/caching.py).
+        return send_file(
             path,
             mimetype=mimetypes[name],
             as_attachment=True,
@@ -88,8 +91,6 @@ class BatchFile(MethodView):
             conditional=False,
             etag=False,
         )
-        response.headers["Cache-Control"] = "no-store"
-        return response
 
 
 @blp.route("/<uuid:batch_id>/acknowledge")

@@ -7,10 +7,13 @@ import datetime as dt
 import itertools
 import shutil
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
+import procrastinate
+import psycopg
 from flask import current_app
 from sqlalchemy import (
     Select,
@@ -20,15 +23,19 @@ from sqlalchemy import (
     any_,
     bindparam,
     cast,
+    column,
     exists,
     func,
     insert,
     literal,
     or_,
     select,
+    table,
+    text,
     update,
 )
-from sqlalchemy.dialects.postgresql import ARRAY, aggregate_order_by
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, aggregate_order_by
 from sqlalchemy.orm import Session, aliased
 
 from app.areas.models import Area
@@ -39,10 +46,10 @@ from app.auth.jurisdiction import (
     within_area,
 )
 from app.auth.models import User
-from app.core import audit
+from app.core import audit, private_files
 from app.core.auth import GRID_STAFF, POLICE_LIAISON, has_any_role
 from app.core.errors import Conflict, NotFound, field_error
-from app.core.jobs import defer, task
+from app.core.jobs import STALLED_MAX_ATTEMPTS, defer, jobs, task
 from app.exports import files, signing
 from app.exports.models import ClueBatch, ClueBatchItem
 from app.extensions import db
@@ -380,13 +387,30 @@ def _progress(batch_id: uuid.UUID, **values: Any) -> None:
         connection.execute(update(ClueBatch).where(ClueBatch.id == batch_id).values(**values))
 
 
+def _work_dir(batch_id: uuid.UUID) -> Path:
+    return batch_dir(batch_id).with_name(f".{batch_id}.partial")
+
+
+def discard_files(batch_id: uuid.UUID) -> None:
+    """Remove whatever an unfinished build left: the partial folder and a final folder renamed
+    into place by a run that died before the batch was recorded ready (either may hold
+    consenting reporters' names)."""
+    shutil.rmtree(_work_dir(batch_id), ignore_errors=True)
+    shutil.rmtree(batch_dir(batch_id), ignore_errors=True)
+
+
 def build_files(session: Session, batch: ClueBatch) -> None:
     """Write tips.csv, tips.geojson, the ZIP (both, the photos, a signed manifest.json) and the
-    manifest on its own; record their sizes and digests and the batch's signature."""
+    manifest on its own; record their sizes and digests and the batch's signature.
+
+    Everything is written in a partial folder renamed into place at the end; files are 0640 and
+    folders 0750 from their creation. The output depends on the batch and its tips only (the
+    ZIP's dates are the batch's creation time), so building again makes the same bytes."""
     target = batch_dir(batch.id)
-    work = target.with_name(f".{batch.id}.partial")
+    work = _work_dir(batch.id)
+    private_files.ensure_dir(target.parent)
     shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
+    work.mkdir(private_files.DIR_MODE)
     total_steps = max(1, 2 * batch.row_count)
 
     def counted(rows: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
@@ -396,7 +420,10 @@ def build_files(session: Session, batch: ClueBatch) -> None:
             yield row
 
     # One pass over one server-side cursor writes both files.
-    with open(work / "tips.csv", "wb") as csv_out, open(work / "tips.geojson", "wb") as geo_out:
+    with (
+        private_files.open_new(work / "tips.csv") as csv_out,
+        private_files.open_new(work / "tips.geojson") as geo_out,
+    ):
         files.write_csv_and_geojson(counted(_rows(session, batch)), csv_out, geo_out)
     _progress(batch.id, percent=50)
 
@@ -424,8 +451,8 @@ def build_files(session: Session, batch: ClueBatch) -> None:
         [("tips.csv", work / "tips.csv"), ("tips.geojson", work / "tips.geojson")],
         photo_members(),
     )
-    summary = files.write_zip(work / "batch.zip", members, manifest)
-    (work / "manifest.json").write_bytes(summary.manifest)
+    summary = files.write_zip(work / "batch.zip", members, manifest, date_time=batch.created_at)
+    private_files.write_new(work / "manifest.json", summary.manifest)
     batch.digest, batch.signature, batch.key_id = (
         signed["digest"],
         signed["signature"],
@@ -447,31 +474,139 @@ def build_files(session: Session, batch: ClueBatch) -> None:
     ]
 
 
-@task(queue="exports")
+# A build is tried at most BUILD_ATTEMPTS times in all. Runs that a dead worker cut short count
+# (the workers retry stalled jobs, one more attempt each), so a batch that kills its worker every
+# time (out of memory, say) ends `failed` instead of looping; it is below the number of dead
+# workers after which the workers fail a stalled job outright (STALLED_MAX_ATTEMPTS), so that
+# the job itself gets to record why. Database errors that go away by themselves (a restart, a dropped connection, a
+# deadlock, a lock or statement timeout: all OperationalError or InterfaceError) are retried
+# after 2, 4 and 8 seconds; any other error fails the batch at once. `fail_orphaned_batches`
+# catches what still slips through (a job failed by other means, a failure that could not be
+# recorded while the database was away).
+BUILD_ATTEMPTS = STALLED_MAX_ATTEMPTS - 1
+TRANSIENT_ERRORS: tuple[type[Exception], ...] = (
+    sa_exc.OperationalError,
+    sa_exc.InterfaceError,
+    sa_exc.TimeoutError,  # no pooled connection in time
+    psycopg.OperationalError,
+    psycopg.InterfaceError,
+)
+BUILD_RETRY = procrastinate.RetryStrategy(
+    max_attempts=BUILD_ATTEMPTS - 1, exponential_wait=2, retry_exceptions=TRANSIENT_ERRORS
+)
+# One builder per batch: a transaction-scoped advisory lock (namespace "qfb1", key from the id),
+# released by PostgreSQL when the builder's connection ends, however its process ended.
+_BUILD_LOCK_NAMESPACE = 0x71666231
+BUILD_LOCK_WAIT = "60s"
+_attempt: ContextVar[int] = ContextVar("clue_batch_attempt", default=0)
+
+
+def note_attempt(call_next: Callable[[], Any], context: Any, worker: Any) -> Any:
+    """procrastinate task middleware: tell the job which attempt this is (0 for the first;
+    a retry after an error or after a dead worker adds one)."""
+    token = _attempt.set(context.job.attempts)
+    try:
+        return call_next()
+    finally:
+        _attempt.reset(token)
+
+
+def _lock_build(session: Session, batch_id: uuid.UUID) -> None:
+    """Wait (at most BUILD_LOCK_WAIT, then a retried OperationalError) until no other builder of
+    this batch is alive: a stalled job retried while its first worker still runs must not write
+    the same folder."""
+    key = int.from_bytes(batch_id.bytes[:4], "big", signed=True)
+    session.execute(text(f"SET LOCAL lock_timeout = '{BUILD_LOCK_WAIT}'"))
+    session.execute(select(func.pg_advisory_xact_lock(_BUILD_LOCK_NAMESPACE, key)))
+    session.execute(text("SET LOCAL lock_timeout TO DEFAULT"))
+
+
+def _failure(exc: BaseException, attempt: int, retrying: bool) -> str:
+    kind = type(exc).__name__
+    if retrying:
+        return f"{kind} on attempt {attempt} of {BUILD_ATTEMPTS}; the build will be retried."
+    if isinstance(exc, TRANSIENT_ERRORS):
+        return f"{kind}: the database failed the build {attempt} times; gave up."
+    return f"{kind}: the files could not be made."
+
+
+@task(queue="exports", retry=BUILD_RETRY, task_middleware=[note_attempt])
 def generate_batch(batch_id: str) -> int:
-    """Make a batch's files. A failure marks the batch failed (committed on its own) and is
-    raised again, so the job queue records it too."""
+    """Make a batch's files. Safe to run again at any point: a run finding the batch unfinished
+    (`pending`, or `running` after its worker died) removes what an earlier run left and builds
+    it again, to the same bytes; a ready or failed batch is left alone.
+
+    A transient database error puts the batch back to `pending` with the reason and is raised
+    again for the queue to retry; when no attempt is left, or for any other error, the batch is
+    recorded `failed` with the reason. No partial files outlive a run that ends."""
+    batch_uuid = uuid.UUID(batch_id)
     session = db.session
-    batch = session.get(ClueBatch, uuid.UUID(batch_id))
-    if batch is None or batch.status == "ready":
+    _lock_build(session, batch_uuid)
+    batch = session.get(ClueBatch, batch_uuid)
+    if batch is None or batch.status in ("ready", "failed"):
         return 0
-    _progress(batch.id, status="running", percent=0, started_at=_now(), error=None)
+    attempt = _attempt.get() + 1
+    discard_files(batch_uuid)
+    if attempt > BUILD_ATTEMPTS:
+        _progress(
+            batch_uuid,
+            status="failed",
+            finished_at=_now(),
+            error=f"The build was interrupted {attempt - 1} times (its worker stopped); gave up.",
+        )
+        return 0
+    _progress(batch_uuid, status="running", percent=0, started_at=_now(), error=None)
     try:
         build_files(session, batch)
     except Exception as exc:
-        session.rollback()
-        # No half-made files (they may hold consenting reporters' names) stay on disk.
-        shutil.rmtree(batch_dir(uuid.UUID(batch_id)).with_name(f".{batch_id}.partial"), True)
-        _progress(
-            uuid.UUID(batch_id),
-            status="failed",
-            finished_at=_now(),
-            error=f"{type(exc).__name__}: the files could not be made.",
-        )
+        retrying = isinstance(exc, TRANSIENT_ERRORS) and attempt < BUILD_ATTEMPTS
+        discard_files(batch_uuid)
+        try:
+            _progress(
+                batch_uuid,
+                status="pending" if retrying else "failed",
+                percent=0,
+                finished_at=None if retrying else _now(),
+                error=_failure(exc, attempt, retrying),
+            )
+        finally:
+            # Only now: the rollback ends the build lock, and another run may start.
+            session.rollback()
         raise
     batch.status, batch.percent, batch.finished_at = "ready", 100, _now()
     session.flush()
     return batch.row_count
+
+
+_procrastinate_jobs = table(
+    "procrastinate_jobs", column("task_name"), column("args", JSONB), column("status")
+)
+
+
+@jobs.periodic(cron="*/10 * * * *", periodic_id="fail_orphaned_batches")
+@task(queue="maintenance")
+def fail_orphaned_batches(timestamp: int) -> int:
+    """Every 10 minutes: a batch still `pending` or `running` whose build job is neither queued
+    nor running (failed for good by the queue, deleted, or whose last failure could not be
+    recorded) will never be built: it is recorded `failed` and its files are removed."""
+    job_alive = exists().where(
+        _procrastinate_jobs.c.task_name == generate_batch.name,
+        _procrastinate_jobs.c.args["batch_id"].astext == cast(ClueBatch.id, String),
+        cast(_procrastinate_jobs.c.status, String).in_(("todo", "doing")),
+    )
+    orphans = db.session.scalars(
+        update(ClueBatch)
+        .where(ClueBatch.status.in_(("pending", "running")), ~job_alive)
+        .values(
+            status="failed",
+            finished_at=func.now(),
+            error="The build job ended without finishing the batch; make it again.",
+        )
+        .returning(ClueBatch.id)
+    ).all()
+    for batch_id in orphans:
+        discard_files(batch_id)
+    return len(orphans)
 
 
 # -- using ---------------------------------------------------------------------------------------

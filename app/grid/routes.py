@@ -12,6 +12,7 @@ from flask.views import MethodView
 
 from app.core.auth import GRID_STAFF, POLICE_LIAISON, current_user
 from app.core.blueprint import Blueprint
+from app.core.caching import public_data, staff_aggregate
 from app.core.periods import period
 from app.extensions import anonymous_bucket, db, limiter
 from app.grid import schemas as s
@@ -61,6 +62,7 @@ _STAFF = (GRID_STAFF, POLICE_LIAISON)
 @blp.route("/tips")
 class GridTips(MethodView):
     @blp.role_required(*_STAFF)
+    @staff_aggregate
     @blp.arguments(s.GridTipsArgsSchema, location="query")
     @blp.response(200, FeatureCollectionSchema, content_type=GEOJSON)
     @blp.alt_response(304, description="Not Modified (If-None-Match / If-Modified-Since)")
@@ -77,6 +79,7 @@ class GridTips(MethodView):
 @blp.route("/tips/<string:cell>/series")
 class GridSeries(MethodView):
     @blp.role_required(*_STAFF)
+    @staff_aggregate
     @blp.arguments(s.SeriesArgsSchema, location="query")
     @blp.response(200, s.SeriesSchema)
     @blp.alt_response(304, description="Not Modified")
@@ -91,6 +94,7 @@ class GridSeries(MethodView):
 @blp.route("/hotspots")
 class Hotspots(MethodView):
     @blp.role_required(*_STAFF)
+    @staff_aggregate
     @blp.arguments(s.WindowArgsSchema, location="query")
     @blp.response(200, FeatureCollectionSchema, content_type=GEOJSON)
     @blp.alt_response(304, description="Not Modified")
@@ -105,6 +109,7 @@ class Hotspots(MethodView):
 @blp.route("/risk-coverage")
 class RiskCoverage(MethodView):
     @blp.role_required(*_STAFF)
+    @staff_aggregate
     @blp.arguments(s.WindowArgsSchema, location="query")
     @blp.response(200, FeatureCollectionSchema, content_type=GEOJSON)
     @blp.alt_response(304, description="Not Modified")
@@ -134,6 +139,7 @@ class PublicHeatmap(MethodView):
     )
 
     @public_blp.public
+    @public_data
     @public_blp.arguments(s.HeatmapArgsSchema, location="query")
     @public_blp.response(200, FeatureCollectionSchema, content_type=GEOJSON)
     @public_blp.alt_response(304, description="Not Modified")

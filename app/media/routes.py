@@ -98,9 +98,9 @@ def _visible(media_id, variant: str) -> Media:
 
 
 def _image(media: Media, variant: str) -> Response:
+    # Photos may show people: no-store and nosniff, like every personal answer
+    # (app/core/caching.py); each view of a tip's photo is audited, not served from a cache.
     response = Response(service.read(media, variant), mimetype=media.content_type)
-    response.headers["Cache-Control"] = "private, max-age=3600"
-    response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Content-Security-Policy"] = "default-src 'none'; sandbox"
     return response
 

@@ -6,16 +6,14 @@ segments of [A-Za-z0-9_.-], no `..`), so that a bug upstream can never turn into
 
 from __future__ import annotations
 
-import contextlib
-import os
 import re
-import tempfile
 import uuid
 from pathlib import Path
 from typing import Protocol
 
+from app.core import private_files
+
 VARIANTS = ("full", "thumb")
-FILE_MODE = 0o640
 
 _SEGMENT = re.compile(r"[A-Za-z0-9_.-]+")
 
@@ -45,7 +43,8 @@ def media_key(media_id: uuid.UUID, variant: str) -> str:
 
 
 class LocalStorage:
-    """Files under `root`, one per key; writes are atomic so readers never see partial files."""
+    """Files under `root`, one per key; writes are atomic so readers never see partial files.
+    Files are 0640 and directories 0750 from the moment they exist (app/core/private_files.py)."""
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
@@ -59,19 +58,8 @@ class LocalStorage:
 
     def put(self, key: str, data: bytes) -> None:
         target = self.path(key)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.chmod(tmp, FILE_MODE)
-            os.replace(tmp, target)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-            raise
+        private_files.ensure_dir(target.parent, root=self.root)
+        private_files.replace_atomically(target, data)
 
     def get(self, key: str) -> bytes:
         try:

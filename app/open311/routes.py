@@ -22,6 +22,7 @@ from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, vali
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 
 from app.core.blueprint import Blueprint
+from app.core.caching import public_data
 from app.core.errors import handle_unexpected
 from app.core.fields import HORIZON, BoundedDateTime
 from app.extensions import db, limiter
@@ -179,6 +180,7 @@ class _View(MethodView):
 @blp.route(f"/discovery.{FORMAT}")
 class Discovery(_View):
     @blp.public
+    @public_data
     def get(self, fmt):
         """Where this endpoint is, its formats, and whom to ask for an api_key."""
         url = url_for("open311.Discovery", fmt=fmt, _external=True).rpartition("/")[0]
@@ -188,6 +190,7 @@ class Discovery(_View):
 @blp.route(f"/services.{FORMAT}")
 class Services(_View):
     @blp.public
+    @public_data
     def get(self, fmt):
         """Service types: our active tip categories."""
         return _answer(fmt, "services", service.services(db.session))
@@ -196,6 +199,7 @@ class Services(_View):
 @blp.route(f"/services/<string:service_code>.{FORMAT}")
 class ServiceDefinition(_View):
     @blp.public
+    @public_data
     def get(self, service_code, fmt):
         """A service type's extra attributes (none: every service takes the standard fields)."""
         definition = service.service_definition(db.session, service_code)
@@ -207,6 +211,7 @@ class Requests(_View):
     decorators = (limiter.limit(_client_rate_limit, key_func=_client_bucket, methods=["POST"]),)
 
     @blp.public
+    @public_data
     def get(self, fmt):
         """Published requests (public categories only, positions to ~100 m, no reporter data):
         `service_request_id` (comma-separated; overrides the rest), `service_code`, `status`
@@ -245,6 +250,7 @@ class Requests(_View):
 @blp.route(f"/requests/<string:request_id>.{FORMAT}")
 class RequestById(_View):
     @blp.public
+    @public_data
     def get(self, request_id, fmt):
         """One published request, as a one-element list."""
         return _answer(fmt, "service_requests", [service.public_request(db.session, request_id)])
@@ -253,6 +259,7 @@ class RequestById(_View):
 @blp.route(f"/tokens/<string:token_id>.{FORMAT}")
 class Token(_View):
     @blp.public
+    @public_data
     def get(self, token_id, fmt):
         """The request a token stands for (our tokens are the request ids themselves)."""
         return _answer(fmt, "service_requests", [service.token(db.session, token_id)])

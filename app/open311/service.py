@@ -5,8 +5,9 @@ app says about its user (email, names, phone, device or account id) is dropped: 
 free-text contact fields, and a named tip needs a Qunfang account.
 
 Out: `GET requests` is world-readable, so it shows only tips of `PUBLIC_CATEGORIES`, never merged
-ones, with positions coarsened to about 100 m, the latest note staff made public, and nothing at
-all about the reporter.
+ones, with positions coarsened to about 100 m, a fixed sentence per status, as `description`
+only the summary staff approved (never the tipster's words), and nothing at all about the
+reporter.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from app.tips.models import OPEN_STATUSES, PUBLIC_CATEGORIES, Tip, TipCategory
 
 SPECIFICATION = "http://wiki.open311.org/GeoReport_v2"
 # When what clients see of this interface last changed (discovery's `changeset`): bump it then.
-CHANGESET = "2026-11-22T00:00:00Z"
+CHANGESET = "2026-12-02T00:00:00Z"
 CONTACT = "Qunfang operators: the staff of the district's public-security volunteer network."
 KEY_SERVICE = (
     "api_key values are issued to client apps by the operators (`flask open311 add-client`); "
@@ -258,8 +259,7 @@ def _public_query() -> Select:
             Tip.status,
             Tip.category_code,
             TipCategory.name.label("service_name"),
-            Tip.description,
-            Tip.address_text,
+            Tip.public_summary,
             Tip.created_at,
             Tip.status_changed_at,
             func.ST_X(Tip.geom).label("lon"),
@@ -285,7 +285,9 @@ def _public_request(row: Any) -> dict[str, Any]:
         "status_notes": PUBLIC_STATUS_NOTES.get(row.status),
         "service_name": row.service_name,
         "service_code": row.category_code,
-        "description": row.description,
+        # The tipster's own words are never published, anonymous tip or not: only a summary
+        # staff approved (PUT /api/v1/tips/{id}/public-summary), else nothing.
+        "description": row.public_summary,
         "agency_responsible": row.agency,
         "service_notice": None,
         "requested_datetime": _timestamp(row.created_at),

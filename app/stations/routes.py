@@ -12,6 +12,7 @@ from shapely.geometry import Point
 
 from app.core.auth import GRID_STAFF, current_user
 from app.core.blueprint import Blueprint
+from app.core.caching import public_data
 from app.core.errors import Unprocessable
 from app.core.pagination import PageArgsSchema, page_of, paginate
 from app.extensions import db, limiter
@@ -79,6 +80,7 @@ def _as_geojson(items: list[dict]) -> Response:
 @blp.route("/nearby")
 class Nearby(MethodView):
     @blp.public
+    @public_data
     @blp.arguments(NearbyArgsSchema, location="query")
     @blp.response(200, StationListSchema)
     @blp.alt_response(
@@ -113,6 +115,7 @@ class Nearby(MethodView):
 @blp.route("")
 class Stations(MethodView):
     @blp.public
+    @public_data
     @blp.arguments(BboxArgsSchema, location="query")
     @blp.arguments(PageArgsSchema, location="query")
     @blp.response(200, page_of(StationSchema))
@@ -209,6 +212,7 @@ class VisitsSummary(MethodView):
 @blp.route("/<uuid:station_id>")
 class StationById(MethodView):
     @blp.public
+    @public_data
     @blp.etag
     @blp.arguments(CrsArgsSchema, location="query")
     @blp.response(200, StationSchema)

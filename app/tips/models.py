@@ -170,6 +170,13 @@ class Tip(Located, Timestamps, db.Model):
     status_changed_at: Mapped[dt.datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now()
     )
+    # What the world may read about the tip (Open311): a summary in staff's words, published
+    # once staff approved it; the tipster's own words never are.
+    public_summary: Mapped[str | None] = mapped_column(String(500))
+    public_summary_by: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL")
+    )
+    public_summary_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     version: Mapped[int] = mapped_column(Integer, server_default="1")
 
     __mapper_args__ = {"version_id_col": version}  # noqa: RUF012 - SQLAlchemy's declaration

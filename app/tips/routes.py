@@ -23,6 +23,7 @@ from app.core.auth import (
     optional_user,
 )
 from app.core.blueprint import Blueprint
+from app.core.caching import public_data
 from app.core.errors import NotFound
 from app.core.pagination import PageArgsSchema, page_of, paginate
 from app.core.preconditions import require_if_match
@@ -342,6 +343,27 @@ class TipById(MethodView):
         return _answer_with_etag(tip, s.TipSchema().dump(_staff_item(tip, "wgs84")))
 
 
+@tips_blp.route("/<uuid:tip_id>/public-summary")
+class PublicSummary(MethodView):
+    @tips_blp.role_required(GRID_STAFF)
+    @_if_match_doc
+    @tips_blp.arguments(s.PublicSummarySchema)
+    @tips_blp.response(200, s.TipSchema)
+    @tips_blp.alt_response(409, response="CONFLICT")
+    def put(self, body, tip_id):
+        """Approve the public summary of a tip: the only text of it Open311 publishes.
+
+        Write it in your own words (what and roughly where, never who): the tipster's
+        description and address are never published. `null` withdraws it. Tips of
+        confidential categories and merged tips are never published (409).
+        """
+        actor = current_user()
+        tip = service.get_for_staff(db.session, actor, tip_id, lock=True)
+        _require_if_match(tip)
+        tip = service.set_public_summary(db.session, actor, tip, body["summary"])
+        return _answer_with_etag(tip, s.TipSchema().dump(_staff_item(tip, "wgs84")))
+
+
 @tips_blp.route("/<uuid:tip_id>/transitions")
 class Transitions(MethodView):
     @tips_blp.role_required(GRID_STAFF)
@@ -443,6 +465,7 @@ class Reporter(MethodView):
 @categories_blp.route("")
 class Categories(MethodView):
     @categories_blp.public
+    @public_data
     @categories_blp.arguments(s.CategoryArgsSchema, location="query")
     @categories_blp.response(200, s.CategoryListSchema)
     def get(self, args):

@@ -160,6 +160,10 @@ class TipSchema(Schema):
     grid_cell_id = fields.UUID(allow_none=True)
     created_at = fields.DateTime()
     status_changed_at = fields.DateTime()
+    public_summary = fields.String(
+        allow_none=True, metadata={"description": "what Open311 publishes (staff-approved)"}
+    )
+    public_summary_at = fields.DateTime(allow_none=True)
     version = fields.Integer()
 
 
@@ -274,6 +278,15 @@ class TransitionSchema(Schema):
 class TipUpdateSchema(Schema):
     category = fields.String(validate=_CATEGORY_CODE)
     priority = fields.String(validate=validate.OneOf(PRIORITIES))
+
+
+class PublicSummarySchema(Schema):
+    summary = PlainText(
+        required=True,
+        allow_none=True,
+        validate=validate.Length(1, 500),
+        metadata={"description": "in your words, nothing that identifies anyone; null withdraws"},
+    )
 
 
 class NoteSchema(Schema):

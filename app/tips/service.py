@@ -20,6 +20,7 @@ from app.areas.models import Area, AreaLevel
 from app.areas.service import AreaPath, get_area, resolve_path
 from app.auth.jurisdiction import jurisdiction_of, path_columns, require_inside, within_area
 from app.auth.models import User
+from app.core import audit
 from app.core.auth import GRID_STAFF, has_any_role
 from app.core.errors import (
     Conflict,
@@ -477,6 +478,43 @@ def edit(session: Session, actor: User, tip: Tip, values: dict[str, Any]) -> Tip
     if changes:
         session.add(TipEvent(tip_id=tip.id, kind="edited", actor_id=actor.id, data=changes))
         session.flush()
+    return tip
+
+
+def set_public_summary(session: Session, actor: User, tip: Tip, summary: str | None) -> Tip:
+    """Approve (or, with None, withdraw) what Open311 publishes about a tip: a summary in
+    staff's words. The tipster's description and address are never published, anonymous tip
+    or not (FixMyStreet moderates what it shows the same way). Only tips Open311 lists may
+    have one: a confidential category or a merged tip is a 409. Recorded in the tip's staff
+    history and on the audit trail; the tip's version (its ETag) moves."""
+    if summary is not None and (
+        tip.category_code not in PUBLIC_CATEGORIES or tip.status == "merged"
+    ):
+        raise Conflict(
+            "This tip is never published (a confidential category, or merged): "
+            "it has no public summary."
+        )
+    if summary == tip.public_summary:
+        return tip
+    session.add(
+        TipEvent(
+            tip_id=tip.id,
+            kind="edited",
+            actor_id=actor.id,
+            data={"public_summary": [tip.public_summary, summary]},
+        )
+    )
+    tip.public_summary = summary
+    tip.public_summary_by = actor.id if summary is not None else None
+    tip.public_summary_at = _now() if summary is not None else None
+    audit.record(
+        session,
+        "tip.public_summary_approved" if summary is not None else "tip.public_summary_withdrawn",
+        actor=actor,
+        object_type="tip",
+        object_ids=[tip.id],
+    )
+    session.flush()
     return tip
 
 

@@ -40,13 +40,15 @@ def test_is_a_media_storage(storage: LocalStorage) -> None:
     assert backend.get("a/b.jpg") == b"x"
 
 
-def test_files_are_not_world_readable(storage: LocalStorage) -> None:
+def test_files_and_folders_are_not_world_readable(storage: LocalStorage) -> None:
     old_umask = os.umask(0o000)
     try:
-        storage.put("a/b.jpg", b"x")
+        storage.put("a/b/c.jpg", b"x")
     finally:
         os.umask(old_umask)
-    assert stat.S_IMODE((storage.root / "a" / "b.jpg").stat().st_mode) == 0o640
+    assert stat.S_IMODE((storage.root / "a" / "b" / "c.jpg").stat().st_mode) == 0o640
+    for folder in (storage.root, storage.root / "a", storage.root / "a" / "b"):
+        assert stat.S_IMODE(folder.stat().st_mode) == 0o750
 
 
 def test_put_replaces_and_leaves_no_temporary_files(storage: LocalStorage) -> None:
