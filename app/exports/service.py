@@ -478,11 +478,11 @@ def build_files(session: Session, batch: ClueBatch) -> None:
 # (the workers retry stalled jobs, one more attempt each), so a batch that kills its worker every
 # time (out of memory, say) ends `failed` instead of looping; it is below the number of dead
 # workers after which the workers fail a stalled job outright (STALLED_MAX_ATTEMPTS), so that
-# the job itself gets to record why. Database errors that go away by themselves (a restart, a dropped connection, a
-# deadlock, a lock or statement timeout: all OperationalError or InterfaceError) are retried
-# after 2, 4 and 8 seconds; any other error fails the batch at once. `fail_orphaned_batches`
-# catches what still slips through (a job failed by other means, a failure that could not be
-# recorded while the database was away).
+# the job itself gets to record why. Database errors that go away by themselves (a restart, a
+# dropped connection, a deadlock, a lock or statement timeout: all OperationalError or
+# InterfaceError) are retried after 2, 4 and 8 seconds; any other error fails the batch at
+# once. `fail_orphaned_batches` catches what still slips through (a job failed by other means, a
+# failure that could not be recorded while the database was away).
 BUILD_ATTEMPTS = STALLED_MAX_ATTEMPTS - 1
 TRANSIENT_ERRORS: tuple[type[Exception], ...] = (
     sa_exc.OperationalError,
