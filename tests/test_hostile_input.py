@@ -47,7 +47,9 @@ _BAD_TEXT = re.compile("[\x00\ud800-\udfff]")
 HUGE = 10**400
 HOSTILE = st.one_of(
     st.sampled_from(POISON_DATE_TIMES + POISON_DATES + BAD_TEXTS),
-    st.text(st.characters(categories=["Cs"]), min_size=1, max_size=3),
+    # Lone surrogates only: a high one followed by a low one is a pair, which JSON decodes to a
+    # real character (U+10000 and up), so they are kept apart.
+    st.lists(st.characters(categories=["Cs"]), min_size=1, max_size=3).map("x".join),
     st.sampled_from([HUGE, -HUGE, 2**63, -(2**63) - 1, 1e308, 5e-324]),
     st.datetimes(dt.datetime(1, 1, 1), dt.datetime(9999, 12, 31)).map(dt.datetime.isoformat),
     st.integers(1, 40).map(lambda depth: json.loads("[" * depth + "]" * depth)),
