@@ -295,24 +295,25 @@ def _make_station(world: World, node: str) -> str:
     return response.json["id"]
 
 
-def _make_batch(role: str) -> Callable[[World, str], str]:
-    def make(world: World, node: str) -> str:
-        batch = ClueBatch(
-            id=uuid.uuid4(),
-            created_by=world.create_user(roles=["admin"]).id,
-            creator_role=role,
-            scope_everywhere=False,
-            scope_area_ids=[world.tree.areas[node].id],
-            purpose="核查",
-            case_reference=f"TEST-{node}",
-            status="pending",
-            row_count=1,
-        )
-        world.session.add(batch)
-        world.session.commit()
-        return str(batch.id)
+def _new_batch(world: World, role: str, scope: list[uuid.UUID], reference: str) -> str:
+    batch = ClueBatch(
+        id=uuid.uuid4(),
+        created_by=world.create_user(roles=["admin"]).id,
+        creator_role=role,
+        scope_everywhere=False,
+        scope_area_ids=scope,
+        purpose="核查",
+        case_reference=f"TEST-{reference}",
+        status="pending",
+        row_count=1,
+    )
+    world.session.add(batch)
+    world.session.commit()
+    return str(batch.id)
 
-    return make
+
+def _make_batch(role: str) -> Callable[[World, str], str]:
+    return lambda world, node: _new_batch(world, role, [world.tree.areas[node].id], node)
 
 
 def _make_staff_account(world: World, node: str) -> str:
@@ -475,33 +476,11 @@ def test_only_admins_read_the_audit_trail_at_any_level(world):
 
 def test_a_batch_whose_scope_names_no_known_area_is_nobodys(world):
     """A scope id that matches no area (or an empty scope) is never "covered"."""
-    ghost = ClueBatch(
-        id=uuid.uuid4(),
-        created_by=world.create_user(roles=["admin"]).id,
-        creator_role="grid_staff",
-        scope_everywhere=False,
-        scope_area_ids=[uuid.uuid4()],
-        purpose="核查",
-        case_reference="TEST-ghost",
-        status="pending",
-        row_count=1,
-    )
-    empty = ClueBatch(
-        id=uuid.uuid4(),
-        created_by=ghost.created_by,
-        creator_role="grid_staff",
-        scope_everywhere=False,
-        scope_area_ids=[],
-        purpose="核查",
-        case_reference="TEST-empty",
-        status="pending",
-        row_count=1,
-    )
-    world.session.add_all([ghost, empty])
-    world.session.commit()
+    ghost = _new_batch(world, "grid_staff", [uuid.uuid4()], "ghost")
+    empty = _new_batch(world, "grid_staff", [], "empty")
     headers = _grantee(world, STAFF_ROLE, ("D",))
     listed = _ids(world.get("/api/v1/clue-batches?per_page=100", headers))
-    assert {str(ghost.id), str(empty.id)} & listed == set()
+    assert {ghost, empty} & listed == set()
 
 
 def test_the_reported_leak_is_closed(world):
