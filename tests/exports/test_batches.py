@@ -147,6 +147,25 @@ def test_batch_is_frozen_signed_and_protects_tipsters(
     assert created_event.purpose == "核查辖区盗窃线索"
 
 
+def test_a_batch_over_the_cap_is_refused_before_anything_is_frozen(
+    app, client, session, liaison, connection, monkeypatch
+):
+    _user, headers = liaison
+    tips = [_post_tip(client, description=f"线索{n}") for n in range(3)]
+    monkeypatch.setitem(app.config, "MAX_BATCH_TIPS", 2)
+    refused = _create(client, headers, filters={"categories": ["theft"]})
+    assert refused.status_code == 422
+    assert refused.json["errors"][0]["pointer"] == "/filters"
+    assert "at most 2" in refused.json["detail"]
+    session.expire_all()
+    assert {session.get(Tip, uuid.UUID(t["id"])).status for t in tips} == {"submitted"}
+    assert session.scalar(text("SELECT count(*) FROM clue_batches")) == 0
+    jobs = "SELECT count(*) FROM procrastinate_jobs WHERE task_name LIKE '%generate_batch'"
+    assert connection.execute(text(jobs)).scalar_one() == 0
+    monkeypatch.setitem(app.config, "MAX_BATCH_TIPS", 3)
+    assert _create(client, headers, filters={"categories": ["theft"]}).status_code == 201
+
+
 def test_another_areas_liaison_and_staff_get_404(client, liaison, create_user, token_for):
     _user, headers = liaison
     tip = _post_tip(client)
