@@ -98,10 +98,13 @@ def database_url() -> str:
 
 
 def libpq_env(url: str) -> dict[str, str]:
-    """Environment for psql/pgbench to reach the database of a SQLAlchemy URL."""
+    """Environment for psql/pgbench to reach the database of a SQLAlchemy URL, in a session set
+    as the application's are (JIT off unless DB_JIT=on: app/config.py), so that a reference
+    runs its SQL under the same settings as the project."""
     parsed = make_url(url)
     return {
         **os.environ,
+        "PGOPTIONS": f"-c jit={'on' if os.environ.get('DB_JIT', 'off') == 'on' else 'off'}",
         "PGHOST": parsed.host or "127.0.0.1",
         "PGPORT": str(parsed.port or 5432),
         "PGUSER": parsed.username or "",
@@ -293,10 +296,20 @@ def drop_database(bench_url: str) -> None:
 
 
 def bench_app(bench_url: str):
+    """The application on a benchmark's database, for its fills and in-process measurements,
+    without the request's statement bounds: a fill of a million rows runs longer than a request
+    may (the bounds change no plan; the API under gunicorn keeps its own)."""
     from app import create_app
-    from app.config import Config
+    from app.config import Config, database_connect_args
 
-    return create_app(Config.from_env(SQLALCHEMY_DATABASE_URI=bench_url))
+    config = Config.from_env(SQLALCHEMY_DATABASE_URI=bench_url)
+    config.SQLALCHEMY_ENGINE_OPTIONS["connect_args"] = database_connect_args(
+        connect_timeout_s=10,
+        statement_timeout_s=0,
+        idle_in_transaction_s=0,
+        jit=os.environ.get("DB_JIT", "off") == "on",
+    )
+    return create_app(config)
 
 
 def migrate_and_load_demo(app) -> None:
