@@ -317,6 +317,7 @@ def run(config: BenchConfig) -> list[Result]:
                                 "patrols": patrol_count,
                             },
                             target_ratio=target,
+                            key="checkins.batch" if batch > 1 else "checkins.single",
                         )
                     )
         finally:

@@ -28,9 +28,9 @@ round resets the batch to `pending` (the job skips `ready` batches) and runs a n
 The reference is PostgreSQL writing the same rows itself: `COPY (<the same columns, joins and
 order>) TO STDOUT WITH (FORMAT csv, HEADER)` through psql into a file, timed end to end. The
 project writes two formats (the GeoJSON is the larger), checks and formats every value and
-defuses formulas, so a ratio well below 1 is expected; the issue's target is absolute: over
-20,000 rows/s and a peak RSS under 300 MB. The RSS line compares the peak with the same child's
-RSS just before the job (Python and the app loaded, connected): the ratio is what the job adds.
+defuses formulas, so a ratio well below 1 is expected; the targets are absolute: at least
+30,000 rows/s (issue 19) and a peak RSS under 300 MB. The RSS line compares the peak with the
+same child's RSS just before the job (Python and the app loaded, connected): the ratio is what the job adds.
 The ZIP line compares the ZIP phase with `tar -cf` of the same files (no compression, no
 hashing). In the notes: the server's own execution time of the project's row statement (the
 statement the job sent, captured in the child, run again as `EXPLAIN (ANALYZE, TIMING OFF)
@@ -48,7 +48,6 @@ import json
 import os
 import re
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -58,11 +57,19 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from bench.common import ROOT, BenchConfig, Result, database_url, libpq_env, require_tool
+from bench.common import (
+    ROOT,
+    BenchConfig,
+    Result,
+    Target,
+    database_url,
+    libpq_env,
+    require_tool,
+)
 
 TIPS = 100_000
 PHOTOS = 10_000
-ROWS_PER_S_TARGET = 20_000
+ROWS_PER_S_TARGET = 30_000  # issue 19 (issue 9 asked for 20,000)
 RSS_TARGET_MB = 300
 SUBDISTRICT = "110105001000"  # the demo police liaison's jurisdiction
 LIAISON_PHONE = "13800000004"
@@ -544,9 +551,7 @@ def _results(
     timings: dict[str, float],
 ) -> list[Result]:
     rate = [round(rows / j["rows_s"]) for j in jobs]
-    median_rate = statistics.median(rate)
     peak_mib = [round(j["peak_kib"] / 1024, 1) for j in jobs]
-    median_peak = statistics.median(peak_mib)
     mib = {name: round(size / 2**20, 1) for name, size in file_sizes.items()}
     server = [j["server_ms"] for j in jobs if j["server_ms"] is not None]
     job_command = (
@@ -554,8 +559,6 @@ def _results(
         f"{PHOTOS:,} photos); timed: files.write_csv_and_geojson over service._rows"
     )
     common = {"tips": f"{rows:,}", "photos": f"{PHOTOS:,}", "fill s": round(timings["tips"])}
-    verdict = "met" if median_rate > ROWS_PER_S_TARGET else "MISSED"
-    rss_verdict = "met" if median_peak < RSS_TARGET_MB else "MISSED"
     return [
         Result(
             name=f"clue batch of {rows:,} tips: CSV + GeoJSON rows/s vs COPY ... CSV rows/s",
@@ -566,7 +569,6 @@ def _results(
             reference_command=copy_command,
             notes={
                 **common,
-                f"issue target > {ROWS_PER_S_TARGET:,} rows/s": verdict,
                 "CSV+GeoJSON pass s": [round(j["rows_s"], 2) for j in jobs],
                 "COPY s": [round(s, 2) for s in copies],
                 "row statement, server execution ms (EXPLAIN ANALYZE DECLARE ... CURSOR)": [
@@ -578,6 +580,8 @@ def _results(
                 "note": "the project writes CSV and GeoJSON, formats every value and defuses "
                 "formulas; COPY writes one CSV",
             },
+            target=Target("project", ">=", ROWS_PER_S_TARGET),
+            key="clue_batch.rows",
         ),
         Result(
             name="clue batch job: peak RSS vs the same process before the job",
@@ -588,7 +592,6 @@ def _results(
             reference_command="VmRSS of the same child just before the job (app created, "
             "connected)",
             notes={
-                f"issue target < {RSS_TARGET_MB} MB peak RSS": rss_verdict,
                 "ru_maxrss MiB (not used: Linux carries the parent's peak over fork and exec)": [
                     round(j["maxrss_kib"] / 1024, 1) for j in jobs
                 ],
@@ -597,6 +600,8 @@ def _results(
                 ],
             },
             higher_is_better=False,
+            target=Target("project", "<", RSS_TARGET_MB),
+            key="clue_batch.peak_rss",
         ),
         Result(
             name="clue batch job: the ZIP (CSV, GeoJSON, photos, signed manifest) vs tar",
@@ -608,6 +613,7 @@ def _results(
             reference_command=tar_command,
             notes={"batch.zip MiB": mib["batch.zip"], "photos": f"{PHOTOS:,}"},
             higher_is_better=False,
+            key="clue_batch.zip",
         ),
     ]
 

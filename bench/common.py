@@ -39,9 +39,38 @@ class BenchConfig:
         )
 
 
+_COMPARE = {
+    ">=": lambda a, b: a >= b,
+    "<=": lambda a, b: a <= b,
+    ">": lambda a, b: a > b,
+    "<": lambda a, b: a < b,
+}
+
+
+@dataclass(frozen=True)
+class Target:
+    """What a result must reach: its ratio (project / reference) or the project's own median
+    (an absolute target, in the result's unit), compared with `op`."""
+
+    of: str  # "ratio" or "project"
+    op: str  # one of _COMPARE
+    value: float
+
+    def holds(self, result: Result) -> bool:
+        figure = result.ratio if self.of == "ratio" else statistics.median(result.project)
+        return _COMPARE[self.op](figure, self.value)
+
+    def __str__(self) -> str:
+        return f"{self.of}{self.op}{self.value:g}"
+
+
 @dataclass
 class Result:
-    """One comparison: the project's figure against its reference's, higher is better."""
+    """One comparison: the project's figure against its reference's, measured in one run.
+
+    `key` names it on its RESULT line (run.py gives `<benchmark>.<n>` to results without one).
+    `target` is what it must reach; `target_ratio` is the short form of a ratio target (at
+    least that much when higher is better, at most when lower is)."""
 
     name: str
     unit: str
@@ -51,7 +80,14 @@ class Result:
     reference_command: str
     notes: dict = field(default_factory=dict)
     higher_is_better: bool = True
-    target_ratio: float | None = None  # the ratio the project must stay within, if any
+    target_ratio: float | None = None
+    target: Target | None = None
+    key: str = ""
+
+    def __post_init__(self) -> None:
+        if self.target is None and self.target_ratio is not None:
+            op = ">=" if self.higher_is_better else "<="
+            self.target = Target("ratio", op, self.target_ratio)
 
     @property
     def ratio(self) -> float:
@@ -59,20 +95,16 @@ class Result:
 
     @property
     def within_target(self) -> bool | None:
-        if self.target_ratio is None:
-            return None
-        if self.higher_is_better:
-            return self.ratio >= self.target_ratio
-        return self.ratio <= self.target_ratio
+        return None if self.target is None else self.target.holds(self)
+
+    @property
+    def verdict(self) -> str:
+        return {None: "-", True: "met", False: "missed"}[self.within_target]
 
     def report(self) -> str:
         med_p, med_r = statistics.median(self.project), statistics.median(self.reference)
         better = "higher" if self.higher_is_better else "lower"
-        target = ""
-        if self.target_ratio is not None:
-            verdict = "met" if self.within_target else "MISSED"
-            bound = ">=" if self.higher_is_better else "<="
-            target = f"  target     ratio {bound} {self.target_ratio}: {verdict}\n"
+        target = f"  target     {self.target}: {self.verdict}\n" if self.target else ""
         return (
             f"{self.name}\n"
             f"  project    {med_p:10.1f} {self.unit} (median of {self.project})\n"
@@ -84,8 +116,23 @@ class Result:
             + "".join(f"  {k}: {v}\n" for k, v in self.notes.items())
         )
 
+    def result_line(self) -> str:
+        """`RESULT <key> project=<v><unit> reference=<v><unit> ratio=<r> target=<t> <verdict>`,
+        one line that `make bench` collects into its table."""
+        med_p, med_r = statistics.median(self.project), statistics.median(self.reference)
+        unit = self.unit.replace(" ", "")
+        return (
+            f"RESULT {self.key} project={med_p:g}{unit} reference={med_r:g}{unit} "
+            f"ratio={self.ratio:.3f} target={self.target or 'none'} {self.verdict}"
+        )
+
     def as_dict(self) -> dict:
-        return {**asdict(self), "ratio": self.ratio, "within_target": self.within_target}
+        return {
+            **asdict(self),
+            "target": str(self.target) if self.target else None,
+            "ratio": self.ratio,
+            "within_target": self.within_target,
+        }
 
 
 def database_url() -> str:
