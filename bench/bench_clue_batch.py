@@ -27,14 +27,14 @@ round resets the batch to `pending` (the job skips `ready` batches) and runs a n
 
 The reference is PostgreSQL writing the same rows itself: `COPY (<the same columns, joins and
 order>) TO STDOUT WITH (FORMAT csv, HEADER)` through psql into a file, timed end to end. The
-project writes two formats (the GeoJSON is the larger), checks and formats every value and
-defuses formulas, so a ratio well below 1 is expected; the targets are absolute: at least
-30,000 rows/s (issue 19) and a peak RSS under 300 MB. The RSS line compares the peak with the
-same child's RSS just before the job (Python and the app loaded, connected): the ratio is what the job adds.
-The ZIP line compares the ZIP phase with `tar -cf` of the same files (no compression, no
-hashing). In the notes: the server's own execution time of the project's row statement (the
-statement the job sent, captured in the child, run again as `EXPLAIN (ANALYZE, TIMING OFF)
-DECLARE ... CURSOR FOR ...`: a cursor gets a fast-start plan, a plain SELECT another one).
+project writes two formats (the GeoJSON is the larger), checks and formats every value and defuses
+formulas, so a ratio well below 1 is expected; the targets are absolute: at least 30,000 rows/s
+(issue 19) and a peak RSS under 300 MB. The RSS line compares the peak with the same child's RSS
+just before the job (Python and the app loaded, connected): the ratio is what the job adds. The ZIP
+line compares the ZIP phase with `tar -cf` of the same files (no compression, no hashing). In the
+notes: the server's own execution time of the project's row statement (the statement the job sent,
+captured in the child, run again as `EXPLAIN (ANALYZE, TIMING OFF) DECLARE ... CURSOR FOR ...`: a
+cursor gets a fast-start plan, a plain SELECT another one).
 
 `BENCH_PROFILE=1` also runs the last round's job under cProfile: bench/results/clue_batch.prof.
 """
