@@ -37,6 +37,7 @@ from bench.common import (
     migrate_and_load_demo,
     percentile,
     require_tool,
+    wrk_latency,
 )
 
 BOX = (116.40, 39.88, 116.55, 39.98)  # west, south, east, north: inside Chaoyang
@@ -191,34 +192,6 @@ def _reference_script(app, batch: int) -> str:
     )
 
 
-def _wrk(base: str, script: str, seconds: int, connections: int) -> tuple[float, dict, str]:
-    """Requests/s and latency percentiles (ms) wrk measured, and the command."""
-    path = RESULTS / "checkins.lua"
-    path.write_text(script)
-    command = [
-        require_tool("wrk", "wrk"),
-        f"-t{min(connections, 2)}",
-        f"-c{connections}",
-        f"-d{seconds}s",
-        "--latency",
-        "-s",
-        str(path),
-        base,
-    ]
-    run = subprocess.run(command, check=True, capture_output=True, text=True)
-    if "unexpected answer" in run.stderr:
-        raise SystemExit(f"the API refused the load:\n{run.stderr[:2000]}")
-    output = run.stdout
-    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
-    if errors:
-        raise SystemExit(f"{errors.group(1)} failed responses:\n{output}")
-    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))
-    latency = {}
-    for label, value, unit in re.findall(r"^\s+(50|99)%\s+([\d.]+)(us|ms|s)\s*$", output, re.M):
-        latency[label] = float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
-    return rate, latency, " ".join(command)
-
-
 def _pgbench(url: str, script: str, seconds: int, connections: int) -> tuple[float, dict, str]:
     """Transactions/s and latency percentiles (ms) from pgbench's log, and the command."""
     path = RESULTS / "checkins-reference.sql"
@@ -287,8 +260,8 @@ def run(config: BenchConfig) -> list[Result]:
                     project_rates, reference_rates = [], []
                     project_latency, reference_latency = [], []
                     for _ in range(config.rounds):
-                        rate, latency, project_command = _wrk(
-                            base, script, config.seconds, config.connections
+                        rate, latency, project_command = wrk_latency(
+                            base, config.seconds, config.connections, script, "checkins"
                         )
                         project_rates.append(round(rate * batch, 1))
                         project_latency.append(latency)

@@ -18,35 +18,22 @@ from urllib.request import urlopen
 
 from bench.common import (
     ROOT,
+    STATIONS,
     BenchConfig,
     Result,
     database_url,
     drop_database,
+    fill_stations,
     gunicorn,
     make_database,
     percentile,
     pgbench_latencies,
 )
+from bench.common import (
+    STATIONS_BOX as BOX,
+)
 
-STATIONS = 100_000
-BOX = (116.35, 39.81, 116.64, 40.10)
 TARGET = 3.0
-
-FILL_SQL = """
-INSERT INTO stations (id, type, name, geom, amenities, opening_hours, hours_exceptions,
-                      status, visit_code, generated)
-SELECT gen_random_uuid(),
-       (ARRAY['rider_station', 'volunteer_post', 'community_service_centre'])[1 + n % 3],
-       'bench station ' || n,
-       ST_SetSRID(ST_MakePoint(:w + random() * (:e - :w), :s + random() * (:n - :s)), 4326),
-       CASE WHEN n % 3 = 0 THEN ARRAY['charging', 'hot_water'] ELSE ARRAY['wifi'] END,
-       '{}'::jsonb, '[]'::jsonb, 'active', md5(n::text), true
-FROM generate_series(1, :count) AS n;
-INSERT INTO station_open_periods (station_id, during)
-SELECT id, tstzrange(now() - interval '1 day', now() + interval '1 day')
-FROM stations WHERE random() < 0.7;
-ANALYZE stations; ANALYZE station_open_periods;
-"""
 
 # The query the service builds (app/stations/service.py, nearby), as pgbench runs it.
 PGBENCH_SCRIPT = """\\set lon 116.35 + random(0, 290000) / 1000000.0
@@ -63,39 +50,11 @@ LIMIT 10;
 """
 
 
-def _fill(bench_url: str) -> None:
-    import flask_migrate
-
-    from app import create_app
-    from app.config import Config
-    from app.core.schema_version import MIGRATIONS_DIR
-    from app.extensions import db
-
-    app = create_app(Config.from_env(SQLALCHEMY_DATABASE_URI=bench_url))
-    with app.app_context():
-        flask_migrate.upgrade(directory=str(MIGRATIONS_DIR))
-        raw = db.engine.raw_connection()
-        try:
-            with raw.cursor() as cursor:
-                west, south, east, north = BOX
-                cursor.execute(
-                    FILL_SQL.replace(":w", str(west))
-                    .replace(":e", str(east))
-                    .replace(":s", str(south))
-                    .replace(":n", str(north))
-                    .replace(":count", str(STATIONS))
-                )
-            raw.commit()
-        finally:
-            raw.close()
-        db.engine.dispose()
-
-
 def run(config: BenchConfig) -> list[Result]:
     requests = int(os.environ.get("BENCH_REQUESTS", 1000))
     bench_url = make_database(database_url())
     try:
-        _fill(bench_url)
+        fill_stations(bench_url, STATIONS, BOX)
         rng = random.Random(42)
         project: list[float] = []
         script = ROOT / "bench" / "results" / "stations-nearby.sql"

@@ -219,18 +219,41 @@ def gunicorn(workers: int) -> Iterator[str]:
 
 def wrk(url: str, seconds: int, connections: int) -> tuple[float, str]:
     """Requests per second that wrk measured, and the command."""
+    rate, _latency, command = wrk_latency(url, seconds, connections)
+    return rate, command
+
+
+def wrk_latency(
+    url: str, seconds: int, connections: int, script: str | None = None, name: str = "wrk"
+) -> tuple[float, dict[str, float], str]:
+    """Requests/s and the 50th and 99th latency percentiles (ms) wrk measured, and the command;
+    `script` is a Lua script for wrk (written to bench/results/<name>.lua). A non-2xx answer or
+    a Lua `error` (a script's check of an answer) ends the benchmark."""
     command = [
         require_tool("wrk", "wrk"),
         f"-t{min(connections, 2)}",
         f"-c{connections}",
         f"-d{seconds}s",
-        url,
+        "--latency",
     ]
-    output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+    if script is not None:
+        path = ROOT / "bench" / "results" / f"{name}.lua"
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(script)
+        command += ["-s", str(path)]
+    command.append(url)
+    run = subprocess.run(command, check=True, capture_output=True, text=True)
+    if "unexpected answer" in run.stderr:
+        raise SystemExit(f"{url} refused the load:\n{run.stderr[:2000]}")
+    output = run.stdout
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
     if errors:
         raise SystemExit(f"{errors.group(1)} failed responses from {url}:\n{output}")
-    return float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)), " ".join(command)
+    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))
+    latency = {}
+    for label, value, unit in re.findall(r"^\s+(50|99)%\s+([\d.]+)(us|ms|s)\s*$", output, re.M):
+        latency[label] = float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+    return rate, latency, " ".join(command)
 
 
 def pgbench(script: str, url: str, seconds: int, connections: int) -> tuple[float, str]:
@@ -371,3 +394,54 @@ def migrate_and_load_demo(app) -> None:
         flask_migrate.upgrade(directory=str(MIGRATIONS_DIR))
         demo.load(db.session, log=lambda line: None)
         db.session.commit()
+
+
+# -- stations on a benchmark's database (stations_nearby, peers) --------------------------------
+
+STATIONS = 100_000
+STATIONS_BOX = (116.35, 39.81, 116.64, 40.10)  # west, south, east, north: Chaoyang's bounds
+
+_STATIONS_SQL = """
+INSERT INTO stations (id, type, name, geom, amenities, opening_hours, hours_exceptions,
+                      status, visit_code, generated)
+SELECT gen_random_uuid(),
+       (ARRAY['rider_station', 'volunteer_post', 'community_service_centre'])[1 + n %% 3],
+       'bench station ' || n,
+       ST_SetSRID(ST_MakePoint(%(w)s + random() * (%(e)s - %(w)s),
+                               %(s)s + random() * (%(n)s - %(s)s)), 4326),
+       CASE WHEN n %% 3 = 0 THEN ARRAY['charging', 'hot_water'] ELSE ARRAY['wifi'] END,
+       '{}'::jsonb, '[]'::jsonb, 'active', md5(n::text), true
+FROM generate_series(1, %(count)s) AS n
+"""
+_OPEN_PERIODS_SQL = """
+INSERT INTO station_open_periods (station_id, during)
+SELECT id, tstzrange(now() - interval '1 day', now() + interval '1 day')
+FROM stations WHERE random() < 0.7
+"""
+
+
+def fill_stations(bench_url: str, count: int = STATIONS, box=STATIONS_BOX) -> None:
+    """The schema at head and `count` active stations spread over `box`, 70% open now, a third
+    with `charging`."""
+    import flask_migrate
+
+    from app.core.schema_version import MIGRATIONS_DIR
+    from app.extensions import db
+
+    west, south, east, north = box
+    app = bench_app(bench_url)
+    with app.app_context():
+        flask_migrate.upgrade(directory=str(MIGRATIONS_DIR))
+        raw = db.engine.raw_connection()
+        try:
+            with raw.cursor() as cursor:
+                cursor.execute(
+                    _STATIONS_SQL, {"w": west, "e": east, "s": south, "n": north, "count": count}
+                )
+                cursor.execute(_OPEN_PERIODS_SQL)
+                cursor.execute("ANALYZE stations")
+                cursor.execute("ANALYZE station_open_periods")
+            raw.commit()
+        finally:
+            raw.close()
+        db.engine.dispose()

@@ -360,33 +360,33 @@ class Domain:
 
 
 DOMAINS = {
-    "tips": Domain(_make_tip, _listed("/api/v1/tips?per_page=100"), _opens("/api/v1/tips/{id}")),
+    "tips": Domain(_make_tip, _listed("/api/v1/tips?page_size=100"), _opens("/api/v1/tips/{id}")),
     "patrols": Domain(
-        _make_patrol, _listed("/api/v1/patrols?per_page=100"), _opens("/api/v1/patrols/{id}")
+        _make_patrol, _listed("/api/v1/patrols?page_size=100"), _opens("/api/v1/patrols/{id}")
     ),
     "tasks": Domain(
-        _make_task, _listed("/api/v1/tasks?per_page=100"), _opens("/api/v1/tasks/{id}")
+        _make_task, _listed("/api/v1/tasks?page_size=100"), _opens("/api/v1/tasks/{id}")
     ),
     "staff batches": Domain(
         _make_batch("grid_staff"),
-        _listed("/api/v1/clue-batches?per_page=100"),
+        _listed("/api/v1/clue-batches?page_size=100"),
         _opens("/api/v1/clue-batches/{id}"),
     ),
     "liaison batches": Domain(
         _make_batch("police_liaison"),
-        _listed("/api/v1/clue-batches?per_page=100"),
+        _listed("/api/v1/clue-batches?page_size=100"),
         _opens("/api/v1/clue-batches/{id}"),
         role="police_liaison",
     ),
     "staff accounts": Domain(
-        _make_staff_account, _listed("/api/v1/users?per_page=100"), _opens("/api/v1/users/{id}")
+        _make_staff_account, _listed("/api/v1/users?page_size=100"), _opens("/api/v1/users/{id}")
     ),
     "volunteers": Domain(
-        _make_volunteer, _listed("/api/v1/users?per_page=100"), _opens("/api/v1/users/{id}")
+        _make_volunteer, _listed("/api/v1/users?page_size=100"), _opens("/api/v1/users/{id}")
     ),
     "checkpoints": Domain(
         _make_checkpoint,
-        _listed("/api/v1/checkpoints?per_page=100"),
+        _listed("/api/v1/checkpoints?page_size=100"),
         _opens("/api/v1/checkpoints/{id}"),
     ),
     "stations": Domain(_make_station, _stations_listed, _opens("/api/v1/stations/{id}/visit-code")),
@@ -479,7 +479,7 @@ def test_a_batch_whose_scope_names_no_known_area_is_nobodys(world):
     ghost = _new_batch(world, "grid_staff", [uuid.uuid4()], "ghost")
     empty = _new_batch(world, "grid_staff", [], "empty")
     headers = _grantee(world, STAFF_ROLE, ("D",))
-    listed = _ids(world.get("/api/v1/clue-batches?per_page=100", headers))
+    listed = _ids(world.get("/api/v1/clue-batches?page_size=100", headers))
     assert {ghost, empty} & listed == set()
 
 
