@@ -3,8 +3,10 @@
 Runs on a throw-away database of the dev cluster's server (made and dropped here), filled with
 100,000 stations spread over Chaoyang's bounding box, 70% open now, a third with `charging`.
 The project side is `GET /api/v1/stations/nearby` under gunicorn (one client, sequential
-requests: latency, not throughput); the reference is the same nearest-first query through
-pgbench (one client, per-transaction latencies logged). Both use random points in the same box.
+requests: latency, not throughput). The reference is exactly the SQL the service sends for the
+same request (captured in process for each of 100 random points, values rendered by psycopg),
+through pgbench (one client, one of the points' scripts per transaction, per-transaction latencies
+logged). Both sides use the same points.
 The issue's target: the API within 3x of the raw query (framework overhead included).
 """
 
@@ -16,11 +18,14 @@ import statistics
 import time
 from urllib.request import urlopen
 
+import sqlalchemy as sa
+
 from bench.common import (
     ROOT,
     STATIONS,
     BenchConfig,
     Result,
+    bench_app,
     database_url,
     drop_database,
     fill_stations,
@@ -34,20 +39,53 @@ from bench.common import (
 )
 
 TARGET = 3.0
+RESULTS = ROOT / "bench" / "results"
 
-# The query the service builds (app/stations/service.py, nearby), as pgbench runs it.
-PGBENCH_SCRIPT = """\\set lon 116.35 + random(0, 290000) / 1000000.0
-\\set lat 39.81 + random(0, 290000) / 1000000.0
-SELECT s.id, s.name, ST_Distance(s.geog, ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)::geography),
-       EXISTS (SELECT 1 FROM station_open_periods p WHERE p.station_id = s.id AND p.during @> now())
-FROM stations s
-WHERE s.status = 'active'
-  AND ST_DWithin(s.geog, ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)::geography, 3000)
-  AND s.amenities @> ARRAY['charging']::varchar[]
-  AND EXISTS (SELECT 1 FROM station_open_periods p WHERE p.station_id = s.id AND p.during @> now())
-ORDER BY s.geog <-> ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)::geography
-LIMIT 10;
-"""
+POINTS = 100  # pgbench takes at most 128 scripts
+RADIUS_M = 3000  # NearbyArgsSchema's default
+QUERY = "amenity=charging&open_now=true&limit=10"
+
+
+def _captured_sql(bench_url: str, points: list[tuple[float, float]]) -> list[str]:
+    """For each point, the statements `service.nearby` sends for the API's request (its fast
+    scan, and the bounded query when it falls back), values in place as psycopg renders them:
+    the reference runs exactly the project's SQL."""
+    import psycopg
+
+    from app.extensions import db
+    from app.stations import service
+
+    app = bench_app(bench_url)
+    scripts = []
+    with app.app_context():
+        captured: list[tuple[str, dict]] = []
+
+        def capture(_conn, _cursor, statement, parameters, _context, _many):
+            captured.append((statement, parameters))
+
+        sa.event.listen(db.engine, "before_cursor_execute", capture)
+        try:
+            for lon, lat in points:
+                captured.clear()
+                service.nearby(
+                    db.session,
+                    lon,
+                    lat,
+                    radius_m=RADIUS_M,
+                    limit=10,
+                    amenities=["charging"],
+                    open_now=True,
+                )
+                raw = db.session.connection().connection.driver_connection
+                cursor = psycopg.ClientCursor(raw)
+                scripts.append(
+                    "".join(cursor.mogrify(sql, params) + ";\n" for sql, params in captured)
+                )
+                db.session.rollback()
+        finally:
+            sa.event.remove(db.engine, "before_cursor_execute", capture)
+        db.engine.dispose()
+    return scripts
 
 
 def run(config: BenchConfig) -> list[Result]:
@@ -56,20 +94,19 @@ def run(config: BenchConfig) -> list[Result]:
     try:
         fill_stations(bench_url, STATIONS, BOX)
         rng = random.Random(42)
+        points = [(rng.uniform(BOX[0], BOX[2]), rng.uniform(BOX[1], BOX[3])) for _ in range(POINTS)]
+        scripts = []
+        for index, sql in enumerate(_captured_sql(bench_url, points)):
+            script = RESULTS / f"stations-nearby-{index:03d}.sql"
+            script.write_text(sql)
+            scripts.append(script)
         project: list[float] = []
-        script = ROOT / "bench" / "results" / "stations-nearby.sql"
-        script.parent.mkdir(exist_ok=True)
-        script.write_text(PGBENCH_SCRIPT)
         os.environ["DATABASE_URL"] = bench_url
         try:
             with gunicorn(workers=1) as base:
                 for i in range(requests + 50):
-                    lon = rng.uniform(BOX[0], BOX[2])
-                    lat = rng.uniform(BOX[1], BOX[3])
-                    url = (
-                        f"{base}/api/v1/stations/nearby?lon={lon}&lat={lat}"
-                        "&amenity=charging&open_now=true&limit=10"
-                    )
+                    lon, lat = points[i % POINTS]
+                    url = f"{base}/api/v1/stations/nearby?lon={lon}&lat={lat}&{QUERY}"
                     started = time.perf_counter()
                     with urlopen(url, timeout=10) as response:  # noqa: S310 - loopback
                         response.read()
@@ -77,7 +114,7 @@ def run(config: BenchConfig) -> list[Result]:
                         project.append((time.perf_counter() - started) * 1000)
         finally:
             del os.environ["DATABASE_URL"]
-        reference = pgbench_latencies(script, bench_url, requests + 50, "stations")[50:]
+        reference = pgbench_latencies(scripts, bench_url, requests + 50, "stations")[50:]
     finally:
         drop_database(bench_url)
     p50 = Result(
@@ -85,9 +122,11 @@ def run(config: BenchConfig) -> list[Result]:
         unit="ms",
         project=[round(statistics.median(project), 2)],
         reference=[round(statistics.median(reference), 2)],
-        project_command="GET /api/v1/stations/nearby?...&amenity=charging&open_now=true&limit=10"
+        project_command=f"GET /api/v1/stations/nearby?lon=&lat=&{QUERY} over {POINTS} points"
         " (gunicorn, 1 worker, 1 sequential client)",
-        reference_command=f"pgbench -n -c 1 -t {requests + 50} -f {script} --log",
+        reference_command=f"pgbench -n -c 1 -t {requests + 50} --log -f "
+        f"{RESULTS}/stations-nearby-<000..{POINTS - 1:03d}>.sql (the statements the service "
+        "sent for each point, captured and rendered by psycopg; one picked per transaction)",
         notes={"requests": requests},
         higher_is_better=False,
         target_ratio=TARGET,

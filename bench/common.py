@@ -280,9 +280,13 @@ def pgbench(script: str, url: str, seconds: int, connections: int) -> tuple[floa
     return float(tps.group(1)), " ".join(command)
 
 
-def pgbench_latencies(script: Path, url: str, transactions: int, name: str) -> list[float]:
-    """Milliseconds per transaction of one pgbench client running `script` `transactions`
-    times, from pgbench's per-transaction log (bench/results/<name>_log*)."""
+def pgbench_latencies(
+    script: Path | list[Path], url: str, transactions: int, name: str
+) -> list[float]:
+    """Milliseconds per transaction of one pgbench client running `script` (or one of several
+    scripts, picked at random, each time) `transactions` times, from pgbench's per-transaction
+    log (bench/results/<name>_log*)."""
+    scripts = script if isinstance(script, list) else [script]
     workdir = ROOT / "bench" / "results"
     workdir.mkdir(exist_ok=True)
     for old in workdir.glob(f"{name}_log*"):
@@ -294,8 +298,7 @@ def pgbench_latencies(script: Path, url: str, transactions: int, name: str) -> l
         "1",
         "-t",
         str(transactions),
-        "-f",
-        str(script),
+        *[arg for path in scripts for arg in ("-f", str(path))],
         "--log",
         "--log-prefix",
         str(workdir / f"{name}_log"),
