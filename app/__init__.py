@@ -17,6 +17,7 @@ def create_app(config: Config | None = None) -> Flask:
     from app.cli import register_cli
     from app.core import caching
     from app.core.api import Api
+    from app.core.db import decide_transactions
     from app.core.docs import init_docs, openapi_settings
     from app.core.logging import configure_logging, init_request_logging
     from app.core.schema_version import MIGRATIONS_DIR
@@ -69,6 +70,8 @@ def create_app(config: Config | None = None) -> Flask:
     db.init_app(app)
     migrate.init_app(app, db, directory=str(MIGRATIONS_DIR), compare_type=True)
     jwt.init_app(app)
+    # Before the limiter's: its key function loads the caller (app/core/db.py).
+    app.before_request(decide_transactions)
     limiter.init_app(app)
     _jwt_errors_as_problems()
     init_token_loading(jwt)

@@ -114,13 +114,20 @@ def database_connect_args(
     JIT compilation is off unless asked for: PostGIS gives its functions high costs (so that
     indexes win), which lifts short statements past `jit_above_cost`, and compiling then costs
     more than the statement (nearest volunteers among 1,000,000: 12 ms without, 500 ms with).
+
+    Statements are planned for their values (`plan_cache_mode`): psycopg prepares a statement
+    run five times on a connection, and PostgreSQL would then switch to a generic plan, which
+    guesses a time window at 0.5% of the rows and gives up the parallel scan a district-wide
+    month needs (bench/bench_grid.py); planning costs 1-3 ms, a wrong plan seconds. As a
+    connection setting it costs no round trip (it was a `SET LOCAL` per aggregate).
     """
     return {
         "connect_timeout": connect_timeout_s,
         "options": (
             f"-c statement_timeout={statement_timeout_s * 1000} "
             f"-c idle_in_transaction_session_timeout={idle_in_transaction_s * 1000} "
-            f"-c jit={'on' if jit else 'off'}"
+            f"-c jit={'on' if jit else 'off'} "
+            "-c plan_cache_mode=force_custom_plan"
         ),
         "keepalives": 1,
         "keepalives_idle": 30,
@@ -237,9 +244,11 @@ class Config:
             MIGRATION_DATABASE_URI=overrides.pop("MIGRATION_DATABASE_URI", None)
             or ("" if app_url else default_migration_database_url()),
             SQLALCHEMY_ENGINE_OPTIONS={
-                # A connection the server dropped (restart, failover) is replaced on checkout, so
-                # the app recovers by itself when the database comes back.
-                "pool_pre_ping": True,
+                # No ping before each checkout (a round trip on every request): a connection
+                # the server dropped (restart, failover) fails its first statement, which
+                # invalidates the whole pool; the request is retried once on a new connection
+                # when it only reads, else answered 503 with Retry-After (app/core/db.py).
+                "pool_pre_ping": False,
                 "pool_size": _env_int("DB_POOL_SIZE", 5),
                 "max_overflow": _env_int("DB_MAX_OVERFLOW", 5),
                 "pool_timeout": _env_int("DB_POOL_TIMEOUT_S", 5),

@@ -18,6 +18,8 @@ from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import MetaData
 
+from app.core.db import RequestSession
+
 # Deterministic constraint names, so that migrations can name what they alter or drop.
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -27,7 +29,10 @@ NAMING_CONVENTION = {
     "pk": "pk_%(table_name)s",
 }
 
-db = SQLAlchemy(metadata=MetaData(naming_convention=NAMING_CONVENTION))
+db = SQLAlchemy(
+    metadata=MetaData(naming_convention=NAMING_CONVENTION),
+    session_options={"class_": RequestSession},
+)
 migrate = Migrate()
 jwt = JWTManager()
 
@@ -86,6 +91,9 @@ def _never_raises(key_func: Callable[[], str]) -> Callable[[], str]:
         try:
             return key_func()
         except Exception as exc:
+            # A statement that failed (the caller's lookup on a connection the server dropped)
+            # leaves the session's transaction unusable: the view starts afresh.
+            db.session.rollback()
             logging.getLogger(__name__).warning(
                 "rate-limit key %s could not read the request: %s",
                 key_func.__name__,

@@ -151,7 +151,8 @@ def libpq_env(url: str) -> dict[str, str]:
     parsed = make_url(url)
     return {
         **os.environ,
-        "PGOPTIONS": f"-c jit={'on' if os.environ.get('DB_JIT', 'off') == 'on' else 'off'}",
+        "PGOPTIONS": f"-c jit={'on' if os.environ.get('DB_JIT', 'off') == 'on' else 'off'}"
+        " -c plan_cache_mode=force_custom_plan",
         "PGHOST": parsed.host or "127.0.0.1",
         "PGPORT": str(parsed.port or 5432),
         "PGUSER": parsed.username or "",

@@ -20,13 +20,15 @@ from dataclasses import dataclass
 
 import flask
 import flask_smorest
-from flask import current_app
+from flask import current_app, request
 from flask_jwt_extended import verify_jwt_in_request
+from sqlalchemy import exc as sa_exc
 from webargs.core import missing
 from webargs.flaskparser import FlaskParser, is_json_request
 from werkzeug.exceptions import UnsupportedMediaType
 
 from app.core.auth import current_roles, has_any_role
+from app.core.db import SAFE_METHODS
 from app.core.errors import Forbidden
 from app.core.idempotency import idempotent
 from app.extensions import db
@@ -78,7 +80,15 @@ def _transaction_boundary(view: Callable) -> Callable:
     @functools.wraps(view)
     def wrapper(*args, **kwargs):
         try:
-            response = current_app.make_response(view(*args, **kwargs))
+            try:
+                response = current_app.make_response(view(*args, **kwargs))
+            except sa_exc.DBAPIError as exc:
+                if not (exc.connection_invalidated and request.method in SAFE_METHODS):
+                    raise
+                # The server dropped the connection (restart, failover): the pool is renewed,
+                # and a request that only reads runs again, once (app/core/db.py).
+                db.session.rollback()
+                response = current_app.make_response(view(*args, **kwargs))
         except BaseException:
             db.session.rollback()
             raise

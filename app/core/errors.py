@@ -200,11 +200,13 @@ def _database_problem(error: Exception) -> Response | None:
         state and state.startswith(_UNAVAILABLE_PREFIXES)
     ):
         logger.warning("database unavailable", extra={"sqlstate": state})
+        # A dropped connection renewed the pool: the next attempt can succeed at once.
+        dropped = isinstance(error, sa_exc.DBAPIError) and error.connection_invalidated
         return problem(
             503,
             slug="database-unavailable",
             detail="The database is not reachable; try again shortly.",
-            headers={"Retry-After": "5"},
+            headers={"Retry-After": "1" if dropped else "5"},
         )
     if isinstance(error, sa_exc.DataError):
         # A value our schemas let through but PostgreSQL cannot take (a NUL character, a number

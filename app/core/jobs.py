@@ -141,7 +141,7 @@ def run_worker(app: Flask, *, wait: bool = True, concurrency: int = 1, **options
 
 def _bound_job_statements(app: Flask) -> None:
     """Jobs may run longer statements than requests (JOB_STATEMENT_TIMEOUT_S), and sit longer
-    inside a transaction between two of them."""
+    inside a transaction between two of them; their connections are pinged at checkout."""
     timeout_ms = app.config["JOB_STATEMENT_TIMEOUT_S"] * 1000
 
     def on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -150,8 +150,20 @@ def _bound_job_statements(app: Flask) -> None:
             cursor.execute(f"SET idle_in_transaction_session_timeout = {timeout_ms}")
         dbapi_connection.commit()
 
+    def ping_on_checkout(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+        # Requests do without a ping before each checkout (a round trip each: app/core/db.py)
+        # and are retried by their clients; a job is not, and one run on a connection the
+        # server dropped meanwhile (a restart) would fail for good. The pool replaces a
+        # connection whose checkout raises DisconnectionError.
+        try:
+            ping(dbapi_connection)
+        except Exception as exc:
+            raise sa.exc.DisconnectionError(str(exc)) from exc
+
     with app.app_context():
+        ping = db.engine.dialect.do_ping
         sa.event.listen(db.engine, "connect", on_connect)
+        sa.event.listen(db.engine, "checkout", ping_on_checkout)
         db.engine.dispose()
 
 

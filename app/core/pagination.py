@@ -41,9 +41,24 @@ def paginate(
     session: Session, query: Select, *, page: int, page_size: int, scalars: bool = True
 ) -> dict[str, Any]:
     """One page of `query` (which must have a stable ORDER BY) and the total count. Items are
-    the first column's objects, or with `scalars=False` each row as a mapping of its labels."""
-    total = session.scalar(select(func.count()).select_from(query.order_by(None).subquery()))
-    page_query = query.limit(page_size).offset((page - 1) * page_size)
-    result = session.execute(page_query)
-    items = result.scalars().all() if scalars else result.mappings().all()
+    the first column's objects, or with `scalars=False` each row as a mapping of its labels.
+
+    The total comes with the page, from the same statement (`count(*) OVER ()`: one round trip
+    and one scan of the matching rows, where a separate COUNT(*) cost both twice). Only a page
+    past the end, which has no rows to carry it, asks for the count on its own."""
+    counted = query.add_columns(func.count().over().label(_TOTAL))
+    rows = session.execute(counted.limit(page_size).offset((page - 1) * page_size)).all()
+    if rows:
+        total = rows[0][-1]
+    elif page == 1:
+        total = 0
+    else:
+        total = session.scalar(select(func.count()).select_from(query.order_by(None).subquery()))
+    if scalars:
+        items = [row[0] for row in rows]
+    else:
+        items = [{k: v for k, v in row._mapping.items() if k != _TOTAL} for row in rows]
     return {"items": items, "page": page, "page_size": page_size, "total": total}
+
+
+_TOTAL = "_page_total"

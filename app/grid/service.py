@@ -26,7 +26,7 @@ from zoneinfo import ZoneInfo
 
 import h3
 from flask import current_app
-from sqlalchemy import ColumnElement, func, literal_column, select, text
+from sqlalchemy import ColumnElement, func, literal_column, select
 from sqlalchemy.orm import Session
 
 from app.areas.models import Area
@@ -92,11 +92,20 @@ def _cell_value(kind: str, value: Any) -> str:
 # -- counts per cell -----------------------------------------------------------------------------
 
 
-def analytic(session: Session) -> None:
-    """Plan this transaction's statements for their values: a prepared statement's generic
-    plan guesses a time window at 0.5% of the rows and gives up the parallel scan that a
-    district-wide month needs (measured in bench/bench_grid.py); planning costs 1-3 ms."""
-    session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
+class _Categories:
+    """The tip category codes, remembered by the process: the counts per category need them
+    before the statement is written, and a query for them on every aggregate was a round
+    trip. A category made since is seen by the aggregate itself (its `unknown` count), which
+    then reads the codes again; an unused new category has no count to show anyway."""
+
+    known: tuple[str, ...] = ()
+
+    def read(self, session: Session) -> tuple[str, ...]:
+        self.known = tuple(session.scalars(select(TipCategory.code).order_by(TipCategory.code)))
+        return self.known
+
+
+_categories = _Categories()
 
 
 def tip_cells(session: Session, user: User, args: dict[str, Any], start, end) -> list[dict]:
@@ -110,31 +119,35 @@ def tip_cells(session: Session, user: User, args: dict[str, Any], start, end) ->
     jurisdiction, area = coverage.scope(session, user, args.get("area_id"))
     kind, res = args["cells"], args["resolution"]
     cell = tip_cell(kind, res).label("cell")
-    categories = list(session.scalars(select(TipCategory.code).order_by(TipCategory.code)))
     statuses = [status for status in STATUSES if status != "merged"]
     current = Tip.created_at >= start
-    columns = [
-        func.count().filter(current).label("total"),
-        func.count().filter(~current).label("previous"),
-        func.min(Tip.created_at).filter(current).label("first"),
-        func.max(Tip.created_at).filter(current).label("last"),
-        *(func.count().filter(current, Tip.category_code == c) for c in categories),
-        *(func.count().filter(current, Tip.status == st) for st in statuses),
-    ]
-    analytic(session)
-    rows = session.execute(
-        select(cell, *columns)
-        .where(Tip.created_at >= start - (end - start), Tip.created_at < end, cell.is_not(None))
-        .where(*_conditions(jurisdiction, area, args))
-        .group_by(literal_column("cell"))
-        .order_by(literal_column("cell"))
-        .limit(MAX_CELLS + 1)
-    ).all()
+    categories = _categories.known or _categories.read(session)
+    while True:
+        columns = [
+            func.count().filter(current).label("total"),
+            func.count().filter(~current).label("previous"),
+            func.min(Tip.created_at).filter(current).label("first"),
+            func.max(Tip.created_at).filter(current).label("last"),
+            func.count().filter(current, Tip.category_code.not_in(categories)).label("unknown"),
+            *(func.count().filter(current, Tip.category_code == c) for c in categories),
+            *(func.count().filter(current, Tip.status == st) for st in statuses),
+        ]
+        rows = session.execute(
+            select(cell, *columns)
+            .where(Tip.created_at >= start - (end - start), Tip.created_at < end)
+            .where(cell.is_not(None), *_conditions(jurisdiction, area, args))
+            .group_by(literal_column("cell"))
+            .order_by(literal_column("cell"))
+            .limit(MAX_CELLS + 1)
+        ).all()
+        if not any(row.unknown for row in rows) or categories == _categories.read(session):
+            break
+        categories = _categories.known  # a category made since: count again with it
     if len(rows) > MAX_CELLS:
         raise Unprocessable("Too many cells: choose a smaller area or a coarser resolution.")
     out = []
     for row in rows:
-        value, total, previous, first, last, *counts = row
+        value, total, previous, first, last, _unknown, *counts = row
         by_category = {c: n for c, n in zip(categories, counts, strict=False) if n}
         by_status = {st: n for st, n in zip(statuses, counts[len(categories) :], strict=True) if n}
         out.append(
@@ -228,7 +241,6 @@ def hotspots(session: Session, user: User, args: dict[str, Any], end: dt.datetim
     start = end - window * (BASELINE_WINDOWS + 1)
     cell = tip_cell(kind, res).label("cell")
     age = func.floor(func.extract("epoch", end - Tip.created_at) / window.total_seconds())
-    analytic(session)
     rows = session.execute(
         select(cell, age.label("age"), func.count())
         .where(Tip.created_at >= start, Tip.created_at < end, cell.is_not(None))
@@ -281,7 +293,6 @@ def risk_coverage(session: Session, user: User, args: dict[str, Any], end: dt.da
             1.0,
         )
     )
-    analytic(session)
     tip_rows = session.execute(
         select(
             cell,

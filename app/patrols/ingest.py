@@ -29,7 +29,7 @@ from sqlalchemy import bindparam, insert, select, text, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
-from sqlalchemy.types import DateTime, Float, Uuid
+from sqlalchemy.types import Boolean, DateTime, Float, Integer, Uuid
 
 from app.areas.schemas import COORD_SYSTEMS
 from app.areas.service import deepest_area_sql
@@ -299,7 +299,15 @@ def _ensure_partitions(session: Session, fresh: list[Item]) -> None:
 # rows fall to ON CONFLICT and come back with `stored` false.
 INGEST_SQL = text(
     f"""
-    WITH input AS (
+    WITH guard AS (
+        -- The batch was judged against the patrol as read: unlocked when `optimistic`, so the
+        -- row must still be as it was (no batch in between), else nothing is written.
+        SELECT p.id FROM patrols p
+        WHERE p.id = :patrol_id
+          AND (NOT :optimistic OR (p.checkin_count = :seen_count AND p.ended_at IS NULL
+                                   AND p.last_fix_at IS NOT DISTINCT FROM :seen_last_fix_at))
+        FOR UPDATE
+    ), input AS (
         SELECT i.*, ST_SetSRID(ST_MakePoint(i.lon, i.lat), 4326) AS geom
         FROM json_to_recordset(CAST(:rows AS json)) AS i(
             n int, client_id uuid, recorded_at timestamptz, lon float8, lat float8,
@@ -308,6 +316,14 @@ INGEST_SQL = text(
         SELECT input.*, a.district_id, a.subdistrict_id, a.community_id,
                CASE WHEN a.level = 'grid_cell' THEN a.id END AS grid_cell_id
         FROM input LEFT JOIN areas a ON a.id = {deepest_area_sql("input.geom")}
+    ), near_any AS (
+        -- A visit takes more statements than this one: an optimistic batch near a checkpoint
+        -- writes nothing and goes the locked way.
+        SELECT :optimistic AND EXISTS (
+            SELECT 1 FROM located JOIN checkpoints c
+              ON c.active AND ST_DWithin(c.geog, located.geom::geography, {MAX_CHECKPOINT_RADIUS_M})
+             AND ST_DWithin(c.geog, located.geom::geography, c.radius_m)
+        ) AS found
     ), stored AS (
         INSERT INTO checkins (patrol_id, client_id, recorded_at, volunteer_id, geom, accuracy_m,
                               flags, checkpoint_id, scan_method, district_id, subdistrict_id,
@@ -316,6 +332,7 @@ INGEST_SQL = text(
                checkpoint_id, scan_method, district_id, subdistrict_id, community_id,
                grid_cell_id, h3_r9
         FROM located
+        WHERE EXISTS (SELECT 1 FROM guard) AND NOT (SELECT found FROM near_any)
         ON CONFLICT DO NOTHING
         RETURNING client_id, recorded_at, flags, district_id, subdistrict_id, community_id,
                   grid_cell_id
@@ -353,7 +370,8 @@ INGEST_SQL = text(
         RETURNING p.id
     )
     SELECT located.n, stored.client_id IS NOT NULL AS stored, near.checkpoints,
-           (SELECT count(*) FROM patrol) AS updated
+           (SELECT count(*) FROM patrol) AS updated,
+           (SELECT count(*) FROM guard) = 1 AND NOT (SELECT found FROM near_any) AS went_in
     FROM located
     LEFT JOIN stored ON stored.client_id = located.client_id
     LEFT JOIN LATERAL (
@@ -361,7 +379,7 @@ INGEST_SQL = text(
                    c.id, c.radius_m, c.min_interval_minutes, c.code_secret,
                    ST_Distance(c.geog, located.geom::geography))) AS checkpoints
         FROM checkpoints c
-        WHERE stored.client_id IS NOT NULL AND c.active
+        WHERE stored.client_id IS NOT NULL AND NOT :optimistic AND c.active
           AND (c.id = located.checkpoint_id
                OR (ST_DWithin(c.geog, located.geom::geography, {MAX_CHECKPOINT_RADIUS_M})
                    AND ST_DWithin(c.geog, located.geom::geography, c.radius_m)))
@@ -374,6 +392,9 @@ INGEST_SQL = text(
     bindparam("last_at", type_=DateTime(timezone=True)),
     bindparam("last_lon", type_=Float),
     bindparam("last_lat", type_=Float),
+    bindparam("optimistic", type_=Boolean),
+    bindparam("seen_count", type_=Integer),
+    bindparam("seen_last_fix_at", type_=DateTime(timezone=True)),
 )
 
 
@@ -397,9 +418,13 @@ def _rows_json(fresh: list[Item]) -> str:
     )
 
 
-def _store(session: Session, patrol: Patrol, fresh: list[Item]) -> list[tuple[Item, list]]:
+def _store(
+    session: Session, patrol: Patrol, fresh: list[Item], *, optimistic: bool = False
+) -> list[tuple[Item, list]] | None:
     """Insert the fresh items and update the patrol, in one statement; the items that went in
-    (the rest were stored already: replays), each with the checkpoints it is near or scanned."""
+    (the rest were stored already: replays), each with the checkpoints it is near or scanned.
+    `optimistic`: `patrol` was read without a lock; None when the statement wrote nothing
+    because the patrol changed meanwhile or a fix is near a checkpoint."""
     plausible = [i for i in fresh if not i.flags & FLAG_IMPLAUSIBLE_SPEED]
     latest = max(plausible, key=lambda i: i.recorded_at) if plausible else None
     rows = session.execute(
@@ -411,10 +436,15 @@ def _store(session: Session, patrol: Patrol, fresh: list[Item]) -> list[tuple[It
             "last_at": latest.recorded_at if latest else None,
             "last_lon": latest.lon if latest else None,
             "last_lat": latest.lat if latest else None,
+            "optimistic": optimistic,
+            "seen_count": patrol.checkin_count,
+            "seen_last_fix_at": patrol.last_fix_at,
         },
     ).all()
+    if rows and not rows[0].went_in:
+        return None
     stored = []
-    for n, was_stored, near, _updated in rows:
+    for n, was_stored, near, _updated, _went_in in rows:
         if was_stored:
             stored.append((fresh[n], near or []))
         else:
@@ -544,14 +574,24 @@ def _count(session: Session, patrol: Patrol, candidates: list[tuple]) -> int:
 # -- the batch -----------------------------------------------------------------------------------
 
 
-def ingest(session: Session, patrol: Patrol, raw_items: Sequence[Any]) -> list[dict[str, Any]]:
-    """Judge, store and count a batch for `patrol` (locked by the caller); the outcomes in
-    request order."""
+def ingest(
+    session: Session, patrol: Patrol, raw_items: Sequence[Any], *, optimistic: bool = False
+) -> list[dict[str, Any]] | None:
+    """Judge, store and count a batch for `patrol`; the outcomes in request order.
+
+    `patrol` is locked by the caller, or with `optimistic` read without a lock on a connection
+    in autocommit: the batch then goes in with one statement, which checks that the patrol is
+    still as read. None (nothing written) when that one statement cannot do it all: the patrol
+    changed meanwhile, a fix is near a checkpoint or scans one (visits take more statements),
+    the patrol has ended (its summary follows), or a month's partition is not known to exist.
+    The caller then locks the patrol and calls again."""
     config = current_app.config
     now = dt.datetime.now(dt.UTC)
     items = parse(raw_items)
     _judge_times(items, patrol, now, partitions.horizon(now, config["CHECKIN_RETENTION_DAYS"]))
     fresh = _mark_batch_duplicates(items)
+    if fresh and optimistic and not _one_statement_will_do(patrol, fresh):
+        return None
     if fresh:
         _flag(
             fresh,
@@ -560,13 +600,23 @@ def ingest(session: Session, patrol: Patrol, raw_items: Sequence[Any]) -> list[d
             config["CHECKIN_MAX_SPEED_MPS"],
         )
         _ensure_partitions(session, fresh)
-        stored = _store(session, patrol, fresh)
+        stored = _store(session, patrol, fresh, optimistic=optimistic)
+        if stored is None:
+            return None
         if any(near or item.scan for item, near in stored):
             _visits(session, patrol, stored)
         # What the statement changed is read again on next access; the rest (status, times)
         # stays, so a caller's look at the status costs no query.
         session.expire(patrol, _PATROL_COUNTS)
     return [item.answer() for item in items]
+
+
+def _one_statement_will_do(patrol: Patrol, fresh: list[Item]) -> bool:
+    return (
+        patrol.status != "ended"
+        and not any(item.scan for item in fresh)
+        and {partitions.month_of(i.recorded_at) for i in fresh} <= _known_months
+    )
 
 
 _PATROL_COUNTS = [
