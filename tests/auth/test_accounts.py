@@ -321,3 +321,29 @@ def test_only_staff_of_the_home_community_verify(client, create_user, token_for)
     assert client.get(f"/api/v1/users/{volunteer.id}", headers=nanlang_staff).status_code == 200
     response = client.post(f"/api/v1/users/{volunteer.id}/verify", headers=nanlang_staff)
     assert response.status_code == 403
+
+
+def test_every_page_tells_the_same_total_past_the_end_included(client, create_user, token_for):
+    """The total comes with the page from the same statement; a page past the end, which
+    has no row to carry it, still tells it."""
+    headers = token_for("admin")
+    for _ in range(3):
+        create_user(home=NANLANG)
+    first = client.get("/api/v1/users?page_size=2", headers=headers).get_json()
+    total = first["total"]
+    last_page = -(-total // 2)
+    pages = [
+        client.get(f"/api/v1/users?page_size=2&page={n}", headers=headers).get_json()
+        for n in (2, last_page, last_page + 1, last_page + 50)
+    ]
+    assert {page["total"] for page in pages} == {total}
+    assert len(pages[1]["items"]) == total - 2 * (last_page - 1)
+    assert pages[2]["items"] == pages[3]["items"] == []
+    seen = [
+        u["id"]
+        for n in range(1, last_page + 1)
+        for u in client.get(f"/api/v1/users?page_size=2&page={n}", headers=headers).get_json()[
+            "items"
+        ]
+    ]
+    assert len(seen) == len(set(seen)) == total

@@ -1,0 +1,101 @@
+"""Check-ins in one statement without a lock (app/patrols/ingest.py, `optimistic`): the batch
+is judged against the patrol as read, and the statement writes only while the patrol is still
+as read; otherwise, or when the batch needs more than one statement (a checkpoint near or
+scanned, an ended patrol), it writes nothing and the caller takes the locked way."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+import pytest
+from sqlalchemy import func, select
+
+from app.patrols import ingest
+from app.patrols.models import CheckIn as CheckInRow
+from app.patrols.models import Patrol
+from tests.patrols.conftest import HOME, east, item, now
+
+
+@pytest.fixture
+def patrol_of(session, volunteer, start_patrol):
+    def read(patrol_id) -> Patrol:
+        session.expire_all()
+        return session.get(Patrol, uuid.UUID(patrol_id))
+
+    patrol = start_patrol(volunteer)
+    return lambda: read(patrol["id"])
+
+
+def _stored(session, patrol_id) -> int:
+    return session.scalar(
+        select(func.count()).select_from(CheckInRow).where(CheckInRow.patrol_id == patrol_id)
+    )
+
+
+def test_a_patrol_changed_since_it_was_read_gets_nothing_written(app, session, patrol_of):
+    with app.test_request_context():
+        seen = patrol_of()  # read, unlocked
+        session.expunge(seen)
+        other = patrol_of()
+        first = ingest.ingest(session, other, [item(now() - dt.timedelta(minutes=5))])
+        assert [a["outcome"] for a in first] == ["accepted"]
+        session.commit()
+        # A batch judged against the patrol as it was before that one went in.
+        late = [item(now() - dt.timedelta(minutes=4), lon=east(10))]
+        assert ingest.ingest(session, seen, late, optimistic=True) is None
+        assert _stored(session, seen.id) == 1
+        # Read again, the same batch goes in.
+        again = ingest.ingest(session, patrol_of(), late, optimistic=True)
+        assert [a["outcome"] for a in again] == ["accepted"]
+        assert _stored(session, seen.id) == 2
+        assert patrol_of().checkin_count == 2
+
+
+def test_a_batch_that_needs_more_than_one_statement_is_left_to_the_locked_way(
+    app, session, patrol_of, client, token_for, create_user
+):
+    staff = create_user(roles=["grid_staff"], jurisdiction=["110105001024"])
+    answer = client.post(
+        "/api/v1/checkpoints",
+        json={"name": "东门", "location": {"lon": HOME[0], "lat": HOME[1]}, "radius_m": 30},
+        headers=token_for(staff),
+    )
+    assert answer.status_code == 201, answer.json
+    with app.test_request_context():
+        near = [item(now() - dt.timedelta(minutes=3))]
+        assert ingest.ingest(session, patrol_of(), near, optimistic=True) is None
+        far = [item(now() - dt.timedelta(minutes=2), lon=east(500))]
+        assert [
+            a["outcome"] for a in ingest.ingest(session, patrol_of(), far, optimistic=True)
+        ] == ["accepted"]
+        patrol = patrol_of()
+        assert _stored(session, patrol.id) == 1
+        # The locked way counts the visit the one statement could not.
+        locked = ingest.ingest(session, patrol, near)
+        assert locked[0]["outcome"] == "accepted"
+        assert [v["counted"] for v in locked[0]["visits"]] == [True]
+
+
+def test_an_ended_patrol_takes_the_locked_way(
+    app, session, patrol_of, volunteer, client, token_for
+):
+    patrol_id = str(patrol_of().id)
+    answer = client.post(f"/api/v1/patrols/{patrol_id}/end", json={}, headers=token_for(volunteer))
+    assert answer.status_code == 200, answer.json
+    with app.test_request_context():
+        late = [item(now() - dt.timedelta(minutes=30))]
+        assert ingest.ingest(session, patrol_of(), late, optimistic=True) is None
+
+
+def test_the_api_answers_the_same_either_way(session, volunteer, start_patrol, send):
+    """Through the API a batch near a checkpoint (locked way) and one far from any (one
+    statement) are both stored, once, and a replay is a duplicate."""
+    patrol = start_patrol(volunteer)
+    batch = [item(now() - dt.timedelta(minutes=1), lon=east(800))]
+    first = send(volunteer, patrol["id"], batch)
+    replay = send(volunteer, patrol["id"], batch)
+    assert first.status_code == replay.status_code == 200
+    assert first.json["items"][0]["outcome"] == "accepted"
+    assert replay.json["items"][0]["outcome"] == "duplicate"
+    assert _stored(session, uuid.UUID(patrol["id"])) == 1
