@@ -17,6 +17,7 @@ import pytest
 import sqlalchemy as sa
 
 from app import demo
+from app.core.db import decide_transactions
 from app.core.schema_version import MIGRATIONS_DIR
 from app.demo import DEMO_PASSWORD
 from app.extensions import db
@@ -223,3 +224,16 @@ def test_without_a_ping_a_dropped_connection_costs_a_read_nothing_and_a_write_on
             {"id": items[0]["client_id"]},
         ).scalar_one()
     assert stored == 1
+
+
+def test_acknowledged_writes_stay_durable(live_app, http, patrol):
+    """Fewer round trips, not weaker commits: the connections that acknowledge check-ins and
+    tips keep the server's `synchronous_commit` (the app never turns it off; the suite's
+    throw-away cluster does, server-wide, in scripts/db.sh)."""
+    _checkins(http, patrol, 1)()
+    setting = sa.text("SELECT source FROM pg_settings WHERE name = 'synchronous_commit'")
+    for method, path in (("POST", "/api/v1/patrols/x/checkins"), ("GET", "/api/v1/tips")):
+        with live_app.test_request_context(path, method=method):
+            decide_transactions()
+            assert db.session.execute(setting).scalar_one() in ("default", "configuration file")
+            db.session.rollback()
