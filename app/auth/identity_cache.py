@@ -344,7 +344,7 @@ class Listener:
 
 # --- one cache per process and database ---------------------------------------------------------
 
-_registry: dict[tuple[int, str], IdentityCache] = {}
+_registry: dict[tuple[int, str], tuple[IdentityCache, Listener]] = {}
 _registry_lock = threading.Lock()
 
 
@@ -358,16 +358,29 @@ def _after_fork_in_child() -> None:
 os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
+def _key(url: sa.URL) -> tuple[int, str]:
+    return os.getpid(), url.set(drivername="postgresql").render_as_string(hide_password=False)
+
+
 def for_database(url: sa.URL) -> IdentityCache:
     """This process's cache for the database at `url`; its listener starts on first call."""
-    conninfo = url.set(drivername="postgresql").render_as_string(hide_password=False)
-    key = (os.getpid(), conninfo)
+    key = _key(url)
     with _registry_lock:
-        cache = _registry.get(key)
-        if cache is None:
-            cache = _registry[key] = IdentityCache()
-            Listener(conninfo, cache).start()
-    return cache
+        if key not in _registry:
+            cache = IdentityCache()
+            listener = Listener(key[1], cache)
+            listener.start()
+            _registry[key] = (cache, listener)
+        return _registry[key][0]
+
+
+def close(url: sa.URL) -> None:
+    """Stop this process's listener for `url` and forget its cache (tests: a process's
+    listener otherwise lives as long as the process)."""
+    with _registry_lock:
+        entry = _registry.pop(_key(url), None)
+    if entry is not None:
+        entry[1].stop()
 
 
 def cached_live_user(

@@ -213,7 +213,10 @@ def test_a_terminated_listener_is_bypassed_then_listens_again(listened, database
 
 @pytest.fixture(scope="module")
 def cached_app(app, database_url):
-    return make_app(database_url, AUTH_CACHE_SECONDS=60)
+    cached_app = make_app(database_url, AUTH_CACHE_SECONDS=60)
+    yield cached_app
+    with cached_app.app_context():
+        identity_cache.close(db.engine.url)
 
 
 @pytest.fixture
