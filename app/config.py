@@ -168,6 +168,10 @@ class Config:
     ID_NUMBER_HASH_KEY: str = ""
     ACCESS_TOKEN_MINUTES: int = 15
     REFRESH_TOKEN_DAYS: int = 30
+    # Each process keeps the identity of a token's caller (session, user, areas) this long at
+    # most; changes reach every process at once through PostgreSQL notifications
+    # (app/auth/identity_cache.py). 0: every request reads it from the database.
+    AUTH_CACHE_SECONDS: int = 60
     ARGON2_TIME_COST: int = 3
     ARGON2_MEMORY_KIB: int = 65536
     TERMS_VERSION: str = "2026-11"
@@ -266,6 +270,7 @@ class Config:
             IDEMPOTENCY_TTL_DAYS=_env_int("IDEMPOTENCY_TTL_DAYS", 30),
             ACCESS_TOKEN_MINUTES=_env_int("ACCESS_TOKEN_MINUTES", 15),
             REFRESH_TOKEN_DAYS=_env_int("REFRESH_TOKEN_DAYS", 30),
+            AUTH_CACHE_SECONDS=_env_int("AUTH_CACHE_SECONDS", 60),
             ARGON2_TIME_COST=_env_int("ARGON2_TIME_COST", 3),
             ARGON2_MEMORY_KIB=_env_int("ARGON2_MEMORY_KIB", 65536),
             TERMS_VERSION=os.environ.get("TERMS_VERSION", "2026-11"),
@@ -335,6 +340,8 @@ class Config:
             raise ConfigError(
                 "ACCESS_TOKEN_MINUTES must be between 1 and 60 (access tokens are short-lived)"
             )
+        if not 0 <= self.AUTH_CACHE_SECONDS <= 600:
+            raise ConfigError("AUTH_CACHE_SECONDS must be between 0 and 600")
         if not 31 <= self.CHECKIN_RETENTION_DAYS <= 3650:
             # Partitions are monthly: a shorter retention could drop the current month's.
             raise ConfigError("CHECKIN_RETENTION_DAYS must be between 31 and 3650")

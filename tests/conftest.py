@@ -136,6 +136,10 @@ TEST_SETTINGS = {
     "NEARBY_RATE_LIMIT": "10000 per minute",
     "MEDIA_RATE_LIMIT": "10000 per minute",
     "HEATMAP_RATE_LIMIT": "10000 per minute",
+    # No identity cache: each test runs inside one transaction that is rolled back, so the
+    # notifications that invalidate the cache are never sent. Tests of the cache enable it
+    # (tests/auth/test_identity_cache.py).
+    "AUTH_CACHE_SECONDS": 0,
     # Photos of the run go to a throw-away directory, not the checkout's var/media.
     "MEDIA_ROOT": _TEST_MEDIA_ROOT,
     "EXPORT_ROOT": _TEST_MEDIA_ROOT + "/exports",

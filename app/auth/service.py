@@ -14,7 +14,7 @@ from flask import current_app
 from flask_jwt_extended import create_access_token, create_refresh_token, decode_token
 from sqlalchemy import Select, or_, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, aliased, lazyload
+from sqlalchemy.orm import Session, aliased, joinedload
 
 from app.areas.models import Area, AreaLevel
 from app.auth import validators
@@ -241,23 +241,42 @@ def login(session: Session, phone: str, password: str) -> TokenPair:
     return _issue(session, user, auth_session)
 
 
+# What a request may read of its user's areas without another query: all but the geometries.
+_JURISDICTION_COLUMNS = (
+    Area.id,
+    Area.code,
+    Area.name,
+    Area.level,
+    Area.parent_id,
+    Area.district_id,
+    Area.subdistrict_id,
+    Area.community_id,
+)
+
+
 def live_user(session: Session, user_id: str, session_id: str | None) -> User | None:
-    """The active user of a token whose session has not been revoked (None otherwise)."""
+    """The active user of a token whose session has not been revoked (None otherwise), with
+    their jurisdiction, in one statement: `jurisdiction_of(user)` then needs no query."""
     try:
         uid, sid = uuid.UUID(user_id), uuid.UUID(session_id or "")
     except (TypeError, ValueError):
         return None
-    return session.scalar(
-        select(User)
-        # Loaded when a request needs it (staff checks), not on every token's verification.
-        .options(lazyload(User.jurisdiction))
-        .join(AuthSession, AuthSession.user_id == User.id)
-        .where(
-            User.id == uid,
-            User.status == "active",
-            AuthSession.id == sid,
-            AuthSession.revoked_at.is_(None),
+    return (
+        session.execute(
+            select(User)
+            .options(joinedload(User.jurisdiction).load_only(*_JURISDICTION_COLUMNS))
+            .join(AuthSession, AuthSession.user_id == User.id)
+            .where(
+                User.id == uid,
+                User.status == "active",
+                AuthSession.id == sid,
+                AuthSession.revoked_at.is_(None),
+            )
+            # What the database says now, also when the session holds the user already.
+            .execution_options(populate_existing=True)
         )
+        .unique()
+        .scalar_one_or_none()
     )
 
 

@@ -12,10 +12,19 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from flask import current_app, request
 from flask_jwt_extended import JWTManager
 
+from app.auth import identity_cache
+from app.auth.models import User
 from app.auth.service import live_user
 from app.extensions import db
+
+# Where a request keeps the users its tokens loaded: flask-jwt-extended calls the user loader on
+# every verification, and one request verifies more than once (the rate limiter's key, then the
+# view). Not `flask.g`: an application context may outlive a request (tests push one around
+# several).
+_LOADED = "qunfang.auth.loaded_users"
 
 
 def _uuid_text(value: Any) -> bool:
@@ -55,4 +64,21 @@ def init_token_loading(jwt: JWTManager) -> None:
     @jwt.user_lookup_loader
     def _load_user(_header: dict, payload: dict):
         # None (unknown user, disabled account, revoked session) answers 401.
-        return live_user(db.session, payload["sub"], payload.get("sid"))
+        loaded = request.environ.setdefault(_LOADED, {})
+        key = (payload["type"], payload["sub"], payload["sid"])
+        if key not in loaded:
+            loaded[key] = _live_user(payload)
+        return loaded[key]
+
+
+def _live_user(payload: dict[str, Any]) -> User | None:
+    """The token's live user: from this process's identity cache for access tokens when
+    AUTH_CACHE_SECONDS > 0, else from the database. A refresh token (rare, and it is spent) is
+    always checked against the database."""
+    seconds = current_app.config["AUTH_CACHE_SECONDS"]
+    if payload["type"] != "access" or seconds <= 0:
+        return live_user(db.session, payload["sub"], payload["sid"])
+    cache = identity_cache.for_database(db.engine.url)
+    return identity_cache.cached_live_user(
+        cache, db.session, payload["sub"], payload["sid"], seconds
+    )

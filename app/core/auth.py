@@ -66,8 +66,10 @@ def optional_user():
 
 
 def current_user():
-    """The signed-in user of this request, loaded fresh from the database when the token was
-    verified (so role and status changes apply at once); call after verification."""
+    """The signed-in user of this request, loaded when the token was verified: from the
+    database, or from this process's identity cache, which every change to the account, its
+    sessions or its areas clears at once (app/auth/identity_cache.py), so role and status
+    changes apply at once. Call after verification."""
     return get_current_user()
 
 

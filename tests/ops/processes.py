@@ -24,11 +24,20 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def http(method: str, url: str, body: dict | None = None, timeout: float = 5) -> tuple[int, dict]:
+def http(
+    method: str,
+    url: str,
+    body: dict | None = None,
+    timeout: float = 5,
+    headers: dict[str, str] | None = None,
+) -> tuple[int, dict]:
     """One request on a new connection; (status, JSON body or {}). Status 0: no answer."""
     data = json.dumps(body).encode() if body is not None else None
     request = urllib.request.Request(  # noqa: S310 - loopback only
-        url, data=data, method=method, headers={"Content-Type": "application/json"}
+        url,
+        data=data,
+        method=method,
+        headers={"Content-Type": "application/json", **(headers or {})},
     )
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
