@@ -17,6 +17,7 @@ import pytest
 import sqlalchemy as sa
 
 from app import demo
+from app.auth import identity_cache
 from app.core.db import decide_transactions
 from app.core.schema_version import MIGRATIONS_DIR
 from app.demo import DEMO_PASSWORD
@@ -32,15 +33,18 @@ JIANWAI = (116.4466, 39.9050)
 
 @pytest.fixture(scope="module")
 def live_app() -> Iterator:
-    """The application on a throw-away database, migrated and demo-loaded, with its own pool."""
+    """The application on a throw-away database, migrated and demo-loaded, with its own pool
+    and, as in production, the caller's identity cached by the process (app/auth/
+    identity_cache.py; the suite's other apps run without it)."""
     with throwaway_database(server_url()) as owner_url:
-        app = make_app(owner_url)
+        app = make_app(owner_url, AUTH_CACHE_SECONDS=60)
         with app.app_context():
             flask_migrate.upgrade(directory=str(MIGRATIONS_DIR))
             demo.load(db.session, log=lambda _line: None)
             db.session.commit()
         yield app
         with app.app_context():
+            identity_cache.close(db.engine.url)
             db.engine.dispose()
 
 
@@ -99,6 +103,7 @@ def _measured(trips: RoundTrips, request) -> tuple:
     request()  # warm: pool, caches, prepared state of this kind of request
     with trips.during() as exchanges:
         answer = request()
+    print(f"{request.__name__}: {exchanges}")  # the figures, with -s
     return answer, exchanges
 
 
