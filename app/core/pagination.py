@@ -46,8 +46,7 @@ def paginate(
     The total comes with the page, from the same statement (`count(*) OVER ()`: one round trip
     and one scan of the matching rows, where a separate COUNT(*) cost both twice). Only a page
     past the end, which has no rows to carry it, asks for the count on its own."""
-    counted = query.add_columns(func.count().over().label(_TOTAL))
-    rows = session.execute(counted.limit(page_size).offset((page - 1) * page_size)).all()
+    rows = session.execute(page_statement(query, page=page, page_size=page_size)).all()
     if rows:
         total = rows[0][-1]
     elif page == 1:
@@ -62,3 +61,9 @@ def paginate(
 
 
 _TOTAL = "_page_total"
+
+
+def page_statement(query: Select, *, page: int, page_size: int) -> Select:
+    """The statement `paginate` sends: one page of `query`, each row with the total."""
+    counted = query.add_columns(func.count().over().label(_TOTAL))
+    return counted.limit(page_size).offset((page - 1) * page_size)
