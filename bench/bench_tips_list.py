@@ -9,17 +9,17 @@ with 1,000,000 tips: created over the last 365 days, spread evenly over Chaoyang
 (10/15/10/15%, resolved 35%, rejected 15%); older ones 2% still open, 78% resolved, 15% rejected,
 5% referred to the police.
 
-The project side is `GET /api/v1/tips` under gunicorn as the demo community admin (jurisdiction:
-the sub-district 110105001000), one client, sequential requests (latency, not throughput), in
-two scenarios: submitted or triaged tips of one category (varied per request) of the last 30
-days, and submitted tips of the last 7 days. The reference is what the service sends to
-PostgreSQL for the same request, through pgbench (one client, per-transaction latencies logged):
-the page query (LIMIT 20, its total by `count(*) OVER ()`) of `paginate`, compiled from
-`service.staff_query` with literal values, the jurisdiction clause included; one script per
-category, picked at random, for the first scenario. pgbench's simple protocol parses and plans each statement; the API's
-prepared statements are still planned for their values. The API's extra work (HTTP, the token
-and its session, the caller's identity (cached by the process), serialization) is the
-overhead the issue's target bounds: the API's p50 within 2x of the raw queries'.
+The project side is `GET /api/v1/tips` under gunicorn as the demo community admin (jurisdiction: the
+sub-district 110105001000), one client, sequential requests (latency, not throughput), in two
+scenarios: submitted or triaged tips of one category (varied per request) of the last 30 days, and
+submitted tips of the last 7 days. The reference is what the service sends to PostgreSQL for the
+same request, through pgbench (one client, per-transaction latencies logged): the page query (LIMIT
+20, its total by `count(*) OVER ()`) of `paginate`, compiled from `service.staff_query` with literal
+values, the jurisdiction clause included; one script per category, picked at random, for the first
+scenario. pgbench's simple protocol parses and plans each statement; the API's prepared statements
+are still planned for their values. The API's extra work (HTTP, the token and its session, the
+caller's identity (cached by the process), serialization) is the overhead the issue's target bounds:
+the API's p50 within 2x of the raw queries'.
 """
 
 from __future__ import annotations
