@@ -9,7 +9,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from geoalchemy2 import Geography, WKTElement
-from sqlalchemy import Float, Integer, Select, delete, exists, func, insert, select
+from sqlalchemy import Float, Integer, Select, Text, delete, exists, func, insert, select
 from sqlalchemy.dialects.postgresql import Range
 from sqlalchemy.orm import Session
 
@@ -197,9 +197,10 @@ def nearby(
     amenities: Iterable[str] = (),
     open_now: bool = False,
     at: dt.datetime | None = None,
+    columns: Sequence | None = None,
 ) -> list:
     """Active stations within `radius_m` of a WGS-84 point, nearest first (true metres), with
-    `distance_m` and `open_now`.
+    `distance_m` and `open_now`; each row holds the Station, or `columns` (`listing_columns()`).
 
     Two plans, chosen here rather than by the planner (which, given a radius and an amenity
     filter, prefers scanning everything in the radius and sorting: tens of ms where stations
@@ -221,7 +222,7 @@ def nearby(
     if open_now:
         conditions.append(is_open)
     distance = func.ST_Distance(Station.geog, here)
-    columns = (Station, distance.label("distance_m"), is_open.label("open_now"))
+    selected = (*(columns or (Station,)), distance.label("distance_m"), is_open.label("open_now"))
 
     knn = Station.geog.op("<->", return_type=Float)(here)
     nearest = (
@@ -235,7 +236,7 @@ def nearby(
         select(func.count(), func.max(nearest.c.knn)).select_from(nearest)
     ).one()
     fast = session.execute(
-        select(*columns)
+        select(*selected)
         .join(nearest, nearest.c.id == Station.id)
         .where(distance <= radius_m, *conditions)
         .order_by(distance, Station.id)
@@ -253,7 +254,7 @@ def nearby(
     ):
         return fast
     return session.execute(
-        select(*columns)
+        select(*selected)
         .where(Station.status == "active", func.ST_DWithin(Station.geog, here, radius_m))
         .where(*conditions)
         .order_by(distance, Station.id)
@@ -269,14 +270,43 @@ def in_jurisdiction(actor: User, area_id: uuid.UUID | None) -> Select:
     return query.order_by(Station.name, Station.id)
 
 
+def listing_columns() -> list:
+    """The columns of a station as StationSchema names them, for answers written without ORM
+    objects or marshmallow (app/core/fastjson.py): ids as text, the JSONB documents as their
+    JSON text, the position as two numbers (WGS-84; no WKB decoded, no shapely per row).
+    `open_now` and `distance_m` are the query's."""
+    return [
+        Station.id.cast(Text).label("id"),
+        Station.external_ref,
+        Station.type,
+        Station.name,
+        Station.address,
+        func.ST_X(Station.geom).label("lon"),
+        func.ST_Y(Station.geom).label("lat"),
+        Station.team_id.cast(Text).label("team_id"),
+        Station.operator,
+        Station.phone,
+        Station.amenities,
+        Station.opening_hours.cast(Text).label("opening_hours"),
+        Station.hours_exceptions.cast(Text).label("hours_exceptions"),
+        Station.capacity,
+        Station.status,
+        Station.last_verified_at,
+        Station.generated,
+        Station.subdistrict_id.cast(Text).label("subdistrict_id"),
+        Station.community_id.cast(Text).label("community_id"),
+    ]
+
+
 def in_bbox(
     bbox: tuple[float, float, float, float] | None,
     types: Iterable[str] = (),
     at: dt.datetime | None = None,
+    columns: Sequence | None = None,
 ) -> Select:
     """Active stations inside a WGS-84 bbox (min lon, min lat, max lon, max lat), for the map,
-    with `open_now`; ordered by name for stable pages."""
-    query = select(Station, open_at(at or _now()).label("open_now"))
+    with `open_now`; ordered by name for stable pages. Rows hold the Station, or `columns`."""
+    query = select(*(columns or (Station,)), open_at(at or _now()).label("open_now"))
     query = query.where(Station.status == "active").order_by(Station.name, Station.id)
     if bbox is not None:
         query = query.where(Station.geom.intersects(func.ST_MakeEnvelope(*bbox, 4326)))
