@@ -103,9 +103,14 @@ def _geojson_page_sql() -> str:
     )
 
 
-def geojson_page(session: Session, page: Select) -> bytes:
-    """The FeatureCollection of `page` (a query of `service.listing_columns()` with `open_now`,
-    limited to one page), positions in WGS-84, written whole by PostgreSQL: one statement and
-    one value back, nothing per row in Python."""
-    document = select(literal_column(_geojson_page_sql())).select_from(page.subquery("p"))
-    return session.scalar(document).encode()
+@cache
+def _geojson_document(page: Select) -> Select:
+    return select(literal_column(_geojson_page_sql())).select_from(page.subquery("p"))
+
+
+def geojson_page(session: Session, page: Select, values: dict[str, Any]) -> bytes:
+    """The FeatureCollection of `page` (a statement of `service.listing_columns()` with
+    `open_now`, limited to one page, built once: `service.map_page_statement`) for `values`,
+    positions in WGS-84, written whole by PostgreSQL: one statement and one value back, nothing
+    per row in Python."""
+    return session.scalar(_geojson_document(page), values).encode()

@@ -126,17 +126,17 @@ class Stations(MethodView):
                 *to_wgs84(west, south, args["coord_system"]),
                 *to_wgs84(east, north, args["coord_system"]),
             )
-        query = service.in_bbox(bbox, args["type"], columns=service.listing_columns())
         if _wants_geojson():
             # A FeatureCollection carries no total: the page alone, one statement, no count;
             # in WGS-84 (the map's usual ask) PostgreSQL writes it whole.
-            size = page["page_size"]
-            query = query.limit(size).offset((page["page"] - 1) * size)
+            statement = service.map_page_statement(bbox is not None, bool(args["type"]))
+            values = service.map_page_values(bbox, args["type"], **page)
             if args["crs"] == CoordSystem.WGS84:
-                body = answers.geojson_page(db.session, query)
+                body = answers.geojson_page(db.session, statement, values)
                 return fastjson.answer(body, mimetype=GEOJSON)
-            rows = db.session.execute(query).mappings()
+            rows = db.session.execute(statement, values).mappings()
             return _answer([answers.item(row, args["crs"]) for row in rows])
+        query = service.in_bbox(bbox, args["type"], columns=service.listing_columns())
         result = paginate(db.session, query, scalars=False, **page)
         items = [answers.item(row, args["crs"]) for row in result.pop("items")]
         return _answer(items, result)
