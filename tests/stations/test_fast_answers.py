@@ -14,14 +14,16 @@ from geoalchemy2.shape import to_shape
 from app.stations.models import Station
 from app.stations.schemas import StationSchema
 from geo.crs import from_wgs84
-from tests.stations.test_routes import HERE, east_of, new_station  # noqa: F401 - a fixture
+
+# new_station is a fixture of the route tests, used here as it is there.
+from tests.stations.test_routes import HERE, east_of, new_station  # noqa: F401
 
 BBOX = f"{HERE[0] - 0.01},{HERE[1] - 0.01},{HERE[0] + 0.01},{HERE[1] + 0.01}"
 GEOJSON = {"Accept": "application/geo+json"}
 
 
 @pytest.fixture
-def stations(session, new_station):  # noqa: F811 - the fixture imported above
+def stations(session, new_station):  # noqa: F811
     """Three stations whose fields take every kind of value: nulls and not, Chinese text,
     exceptions, a verification time with microseconds, a station closed for a day."""
     made = [
@@ -161,3 +163,33 @@ def test_the_geojson_page_follows_page_and_page_size(client, stations):
         "/api/v1/stations", query_string={"bbox": BBOX, "page_size": 100}
     ).get_json()["items"]
     assert names(1) + names(2) == [item["name"] for item in listed][:4]
+
+
+@pytest.mark.parametrize("crs", ["wgs84", "bd09"])
+def test_the_geojson_map_filters_by_type_and_lists_without_a_bbox(client, stations, crs):
+    def listed(**query):
+        collection = client.get(
+            "/api/v1/stations", query_string={"crs": crs, **query}, headers=GEOJSON
+        ).get_json()
+        return {f["id"]: f["properties"]["type"] for f in collection["features"]}
+
+    posts = listed(bbox=BBOX, type="volunteer_post", page_size=100)
+    assert stations[1] in posts and set(posts.values()) == {"volunteer_post"}
+    both = listed(bbox=BBOX, type=["volunteer_post", "rider_station"], page_size=100)
+    assert set(stations) <= set(both)
+    assert set(both.values()) <= {"volunteer_post", "rider_station"}
+    assert listed(page_size=100)  # no bbox: the whole map, by name
+
+
+def test_a_coordinate_is_rounded_as_python_rounds_it(client, new_station):  # noqa: F811
+    """PostgreSQL writes the WGS-84 page's positions; they round as round(x, 7) does, also
+    where a float8 -> numeric cast (15 digits) would round the other way."""
+    at = (116.46040125000001, 39.90750004999999)
+    made = new_station("rounding", at)
+    bbox = f"{at[0] - 0.001},{at[1] - 0.001},{at[0] + 0.001},{at[1] + 0.001}"
+    collection = client.get(
+        "/api/v1/stations", query_string={"bbox": bbox}, headers=GEOJSON
+    ).get_json()
+    feature = next(f for f in collection["features"] if f["id"] == made["id"])
+    assert feature["geometry"]["coordinates"] == [round(at[0], 7), round(at[1], 7)]
+    assert made["lon"] == round(at[0], 7) and made["lat"] == round(at[1], 7)
