@@ -18,17 +18,25 @@ from geo.crs import from_wgs84
 _JSON_TEXT = ("opening_hours", "hours_exceptions")
 
 
+@cache
+def _fields() -> tuple[str, ...]:
+    from app.stations.schemas import StationSchema
+
+    return tuple(StationSchema._declared_fields)
+
+
 def item(row: Mapping[str, Any], crs: str) -> dict[str, Any]:
-    """A listing row as StationSchema dumps it, with its position in `crs` (7 decimals, about
-    1 cm) and `distance_m` (0.1 m) when the row has one."""
-    values = dict(row)
+    """A listing row as StationSchema dumps it, in its order and with its fields only (a column
+    the query adds for itself, such as a page's total, stays out), its position in `crs` (7
+    decimals, about 1 cm) and `distance_m` (0.1 m) when the row has one."""
+    values = {name: row.get(name) for name in _fields()}
     lon, lat = from_wgs84(values["lon"], values["lat"], crs)
     values["lon"], values["lat"] = round(lon, 7), round(lat, 7)
     for name in _JSON_TEXT:
         if values[name] is not None:
             values[name] = raw(values[name])
-    distance = values.get("distance_m")
-    values["distance_m"] = None if distance is None else round(distance, 1)
+    if values["distance_m"] is not None:
+        values["distance_m"] = round(values["distance_m"], 1)
     return values
 
 

@@ -116,15 +116,18 @@ def _staff_item(tip: Tip, crs: str) -> dict[str, Any]:
 
 
 def _listed_item(row, crs: str) -> dict[str, Any]:
-    """A row of `service.listing_columns()` as TipSchema dumps it, its location in `crs`."""
-    item = dict(row)
-    lon, lat, accuracy_m = item.pop("lon"), item.pop("lat"), item.pop("accuracy_m")
-    location = None
+    """A row of `service.listing_columns()` as TipSchema dumps it (its fields only, in its
+    order), its location in `crs`."""
+    item = {name: row.get(name) for name in _TIP_FIELDS}
+    lon = row["lon"]
     if lon is not None:
-        lon, lat = from_wgs84(lon, lat, crs)
-        location = {"lon": round(lon, 7), "lat": round(lat, 7), "accuracy_m": accuracy_m}
-    item["location"] = location
+        lon, lat = from_wgs84(lon, row["lat"], crs)
+        accuracy_m = row["accuracy_m"]
+        item["location"] = {"lon": round(lon, 7), "lat": round(lat, 7), "accuracy_m": accuracy_m}
     return item
+
+
+_TIP_FIELDS = tuple(s.TipSchema._declared_fields)
 
 
 def _etag(tip: Tip) -> str:
