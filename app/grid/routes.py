@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import json
 from typing import Any
 
-from flask import current_app, request
+from flask import current_app
 from flask.views import MethodView
 
+from app.core import fastjson
 from app.core.auth import GRID_STAFF, POLICE_LIAISON, current_user
 from app.core.blueprint import Blueprint
 from app.core.caching import public_data, staff_aggregate
@@ -37,11 +36,12 @@ def _conditional(document: dict[str, Any], *, mimetype: str = GEOJSON, public: b
     """The answer with an ETag of its content: a client sending it back as If-None-Match gets
     304 Not Modified without the body (the aggregates are computed either way; the answer
     on a phone's connection is what is saved)."""
-    body = json.dumps(document, ensure_ascii=False, default=str).encode()
-    response = current_app.response_class(body, mimetype=mimetype)
-    response.set_etag(hashlib.sha256(body).hexdigest()[:32])
-    response.headers["Cache-Control"] = "public, max-age=300" if public else "private, no-cache"
-    return response.make_conditional(request)
+    return fastjson.answer(
+        fastjson.dumps(document, datetime_as_str=True),
+        mimetype=mimetype,
+        content_etag=True,
+        headers={"Cache-Control": "public, max-age=300" if public else "private, no-cache"},
+    )
 
 
 def _features(kind: str, rows: list[dict], crs: str, keep: tuple[str, ...]) -> dict[str, Any]:

@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict
 
 from flask import Response, current_app, request
 from flask.views import MethodView
 from geoalchemy2.shape import to_shape
-from shapely.geometry import Point
 
+from app.core import fastjson
 from app.core.auth import GRID_STAFF, current_user
 from app.core.blueprint import Blueprint
 from app.core.caching import public_data
 from app.core.errors import Unprocessable
 from app.core.pagination import PageArgsSchema, page_of, paginate
 from app.extensions import db, limiter
-from app.stations import service, transfer
+from app.stations import answers, service, transfer
 from app.stations.models import Station
 from app.stations.schemas import (
     BboxArgsSchema,
@@ -39,11 +38,10 @@ from app.stations.schemas import (
     VisitsSummarySchema,
 )
 from geo.crs import CoordSystem, from_wgs84, to_wgs84
-from geo.geojson import feature, feature_collection
 
 blp = Blueprint("stations", __name__, url_prefix="/api/v1/stations", description="Service stations")
 
-GEOJSON = "application/geo+json"
+GEOJSON = fastjson.GEOJSON
 
 
 def _wants_geojson() -> bool:
@@ -54,27 +52,27 @@ def _wants_geojson() -> bool:
 _ATTRIBUTES = [name for name in StationSchema._declared_fields if hasattr(Station, name)]
 
 
-def _item(station, crs: str, open_now: bool | None = None, distance_m: float | None = None) -> dict:
-    """A station's values for StationSchema, with its position in `crs`."""
+def _item(station, crs: str) -> dict:
+    """A station's values for StationSchema, with its position in `crs` (one station read or
+    written; the lists answer through app/stations/answers.py)."""
     point = to_shape(station.geom)
     lon, lat = from_wgs84(point.x, point.y, crs)
     item = {name: getattr(station, name) for name in _ATTRIBUTES}
     item.update(
         lon=round(lon, 7),
         lat=round(lat, 7),
-        open_now=open_now,
-        distance_m=None if distance_m is None else round(distance_m, 1),
+        open_now=None,
+        distance_m=None,
     )
     return item
 
 
-def _as_geojson(items: list[dict]) -> Response:
-    features = []
-    for item in items:
-        properties = StationSchema().dump(item)
-        position = Point(properties.pop("lon"), properties.pop("lat"))
-        features.append(feature(position, properties, properties["id"]))
-    return Response(json.dumps(feature_collection(features)), mimetype=GEOJSON)
+def _answer(items: list[dict], page: dict | None = None) -> Response:
+    """Listing items as JSON (`{"items": ...}`, with `page`'s members), or as GeoJSON when asked
+    for; serialised by orjson (app/stations/answers.py), StationSchema's shape."""
+    if _wants_geojson():
+        return fastjson.answer(answers.feature_collection(items), mimetype=GEOJSON)
+    return fastjson.answer({**(page or {}), "items": items})
 
 
 @blp.route("/nearby")
@@ -107,9 +105,9 @@ class Nearby(MethodView):
             types=args["type"],
             amenities=args["amenity"],
             open_now=args["open_now"],
+            columns=service.listing_columns(),
         )
-        items = [_item(row.Station, args["crs"], row.open_now, row.distance_m) for row in rows]
-        return _as_geojson(items) if _wants_geojson() else {"items": items}
+        return _answer([answers.item(row._mapping, args["crs"]) for row in rows])
 
 
 @blp.route("")
@@ -128,9 +126,20 @@ class Stations(MethodView):
                 *to_wgs84(west, south, args["coord_system"]),
                 *to_wgs84(east, north, args["coord_system"]),
             )
-        result = paginate(db.session, service.in_bbox(bbox, args["type"]), scalars=False, **page)
-        result["items"] = [_item(r["Station"], args["crs"], r["open_now"]) for r in result["items"]]
-        return _as_geojson(result["items"]) if _wants_geojson() else result
+        if _wants_geojson():
+            # A FeatureCollection carries no total: the page alone, one statement, no count;
+            # in WGS-84 (the map's usual ask) PostgreSQL writes it whole.
+            statement = service.map_page_statement(bbox is not None, bool(args["type"]))
+            values = service.map_page_values(bbox, args["type"], **page)
+            if args["crs"] == CoordSystem.WGS84:
+                body = answers.geojson_page(db.session, statement, values)
+                return fastjson.answer(body, mimetype=GEOJSON)
+            rows = db.session.execute(statement, values).mappings()
+            return _answer([answers.item(row, args["crs"]) for row in rows])
+        query = service.in_bbox(bbox, args["type"], columns=service.listing_columns())
+        result = paginate(db.session, query, scalars=False, **page)
+        items = [answers.item(row, args["crs"]) for row in result.pop("items")]
+        return _answer(items, result)
 
     @blp.role_required(GRID_STAFF)
     @blp.arguments(StationCreateSchema)

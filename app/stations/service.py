@@ -6,12 +6,26 @@ import datetime as dt
 import secrets
 import uuid
 from collections.abc import Iterable, Sequence
+from functools import cache
 from typing import Any
 
 from geoalchemy2 import Geography, WKTElement
-from sqlalchemy import Float, Integer, Select, delete, exists, func, insert, select
+from sqlalchemy import (
+    DateTime,
+    Float,
+    Integer,
+    Select,
+    Text,
+    bindparam,
+    delete,
+    exists,
+    func,
+    insert,
+    select,
+)
 from sqlalchemy.dialects.postgresql import Range
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import BindParameter
 
 from app.areas.service import AreaPath, resolve_path, resolve_paths
 from app.auth.jurisdiction import jurisdiction_of, path_columns, require_inside, within_area
@@ -197,9 +211,10 @@ def nearby(
     amenities: Iterable[str] = (),
     open_now: bool = False,
     at: dt.datetime | None = None,
+    columns: Sequence | None = None,
 ) -> list:
     """Active stations within `radius_m` of a WGS-84 point, nearest first (true metres), with
-    `distance_m` and `open_now`.
+    `distance_m` and `open_now`; each row holds the Station, or `columns` (`listing_columns()`).
 
     Two plans, chosen here rather than by the planner (which, given a radius and an amenity
     filter, prefers scanning everything in the radius and sorting: tens of ms where stations
@@ -221,7 +236,7 @@ def nearby(
     if open_now:
         conditions.append(is_open)
     distance = func.ST_Distance(Station.geog, here)
-    columns = (Station, distance.label("distance_m"), is_open.label("open_now"))
+    selected = (*(columns or (Station,)), distance.label("distance_m"), is_open.label("open_now"))
 
     knn = Station.geog.op("<->", return_type=Float)(here)
     nearest = (
@@ -235,7 +250,7 @@ def nearby(
         select(func.count(), func.max(nearest.c.knn)).select_from(nearest)
     ).one()
     fast = session.execute(
-        select(*columns)
+        select(*selected)
         .join(nearest, nearest.c.id == Station.id)
         .where(distance <= radius_m, *conditions)
         .order_by(distance, Station.id)
@@ -253,7 +268,7 @@ def nearby(
     ):
         return fast
     return session.execute(
-        select(*columns)
+        select(*selected)
         .where(Station.status == "active", func.ST_DWithin(Station.geog, here, radius_m))
         .where(*conditions)
         .order_by(distance, Station.id)
@@ -269,21 +284,88 @@ def in_jurisdiction(actor: User, area_id: uuid.UUID | None) -> Select:
     return query.order_by(Station.name, Station.id)
 
 
+def listing_columns() -> list:
+    """The columns of a station as StationSchema names them, for answers written without ORM
+    objects or marshmallow (app/core/fastjson.py): ids as text, the JSONB documents as their
+    JSON text, the position as two numbers (WGS-84; no WKB decoded, no shapely per row).
+    `open_now` and `distance_m` are the query's."""
+    return [
+        Station.id.cast(Text).label("id"),
+        Station.external_ref,
+        Station.type,
+        Station.name,
+        Station.address,
+        func.ST_X(Station.geom).label("lon"),
+        func.ST_Y(Station.geom).label("lat"),
+        Station.team_id.cast(Text).label("team_id"),
+        Station.operator,
+        Station.phone,
+        Station.amenities,
+        Station.opening_hours.cast(Text).label("opening_hours"),
+        Station.hours_exceptions.cast(Text).label("hours_exceptions"),
+        Station.capacity,
+        Station.status,
+        Station.last_verified_at,
+        Station.generated,
+        Station.subdistrict_id.cast(Text).label("subdistrict_id"),
+        Station.community_id.cast(Text).label("community_id"),
+    ]
+
+
 def in_bbox(
-    bbox: tuple[float, float, float, float] | None,
-    types: Iterable[str] = (),
-    at: dt.datetime | None = None,
+    bbox: tuple[Any, Any, Any, Any] | None,
+    types: Iterable[str] | BindParameter = (),
+    at: dt.datetime | BindParameter | None = None,
+    columns: Sequence | None = None,
 ) -> Select:
     """Active stations inside a WGS-84 bbox (min lon, min lat, max lon, max lat), for the map,
-    with `open_now`; ordered by name for stable pages."""
-    query = select(Station, open_at(at or _now()).label("open_now"))
+    with `open_now`; ordered by name for stable pages. Rows hold the Station, or `columns`.
+    Values may be bound parameters (`map_page_statement`)."""
+    is_open = open_at(_now() if at is None else at).label("open_now")
+    query = select(*(columns or (Station,)), is_open)
     query = query.where(Station.status == "active").order_by(Station.name, Station.id)
     if bbox is not None:
         query = query.where(Station.geom.intersects(func.ST_MakeEnvelope(*bbox, 4326)))
-    types = list(types)
-    if types:
+    if not isinstance(types, BindParameter):
+        types = list(types)
+    if isinstance(types, BindParameter) or types:
         query = query.where(Station.type.in_(types))
     return query
+
+
+_BBOX = ("west", "south", "east", "north")
+
+
+@cache
+def map_page_statement(with_bbox: bool, with_types: bool) -> Select:
+    """One page of `in_bbox` in `listing_columns()`, built once per kind and executed with
+    `map_page_values`: the hot map listing builds (and keys for SQLAlchemy's compiled cache) no
+    SQL expression per request."""
+    bbox = tuple(bindparam(name, type_=Float) for name in _BBOX) if with_bbox else None
+    types = bindparam("types", expanding=True) if with_types else ()
+    at = bindparam("at", type_=DateTime(timezone=True))
+    query = in_bbox(bbox, types, at, columns=listing_columns())
+    return query.limit(bindparam("limit", type_=Integer)).offset(bindparam("offset", type_=Integer))
+
+
+def map_page_values(
+    bbox: tuple[float, float, float, float] | None,
+    types: Sequence[str],
+    page: int,
+    page_size: int,
+    at: dt.datetime | None = None,
+) -> dict[str, Any]:
+    """The values of `map_page_statement(bbox is not None, bool(types))` for one page."""
+    values: dict[str, Any] = {
+        "at": at or _now(),
+        "limit": page_size,
+        "offset": (page - 1) * page_size,
+    }
+    if bbox is not None:
+        values.update(zip(_BBOX, bbox, strict=True))
+    if types:
+        values["types"] = list(types)
+    return values
 
 
 ROLL_BATCH = 1000

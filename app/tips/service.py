@@ -13,7 +13,7 @@ from typing import Any
 
 from flask import current_app
 from geoalchemy2 import WKTElement
-from sqlalchemy import Select, and_, func, or_, select, update
+from sqlalchemy import Select, Text, and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from app.areas.models import Area, AreaLevel
@@ -248,9 +248,42 @@ def nearby_open(
 # -- reading -------------------------------------------------------------------------------------
 
 
-def staff_query(actor: User, filters: Mapping[str, Any]) -> Select:
-    """Tips inside the actor's jurisdiction matching the list filters, newest first (stable)."""
-    query = select(Tip).where(jurisdiction_of(actor).clause(path_columns(Tip)))
+def listing_columns() -> list:
+    """The columns of a tip as TipSchema names them, for the staff list written without ORM
+    objects or marshmallow (app/core/fastjson.py): ids as text, the position as two numbers
+    (WGS-84, None without one; no WKB decoded, no shapely per row)."""
+    return [
+        Tip.id.cast(Text).label("id"),
+        Tip.code,
+        Tip.category_code.label("category"),
+        Tip.description,
+        Tip.address_text,
+        func.ST_X(Tip.geom).label("lon"),
+        func.ST_Y(Tip.geom).label("lat"),
+        Tip.accuracy_m,
+        Tip.occurred_at,
+        Tip.status,
+        Tip.priority,
+        Tip.anonymous,
+        Tip.assignee_id.cast(Text).label("assignee_id"),
+        Tip.merged_into_id.cast(Text).label("merged_into_id"),
+        Tip.outside_areas,
+        Tip.district_id.cast(Text).label("district_id"),
+        Tip.subdistrict_id.cast(Text).label("subdistrict_id"),
+        Tip.community_id.cast(Text).label("community_id"),
+        Tip.grid_cell_id.cast(Text).label("grid_cell_id"),
+        Tip.created_at,
+        Tip.status_changed_at,
+        Tip.public_summary,
+        Tip.public_summary_at,
+        Tip.version,
+    ]
+
+
+def staff_query(actor: User, filters: Mapping[str, Any], columns: Sequence | None = None) -> Select:
+    """Tips inside the actor's jurisdiction matching the list filters, newest first (stable);
+    rows hold the Tip, or `columns` (`listing_columns()`)."""
+    query = select(*(columns or (Tip,))).where(jurisdiction_of(actor).clause(path_columns(Tip)))
     if filters.get("status"):
         query = query.where(Tip.status.in_(filters["status"]))
     if filters.get("category"):
