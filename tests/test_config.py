@@ -31,7 +31,12 @@ def test_development_defaults_start(env):
     config = Config.from_env()
     assert config.ENV == "development"
     assert config.SQLALCHEMY_DATABASE_URI == URL
-    assert config.SQLALCHEMY_ENGINE_OPTIONS["pool_pre_ping"] is True
+    # No ping per checkout: a round trip on every request (app/core/db.py, tests/
+    # test_round_trips.py); dropped connections are handled when they fail.
+    assert config.SQLALCHEMY_ENGINE_OPTIONS["pool_pre_ping"] is False
+    assert "plan_cache_mode=force_custom_plan" in (
+        config.SQLALCHEMY_ENGINE_OPTIONS["connect_args"]["options"]
+    )
 
 
 @pytest.mark.parametrize(

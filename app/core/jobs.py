@@ -89,6 +89,7 @@ def defer(
 RECONNECT_FIRST_S = 0.5
 RECONNECT_MAX_S = 8.0
 HEALTHY_AFTER_S = 60.0
+STOP_GRACE_S = 5.0
 # A job whose worker died this many times is not retried again: it failed.
 STALLED_MAX_ATTEMPTS = 5
 
@@ -216,6 +217,41 @@ async def _run_until_stopped(
                 loop.remove_signal_handler(signum)
 
 
+async def _run_or_cut_short(worker: procrastinate.worker.Worker, stopping: asyncio.Event) -> None:
+    """Run `worker` until it stops. A worker that stops by itself (procrastinate stops it when
+    a side task fails: its LISTEN connection lost with the database) sometimes never finishes
+    stopping while the database restarts (seen in tests/ops/test_faults.py: the loop idle,
+    no job running, for minutes); past STOP_GRACE_S it is cut short, and the caller starts a
+    new one on a new pool. A stop we asked for (SIGTERM) is never cut: its jobs finish."""
+    stopped_itself = asyncio.Event()
+    stop = worker.stop
+
+    def stop_requested() -> None:
+        if not stopping.is_set():
+            stopped_itself.set()
+        stop()
+
+    worker.stop = stop_requested  # type: ignore[method-assign]
+    run = asyncio.create_task(worker.run())
+    asked = asyncio.create_task(stopped_itself.wait())
+    try:
+        await asyncio.wait({run, asked}, return_when=asyncio.FIRST_COMPLETED)
+        if not run.done():
+            await asyncio.wait({run}, timeout=STOP_GRACE_S)
+        for _ in range(2):  # procrastinate's run() shields its loop: the second cancel reaches it
+            if not run.done():
+                run.cancel()
+                await asyncio.wait({run}, timeout=1)
+        if not run.done() or run.cancelled():
+            # Left behind if still stuck (its pool is closed by the caller); never awaited.
+            raise _WorkerStopped(f"the worker did not finish stopping in {STOP_GRACE_S} s")
+        await run
+    finally:
+        asked.cancel()
+        if not run.done():
+            run.cancel()
+
+
 async def _run_once(
     conninfo: str,
     connect_kwargs: dict[str, Any],
@@ -244,7 +280,7 @@ async def _run_once(
                 _retry_stalled_jobs_every(options["stalled_worker_timeout"])
             )
             try:
-                await worker.run()
+                await _run_or_cut_short(worker, stopping)
             finally:
                 running.remove(worker)
                 checking.cancel()

@@ -23,7 +23,6 @@ import datetime as dt
 import decimal
 import hashlib
 import io
-import json
 import math
 import os
 import re
@@ -34,6 +33,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 from zoneinfo import ZoneInfo
+
+import orjson
 
 from app.core import private_files
 
@@ -246,28 +247,32 @@ class _CsvSink:
 
 
 class _GeoJsonSink:
+    """Features written by orjson straight to UTF-8 bytes (a third of the pass's time went to
+    the standard encoder; bench_clue_batch). The same JSON as the standard encoder with
+    `ensure_ascii=False, separators=(",", ":")`, byte for byte but for exponents (1e-7, not
+    1e-07; never for coordinates, rounded to 7 decimals): the values are checked before
+    (finite numbers, plain types), so nothing depends on orjson's choices for NaN or types."""
+
     def __init__(self, out: BinaryIO) -> None:
         self.out = out
-        self.encode = json.JSONEncoder(
-            ensure_ascii=False, allow_nan=False, separators=(",", ":")
-        ).encode
-        self.parts = ['{"type":"FeatureCollection","features":[']
+        self.parts = [b'{"type":"FeatureCollection","features":[']
         self.size = 0
-        self.separator = "\n"
+        self.separator = b"\n"
 
     def add(self, values: list) -> None:
-        text = self.encode(_feature(values))
-        self.parts.append(self.separator + text)
-        self.separator = ",\n"
-        self.size += len(text)
+        data = orjson.dumps(_feature(values))
+        self.parts.append(self.separator)
+        self.parts.append(data)
+        self.separator = b",\n"
+        self.size += len(data)
         if self.size >= _FLUSH_CHARS:
-            self.out.write("".join(self.parts).encode("utf-8"))
+            self.out.write(b"".join(self.parts))
             self.parts.clear()
             self.size = 0
 
     def close(self) -> None:
-        self.parts.append("\n]}\n")
-        self.out.write("".join(self.parts).encode("utf-8"))
+        self.parts.append(b"\n]}\n")
+        self.out.write(b"".join(self.parts))
 
 
 def _write(rows: Iterable[dict], sinks: list) -> int:
