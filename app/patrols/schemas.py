@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from marshmallow import Schema, ValidationError, fields, pre_load, validate, validates_schema
 
 from app.areas.schemas import COORD_SYSTEMS
-from app.core.fields import CLOCK_SKEW, HORIZON, BoundedDateTime
+from app.core.fields import CLOCK_SKEW, HORIZON, BoundedDateTime, UnjudgedObject
 from app.patrols.models import PATROL_KINDS, PATROL_STATUSES, SCAN_METHODS
 from app.patrols.schedule import DAYS
 from app.stations.schemas import BboxField
@@ -137,7 +137,7 @@ class CheckInBatchSchema(Schema):
     Items are checked one by one by the service, so one bad item is rejected alone."""
 
     items = fields.List(
-        fields.Dict(),
+        UnjudgedObject(CheckInItemSchema),
         required=True,
         validate=validate.Length(1, MAX_BATCH),
         metadata={"description": "CheckInItem objects, up to 500"},

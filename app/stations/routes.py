@@ -28,6 +28,7 @@ from app.stations.schemas import (
     NearbyArgsSchema,
     PeriodArgsSchema,
     StationCreateSchema,
+    StationImportSchema,
     StationListSchema,
     StationSchema,
     StationStatsSchema,
@@ -146,6 +147,7 @@ class Stations(MethodView):
 @blp.route("/import")
 class Import(MethodView):
     @blp.role_required(GRID_STAFF)
+    @blp.multipart_body(StationImportSchema)
     @blp.arguments(ImportFileSchema, location="files")
     @blp.arguments(ImportFormSchema, location="form")
     @blp.response(200, ImportReportSchema)

@@ -209,6 +209,10 @@ class ImportFileSchema(Schema):
     file = Upload(required=True, metadata={"description": ".csv or .geojson / .json"})
 
 
+class StationImportSchema(ImportFileSchema, ImportFormSchema):
+    """The multipart body, as documented: the file and the form fields."""
+
+
 class ImportErrorSchema(Schema):
     row = fields.Integer(metadata={"description": "CSV line number, or GeoJSON feature index"})
     detail = fields.String()
