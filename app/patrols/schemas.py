@@ -335,8 +335,3 @@ class GapsArgsSchema(Schema):
     cells = fields.String(load_default="admin", validate=validate.OneOf(["admin", "hex"]))
     resolution = fields.Integer(load_default=9, validate=validate.Range(5, 9))
     crs = fields.String(load_default="wgs84", validate=validate.OneOf(COORD_SYSTEMS))
-
-
-class FeatureCollectionSchema(Schema):
-    type = fields.String(metadata={"enum": ["FeatureCollection"]})
-    features = fields.List(fields.Dict())

@@ -28,6 +28,7 @@ from app.stations.schemas import (
     NearbyArgsSchema,
     PeriodArgsSchema,
     StationCreateSchema,
+    StationFeatureCollectionSchema,
     StationImportSchema,
     StationListSchema,
     StationSchema,
@@ -86,6 +87,7 @@ class Nearby(MethodView):
     @blp.response(200, StationListSchema)
     @blp.alt_response(
         200,
+        schema=StationFeatureCollectionSchema,
         description="The same as a GeoJSON FeatureCollection",
         content_type=GEOJSON,
         success=True,

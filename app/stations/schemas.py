@@ -7,6 +7,7 @@ from marshmallow import Schema, ValidationError, fields, post_load, validate
 
 from app.areas.schemas import COORD_SYSTEMS
 from app.core.fields import HORIZON, BoundedDate
+from app.core.geojson import GeoJSONPointSchema, feature_collection_of
 from app.core.pagination import page_of
 from app.stations.models import AMENITIES, STATION_TYPES, STATUSES
 from geo.crs import to_wgs84
@@ -228,3 +229,15 @@ class ImportReportSchema(Schema):
 class ExportArgsSchema(Schema):
     format = fields.String(load_default="csv", validate=validate.OneOf(["csv", "geojson"]))
     area_id = fields.UUID()
+
+
+class StationPropertiesSchema(StationSchema):
+    """A station as a GeoJSON Feature's properties: its position is the geometry."""
+
+    class Meta:
+        exclude = ("lon", "lat")
+
+
+StationFeatureCollectionSchema = feature_collection_of(
+    "Station", GeoJSONPointSchema, StationPropertiesSchema
+)
