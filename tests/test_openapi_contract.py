@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib
-import json
 import io
+import json
 import subprocess
 import sys
 import uuid

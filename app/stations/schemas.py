@@ -214,7 +214,7 @@ class StationImportSchema(ImportFileSchema, ImportFormSchema):
     """The multipart body, as documented: the file and the form fields."""
 
 
-class ImportErrorSchema(Schema):
+class ImportRowErrorSchema(Schema):
     row = fields.Integer(metadata={"description": "CSV line number, or GeoJSON feature index"})
     detail = fields.String()
 
@@ -222,7 +222,7 @@ class ImportErrorSchema(Schema):
 class ImportReportSchema(Schema):
     created = fields.Integer()
     updated = fields.Integer()
-    errors = fields.List(fields.Nested(ImportErrorSchema))
+    errors = fields.List(fields.Nested(ImportRowErrorSchema))
     dry_run = fields.Boolean()
 
 
