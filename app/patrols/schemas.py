@@ -70,12 +70,13 @@ class TrackArgsSchema(Schema):
 
 
 class PatrolSchema(Schema):
-    id = fields.UUID()
-    volunteer_id = fields.UUID()
-    kind = fields.String(metadata={"enum": list(PATROL_KINDS)})
+    # Always present in an answer: required, so that clients need not test for them.
+    id = fields.UUID(required=True)
+    volunteer_id = fields.UUID(required=True)
+    kind = fields.String(required=True, metadata={"enum": list(PATROL_KINDS)})
     team_id = fields.UUID(allow_none=True)
-    status = fields.String(metadata={"enum": list(PATROL_STATUSES)})
-    started_at = fields.DateTime()
+    status = fields.String(required=True, metadata={"enum": list(PATROL_STATUSES)})
+    started_at = fields.DateTime(required=True)
     ended_at = fields.DateTime(allow_none=True)
     end_reason = fields.String(
         allow_none=True, metadata={"description": "ended (by you) or idle (no fix for hours)"}
