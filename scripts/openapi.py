@@ -8,7 +8,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from app import create_app  # noqa: E402 - after the project root is on the path
+from app import create_app
 
 if __name__ == "__main__":
     app = create_app()
