@@ -7,7 +7,7 @@ VENV := .venv
 PORT ?= 5000
 FLASK := $(VENV)/bin/flask --app wsgi
 
-.PHONY: run test lint format bench db db-stop db-status venv venv-dev clean-db
+.PHONY: run test lint format bench db db-stop db-status venv venv-dev clean-db clients
 
 # --- Python environment ---------------------------------------------------------------------
 $(VENV)/.runtime-installed: requirements.txt
@@ -76,3 +76,16 @@ format: venv-dev
 
 bench: venv-dev db
 	$(VENV)/bin/python bench/run.py $(BENCH_ARGS)
+
+# --- Clients (node only here: `make run` and `make test` never need it) ----------------------
+# TypeScript types for app teams from the OpenAPI document, and a type-check of the example app.
+clients: venv
+	@command -v node >/dev/null && command -v npm >/dev/null || { \
+		echo "make clients needs node and npm: installing them from Debian (apt-get install -y nodejs npm)"; \
+		apt-get update -qq && apt-get install -y -qq nodejs npm \
+		|| { echo "could not install node and npm: install them, then run make clients again"; exit 1; }; }
+	cd clients && npm ci --no-audit --no-fund --loglevel=error
+	DATABASE_URL="$${DATABASE_URL:-postgresql+psycopg://unused@localhost/unused}" \
+	RATELIMIT_STORAGE_URI=memory:// $(VENV)/bin/python scripts/openapi.py clients/openapi.json
+	cd clients && node generate.mjs openapi.json qunfang.d.ts && npx --no-install tsc --noEmit -p .
+	@echo "clients/qunfang.d.ts is up to date; clients/example/app.ts type-checks against it"

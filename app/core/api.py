@@ -9,6 +9,7 @@ from flask_smorest.utils import prepare_response
 from marshmallow import Schema, fields
 
 from app.core.errors import PROBLEM_MIMETYPE, register_error_handlers
+from app.core.fields import document_unjudged_objects
 
 
 class FieldErrorSchema(Schema):
@@ -32,6 +33,10 @@ class ProblemSchema(Schema):
 
 class Api(flask_smorest.Api):
     ERROR_SCHEMA = ProblemSchema
+
+    def _init_spec(self, *args, **kwargs):
+        super()._init_spec(*args, **kwargs)
+        self.ma_plugin.converter.add_attribute_function(document_unjudged_objects)
 
     def _register_error_handlers(self):
         register_error_handlers(self._app)

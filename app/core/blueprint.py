@@ -10,6 +10,8 @@
 - Request bodies declared as JSON must be sent as JSON: anything else is a 415. They are decoded
   by app/core/untrusted.py (malformed or too deeply nested JSON is a 400, text PostgreSQL or
   UTF-8 cannot hold a 422), all problem+json.
+- Uploads read `files` and `form` with one schema each (webargs reads one location per schema);
+  `@blp.multipart_body(Schema)` documents the two as the one `multipart/form-data` body they are.
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ from app.core.idempotency import idempotent
 from app.extensions import db
 
 ACCESS_ATTR = "_qf_access"
+MULTIPART = "multipart/form-data"
+_MULTIPART_LOCATIONS = ("files", "form")
 BEARER_SCHEME = "bearerAuth"
 
 
@@ -113,6 +117,40 @@ class _TransactionalRules(flask.Blueprint):
 class Blueprint(flask_smorest.Blueprint, _TransactionalRules):
     ARGUMENTS_PARSER = JsonBodyParser()
     idempotent = staticmethod(idempotent)
+
+    @staticmethod
+    def multipart_body(schema) -> Callable[[Callable], Callable]:
+        """Document the `files` and `form` arguments of a view as one multipart/form-data
+        request body described by `schema` (its file fields `Upload`, its form fields as they
+        are). Parsing stays with the view's `@blp.arguments(..., location="files"/"form")`."""
+
+        def decorator(func: Callable) -> Callable:
+            func._apidoc = {**getattr(func, "_apidoc", {}), "multipart_body": schema}
+            return func
+
+        return decorator
+
+    def _prepare_arguments_doc(self, doc, doc_info, *, api, spec, **kwargs):
+        # flask-smorest turns the first body argument into the requestBody and leaves the
+        # others as `in: files`/`in: form` parameters, which OpenAPI 3 does not have.
+        body_schema = doc_info.get("multipart_body")
+        operation = doc_info.get("arguments")
+        if body_schema is not None and operation:
+            operation = {
+                **operation,
+                "parameters": [
+                    p
+                    for p in operation["parameters"]
+                    if not (isinstance(p, dict) and p.get("in") in _MULTIPART_LOCATIONS)
+                ],
+            }
+            doc_info = {**doc_info, "arguments": operation}
+            doc = super()._prepare_arguments_doc(doc, doc_info, api=api, spec=spec, **kwargs)
+            if not doc.get("parameters"):
+                doc.pop("parameters", None)
+            doc["requestBody"] = {"required": True, "content": {MULTIPART: {"schema": body_schema}}}
+            return doc
+        return super()._prepare_arguments_doc(doc, doc_info, api=api, spec=spec, **kwargs)
 
     def _declare(self, func: Callable, access: Access, check: Callable[[], None]) -> Callable:
         @functools.wraps(func)

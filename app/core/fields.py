@@ -118,3 +118,20 @@ class BoundedDate(fields.Date):
         if not earliest <= day <= latest:
             raise self.make_error("range", earliest=earliest, latest=latest)
         return day
+
+
+class UnjudgedObject(fields.Dict):
+    """A JSON object passed on as it is, for the service to judge (so that one bad item of a
+    batch is rejected alone), and documented in OpenAPI as `schema`, what it should be."""
+
+    def __init__(self, schema: type, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.documented_as = schema
+
+
+def document_unjudged_objects(converter, field, ret: dict, **_kwargs) -> dict:
+    """apispec attribute function: an `UnjudgedObject` is documented as its schema."""
+    if not isinstance(field, UnjudgedObject):
+        return {}
+    ret.clear()  # not an open object: a reference to the schema of what it should be
+    return converter.resolve_nested_schema(field.documented_as)

@@ -48,6 +48,17 @@ class BatchFileSchema(Schema):
     sha256 = fields.String()
 
 
+class BatchSelectionSchema(Schema):
+    """What a batch was made from, as recorded: explicit `tip_ids`, or the filters it was given."""
+
+    tip_ids = fields.List(fields.UUID())
+    area_ids = fields.List(fields.UUID())
+    from_ = fields.String(attribute="from", data_key="from", metadata={"format": "date-time"})
+    to = fields.String(metadata={"format": "date-time"})
+    categories = fields.List(fields.String())
+    statuses = fields.List(fields.String())
+
+
 class BatchSchema(Schema):
     id = fields.UUID()
     status = fields.String(metadata={"enum": list(BATCH_STATUSES)})
@@ -56,7 +67,7 @@ class BatchSchema(Schema):
     files = fields.List(fields.Nested(BatchFileSchema))
     purpose = fields.String()
     case_reference = fields.String()
-    filters = fields.Dict()
+    filters = fields.Nested(BatchSelectionSchema)
     creator_role = fields.String()
     created_by = fields.UUID()
     created_at = fields.DateTime()

@@ -12,12 +12,12 @@ from app.core import fastjson
 from app.core.auth import GRID_STAFF, POLICE_LIAISON, current_user
 from app.core.blueprint import Blueprint
 from app.core.caching import public_data, staff_aggregate
+from app.core.geojson import CellFeatureCollectionSchema
 from app.core.periods import period
 from app.extensions import anonymous_bucket, db, limiter
 from app.grid import schemas as s
 from app.grid import service
 from app.patrols import coverage
-from app.patrols.schemas import FeatureCollectionSchema
 from geo.geojson import feature, feature_collection
 
 blp = Blueprint("grid", __name__, url_prefix="/api/v1/grid", description="Clues by grid cell")
@@ -64,7 +64,7 @@ class GridTips(MethodView):
     @blp.role_required(*_STAFF)
     @staff_aggregate
     @blp.arguments(s.GridTipsArgsSchema, location="query")
-    @blp.response(200, FeatureCollectionSchema, content_type=GEOJSON)
+    @blp.response(200, CellFeatureCollectionSchema, content_type=GEOJSON)
     @blp.alt_response(304, description="Not Modified (If-None-Match / If-Modified-Since)")
     def get(self, args):
         """Tips per cell of your jurisdiction: total, by category and status, open, the change
@@ -96,7 +96,7 @@ class Hotspots(MethodView):
     @blp.role_required(*_STAFF)
     @staff_aggregate
     @blp.arguments(s.WindowArgsSchema, location="query")
-    @blp.response(200, FeatureCollectionSchema, content_type=GEOJSON)
+    @blp.response(200, CellFeatureCollectionSchema, content_type=GEOJSON)
     @blp.alt_response(304, description="Not Modified")
     def get(self, args):
         """Cells whose latest window is unusually high against their own trailing baseline
@@ -111,7 +111,7 @@ class RiskCoverage(MethodView):
     @blp.role_required(*_STAFF)
     @staff_aggregate
     @blp.arguments(s.WindowArgsSchema, location="query")
-    @blp.response(200, FeatureCollectionSchema, content_type=GEOJSON)
+    @blp.response(200, CellFeatureCollectionSchema, content_type=GEOJSON)
     @blp.alt_response(304, description="Not Modified")
     def get(self, args):
         """Cells ranked by their share of (priority-weighted) clues minus their share of patrol
@@ -141,7 +141,7 @@ class PublicHeatmap(MethodView):
     @public_blp.public
     @public_data
     @public_blp.arguments(s.HeatmapArgsSchema, location="query")
-    @public_blp.response(200, FeatureCollectionSchema, content_type=GEOJSON)
+    @public_blp.response(200, CellFeatureCollectionSchema, content_type=GEOJSON)
     @public_blp.alt_response(304, description="Not Modified")
     def get(self, args):
         """Coarse cells (about 1.4 km) with tips of public categories in `bbox`; a cell with

@@ -18,6 +18,11 @@ _WINDOW = re.compile(r"^([1-9][0-9]?)d$")
 class WindowField(fields.Field):
     """`7d`: a number of days (1 to 90)."""
 
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        if isinstance(self.load_default, int):  # documented as it is written: "7d", not 7
+            self.metadata = {"default": f"{self.load_default}d", **self.metadata}
+
     def _deserialize(self, value, attr, data, **kwargs):
         match = _WINDOW.match(str(value))
         if not match or int(match[1]) > 90:

@@ -28,6 +28,10 @@ class NoFormFieldsSchema(Schema):
     """The upload takes no form fields besides `file`: anything else is a 422."""
 
 
+class MediaUploadSchema(UploadSchema, NoFormFieldsSchema):
+    """The multipart body, as documented: the file and nothing else."""
+
+
 class MediaSchema(Schema):
     id = fields.UUID(required=True)
     sha256 = fields.String(required=True, metadata={"description": "of the stored re-encoding"})
@@ -58,6 +62,7 @@ class Upload(MethodView):
     )
 
     @blp.public
+    @blp.multipart_body(MediaUploadSchema)
     @blp.arguments(UploadSchema, location="files")
     @blp.arguments(NoFormFieldsSchema, location="form")
     @blp.response(201, MediaSchema)

@@ -13,6 +13,7 @@ from app.core import audit
 from app.core.auth import GRID_STAFF, VOLUNTEER, current_user
 from app.core.blueprint import Blueprint
 from app.core.db import in_transaction, one_statement
+from app.core.geojson import CellFeatureCollectionSchema
 from app.core.pagination import PageArgsSchema, page_of, paginate
 from app.core.periods import period
 from app.extensions import db
@@ -274,7 +275,7 @@ def _geojson(document: dict[str, Any]):
 class CoverageCells(MethodView):
     @coverage_blp.role_required(GRID_STAFF)
     @coverage_blp.arguments(s.CellsArgsSchema, location="query")
-    @coverage_blp.response(200, s.FeatureCollectionSchema, content_type=GEOJSON)
+    @coverage_blp.response(200, CellFeatureCollectionSchema, content_type=GEOJSON)
     def get(self, args):
         """Patrolled cells of your jurisdiction in `from`..`to` (default the last 7 days):
         patrol minutes, distinct patrollers, check-ins, last patrolled; admin grid cells or H3
@@ -287,7 +288,7 @@ class CoverageCells(MethodView):
 class CoverageGaps(MethodView):
     @coverage_blp.role_required(GRID_STAFF)
     @coverage_blp.arguments(s.GapsArgsSchema, location="query")
-    @coverage_blp.response(200, s.FeatureCollectionSchema, content_type=GEOJSON)
+    @coverage_blp.response(200, CellFeatureCollectionSchema, content_type=GEOJSON)
     def get(self, args):
         """Cells of your jurisdiction not patrolled for `hours` (default 24), longest first."""
         now = dt.datetime.now(dt.UTC)

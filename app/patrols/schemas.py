@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from marshmallow import Schema, ValidationError, fields, pre_load, validate, validates_schema
 
 from app.areas.schemas import COORD_SYSTEMS
-from app.core.fields import CLOCK_SKEW, HORIZON, BoundedDateTime
+from app.core.fields import CLOCK_SKEW, HORIZON, BoundedDateTime, UnjudgedObject
 from app.patrols.models import PATROL_KINDS, PATROL_STATUSES, SCAN_METHODS
 from app.patrols.schedule import DAYS
 from app.stations.schemas import BboxField
@@ -70,12 +70,13 @@ class TrackArgsSchema(Schema):
 
 
 class PatrolSchema(Schema):
-    id = fields.UUID()
-    volunteer_id = fields.UUID()
-    kind = fields.String(metadata={"enum": list(PATROL_KINDS)})
+    # Always present in an answer: required, so that clients need not test for them.
+    id = fields.UUID(required=True)
+    volunteer_id = fields.UUID(required=True)
+    kind = fields.String(required=True, metadata={"enum": list(PATROL_KINDS)})
     team_id = fields.UUID(allow_none=True)
-    status = fields.String(metadata={"enum": list(PATROL_STATUSES)})
-    started_at = fields.DateTime()
+    status = fields.String(required=True, metadata={"enum": list(PATROL_STATUSES)})
+    started_at = fields.DateTime(required=True)
     ended_at = fields.DateTime(allow_none=True)
     end_reason = fields.String(
         allow_none=True, metadata={"description": "ended (by you) or idle (no fix for hours)"}
@@ -137,7 +138,7 @@ class CheckInBatchSchema(Schema):
     Items are checked one by one by the service, so one bad item is rejected alone."""
 
     items = fields.List(
-        fields.Dict(),
+        UnjudgedObject(CheckInItemSchema),
         required=True,
         validate=validate.Length(1, MAX_BATCH),
         metadata={"description": "CheckInItem objects, up to 500"},
@@ -335,8 +336,3 @@ class GapsArgsSchema(Schema):
     cells = fields.String(load_default="admin", validate=validate.OneOf(["admin", "hex"]))
     resolution = fields.Integer(load_default=9, validate=validate.Range(5, 9))
     crs = fields.String(load_default="wgs84", validate=validate.OneOf(COORD_SYSTEMS))
-
-
-class FeatureCollectionSchema(Schema):
-    type = fields.String(metadata={"enum": ["FeatureCollection"]})
-    features = fields.List(fields.Dict())

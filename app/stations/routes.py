@@ -27,6 +27,8 @@ from app.stations.schemas import (
     NearbyArgsSchema,
     PeriodArgsSchema,
     StationCreateSchema,
+    StationFeatureCollectionSchema,
+    StationImportSchema,
     StationListSchema,
     StationSchema,
     StationStatsSchema,
@@ -83,6 +85,7 @@ class Nearby(MethodView):
     @blp.response(200, StationListSchema)
     @blp.alt_response(
         200,
+        schema=StationFeatureCollectionSchema,
         description="The same as a GeoJSON FeatureCollection",
         content_type=GEOJSON,
         success=True,
@@ -155,6 +158,7 @@ class Stations(MethodView):
 @blp.route("/import")
 class Import(MethodView):
     @blp.role_required(GRID_STAFF)
+    @blp.multipart_body(StationImportSchema)
     @blp.arguments(ImportFileSchema, location="files")
     @blp.arguments(ImportFormSchema, location="form")
     @blp.response(200, ImportReportSchema)

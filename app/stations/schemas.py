@@ -7,6 +7,7 @@ from marshmallow import Schema, ValidationError, fields, post_load, validate
 
 from app.areas.schemas import COORD_SYSTEMS
 from app.core.fields import HORIZON, BoundedDate
+from app.core.geojson import GeoJSONPointSchema, feature_collection_of
 from app.core.pagination import page_of
 from app.stations.models import AMENITIES, STATION_TYPES, STATUSES
 from geo.crs import to_wgs84
@@ -209,7 +210,11 @@ class ImportFileSchema(Schema):
     file = Upload(required=True, metadata={"description": ".csv or .geojson / .json"})
 
 
-class ImportErrorSchema(Schema):
+class StationImportSchema(ImportFileSchema, ImportFormSchema):
+    """The multipart body, as documented: the file and the form fields."""
+
+
+class ImportRowErrorSchema(Schema):
     row = fields.Integer(metadata={"description": "CSV line number, or GeoJSON feature index"})
     detail = fields.String()
 
@@ -217,10 +222,22 @@ class ImportErrorSchema(Schema):
 class ImportReportSchema(Schema):
     created = fields.Integer()
     updated = fields.Integer()
-    errors = fields.List(fields.Nested(ImportErrorSchema))
+    errors = fields.List(fields.Nested(ImportRowErrorSchema))
     dry_run = fields.Boolean()
 
 
 class ExportArgsSchema(Schema):
     format = fields.String(load_default="csv", validate=validate.OneOf(["csv", "geojson"]))
     area_id = fields.UUID()
+
+
+class StationPropertiesSchema(StationSchema):
+    """A station as a GeoJSON Feature's properties: its position is the geometry."""
+
+    class Meta:
+        exclude = ("lon", "lat")
+
+
+StationFeatureCollectionSchema = feature_collection_of(
+    "Station", GeoJSONPointSchema, StationPropertiesSchema
+)

@@ -213,7 +213,11 @@ class Tips(MethodView):
     @tips_blp.arguments(PageArgsSchema, location="query")
     @tips_blp.response(200, page_of(s.TipSchema))
     @tips_blp.alt_response(
-        200, description="As a GeoJSON FeatureCollection", content_type=GEOJSON, success=True
+        200,
+        schema=s.TipFeatureCollectionSchema,
+        description="As a GeoJSON FeatureCollection",
+        content_type=GEOJSON,
+        success=True,
     )
     def get(self, args, page):
         """Tips inside your jurisdiction, newest first, with filters.

@@ -6,6 +6,7 @@ from marshmallow import Schema, ValidationError, fields, post_load, validate, va
 
 from app.areas.schemas import COORD_SYSTEMS
 from app.core.fields import CLOCK_SKEW, HORIZON, BoundedDateTime
+from app.core.geojson import GeoJSONPointSchema, feature_collection_of
 from app.stations.schemas import BboxField
 from app.tips.models import PRIORITIES, STATUSES
 from geo.crs import to_wgs84
@@ -341,3 +342,19 @@ class PurposeArgsSchema(Schema):
         validate=validate.Length(3, 300),
         metadata={"description": "why you need it (kept on the audit trail)"},
     )
+
+
+class TipPropertiesSchema(TipSchema):
+    """A tip as a GeoJSON Feature's properties: its location is the geometry."""
+
+    class Meta:
+        exclude = ("location",)
+
+
+TipFeatureCollectionSchema = feature_collection_of(
+    "Tip",
+    GeoJSONPointSchema,
+    TipPropertiesSchema,
+    page=fields.Integer(required=True),
+    total=fields.Integer(required=True, metadata={"description": "tips in all pages"}),
+)

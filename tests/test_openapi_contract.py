@@ -1,0 +1,259 @@
+"""The app developer's contract: /api/v1/openapi.json is a valid OpenAPI 3 document that a
+client generator takes whole, and the client it generates works against a real server.
+
+The document is checked by openapi-spec-validator and by the rules the generators need (no
+`formData`, a schema for every body, multipart bodies as multipart/form-data, no two models of
+one name); then openapi-python-client generates a client (into a temporary folder, without
+warnings), and a volunteer's journey runs through that client against gunicorn.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib
+import io
+import json
+import subprocess
+import sys
+import uuid
+import warnings
+from collections.abc import Iterator
+
+import flask_migrate
+import pytest
+from openapi_spec_validator import validate
+from PIL import Image
+
+from app import demo
+from app.core.schema_version import MIGRATIONS_DIR
+from app.extensions import db
+from tests.conftest import as_app, make_app, server_url, throwaway_database
+from tests.ops.processes import VENV_BIN, base_environment, gunicorn
+
+MULTIPART = "multipart/form-data"
+PACKAGE = "qunfang_client"
+
+
+@pytest.fixture(scope="module")
+def spec(app) -> dict:
+    with app.test_client() as client:
+        return client.get("/api/v1/openapi.json").get_json()
+
+
+def _operations(spec: dict) -> Iterator[tuple[str, str, dict]]:
+    for path, item in spec["paths"].items():
+        for method, operation in item.items():
+            if method in ("get", "put", "post", "patch", "delete"):
+                yield path, method, operation
+
+
+def test_document_is_valid_openapi(spec):
+    validate(spec)
+
+
+def test_no_form_data_parameters(spec):
+    for path, method, operation in _operations(spec):
+        places = {p.get("in") for p in operation.get("parameters", []) if "in" in p}
+        assert places <= {"query", "path", "header", "cookie"}, f"{method} {path}: {places}"
+
+
+def test_every_body_has_a_schema(spec):
+    for path, method, operation in _operations(spec):
+        bodies = [("request", operation.get("requestBody", {}))]
+        bodies += [(status, r) for status, r in operation["responses"].items()]
+        for what, body in bodies:
+            for content_type, content in body.get("content", {}).items():
+                assert content.get("schema"), f"{method} {path} {what} {content_type}"
+
+
+def test_uploads_are_multipart_bodies(spec):
+    uploads = {
+        (path, method): operation["requestBody"]["content"]
+        for path, method, operation in _operations(spec)
+        if "requestBody" in operation
+        and any(
+            prop.get("format") == "binary"
+            for content in operation["requestBody"]["content"].values()
+            for prop in _properties(spec, content["schema"]).values()
+        )
+    }
+    assert set(uploads) == {("/api/v1/media", "post"), ("/api/v1/stations/import", "post")}
+    for content in uploads.values():
+        assert list(content) == [MULTIPART]
+
+
+def _properties(spec: dict, schema: dict) -> dict:
+    if "$ref" in schema:
+        schema = spec["components"]["schemas"][schema["$ref"].rsplit("/", 1)[1]]
+    return schema.get("properties", {})
+
+
+def test_no_two_schemas_resolve_to_one_name(database_url):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        make_app(database_url)
+    assert not [w for w in caught if "Multiple schemas resolved" in str(w.message)]
+
+
+def test_check_in_items_are_documented(spec):
+    items = spec["components"]["schemas"]["CheckInBatch"]["properties"]["items"]["items"]
+    assert items == {"$ref": "#/components/schemas/CheckInItem"}
+
+
+# -- the generated client ----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def generated(spec, tmp_path_factory):
+    """openapi-python-client's package for the document, imported; generation warns of nothing."""
+    folder = tmp_path_factory.mktemp("client")
+    document = folder / "openapi.json"
+    document.write_text(json.dumps(spec))
+    config = folder / "config.yml"
+    config.write_text(f"package_name_override: {PACKAGE}\npost_hooks: []\n")
+    run = subprocess.run(  # noqa: S603 - the pinned generator
+        [
+            str(VENV_BIN / "openapi-python-client"),
+            "generate",
+            "--path",
+            str(document),
+            "--output-path",
+            str(folder / PACKAGE),
+            "--meta",
+            "none",
+            "--config",
+            str(config),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    output = run.stdout + run.stderr
+    assert run.returncode == 0, output
+    assert "Warning" not in output and "WARNING" not in output, output
+    sys.path.insert(0, str(folder))
+    try:
+        yield importlib.import_module(PACKAGE)
+    finally:
+        sys.path.remove(str(folder))
+        for name in [n for n in sys.modules if n == PACKAGE or n.startswith(PACKAGE + ".")]:
+            del sys.modules[name]
+
+
+def test_generation_keeps_every_model(generated, spec):
+    models = importlib.import_module(f"{PACKAGE}.models")
+    for name in spec["components"]["schemas"]:
+        assert hasattr(models, name.replace("_", "")), name
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory) -> Iterator[str]:
+    """gunicorn on a throw-away database, migrated and demo-loaded."""
+    with throwaway_database(server_url()) as owner_url:
+        app = make_app(owner_url)
+        with app.app_context():
+            flask_migrate.upgrade(directory=str(MIGRATIONS_DIR))
+            demo.load(db.session, log=lambda _line: None)
+            db.session.commit()
+            db.engine.dispose()
+        env = base_environment(
+            QF_ENV="testing", DATABASE_URL=as_app(owner_url), RATELIMIT_STORAGE_URI="memory://"
+        )
+        log = tmp_path_factory.mktemp("gunicorn") / "gunicorn.log"
+        with gunicorn(env, log, workers=1) as base:
+            yield base
+
+
+def _jpeg() -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (64, 48), (200, 30, 30)).save(out, "JPEG")
+    return out.getvalue()
+
+
+def test_volunteer_journey_through_the_generated_client(generated, server):
+    from qunfang_client import AuthenticatedClient, Client
+    from qunfang_client.api.auth import post_api_v1_auth_login, post_api_v1_auth_register
+    from qunfang_client.api.media import post_api_v1_media
+    from qunfang_client.api.patrols import (
+        post_api_v1_patrols,
+        post_api_v1_patrols_patrol_id_checkins,
+    )
+    from qunfang_client.api.stations import get_api_v1_stations_nearby
+    from qunfang_client.api.tip_categories import get_api_v1_tip_categories
+    from qunfang_client.api.tips import post_api_v1_tips
+    from qunfang_client.models import (
+        CheckInBatch,
+        Login,
+        MediaUpload,
+        PatrolCreate,
+        Register,
+        TipCreate,
+    )
+    from qunfang_client.types import File
+
+    anonymous = Client(base_url=server, raise_on_unexpected_status=True)
+    phone = f"139{uuid.uuid4().int % 10**8:08d}"
+    password = "Walk-the-dog-at-dusk-2026"
+    registered = post_api_v1_auth_register.sync_detailed(
+        client=anonymous,
+        body=Register.from_dict(
+            {
+                "phone": phone,
+                "password": password,
+                "real_name": "李娜",
+                "id_number": demo.demo_id_number(901),
+                "consents": {"terms_version": "2026-11"},
+            }
+        ),
+    )
+    assert registered.status_code == 201, registered.content
+
+    signed_in = post_api_v1_auth_login.sync(
+        client=anonymous, body=Login(phone=phone, password=password)
+    )
+    volunteer = AuthenticatedClient(
+        base_url=server, token=signed_in.access_token, raise_on_unexpected_status=True
+    )
+
+    photo = post_api_v1_media.sync(
+        client=volunteer,
+        body=MediaUpload(file=File(payload=io.BytesIO(_jpeg()), file_name="p.jpg")),
+    )
+    assert (photo.width, photo.height) == (64, 48)
+    assert photo.content_type == "image/jpeg"
+
+    categories = get_api_v1_tip_categories.sync(client=volunteer)
+    category = categories.items[0].code
+    tip = post_api_v1_tips.sync(
+        client=volunteer,
+        body=TipCreate.from_dict(
+            {
+                "category": category,
+                "description": "路口的井盖松动了",
+                "location": {"lon": 116.4854, "lat": 39.9484},
+                "media_ids": [str(photo.id)],
+            }
+        ),
+    )
+    assert tip.id and tip.status
+
+    patrol = post_api_v1_patrols.sync(
+        client=volunteer, body=PatrolCreate.from_dict({"kind": "walk_along"})
+    )
+    fix = {
+        "client_id": str(uuid.uuid4()),
+        "recorded_at": dt.datetime.now(dt.UTC).isoformat(),
+        "lon": 116.4854,
+        "lat": 39.9484,
+    }
+    result = post_api_v1_patrols_patrol_id_checkins.sync(
+        patrol_id=patrol.id, client=volunteer, body=CheckInBatch.from_dict({"items": [fix]})
+    )
+    assert [(str(o.client_id), o.outcome) for o in result.items] == [(fix["client_id"], "accepted")]
+
+    nearby = get_api_v1_stations_nearby.sync(
+        client=volunteer, lon=116.4854, lat=39.9484, radius_m=20_000
+    )
+    assert nearby.items
+    distances = [s.distance_m for s in nearby.items]
+    assert distances == sorted(distances) and distances[-1] <= 20_000
