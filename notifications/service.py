@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.types import Uuid
 
 from app.core.errors import NotFound
+from app.core.i18n import _
 from app.core.jobs import defer, task
 from app.extensions import db
 from notifications import push
@@ -91,7 +92,7 @@ def remove_device(session: Session, user_id: uuid.UUID, token: str) -> None:
         delete(Device).where(Device.user_id == user_id, Device.token == token)
     ).rowcount
     if not removed:
-        raise NotFound("No such device.")
+        raise NotFound(_("No such device."))
 
 
 # -- notifying -----------------------------------------------------------------------------------

@@ -49,6 +49,7 @@ from app.auth.models import User
 from app.core import audit, private_files
 from app.core.auth import GRID_STAFF, POLICE_LIAISON, has_any_role
 from app.core.errors import Conflict, NotFound, field_error
+from app.core.i18n import _
 from app.core.jobs import STALLED_MAX_ATTEMPTS, defer, jobs, task
 from app.exports import files, signing
 from app.exports.models import ClueBatch, ClueBatchItem
@@ -85,7 +86,7 @@ def acting_role(user: User) -> str:
         return POLICE_LIAISON
     if has_any_role(user.roles, [GRID_STAFF]):
         return GRID_STAFF
-    raise NotFound("No such batch.")  # pragma: no cover - the route's role rule comes first
+    raise NotFound(_("No such batch."))  # pragma: no cover - the route's role rule comes first
 
 
 def visible_query(user: User) -> Select:
@@ -115,7 +116,7 @@ def get_batch(session: Session, user: User, batch_id: uuid.UUID) -> ClueBatch:
     """A batch the user may open (the same rule as the list), else 404."""
     batch = session.scalar(visible_query(user).where(ClueBatch.id == batch_id))
     if batch is None:
-        raise NotFound("No such batch.")
+        raise NotFound(_("No such batch."))
     return batch
 
 
@@ -157,7 +158,7 @@ def create_batch(session: Session, actor: User, values: Mapping[str, Any]) -> Cl
             area = found.get(area_id)
             if area is None or not jurisdiction.covers(area.path_ids):
                 raise field_error(
-                    f"/filters/area_ids/{index}", "No such area in your jurisdiction."
+                    f"/filters/area_ids/{index}", _("No such area in your jurisdiction.")
                 )
     # Too many is refused before anything is locked: locking a district's million tips only to
     # say no would outlast the request's time bounds (DB_STATEMENT_TIMEOUT_S, WEB_TIMEOUT_S).
@@ -166,8 +167,11 @@ def create_batch(session: Session, actor: User, values: Mapping[str, Any]) -> Cl
     if session.scalar(select(func.count()).select_from(matching)) > most:
         raise field_error(
             "/filters",
-            f"More than {most} tips match; a batch holds at most {most}: "
-            "narrow the period or the areas.",
+            _(
+                "More than %(most)s tips match; a batch holds at most %(most)s: "
+                "narrow the period or the areas.",
+                most=most,
+            ),
         )
     # Lock the chosen tips (in id order, so concurrent batches cannot deadlock): nobody moves
     # or edits them between the freeze and the status change below. Their ids then travel as
@@ -180,12 +184,15 @@ def create_batch(session: Session, actor: User, values: Mapping[str, Any]) -> Cl
     count = len(locked)
     if values.get("tip_ids") and count != len(set(values["tip_ids"])):
         raise field_error(
-            "/tip_ids", "Some of these tips are not in your jurisdiction (or merged)."
+            "/tip_ids", _("Some of these tips are not in your jurisdiction (or merged).")
         )
     if count == 0:
-        raise field_error("/filters", "No tips match: a batch must hold at least one.")
+        raise field_error("/filters", _("No tips match: a batch must hold at least one."))
     if count > most:  # more came in since the count above
-        raise field_error("/filters", f"{count} tips match; a batch holds at most {most}.")
+        raise field_error(
+            "/filters",
+            _("%(count)s tips match; a batch holds at most %(most)s.", count=count, most=most),
+        )
 
     batch = ClueBatch(
         id=uuid.uuid4(),
@@ -621,12 +628,12 @@ def fail_orphaned_batches(timestamp: int) -> int:
 
 def file_path(session: Session, user: User, batch: ClueBatch, name: str) -> Path:
     if name not in DOWNLOADABLE:
-        raise NotFound("No such file.")
+        raise NotFound(_("No such file."))
     if batch.status != "ready":
-        raise Conflict(f"The batch is {batch.status}; its files are not ready.")
+        raise Conflict(_("The batch is %(status)s; its files are not ready.", status=batch.status))
     path = batch_dir(batch.id) / name
     if not path.exists():
-        raise NotFound("No such file.")
+        raise NotFound(_("No such file."))
     audit.record(
         session,
         "clue_batch.downloaded",
@@ -660,7 +667,7 @@ def record_outcomes(
     staff only; a fixed public line for the reporter's follow view), and on the audit trail."""
     ids = [o["tip_id"] for o in outcomes]
     if len(set(ids)) != len(ids):
-        raise field_error("/items", "A tip is listed twice.")
+        raise field_error("/items", _("A tip is listed twice."))
     items = {
         item.tip_id: item
         for item in session.scalars(
@@ -671,11 +678,15 @@ def record_outcomes(
     }
     for index, outcome in enumerate(outcomes):
         if outcome["tip_id"] not in items:
-            raise field_error(f"/items/{index}/tip_id", "This tip is not in the batch.")
+            raise field_error(f"/items/{index}/tip_id", _("This tip is not in the batch."))
         recorded = items[outcome["tip_id"]].outcome
         if recorded is not None and recorded != outcome["outcome"]:
             raise Conflict(
-                f"Tip {outcome['tip_id']} already has the outcome {recorded}; outcomes are final."
+                _(
+                    "Tip %(value)s already has the outcome %(recorded)s; outcomes are final.",
+                    value=outcome["tip_id"],
+                    recorded=recorded,
+                )
             )
     now = _now()
     for outcome in outcomes:
