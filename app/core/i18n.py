@@ -63,6 +63,14 @@ def select_locale() -> str:
     return DEFAULT_LOCALE
 
 
+def user_locale() -> str:
+    """The locale of text made now for a user to read later (a job's output): the request's,
+    or zh_CN outside a request."""
+    if not has_request_context():
+        return DEFAULT_LOCALE
+    return str(get_locale() or DEFAULT_LOCALE)
+
+
 def language_tag() -> str:
     """The BCP 47 tag of the current locale, for Content-Language."""
     locale = get_locale() or Locale.parse(DEFAULT_LOCALE)
@@ -236,4 +244,5 @@ __all__ = [
     "init_i18n",
     "message_text",
     "translated",
+    "user_locale",
 ]

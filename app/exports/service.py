@@ -49,7 +49,7 @@ from app.auth.models import User
 from app.core import audit, private_files
 from app.core.auth import GRID_STAFF, POLICE_LIAISON, has_any_role
 from app.core.errors import Conflict, NotFound, field_error
-from app.core.i18n import _
+from app.core.i18n import DEFAULT_LOCALE, _, force_locale, translated, user_locale
 from app.core.jobs import STALLED_MAX_ATTEMPTS, defer, jobs, task
 from app.exports import files, signing
 from app.exports.models import ClueBatch, ClueBatchItem
@@ -229,7 +229,8 @@ def create_batch(session: Session, actor: User, values: Mapping[str, Any]) -> Cl
         purpose=batch.purpose,
         details={"case_reference": batch.case_reference, "row_count": count},
     )
-    defer(generate_batch, batch_id=str(batch.id))
+    # The files are built by a job: they are in the language of the request that asked for them.
+    defer(generate_batch, batch_id=str(batch.id), locale=user_locale())
     session.flush()
     return batch
 
@@ -413,13 +414,20 @@ def discard_files(batch_id: uuid.UUID) -> None:
     shutil.rmtree(batch_dir(batch_id), ignore_errors=True)
 
 
-def build_files(session: Session, batch: ClueBatch) -> None:
+def csv_header(locale: str) -> list[str]:
+    """The CSV's header row in `locale` (zh_CN or en)."""
+    with force_locale(locale):
+        return [translated(files.CSV_HEADINGS[name]) for name in files.COLUMN_NAMES]
+
+
+def build_files(session: Session, batch: ClueBatch, locale: str = DEFAULT_LOCALE) -> None:
     """Write tips.csv, tips.geojson, the ZIP (both, the photos, a signed manifest.json) and the
     manifest on its own; record their sizes and digests and the batch's signature.
 
     Everything is written in a partial folder renamed into place at the end; files are 0640 and
     folders 0750 from their creation. The output depends on the batch and its tips only (the
-    ZIP's dates are the batch's creation time), so building again makes the same bytes."""
+    ZIP's dates are the batch's creation time), so building again makes the same bytes.
+    The CSV's header row is in `locale`."""
     target = batch_dir(batch.id)
     work = _work_dir(batch.id)
     private_files.ensure_dir(target.parent)
@@ -438,7 +446,9 @@ def build_files(session: Session, batch: ClueBatch) -> None:
         private_files.open_new(work / "tips.csv") as csv_out,
         private_files.open_new(work / "tips.geojson") as geo_out,
     ):
-        files.write_csv_and_geojson(counted(_rows(session, batch)), csv_out, geo_out)
+        files.write_csv_and_geojson(
+            counted(_rows(session, batch)), csv_out, geo_out, csv_header=csv_header(locale)
+        )
     _progress(batch.id, percent=50)
 
     store = media_service.storage()
@@ -545,7 +555,7 @@ def _failure(exc: BaseException, attempt: int, retrying: bool) -> str:
 
 
 @task(queue="exports", retry=BUILD_RETRY, task_middleware=[note_attempt])
-def generate_batch(batch_id: str) -> int:
+def generate_batch(batch_id: str, locale: str = DEFAULT_LOCALE) -> int:
     """Make a batch's files. Safe to run again at any point: a run finding the batch unfinished
     (`pending`, or `running` after its worker died) removes what an earlier run left and builds
     it again, to the same bytes; a ready or failed batch is left alone.
@@ -571,7 +581,7 @@ def generate_batch(batch_id: str) -> int:
         return 0
     _progress(batch_uuid, status="running", percent=0, started_at=_now(), error=None)
     try:
-        build_files(session, batch)
+        build_files(session, batch, locale)
     except Exception as exc:
         retrying = isinstance(exc, TRANSIENT_ERRORS) and attempt < BUILD_ATTEMPTS
         discard_files(batch_uuid)

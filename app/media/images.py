@@ -114,7 +114,7 @@ def _too_many_pixels(max_pixels: int) -> ImageRejected:
         413,
         _(
             "The image is too large: at most %(max_pixels)s pixels are accepted.",
-            max_pixels=f"{max_pixels:,}",
+            max_pixels=format(max_pixels, ","),
         ),
     )
 

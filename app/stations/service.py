@@ -17,7 +17,7 @@ from app.areas.service import AreaPath, resolve_path, resolve_paths
 from app.auth.jurisdiction import jurisdiction_of, path_columns, require_inside, within_area
 from app.auth.models import User
 from app.core.errors import NotFound, Unprocessable
-from app.core.i18n import _
+from app.core.i18n import N_, _
 from app.core.jobs import jobs, task
 from app.extensions import db
 from app.stations import hours
@@ -107,7 +107,7 @@ def create_station(session: Session, actor: User | None, values: dict[str, Any])
     station.external_ref = values.get("external_ref")
     _apply(session, actor, station, values)
     if actor is not None:
-        require_inside(actor, station.path_ids, "area")
+        require_inside(actor, station.path_ids, N_("area"))
     session.add(station)
     session.flush()
     refresh_open_periods(session, [station])
@@ -121,7 +121,7 @@ def update_station(
     reopened = values.get("status") == "active" and station.status != "active"
     _apply(session, actor, station, values)
     if actor is not None:
-        require_inside(actor, station.path_ids, "area")  # a move must stay inside too
+        require_inside(actor, station.path_ids, N_("area"))  # a move must stay inside too
     if values.get("verified"):
         station.last_verified_at = _now()
     session.flush()
@@ -153,7 +153,7 @@ def get_managed_station(session: Session, actor: User, station_id: uuid.UUID) ->
     station = session.get(Station, station_id)
     if station is None:
         raise NotFound(_("No such station."))
-    require_inside(actor, station.path_ids, "station")
+    require_inside(actor, station.path_ids, N_("station"))
     return station
 
 

@@ -36,7 +36,7 @@ from app.auth.jurisdiction import (
 )
 from app.auth.models import User
 from app.core.errors import Conflict, NotFound, field_error
-from app.core.i18n import _
+from app.core.i18n import N_, _
 from app.core.jobs import defer, jobs, task
 from app.extensions import db
 from app.media.models import Media
@@ -166,7 +166,7 @@ def create(session: Session, actor: User, values: dict[str, Any]) -> Task:
         raise field_error("/location", _("Give a location, an area, or both."))
     if values.get("area_id") is not None:
         area = get_area(session, values["area_id"])
-        require_inside(actor, area.path_ids, "area")
+        require_inside(actor, area.path_ids, N_("area"))
         task_row.area_id = area.id
     if not jurisdiction_of(actor).covers(path):
         raise field_error("/location", _("The task's place is outside your jurisdiction."))

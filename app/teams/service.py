@@ -19,7 +19,7 @@ from app.auth.jurisdiction import (
 )
 from app.auth.models import User
 from app.core.errors import Conflict, NotFound, Unprocessable
-from app.core.i18n import _
+from app.core.i18n import N_, _
 from app.teams.models import Team, TeamMember
 
 # Beijing's targets: community social organisations per urban / rural community, and how many
@@ -62,7 +62,7 @@ def _check_kind(team: Team) -> None:
 
 def create_team(session: Session, actor: User, values: dict[str, Any]) -> Team:
     area = _home_area(session, values["area_id"])
-    require_inside(actor, area.path_ids, "area")
+    require_inside(actor, area.path_ids, N_("area"))
     team = Team(id=uuid.uuid4(), **values)
     team.district_id, team.subdistrict_id, team.community_id = (
         area.district_id,
@@ -88,7 +88,7 @@ def get_team(session: Session, team_id: uuid.UUID) -> Team:
 def get_managed_team(session: Session, actor: User, team_id: uuid.UUID) -> Team:
     """A team inside the actor's jurisdiction (404 otherwise)."""
     team = get_team(session, team_id)
-    require_inside(actor, team.path_ids, "team")
+    require_inside(actor, team.path_ids, N_("team"))
     return team
 
 

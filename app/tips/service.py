@@ -30,7 +30,7 @@ from app.core.errors import (
     Unprocessable,
     field_error,
 )
-from app.core.i18n import _
+from app.core.i18n import N_, _
 from app.media import service as media_service
 from app.media.models import Media
 from app.tips.models import OPEN_STATUSES, PUBLIC_CATEGORIES, Tip, TipCategory, TipEvent
@@ -283,7 +283,7 @@ def get_for_staff(session: Session, actor: User, tip_id: uuid.UUID, *, lock: boo
     tip = session.scalar(query)
     if tip is None:
         raise NotFound(_("No such tip."))
-    require_inside(actor, tip.path_ids, "tip")
+    require_inside(actor, tip.path_ids, N_("tip"))
     return tip
 
 
