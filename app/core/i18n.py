@@ -32,7 +32,7 @@ SUPPORTED_LOCALES = ("zh_CN", "en")
 # Accept-Language tags we answer with each locale's content (BCP 47 names the Chinese ones
 # variously: zh, zh-CN, zh-Hans, zh-Hans-CN, zh-SG ...; traditional Chinese falls back to zh-CN,
 # which a reader of zh-TW reads more easily than English).
-_LANGUAGE_TAGS = {"zh_CN": "zh-CN", "en": "en"}
+_LANGUAGE_TAGS = {"zh_Hans_CN": "zh-CN", "en": "en"}
 
 
 def N_(text: str) -> str:
