@@ -16,6 +16,8 @@ from sqlalchemy import select, text
 from app.core import jobs as jobs_module
 from app.core.audit import AuditEvent
 from app.exports import service, signing
+from app.exports.files import COLUMN_NAMES
+from app.exports.service import csv_header
 from app.tips.models import Tip, TipEvent
 from tests.tips.conftest import NEIGHBOUR, jpeg, tip_body, upload
 
@@ -94,7 +96,10 @@ def test_batch_is_frozen_signed_and_protects_tipsters(
 
     csv_bytes = _download(client, headers, batch["id"], "tips.csv")
     assert csv_bytes.startswith(b"\xef\xbb\xbf")
-    rows = list(csv.DictReader(io.StringIO(csv_bytes.decode("utf-8-sig"))))
+    # The header row is for people (in the requester's language): read by column position.
+    reader = csv.DictReader(io.StringIO(csv_bytes.decode("utf-8-sig")), fieldnames=COLUMN_NAMES)
+    assert next(reader)["tip_id"] == csv_header("en")[0]  # the suite's client reads English
+    rows = list(reader)
     # The frozen order: oldest first, then by id (one test transaction: equal times).
     assert [r["tip_id"] for r in rows] == sorted(ids)
     by_id = {r["tip_id"]: r for r in rows}
