@@ -92,7 +92,7 @@ def _problem(response, status: int) -> dict:
 
 
 def test_a_404_is_chinese_without_accept_language(reader, token_for):
-    response = reader.get(f"/api/v1/tips/{uuid.uuid4()}", headers=token_for("volunteer"))
+    response = reader.get(f"/api/v1/tips/{uuid.uuid4()}", headers=token_for("grid_staff"))
     body = _problem(response, 404)
     assert body["type"] == "urn:qunfang:problem:not-found"
     assert (body["title"], body["detail"]) == ("未找到", "该线索不存在。")
@@ -102,7 +102,7 @@ def test_a_404_is_chinese_without_accept_language(reader, token_for):
 def test_a_404_is_english_when_asked(reader, token_for):
     response = reader.get(
         f"/api/v1/tips/{uuid.uuid4()}",
-        headers={**token_for("volunteer"), "Accept-Language": "en-US,en;q=0.9"},
+        headers={**token_for("grid_staff"), "Accept-Language": "en-US,en;q=0.9"},
     )
     body = _problem(response, 404)
     assert body["type"] == "urn:qunfang:problem:not-found"
