@@ -290,4 +290,4 @@ def elsewhere(path):
         raise NotFound(_("No such resource: see discovery.json (formats: .json, .xml)."))
     if request.method == "OPTIONS":
         return Response(status=200, headers={"Allow": ", ".join(allowed)})
-    raise MethodNotAllowed(valid_methods=allowed, description="This method is not allowed here.")
+    raise MethodNotAllowed(valid_methods=allowed, description=_("This method is not allowed here."))
