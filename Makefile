@@ -6,8 +6,11 @@ PYTHON ?= python3
 VENV := .venv
 PORT ?= 5000
 FLASK := $(VENV)/bin/flask --app wsgi
+PYBABEL := $(VENV)/bin/pybabel
+TRANSLATIONS := app/translations
+MO_FILES := $(patsubst %.po,%.mo,$(wildcard $(TRANSLATIONS)/*/LC_MESSAGES/messages.po))
 
-.PHONY: run test lint format bench db db-stop db-status venv venv-dev clean-db clients
+.PHONY: run test lint format bench db db-stop db-status venv venv-dev clean-db clients translations
 
 # --- Python environment ---------------------------------------------------------------------
 $(VENV)/.runtime-installed: requirements.txt
@@ -23,8 +26,24 @@ $(VENV)/.dev-installed: requirements-dev.txt $(VENV)/.runtime-installed
 	$(VENV)/bin/pip install --quiet -r requirements-dev.txt
 	@touch $@
 
-venv: $(VENV)/.runtime-installed
-venv-dev: $(VENV)/.dev-installed
+venv: $(VENV)/.runtime-installed $(MO_FILES)
+venv-dev: $(VENV)/.dev-installed $(MO_FILES)
+
+# --- Translations (app/core/i18n.py) -------------------------------------------------------
+# The .po catalogs are in git; their compiled .mo are made here, whenever a .po is newer.
+
+$(TRANSLATIONS)/%/LC_MESSAGES/messages.mo: $(TRANSLATIONS)/%/LC_MESSAGES/messages.po \
+		| $(VENV)/.runtime-installed
+	$(PYBABEL) compile --statistics -l $* -i $< -o $@
+
+# Extract the marked strings into messages.pot, merge them into every catalog (new ones come
+# with an empty msgstr, for a translator), and compile.
+translations: $(VENV)/.runtime-installed
+	$(PYBABEL) extract -F babel.cfg -k _l -k N_ --no-location --sort-output \
+		-o $(TRANSLATIONS)/messages.pot app notifications
+	$(PYBABEL) update -i $(TRANSLATIONS)/messages.pot -d $(TRANSLATIONS) --no-fuzzy-matching \
+		--ignore-obsolete
+	$(PYBABEL) compile --statistics -d $(TRANSLATIONS)
 
 # --- Database -------------------------------------------------------------------------------
 # The private dev cluster (var/pg/dev), unless DATABASE_URL names another PostGIS.

@@ -6,6 +6,7 @@ from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from app.config import Config
+from app.core import i18n  # first: marshmallow's messages become translatable before any schema
 
 
 def create_app(config: Config | None = None) -> Flask:
@@ -64,6 +65,7 @@ def create_app(config: Config | None = None) -> Flask:
 
     configure_logging(app.config["LOG_LEVEL"])
     init_request_logging(app)
+    i18n.init_i18n(app)
     init_untrusted_input(app)  # after the request id is set: its problems carry it
     caching.init_app(app)
 
@@ -113,21 +115,25 @@ def create_app(config: Config | None = None) -> Flask:
 def _jwt_errors_as_problems() -> None:
     """flask-jwt-extended answers {"msg": ...} by default; ours are problem+json, 401."""
     from app.core.errors import problem
+    from app.core.i18n import N_, _
     from app.extensions import jwt
 
     def unauthorized(reason: str):
+        # flask-jwt-extended's own reasons (a missing header, a malformed token) stay English:
+        # they name headers and token parts, for the developer.
         return problem(
             401,
-            detail=f"A valid bearer token is required: {reason}",
+            detail=_("A valid bearer token is required: %(reason)s", reason=reason),
             headers={"WWW-Authenticate": 'Bearer realm="qunfang"'},
         )
 
+    def because(reason: str):
+        return lambda _header, _payload: unauthorized(_(reason))
+
     jwt.unauthorized_loader(unauthorized)
     jwt.invalid_token_loader(unauthorized)
-    jwt.expired_token_loader(lambda _header, _payload: unauthorized("the token has expired"))
-    jwt.revoked_token_loader(lambda _header, _payload: unauthorized("the token was revoked"))
-    jwt.needs_fresh_token_loader(lambda _header, _payload: unauthorized("a fresh login is needed"))
-    jwt.user_lookup_error_loader(lambda _header, _payload: unauthorized("the session has ended"))
-    jwt.token_verification_failed_loader(
-        lambda _header, _payload: unauthorized("the token's claims were refused")
-    )
+    jwt.expired_token_loader(because(N_("the token has expired")))
+    jwt.revoked_token_loader(because(N_("the token was revoked")))
+    jwt.needs_fresh_token_loader(because(N_("a fresh login is needed")))
+    jwt.user_lookup_error_loader(because(N_("the session has ended")))
+    jwt.token_verification_failed_loader(because(N_("the token's claims were refused")))

@@ -11,6 +11,7 @@ from sqlalchemy import select
 from app.core.auth import current_user
 from app.core.blueprint import Blueprint
 from app.core.errors import NotFound
+from app.core.i18n import _
 from app.core.pagination import PageArgsSchema, page_of, paginate
 from app.extensions import db
 from notifications.models import Notification
@@ -60,7 +61,7 @@ class Read(MethodView):
         """Mark one of your notifications read."""
         notification = db.session.get(Notification, notification_id)
         if notification is None or notification.user_id != current_user().id:
-            raise NotFound("No such notification.")
+            raise NotFound(_("No such notification."))
         notification.read_at = notification.read_at or dt.datetime.now(dt.UTC)
         db.session.flush()
         return notification

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.types import Uuid
 
 from app.core.errors import NotFound
+from app.core.i18n import DEFAULT_LOCALE, N_, _, force_locale, translated
 from app.core.jobs import defer, task
 from app.extensions import db
 from notifications import push
@@ -29,18 +30,43 @@ from notifications.models import Delivery, Device, Notification
 
 SEND_CHUNK = push.CHUNK
 
-# Notification kinds and how each reads on a phone: (title, body) from the notification's data.
-# Kinds not listed are kept in the feed without a push.
+# The language of pushes: accounts store no language preference, and the volunteers read
+# Chinese. (A preference would be a column on users, passed to `force_locale` in `send`.)
+PUSH_LOCALE = DEFAULT_LOCALE
+
+# A tip's status as its tipster reads it in a push.
+_TIP_STATUS_LABELS = {
+    "submitted": N_("submitted"),
+    "triaged": N_("triaged"),
+    "assigned": N_("assigned"),
+    "in_progress": N_("in progress"),
+    "resolved": N_("resolved"),
+    "rejected": N_("rejected"),
+    "referred_to_police": N_("referred to the police"),
+    "merged": N_("merged"),
+}
+
+
+def _tip_status(d: dict[str, Any]) -> str:
+    status = d.get("to_status") or d.get("status") or ""
+    return translated(_TIP_STATUS_LABELS[status]) if status in _TIP_STATUS_LABELS else status
+
+
+# Notification kinds and how each reads on a phone: (title, body) from the notification's data,
+# in the current locale. Kinds not listed are kept in the feed without a push.
 _TEXTS = {
-    "task_offered": lambda d: (d.get("title") or "新任务", d.get("summary") or ""),
-    "task_cancelled": lambda d: ("任务已取消: " + (d.get("title") or ""), d.get("reason") or ""),
+    "task_offered": lambda d: (d.get("title") or _("New task"), d.get("summary") or ""),
+    "task_cancelled": lambda d: (
+        _("Task cancelled: %(title)s", title=d.get("title") or ""),
+        d.get("reason") or "",
+    ),
     "checkpoint_missed": lambda d: (
-        "巡逻点漏巡: " + (d.get("name") or ""),
+        _("Checkpoint missed: %(name)s", name=d.get("name") or ""),
         f"{d.get('starts_at', '')[11:16]}-{d.get('ends_at', '')[11:16]} UTC "
         f"{d.get('visits', 0)}/{d.get('expected_visits', 1)}",
     ),
-    "tip_status": lambda d: ("线索进展", f"状态: {d.get('to_status') or d.get('status') or ''}"),
-    "tip_note": lambda d: ("线索进展", "工作人员回复了你的线索"),
+    "tip_status": lambda d: (_("Tip update"), _("Status: %(status)s", status=_tip_status(d))),
+    "tip_note": lambda d: (_("Tip update"), _("Staff replied to your tip")),
 }
 URGENT_KINDS = frozenset({"urgent_assist"})
 
@@ -91,7 +117,7 @@ def remove_device(session: Session, user_id: uuid.UUID, token: str) -> None:
         delete(Device).where(Device.user_id == user_id, Device.token == token)
     ).rowcount
     if not removed:
-        raise NotFound("No such device.")
+        raise NotFound(_("No such device."))
 
 
 # -- notifying -----------------------------------------------------------------------------------
@@ -159,8 +185,14 @@ def defer_sends(delivery_ids: Sequence[uuid.UUID]) -> None:
 # -- sending -------------------------------------------------------------------------------------
 
 
+def push_texts(kind: str, data: dict[str, Any], locale: str = PUSH_LOCALE) -> tuple[str, str]:
+    """The (title, body) of a push of `kind`, in `locale`."""
+    with force_locale(locale):
+        return _TEXTS[kind](data)
+
+
 def _push_of(delivery_id, token: str, kind: str, data: dict[str, Any]) -> push.Push:
-    title, body = _TEXTS[kind](data)
+    title, body = push_texts(kind, data)
     payload = {
         "kind": kind,
         **{k: str(v) for k, v in data.items() if k in ("task_id", "tip_id", "checkpoint_id")},

@@ -209,7 +209,14 @@ def connection(app) -> Iterator[sa.Connection]:
 
 @pytest.fixture
 def client(app, connection):
-    return app.test_client()
+    return english(app.test_client())
+
+
+def english(test_client):
+    """The suite's clients read English (`Accept-Language: en`): their assertions are about
+    behaviour, some on English details. tests/test_i18n.py asks without it (zh-CN) and with it."""
+    test_client.environ_base["HTTP_ACCEPT_LANGUAGE"] = "en"
+    return test_client
 
 
 @pytest.fixture
@@ -336,7 +343,7 @@ def probe_app(app, database_url):
 @pytest.fixture
 def probe_client(probe_app, connection):
     connection.execute(text("CREATE TEMP TABLE probe_writes (id serial PRIMARY KEY, name text)"))
-    return probe_app.test_client()
+    return english(probe_app.test_client())
 
 
 @pytest.fixture

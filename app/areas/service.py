@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from app.areas.models import Area, AreaLevel
 from app.core.errors import Conflict, NotFound, Unprocessable
+from app.core.i18n import _
 from geo.crs import CoordSystem, geometry_to_wgs84
 from geo.geojson import GeoJSONError, to_shape
 
@@ -101,14 +102,14 @@ def resolve_path(session: Session, lon: float, lat: float) -> AreaPath:
 def get_area(session: Session, area_id: uuid.UUID) -> Area:
     area = session.get(Area, area_id)
     if area is None:
-        raise NotFound("No such area.")
+        raise NotFound(_("No such area."))
     return area
 
 
 def get_by_code(session: Session, code: str) -> Area:
     area = session.scalar(select(Area).where(Area.code == code))
     if area is None:
-        raise NotFound(f"No area has the code {code}.")
+        raise NotFound(_("No area has the code %(code)s.", code=code))
     return area
 
 
@@ -120,9 +121,15 @@ def _set_path(area: Area, parent: Area | None) -> None:
     level = AreaLevel(area.level)
     if level.parent_level is None:
         if parent is not None:
-            raise Unprocessable("A district has no parent area.")
+            raise Unprocessable(_("A district has no parent area."))
     elif parent is None or parent.level != level.parent_level:
-        raise Unprocessable(f"The parent of a {level} must be a {level.parent_level}.")
+        raise Unprocessable(
+            _(
+                "The parent of a %(level)s must be a %(parent_level)s.",
+                level=level,
+                parent_level=level.parent_level,
+            )
+        )
     area.parent_id = parent.id if parent else None
     area.district_id = area.id if level is AreaLevel.DISTRICT else parent.district_id
     area.subdistrict_id = (
@@ -143,9 +150,18 @@ def _existing_or_new(session: Session, code: str, level: AreaLevel, parent: Area
         session.add(area)
         return area
     if area.level != level:
-        raise Unprocessable(f"{code} exists as a {area.level}, not a {level}.")
+        raise Unprocessable(
+            _(
+                "%(code)s exists as a %(level)s, not a %(level2)s.",
+                code=code,
+                level=area.level,
+                level2=level,
+            )
+        )
     if area.parent_id != (parent.id if parent else None):
-        raise Unprocessable(f"{code} exists under another parent; areas are not moved.")
+        raise Unprocessable(
+            _("%(code)s exists under another parent; areas are not moved.", code=code)
+        )
     return area
 
 
@@ -177,7 +193,7 @@ def upsert_area(
         {"wkb": shapely.to_wkb(geometry)},
     ).one()
     if repaired.empty:
-        raise Unprocessable(f"The geometry of {code} has no valid polygonal part.")
+        raise Unprocessable(_("The geometry of %(code)s has no valid polygonal part.", code=code))
     area = _existing_or_new(session, code, level, parent)
     area.name = name
     area.level = level
@@ -235,21 +251,21 @@ def import_features(
     for index, feature in enumerate(features):
         try:
             if not isinstance(feature, dict):
-                raise Unprocessable("a feature must be a JSON object")
+                raise Unprocessable(_("a feature must be a JSON object"))
             props = feature.get("properties") or {}
             if not isinstance(props, dict):
-                raise Unprocessable("a feature's properties must be a JSON object")
+                raise Unprocessable(_("a feature's properties must be a JSON object"))
             code = str(props.get("code") or default_code or "").strip()
             name = str(props.get("name") or default_name or "").strip()
             if not code or not name:
-                raise Unprocessable("every feature needs a code and a name")
+                raise Unprocessable(_("every feature needs a code and a name"))
             if len(code) > 32 or len(name) > 200:
-                raise Unprocessable("a code has at most 32 characters, a name at most 200")
+                raise Unprocessable(_("a code has at most 32 characters, a name at most 200"))
             shape = to_shape(feature, allowed={"Polygon", "MultiPolygon"})
             shape = geometry_to_wgs84(shape, source_crs)
             urban_rural = props.get("urban_rural")
             if urban_rural not in (None, "urban", "rural"):
-                raise Unprocessable("urban_rural must be urban or rural")
+                raise Unprocessable(_("urban_rural must be urban or rural"))
             with session.begin_nested():
                 upsert_area(
                     session,
@@ -372,7 +388,13 @@ def derive_children(
     cells clipped to the parent's outline, marked `approximate` (and `centre_estimated` where
     the centre had to be generated or moved inside the parent)."""
     if level.parent_level != parent.level:
-        raise Unprocessable(f"A {level} cannot be derived inside a {parent.level}.")
+        raise Unprocessable(
+            _(
+                "A %(level)s cannot be derived inside a %(level2)s.",
+                level=level,
+                level2=parent.level,
+            )
+        )
     if not seeds:
         return []
     seeds = _separate_duplicates(seeds)
@@ -443,16 +465,16 @@ def cut_grid(session: Session, community: Area, cell_size_m: float, *, source: s
     (imported) cells is not cut.
     """
     if community.level != AreaLevel.COMMUNITY:
-        raise Unprocessable("Only a community can be cut into grid cells.")
+        raise Unprocessable(_("Only a community can be cut into grid cells."))
     if not 50 <= cell_size_m <= 2000:
-        raise Unprocessable("The cell size must be between 50 and 2000 metres.")
+        raise Unprocessable(_("The cell size must be between 50 and 2000 metres."))
     existing = list(
         session.scalars(
             select(Area).where(Area.parent_id == community.id, Area.level == AreaLevel.GRID_CELL)
         )
     )
     if any(not (cell.source or "").startswith(GENERATED_GRID) for cell in existing):
-        raise Conflict(f"{community.code} has official grid cells; it is not cut.")
+        raise Conflict(_("%(code)s has official grid cells; it is not cut.", code=community.code))
     try:
         with session.begin_nested():
             for cell in existing:
@@ -460,8 +482,11 @@ def cut_grid(session: Session, community: Area, cell_size_m: float, *, source: s
             session.flush()
     except IntegrityError as exc:  # a foreign key (a staff grant, say) still points at a cell
         raise Conflict(
-            f"The grid cells of {community.code} are in use (e.g. in a staff jurisdiction); "
-            "reassign them before cutting again."
+            _(
+                "The grid cells of %(code)s are in use (e.g. in a staff jurisdiction); "
+                "reassign them before cutting again.",
+                code=community.code,
+            )
         ) from exc
     rows = session.execute(GRID_SQL, {"community_id": community.id, "size": cell_size_m}).all()
     cells = []

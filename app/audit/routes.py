@@ -10,6 +10,7 @@ from app.core.audit import OUTCOMES, AuditEvent
 from app.core.auth import ADMIN
 from app.core.blueprint import Blueprint
 from app.core.fields import HORIZON, BoundedDateTime
+from app.core.i18n import _
 from app.core.pagination import PageArgsSchema, page_of, paginate
 from app.extensions import db
 
@@ -28,7 +29,7 @@ class AuditArgsSchema(Schema):
     @validates_schema
     def _window(self, data, **_kwargs):
         if data["from_"] and data["to"] and data["from_"] >= data["to"]:
-            raise ValidationError("`from` must be before `to`.", "from")
+            raise ValidationError(_("`from` must be before `to`."), "from")
 
 
 class AuditEventSchema(Schema):

@@ -25,6 +25,7 @@ from app.areas.models import AreaLevel
 from app.auth.models import User
 from app.core.auth import ADMIN, COMMUNITY_ADMIN, GRID_STAFF, POLICE_LIAISON
 from app.core.errors import NotFound
+from app.core.i18n import N_, _, translated
 
 PATH_KEYS = ("district_id", "subdistrict_id", "community_id", "grid_cell_id")
 _KEY_OF_LEVEL = dict(zip(AreaLevel, PATH_KEYS, strict=True))
@@ -101,7 +102,9 @@ def jurisdiction_of(user: User) -> Jurisdiction:
     return Jurisdiction(everywhere=False, grants={k: frozenset(v) for k, v in grants.items()})
 
 
-def require_inside(user: User, path: Mapping[str, uuid.UUID | None], what: str = "object") -> None:
+def require_inside(
+    user: User, path: Mapping[str, uuid.UUID | None], what: str = N_("object")
+) -> None:
     """Raise NotFound unless `path` is inside the user's jurisdiction."""
     if not jurisdiction_of(user).covers(path):
-        raise NotFound(f"No such {what}.")
+        raise NotFound(_("No such %(what)s.", what=translated(what)))

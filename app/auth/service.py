@@ -23,10 +23,11 @@ from app.auth.models import AuthSession, ConsentEvent, RefreshToken, User, user_
 from app.core import audit
 from app.core.auth import ADMIN, COMMUNITY_ADMIN, GRID_STAFF, POLICE_LIAISON, ROLES, VOLUNTEER
 from app.core.errors import Conflict, DomainError, Forbidden, NotFound, Unprocessable
+from app.core.i18n import _, _l
 from app.tasks.models import DutyStatus
 
 # One answer whether the phone or the ID number is taken: no telling which.
-_EXISTS = "An account with this phone number or resident ID number exists already."
+_EXISTS = _l("An account with this phone number or resident ID number exists already.")
 
 
 class AuthenticationFailed(DomainError):
@@ -68,7 +69,7 @@ def _community_id(session: Session, area_id: uuid.UUID | None) -> uuid.UUID | No
         return None
     area = session.get(Area, area_id)
     if area is None or area.level != AreaLevel.COMMUNITY:
-        raise _field_error("home_community_id", "Not a community.")
+        raise _field_error("home_community_id", _("Not a community."))
     return area.id
 
 
@@ -144,7 +145,10 @@ def register_volunteer(session: Session, values: dict[str, Any]) -> User:
     if consents["terms_version"] != current_app.config["TERMS_VERSION"]:
         raise _field_error(
             "consents/terms_version",
-            f"Accept the current terms (version {current_app.config['TERMS_VERSION']}).",
+            _(
+                "Accept the current terms (version %(value)s).",
+                value=current_app.config["TERMS_VERSION"],
+            ),
         )
     user = _new_user(
         session,
@@ -231,7 +235,7 @@ def login(session: Session, phone: str, password: str) -> TokenPair:
             object_ids=[user.id] if user else [],
             outcome="failure",
         )
-        raise AuthenticationFailed("Wrong phone number or password.")
+        raise AuthenticationFailed(_("Wrong phone number or password."))
     audit.record(session, "auth.login", actor=user, object_type="user", object_ids=[user.id])
     if hasher.check_needs_rehash(user.password_hash):
         user.password_hash = hasher.hash(password)
@@ -306,7 +310,7 @@ def refresh(session: Session, user: User, jti: str, session_id: str) -> TokenPai
         select(RefreshToken).where(RefreshToken.jti == uuid.UUID(jti)).with_for_update()
     )
     if token is None or str(token.session_id) != session_id:
-        raise AuthenticationFailed("Unknown refresh token.")
+        raise AuthenticationFailed(_("Unknown refresh token."))
     if token.used_at is not None:
         revoke_session(session, token.session_id, "refresh_token_reuse")
         raise RefreshTokenReused("This refresh token was used before; the session is revoked.")
@@ -344,7 +348,7 @@ def change_password(
     try:
         hasher.verify(user.password_hash, current)
     except (VerificationError, InvalidHashError) as exc:
-        raise _field_error("current_password", "The current password is wrong.") from exc
+        raise _field_error("current_password", _("The current password is wrong.")) from exc
     _validated(
         "new_password", validators.check_password, new, user_inputs=(user.phone, user.real_name)
     )
@@ -377,9 +381,9 @@ def _check_roles(roles: Iterable[str], areas: Sequence[Area]) -> None:
     since a user's areas serve all their roles and liaisons see no volunteers' personal data."""
     roles = set(roles)
     if roles & (_STAFF_ROLES | {POLICE_LIAISON}) and not areas:
-        raise _field_error("jurisdiction", "Staff and liaison accounts need at least one area.")
+        raise _field_error("jurisdiction", _("Staff and liaison accounts need at least one area."))
     if POLICE_LIAISON in roles and roles & _STAFF_ROLES:
-        raise _field_error("roles", "A police liaison account cannot also be a staff account.")
+        raise _field_error("roles", _("A police liaison account cannot also be a staff account."))
 
 
 def _grantable(actor: User) -> set[str]:
@@ -393,11 +397,15 @@ def _check_grants(actor: User, roles: Iterable[str], areas: Sequence[Area]) -> N
     """The actor may grant these roles, and every area is inside their jurisdiction."""
     refused = set(roles) - _grantable(actor)
     if refused:
-        raise Forbidden(f"You may not grant the role(s): {', '.join(sorted(refused))}.")
+        raise Forbidden(
+            _("You may not grant the role(s): %(value)s.", value=", ".join(sorted(refused)))
+        )
     scope = jurisdiction_of(actor)
     outside = [a.code for a in areas if not scope.covers(a.path_ids)]
     if outside:
-        raise Forbidden(f"These areas are outside your jurisdiction: {', '.join(outside)}.")
+        raise Forbidden(
+            _("These areas are outside your jurisdiction: %(value)s.", value=", ".join(outside))
+        )
 
 
 def _check_manages(session: Session, actor: User, user: User) -> None:
@@ -406,7 +414,7 @@ def _check_manages(session: Session, actor: User, user: User) -> None:
     admins appoint); and only when everything the account holds (its home community and every
     granted area) is inside the actor's jurisdiction. Seeing an account is not enough."""
     if user.id == actor.id:
-        raise Forbidden("Nobody administers their own account.")
+        raise Forbidden(_("Nobody administers their own account."))
     beyond = set(user.roles) - _grantable(actor)
     if beyond:
         raise Forbidden(
@@ -418,13 +426,13 @@ def _check_manages(session: Session, actor: User, user: User) -> None:
     home = session.get(Area, user.home_community_id) if user.home_community_id else None
     places = [a.path_ids for a in user.jurisdiction] + ([home.path_ids] if home else [])
     if not all(scope.covers(p) for p in places):
-        raise Forbidden("This account also holds areas outside your jurisdiction.")
+        raise Forbidden(_("This account also holds areas outside your jurisdiction."))
 
 
 def _areas(session: Session, area_ids: Sequence[uuid.UUID]) -> list[Area]:
     areas = list(session.scalars(select(Area).where(Area.id.in_(area_ids))))
     if len(areas) != len(set(area_ids)):
-        raise _field_error("jurisdiction", "Unknown area id.")
+        raise _field_error("jurisdiction", _("Unknown area id."))
     return areas
 
 
@@ -488,7 +496,7 @@ def get_visible_user(session: Session, actor: User, user_id: uuid.UUID) -> User:
     """A user the actor may see (404 otherwise): themselves, or inside their jurisdiction."""
     user = session.get(User, user_id)
     if user is None:
-        raise NotFound("No such user.")
+        raise NotFound(_("No such user."))
     if user.id == actor.id:
         return user
     scope = jurisdiction_of(actor)
@@ -497,7 +505,7 @@ def get_visible_user(session: Session, actor: User, user_id: uuid.UUID) -> User:
     places += [a.path_ids for a in user.jurisdiction]
     if scope.everywhere or any(scope.covers(p) for p in places):
         return user
-    raise NotFound("No such user.")
+    raise NotFound(_("No such user."))
 
 
 def update_account(session: Session, actor: User, user: User, values: dict[str, Any]) -> User:
@@ -550,12 +558,12 @@ def update_account(session: Session, actor: User, user: User, values: dict[str, 
 def verify_volunteer(session: Session, actor: User, user: User) -> User:
     """Staff of a volunteer's home community confirm their real-name registration."""
     if user.id == actor.id:
-        raise Forbidden("Nobody verifies their own registration.")
+        raise Forbidden(_("Nobody verifies their own registration."))
     if VOLUNTEER not in user.roles:
-        raise Conflict("Only volunteers are verified.")
+        raise Conflict(_("Only volunteers are verified."))
     home = session.get(Area, user.home_community_id) if user.home_community_id else None
     if home is None or not jurisdiction_of(actor).covers(home.path_ids):
-        raise Forbidden("Only staff of the volunteer's home community verify them.")
+        raise Forbidden(_("Only staff of the volunteer's home community verify them."))
     if user.verified_at is None:
         user.verified_at = _now()
         user.verified_by = actor.id

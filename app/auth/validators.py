@@ -11,6 +11,8 @@ from pathlib import Path
 
 from zxcvbn import zxcvbn
 
+from app.core.i18n import _
+
 _PHONE = re.compile(r"^1[3-9]\d{9}$")
 _PHONE_NOISE = re.compile(r"[\s\-()]")
 
@@ -85,7 +87,7 @@ def normalize_phone(raw: str) -> str:
     elif len(phone) == 13 and phone.startswith("86"):
         phone = phone[2:]
     if not _PHONE.match(phone):
-        raise InvalidInput("Not a mainland China mobile number (11 digits starting 13-19).")
+        raise InvalidInput(_("Not a mainland China mobile number (11 digits starting 13-19)."))
     return phone
 
 
@@ -97,17 +99,17 @@ def normalize_id_number(raw: str, *, today: dt.date | None = None) -> str:
     """A valid 18-character resident ID number (GB 11643-1999), upper-case X, or InvalidInput."""
     number = (raw or "").strip().upper()
     if not _ID_FORMAT.match(number):
-        raise InvalidInput("A resident ID number has 17 digits and a final digit or X.")
+        raise InvalidInput(_("A resident ID number has 17 digits and a final digit or X."))
     if number[:2] not in _PROVINCES:
-        raise InvalidInput("The resident ID number does not start with a province code.")
+        raise InvalidInput(_("The resident ID number does not start with a province code."))
     try:
         born = dt.date(int(number[6:10]), int(number[10:12]), int(number[12:14]))
     except ValueError as exc:
-        raise InvalidInput("The birth date in the resident ID number does not exist.") from exc
+        raise InvalidInput(_("The birth date in the resident ID number does not exist.")) from exc
     if not dt.date(1900, 1, 1) <= born <= (today or dt.date.today()):
-        raise InvalidInput("The birth date in the resident ID number is out of range.")
+        raise InvalidInput(_("The birth date in the resident ID number is out of range."))
     if id_check_character(number[:17]) != number[17]:
-        raise InvalidInput("The resident ID number's check character is wrong.")
+        raise InvalidInput(_("The resident ID number's check character is wrong."))
     return number
 
 
@@ -125,15 +127,25 @@ def check_password(password: str, *, user_inputs: tuple[str, ...] = ()) -> None:
     """Refuse short, long, and easily guessed passwords (common-password and pattern lists of
     zxcvbn, plus the user's own phone and name)."""
     if len(password) < PASSWORD_MIN_LENGTH:
-        raise InvalidInput(f"Use at least {PASSWORD_MIN_LENGTH} characters.")
+        raise InvalidInput(
+            _(
+                "Use at least %(count)s characters.",
+                count=PASSWORD_MIN_LENGTH,
+            )
+        )
     if len(password) > PASSWORD_MAX_LENGTH:
-        raise InvalidInput(f"Use at most {PASSWORD_MAX_LENGTH} characters.")
+        raise InvalidInput(
+            _(
+                "Use at most %(count)s characters.",
+                count=PASSWORD_MAX_LENGTH,
+            )
+        )
     inputs = [i for i in user_inputs if i]
     if any(i in password for i in inputs if len(i) >= 4):
-        raise InvalidInput("The password must not contain your phone number or name.")
+        raise InvalidInput(_("The password must not contain your phone number or name."))
     if password.lower() in _common_passwords_zh():
-        raise InvalidInput("Choose a stronger password: this one is among the most common.")
+        raise InvalidInput(_("Choose a stronger password: this one is among the most common."))
     result = zxcvbn(password[:100], user_inputs=[*inputs, *_common_passwords_zh()])
     if result["score"] < PASSWORD_MIN_SCORE:
         warning = result["feedback"].get("warning") or "It is too easy to guess."
-        raise InvalidInput(f"Choose a stronger password: {warning}")
+        raise InvalidInput(_("Choose a stronger password: %(warning)s", warning=warning))

@@ -32,6 +32,7 @@ from werkzeug.exceptions import UnsupportedMediaType
 from app.core.auth import current_roles, has_any_role
 from app.core.db import SAFE_METHODS
 from app.core.errors import Forbidden
+from app.core.i18n import _
 from app.core.idempotency import idempotent
 from app.extensions import db
 
@@ -192,7 +193,7 @@ class Blueprint(flask_smorest.Blueprint, _TransactionalRules):
         def check() -> None:
             verify_jwt_in_request()
             if not has_any_role(current_roles(), roles):
-                raise Forbidden("Your role does not allow this operation.")
+                raise Forbidden(_("Your role does not allow this operation."))
 
         return lambda func: self._declare(func, Access("roles", tuple(roles)), check)
 

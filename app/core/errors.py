@@ -2,6 +2,10 @@
 
 Services raise the domain errors below; HTTP errors (werkzeug's, webargs' 422, flask-limiter's
 429) and database outages are turned into problems here, in one place.
+
+`type` (the slug) is the contract a client branches on; `title` and `detail` are for people and
+follow Accept-Language (app/core/i18n.py). Every slug has its title in `PROBLEM_TITLES`: a
+problem of an unlisted slug is a bug that tests/test_i18n.py catches.
 """
 
 from __future__ import annotations
@@ -16,10 +20,59 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import exc as orm_exc
 from werkzeug.exceptions import HTTPException
 
+from app.core.i18n import N_, _, message_text, translated
+
 PROBLEM_MIMETYPE = "application/problem+json"
 PROBLEM_TYPE_PREFIX = "urn:qunfang:problem:"
 
 logger = logging.getLogger(__name__)
+
+# Each problem type's title (English message ids, translated when a problem is made).
+PROBLEM_TITLES: dict[str, str] = {
+    "bad-request": N_("Bad request"),
+    "not-found": N_("Not found"),
+    "unauthorized": N_("Sign-in required"),
+    "forbidden": N_("Not allowed"),
+    "conflict": N_("Conflict with the current state"),
+    "invalid-transition": N_("Not possible in the current state"),
+    "unprocessable": N_("Request refused"),
+    "validation-error": N_("Validation failed"),
+    "authentication-failed": N_("Authentication failed"),
+    "concurrent-update": N_("Concurrent update"),
+    "database-unavailable": N_("Database unavailable"),
+    "invalid-value": N_("Invalid value"),
+    "timed-out": N_("Timed out"),
+    "migrations-pending": N_("Migrations pending"),
+}
+
+# Titles of `about:blank` problems: the status's reason phrase, in the reader's language.
+STATUS_TITLES: dict[int, str] = {
+    400: N_("Bad Request"),
+    401: N_("Unauthorized"),
+    403: N_("Forbidden"),
+    404: N_("Not Found"),
+    405: N_("Method Not Allowed"),
+    406: N_("Not Acceptable"),
+    409: N_("Conflict"),
+    410: N_("Gone"),
+    412: N_("Precondition Failed"),
+    413: N_("Content Too Large"),
+    415: N_("Unsupported Media Type"),
+    422: N_("Unprocessable Content"),
+    428: N_("Precondition Required"),
+    429: N_("Too Many Requests"),
+    500: N_("Internal Server Error"),
+    503: N_("Service Unavailable"),
+}
+
+# werkzeug's default descriptions of the statuses a client meets without a message of ours.
+STATUS_DETAILS: dict[int, str] = {
+    404: N_("The requested URL was not found on the server."),
+    405: N_("The method is not allowed for the requested URL."),
+    406: N_("The resource cannot answer in a format the request accepts."),
+    413: N_("The request body is too large."),
+    415: N_("The request body is in a format this resource does not take."),
+}
 
 
 class DomainError(Exception):
@@ -80,7 +133,7 @@ class InvalidValues(Unprocessable):
         super().__init__(summary, extra={"errors": listed})
 
 
-def field_error(pointer: str, detail: str) -> Unprocessable:
+def field_error(pointer: str, detail: Any) -> Unprocessable:
     """A 422 about one field of the JSON body, in the shape schema errors have."""
     return Unprocessable(
         detail, extra={"errors": [{"location": "json", "pointer": pointer, "detail": detail}]}
@@ -96,14 +149,17 @@ def problem(
     headers: dict[str, str] | None = None,
     **extra: Any,
 ) -> Response:
-    """Build a problem+json response; `type` is `about:blank` unless a slug names our own kind."""
+    """Build a problem+json response; `type` is `about:blank` unless a slug names our own kind.
+    The title is the slug's (or the status's) in the request's language."""
+    if title is None:
+        title = _problem_title(status, slug)
     body: dict[str, Any] = {
         "type": PROBLEM_TYPE_PREFIX + slug if slug else "about:blank",
-        "title": title or HTTPStatus(status).phrase,
+        "title": str(title),
         "status": status,
     }
     if detail:
-        body["detail"] = detail
+        body["detail"] = str(detail)
     request_id = g.get("request_id")
     if request_id:
         body["request_id"] = request_id
@@ -116,6 +172,14 @@ def problem(
     return response
 
 
+def _problem_title(status: int, slug: str | None) -> str:
+    if slug:
+        return translated(PROBLEM_TITLES[slug])
+    if status in STATUS_TITLES:
+        return translated(STATUS_TITLES[status])
+    return HTTPStatus(status).phrase
+
+
 def _field_errors(messages: Any, location: str, pointer: str = "") -> list[dict[str, str]]:
     """Flatten marshmallow's nested messages into one entry per field, with a JSON pointer."""
     if isinstance(messages, dict):
@@ -124,13 +188,16 @@ def _field_errors(messages: Any, location: str, pointer: str = "") -> list[dict[
             errors.extend(_field_errors(value, location, f"{pointer}/{key}"))
         return errors
     if isinstance(messages, list) and all(isinstance(m, str) for m in messages):
-        return [{"location": location, "pointer": pointer or "/", "detail": m} for m in messages]
+        return [
+            {"location": location, "pointer": pointer or "/", "detail": message_text(m)}
+            for m in messages
+        ]
     if isinstance(messages, list):
         errors = []
         for value in messages:
             errors.extend(_field_errors(value, location, pointer))
         return errors
-    return [{"location": location, "pointer": pointer or "/", "detail": str(messages)}]
+    return [{"location": location, "pointer": pointer or "/", "detail": message_text(messages)}]
 
 
 # Headers an HTTPException may carry that belong on the problem response too.
@@ -149,20 +216,29 @@ def handle_http_exception(error: HTTPException) -> Response:
         return problem(
             422,
             slug="validation-error",
-            detail="The request did not pass validation; see `errors`.",
+            detail=_("The request did not pass validation; see `errors`."),
             headers=headers,
             errors=errors,
         )
     if status == 429:
-        detail = "Too many requests; retry after the number of seconds in Retry-After."
+        detail = _("Too many requests; retry after the number of seconds in Retry-After.")
         retry_after = getattr(error, "retry_after", None)
         if retry_after is not None and "Retry-After" not in headers:
             headers["Retry-After"] = str(int(retry_after))
         return problem(429, detail=detail, headers=headers)
-    detail = data.get("message") or error.description
+    detail = data.get("message") or _http_detail(error)
     if status >= 500:
         detail = None
     return problem(status, detail=detail, headers=headers)
+
+
+def _http_detail(error: HTTPException) -> str | None:
+    """The exception's description, translated when it is werkzeug's default for its status
+    (descriptions given where it is raised are ours, and marked there)."""
+    default = type(error).description
+    if error.description == default and error.code in STATUS_DETAILS:
+        return translated(STATUS_DETAILS[error.code])
+    return str(error.description) if error.description else None
 
 
 def handle_domain_error(error: DomainError) -> Response:
@@ -186,7 +262,7 @@ def _database_problem(error: Exception) -> Response | None:
         return problem(
             409,
             slug="concurrent-update",
-            detail="Someone else changed this at the same time; read it again and retry.",
+            detail=_("Someone else changed this at the same time; read it again and retry."),
         )
     if isinstance(error, sa_exc.TimeoutError):  # no pooled connection in time
         state = "pool-timeout"
@@ -205,7 +281,7 @@ def _database_problem(error: Exception) -> Response | None:
         return problem(
             503,
             slug="database-unavailable",
-            detail="The database is not reachable; try again shortly.",
+            detail=_("The database is not reachable; try again shortly."),
             headers={"Retry-After": "1" if dropped else "5"},
         )
     if isinstance(error, sa_exc.DataError):
@@ -215,20 +291,23 @@ def _database_problem(error: Exception) -> Response | None:
         return problem(
             422,
             slug="invalid-value",
-            detail="A value in the request cannot be stored (too long or out of range).",
+            detail=_("A value in the request cannot be stored (too long or out of range)."),
         )
     if state in _RETRY_STATES:
         logger.warning("concurrent transaction conflict", extra={"sqlstate": state})
         return problem(
             409,
             slug="concurrent-update",
-            detail="Another change got in the way; retry the request.",
+            detail=_("Another change got in the way; retry the request."),
             headers={"Retry-After": "1"},
         )
     if state in _TIMED_OUT_STATES:
         logger.warning("statement timed out", extra={"sqlstate": state})
         return problem(
-            503, slug="timed-out", detail="The request took too long.", headers={"Retry-After": "5"}
+            503,
+            slug="timed-out",
+            detail=_("The request took too long."),
+            headers={"Retry-After": "5"},
         )
     return None
 
@@ -261,7 +340,7 @@ def handle_unexpected(error: Exception) -> Response:
         # does not guard (its checks make this a fallback): the value's fault, not a bug.
         logger.warning("text with a lone surrogate refused")
         return problem(
-            422, slug="invalid-value", detail="A text in the request holds a lone surrogate."
+            422, slug="invalid-value", detail=_("A text in the request holds a lone surrogate.")
         )
     database_problem = _database_problem(error)
     if database_problem is not None:

@@ -27,6 +27,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from app.core.auth import current_identity
 from app.core.errors import Conflict, Unprocessable
+from app.core.i18n import _
 from app.core.jobs import jobs, task
 from app.extensions import db
 
@@ -103,12 +104,16 @@ def idempotent(
         if key is None:
             return view(*args, **kwargs)
         if not _VALID_KEY.match(key):
-            raise Unprocessable(f"{HEADER} must be 8 to 255 printable ASCII characters.")
+            raise Unprocessable(
+                _("%(header)s must be 8 to 255 printable ASCII characters.", header=HEADER)
+            )
         key_scope = scope()
         if key_scope == "anonymous" and not _is_uuid(key):
             # Anonymous callers share one scope: only an unguessable key keeps one caller from
             # replaying (and reading) another's answer.
-            raise Unprocessable(f"Anonymous requests need a random UUID as {HEADER}.")
+            raise Unprocessable(
+                _("Anonymous requests need a random UUID as %(header)s.", header=HEADER)
+            )
         fingerprint = _fingerprint()
 
         session = db.session
@@ -116,11 +121,18 @@ def idempotent(
             select(func.pg_try_advisory_xact_lock(func.hashtextextended(f"{key_scope} {key}", 0)))
         ).scalar_one()
         if not locked:
-            raise Conflict(f"A request with this {HEADER} is still being processed; retry later.")
+            raise Conflict(
+                _(
+                    "A request with this %(header)s is still being processed; retry later.",
+                    header=HEADER,
+                )
+            )
         record = session.get(IdempotencyRecord, (key_scope, key))
         if record is not None and record.expires_at > _now():
             if record.fingerprint != fingerprint:
-                raise Unprocessable(f"This {HEADER} was used for a different request.")
+                raise Unprocessable(
+                    _("This %(header)s was used for a different request.", header=HEADER)
+                )
             return _replay(record, replayed)
         if record is not None:  # expired but not pruned yet: the key is free again
             session.delete(record)

@@ -6,6 +6,7 @@ import datetime as dt
 from typing import Any
 
 from app.core.errors import Unprocessable
+from app.core.i18n import _
 
 
 def period(args: dict[str, Any], *, default_days: int, max_days: int):
@@ -14,7 +15,7 @@ def period(args: dict[str, Any], *, default_days: int, max_days: int):
     end = args.get("to") or dt.datetime.now(dt.UTC)
     start = args.get("from_") or end - dt.timedelta(days=default_days)
     if start >= end:
-        raise Unprocessable("`from` must be before `to`.")
+        raise Unprocessable(_("`from` must be before `to`."))
     if end - start > dt.timedelta(days=max_days):
-        raise Unprocessable(f"The period is at most {max_days} days.")
+        raise Unprocessable(_("The period is at most %(max_days)s days.", max_days=max_days))
     return start, end

@@ -27,10 +27,11 @@ from flask import Flask, Request, request
 from werkzeug.exceptions import BadRequest
 
 from app.core.errors import InvalidValues
+from app.core.i18n import _, _l
 
 MAX_DEPTH = 32
 _BAD_TEXT = re.compile("[\x00\ud800-\udfff]")
-BAD_TEXT_DETAIL = "Must not contain NUL characters or lone surrogates."
+BAD_TEXT_DETAIL = _l("Must not contain NUL characters or lone surrogates.")
 
 
 class UnacceptableJSON(ValueError):
@@ -158,9 +159,9 @@ class QunfangRequest(Request):
         if isinstance(e, BadText):
             raise InvalidValues([("json", pointer, BAD_TEXT_DETAIL) for pointer in e.pointers])
         if isinstance(e, TooDeep):
-            raise BadRequest("The request body is nested too deeply.")
+            raise BadRequest(_("The request body is nested too deeply."))
         if e is not None:
-            raise BadRequest(f"The request body is not valid JSON: {e}")
+            raise BadRequest(_("The request body is not valid JSON: %(e)s", e=e))
         return super().on_json_loading_failed(e)
 
 
@@ -178,7 +179,7 @@ def _check_query() -> None:
     try:
         request.query_string.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise BadRequest("The query string is not UTF-8 (percent-encode it).") from exc
+        raise BadRequest(_("The query string is not UTF-8 (percent-encode it).")) from exc
     if bad := _refused_fields("query", request.args):
         raise InvalidValues(bad)
 

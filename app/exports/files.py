@@ -28,7 +28,7 @@ import os
 import re
 import uuid
 import zipfile
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -37,6 +37,7 @@ from zoneinfo import ZoneInfo
 import orjson
 
 from app.core import private_files
+from app.core.i18n import N_
 
 TIMEZONE = ZoneInfo("Asia/Shanghai")
 MANIFEST_NAME = "manifest.json"
@@ -67,6 +68,31 @@ CSV_COLUMNS: tuple[tuple[str, str], ...] = (
     ("photos", "The photos' paths inside the ZIP, `;`-separated: photos/<tip_id>/<media_id>.jpg."),
 )
 COLUMN_NAMES: tuple[str, ...] = tuple(name for name, _ in CSV_COLUMNS)
+# The header row people read (the batch's language); the GeoJSON keeps the names above.
+CSV_HEADINGS: dict[str, str] = {
+    "tip_id": N_("Tip ID"),
+    "code": N_("Tip code"),
+    "category": N_("Category key"),
+    "category_name": N_("Category"),
+    "status": N_("Status"),
+    "priority": N_("Priority"),
+    "created_at": N_("Submitted at"),
+    "occurred_at": N_("Occurred at"),
+    "lon": N_("Longitude"),
+    "lat": N_("Latitude"),
+    "accuracy_m": N_("Accuracy (m)"),
+    "address": N_("Address"),
+    "district": N_("District"),
+    "subdistrict": N_("Subdistrict"),
+    "community": N_("Community"),
+    "grid_cell": N_("Grid cell"),
+    "description": N_("Description"),
+    "anonymous": N_("Anonymous"),
+    "reporter_name": N_("Reporter name"),
+    "reporter_phone": N_("Reporter phone"),
+    "photo_count": N_("Photo count"),
+    "photos": N_("Photos"),
+}
 NUMERIC_COLUMNS = frozenset({"lon", "lat", "accuracy_m", "photo_count"})
 _COORDINATES = frozenset({"lon", "lat"})
 COORDINATE_DECIMALS = 7
@@ -228,12 +254,12 @@ def _feature(values: list) -> dict:
 
 
 class _CsvSink:
-    def __init__(self, out: BinaryIO) -> None:
+    def __init__(self, out: BinaryIO, header: Sequence[str] = COLUMN_NAMES) -> None:
         self.out = out
         self.buffer = io.StringIO()
         self.writer = csv.writer(self.buffer, lineterminator="\r\n")
         out.write(b"\xef\xbb\xbf")
-        self.writer.writerow(COLUMN_NAMES)
+        self.writer.writerow(header)
 
     def add(self, values: list) -> None:
         self.writer.writerow(_csv_cells(values))
@@ -287,10 +313,11 @@ def _write(rows: Iterable[dict], sinks: list) -> int:
     return count
 
 
-def write_csv(rows: Iterable[dict], out: BinaryIO) -> int:
-    """Write `rows` as CSV (UTF-8 with BOM, CRLF, one row per tip, columns of `CSV_COLUMNS`,
-    formulas defused) to the binary stream `out`, in small chunks; return the number of rows."""
-    return _write(rows, [_CsvSink(out)])
+def write_csv(rows: Iterable[dict], out: BinaryIO, header: Sequence[str] = COLUMN_NAMES) -> int:
+    """Write `rows` as CSV (UTF-8 with BOM, CRLF, `header` (the column names unless given),
+    one row per tip, columns of `CSV_COLUMNS`, formulas defused) to the binary stream `out`, in
+    small chunks; return the number of rows."""
+    return _write(rows, [_CsvSink(out, header)])
 
 
 def write_geojson(rows: Iterable[dict], out: BinaryIO) -> int:
@@ -300,10 +327,15 @@ def write_geojson(rows: Iterable[dict], out: BinaryIO) -> int:
     return _write(rows, [_GeoJsonSink(out)])
 
 
-def write_csv_and_geojson(rows: Iterable[dict], csv_out: BinaryIO, geojson_out: BinaryIO) -> int:
+def write_csv_and_geojson(
+    rows: Iterable[dict],
+    csv_out: BinaryIO,
+    geojson_out: BinaryIO,
+    csv_header: Sequence[str] = COLUMN_NAMES,
+) -> int:
     """Both files in one pass over `rows` (one database cursor), each row converted once; the
     same bytes as `write_csv` and `write_geojson`. Returns the number of rows."""
-    return _write(rows, [_CsvSink(csv_out), _GeoJsonSink(geojson_out)])
+    return _write(rows, [_CsvSink(csv_out, csv_header), _GeoJsonSink(geojson_out)])
 
 
 # -- hashing -----------------------------------------------------------------------------------

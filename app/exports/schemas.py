@@ -5,6 +5,7 @@ from __future__ import annotations
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from app.core.fields import HORIZON, BoundedDateTime
+from app.core.i18n import _
 from app.exports.models import BATCH_STATUSES, OUTCOMES
 from app.tips.models import STATUSES
 from app.tips.schemas import PlainText
@@ -25,7 +26,7 @@ class BatchFiltersSchema(Schema):
     @validates_schema
     def _window(self, data, **_kwargs):
         if data["from_"] and data["to"] and data["from_"] >= data["to"]:
-            raise ValidationError("`from` must be before `to`.", "from")
+            raise ValidationError(_("`from` must be before `to`."), "from")
 
 
 class BatchCreateSchema(Schema):
@@ -37,9 +38,9 @@ class BatchCreateSchema(Schema):
     @validates_schema
     def _one_way(self, data, **_kwargs):
         if not data["tip_ids"] and data["filters"] is None:
-            raise ValidationError("Give tip_ids or filters.", "filters")
+            raise ValidationError(_("Give tip_ids or filters."), "filters")
         if data["tip_ids"] and data["filters"] is not None:
-            raise ValidationError("Give tip_ids or filters, not both.", "filters")
+            raise ValidationError(_("Give tip_ids or filters, not both."), "filters")
 
 
 class BatchFileSchema(Schema):

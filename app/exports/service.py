@@ -49,6 +49,7 @@ from app.auth.models import User
 from app.core import audit, private_files
 from app.core.auth import GRID_STAFF, POLICE_LIAISON, has_any_role
 from app.core.errors import Conflict, NotFound, field_error
+from app.core.i18n import DEFAULT_LOCALE, _, force_locale, translated, user_locale
 from app.core.jobs import STALLED_MAX_ATTEMPTS, defer, jobs, task
 from app.exports import files, signing
 from app.exports.models import ClueBatch, ClueBatchItem
@@ -85,7 +86,7 @@ def acting_role(user: User) -> str:
         return POLICE_LIAISON
     if has_any_role(user.roles, [GRID_STAFF]):
         return GRID_STAFF
-    raise NotFound("No such batch.")  # pragma: no cover - the route's role rule comes first
+    raise NotFound(_("No such batch."))  # pragma: no cover - the route's role rule comes first
 
 
 def visible_query(user: User) -> Select:
@@ -115,7 +116,7 @@ def get_batch(session: Session, user: User, batch_id: uuid.UUID) -> ClueBatch:
     """A batch the user may open (the same rule as the list), else 404."""
     batch = session.scalar(visible_query(user).where(ClueBatch.id == batch_id))
     if batch is None:
-        raise NotFound("No such batch.")
+        raise NotFound(_("No such batch."))
     return batch
 
 
@@ -157,7 +158,7 @@ def create_batch(session: Session, actor: User, values: Mapping[str, Any]) -> Cl
             area = found.get(area_id)
             if area is None or not jurisdiction.covers(area.path_ids):
                 raise field_error(
-                    f"/filters/area_ids/{index}", "No such area in your jurisdiction."
+                    f"/filters/area_ids/{index}", _("No such area in your jurisdiction.")
                 )
     # Too many is refused before anything is locked: locking a district's million tips only to
     # say no would outlast the request's time bounds (DB_STATEMENT_TIMEOUT_S, WEB_TIMEOUT_S).
@@ -166,8 +167,11 @@ def create_batch(session: Session, actor: User, values: Mapping[str, Any]) -> Cl
     if session.scalar(select(func.count()).select_from(matching)) > most:
         raise field_error(
             "/filters",
-            f"More than {most} tips match; a batch holds at most {most}: "
-            "narrow the period or the areas.",
+            _(
+                "More than %(most)s tips match; a batch holds at most %(most)s: "
+                "narrow the period or the areas.",
+                most=most,
+            ),
         )
     # Lock the chosen tips (in id order, so concurrent batches cannot deadlock): nobody moves
     # or edits them between the freeze and the status change below. Their ids then travel as
@@ -180,12 +184,15 @@ def create_batch(session: Session, actor: User, values: Mapping[str, Any]) -> Cl
     count = len(locked)
     if values.get("tip_ids") and count != len(set(values["tip_ids"])):
         raise field_error(
-            "/tip_ids", "Some of these tips are not in your jurisdiction (or merged)."
+            "/tip_ids", _("Some of these tips are not in your jurisdiction (or merged).")
         )
     if count == 0:
-        raise field_error("/filters", "No tips match: a batch must hold at least one.")
+        raise field_error("/filters", _("No tips match: a batch must hold at least one."))
     if count > most:  # more came in since the count above
-        raise field_error("/filters", f"{count} tips match; a batch holds at most {most}.")
+        raise field_error(
+            "/filters",
+            _("%(count)s tips match; a batch holds at most %(most)s.", count=count, most=most),
+        )
 
     batch = ClueBatch(
         id=uuid.uuid4(),
@@ -222,7 +229,8 @@ def create_batch(session: Session, actor: User, values: Mapping[str, Any]) -> Cl
         purpose=batch.purpose,
         details={"case_reference": batch.case_reference, "row_count": count},
     )
-    defer(generate_batch, batch_id=str(batch.id))
+    # The files are built by a job: they are in the language of the request that asked for them.
+    defer(generate_batch, batch_id=str(batch.id), locale=user_locale())
     session.flush()
     return batch
 
@@ -406,13 +414,20 @@ def discard_files(batch_id: uuid.UUID) -> None:
     shutil.rmtree(batch_dir(batch_id), ignore_errors=True)
 
 
-def build_files(session: Session, batch: ClueBatch) -> None:
+def csv_header(locale: str) -> list[str]:
+    """The CSV's header row in `locale` (zh_CN or en)."""
+    with force_locale(locale):
+        return [translated(files.CSV_HEADINGS[name]) for name in files.COLUMN_NAMES]
+
+
+def build_files(session: Session, batch: ClueBatch, locale: str = DEFAULT_LOCALE) -> None:
     """Write tips.csv, tips.geojson, the ZIP (both, the photos, a signed manifest.json) and the
     manifest on its own; record their sizes and digests and the batch's signature.
 
     Everything is written in a partial folder renamed into place at the end; files are 0640 and
     folders 0750 from their creation. The output depends on the batch and its tips only (the
-    ZIP's dates are the batch's creation time), so building again makes the same bytes."""
+    ZIP's dates are the batch's creation time), so building again makes the same bytes.
+    The CSV's header row is in `locale`."""
     target = batch_dir(batch.id)
     work = _work_dir(batch.id)
     private_files.ensure_dir(target.parent)
@@ -431,7 +446,9 @@ def build_files(session: Session, batch: ClueBatch) -> None:
         private_files.open_new(work / "tips.csv") as csv_out,
         private_files.open_new(work / "tips.geojson") as geo_out,
     ):
-        files.write_csv_and_geojson(counted(_rows(session, batch)), csv_out, geo_out)
+        files.write_csv_and_geojson(
+            counted(_rows(session, batch)), csv_out, geo_out, csv_header=csv_header(locale)
+        )
     _progress(batch.id, percent=50)
 
     store = media_service.storage()
@@ -538,7 +555,7 @@ def _failure(exc: BaseException, attempt: int, retrying: bool) -> str:
 
 
 @task(queue="exports", retry=BUILD_RETRY, task_middleware=[note_attempt])
-def generate_batch(batch_id: str) -> int:
+def generate_batch(batch_id: str, locale: str = DEFAULT_LOCALE) -> int:
     """Make a batch's files. Safe to run again at any point: a run finding the batch unfinished
     (`pending`, or `running` after its worker died) removes what an earlier run left and builds
     it again, to the same bytes; a ready or failed batch is left alone.
@@ -564,7 +581,7 @@ def generate_batch(batch_id: str) -> int:
         return 0
     _progress(batch_uuid, status="running", percent=0, started_at=_now(), error=None)
     try:
-        build_files(session, batch)
+        build_files(session, batch, locale)
     except Exception as exc:
         retrying = isinstance(exc, TRANSIENT_ERRORS) and attempt < BUILD_ATTEMPTS
         discard_files(batch_uuid)
@@ -621,12 +638,12 @@ def fail_orphaned_batches(timestamp: int) -> int:
 
 def file_path(session: Session, user: User, batch: ClueBatch, name: str) -> Path:
     if name not in DOWNLOADABLE:
-        raise NotFound("No such file.")
+        raise NotFound(_("No such file."))
     if batch.status != "ready":
-        raise Conflict(f"The batch is {batch.status}; its files are not ready.")
+        raise Conflict(_("The batch is %(status)s; its files are not ready.", status=batch.status))
     path = batch_dir(batch.id) / name
     if not path.exists():
-        raise NotFound("No such file.")
+        raise NotFound(_("No such file."))
     audit.record(
         session,
         "clue_batch.downloaded",
@@ -660,7 +677,7 @@ def record_outcomes(
     staff only; a fixed public line for the reporter's follow view), and on the audit trail."""
     ids = [o["tip_id"] for o in outcomes]
     if len(set(ids)) != len(ids):
-        raise field_error("/items", "A tip is listed twice.")
+        raise field_error("/items", _("A tip is listed twice."))
     items = {
         item.tip_id: item
         for item in session.scalars(
@@ -671,11 +688,15 @@ def record_outcomes(
     }
     for index, outcome in enumerate(outcomes):
         if outcome["tip_id"] not in items:
-            raise field_error(f"/items/{index}/tip_id", "This tip is not in the batch.")
+            raise field_error(f"/items/{index}/tip_id", _("This tip is not in the batch."))
         recorded = items[outcome["tip_id"]].outcome
         if recorded is not None and recorded != outcome["outcome"]:
             raise Conflict(
-                f"Tip {outcome['tip_id']} already has the outcome {recorded}; outcomes are final."
+                _(
+                    "Tip %(value)s already has the outcome %(recorded)s; outcomes are final.",
+                    value=outcome["tip_id"],
+                    recorded=recorded,
+                )
             )
     now = _now()
     for outcome in outcomes:

@@ -8,6 +8,7 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 
 from app.areas.schemas import COORD_SYSTEMS
 from app.core.fields import HORIZON, BoundedDateTime
+from app.core.i18n import _
 from app.stations.schemas import BboxField
 from app.tips.models import STATUSES
 
@@ -26,7 +27,7 @@ class WindowField(fields.Field):
     def _deserialize(self, value, attr, data, **kwargs):
         match = _WINDOW.match(str(value))
         if not match or int(match[1]) > 90:
-            raise ValidationError("A window in days, 1d to 90d (e.g. 7d).")
+            raise ValidationError(_("A window in days, 1d to 90d (e.g. 7d)."))
         return int(match[1])
 
 
@@ -81,7 +82,7 @@ class HeatmapArgsSchema(Schema):
     def _small_enough(self, data, **_kwargs):
         west, south, east, north = data["bbox"]
         if east - west > 1.0 or north - south > 1.0:
-            raise ValidationError("The bbox spans at most 1 degree each way.", "bbox")
+            raise ValidationError(_("The bbox spans at most 1 degree each way."), "bbox")
 
 
 class SeriesPointSchema(Schema):

@@ -33,6 +33,7 @@ from app.areas.models import Area
 from app.auth.jurisdiction import Jurisdiction, jurisdiction_of, path_columns
 from app.auth.models import User
 from app.core.errors import NotFound, Unprocessable
+from app.core.i18n import _
 from app.patrols import coverage
 from app.tips.models import OPEN_STATUSES, PUBLIC_CATEGORIES, STATUSES, Tip, TipCategory
 from geo.cells import from_bigint, to_bigint
@@ -82,7 +83,7 @@ def parse_cell(value: str) -> tuple[str, Any]:
             return "hex", to_bigint(value)
     except (ValueError, TypeError):
         pass
-    raise NotFound("No such cell.")
+    raise NotFound(_("No such cell."))
 
 
 def _cell_value(kind: str, value: Any) -> str:
@@ -144,7 +145,7 @@ def tip_cells(session: Session, user: User, args: dict[str, Any], start, end) ->
             break
         categories = _categories.known  # a category made since: count again with it
     if len(rows) > MAX_CELLS:
-        raise Unprocessable("Too many cells: choose a smaller area or a coarser resolution.")
+        raise Unprocessable(_("Too many cells: choose a smaller area or a coarser resolution."))
     out = []
     for row in rows:
         value, total, previous, first, last, _unknown, *counts = row
@@ -202,7 +203,7 @@ def series(session: Session, user: User, cell_text: str, args: dict[str, Any], s
         points.append({"start": at.date().isoformat(), "count": counts.get(at, 0)})
         at += step
         if len(points) > 400:
-            raise Unprocessable("Too many buckets: choose a shorter period or weeks.")
+            raise Unprocessable(_("Too many buckets: choose a shorter period or weeks."))
     return {"cell_id": cell_text, "interval": interval, "timezone": zone, "points": points}
 
 
@@ -214,7 +215,7 @@ def _truncate(moment: dt.datetime, interval: str) -> dt.datetime:
 def _resolution(cell_text: str) -> int:
     res = h3.get_resolution(cell_text)
     if not 5 <= res <= 9:
-        raise Unprocessable("Hex cells are H3 resolutions 5 to 9.")
+        raise Unprocessable(_("Hex cells are H3 resolutions 5 to 9."))
     return res
 
 
@@ -363,5 +364,5 @@ def public_heatmap(session: Session, bbox, window_days: int, end: dt.datetime) -
         .limit(MAX_CELLS + 1)
     ).all()
     if len(rows) > MAX_CELLS:
-        raise Unprocessable("Too many cells: choose a smaller bbox.")
+        raise Unprocessable(_("Too many cells: choose a smaller bbox."))
     return [{"cell": r.cell, "cell_id": from_bigint(r.cell), "count": r.count} for r in rows]

@@ -25,6 +25,8 @@ from io import BytesIO
 import pillow_heif
 from PIL import Image, ImageOps
 
+from app.core.i18n import _
+
 pillow_heif.register_heif_opener()
 
 ALLOWED_FORMATS = ("JPEG", "PNG", "WEBP", "HEIF")
@@ -78,7 +80,9 @@ def process_image(
         except (Image.DecompressionBombError, Image.DecompressionBombWarning):
             raise _too_many_pixels(max_pixels) from None
         except _DECODE_ERRORS:
-            raise ImageRejected(422, "The file is not a JPEG, PNG, WebP or HEIC image.") from None
+            raise ImageRejected(
+                422, _("The file is not a JPEG, PNG, WebP or HEIC image.")
+            ) from None
         with image:
             source_format = image.format or "unknown"
             # Image.open has only read the header: refuse bombs before decoding a single pixel.
@@ -89,7 +93,7 @@ def process_image(
             except (Image.DecompressionBombError, Image.DecompressionBombWarning):
                 raise _too_many_pixels(max_pixels) from None
             except _DECODE_ERRORS:
-                raise ImageRejected(422, "The file is not a readable image.") from None
+                raise ImageRejected(422, _("The file is not a readable image.")) from None
 
     content = _encode_jpeg(pixels, quality)
     thumb = pixels.copy()
@@ -107,7 +111,11 @@ def process_image(
 
 def _too_many_pixels(max_pixels: int) -> ImageRejected:
     return ImageRejected(
-        413, f"The image is too large: at most {max_pixels:,} pixels are accepted."
+        413,
+        _(
+            "The image is too large: at most %(max_pixels)s pixels are accepted.",
+            max_pixels=format(max_pixels, ","),
+        ),
     )
 
 

@@ -11,6 +11,7 @@ from app.core import audit
 from app.core.auth import current_identity, current_user, optional_user
 from app.core.blueprint import Blueprint
 from app.core.errors import NotFound, problem
+from app.core.i18n import _
 from app.extensions import anonymous_bucket, db, limiter
 from app.media import service
 from app.media.images import ImageRejected
@@ -99,7 +100,7 @@ def _visible(media_id, variant: str) -> Media:
             details={"tip_id": str(media.tip_id), "variant": variant},
         )
         return media
-    raise NotFound("No such photo.")
+    raise NotFound(_("No such photo."))
 
 
 def _image(media: Media, variant: str) -> Response:

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from app.auth.models import User
 from app.core.errors import NotFound, field_error
+from app.core.i18n import _
 from app.core.jobs import jobs, task
 from app.extensions import db
 from app.media.images import ProcessedImage, process_image
@@ -71,7 +72,7 @@ def attach(
     if not media_ids:
         return []
     if len(set(media_ids)) != len(media_ids):
-        raise field_error(pointer, "The same photo is listed twice.")
+        raise field_error(pointer, _("The same photo is listed twice."))
     rows = {
         m.id: m
         for m in session.scalars(
@@ -92,8 +93,11 @@ def attach(
         if not usable:
             raise field_error(
                 f"{pointer}/{index}",
-                "No such photo: upload it first (uploads can be used once, within "
-                f"{current_app.config['UNATTACHED_MEDIA_HOURS']} hours).",
+                _(
+                    "No such photo: upload it first "
+                    "(uploads can be used once, within %(hours)s hours).",
+                    hours=current_app.config["UNATTACHED_MEDIA_HOURS"],
+                ),
             )
     for media_id in media_ids:
         media = rows[media_id]
@@ -108,7 +112,7 @@ def attach(
 def get_media(session: Session, media_id: uuid.UUID) -> Media:
     media = session.get(Media, media_id)
     if media is None:
-        raise NotFound("No such photo.")
+        raise NotFound(_("No such photo."))
     return media
 
 
@@ -117,7 +121,7 @@ def read(media: Media, variant: str) -> bytes:
     try:
         return storage().get(key)
     except KeyError as exc:
-        raise NotFound("No such photo.") from exc
+        raise NotFound(_("No such photo.")) from exc
 
 
 def delete_expired(session: Session, now: dt.datetime, limit: int = 1000) -> int:

@@ -25,6 +25,7 @@ from app.core.blueprint import Blueprint
 from app.core.caching import public_data
 from app.core.errors import handle_unexpected
 from app.core.fields import HORIZON, BoundedDateTime
+from app.core.i18n import _
 from app.extensions import db, limiter
 from app.open311 import service
 from app.open311.xml import document
@@ -42,7 +43,7 @@ MIMETYPES = {"json": "application/json", "xml": "text/xml"}
 
 def _no_nul(value: str) -> None:
     if "\x00" in value:
-        raise ValidationError("Must not contain NUL characters.")
+        raise ValidationError(_("Must not contain NUL characters."))
 
 
 class CommaSeparated(fields.Field):
@@ -85,9 +86,9 @@ class RequestCreateSchema(_Fields):
     def _place(self, data, **_kwargs):
         if ("lat" in data) != ("long" in data):
             missing = "long" if "lat" in data else "lat"
-            raise ValidationError("Missing: lat and long go together.", missing)
+            raise ValidationError(_("Missing: lat and long go together."), missing)
         if "lat" not in data and "address_string" not in data:
-            raise ValidationError("Give lat and long, or address_string, or both.", "lat/long")
+            raise ValidationError(_("Give lat and long, or address_string, or both."), "lat/long")
 
 
 class RequestListArgsSchema(_Fields):
@@ -286,7 +287,7 @@ def elsewhere(path):
     methods, another method of a known path is a 405, an unknown path (or format) a 404."""
     allowed = _allowed_methods()
     if not allowed:
-        raise NotFound("No such resource: see discovery.json (formats: .json, .xml).")
+        raise NotFound(_("No such resource: see discovery.json (formats: .json, .xml)."))
     if request.method == "OPTIONS":
         return Response(status=200, headers={"Allow": ", ".join(allowed)})
-    raise MethodNotAllowed(valid_methods=allowed, description="This method is not allowed here.")
+    raise MethodNotAllowed(valid_methods=allowed, description=_("This method is not allowed here."))

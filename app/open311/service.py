@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session, aliased
 
 from app.areas.models import Area
 from app.core.errors import Conflict, DomainError, Forbidden, NotFound
+from app.core.i18n import _
 from app.open311.models import ApiClient
 from app.tips import service as tips_service
 from app.tips.models import OPEN_STATUSES, PUBLIC_CATEGORIES, Tip, TipCategory
@@ -89,9 +90,9 @@ def add_client(session: Session, name: str) -> tuple[ApiClient, str]:
     of it is stored): whoever registers the app must pass the key on now."""
     name = name.strip()
     if not name or len(name) > 100:
-        raise BadRequest("A client's name is 1 to 100 characters.")
+        raise BadRequest(_("A client's name is 1 to 100 characters."))
     if session.scalar(select(ApiClient.id).where(ApiClient.name == name)) is not None:
-        raise Conflict(f"A client named {name!r} exists.")
+        raise Conflict(_("A client named %(name)r exists.", name=name))
     key = secrets.token_urlsafe(32)
     client = ApiClient(name=name, key_digest=key_digest(key), active=True)
     session.add(client)
@@ -103,7 +104,7 @@ def disable_client(session: Session, name: str) -> ApiClient:
     """The client's key stops working (for good: register the app again for a new key)."""
     client = session.scalar(select(ApiClient).where(ApiClient.name == name.strip()))
     if client is None:
-        raise NotFound(f"No client named {name!r}.")
+        raise NotFound(_("No client named %(name)r.", name=name))
     client.active = False
     session.flush()
     return client
@@ -113,14 +114,16 @@ def client_for_key(session: Session, key: str | None) -> ApiClient:
     """The active client app holding `key`; 403 for a missing, unknown or disabled key."""
     if not key:
         raise Forbidden(
-            "api_key is required: send it with the other fields, form-encoded "
-            "(application/x-www-form-urlencoded or multipart/form-data)."
+            _(
+                "api_key is required: send it with the other fields, form-encoded "
+                "(application/x-www-form-urlencoded or multipart/form-data)."
+            )
         )
     client = session.scalar(
         select(ApiClient).where(ApiClient.key_digest == key_digest(key), ApiClient.active)
     )
     if client is None:
-        raise Forbidden("api_key is not valid.")
+        raise Forbidden(_("api_key is not valid."))
     return client
 
 
@@ -176,7 +179,7 @@ def _active_category(session: Session, code: str) -> TipCategory | None:
 def service_definition(session: Session, code: str) -> dict[str, Any]:
     """No service has attributes beyond the standard fields (hence `metadata: false`)."""
     if _active_category(session, code) is None:
-        raise NotFound("No such service_code; see services.json.")
+        raise NotFound(_("No such service_code; see services.json."))
     return {"service_code": code, "attributes": []}
 
 
@@ -194,7 +197,7 @@ def submit(
     (WGS-84) and/or address_string. Returns the answer for the client app."""
     category = _active_category(session, values["service_code"])
     if category is None:
-        raise BadRequest("service_code: no such service; see services.json.")
+        raise BadRequest(_("service_code: no such service; see services.json."))
     location = None
     if values.get("lat") is not None:
         location = {"lon": values["long"], "lat": values["lat"], "accuracy_m": None}
@@ -209,7 +212,7 @@ def submit(
         },
     )
     if tip.district_id is None:
-        raise BadRequest("lat/long: the place is outside the area this service covers.")
+        raise BadRequest(_("lat/long: the place is outside the area this service covers."))
     notices = ["Filed as an anonymous report for the district's staff."]
     if category.code not in PUBLIC_CATEGORIES:
         notices.append("Reports of this kind are confidential: GET requests does not list them.")
@@ -243,11 +246,11 @@ def window(
         elif end is None:
             end = start + MAX_SPAN
     except OverflowError as exc:
-        raise BadRequest("start_date/end_date: out of range.") from exc
+        raise BadRequest(_("start_date/end_date: out of range.")) from exc
     if end < start:
-        raise BadRequest("end_date: before start_date.")
+        raise BadRequest(_("end_date: before start_date."))
     if end - start > MAX_SPAN:
-        raise BadRequest("start_date/end_date: a query may not span more than 90 days.")
+        raise BadRequest(_("start_date/end_date: a query may not span more than 90 days."))
     return start, end
 
 
@@ -347,7 +350,7 @@ def public_request(session: Session, request_id: str) -> dict[str, Any]:
     ids = _uuids([request_id])
     row = session.execute(_public_query().where(Tip.id == ids[0])).one_or_none() if ids else None
     if row is None:
-        raise NotFound("No such service request.")
+        raise NotFound(_("No such service request."))
     return _public_request(row)
 
 

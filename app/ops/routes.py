@@ -19,6 +19,7 @@ from marshmallow import Schema, fields
 
 from app.core.blueprint import Blueprint
 from app.core.errors import problem
+from app.core.i18n import _
 from app.core.jobs import libpq_conninfo
 from app.core.schema_version import expected_heads
 
@@ -89,14 +90,14 @@ class Ready(MethodView):
             return problem(
                 503,
                 slug="database-unavailable",
-                detail="The database is not reachable; try again shortly.",
+                detail=_("The database is not reachable; try again shortly."),
                 headers={"Retry-After": "5"},
             )
         if applied != expected_heads(current_app):
             return problem(
                 503,
                 slug="migrations-pending",
-                detail="The database schema is behind the migrations; run `flask db upgrade`.",
+                detail=_("The database schema is behind the migrations; run `flask db upgrade`."),
                 headers={"Retry-After": "30"},
             )
         return {"status": "ok", "migrations": sorted(applied)}

@@ -18,6 +18,7 @@ from app.areas.service import resolve_path
 from app.auth.jurisdiction import jurisdiction_of, path_columns, within_area
 from app.auth.models import User
 from app.core.errors import NotFound, Unprocessable, field_error
+from app.core.i18n import _
 from app.core.jobs import jobs, task
 from app.extensions import db
 from app.patrols import schedule as schedules
@@ -38,7 +39,7 @@ def _place(session: Session, actor: User, checkpoint: Checkpoint, location: dict
     checkpoint.geom = WKTElement(f"POINT({lon!r} {lat!r})", srid=4326)
     path = resolve_path(session, lon, lat)
     if not jurisdiction_of(actor).covers(path.as_dict()):
-        raise field_error("/location/lon", "The place is outside your jurisdiction.")
+        raise field_error("/location/lon", _("The place is outside your jurisdiction."))
     for key, value in path.as_dict().items():
         setattr(checkpoint, key, value)
 
@@ -47,7 +48,9 @@ def _responsible(session: Session, checkpoint: Checkpoint, user_id: uuid.UUID) -
     """Whoever is alerted must be staff who can see the checkpoint."""
     user = session.get(User, user_id)
     if user is None or not is_staff(user) or not jurisdiction_of(user).covers(checkpoint.path_ids):
-        raise field_error("/responsible_id", "The responsible person must be staff of this place.")
+        raise field_error(
+            "/responsible_id", _("The responsible person must be staff of this place.")
+        )
     return user.id
 
 
@@ -106,7 +109,7 @@ def code_of(checkpoint: Checkpoint) -> dict[str, Any]:
 def managed(session: Session, actor: User, checkpoint_id: uuid.UUID) -> Checkpoint:
     checkpoint = session.get(Checkpoint, checkpoint_id)
     if checkpoint is None or not jurisdiction_of(actor).covers(checkpoint.path_ids):
-        raise NotFound("No such checkpoint.")
+        raise NotFound(_("No such checkpoint."))
     return checkpoint
 
 
@@ -117,7 +120,7 @@ def visible(session: Session, user: User, checkpoint_id: uuid.UUID) -> Checkpoin
         return managed(session, user, checkpoint_id)
     checkpoint = session.get(Checkpoint, checkpoint_id)
     if checkpoint is None or not checkpoint.active:
-        raise NotFound("No such checkpoint.")
+        raise NotFound(_("No such checkpoint."))
     return checkpoint
 
 
@@ -129,7 +132,9 @@ def list_query(user: User, args: dict[str, Any]) -> Select:
             query = query.where(Checkpoint.active == args["active"])
     else:
         if "bbox" not in args and "area_id" not in args:
-            raise Unprocessable("Volunteers list checkpoints of a map view: give bbox or area_id.")
+            raise Unprocessable(
+                _("Volunteers list checkpoints of a map view: give bbox or area_id.")
+            )
         query = query.where(Checkpoint.active)
     if "area_id" in args:
         query = query.where(within_area(Checkpoint, args["area_id"]))

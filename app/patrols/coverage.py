@@ -29,6 +29,7 @@ from app.auth.jurisdiction import (
 )
 from app.auth.models import User
 from app.core.errors import Unprocessable
+from app.core.i18n import _
 from app.patrols.models import FLAG_IMPLAUSIBLE_SPEED, CheckIn
 from geo.cells import cell_geojson, cells_covering, from_bigint, parent_constants
 from geo.crs import from_wgs84, geometry_from_wgs84
@@ -128,7 +129,7 @@ def patrol_totals(
         .limit(MAX_CELLS + 1)
     ).all()
     if len(rows) > MAX_CELLS:
-        raise Unprocessable("Too many cells: choose a smaller area or a coarser resolution.")
+        raise Unprocessable(_("Too many cells: choose a smaller area or a coarser resolution."))
     return rows
 
 
@@ -207,7 +208,7 @@ def gaps(session: Session, user: User, args: dict[str, Any], now: dt.datetime) -
     kind, res = args["cells"], args["resolution"]
     candidates = _candidate_cells(session, jurisdiction, area, kind, res)
     if len(candidates) > MAX_CELLS:
-        raise Unprocessable("Too many cells: choose a smaller area or a coarser resolution.")
+        raise Unprocessable(_("Too many cells: choose a smaller area or a coarser resolution."))
     cell = _cell_column(kind, res)
     last_seen = dict(
         session.execute(

@@ -11,6 +11,7 @@ from marshmallow import Schema, ValidationError, fields, pre_load, validate, val
 
 from app.areas.schemas import COORD_SYSTEMS
 from app.core.fields import CLOCK_SKEW, HORIZON, BoundedDateTime, UnjudgedObject
+from app.core.i18n import _
 from app.patrols.models import PATROL_KINDS, PATROL_STATUSES, SCAN_METHODS
 from app.patrols.schedule import DAYS
 from app.stations.schemas import BboxField
@@ -115,7 +116,7 @@ class CheckpointScanSchema(Schema):
     @validates_schema
     def _code_for_scans(self, data, **_kwargs):
         if data["method"] in ("qr", "nfc") and not data.get("code"):
-            raise ValidationError("A qr or nfc scan carries the scanned code.", "code")
+            raise ValidationError(_("A qr or nfc scan carries the scanned code."), "code")
 
 
 class CheckInItemSchema(Schema):
@@ -196,7 +197,7 @@ class PointSchema(Schema):
 
 def _hhmm(value: str) -> None:
     if not _HHMM.match(value):
-        raise ValidationError("A time of day as HH:MM (00:00 to 23:59).")
+        raise ValidationError(_("A time of day as HH:MM (00:00 to 23:59)."))
 
 
 class WindowSchema(Schema):
@@ -219,7 +220,7 @@ def _zone(value: str) -> None:
     try:
         ZoneInfo(value)
     except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise ValidationError("Not a time zone (IANA name, e.g. Asia/Shanghai).") from exc
+        raise ValidationError(_("Not a time zone (IANA name, e.g. Asia/Shanghai).")) from exc
 
 
 class ScheduleSchema(Schema):

@@ -28,6 +28,7 @@ from app.auth.models import User
 from app.core.auth import GRID_STAFF, has_any_role
 from app.core.errors import Conflict, NotFound, field_error
 from app.core.fields import CLOCK_SKEW
+from app.core.i18n import _
 from app.core.jobs import jobs, task
 from app.extensions import db
 from app.patrols import partitions
@@ -61,7 +62,7 @@ def _team_of(session: Session, volunteer: User, team_id: uuid.UUID) -> Team:
         )
     )
     if team is None or member is None:
-        raise field_error("/team_id", "You are not a member of this team.")
+        raise field_error("/team_id", _("You are not a member of this team."))
     return team
 
 
@@ -72,23 +73,23 @@ def start(session: Session, volunteer: User, values: dict[str, Any]) -> tuple[Pa
         existing = session.get(Patrol, values["id"])
         if existing is not None:
             if existing.volunteer_id != volunteer.id:
-                raise Conflict("This patrol id is in use; choose another random UUID.")
+                raise Conflict(_("This patrol id is in use; choose another random UUID."))
             return existing, False
     if values["kind"] == "team_patrol" and values.get("team_id") is None:
-        raise field_error("/team_id", "A team patrol names its team.")
+        raise field_error("/team_id", _("A team patrol names its team."))
     team = _team_of(session, volunteer, values["team_id"]) if values.get("team_id") else None
     now = _now()
     started_at = values.get("started_at") or now
     if started_at > now + CLOCK_SKEW:
-        raise field_error("/started_at", "started_at is in the future.")
+        raise field_error("/started_at", _("started_at is in the future."))
     if started_at < partitions.horizon(now, current_app.config["CHECKIN_RETENTION_DAYS"]):
-        raise field_error("/started_at", "started_at is older than check-ins are kept.")
+        raise field_error("/started_at", _("started_at is older than check-ins are kept."))
     active = session.scalar(
         select(Patrol.id).where(Patrol.volunteer_id == volunteer.id, Patrol.status == "active")
     )
     if active is not None:
         raise Conflict(
-            "You have a patrol under way; end it first.", extra={"active_patrol_id": str(active)}
+            _("You have a patrol under way; end it first."), extra={"active_patrol_id": str(active)}
         )
     patrol = Patrol(
         id=values.get("id") or uuid.uuid4(),
@@ -116,7 +117,7 @@ def start(session: Session, volunteer: User, values: dict[str, Any]) -> tuple[Pa
         with session.begin_nested():
             session.add(patrol)
     except IntegrityError as exc:  # a concurrent start of the same volunteer, or the same id
-        raise Conflict("You have a patrol under way; end it first.") from exc
+        raise Conflict(_("You have a patrol under way; end it first.")) from exc
     return patrol, True
 
 
@@ -127,7 +128,7 @@ def own_patrol(session: Session, volunteer: User, patrol_id: uuid.UUID, *, lock:
         query = query.with_for_update()
     patrol = session.scalar(query)
     if patrol is None:
-        raise NotFound("No such patrol.")
+        raise NotFound(_("No such patrol."))
     return patrol
 
 
@@ -135,12 +136,12 @@ def visible_patrol(session: Session, user: User, patrol_id: uuid.UUID) -> Patrol
     """The caller's own patrol, or for staff one inside their jurisdiction (404 otherwise)."""
     patrol = session.get(Patrol, patrol_id)
     if patrol is None:
-        raise NotFound("No such patrol.")
+        raise NotFound(_("No such patrol."))
     if patrol.volunteer_id == user.id:
         return patrol
     if is_staff(user) and jurisdiction_of(user).covers(patrol.path_ids):
         return patrol
-    raise NotFound("No such patrol.")
+    raise NotFound(_("No such patrol."))
 
 
 def end(session: Session, patrol: Patrol, ended_at: dt.datetime | None, reason: str = "ended"):
@@ -150,9 +151,9 @@ def end(session: Session, patrol: Patrol, ended_at: dt.datetime | None, reason: 
     now = _now()
     ended_at = ended_at or now
     if ended_at > now + CLOCK_SKEW:
-        raise field_error("/ended_at", "ended_at is in the future.")
+        raise field_error("/ended_at", _("ended_at is in the future."))
     if ended_at < patrol.started_at:
-        raise field_error("/ended_at", "ended_at is before the patrol started.")
+        raise field_error("/ended_at", _("ended_at is before the patrol started."))
     patrol.status, patrol.ended_at, patrol.end_reason = "ended", ended_at, reason
     session.flush()
     summarise(session, patrol)

@@ -13,6 +13,7 @@ from app.core.auth import GRID_STAFF, current_user
 from app.core.blueprint import Blueprint
 from app.core.errors import Unprocessable
 from app.core.fields import HORIZON, BoundedDate
+from app.core.i18n import _
 from app.extensions import db
 from app.service_record import service
 
@@ -57,9 +58,9 @@ def _dates(args) -> tuple[dt.date, dt.date]:
     last = args.get("to") or today
     first = args.get("from_") or dt.date(last.year, 1, 1)
     if first > last:
-        raise Unprocessable("`from` must not be after `to`.")
+        raise Unprocessable(_("`from` must not be after `to`."))
     if (last - first).days > 3660:
-        raise Unprocessable("The period is at most ten years.")
+        raise Unprocessable(_("The period is at most ten years."))
     return first, last
 
 

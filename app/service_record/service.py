@@ -22,6 +22,7 @@ from app.areas.service import get_area
 from app.auth.jurisdiction import require_inside
 from app.auth.models import User
 from app.core.errors import NotFound
+from app.core.i18n import N_, _
 from app.service_record.models import ServiceEntry
 
 
@@ -121,6 +122,6 @@ def volunteer_for_staff(session: Session, actor: User, user_id: uuid.UUID) -> Us
     """A volunteer whose home community is inside the staff member's jurisdiction (404 else)."""
     user = session.get(User, user_id)
     if user is None or user.home_community_id is None:
-        raise NotFound("No such volunteer.")
-    require_inside(actor, get_area(session, user.home_community_id).path_ids, "volunteer")
+        raise NotFound(_("No such volunteer."))
+    require_inside(actor, get_area(session, user.home_community_id).path_ids, N_("volunteer"))
     return user

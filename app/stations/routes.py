@@ -13,6 +13,7 @@ from app.core.auth import GRID_STAFF, current_user
 from app.core.blueprint import Blueprint
 from app.core.caching import public_data
 from app.core.errors import Unprocessable
+from app.core.i18n import _
 from app.core.pagination import PageArgsSchema, page_of, paginate
 from app.extensions import db, limiter
 from app.stations import answers, service, transfer
@@ -185,7 +186,7 @@ class Import(MethodView):
                 dry_run=form["dry_run"],
             )
         except (UnicodeDecodeError, transfer.ImportFormatError) as exc:
-            raise Unprocessable(f"The file cannot be read: {exc}") from exc
+            raise Unprocessable(_("The file cannot be read: %(exc)s", exc=exc)) from exc
         return asdict(report)
 
 

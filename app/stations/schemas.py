@@ -8,6 +8,7 @@ from marshmallow import Schema, ValidationError, fields, post_load, validate
 from app.areas.schemas import COORD_SYSTEMS
 from app.core.fields import HORIZON, BoundedDate
 from app.core.geojson import GeoJSONPointSchema, feature_collection_of
+from app.core.i18n import _
 from app.core.pagination import page_of
 from app.stations.models import AMENITIES, STATION_TYPES, STATUSES
 from geo.crs import to_wgs84
@@ -120,9 +121,9 @@ class BboxField(fields.Field):
         try:
             west, south, east, north = (float(part) for part in str(value).split(","))
         except ValueError as exc:
-            raise ValidationError("Four numbers: min lon,min lat,max lon,max lat.") from exc
+            raise ValidationError(_("Four numbers: min lon,min lat,max lon,max lat.")) from exc
         if not (-180 <= west < east <= 180 and -90 <= south < north <= 90):
-            raise ValidationError("Not a bbox: west < east, south < north, within range.")
+            raise ValidationError(_("Not a bbox: west < east, south < north, within range."))
         return west, south, east, north
 
 

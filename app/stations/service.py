@@ -31,6 +31,7 @@ from app.areas.service import AreaPath, resolve_path, resolve_paths
 from app.auth.jurisdiction import jurisdiction_of, path_columns, require_inside, within_area
 from app.auth.models import User
 from app.core.errors import NotFound, Unprocessable
+from app.core.i18n import N_, _
 from app.core.jobs import jobs, task
 from app.extensions import db
 from app.stations import hours
@@ -66,7 +67,7 @@ def _apply(session: Session, actor: User | None, station: Station, values: dict[
         team = session.get(Team, values["team_id"])
         if team is None or (actor is not None and not jurisdiction_of(actor).covers(team.path_ids)):
             raise Unprocessable(
-                "No such team in your jurisdiction.",
+                _("No such team in your jurisdiction."),
                 extra={
                     "errors": [
                         {"location": "json", "pointer": "/team_id", "detail": "No such team."}
@@ -120,7 +121,7 @@ def create_station(session: Session, actor: User | None, values: dict[str, Any])
     station.external_ref = values.get("external_ref")
     _apply(session, actor, station, values)
     if actor is not None:
-        require_inside(actor, station.path_ids, "area")
+        require_inside(actor, station.path_ids, N_("area"))
     session.add(station)
     session.flush()
     refresh_open_periods(session, [station])
@@ -134,7 +135,7 @@ def update_station(
     reopened = values.get("status") == "active" and station.status != "active"
     _apply(session, actor, station, values)
     if actor is not None:
-        require_inside(actor, station.path_ids, "area")  # a move must stay inside too
+        require_inside(actor, station.path_ids, N_("area"))  # a move must stay inside too
     if values.get("verified"):
         station.last_verified_at = _now()
     session.flush()
@@ -154,19 +155,19 @@ def get_station(session: Session, station_id: uuid.UUID, actor: User | None = No
     """Active stations are public; closed ones only for staff of their area."""
     station = session.get(Station, station_id)
     if station is None:
-        raise NotFound("No such station.")
+        raise NotFound(_("No such station."))
     if station.status != "active" and (
         actor is None or not jurisdiction_of(actor).covers(station.path_ids)
     ):
-        raise NotFound("No such station.")
+        raise NotFound(_("No such station."))
     return station
 
 
 def get_managed_station(session: Session, actor: User, station_id: uuid.UUID) -> Station:
     station = session.get(Station, station_id)
     if station is None:
-        raise NotFound("No such station.")
-    require_inside(actor, station.path_ids, "station")
+        raise NotFound(_("No such station."))
+    require_inside(actor, station.path_ids, N_("station"))
     return station
 
 
@@ -407,10 +408,10 @@ def record_visit(
 ) -> StationVisit:
     """A scan of the station's QR code (its visit code must match)."""
     if station.status != "active":
-        raise NotFound("No such station.")
+        raise NotFound(_("No such station."))
     if not secrets.compare_digest(code.encode(), station.visit_code.encode()):
         raise Unprocessable(
-            "This code is not the code of this station.",
+            _("This code is not the code of this station."),
             extra={"errors": [{"location": "json", "pointer": "/code", "detail": "Wrong code."}]},
         )
     visit = StationVisit(
@@ -427,7 +428,12 @@ def _period(start: dt.date, end: dt.date) -> tuple[dt.datetime, dt.datetime]:
         not (dt.date(2000, 1, 1) <= start <= end <= dt.date(2100, 12, 31))
         or (end - start).days >= MAX_STATS_DAYS
     ):
-        raise Unprocessable(f"`to` must be on or after `from`, at most {MAX_STATS_DAYS} days on.")
+        raise Unprocessable(
+            _(
+                "`to` must be on or after `from`, at most %(days)s days on.",
+                days=MAX_STATS_DAYS,
+            )
+        )
     first = dt.datetime.combine(start, dt.time(), hours.TIMEZONE)
     after = dt.datetime.combine(end + dt.timedelta(days=1), dt.time(), hours.TIMEZONE)
     return first, after

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from app.auth.models import User
 from app.core import untrusted
 from app.core.errors import DomainError, NotFound
+from app.core.i18n import _
 from app.stations import service
 from app.stations.models import STATUSES, Station
 from app.stations.schemas import StationCreateSchema
@@ -47,11 +48,15 @@ def _csv_rows(text: str) -> list[tuple[int, dict[str, Any]]]:
         reader.fieldnames or []
     )
     if missing:
-        raise ImportFormatError(f"the CSV header lacks: {', '.join(sorted(missing))}")
+        raise ImportFormatError(
+            _("the CSV header lacks: %(value)s", value=", ".join(sorted(missing)))
+        )
     try:
         return list(enumerate(reader, start=2))  # line 1 is the header
     except csv.Error as exc:
-        raise ImportFormatError(f"line {reader.line_num}: {exc}") from exc
+        raise ImportFormatError(
+            _("line %(line_num)s: %(exc)s", line_num=reader.line_num, exc=exc)
+        ) from exc
 
 
 def _csv_values(row: dict[str, Any]) -> dict[str, Any]:
@@ -86,12 +91,12 @@ def _geojson_rows(text: str) -> list[tuple[int, dict[str, Any]]]:
     try:
         document = untrusted.loads(text, check_text=False)  # judged row by row
     except ValueError as exc:
-        raise ImportFormatError(f"not JSON: {exc}") from exc
+        raise ImportFormatError(_("not JSON: %(exc)s", exc=exc)) from exc
     if not isinstance(document, dict) or document.get("type") != "FeatureCollection":
-        raise ImportFormatError("a GeoJSON import is a FeatureCollection")
+        raise ImportFormatError(_("a GeoJSON import is a FeatureCollection"))
     features = document.get("features")
     if not isinstance(features, list):
-        raise ImportFormatError("the FeatureCollection has no features list")
+        raise ImportFormatError(_("the FeatureCollection has no features list"))
     return [(index, _feature_values(feature)) for index, feature in enumerate(features)]
 
 
@@ -146,7 +151,7 @@ def import_stations(
                 values["location"]["coord_system"] = source_crs.value
             loaded = schema.load(values)
             if not loaded.get("external_ref"):
-                raise DomainError("every station needs an external_ref (imports update by it)")
+                raise DomainError(_("every station needs an external_ref (imports update by it)"))
             with session.begin_nested():
                 existing = session.scalar(
                     select(Station).where(Station.external_ref == loaded["external_ref"])

@@ -7,6 +7,7 @@ import datetime as dt
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from app.core.fields import BoundedDateTime
+from app.core.i18n import _
 from app.patrols.schemas import PointSchema
 from app.tasks.models import TARGETING_MODES, TASK_KINDS, TASK_STATUSES
 from app.tips.schemas import PlainText
@@ -46,9 +47,9 @@ class TargetingSchema(Schema):
     @validates_schema
     def _mode_fields(self, data, **_kwargs):
         if data["mode"] == "team" and data.get("team_id") is None:
-            raise ValidationError("Team targeting names its team.", "team_id")
+            raise ValidationError(_("Team targeting names its team."), "team_id")
         if data["mode"] == "named" and not data.get("volunteer_ids"):
-            raise ValidationError("Named targeting lists the volunteers.", "volunteer_ids")
+            raise ValidationError(_("Named targeting lists the volunteers."), "volunteer_ids")
 
 
 class TaskCreateSchema(Schema):

@@ -36,6 +36,7 @@ from app.auth.jurisdiction import (
 )
 from app.auth.models import User
 from app.core.errors import Conflict, NotFound, field_error
+from app.core.i18n import N_, _
 from app.core.jobs import defer, jobs, task
 from app.extensions import db
 from app.media.models import Media
@@ -69,7 +70,7 @@ def set_duty(session: Session, user: User, on_duty: bool, location: dict | None)
         return None
     if location is not None and not user.location_sharing:
         raise field_error(
-            "/location", "Location sharing is off: give the consent first (PATCH /me)."
+            "/location", _("Location sharing is off: give the consent first (PATCH /me).")
         )
     duty = session.get(DutyStatus, user.id)
     if duty is None:
@@ -125,7 +126,9 @@ def _volunteers_in_jurisdiction(session: Session, actor: User, ids: list[uuid.UU
         )
     }
     if inside != set(ids):
-        raise field_error("/targeting/volunteer_ids", "Every named volunteer must be of your area.")
+        raise field_error(
+            "/targeting/volunteer_ids", _("Every named volunteer must be of your area.")
+        )
 
 
 def create(session: Session, actor: User, values: dict[str, Any]) -> Task:
@@ -136,7 +139,7 @@ def create(session: Session, actor: User, values: dict[str, Any]) -> Task:
     now = _now()
     starts_at = values.get("starts_at") or now
     if values["ends_at"] <= max(starts_at, now):
-        raise field_error("/ends_at", "ends_at must be after starts_at and in the future.")
+        raise field_error("/ends_at", _("ends_at must be after starts_at and in the future."))
     task_row = Task(
         id=uuid.uuid4(),
         title=values["title"],
@@ -160,29 +163,29 @@ def create(session: Session, actor: User, values: dict[str, Any]) -> Task:
     elif values.get("area_id") is not None:
         path = get_area(session, values["area_id"]).path_ids
     else:
-        raise field_error("/location", "Give a location, an area, or both.")
+        raise field_error("/location", _("Give a location, an area, or both."))
     if values.get("area_id") is not None:
         area = get_area(session, values["area_id"])
-        require_inside(actor, area.path_ids, "area")
+        require_inside(actor, area.path_ids, N_("area"))
         task_row.area_id = area.id
     if not jurisdiction_of(actor).covers(path):
-        raise field_error("/location", "The task's place is outside your jurisdiction.")
+        raise field_error("/location", _("The task's place is outside your jurisdiction."))
     for key, value in path.items():
         setattr(task_row, key, value)
     if mode == "radius" and task_row.geom is None:
-        raise field_error("/location", "Radius targeting needs a location.")
+        raise field_error("/location", _("Radius targeting needs a location."))
     if mode == "area" and task_row.area_id is None:
-        raise field_error("/area_id", "Area targeting needs an area.")
+        raise field_error("/area_id", _("Area targeting needs an area."))
     if mode == "team":
         team = session.get(Team, targeting.get("team_id")) if targeting.get("team_id") else None
         if team is None or not jurisdiction_of(actor).covers(team.path_ids):
-            raise field_error("/targeting/team_id", "No such team in your jurisdiction.")
+            raise field_error("/targeting/team_id", _("No such team in your jurisdiction."))
     if mode == "named":
         _volunteers_in_jurisdiction(session, actor, targeting.get("volunteer_ids") or [])
     if values.get("tip_id") is not None:
         tip = session.get(Tip, values["tip_id"])
         if tip is None or not jurisdiction_of(actor).covers(tip.path_ids):
-            raise field_error("/tip_id", "No such tip in your jurisdiction.")
+            raise field_error("/tip_id", _("No such tip in your jurisdiction."))
         task_row.tip_id = tip.id
     radius = task_row.radius_m or 0
     task_row.targeting = {
@@ -370,7 +373,7 @@ def _recipient(session: Session, user: User, task_id: uuid.UUID) -> TaskRecipien
         .with_for_update()
     )
     if recipient is None:
-        raise NotFound("No such task.")
+        raise NotFound(_("No such task."))
     return recipient
 
 
@@ -381,31 +384,31 @@ def respond(session: Session, user: User, task_id: uuid.UUID, values: dict[str, 
     task_row = session.scalar(select(Task).where(Task.id == task_id).with_for_update())
     now = _now()
     if task_row.status == "cancelled":
-        raise Conflict("This task was cancelled.")
+        raise Conflict(_("This task was cancelled."))
     if task_row.ends_at <= now:
-        raise Conflict("This task is over.")
+        raise Conflict(_("This task is over."))
     action = values["action"]
     engaged = recipient.response in ("accepted", "arrived", "completed")
     if action == "accept":
         if not engaged:
             if task_row.accepted >= task_row.needed:
-                raise Conflict("Enough volunteers have accepted already; thank you.")
+                raise Conflict(_("Enough volunteers have accepted already; thank you."))
             task_row.accepted += 1
             recipient.response, recipient.accepted_at = "accepted", now
     elif action == "decline":
         if recipient.response == "completed":
-            raise Conflict("You completed this task already.")
+            raise Conflict(_("You completed this task already."))
         if engaged:
             task_row.accepted -= 1
         recipient.response = "declined"
     elif action == "arrive":
         if not engaged:
-            raise Conflict("Accept the task first.")
+            raise Conflict(_("Accept the task first."))
         _check_arrival(session, task_row, values.get("location"))
         recipient.response, recipient.arrived_at = "arrived", now
     elif action == "complete":
         if not engaged:
-            raise Conflict("Accept the task first.")
+            raise Conflict(_("Accept the task first."))
         recipient.media_ids = _own_media(session, user, values.get("media_ids") or [])
         recipient.note = values.get("note")
         recipient.response, recipient.completed_at = "completed", now
@@ -417,7 +420,7 @@ def respond(session: Session, user: User, task_id: uuid.UUID, values: dict[str, 
 
 def _check_arrival(session: Session, task_row: Task, location: dict | None) -> None:
     if location is None:
-        raise field_error("/location", "Arriving needs your position.")
+        raise field_error("/location", _("Arriving needs your position."))
     if task_row.geom is None:
         return
     lon, lat = _point(location)
@@ -428,7 +431,7 @@ def _check_arrival(session: Session, task_row: Task, location: dict | None) -> N
         )
     )
     if not near:
-        raise field_error("/location", "You are not within the task's radius yet.")
+        raise field_error("/location", _("You are not within the task's radius yet."))
 
 
 def _own_media(session: Session, user: User, media_ids: list[uuid.UUID]) -> list[uuid.UUID]:
@@ -440,7 +443,7 @@ def _own_media(session: Session, user: User, media_ids: list[uuid.UUID]) -> list
         )
     )
     if owned != set(media_ids):
-        raise field_error("/media_ids", "Attach photos you uploaded (POST /api/v1/media).")
+        raise field_error("/media_ids", _("Attach photos you uploaded (POST /api/v1/media)."))
     return list(media_ids)
 
 
@@ -503,7 +506,7 @@ def cancel(session: Session, task_row: Task, reason: str | None) -> Task:
 def managed(session: Session, actor: User, task_id: uuid.UUID) -> Task:
     task_row = session.get(Task, task_id)
     if task_row is None or not jurisdiction_of(actor).covers(task_row.path_ids):
-        raise NotFound("No such task.")
+        raise NotFound(_("No such task."))
     return task_row
 
 

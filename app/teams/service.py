@@ -19,6 +19,7 @@ from app.auth.jurisdiction import (
 )
 from app.auth.models import User
 from app.core.errors import Conflict, NotFound, Unprocessable
+from app.core.i18n import N_, _
 from app.teams.models import Team, TeamMember
 
 # Beijing's targets: community social organisations per urban / rural community, and how many
@@ -36,7 +37,7 @@ def _home_area(session: Session, area_id: uuid.UUID) -> Area:
     area = session.get(Area, area_id)
     if area is None or area.level not in (AreaLevel.COMMUNITY, AreaLevel.SUBDISTRICT):
         raise Unprocessable(
-            "A team belongs to a community or a sub-district.",
+            _("A team belongs to a community or a sub-district."),
             extra={
                 "errors": [
                     {
@@ -52,7 +53,7 @@ def _home_area(session: Session, area_id: uuid.UUID) -> Area:
 
 def _check_kind(team: Team) -> None:
     if (team.kind == "community_organisation") != (team.service_type is not None):
-        raise Unprocessable("A community organisation, and only one, has a service type.")
+        raise Unprocessable(_("A community organisation, and only one, has a service type."))
     if team.filing_status == "filed" and team.filed_on is None:
         team.filed_on = _now().date()
     if team.filing_status == "revoked" and team.revoked_on is None:
@@ -61,7 +62,7 @@ def _check_kind(team: Team) -> None:
 
 def create_team(session: Session, actor: User, values: dict[str, Any]) -> Team:
     area = _home_area(session, values["area_id"])
-    require_inside(actor, area.path_ids, "area")
+    require_inside(actor, area.path_ids, N_("area"))
     team = Team(id=uuid.uuid4(), **values)
     team.district_id, team.subdistrict_id, team.community_id = (
         area.district_id,
@@ -80,14 +81,14 @@ def get_team(session: Session, team_id: uuid.UUID) -> Team:
     """Teams are public organisations: any signed-in user may see one."""
     team = session.get(Team, team_id)
     if team is None:
-        raise NotFound("No such team.")
+        raise NotFound(_("No such team."))
     return team
 
 
 def get_managed_team(session: Session, actor: User, team_id: uuid.UUID) -> Team:
     """A team inside the actor's jurisdiction (404 otherwise)."""
     team = get_team(session, team_id)
-    require_inside(actor, team.path_ids, "team")
+    require_inside(actor, team.path_ids, N_("team"))
     return team
 
 
@@ -136,7 +137,7 @@ def add_member(
         )
     )
     if exists:
-        raise Conflict("This person is a member already.")
+        raise Conflict(_("This person is a member already."))
     member = TeamMember(
         id=uuid.uuid4(), team_id=team.id, user_id=user.id, role=role, joined_at=_now()
     )
@@ -166,7 +167,7 @@ def remove_member(session: Session, team: Team, user_id: uuid.UUID) -> None:
         )
     )
     if member is None:
-        raise NotFound("No such member.")
+        raise NotFound(_("No such member."))
     member.left_at = _now()
     if team.leader_id == user_id:
         team.leader_id = None

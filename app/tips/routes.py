@@ -24,6 +24,7 @@ from app.core.auth import (
 from app.core.blueprint import Blueprint
 from app.core.caching import public_data
 from app.core.errors import NotFound
+from app.core.i18n import _
 from app.core.pagination import PageArgsSchema, page_of, paginate
 from app.core.preconditions import require_if_match
 from app.extensions import anonymous_bucket, db, limiter
@@ -470,7 +471,7 @@ class Reporter(MethodView):
         tip = service.get_for_staff(db.session, actor, tip_id)
         reporter = db.session.get(User, tip.reporter_id) if tip.reporter_id else None
         if reporter is None:
-            raise NotFound("This tip has no named reporter.")
+            raise NotFound(_("This tip has no named reporter."))
         audit.record(
             db.session,
             "tip.reporter_viewed",

@@ -7,6 +7,7 @@ from marshmallow import Schema, ValidationError, fields, post_load, validate, va
 from app.areas.schemas import COORD_SYSTEMS
 from app.core.fields import CLOCK_SKEW, HORIZON, BoundedDateTime
 from app.core.geojson import GeoJSONPointSchema, feature_collection_of
+from app.core.i18n import _
 from app.stations.schemas import BboxField
 from app.tips.models import PRIORITIES, STATUSES
 from geo.crs import to_wgs84
@@ -22,7 +23,7 @@ class PlainText(fields.String):
     def _deserialize(self, value, attr, data, **kwargs):
         text = super()._deserialize(value, attr, data, **kwargs).strip()
         if not text:
-            raise ValidationError("Must not be blank.")
+            raise ValidationError(_("Must not be blank."))
         return text
 
 
@@ -66,7 +67,7 @@ class TipCreateSchema(Schema):
     @validates_schema
     def _has_place(self, data, **_kwargs):
         if data.get("location") is None and not data.get("address_text"):
-            raise ValidationError("Give a location, an address, or both.", "location")
+            raise ValidationError(_("Give a location, an address, or both."), "location")
 
 
 class TipCreatedSchema(Schema):
@@ -237,7 +238,7 @@ class TipListArgsSchema(Schema):
                 *to_wgs84(east, north, data["coord_system"]),
             )
         if data["from_"] and data["to"] and data["from_"] >= data["to"]:
-            raise ValidationError("`from` must be before `to`.", "from")
+            raise ValidationError(_("`from` must be before `to`."), "from")
         return data
 
 

@@ -30,6 +30,7 @@ from app.core.errors import (
     Unprocessable,
     field_error,
 )
+from app.core.i18n import N_, _
 from app.media import service as media_service
 from app.media.models import Media
 from app.tips.models import OPEN_STATUSES, PUBLIC_CATEGORIES, Tip, TipCategory, TipEvent
@@ -96,7 +97,7 @@ def categories(session: Session, *, include_inactive: bool = False) -> list[TipC
 
 def create_category(session: Session, values: dict[str, Any]) -> TipCategory:
     if session.get(TipCategory, values["code"]) is not None:
-        raise Conflict("A category with this code exists.")
+        raise Conflict(_("A category with this code exists."))
     category = TipCategory(**values)
     session.add(category)
     session.flush()
@@ -107,7 +108,7 @@ def create_category(session: Session, values: dict[str, Any]) -> TipCategory:
 def update_category(session: Session, code: str, values: dict[str, Any]) -> TipCategory:
     category = session.get(TipCategory, code)
     if category is None:
-        raise NotFound("No such category.")
+        raise NotFound(_("No such category."))
     for key, value in values.items():
         setattr(category, key, value)
     session.flush()
@@ -117,7 +118,7 @@ def update_category(session: Session, code: str, values: dict[str, Any]) -> TipC
 def _active_category(session: Session, code: str, pointer: str = "/category") -> TipCategory:
     category = session.get(TipCategory, code)
     if category is None or not category.active:
-        raise field_error(pointer, "No such category: see GET /api/v1/tip-categories.")
+        raise field_error(pointer, _("No such category: see GET /api/v1/tip-categories."))
     return category
 
 
@@ -157,7 +158,7 @@ def submit(
     category = _active_category(session, values["category"])
     location = values.get("location")
     if location is None and not values.get("address_text"):
-        raise field_error("/location", "Give a location, an address, or both.")
+        raise field_error("/location", _("Give a location, an address, or both."))
 
     tip = Tip(
         id=uuid.uuid4(),
@@ -216,11 +217,11 @@ def nearby_open(
     category = session.get(TipCategory, category_code)
     if category is None:
         raise Unprocessable(
-            "No such category.",
+            _("No such category."),
             extra={"errors": [{"location": "query", "pointer": "/category", "detail": "Unknown."}]},
         )
     if category.code not in PUBLIC_CATEGORIES and not signed_in:
-        raise Unauthorized("Sign in to check for similar tips of this category.")
+        raise Unauthorized(_("Sign in to check for similar tips of this category."))
     point = func.geography(func.ST_SetSRID(func.ST_MakePoint(lon, lat), 4326))
     distance = func.ST_Distance(Tip.geog, point)
     rows = session.execute(
@@ -314,15 +315,15 @@ def get_for_staff(session: Session, actor: User, tip_id: uuid.UUID, *, lock: boo
         query = query.with_for_update()
     tip = session.scalar(query)
     if tip is None:
-        raise NotFound("No such tip.")
-    require_inside(actor, tip.path_ids, "tip")
+        raise NotFound(_("No such tip."))
+    require_inside(actor, tip.path_ids, N_("tip"))
     return tip
 
 
 def get_own(session: Session, reporter: User, tip_id: uuid.UUID) -> Tip:
     tip = session.get(Tip, tip_id)
     if tip is None or tip.reporter_id != reporter.id:
-        raise NotFound("No such tip.")
+        raise NotFound(_("No such tip."))
     return tip
 
 
@@ -338,7 +339,7 @@ def follow(session: Session, code: str, secret: str | None) -> Tip:
     """An anonymous tip by its code and secret. Unknown code and wrong secret answer alike."""
     tip = session.scalar(select(Tip).where(Tip.code == code.strip().upper()))
     if tip is None or not _secret_matches(tip, secret):
-        raise NotFound("No tip with this code and secret.")
+        raise NotFound(_("No tip with this code and secret."))
     return tip
 
 
@@ -446,7 +447,7 @@ def _notify_reporters(session: Session, tip: Tip, kind: str, data: dict[str, Any
 
 def _assignee(session: Session, tip: Tip, assignee_id: uuid.UUID | None) -> uuid.UUID:
     if assignee_id is None:
-        raise field_error("/assignee_id", "Say whom the tip is assigned to.")
+        raise field_error("/assignee_id", _("Say whom the tip is assigned to."))
     user = session.get(User, assignee_id)
     if (
         user is None
@@ -454,7 +455,7 @@ def _assignee(session: Session, tip: Tip, assignee_id: uuid.UUID | None) -> uuid
         or not has_any_role(user.roles, [GRID_STAFF])
         or not jurisdiction_of(user).covers(tip.path_ids)
     ):
-        raise field_error("/assignee_id", "No such staff member for this tip's area.")
+        raise field_error("/assignee_id", _("No such staff member for this tip's area."))
     return user.id
 
 
@@ -473,12 +474,17 @@ def transition(
     if to not in allowed:
         legal = ", ".join(sorted(allowed)) or "none"
         raise InvalidTransition(
-            f"A {tip.status} tip cannot become {to} (from {tip.status}: {legal})."
+            _(
+                "A %(status)s tip cannot become %(to)s (from %(status)s: %(legal)s).",
+                status=tip.status,
+                to=to,
+                legal=legal,
+            )
         )
     if to == "assigned":
         tip.assignee_id = _assignee(session, tip, assignee_id)
     elif assignee_id is not None:
-        raise field_error("/assignee_id", "Only a move to assigned takes an assignee.")
+        raise field_error("/assignee_id", _("Only a move to assigned takes an assignee."))
     session.add(
         TipEvent(
             tip_id=tip.id,
@@ -524,8 +530,10 @@ def set_public_summary(session: Session, actor: User, tip: Tip, summary: str | N
         tip.category_code not in PUBLIC_CATEGORIES or tip.status == "merged"
     ):
         raise Conflict(
-            "This tip is never published (a confidential category, or merged): "
-            "it has no public summary."
+            _(
+                "This tip is never published (a confidential category, or merged): "
+                "it has no public summary."
+            )
         )
     if summary == tip.public_summary:
         return tip
@@ -564,17 +572,19 @@ def merge(session: Session, actor: User, tip: Tip, target_id: uuid.UUID) -> Tip:
     """Merge `tip` into the tip `target_id` (both inside the actor's jurisdiction). The merged
     tip keeps its code, photos and reporter; its reporter then follows the target's workflow."""
     if target_id == tip.id:
-        raise field_error("/into", "A tip cannot be merged into itself.")
+        raise field_error("/into", _("A tip cannot be merged into itself."))
     target = session.scalar(select(Tip).where(Tip.id == target_id).with_for_update())
     if target is None or not jurisdiction_of(actor).covers(target.path_ids):
-        raise field_error("/into", "No such tip in your jurisdiction.")
+        raise field_error("/into", _("No such tip in your jurisdiction."))
     if tip.status == "merged":
-        raise InvalidTransition("This tip is already merged.")
+        raise InvalidTransition(_("This tip is already merged."))
     if tip.status not in OPEN_STATUSES:
-        raise InvalidTransition(f"A {tip.status} tip is closed; only open tips are merged.")
+        raise InvalidTransition(
+            _("A %(status)s tip is closed; only open tips are merged.", status=tip.status)
+        )
     if target.status == "merged":
         raise field_error(
-            "/into", "That tip is itself merged; merge into the tip it was merged into."
+            "/into", _("That tip is itself merged; merge into the tip it was merged into.")
         )
     # Tips already merged into this one follow it to the new target (no chains).
     session.execute(
@@ -615,7 +625,7 @@ def add_information(
     """The reporter adds to their tip (more text, more photos) while it is still open."""
     target = effective(session, tip)
     if target.status not in OPEN_STATUSES:
-        raise InvalidTransition("This tip is closed; submit a new tip instead.")
+        raise InvalidTransition(_("This tip is closed; submit a new tip instead."))
     media_service.attach(session, media_ids, tip.id, owner=reporter, anonymous=tip.anonymous)
     event = TipEvent(
         tip_id=tip.id,

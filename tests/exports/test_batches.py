@@ -16,6 +16,8 @@ from sqlalchemy import select, text
 from app.core import jobs as jobs_module
 from app.core.audit import AuditEvent
 from app.exports import service, signing
+from app.exports.files import COLUMN_NAMES
+from app.exports.service import csv_header
 from app.tips.models import Tip, TipEvent
 from tests.tips.conftest import NEIGHBOUR, jpeg, tip_body, upload
 
@@ -94,7 +96,11 @@ def test_batch_is_frozen_signed_and_protects_tipsters(
 
     csv_bytes = _download(client, headers, batch["id"], "tips.csv")
     assert csv_bytes.startswith(b"\xef\xbb\xbf")
-    rows = list(csv.DictReader(io.StringIO(csv_bytes.decode("utf-8-sig"))))
+    # The header row is for people (in the requester's language): read by column position.
+    reader = csv.DictReader(io.StringIO(csv_bytes.decode("utf-8-sig")), fieldnames=COLUMN_NAMES)
+    # run_jobs calls the job without the locale the request deferred it with: zh-CN.
+    assert next(reader)["tip_id"] == csv_header("zh_CN")[0]
+    rows = list(reader)
     # The frozen order: oldest first, then by id (one test transaction: equal times).
     assert [r["tip_id"] for r in rows] == sorted(ids)
     by_id = {r["tip_id"]: r for r in rows}
@@ -364,3 +370,23 @@ def test_outcomes_are_final(client, liaison):
         headers={"X-Follow-Secret": tip["follow_secret"]},
     ).json
     assert [h["kind"] for h in follow["history"]].count("police_outcome") == 1
+
+
+@pytest.mark.parametrize(("language", "locale"), [(None, "zh_Hans_CN"), ("en", "en")])
+def test_the_csv_header_is_in_the_language_the_batch_was_asked_in(
+    app, client, liaison, connection, run_jobs, language, locale
+):
+    _user, headers = liaison
+    tip = _post_tip(client)
+    if language is None:
+        del client.environ_base["HTTP_ACCEPT_LANGUAGE"]  # as a phone that sends none
+    asked = {**headers, "Accept-Language": language} if language else headers
+    batch = _create(client, asked, tip_ids=[tip["id"]]).json
+    deferred = connection.execute(
+        text("SELECT args FROM procrastinate_jobs WHERE args->>'batch_id' = :id"),
+        {"id": batch["id"]},
+    ).scalar_one()
+    assert deferred["locale"] == locale
+    service.generate_batch(**deferred)
+    header = _download(client, headers, batch["id"], "tips.csv").decode("utf-8-sig")
+    assert header.split("\r\n")[0] == ",".join(csv_header(locale))
