@@ -34,8 +34,9 @@ def test_development_defaults_start(env):
     # No ping per checkout: a round trip on every request (app/core/db.py, tests/
     # test_round_trips.py); dropped connections are handled when they fail.
     assert config.SQLALCHEMY_ENGINE_OPTIONS["pool_pre_ping"] is False
-    assert "plan_cache_mode=force_custom_plan" in (
-        config.SQLALCHEMY_ENGINE_OPTIONS["connect_args"]["options"]
+    assert (
+        "plan_cache_mode=force_custom_plan"
+        in (config.SQLALCHEMY_ENGINE_OPTIONS["connect_args"]["options"])
     )
 
 
