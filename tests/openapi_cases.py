@@ -124,6 +124,11 @@ class Spec:
                 if not self.resolve(sub).get("readOnly"):
                     yield from self._leaves(sub, (*path, name), depth + 1)
         elif schema.get("type") == "array":
+            if schema.get("x-judged-per-item"):
+                # Items answered one by one (200, `rejected` with a reason), never a 422 for the
+                # request: their hostile values are tested where that rule lives
+                # (tests/patrols/test_checkins.py).
+                return
             yield from self._leaves(schema.get("items", {}), (*path, 0), depth + 1)
         elif path:
             yield Leaf("json", path, schema)

@@ -142,7 +142,11 @@ class CheckInBatchSchema(Schema):
         UnjudgedObject(CheckInItemSchema),
         required=True,
         validate=validate.Length(1, MAX_BATCH),
-        metadata={"description": "CheckInItem objects, up to 500"},
+        metadata={
+            "description": "CheckInItem objects, up to 500; each is judged alone: a bad one is "
+            "answered `rejected` with a reason, the others are stored",
+            "x-judged-per-item": True,
+        },
     )
 
     @pre_load
