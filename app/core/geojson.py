@@ -13,10 +13,12 @@ client that asked for something else. An unknown `f` is a 422, as any bad query 
 Coordinate system. GeoJSON is WGS-84 unless the client asked for another system with `crs=`.
 A GCJ-02 or BD-09 answer says so twice, since RFC 7946 has no way to: a `Content-Crs` header
 (OGC API Features part 2) `<urn:qunfang:crs:gcj02>` (or `bd09`), and the GeoJSON 2008 `crs`
-member `{"type": "name", "properties": {"name": "urn:qunfang:crs:gcj02"}}`. GDAL reads that
-member: a name it does not know leaves the layer without a coordinate system, instead of the
-WGS 84 it assumes when there is no member (~600 m off in Beijing). A WGS-84 answer carries
-`Content-Crs: <http://www.opengis.net/def/crs/OGC/1.3/CRS84>` and no member.
+member `{"type": "name", "properties": {"name": <WKT2 of a geographic CRS "GCJ-02 …">}}`.
+The name is WKT rather than the URN because that is what GDAL (QGIS) reads: it takes a name
+it cannot parse for no member at all and labels the layer WGS 84 (~600 m off in Beijing); with
+the WKT, the layer's CRS is a custom "GCJ-02" (on a datum of its own, so no tool takes it for
+WGS 84). A WGS-84 answer carries `Content-Crs: <http://www.opengis.net/def/crs/OGC/1.3/CRS84>`
+and no member (RFC 7946 GeoJSON).
 """
 
 from __future__ import annotations
@@ -46,12 +48,29 @@ def crs_headers(crs: str) -> dict[str, str]:
     return {"Content-Crs": f"<{crs_uri(crs)}>"}
 
 
+_WKT = (
+    'GEOGCRS["{name} ({uri})",'
+    'DATUM["{name} (obfuscated WGS 84, not a geodetic datum)",'
+    'ELLIPSOID["WGS 84",6378137,298.257223563]],'
+    "CS[ellipsoidal,2],"
+    'AXIS["longitude",east,ANGLEUNIT["degree",0.0174532925199433]],'
+    'AXIS["latitude",north,ANGLEUNIT["degree",0.0174532925199433]]]'
+)
+_NAMES = {CoordSystem.GCJ02: "GCJ-02", CoordSystem.BD09: "BD-09"}
+
+
+def crs_wkt(crs: str) -> str:
+    """WKT2 of the non-WGS-84 system `crs`, as GDAL reads it from a GeoJSON `crs` member."""
+    system = CoordSystem(crs)
+    return _WKT.format(name=_NAMES[system], uri=crs_uri(system))
+
+
 def with_crs(document: dict[str, Any], crs: str) -> dict[str, Any]:
     """`document` with the GeoJSON 2008 `crs` member when `crs` is not WGS-84 (which RFC 7946
     GeoJSON is without one); the member comes right after `type`, where readers look first."""
     if CoordSystem(crs) == CoordSystem.WGS84:
         return document
-    member = {"type": "name", "properties": {"name": crs_uri(crs)}}
+    member = {"type": "name", "properties": {"name": crs_wkt(crs)}}
     head = {"type": document["type"], "crs": member} if "type" in document else {"crs": member}
     return {**head, **document}
 
