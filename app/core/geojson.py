@@ -166,6 +166,13 @@ def feature_collection_of(
         {
             "type": fields.String(required=True, metadata={"enum": ["FeatureCollection"]}),
             "features": fields.List(fields.Nested(feature), required=True),
+            "crs": fields.Dict(
+                metadata={
+                    "description": "Only off WGS-84 (`crs=gcj02|bd09`): the GeoJSON 2008 "
+                    'member `{"type": "name", "properties": {"name": <WKT>}}` that GDAL reads; '
+                    "the `Content-Crs` header says the same"
+                }
+            ),
             **members,
         },
     )
