@@ -181,6 +181,7 @@ def test_f_wins_over_accept(server, staff_token, tips):
         "/api/v1/public/heatmap?bbox=116.3,39.8,116.6,40.0&f=json",
         "/api/v1/coverage/cells?f=json",
         "/api/v1/coverage/gaps?f=json",
+        "/api/v1/stations/export?f=json",
     ],
 )
 def test_unknown_or_refused_f_is_a_422_problem(server, staff_token, path):
@@ -188,6 +189,14 @@ def test_unknown_or_refused_f_is_a_422_problem(server, staff_token, path):
     assert status == 422, body
     assert headers.get_content_type() == PROBLEM
     assert "f" in json.dumps(json.loads(body))
+
+
+def test_gdal_reads_the_station_export_with_f_geojson(server, staff_token):
+    url = f"{server}/api/v1/stations/export?f=geojson"
+    read = _gdal(url, staff_token)
+    assert (read["geometry_type"], read["crs"]) == ("Point", "EPSG:4326")
+    assert read["count"] == len(_features(url, staff_token)) > 0
+    assert read["count"] == _gdal(f"{url}&format=csv", staff_token)["count"]  # f wins
 
 
 # -- the coordinate system ----------------------------------------------------------------------

@@ -196,7 +196,7 @@ class Export(MethodView):
     def get(self, args):
         """Export the stations of your jurisdiction (closed ones too) as CSV or GeoJSON."""
         query = service.in_jurisdiction(current_user(), args.get("area_id"))
-        if args["format"] == "csv":
+        if args["format"] == "csv" and "f" not in args:
             body = "".join(transfer.export_csv(db.session, query))
             return Response(
                 body,
@@ -204,7 +204,7 @@ class Export(MethodView):
                 headers={"Content-Disposition": 'attachment; filename="stations.csv"'},
             )
         body = "".join(transfer.export_geojson(db.session, query))
-        return Response(body, mimetype=GEOJSON)
+        return Response(body, mimetype=GEOJSON, headers=crs_headers("wgs84"))
 
 
 @blp.route("/visits/summary")

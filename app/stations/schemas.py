@@ -7,7 +7,12 @@ from marshmallow import Schema, ValidationError, fields, post_load, validate
 
 from app.areas.schemas import COORD_SYSTEMS
 from app.core.fields import HORIZON, BoundedDate
-from app.core.geojson import FormatArgsSchema, GeoJSONPointSchema, feature_collection_of
+from app.core.geojson import (
+    FormatArgsSchema,
+    GeoJSONFormatArgsSchema,
+    GeoJSONPointSchema,
+    feature_collection_of,
+)
 from app.core.i18n import _
 from app.core.pagination import page_of
 from app.stations.models import AMENITIES, STATION_TYPES, STATUSES
@@ -227,7 +232,10 @@ class ImportReportSchema(Schema):
     dry_run = fields.Boolean()
 
 
-class ExportArgsSchema(Schema):
+class ExportArgsSchema(GeoJSONFormatArgsSchema):
+    """`format=csv|geojson`; `f=geojson` (what GIS tools send, app/core/geojson.py) is GeoJSON
+    whatever `format` says."""
+
     format = fields.String(load_default="csv", validate=validate.OneOf(["csv", "geojson"]))
     area_id = fields.UUID()
 
