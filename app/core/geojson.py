@@ -1,14 +1,110 @@
-"""GeoJSON (RFC 7946) answers as OpenAPI schemas: FeatureCollections of typed features.
+"""GeoJSON (RFC 7946) answers: which format a client asked for, the coordinate system an answer
+is in, and OpenAPI schemas of FeatureCollections of typed features.
 
 The answers themselves are built by geo.geojson; these schemas document them, so that a generated
 client gets a FeatureCollection of Features with a Point (or cell polygon) and typed properties.
+
+Format. An endpoint that answers JSON or GeoJSON takes `f=json|geojson` (as OGC API Features
+does) and otherwise reads `Accept`; `f` wins. GIS tools cannot choose by `Accept`: GDAL (and so
+QGIS) sends `Accept: text/plain, application/json`, so they ask with `f=geojson`. Endpoints that
+answer only GeoJSON take `f=geojson` and refuse `f=json` (422), rather than answer GeoJSON to a
+client that asked for something else. An unknown `f` is a 422, as any bad query parameter.
+
+Coordinate system. GeoJSON is WGS-84 unless the client asked for another system with `crs=`.
+A GCJ-02 or BD-09 answer says so twice, since RFC 7946 has no way to: a `Content-Crs` header
+(OGC API Features part 2) `<urn:qunfang:crs:gcj02>` (or `bd09`), and the GeoJSON 2008 `crs`
+member `{"type": "name", "properties": {"name": <WKT2 of a geographic CRS "GCJ-02 …">}}`.
+The name is WKT rather than the URN because that is what GDAL (QGIS) reads: it takes a name
+it cannot parse for no member at all and labels the layer WGS 84 (~600 m off in Beijing); with
+the WKT, the layer's CRS is a custom "GCJ-02" (on a datum of its own, so no tool takes it for
+WGS 84). A WGS-84 answer carries `Content-Crs: <http://www.opengis.net/def/crs/OGC/1.3/CRS84>`
+and no member (RFC 7946 GeoJSON).
 """
 
 from __future__ import annotations
 
-from marshmallow import Schema, fields
+from typing import Any
+
+from flask import request
+from marshmallow import Schema, fields, validate
+
+from geo.crs import CoordSystem
 
 GEOJSON_MIMETYPE = "application/geo+json"
+JSON_MIMETYPE = "application/json"
+
+CRS84_URI = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
+
+
+def crs_uri(crs: str) -> str:
+    """The URI an answer in coordinate system `crs` is labelled with."""
+    if CoordSystem(crs) == CoordSystem.WGS84:
+        return CRS84_URI
+    return f"urn:qunfang:crs:{CoordSystem(crs).value}"
+
+
+def crs_headers(crs: str) -> dict[str, str]:
+    """The `Content-Crs` header of a GeoJSON answer in `crs`."""
+    return {"Content-Crs": f"<{crs_uri(crs)}>"}
+
+
+_WKT = (
+    'GEOGCRS["{name} ({uri})",'
+    'DATUM["{name} (obfuscated WGS 84, not a geodetic datum)",'
+    'ELLIPSOID["WGS 84",6378137,298.257223563]],'
+    "CS[ellipsoidal,2],"
+    'AXIS["longitude",east,ANGLEUNIT["degree",0.0174532925199433]],'
+    'AXIS["latitude",north,ANGLEUNIT["degree",0.0174532925199433]]]'
+)
+_NAMES = {CoordSystem.GCJ02: "GCJ-02", CoordSystem.BD09: "BD-09"}
+
+
+def crs_wkt(crs: str) -> str:
+    """WKT2 of the non-WGS-84 system `crs`, as GDAL reads it from a GeoJSON `crs` member."""
+    system = CoordSystem(crs)
+    return _WKT.format(name=_NAMES[system], uri=crs_uri(system))
+
+
+def with_crs(document: dict[str, Any], crs: str) -> dict[str, Any]:
+    """`document` with the GeoJSON 2008 `crs` member when `crs` is not WGS-84 (which RFC 7946
+    GeoJSON is without one); the member comes right after `type`, where readers look first."""
+    if CoordSystem(crs) == CoordSystem.WGS84:
+        return document
+    member = {"type": "name", "properties": {"name": crs_wkt(crs)}}
+    head = {"type": document["type"], "crs": member} if "type" in document else {"crs": member}
+    return {**head, **document}
+
+
+def wants_geojson() -> bool:
+    """The client asked for GeoJSON: `f=geojson`, or without `f`, `Accept` prefers it to JSON.
+    (`f` was validated by the view's FormatArgsSchema.)"""
+    asked = request.args.get("f")
+    if asked is not None:
+        return asked == "geojson"
+    best = request.accept_mimetypes.best_match([JSON_MIMETYPE, GEOJSON_MIMETYPE])
+    return best == GEOJSON_MIMETYPE
+
+
+class FormatArgsSchema(Schema):
+    """`f`, for a query schema of an endpoint that answers JSON or GeoJSON (a mixin)."""
+
+    f = fields.String(
+        validate=validate.OneOf(["json", "geojson"]),
+        metadata={
+            "description": "The answer's format; without it, `Accept` decides "
+            "(application/geo+json for GeoJSON). GIS tools use `f=geojson`."
+        },
+    )
+
+
+class GeoJSONFormatArgsSchema(Schema):
+    """`f`, for a query schema of an endpoint that answers GeoJSON only (a mixin)."""
+
+    f = fields.String(
+        validate=validate.OneOf(["geojson"]),
+        metadata={"description": "The answer's format: GeoJSON only (`f=json` is a 422)."},
+    )
+
 
 _NUMBERS = {"type": "array", "items": {"type": "number"}}
 
@@ -70,6 +166,13 @@ def feature_collection_of(
         {
             "type": fields.String(required=True, metadata={"enum": ["FeatureCollection"]}),
             "features": fields.List(fields.Nested(feature), required=True),
+            "crs": fields.Dict(
+                metadata={
+                    "description": "Only off WGS-84 (`crs=gcj02|bd09`): the GeoJSON 2008 "
+                    'member `{"type": "name", "properties": {"name": <WKT>}}` that GDAL reads; '
+                    "the `Content-Crs` header says the same"
+                }
+            ),
             **members,
         },
     )

@@ -12,7 +12,7 @@ from app.core import fastjson
 from app.core.auth import GRID_STAFF, POLICE_LIAISON, current_user
 from app.core.blueprint import Blueprint
 from app.core.caching import public_data, staff_aggregate
-from app.core.geojson import CellFeatureCollectionSchema
+from app.core.geojson import CellFeatureCollectionSchema, crs_headers, with_crs
 from app.core.periods import period
 from app.extensions import anonymous_bucket, db, limiter
 from app.grid import schemas as s
@@ -32,15 +32,20 @@ def _period(args: dict[str, Any], default_days: int) -> tuple[dt.datetime, dt.da
     return period(args, default_days=default_days, max_days=366)
 
 
-def _conditional(document: dict[str, Any], *, mimetype: str = GEOJSON, public: bool = False):
+def _conditional(document: dict[str, Any], *, crs: str | None = None, public: bool = False):
     """The answer with an ETag of its content: a client sending it back as If-None-Match gets
     304 Not Modified without the body (the aggregates are computed either way; the answer
-    on a phone's connection is what is saved)."""
+    on a phone's connection is what is saved). With `crs`, GeoJSON labelled with it (app/core/
+    geojson.py); without, JSON."""
+    headers = {"Cache-Control": "public, max-age=300" if public else "private, no-cache"}
+    if crs is not None:
+        document = with_crs(document, crs)
+        headers.update(crs_headers(crs))
     return fastjson.answer(
         fastjson.dumps(document, datetime_as_str=True),
-        mimetype=mimetype,
+        mimetype=GEOJSON if crs is not None else "application/json",
         content_etag=True,
-        headers={"Cache-Control": "public, max-age=300" if public else "private, no-cache"},
+        headers=headers,
     )
 
 
@@ -73,7 +78,7 @@ class GridTips(MethodView):
         rows = service.tip_cells(db.session, current_user(), args, start, end)
         document = _features(args["cells"], rows, args["crs"], _TIP_CELL_FIELDS)
         document["window"] = {"from": start.isoformat(), "to": end.isoformat()}
-        return _conditional(document)
+        return _conditional(document, crs=args["crs"])
 
 
 @blp.route("/tips/<string:cell>/series")
@@ -88,7 +93,7 @@ class GridSeries(MethodView):
         tips inside your jurisdiction count."""
         start, end = _period(args, 90)
         document = service.series(db.session, current_user(), cell, args, start, end)
-        return _conditional(document, mimetype="application/json")
+        return _conditional(document)
 
 
 @blp.route("/hotspots")
@@ -103,7 +108,7 @@ class Hotspots(MethodView):
         (the 8 windows before it; Poisson tail under 1%, at least 3 tips), most unusual first."""
         rows = service.hotspots(db.session, current_user(), args, dt.datetime.now(dt.UTC))
         keep = ("rank", "recent", "baseline_mean", "baseline", "p_value", "ratio")
-        return _conditional(_features(args["cells"], rows, args["crs"], keep))
+        return _conditional(_features(args["cells"], rows, args["crs"], keep), crs=args["crs"])
 
 
 @blp.route("/risk-coverage")
@@ -129,7 +134,7 @@ class RiskCoverage(MethodView):
             "patrol_share",
             "gap",
         )
-        return _conditional(_features(args["cells"], rows, args["crs"], keep))
+        return _conditional(_features(args["cells"], rows, args["crs"], keep), crs=args["crs"])
 
 
 @public_blp.route("/heatmap")
@@ -149,4 +154,5 @@ class PublicHeatmap(MethodView):
         single tipster can be located from the map."""
         now = dt.datetime.now(dt.UTC).replace(second=0, microsecond=0)
         rows = service.public_heatmap(db.session, args["bbox"], args["window_days"], now)
-        return _conditional(_features("hex", rows, "wgs84", ("count",)), public=True)
+        document = _features("hex", rows, "wgs84", ("count",))
+        return _conditional(document, crs="wgs84", public=True)

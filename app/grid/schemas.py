@@ -8,6 +8,7 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 
 from app.areas.schemas import COORD_SYSTEMS
 from app.core.fields import HORIZON, BoundedDateTime
+from app.core.geojson import GeoJSONFormatArgsSchema
 from app.core.i18n import _
 from app.stations.schemas import BboxField
 from app.tips.models import STATUSES
@@ -41,7 +42,7 @@ class CellKindSchema(Schema):
     crs = fields.String(load_default="wgs84", validate=validate.OneOf(COORD_SYSTEMS))
 
 
-class GridTipsArgsSchema(CellKindSchema):
+class GridTipsArgsSchema(CellKindSchema, GeoJSONFormatArgsSchema):
     area_id = fields.UUID(metadata={"description": "default: your whole jurisdiction"})
     bbox = BboxField(metadata={"type": "string", "description": "min lon,min lat,max lon,max lat"})
     from_ = BoundedDateTime(
@@ -62,14 +63,14 @@ class SeriesArgsSchema(Schema):
     status = fields.List(fields.String(validate=validate.OneOf(STATUSES)), load_default=list)
 
 
-class WindowArgsSchema(CellKindSchema):
+class WindowArgsSchema(CellKindSchema, GeoJSONFormatArgsSchema):
     area_id = fields.UUID(metadata={"description": "default: your whole jurisdiction"})
     window_days = WindowField(
         data_key="window", load_default=7, metadata={"type": "string", "example": "7d"}
     )
 
 
-class HeatmapArgsSchema(Schema):
+class HeatmapArgsSchema(GeoJSONFormatArgsSchema):
     bbox = BboxField(
         required=True,
         metadata={"type": "string", "description": "min lon,min lat,max lon,max lat (WGS-84)"},

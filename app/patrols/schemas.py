@@ -11,6 +11,7 @@ from marshmallow import Schema, ValidationError, fields, pre_load, validate, val
 
 from app.areas.schemas import COORD_SYSTEMS
 from app.core.fields import CLOCK_SKEW, HORIZON, BoundedDateTime, UnjudgedObject
+from app.core.geojson import GeoJSONFormatArgsSchema
 from app.core.i18n import _
 from app.patrols.models import PATROL_KINDS, PATROL_STATUSES, SCAN_METHODS
 from app.patrols.schedule import DAYS
@@ -324,7 +325,7 @@ class ComplianceSchema(Schema):
 # -- coverage --------------------------------------------------------------------------------------
 
 
-class CellsArgsSchema(TimeRangeArgsSchema):
+class CellsArgsSchema(TimeRangeArgsSchema, GeoJSONFormatArgsSchema):
     area_id = fields.UUID(metadata={"description": "default: your whole jurisdiction"})
     cells = fields.String(load_default="admin", validate=validate.OneOf(["admin", "hex"]))
     resolution = fields.Integer(
@@ -335,7 +336,7 @@ class CellsArgsSchema(TimeRangeArgsSchema):
     crs = fields.String(load_default="wgs84", validate=validate.OneOf(COORD_SYSTEMS))
 
 
-class GapsArgsSchema(Schema):
+class GapsArgsSchema(GeoJSONFormatArgsSchema):
     hours = fields.Integer(load_default=24, validate=validate.Range(1, 720))
     area_id = fields.UUID(metadata={"description": "default: your whole jurisdiction"})
     cells = fields.String(load_default="admin", validate=validate.OneOf(["admin", "hex"]))

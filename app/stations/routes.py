@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict
 
-from flask import Response, current_app, request
+from flask import Response, current_app
 from flask.views import MethodView
 from geoalchemy2.shape import to_shape
 
@@ -13,6 +13,7 @@ from app.core.auth import GRID_STAFF, current_user
 from app.core.blueprint import Blueprint
 from app.core.caching import public_data
 from app.core.errors import Unprocessable
+from app.core.geojson import crs_headers, wants_geojson, with_crs
 from app.core.i18n import _
 from app.core.pagination import PageArgsSchema, page_of, paginate
 from app.extensions import db, limiter
@@ -46,12 +47,6 @@ blp = Blueprint("stations", __name__, url_prefix="/api/v1/stations", description
 
 GEOJSON = fastjson.GEOJSON
 
-
-def _wants_geojson() -> bool:
-    best = request.accept_mimetypes.best_match(["application/json", GEOJSON])
-    return best == GEOJSON
-
-
 _ATTRIBUTES = [name for name in StationSchema._declared_fields if hasattr(Station, name)]
 
 
@@ -70,11 +65,13 @@ def _item(station, crs: str) -> dict:
     return item
 
 
-def _answer(items: list[dict], page: dict | None = None) -> Response:
-    """Listing items as JSON (`{"items": ...}`, with `page`'s members), or as GeoJSON when asked
-    for; serialised by orjson (app/stations/answers.py), StationSchema's shape."""
-    if _wants_geojson():
-        return fastjson.answer(answers.feature_collection(items), mimetype=GEOJSON)
+def _answer(items: list[dict], crs: str, page: dict | None = None) -> Response:
+    """Listing items as JSON (`{"items": ...}`, with `page`'s members), or as GeoJSON labelled
+    with `crs` when asked for; serialised by orjson (app/stations/answers.py), StationSchema's
+    shape."""
+    if wants_geojson():
+        collection = with_crs(answers.feature_collection(items), crs)
+        return fastjson.answer(collection, mimetype=GEOJSON, headers=crs_headers(crs))
     return fastjson.answer({**(page or {}), "items": items})
 
 
@@ -97,7 +94,7 @@ class Nearby(MethodView):
         Filters: `type` and `amenity` (repeatable; all amenities must be there), `open_now`
         (Asia/Shanghai time, across midnight and on exception days), `radius_m` (at most 20 km),
         `limit` (at most 50). Coordinates in and out in the caller's system (`coord_system`,
-        `crs`). With `Accept: application/geo+json`, a FeatureCollection.
+        `crs`). With `f=geojson` (or `Accept: application/geo+json`), a FeatureCollection.
         """
         lon, lat = to_wgs84(args["lon"], args["lat"], args["coord_system"])
         rows = service.nearby(
@@ -111,7 +108,7 @@ class Nearby(MethodView):
             open_now=args["open_now"],
             columns=service.listing_columns(),
         )
-        return _answer([answers.item(row._mapping, args["crs"]) for row in rows])
+        return _answer([answers.item(row._mapping, args["crs"]) for row in rows], args["crs"])
 
 
 @blp.route("")
@@ -122,7 +119,8 @@ class Stations(MethodView):
     @blp.arguments(PageArgsSchema, location="query")
     @blp.response(200, page_of(StationSchema))
     def get(self, args, page):
-        """Active stations inside a bbox, for the map (as GeoJSON when asked for)."""
+        """Active stations inside a bbox, for the map (as GeoJSON with `f=geojson` or
+        `Accept: application/geo+json`)."""
         bbox = None
         if "bbox" in args:
             west, south, east, north = args["bbox"]
@@ -130,20 +128,20 @@ class Stations(MethodView):
                 *to_wgs84(west, south, args["coord_system"]),
                 *to_wgs84(east, north, args["coord_system"]),
             )
-        if _wants_geojson():
+        if wants_geojson():
             # A FeatureCollection carries no total: the page alone, one statement, no count;
             # in WGS-84 (the map's usual ask) PostgreSQL writes it whole.
             statement = service.map_page_statement(bbox is not None, bool(args["type"]))
             values = service.map_page_values(bbox, args["type"], **page)
             if args["crs"] == CoordSystem.WGS84:
                 body = answers.geojson_page(db.session, statement, values)
-                return fastjson.answer(body, mimetype=GEOJSON)
+                return fastjson.answer(body, mimetype=GEOJSON, headers=crs_headers(args["crs"]))
             rows = db.session.execute(statement, values).mappings()
-            return _answer([answers.item(row, args["crs"]) for row in rows])
+            return _answer([answers.item(row, args["crs"]) for row in rows], args["crs"])
         query = service.in_bbox(bbox, args["type"], columns=service.listing_columns())
         result = paginate(db.session, query, scalars=False, **page)
         items = [answers.item(row, args["crs"]) for row in result.pop("items")]
-        return _answer(items, result)
+        return _answer(items, args["crs"], result)
 
     @blp.role_required(GRID_STAFF)
     @blp.arguments(StationCreateSchema)
@@ -198,7 +196,7 @@ class Export(MethodView):
     def get(self, args):
         """Export the stations of your jurisdiction (closed ones too) as CSV or GeoJSON."""
         query = service.in_jurisdiction(current_user(), args.get("area_id"))
-        if args["format"] == "csv":
+        if args["format"] == "csv" and "f" not in args:
             body = "".join(transfer.export_csv(db.session, query))
             return Response(
                 body,
@@ -206,7 +204,7 @@ class Export(MethodView):
                 headers={"Content-Disposition": 'attachment; filename="stations.csv"'},
             )
         body = "".join(transfer.export_geojson(db.session, query))
-        return Response(body, mimetype=GEOJSON)
+        return Response(body, mimetype=GEOJSON, headers=crs_headers("wgs84"))
 
 
 @blp.route("/visits/summary")

@@ -7,7 +7,12 @@ from marshmallow import Schema, ValidationError, fields, post_load, validate
 
 from app.areas.schemas import COORD_SYSTEMS
 from app.core.fields import HORIZON, BoundedDate
-from app.core.geojson import GeoJSONPointSchema, feature_collection_of
+from app.core.geojson import (
+    FormatArgsSchema,
+    GeoJSONFormatArgsSchema,
+    GeoJSONPointSchema,
+    feature_collection_of,
+)
 from app.core.i18n import _
 from app.core.pagination import page_of
 from app.stations.models import AMENITIES, STATION_TYPES, STATUSES
@@ -103,7 +108,7 @@ class CrsArgsSchema(Schema):
     crs = fields.String(load_default="wgs84", validate=validate.OneOf(COORD_SYSTEMS))
 
 
-class NearbyArgsSchema(CrsArgsSchema):
+class NearbyArgsSchema(CrsArgsSchema, FormatArgsSchema):
     lon = fields.Float(required=True, validate=validate.Range(-180, 180))
     lat = fields.Float(required=True, validate=validate.Range(-90, 90))
     coord_system = fields.String(load_default="wgs84", validate=validate.OneOf(COORD_SYSTEMS))
@@ -127,7 +132,7 @@ class BboxField(fields.Field):
         return west, south, east, north
 
 
-class BboxArgsSchema(CrsArgsSchema):
+class BboxArgsSchema(CrsArgsSchema, FormatArgsSchema):
     bbox = BboxField(
         metadata={
             "description": "min lon,min lat,max lon,max lat (in `coord_system`)",
@@ -227,7 +232,10 @@ class ImportReportSchema(Schema):
     dry_run = fields.Boolean()
 
 
-class ExportArgsSchema(Schema):
+class ExportArgsSchema(GeoJSONFormatArgsSchema):
+    """`format=csv|geojson`; `f=geojson` (what GIS tools send, app/core/geojson.py) is GeoJSON
+    whatever `format` says."""
+
     format = fields.String(load_default="csv", validate=validate.OneOf(["csv", "geojson"]))
     area_id = fields.UUID()
 

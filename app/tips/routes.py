@@ -24,6 +24,7 @@ from app.core.auth import (
 from app.core.blueprint import Blueprint
 from app.core.caching import public_data
 from app.core.errors import NotFound
+from app.core.geojson import crs_headers, wants_geojson, with_crs
 from app.core.i18n import _
 from app.core.pagination import PageArgsSchema, page_of, paginate
 from app.core.preconditions import require_if_match
@@ -79,10 +80,6 @@ def _with_secret(body: bytes) -> bytes:
         tip = db.session.get(Tip, uuid.UUID(document["id"]))
         document["follow_secret"] = service.follow_secret(tip.id) if tip else None
     return json.dumps(document).encode()
-
-
-def _wants_geojson() -> bool:
-    return request.accept_mimetypes.best_match(["application/json", GEOJSON]) == GEOJSON
 
 
 def _location(tip: Tip, crs: str = "wgs84") -> dict[str, float] | None:
@@ -225,7 +222,7 @@ class Tips(MethodView):
 
         Repeat `status`, `category` and `priority` for several values; `from`/`to` bound the
         submission time; `area_id` narrows to one area; `bbox` to a box; `q` searches the
-        description and address. With `Accept: application/geo+json`, the page is a
+        description and address. With `f=geojson` (or `Accept: application/geo+json`), the page is a
         FeatureCollection (tips without a position are left out of it).
         """
         # Rows, not Tip objects, written by orjson: TipSchema's shape without marshmallow
@@ -233,7 +230,7 @@ class Tips(MethodView):
         query = service.staff_query(current_user(), args, columns=service.listing_columns())
         result = paginate(db.session, query, scalars=False, **page)
         items = [_listed_item(row, args["crs"]) for row in result["items"]]
-        if _wants_geojson():
+        if wants_geojson():
             features = []
             for item in items:
                 location = item.pop("location")
@@ -251,7 +248,11 @@ class Tips(MethodView):
                     )
             collection = {"type": "FeatureCollection", "features": features}
             collection.update(page=result["page"], total=result["total"])
-            return fastjson.answer(collection, mimetype=GEOJSON)
+            return fastjson.answer(
+                with_crs(collection, args["crs"]),
+                mimetype=GEOJSON,
+                headers=crs_headers(args["crs"]),
+            )
         return fastjson.answer({**result, "items": items})
 
 

@@ -6,7 +6,7 @@ from marshmallow import Schema, ValidationError, fields, post_load, validate, va
 
 from app.areas.schemas import COORD_SYSTEMS
 from app.core.fields import CLOCK_SKEW, HORIZON, BoundedDateTime
-from app.core.geojson import GeoJSONPointSchema, feature_collection_of
+from app.core.geojson import FormatArgsSchema, GeoJSONPointSchema, feature_collection_of
 from app.core.i18n import _
 from app.stations.schemas import BboxField
 from app.tips.models import PRIORITIES, STATUSES
@@ -206,7 +206,7 @@ class ReporterSchema(Schema):
     police_contact_consent = fields.Boolean()
 
 
-class TipListArgsSchema(Schema):
+class TipListArgsSchema(FormatArgsSchema):
     status = fields.List(fields.String(validate=validate.OneOf(STATUSES)), load_default=list)
     category = fields.List(fields.String(validate=_CATEGORY_CODE), load_default=list)
     priority = fields.List(fields.String(validate=validate.OneOf(PRIORITIES)), load_default=list)
