@@ -118,6 +118,13 @@ class Stations(MethodView):
     @blp.arguments(BboxArgsSchema, location="query")
     @blp.arguments(PageArgsSchema, location="query")
     @blp.response(200, page_of(StationSchema))
+    @blp.alt_response(
+        200,
+        schema=StationFeatureCollectionSchema,
+        description="The page as a GeoJSON FeatureCollection (no total)",
+        content_type=GEOJSON,
+        success=True,
+    )
     def get(self, args, page):
         """Active stations inside a bbox, for the map (as GeoJSON with `f=geojson` or
         `Accept: application/geo+json`)."""
