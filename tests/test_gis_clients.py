@@ -12,17 +12,13 @@ import json
 import urllib.request
 from collections.abc import Iterator
 
-import flask_migrate
 import pytest
 
-from app import demo
-from app.core.schema_version import MIGRATIONS_DIR
 from app.demo import DEMO_PASSWORD
 from app.exports.files import write_geojson
-from app.extensions import db
-from tests.conftest import as_app, make_app, server_url, throwaway_database
 from tests.exports.test_files import make_row
-from tests.ops.processes import base_environment, gunicorn, http
+from tests.live import demo_database, served
+from tests.ops.processes import http
 
 pyogrio = pytest.importorskip("pyogrio")
 
@@ -35,19 +31,11 @@ PROBLEM = "application/problem+json"
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory) -> Iterator[str]:
-    with throwaway_database(server_url()) as owner_url:
-        app = make_app(owner_url)
-        with app.app_context():
-            flask_migrate.upgrade(directory=str(MIGRATIONS_DIR))
-            demo.load(db.session, log=lambda _line: None)
-            db.session.commit()
-            db.engine.dispose()
-        env = base_environment(
-            QF_ENV="testing", DATABASE_URL=as_app(owner_url), RATELIMIT_STORAGE_URI="memory://"
-        )
-        log = tmp_path_factory.mktemp("gunicorn") / "gunicorn.log"
-        with gunicorn(env, log, workers=1) as base:
-            yield base
+    with (
+        demo_database() as owner_url,
+        served(owner_url, tmp_path_factory.mktemp("gunicorn")) as base,
+    ):
+        yield base
 
 
 def _token(base: str, phone: str) -> str:

@@ -19,16 +19,14 @@ import uuid
 import warnings
 from collections.abc import Iterator
 
-import flask_migrate
 import pytest
 from openapi_spec_validator import validate
 from PIL import Image
 
 from app import demo
-from app.core.schema_version import MIGRATIONS_DIR
-from app.extensions import db
-from tests.conftest import as_app, make_app, server_url, throwaway_database
-from tests.ops.processes import VENV_BIN, base_environment, gunicorn
+from tests.conftest import make_app
+from tests.live import demo_database, served
+from tests.ops.processes import VENV_BIN
 
 MULTIPART = "multipart/form-data"
 PACKAGE = "qunfang_client"
@@ -149,19 +147,11 @@ def test_generation_keeps_every_model(generated, spec):
 @pytest.fixture(scope="module")
 def server(tmp_path_factory) -> Iterator[str]:
     """gunicorn on a throw-away database, migrated and demo-loaded."""
-    with throwaway_database(server_url()) as owner_url:
-        app = make_app(owner_url)
-        with app.app_context():
-            flask_migrate.upgrade(directory=str(MIGRATIONS_DIR))
-            demo.load(db.session, log=lambda _line: None)
-            db.session.commit()
-            db.engine.dispose()
-        env = base_environment(
-            QF_ENV="testing", DATABASE_URL=as_app(owner_url), RATELIMIT_STORAGE_URI="memory://"
-        )
-        log = tmp_path_factory.mktemp("gunicorn") / "gunicorn.log"
-        with gunicorn(env, log, workers=1) as base:
-            yield base
+    with (
+        demo_database() as owner_url,
+        served(owner_url, tmp_path_factory.mktemp("gunicorn")) as base,
+    ):
+        yield base
 
 
 def _jpeg() -> bytes:

@@ -12,17 +12,15 @@ import datetime as dt
 import uuid
 from collections.abc import Iterator
 
-import flask_migrate
 import pytest
 import sqlalchemy as sa
 
-from app import demo
 from app.auth import identity_cache
 from app.core.db import decide_transactions
-from app.core.schema_version import MIGRATIONS_DIR
 from app.demo import DEMO_PASSWORD
 from app.extensions import db
-from tests.conftest import as_app, make_app, server_url, throwaway_database
+from tests.conftest import as_app, make_app
+from tests.live import demo_database
 from tests.round_trips import RoundTrips
 
 BUDGET = 2
@@ -36,12 +34,8 @@ def live_app() -> Iterator:
     """The application on a throw-away database, migrated and demo-loaded, with its own pool
     and, as in production, the caller's identity cached by the process (app/auth/
     identity_cache.py; the suite's other apps run without it)."""
-    with throwaway_database(server_url()) as owner_url:
+    with demo_database() as owner_url:
         app = make_app(owner_url, AUTH_CACHE_SECONDS=60)
-        with app.app_context():
-            flask_migrate.upgrade(directory=str(MIGRATIONS_DIR))
-            demo.load(db.session, log=lambda _line: None)
-            db.session.commit()
         yield app
         with app.app_context():
             identity_cache.close(db.engine.url)

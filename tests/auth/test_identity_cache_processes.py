@@ -12,15 +12,13 @@ from __future__ import annotations
 import time
 import uuid
 
-import flask_migrate
 import pytest
 import sqlalchemy as sa
 
 from app import demo
 from app.auth.identity_cache import LISTENER_NAME
-from app.core.schema_version import MIGRATIONS_DIR
-from app.extensions import db
-from tests.conftest import as_app, make_app, server_url, throwaway_database
+from tests.conftest import as_app
+from tests.live import demo_database
 from tests.ops.processes import base_environment, gunicorn, http, wait_until
 
 ADMIN, GRID_STAFF, LIAISON, VOLUNTEER = "13800000001", "13800000003", "13800000004", "13800000005"
@@ -32,14 +30,7 @@ PROPAGATION_S = 0.2
 @pytest.fixture(scope="module")
 def owner_url():
     """A database of this module's own, migrated, with the demo data (as its owner)."""
-    with throwaway_database(server_url()) as url:
-        app = make_app(url)
-        with app.app_context():
-            flask_migrate.upgrade(directory=str(MIGRATIONS_DIR))
-            demo.load(db.session, log=lambda _line: None)
-            db.session.commit()
-            db.session.remove()
-            db.engine.dispose()
+    with demo_database() as url:
         yield url
 
 
