@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import datetime as dt
+import time
 
+import pytest
 import sqlalchemy as sa
 
 from app.core import jobs as jobs_module
@@ -77,3 +81,52 @@ def test_a_worker_runs_committed_jobs(database_url):
             conn.execute(sa.text("DELETE FROM procrastinate_jobs"))
             conn.execute(sa.text("DELETE FROM idempotency_records WHERE key = 'worker-test-key'"))
         engine.dispose()
+
+
+class _WorkerThatStopsItself:
+    """procrastinate's Worker as the fault test saw it: a side task fails, the worker calls its
+    own `stop()`, then never finishes stopping (or, `finishes_after`, finishes in time)."""
+
+    def __init__(self, finishes_after: float | None = None) -> None:
+        self.finishes_after = finishes_after
+        self.stopped = False
+
+    def stop(self) -> None:
+        self.stopped = True
+
+    async def run(self) -> None:
+        await asyncio.sleep(0.01)
+        self.stop()
+        if self.finishes_after is None:
+            # Deaf to both cancels the watchdog sends (stuck, as seen after a database restart);
+            # the third (asyncio.run closing its loop) ends it, so the test can finish.
+            for _ in range(2):
+                with contextlib.suppress(asyncio.CancelledError):
+                    await asyncio.Event().wait()
+            await asyncio.Event().wait()
+        await asyncio.sleep(self.finishes_after)
+
+
+def test_a_worker_that_never_finishes_stopping_itself_is_cut_short(monkeypatch):
+    monkeypatch.setattr(jobs_module, "STOP_GRACE_S", 0.2)
+    worker = _WorkerThatStopsItself()
+    started = time.monotonic()
+    with pytest.raises(jobs_module._WorkerStopped):
+        asyncio.run(jobs_module._run_or_cut_short(worker, asyncio.Event()))
+    assert worker.stopped
+    assert time.monotonic() - started < 5
+
+
+def test_a_worker_that_stops_itself_in_time_or_is_stopped_by_us_is_not_cut(monkeypatch):
+    monkeypatch.setattr(jobs_module, "STOP_GRACE_S", 0.5)
+    # Stopped by itself, finishing within the grace: returns normally.
+    asyncio.run(jobs_module._run_or_cut_short(_WorkerThatStopsItself(0.05), asyncio.Event()))
+
+    async def asked_by_us() -> None:
+        stopping = asyncio.Event()
+        stopping.set()  # SIGTERM: its jobs may take longer than the grace
+        await jobs_module._run_or_cut_short(_WorkerThatStopsItself(0.8), stopping)
+
+    started = time.monotonic()
+    asyncio.run(asked_by_us())
+    assert time.monotonic() - started >= 0.8
