@@ -13,7 +13,7 @@ def create_app(config: Config | None = None) -> Flask:
     """config -> logging -> extensions -> error handlers -> blueprints -> CLI."""
     from app.areas.routes import blp as areas_blp
     from app.audit.routes import blp as audit_blp
-    from app.auth.routes import auth_blp, me_blp, users_blp
+    from app.auth.routes import auth_blp, me_blp, terms_blp, users_blp
     from app.auth.tokens import init_token_loading
     from app.cli import register_cli
     from app.core import caching
@@ -82,6 +82,7 @@ def create_app(config: Config | None = None) -> Flask:
     for blueprint in (
         ops_blp,
         auth_blp,
+        terms_blp,
         me_blp,
         users_blp,
         areas_blp,

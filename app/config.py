@@ -34,6 +34,14 @@ class ConfigError(RuntimeError):
     """The settings cannot run the application."""
 
 
+# The languages every version of the terms is published in (GET /api/v1/terms answers both).
+TERMS_LANGUAGES = ("zh-CN", "en")
+
+
+def terms_path(directory: str, version: str, language: str) -> Path:
+    return Path(directory) / f"{version}.{language}.md"
+
+
 def _env_int(name: str, default: int) -> int:
     raw = os.environ.get(name)
     if raw is None or raw == "":
@@ -175,6 +183,8 @@ class Config:
     ARGON2_TIME_COST: int = 3
     ARGON2_MEMORY_KIB: int = 65536
     TERMS_VERSION: str = "2026-11"
+    # The terms' texts, one file per version and language: <version>.zh-CN.md, <version>.en.md.
+    TERMS_DIR: str = str(Path(__file__).resolve().parent / "auth" / "terms")
     # Sign-in attempts (app/auth/login_limits.py): without a device token, per account and per
     # client; with the device token of an earlier login, per device only.
     LOGIN_RATE_LIMIT: str = "5 per minute;20 per hour;100 per day"
@@ -274,6 +284,7 @@ class Config:
             ARGON2_TIME_COST=_env_int("ARGON2_TIME_COST", 3),
             ARGON2_MEMORY_KIB=_env_int("ARGON2_MEMORY_KIB", 65536),
             TERMS_VERSION=os.environ.get("TERMS_VERSION", "2026-11"),
+            TERMS_DIR=os.environ.get("TERMS_DIR", cls.TERMS_DIR),
             LOGIN_RATE_LIMIT=os.environ.get(
                 "LOGIN_RATE_LIMIT", "5 per minute;20 per hour;100 per day"
             ),
@@ -363,6 +374,12 @@ class Config:
             raise ConfigError(f"FCM_CREDENTIALS_FILE {self.FCM_CREDENTIALS_FILE} is not a file")
         if not 1 <= self.LOGIN_DEVICE_DAYS <= 400:
             raise ConfigError("LOGIN_DEVICE_DAYS must be between 1 and 400")
+        for language in TERMS_LANGUAGES:
+            if not terms_path(self.TERMS_DIR, self.TERMS_VERSION, language).is_file():
+                raise ConfigError(
+                    f"the terms of version {self.TERMS_VERSION} in {language} are missing: "
+                    f"{terms_path(self.TERMS_DIR, self.TERMS_VERSION, language)}"
+                )
         if self.IDEMPOTENCY_TTL_DAYS < 30:
             # Phones stay offline for days; a key that expires early lets a replay duplicate.
             raise ConfigError("IDEMPOTENCY_TTL_DAYS must be at least 30")

@@ -197,12 +197,14 @@ def test_volunteer_journey_through_the_generated_client(generated, server):
         ),
     )
     assert registered.status_code == 201, registered.content
-
+    assert registered.parsed.user.real_name == "李娜"
+    # Registration signs in too; signing in again gives another session.
     signed_in = post_api_v1_auth_login.sync(
         client=anonymous, body=Login(phone=phone, password=password)
     )
+    assert signed_in.access_token != registered.parsed.access_token
     volunteer = AuthenticatedClient(
-        base_url=server, token=signed_in.access_token, raise_on_unexpected_status=True
+        base_url=server, token=registered.parsed.access_token, raise_on_unexpected_status=True
     )
 
     photo = post_api_v1_media.sync(

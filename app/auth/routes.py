@@ -18,13 +18,17 @@ from app.auth.schemas import (
     LoginSchema,
     MeUpdateSchema,
     PasswordChangeSchema,
+    RegisterAnswerSchema,
     RegisterSchema,
+    TermsSchema,
     TokenPairSchema,
     UserQueryArgsSchema,
     UserSchema,
 )
+from app.config import TERMS_LANGUAGES, terms_path
 from app.core.auth import COMMUNITY_ADMIN, GRID_STAFF, current_user
 from app.core.blueprint import Blueprint
+from app.core.caching import public_data
 from app.core.pagination import PageArgsSchema, page_of, paginate
 from app.extensions import db, limiter
 
@@ -33,6 +37,9 @@ auth_blp = Blueprint(
 )
 me_blp = Blueprint("me", __name__, url_prefix="/api/v1/me", description="The caller's own account")
 users_blp = Blueprint("users", __name__, url_prefix="/api/v1/users", description="Accounts (staff)")
+terms_blp = Blueprint(
+    "terms", __name__, url_prefix="/api/v1/terms", description="The terms volunteers accept"
+)
 
 
 def _client_key() -> str:
@@ -47,15 +54,36 @@ class Register(MethodView):
 
     @auth_blp.public
     @auth_blp.arguments(RegisterSchema)
-    @auth_blp.response(201, UserSchema)
+    @auth_blp.response(201, RegisterAnswerSchema)
     def post(self, body):
-        """Register as a volunteer, under your real name.
+        """Register as a volunteer, under your real name, and be signed in.
 
         The resident ID number is checked (GB 11643) and never stored: only a keyed hash (one
-        account per person) and a masked form. Consent to the current terms is required;
-        location sharing for dispatch is a separate consent, off unless given.
+        account per person) and a masked form. Consent to the current terms
+        (`GET /api/v1/terms`) is required: another version answers 422 with
+        `current_terms_version`. Location sharing for dispatch is a separate consent, off unless
+        given. The answer holds the new account and the tokens sign-in gives.
         """
-        return service.register_volunteer(db.session, body)
+        user = service.register_volunteer(db.session, body)
+        pair = service.start_session(db.session, user)
+        device_token = login_limits.issue_device_token(user.phone)
+        return {**asdict(pair), "device_token": device_token, "user": user}
+
+
+@terms_blp.route("")
+class Terms(MethodView):
+    @terms_blp.public
+    @public_data
+    @terms_blp.response(200, TermsSchema)
+    def get(self):
+        """The terms a registration must accept now: their version, and their text in Chinese
+        and English (Markdown)."""
+        directory, version = current_app.config["TERMS_DIR"], current_app.config["TERMS_VERSION"]
+        texts = {
+            language: terms_path(directory, version, language).read_text(encoding="utf-8")
+            for language in TERMS_LANGUAGES
+        }
+        return {"version": version, "texts": {"zh_cn": texts["zh-CN"], "en": texts["en"]}}
 
 
 @auth_blp.route("/login")

@@ -92,6 +92,27 @@ class UserSchema(Schema):
     created_at = fields.DateTime()
 
 
+class RegisterAnswerSchema(LoginAnswerSchema):
+    """The new account and a signed-in session, as sign-in gives: one round trip on a phone."""
+
+    user = fields.Nested(UserSchema, required=True)
+
+
+class TermsTextsSchema(Schema):
+    zh_cn = fields.String(required=True, data_key="zh-CN")
+    en = fields.String(required=True)
+
+
+class TermsSchema(Schema):
+    version = fields.String(
+        required=True,
+        metadata={"description": "send it as consents.terms_version when registering"},
+    )
+    texts = fields.Nested(
+        TermsTextsSchema, required=True, metadata={"description": "Markdown, per language"}
+    )
+
+
 class MeUpdateSchema(Schema):
     """What a volunteer may change about themselves: no roles, no verification, no identity."""
 

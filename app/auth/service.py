@@ -142,14 +142,13 @@ def _new_user(session: Session, values: dict[str, Any], **fields: Any) -> User:
 def register_volunteer(session: Session, values: dict[str, Any]) -> User:
     """A resident registers under their real name; staff verify them later."""
     consents = values["consents"]
-    if consents["terms_version"] != current_app.config["TERMS_VERSION"]:
-        raise _field_error(
-            "consents/terms_version",
-            _(
-                "Accept the current terms (version %(value)s).",
-                value=current_app.config["TERMS_VERSION"],
-            ),
-        )
+    current = current_app.config["TERMS_VERSION"]
+    if consents["terms_version"] != current:
+        message = _("Accept the current terms (version %(value)s).", value=current)
+        refused = _field_error("consents/terms_version", message)
+        # The version it expects, for the app to fetch (GET /api/v1/terms) and show.
+        refused.extra["current_terms_version"] = current
+        raise refused
     user = _new_user(
         session,
         values,
@@ -211,6 +210,14 @@ def _issue(session: Session, user: User, auth_session: AuthSession) -> TokenPair
     return TokenPair(access, refresh, minutes * 60)
 
 
+def start_session(session: Session, user: User) -> TokenPair:
+    """A new signed-in session for `user` (sign-in, and registration's own first session)."""
+    auth_session = AuthSession(id=uuid.uuid4(), user_id=user.id, created_at=_now())
+    session.add(auth_session)
+    session.flush()
+    return _issue(session, user, auth_session)
+
+
 def login(session: Session, phone: str, password: str) -> TokenPair:
     """A new session for the right phone and password. The answer to a wrong phone, a wrong
     password or a disabled account is the same, and takes about as long."""
@@ -239,10 +246,7 @@ def login(session: Session, phone: str, password: str) -> TokenPair:
     audit.record(session, "auth.login", actor=user, object_type="user", object_ids=[user.id])
     if hasher.check_needs_rehash(user.password_hash):
         user.password_hash = hasher.hash(password)
-    auth_session = AuthSession(id=uuid.uuid4(), user_id=user.id, created_at=_now())
-    session.add(auth_session)
-    session.flush()
-    return _issue(session, user, auth_session)
+    return start_session(session, user)
 
 
 # What a request may read of its user's areas without another query: all but the geometries.

@@ -49,7 +49,7 @@ def bearer(token: str) -> dict[str, str]:
 def test_register_stores_no_id_number_and_records_consents(client, session, registration):
     response = client.post("/api/v1/auth/register", json=registration())
     assert response.status_code == 201, response.get_json()
-    body = response.get_json()
+    body = response.get_json()["user"]
     assert body["id_number_masked"] == "110***********" + id_number(7)[-4:]
     assert body["roles"] == ["volunteer"]
     assert body["verified_at"] is None
@@ -85,6 +85,55 @@ def test_bad_registrations_are_refused_field_by_field(
     assert response.mimetype == PROBLEM
     assert pointer in {e["pointer"] for e in response.get_json()["errors"]}
     assert session.scalar(select(func.count()).select_from(User)) == before
+
+
+def test_registration_signs_in_with_the_tokens_sign_in_gives(client, session, registration):
+    answer = client.post("/api/v1/auth/register", json=registration()).get_json()
+    assert set(answer) == {
+        "user",
+        "access_token",
+        "refresh_token",
+        "expires_in",
+        "token_type",
+        "device_token",
+    }
+    me = client.get("/api/v1/me", headers=bearer(answer["access_token"]))
+    assert me.status_code == 200
+    assert me.get_json()["id"] == answer["user"]["id"]
+    refreshed = client.post("/api/v1/auth/refresh", headers=bearer(answer["refresh_token"]))
+    assert refreshed.status_code == 200
+    # One session, as after signing in: logging out of it ends it.
+    sessions = session.scalars(
+        select(AuthSession).where(AuthSession.user_id == answer["user"]["id"])
+    ).all()
+    assert len(sessions) == 1
+    # The device token counts as an earlier login's: the next sign-in is limited per device.
+    again = client.post(
+        "/api/v1/auth/login",
+        json={
+            "phone": registration()["phone"],
+            "password": PASSWORD,
+            "device_token": answer["device_token"],
+        },
+    )
+    assert again.status_code == 200
+
+
+def test_the_terms_are_published_and_a_refusal_names_the_version_expected(
+    client, app, registration
+):
+    terms = client.get("/api/v1/terms")
+    assert terms.status_code == 200
+    body = terms.get_json()
+    assert body["version"] == app.config["TERMS_VERSION"]
+    assert "身份证" in body["texts"]["zh-CN"]
+    assert "ID number" in body["texts"]["en"]
+    assert "no-store" not in terms.headers.get("Cache-Control", "")
+    refused = client.post(
+        "/api/v1/auth/register", json=registration(consents={"terms_version": "2020-01"})
+    )
+    assert refused.status_code == 422
+    assert refused.get_json()["current_terms_version"] == body["version"]
 
 
 def test_registration_cannot_assign_roles(client, registration):

@@ -38,6 +38,7 @@ REVIEWED = {
     ("GET", "/api/v1/stations/<uuid:station_id>"): PUBLIC_DATA,
     ("GET", "/api/v1/stations/nearby"): PUBLIC_DATA,
     ("GET", "/api/v1/tip-categories"): PUBLIC_DATA,
+    ("GET", "/api/v1/terms"): PUBLIC_DATA,
     ("GET", "/open311/v2/discovery.<any(json, xml):fmt>"): PUBLIC_DATA,
     ("GET", "/open311/v2/services.<any(json, xml):fmt>"): PUBLIC_DATA,
     ("GET", "/open311/v2/services/<string:service_code>.<any(json, xml):fmt>"): PUBLIC_DATA,
