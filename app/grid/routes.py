@@ -13,7 +13,7 @@ from app.core.auth import GRID_STAFF, POLICE_LIAISON, current_user
 from app.core.blueprint import Blueprint
 from app.core.caching import public_data, staff_aggregate
 from app.core.geojson import CellFeatureCollectionSchema, crs_headers, with_crs
-from app.core.periods import period
+from app.core.periods import minute_ceiling, period
 from app.extensions import anonymous_bucket, db, limiter
 from app.grid import schemas as s
 from app.grid import service
@@ -26,6 +26,10 @@ public_blp = Blueprint(
 )
 
 GEOJSON = "application/geo+json"
+
+
+def _now() -> dt.datetime:
+    return minute_ceiling(dt.datetime.now(dt.UTC))
 
 
 def _period(args: dict[str, Any], default_days: int) -> tuple[dt.datetime, dt.datetime]:
@@ -106,7 +110,7 @@ class Hotspots(MethodView):
     def get(self, args):
         """Cells whose latest window is unusually high against their own trailing baseline
         (the 8 windows before it; Poisson tail under 1%, at least 3 tips), most unusual first."""
-        rows = service.hotspots(db.session, current_user(), args, dt.datetime.now(dt.UTC))
+        rows = service.hotspots(db.session, current_user(), args, _now())
         keep = ("rank", "recent", "baseline_mean", "baseline", "p_value", "ratio")
         return _conditional(_features(args["cells"], rows, args["crs"], keep), crs=args["crs"])
 
@@ -121,7 +125,7 @@ class RiskCoverage(MethodView):
     def get(self, args):
         """Cells ranked by their share of (priority-weighted) clues minus their share of patrol
         time in the window: where to send patrols next."""
-        rows = service.risk_coverage(db.session, current_user(), args, dt.datetime.now(dt.UTC))
+        rows = service.risk_coverage(db.session, current_user(), args, _now())
         keep = (
             "rank",
             "tips",

@@ -4,6 +4,7 @@ the public heatmap's k-anonymity, 304s."""
 from __future__ import annotations
 
 import datetime as dt
+import time
 
 import h3
 import pytest
@@ -139,6 +140,23 @@ def test_an_unchanged_aggregate_answers_304(tip, client, token_for, staff):
         "/api/v1/grid/tips", query_string=args, headers={**token_for(staff), "If-None-Match": etag}
     )
     assert changed.status_code == 200
+
+
+@pytest.mark.parametrize("path", ["/api/v1/grid/tips", "/api/v1/grid/hotspots"])
+def test_the_default_window_holds_still_for_a_minute(tip, client, token_for, staff, path):
+    if now().second >= 58:  # both requests inside one minute
+        time.sleep(2.5)
+    tip()
+    first = client.get(path, query_string={"cells": "admin"}, headers=token_for(staff))
+    etag = first.headers["ETag"]
+    again = client.get(
+        path, query_string={"cells": "admin"}, headers={**token_for(staff), "If-None-Match": etag}
+    )
+    assert again.status_code == 304
+    if path.endswith("/tips"):
+        window = first.get_json()["window"]
+        assert dt.datetime.fromisoformat(window["to"]) > now()  # the tip just sent counts
+        assert dt.datetime.fromisoformat(window["to"]).second == 0
 
 
 def test_a_spike_against_a_quiet_baseline_is_a_hotspot(tip, client, token_for, staff):
