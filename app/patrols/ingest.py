@@ -59,7 +59,7 @@ _ITEM = CheckInItemSchema()
 class Item:
     """One item of a batch, as the service judges it."""
 
-    client_id: uuid.UUID | None
+    client_id: str | None  # as the client sent it, echoed in the answer
     outcome: str = "accepted"
     reason: str | None = None
     detail: str | None = None
@@ -70,6 +70,12 @@ class Item:
     scan: dict[str, Any] | None = None
     flags: int = 0
     visits: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def key(self) -> uuid.UUID:
+        """What the database stores for the client id (see client_key)."""
+        assert self.client_id is not None  # accepted items always have one
+        return client_key(self.client_id)
 
     def reject(self, reason: str, detail: str | None = None) -> None:
         self.outcome, self.reason, self.detail = "rejected", reason, detail
@@ -85,11 +91,29 @@ class Item:
         }
 
 
-def _client_id_of(raw: Any) -> uuid.UUID | None:
+# Client ids that are not UUIDs are stored as their UUIDv5 in this namespace.
+_CLIENT_ID_NAMESPACE = uuid.UUID("5d0c4a43-8d7e-4c35-9a51-2b1f6c3e9a10")
+CLIENT_ID_MAX = 64
+
+
+def client_key(client_id: str) -> uuid.UUID:
+    """The stored form of a client id (any string of 1..64 characters the app generates, unique
+    within its patrol): a UUID as itself, anything else as its UUIDv5, so the same id always
+    finds the same row (a replay is a duplicate) and the column stays a fixed 16 bytes."""
     try:
-        return uuid.UUID(str(raw.get("client_id")))
-    except (AttributeError, ValueError):
-        return None
+        return uuid.UUID(client_id)
+    except ValueError:
+        return uuid.uuid5(_CLIENT_ID_NAMESPACE, client_id)
+
+
+def _valid_client_id(value: Any) -> bool:
+    """1..64 printable characters (no controls, no lone surrogates: it is echoed back)."""
+    return type(value) is str and 0 < len(value) <= CLIENT_ID_MAX and value.isprintable()
+
+
+def _client_id_of(raw: Any) -> str | None:
+    client_id = raw.get("client_id") if isinstance(raw, dict) else None
+    return client_id if _valid_client_id(client_id) else None
 
 
 def _errors_text(messages: Any, prefix: str = "") -> str:
@@ -120,7 +144,9 @@ def _plain(raw: Any) -> dict[str, Any] | None:
     if type(raw) is not dict or not raw.keys() <= _PLAIN_KEYS:
         return None
     try:
-        client_id = uuid.UUID(raw["client_id"])
+        client_id = raw["client_id"]
+        if not _valid_client_id(client_id):
+            return None
         recorded_at = dt.datetime.fromisoformat(raw["recorded_at"])
         lon, lat = raw["lon"], raw["lat"]
     except (KeyError, TypeError, ValueError, AttributeError):
@@ -202,10 +228,10 @@ def _mark_batch_duplicates(items: list[Item]) -> list[Item]:
     for item in items:
         if item.outcome != "accepted":
             continue
-        if item.client_id in seen:
+        if item.key in seen:
             item.outcome = "duplicate"
             continue
-        seen.add(item.client_id)
+        seen.add(item.key)
         fresh.append(item)
     return fresh
 
@@ -403,7 +429,7 @@ def _rows_json(fresh: list[Item]) -> str:
         [
             {
                 "n": n,
-                "client_id": str(i.client_id),
+                "client_id": str(i.key),
                 "recorded_at": i.recorded_at.isoformat(),
                 "lon": i.lon,
                 "lat": i.lat,
@@ -553,7 +579,7 @@ def _count(session: Session, patrol: Patrol, candidates: list[tuple]) -> int:
                 "checkpoint_id": checkpoint_id,
                 "patrol_id": patrol.id,
                 "volunteer_id": patrol.volunteer_id,
-                "client_id": item.client_id,
+                "client_id": item.key,
                 "visited_at": item.recorded_at,
                 "method": method,
                 "distance_m": round(distance, 1),

@@ -123,7 +123,18 @@ class CheckpointScanSchema(Schema):
 class CheckInItemSchema(Schema):
     """One fix. Coordinates are checked by the service: out of range is a rejected item."""
 
-    client_id = fields.UUID(required=True)
+    client_id = fields.String(
+        required=True,
+        validate=[
+            validate.Length(1, 64),
+            validate.Predicate("isprintable", error="Printable characters only."),
+        ],
+        metadata={
+            "description": "any id the app generates for this fix (a UUID is usual), 1 to 64 "
+            "characters, unique within the patrol: sending it again is a duplicate, not a new fix",
+            "example": "3f1c9a8e-0b6d-4e2f-9a41-7c2d5e8b1f03",
+        },
+    )
     # Absurd times are invalid here; plausible ones the service judges (in_future, ...).
     recorded_at = BoundedDateTime(
         required=True, latest=HORIZON, metadata={"description": "device time"}
@@ -170,7 +181,9 @@ class VisitOutcomeSchema(Schema):
 
 
 class CheckInOutcomeSchema(Schema):
-    client_id = fields.UUID(allow_none=True)
+    client_id = fields.String(
+        allow_none=True, metadata={"description": "as sent; null when the item had none"}
+    )
     outcome = fields.String(metadata={"enum": ["accepted", "duplicate", "rejected"]})
     reason = fields.String(
         allow_none=True,

@@ -251,3 +251,33 @@ def test_absurd_numbers_and_times_are_rejected_alone_and_the_rest_is_stored(
     assert sorted(r.client_id for r in stored(connection, patrol["id"])) == sorted(
         g["client_id"] for g in good
     )
+
+
+def test_a_client_id_is_any_printable_string_up_to_64_characters(
+    volunteer, start_patrol, send, connection
+):
+    patrol = start_patrol(volunteer)
+    t0 = now() - dt.timedelta(minutes=20)
+    ids = ["巡逻-1", "a" * 64, "1700000000123", str(uuid.uuid4()).upper()]
+    batch = [item(t0 + dt.timedelta(seconds=30 * n), client_id=c) for n, c in enumerate(ids)]
+    # One more through the schema's path (an accuracy given as a string is not the fast shape).
+    batch.append(item(t0 + dt.timedelta(seconds=150), client_id="第五个", accuracy_m="8"))
+    first = send(volunteer, patrol["id"], batch).json["items"]
+    assert [(a["client_id"], a["outcome"]) for a in first] == [
+        (c, "accepted") for c in [*ids, "第五个"]
+    ]
+    assert len(stored(connection, patrol["id"])) == 5
+    # The same ids again, in any case a UUID is written in, are the same fixes.
+    replay = [
+        {**b, "client_id": b["client_id"].lower()} if n == 3 else b for n, b in enumerate(batch)
+    ]
+    again = send(volunteer, patrol["id"], replay).json["items"]
+    assert [a["outcome"] for a in again] == ["duplicate"] * 5
+    bad = ["", "a" * 65, "tab\there", "bell\x07", 12, None]
+    refused = send(
+        volunteer,
+        patrol["id"],
+        [item(t0 + dt.timedelta(seconds=200 + n), client_id=c) for n, c in enumerate(bad)],
+    ).json["items"]
+    assert [(a["outcome"], a["reason"]) for a in refused] == [("rejected", "invalid")] * len(bad)
+    assert len(stored(connection, patrol["id"])) == 5
