@@ -197,6 +197,21 @@ def test_nul_and_lone_surrogates_are_refused_in_every_text(spec, sender):
     assert sender.failures == []
 
 
+def test_an_undeclared_query_parameter_is_refused_everywhere(spec, sender):
+    """A misspelt or unsupported filter (`/areas?code=...`) is a 422 naming it, not ignored:
+    ignoring it would answer more than the client asked for. Every operation of the document."""
+    tried = 0
+    for operation in _operations(spec):
+        request = spec.request(operation)
+        hostile = {**request, "query": {**request["query"], "nonsense_filter": "1"}}
+        response = sender.send(operation, hostile)
+        label = f"{operation.label} query nonsense_filter"
+        sender.refused(label, response, (422,), naming=("query", "/nonsense_filter"))
+        tried += 1
+    assert tried >= 80, tried
+    assert sender.failures == []
+
+
 def test_huge_numbers_never_fail_a_request(spec, sender):
     """Every number of every body and query as 10**400 (a JSON integer, or a query text):
     never a 5xx; where refused, a problem that stored nothing."""

@@ -29,6 +29,9 @@ class ProblemSchema(Schema):
     detail = fields.String()
     request_id = fields.String(metadata={"description": "the X-Request-ID of the failed request"})
     errors = fields.List(fields.Nested(FieldErrorSchema), metadata={"description": "422 only"})
+    current_terms_version = fields.String(
+        metadata={"description": "a registration refused for its terms version: the one to accept"}
+    )
 
 
 class Api(flask_smorest.Api):

@@ -23,7 +23,7 @@ import json
 import re
 from typing import Any
 
-from flask import Flask, Request, request
+from flask import Flask, Request, current_app, request
 from werkzeug.exceptions import BadRequest
 
 from app.core.errors import InvalidValues
@@ -174,14 +174,50 @@ def _refused_fields(location: str, fields: Any) -> list[tuple[str, str, str]]:
     ]
 
 
+# (endpoint, method) -> the query parameters its view declares; None: not an API view.
+_DECLARED_QUERY: dict[tuple[str, str], frozenset[str] | None] = {}
+
+
+def _declared_query(endpoint: str, method: str) -> frozenset[str] | None:
+    """The names of the query parameters the view declares with `@blp.arguments(...,
+    location="query")` (None for views that are not part of the API, such as the docs)."""
+    key = (endpoint, method)
+    if key not in _DECLARED_QUERY:
+        view = current_app.view_functions[endpoint]
+        view_class = getattr(view, "view_class", None)
+        target = getattr(view_class, method.lower(), None) if view_class else view
+        apidoc = getattr(target, "_apidoc", None)
+        names: frozenset[str] | None = None
+        if apidoc is not None and not getattr(view_class, "query_read_by_view", False):
+            declared = set()
+            for parameter in apidoc.get("arguments", {}).get("parameters", []):
+                if isinstance(parameter, dict) and parameter.get("in") == "query":
+                    schema = parameter["schema"]
+                    schema = schema() if isinstance(schema, type) else schema
+                    declared |= {f.data_key or name for name, f in schema.fields.items()}
+            names = frozenset(declared)
+        _DECLARED_QUERY[key] = names
+    return _DECLARED_QUERY[key]
+
+
 def _check_query() -> None:
-    """Before any view: a UTF-8 query string without refused text."""
+    """Before any view: a UTF-8 query string without refused text, naming only parameters
+    the view declares (a misspelt or unsupported filter answers 422 instead of being ignored,
+    which would answer more than the client asked for)."""
     try:
         request.query_string.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise BadRequest(_("The query string is not UTF-8 (percent-encode it).")) from exc
     if bad := _refused_fields("query", request.args):
         raise InvalidValues(bad)
+    if request.endpoint is None or not request.args:
+        return
+    method = "GET" if request.method == "HEAD" else request.method
+    declared = _declared_query(request.endpoint, method)
+    if declared is not None and (unknown := sorted(set(request.args) - declared)):
+        raise InvalidValues(
+            [("query", "/" + _pointer_part(name), _("Unknown field.")) for name in unknown]
+        )
 
 
 def init_untrusted_input(app: Flask) -> None:

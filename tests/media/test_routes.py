@@ -453,3 +453,41 @@ def test_upload_past_its_expiry_cannot_be_attached(client, session, create_user,
     assert [e["pointer"] for e in response.json["errors"]] == ["/media_ids/0"]
     assert session.scalar(text("SELECT count(*) FROM tips")) == tips_before
     assert get_media(session, photo).tip_id is None
+
+
+def test_form_fields_with_odd_names_are_422_and_store_nothing(app, client, session):
+    """Found by schemathesis: parts named "" (twice) beside a file that is no image."""
+    boundary = "9d45820c68207139d9530cb4f4cf56cd"
+    parts = [
+        ("", b"[]"),
+        ("", b'[true, "\\u00c5"]'),
+        (
+            "ÁQô".encode() + b"\xf1\x90\x82\xb1\xf1\x8b\xae\xb3\xc2\x84x\xf0\x94\x8f\xac"
+            b"\xc2\x80\xf2\x84\x8d\x8a\x04T\xf2\x97\xb9\x89",
+            b'{"a": 1}',
+        ),
+        (b"\xf1\x94\xa8\x9e|v\xf3\x85\x8e\xb1%0A\xc3\xafM", b"{}"),
+    ]
+    body = b"".join(
+        f'--{boundary}\r\nContent-Disposition: form-data; name="'.encode()
+        + (name if isinstance(name, bytes) else name.encode())
+        + b'"\r\n\r\n'
+        + value
+        + b"\r\n"
+        for name, value in parts
+    )
+    body += (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="file"\r\n\r\n'
+        f"bz\r\n--{boundary}--\r\n"
+    ).encode()
+    response = assert_rejected_and_nothing_stored(
+        app,
+        session,
+        lambda: client.post(
+            "/api/v1/media",
+            data=body,
+            content_type=f"multipart/form-data; boundary={boundary}",
+        ),
+        422,
+    )
+    assert response.mimetype == "application/problem+json"
