@@ -32,6 +32,7 @@ def create_app(config: Config | None = None) -> Flask:
     from app.open311.routes import blp as open311_blp
     from app.ops.routes import blp as ops_blp
     from app.patrols.routes import checkpoints_blp, coverage_blp, patrols_blp
+    from app.privacy.routes import blp as privacy_blp
     from app.service_record.routes import blp as service_record_blp
     from app.stations.routes import blp as stations_blp
     from app.tasks import models as _tasks_models  # noqa: F401 - tables for migrations
@@ -104,6 +105,7 @@ def create_app(config: Config | None = None) -> Flask:
         public_heatmap_blp,
         clue_batches_blp,
         audit_blp,
+        privacy_blp,
     ):
         api.register_blueprint(blueprint)
     # Open311 follows its own specification, not our OpenAPI document (app/open311/routes.py).

@@ -1,0 +1,1 @@
+"""Personal information rights under PIPL (issue #21): what others read about me."""
