@@ -35,7 +35,11 @@ TIMEOUT_S = 300  # one mutant's test run; a mutant that hangs the tests counts a
 MODULES: dict[str, tuple[str, list[str]]] = {
     "jurisdiction": (
         "app/auth/jurisdiction.py",
-        ["tests/auth/test_jurisdiction_rule.py", "tests/core/test_access.py"],
+        [
+            "tests/auth/test_jurisdiction_covers.py",
+            "tests/auth/test_jurisdiction_rule.py",
+            "tests/core/test_access.py",
+        ],
     ),
     "tips": ("app/tips/service.py", ["tests/tips"]),
     "tasks": ("app/tasks/service.py", ["tests/tasks"]),
