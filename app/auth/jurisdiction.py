@@ -32,7 +32,7 @@ _KEY_OF_LEVEL = dict(zip(AreaLevel, PATH_KEYS, strict=True))
 _AREA_ROLES = {GRID_STAFF, COMMUNITY_ADMIN, POLICE_LIAISON}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True)  # pragma: no mutate (equivalent: nothing assigns to a Jurisdiction)
 class Jurisdiction:
     everywhere: bool
     grants: Mapping[str, frozenset[uuid.UUID]]  # path key -> granted area ids at that level

@@ -1,13 +1,15 @@
 """covers(), the in-memory jurisdiction rule, over any set of grants at any levels of the area
 tree (issue #22): a path is inside when *any* granted area is on it, at its own level; an admin is
-inside everywhere; no grant is nowhere. Pure: no database, so it runs for every mutant quickly."""
+inside everywhere; no grant is nowhere. The clause() test checks the SQL rule agrees, on PostGIS."""
 
 from __future__ import annotations
 
 import uuid
 
-from hypothesis import given
+import sqlalchemy as sa
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from sqlalchemy import select
 
 from app.auth.jurisdiction import NOWHERE, PATH_KEYS, Jurisdiction
 
@@ -51,3 +53,20 @@ def test_an_admin_covers_every_path_and_nobody_covers_none(path):
 def test_area_ids_are_every_granted_area_at_every_level(grants):
     expected = frozenset(area for ids in grants.values() for area in ids)
     assert Jurisdiction(everywhere=False, grants=grants).area_ids == expected
+
+
+def _evaluate(session, clause) -> bool:
+    return session.scalar(select(clause))
+
+
+@given(grants=grant_sets, path=paths)
+@settings(max_examples=30, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_clause_answers_like_covers_even_for_a_row_without_a_granted_level(session, grants, path):
+    # A row kind with no grid cell (a station, a district's record) under a grid-cell grant is
+    # outside, not an error; the SQL rule and covers() agree on every path, NULLs included.
+    for present in (PATH_KEYS, PATH_KEYS[:3], PATH_KEYS[:1]):
+        columns = {key: sa.literal(path[key], sa.Uuid) for key in present}
+        jurisdiction = Jurisdiction(everywhere=False, grants=grants)
+        expected = jurisdiction.covers({key: path[key] for key in present})
+        assert _evaluate(session, jurisdiction.clause(columns)) is expected
+        assert _evaluate(session, jurisdiction.excludes(columns)) is (not expected)
