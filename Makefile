@@ -10,7 +10,7 @@ PYBABEL := $(VENV)/bin/pybabel
 TRANSLATIONS := app/translations
 MO_FILES := $(patsubst %.po,%.mo,$(wildcard $(TRANSLATIONS)/*/LC_MESSAGES/messages.po))
 
-.PHONY: run test lint format bench db db-stop db-status venv venv-dev clean-db clients translations
+.PHONY: run test mutation lint format bench db db-stop db-status venv venv-dev clean-db clients translations
 
 # --- Python environment ---------------------------------------------------------------------
 $(VENV)/.runtime-installed: requirements.txt
@@ -84,6 +84,18 @@ else
 	TEST_RATELIMIT_STORAGE_URI="$${TEST_RATELIMIT_STORAGE_URI:-$$(scripts/redis.sh url test)}" \
 		$(VENV)/bin/pytest $(PYTEST_ARGS)
 endif
+
+# Mutation testing (issue #22), not part of `make test`: scripts/mutation.py, one module at a time
+# against the private test cluster. MODULES="jurisdiction tips" picks some; all take hours on 2 cores.
+mutation: venv-dev
+ifeq ($(strip $(TEST_RATELIMIT_STORAGE_URI)),)
+	@scripts/redis.sh ensure test
+endif
+	@scripts/db.sh ensure test
+	TEST_DATABASE_URL="$${TEST_DATABASE_URL:-$$(scripts/db.sh url test)}" \
+	TEST_APP_DATABASE_URL="$${TEST_APP_DATABASE_URL:-$$(scripts/db.sh url test app)}" \
+	TEST_RATELIMIT_STORAGE_URI="$${TEST_RATELIMIT_STORAGE_URI:-$$(scripts/redis.sh url test)}" \
+		$(VENV)/bin/python scripts/mutation.py $(MODULES)
 
 lint: venv-dev
 	$(VENV)/bin/ruff check .

@@ -28,11 +28,11 @@ from app.core.errors import NotFound
 from app.core.i18n import N_, _, translated
 
 PATH_KEYS = ("district_id", "subdistrict_id", "community_id", "grid_cell_id")
-_KEY_OF_LEVEL = dict(zip(AreaLevel, PATH_KEYS, strict=True))
+_KEY_OF_LEVEL = dict(zip(AreaLevel, PATH_KEYS, strict=True))  # pragma: no mutate (4 levels, 4 keys)
 _AREA_ROLES = {GRID_STAFF, COMMUNITY_ADMIN, POLICE_LIAISON}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True)  # pragma: no mutate (equivalent: nothing assigns to a Jurisdiction)
 class Jurisdiction:
     everywhere: bool
     grants: Mapping[str, frozenset[uuid.UUID]]  # path key -> granted area ids at that level
