@@ -41,6 +41,7 @@ class Notification(db.Model):
 
 
 PLATFORMS = ("android", "ios", "web")
+PROVIDERS = ("fcm", "apns", "jpush")
 DELIVERY_STATUSES = ("pending", "sent", "unregistered", "invalid", "failed")
 
 
@@ -52,6 +53,7 @@ class Device(db.Model):
     __tablename__ = "devices"
     __table_args__ = (
         CheckConstraint("platform IN ('android', 'ios', 'web')", name="platform"),
+        CheckConstraint("provider IN ('fcm', 'apns', 'jpush')", name="provider"),
         Index("ix_devices_user_id", "user_id"),
     )
 
@@ -59,6 +61,8 @@ class Device(db.Model):
     user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     token: Mapped[str] = mapped_column(String(4096), unique=True)
     platform: Mapped[str] = mapped_column(String(10))
+    # which service reaches the phone: FCM, APNs direct, or JPush (no Google services in China)
+    provider: Mapped[str] = mapped_column(String(10), server_default="fcm")
     app_version: Mapped[str | None] = mapped_column(String(40))
     created_at: Mapped[dt.datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now()

@@ -93,6 +93,7 @@ def register_device(session: Session, user_id: uuid.UUID, values: dict[str, Any]
             user_id=user_id,
             token=values["token"],
             platform=values["platform"],
+            provider=values.get("provider", "fcm"),
             app_version=values.get("app_version"),
             last_seen_at=now,
         )
@@ -101,6 +102,7 @@ def register_device(session: Session, user_id: uuid.UUID, values: dict[str, Any]
             set_={
                 "user_id": user_id,
                 "platform": values["platform"],
+                "provider": values.get("provider", "fcm"),
                 "app_version": values.get("app_version"),
                 "last_seen_at": now,
             },

@@ -11,7 +11,7 @@ from app.core.i18n import _
 from app.patrols.schemas import PointSchema
 from app.tasks.models import TARGETING_MODES, TASK_KINDS, TASK_STATUSES
 from app.tips.schemas import PlainText
-from notifications.models import PLATFORMS
+from notifications.models import PLATFORMS, PROVIDERS
 
 ACTIONS = ("accept", "decline", "arrive", "complete")
 # The furthest ahead a task may start or end.
@@ -191,12 +191,14 @@ class DutyStateSchema(Schema):
 class DeviceCreateSchema(Schema):
     token = fields.String(required=True, validate=validate.Length(20, 4096))
     platform = fields.String(required=True, validate=validate.OneOf(PLATFORMS))
+    provider = fields.String(load_default="fcm", validate=validate.OneOf(PROVIDERS))
     app_version = fields.String(load_default=None, validate=validate.Length(1, 40))
 
 
 class DeviceSchema(Schema):
     id = fields.UUID()
     platform = fields.String()
+    provider = fields.String()
     app_version = fields.String(allow_none=True)
     created_at = fields.DateTime()
     last_seen_at = fields.DateTime()
