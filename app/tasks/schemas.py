@@ -143,7 +143,14 @@ class TaskStatsSchema(Schema):
     deliveries = fields.Dict(
         keys=fields.String(),
         values=fields.Integer(),
-        metadata={"description": "pending, sent, unregistered, invalid, failed"},
+        metadata={
+            "description": "per device: pending, sent, logged (no credentials for the provider: "
+            "written to the log, not sent), unregistered, invalid, failed"
+        },
+    )
+    received = fields.Integer(
+        allow_none=True,
+        metadata={"description": "volunteers whose app reported the push arrived"},
     )
     volunteers = fields.List(fields.Nested(EngagedSchema))
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 from notifications.models import Device
 from tests.core.test_errors import assert_problem
 
@@ -49,3 +51,65 @@ def test_an_unknown_provider_is_a_problem_and_registers_nothing(
     assert problem["errors"][0]["pointer"] == "/provider"
     session.expire_all()
     assert session.query(Device).filter_by(token=TOKEN).count() == 0
+
+
+def _my_task_notification(session, user, task):
+    from sqlalchemy import select
+
+    from notifications.models import Notification
+
+    session.expire_all()
+    return session.scalars(
+        select(Notification).where(
+            Notification.user_id == user.id, Notification.subject_id == uuid.UUID(task["id"])
+        )
+    ).one()
+
+
+def test_receipt_is_idempotent_and_counted_for_staff(
+    create_task, volunteer_at, fan_out, client, token_for, staff, session
+):
+    first, second = volunteer_at(30), volunteer_at(40)
+    task = create_task()
+    fan_out(task)
+    # An answer lifts the withholding of a small radius task's counts.
+    answer = {"action": "decline"}
+    headers = token_for(second)
+    client.post(f"/api/v1/tasks/{task['id']}/responses", json=answer, headers=headers)
+    stats = client.get(f"/api/v1/tasks/{task['id']}", headers=token_for(staff)).json["statistics"]
+    assert stats["received"] == 0
+    # Without credentials the pushes were written to the log: not "sent".
+    assert stats["deliveries"] == {"logged": 2}
+
+    mine = _my_task_notification(session, first, task)
+    path = f"/api/v1/me/notifications/{mine.id}/received"
+    once = client.post(path, headers=token_for(first))
+    assert once.status_code == 200
+    assert once.json["received_at"] is not None
+    twice = client.post(path, headers=token_for(first))
+    assert twice.status_code == 200
+    assert twice.json["received_at"] == once.json["received_at"]  # the first receipt is kept
+
+    stats = client.get(f"/api/v1/tasks/{task['id']}", headers=token_for(staff)).json["statistics"]
+    assert stats["received"] == 1
+    assert _my_task_notification(session, second, task).received_at is None
+
+
+def test_nobody_reports_receipt_of_someone_elses_notification(
+    create_task, volunteer_at, fan_out, client, token_for, session
+):
+    first, second = volunteer_at(30), volunteer_at(40)
+    task = create_task()
+    fan_out(task)
+    theirs = _my_task_notification(session, first, task)
+    response = client.post(
+        f"/api/v1/me/notifications/{theirs.id}/received", headers=token_for(second)
+    )
+    assert assert_problem(response, 404)["type"].endswith("not-found")
+    assert _my_task_notification(session, first, task).received_at is None
+    anonymous = client.post(f"/api/v1/me/notifications/{theirs.id}/received")
+    assert_problem(anonymous, 401)
+    missing = client.post(
+        f"/api/v1/me/notifications/{uuid.uuid4()}/received", headers=token_for(second)
+    )
+    assert_problem(missing, 404)
