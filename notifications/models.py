@@ -26,7 +26,15 @@ from app.extensions import db
 
 class Notification(db.Model):
     __tablename__ = "notifications"
-    __table_args__ = (Index("ix_notifications_user_created", "user_id", "created_at"),)
+    __table_args__ = (
+        Index("ix_notifications_user_created", "user_id", "created_at"),
+        # a task's "received" count
+        Index(
+            "ix_notifications_received",
+            "subject_id",
+            postgresql_where=text("received_at IS NOT NULL"),
+        ),
+    )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
     user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
@@ -38,10 +46,13 @@ class Notification(db.Model):
         DateTime(timezone=True), server_default=func.now()
     )
     read_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    # the app reported the push arrived (stops an SMS fallback; the task's "received" count)
+    received_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 PLATFORMS = ("android", "ios", "web")
-DELIVERY_STATUSES = ("pending", "sent", "unregistered", "invalid", "failed")
+PROVIDERS = ("fcm", "apns", "jpush")
+DELIVERY_STATUSES = ("pending", "sent", "logged", "unregistered", "invalid", "failed")
 
 
 class Device(db.Model):
@@ -52,6 +63,7 @@ class Device(db.Model):
     __tablename__ = "devices"
     __table_args__ = (
         CheckConstraint("platform IN ('android', 'ios', 'web')", name="platform"),
+        CheckConstraint("provider IN ('fcm', 'apns', 'jpush')", name="provider"),
         Index("ix_devices_user_id", "user_id"),
     )
 
@@ -59,6 +71,8 @@ class Device(db.Model):
     user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     token: Mapped[str] = mapped_column(String(4096), unique=True)
     platform: Mapped[str] = mapped_column(String(10))
+    # which service reaches the phone: FCM, APNs direct, or JPush (no Google services in China)
+    provider: Mapped[str] = mapped_column(String(10), server_default="fcm")
     app_version: Mapped[str | None] = mapped_column(String(40))
     created_at: Mapped[dt.datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now()
@@ -75,7 +89,8 @@ class Delivery(db.Model):
     __table_args__ = (
         UniqueConstraint("notification_id", "device_id", name="uq_deliveries_notification_device"),
         CheckConstraint(
-            "status IN ('pending', 'sent', 'unregistered', 'invalid', 'failed')", name="status"
+            "status IN ('pending', 'sent', 'logged', 'unregistered', 'invalid', 'failed')",
+            name="status",
         ),
         Index("ix_deliveries_task_status", "task_id", "status"),
         Index("ix_deliveries_pending", "id", postgresql_where=text("status = 'pending'")),

@@ -46,7 +46,7 @@ class Push:
 @dataclass
 class Outcome:
     key: Any
-    status: str  # sent, unregistered, invalid, failed
+    status: str  # sent, logged, unregistered, invalid, failed
     message_id: str | None = None
     error: str | None = None
     attempts: int = 1
@@ -83,7 +83,7 @@ def fit(title: str, body: str, data: dict[str, str]) -> tuple[str, str]:
 
 class LoggingSender:
     """Without FCM credentials: every push is logged (kind and counts, never a token) and
-    counted as sent, so that local runs and demos behave as with FCM."""
+    counted as `logged`, not `sent`: staff must not read a log line as a phone reached."""
 
     name = "logging"
 
@@ -93,7 +93,7 @@ class LoggingSender:
                 "push (logging sender)",
                 extra={"kind": push.data.get("kind"), "urgent": push.urgent},
             )
-        return [Outcome(p.key, "sent", message_id=f"logged:{p.key}") for p in pushes]
+        return [Outcome(p.key, "logged", message_id=f"logged:{p.key}") for p in pushes]
 
 
 @dataclass

@@ -32,6 +32,7 @@ class NotificationSchema(Schema):
     data = fields.Dict()
     created_at = fields.DateTime()
     read_at = fields.DateTime(allow_none=True)
+    received_at = fields.DateTime(allow_none=True)
 
 
 class UnreadArgsSchema(Schema):
@@ -63,5 +64,20 @@ class Read(MethodView):
         if notification is None or notification.user_id != current_user().id:
             raise NotFound(_("No such notification."))
         notification.read_at = notification.read_at or dt.datetime.now(dt.UTC)
+        db.session.flush()
+        return notification
+
+
+@blp.route("/<uuid:notification_id>/received")
+class Received(MethodView):
+    @blp.login_required
+    @blp.response(200, NotificationSchema)
+    def post(self, notification_id):
+        """The app reports that the push of one of your notifications arrived (idempotent: the
+        first receipt's time is kept). Stops an SMS fallback; staff see it as "received"."""
+        notification = db.session.get(Notification, notification_id)
+        if notification is None or notification.user_id != current_user().id:
+            raise NotFound(_("No such notification."))
+        notification.received_at = notification.received_at or dt.datetime.now(dt.UTC)
         db.session.flush()
         return notification

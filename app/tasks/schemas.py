@@ -11,7 +11,7 @@ from app.core.i18n import _
 from app.patrols.schemas import PointSchema
 from app.tasks.models import TARGETING_MODES, TASK_KINDS, TASK_STATUSES
 from app.tips.schemas import PlainText
-from notifications.models import PLATFORMS
+from notifications.models import PLATFORMS, PROVIDERS
 
 ACTIONS = ("accept", "decline", "arrive", "complete")
 # The furthest ahead a task may start or end.
@@ -143,7 +143,14 @@ class TaskStatsSchema(Schema):
     deliveries = fields.Dict(
         keys=fields.String(),
         values=fields.Integer(),
-        metadata={"description": "pending, sent, unregistered, invalid, failed"},
+        metadata={
+            "description": "per device: pending, sent, logged (no credentials for the provider: "
+            "written to the log, not sent), unregistered, invalid, failed"
+        },
+    )
+    received = fields.Integer(
+        allow_none=True,
+        metadata={"description": "volunteers whose app reported the push arrived"},
     )
     volunteers = fields.List(fields.Nested(EngagedSchema))
 
@@ -191,12 +198,14 @@ class DutyStateSchema(Schema):
 class DeviceCreateSchema(Schema):
     token = fields.String(required=True, validate=validate.Length(20, 4096))
     platform = fields.String(required=True, validate=validate.OneOf(PLATFORMS))
+    provider = fields.String(load_default="fcm", validate=validate.OneOf(PROVIDERS))
     app_version = fields.String(load_default=None, validate=validate.Length(1, 40))
 
 
 class DeviceSchema(Schema):
     id = fields.UUID()
     platform = fields.String()
+    provider = fields.String()
     app_version = fields.String(allow_none=True)
     created_at = fields.DateTime()
     last_seen_at = fields.DateTime()

@@ -543,7 +543,9 @@ STATS_SQL = text(
       (SELECT json_object_agg(status, n) FROM (
           SELECT status, count(*) AS n FROM deliveries WHERE task_id = :task
           GROUP BY status) d) AS deliveries,
-      (SELECT count(*) FROM task_recipients WHERE task_id = :task) AS recipients
+      (SELECT count(*) FROM task_recipients WHERE task_id = :task) AS recipients,
+      (SELECT count(*) FROM notifications WHERE subject_type = 'task' AND subject_id = :task
+          AND received_at IS NOT NULL) AS received
     """
 ).bindparams(bindparam("task", type_=Uuid))
 
@@ -552,7 +554,9 @@ def statistics(session: Session, task_row: Task, min_count_shown: int) -> dict[s
     """Recipients, answers, deliveries and who engaged. A radius task nobody has answered yet
     shows no count below `min_count_shown`: how many phones a point and a radius reached would
     otherwise locate volunteers ("1 recipient within 200 m of my door"), probe by probe."""
-    responses, deliveries, recipients = session.execute(STATS_SQL, {"task": task_row.id}).one()
+    responses, deliveries, recipients, received = session.execute(
+        STATS_SQL, {"task": task_row.id}
+    ).one()
     answered = any(key != "no_answer" for key in responses or {})
     if task_row.targeting_mode == "radius" and not answered and recipients < min_count_shown:
         return {
@@ -588,5 +592,6 @@ def statistics(session: Session, task_row: Task, min_count_shown: int) -> dict[s
         "recipients_below": None,
         "responses": responses or {},
         "deliveries": deliveries or {},
+        "received": received,
         "volunteers": [dict(row) for row in engaged],
     }

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from notifications import push
 from notifications.models import Delivery, Device
@@ -96,3 +96,22 @@ def test_long_texts_are_cut_to_fit_fcms_4_kb():
     title, body = push.fit("标题" * 100, "正文" * 5000, data)
     assert push.payload_size(push.Push(None, "", title, body, data)) <= push.MAX_PAYLOAD_BYTES
     assert body.endswith("…") and title.startswith("标题")
+
+
+def test_only_fcm_devices_are_sent_to_fcm(fcm, create_task, volunteer_at, fan_out, session):
+    """An APNs or JPush token means nothing to FCM: it is logged until its sender exists."""
+    on_fcm, on_apns, on_jpush = (volunteer_at(10 * n) for n in range(1, 4))
+    session.execute(
+        update(Device).where(Device.user_id == on_apns.id).values(provider="apns", platform="ios")
+    )
+    session.execute(update(Device).where(Device.user_id == on_jpush.id).values(provider="jpush"))
+    session.commit()
+    task = create_task(needed=3, targeting={"mode": "radius", "max_recipients": 10})
+    fan_out(task)
+    outcome = {token: row.status for token, row in deliveries(session, task).items()}
+    assert outcome == {
+        f"token-{on_fcm.id}": "sent",
+        f"token-{on_apns.id}": "logged",
+        f"token-{on_jpush.id}": "logged",
+    }
+    assert [r.token for r in fcm.received] == [f"token-{on_fcm.id}"]
