@@ -141,31 +141,47 @@ class MyTasks(MethodView):
 class Duty(MethodView):
     @me_blp.role_required(VOLUNTEER)
     @me_blp.arguments(s.DutySchema)
+    @me_blp.arguments(s.DutyArgsSchema, location="query")
     @me_blp.response(200, s.DutyStateSchema)
-    def put(self, body):
+    def put(self, body, args):
         """Go on or off duty; while on duty (and only with the location-sharing consent) send
-        your position as heartbeats. Off duty, the position is erased."""
+        your position as heartbeats. Off duty, the position is erased. The answer shows the
+        position the server now holds, in `crs`."""
         duty = service.set_duty(db.session, current_user(), body["on_duty"], body.get("location"))
-        return _duty_state(duty)
+        return _duty_state(duty, args["crs"])
 
     @me_blp.role_required(VOLUNTEER)
+    @me_blp.arguments(s.DutyArgsSchema, location="query")
     @me_blp.response(200, s.DutyStateSchema)
-    def get(self):
-        """Your duty status."""
-        return _duty_state(db.session.get(DutyStatus, current_user().id))
+    def get(self, args):
+        """Your duty status, with the position the server holds for dispatch (in `crs`), so
+        the app can show what it shares."""
+        return _duty_state(db.session.get(DutyStatus, current_user().id), args["crs"])
 
 
-def _duty_state(duty: DutyStatus | None) -> dict[str, Any]:
+def _duty_state(duty: DutyStatus | None, crs: str) -> dict[str, Any]:
     if duty is None:
-        return {"on_duty": False, "since": None, "position_at": None, "position_expires_at": None}
+        return {
+            "on_duty": False,
+            "since": None,
+            "position": None,
+            "position_at": None,
+            "position_expires_at": None,
+        }
     expires = (
         duty.position_at + dt.timedelta(minutes=current_app.config["DUTY_POSITION_MINUTES"])
         if duty.position_at
         else None
     )
+    position = None
+    if duty.geom is not None:
+        point = to_shape(duty.geom)
+        lon, lat = from_wgs84(point.x, point.y, crs)
+        position = {"lon": lon, "lat": lat, "crs": crs}
     return {
         "on_duty": True,
         "since": duty.since,
+        "position": position,
         "position_at": duty.position_at,
         "position_expires_at": expires,
     }

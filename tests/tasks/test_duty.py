@@ -6,6 +6,7 @@ import datetime as dt
 
 from app.tasks import service as tasks_service
 from app.tasks.models import DutyStatus
+from geo.crs import from_wgs84
 from tests.patrols.conftest import item
 from tests.tasks.conftest import HOME, now
 
@@ -17,6 +18,25 @@ def test_a_position_needs_the_location_consent(client, token_for, create_user, s
     assert response.status_code == 422
     assert response.json["errors"][0]["pointer"] == "/location"
     assert session.get(DutyStatus, user.id) is None
+
+
+def test_the_duty_answer_shows_the_position_held_in_the_asked_crs(client, token_for, create_user):
+    user = create_user(roles=["volunteer"], location_sharing=True)
+    headers = token_for(user)
+    body = {"on_duty": True, "location": {"lon": HOME[0], "lat": HOME[1]}}
+    put = client.put("/api/v1/me/duty", json=body, headers=headers).json
+    assert put["position"] == {"lon": HOME[0], "lat": HOME[1], "crs": "wgs84"}
+    mars = client.get("/api/v1/me/duty", query_string={"crs": "gcj02"}, headers=headers).json
+    expected = from_wgs84(HOME[0], HOME[1], "gcj02")
+    assert (mars["position"]["lon"], mars["position"]["lat"]) == expected
+    assert mars["position"]["crs"] == "gcj02"
+    assert expected != HOME  # GCJ-02 is some hundreds of metres off in Beijing
+    # On duty without a position (heartbeat without location): the server holds none.
+    other = create_user(roles=["volunteer"], location_sharing=False)
+    state = client.put("/api/v1/me/duty", json={"on_duty": True}, headers=token_for(other)).json
+    assert state["on_duty"] is True and state["position"] is None
+    bad = client.get("/api/v1/me/duty", query_string={"crs": "utm"}, headers=headers)
+    assert bad.status_code == 422 and bad.mimetype == "application/problem+json"
 
 
 def test_going_off_duty_erases_the_position(volunteer_at, client, token_for, session):
