@@ -23,11 +23,10 @@ from app.core.jobs import jobs, task
 from app.extensions import db
 from app.patrols import schedule as schedules
 from app.patrols.models import Checkpoint, CheckpointVisit, CheckpointWindow
+from app.patrols.schemas import QR_PREFIX
 from app.patrols.service import is_staff
 from geo.crs import to_wgs84
 from notifications.service import notify
-
-QR_PREFIX = "qunfang:checkpoint"
 
 
 def _now() -> dt.datetime:

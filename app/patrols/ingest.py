@@ -514,6 +514,8 @@ def _visits(session: Session, patrol: Patrol, stored: list[tuple[Item, list]]) -
         for checkpoint_id, radius_m, interval, code_secret, distance in near:
             checkpoint_id = uuid.UUID(checkpoint_id)
             scanned = item.scan is not None and item.scan["id"] == checkpoint_id
+            if item.scan is not None and not scanned:
+                continue  # a scan credits the checkpoint scanned, not others near it
             if scanned:
                 scan_found = True
                 if not _scan_valid(item, code_secret):

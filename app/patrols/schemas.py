@@ -5,9 +5,18 @@ that one bad item is rejected alone."""
 from __future__ import annotations
 
 import re
+import uuid
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from marshmallow import Schema, ValidationError, fields, pre_load, validate, validates_schema
+from marshmallow import (
+    Schema,
+    ValidationError,
+    fields,
+    post_load,
+    pre_load,
+    validate,
+    validates_schema,
+)
 
 from app.areas.schemas import COORD_SYSTEMS
 from app.core.fields import CLOCK_SKEW, HORIZON, BoundedDateTime, UnjudgedObject
@@ -105,19 +114,60 @@ class PatrolDetailSchema(PatrolSchema):
 # -- check-ins -------------------------------------------------------------------------------------
 
 
+# What a checkpoint's QR code holds: qunfang:checkpoint:<id>:<code> (app/patrols/checkpoints.py).
+QR_PREFIX = "qunfang:checkpoint"
+
+
+def payload_id(code: str | None) -> uuid.UUID | None:
+    """The checkpoint id a whole QR payload names (None for a bare code); ValueError when it
+    starts like a payload but is not one."""
+    if code is None or not code.startswith(QR_PREFIX + ":"):
+        return None
+    checkpoint_id, separator, secret = code[len(QR_PREFIX) + 1 :].partition(":")
+    if not separator or not secret:
+        raise ValueError(code)
+    return uuid.UUID(checkpoint_id)
+
+
 class CheckpointScanSchema(Schema):
-    id = fields.UUID(required=True)
+    id = fields.UUID(
+        load_default=None,
+        metadata={
+            "description": "the checkpoint scanned; may be left out when `code` is the "
+            "whole QR payload, which names it"
+        },
+    )
     method = fields.String(required=True, validate=validate.OneOf(SCAN_METHODS))
     code = fields.String(
         load_default=None,
-        validate=validate.Length(1, 100),
-        metadata={"description": "qr / nfc: what the code holds"},
+        validate=validate.Length(1, 200),
+        metadata={
+            "description": "qr / nfc: what the code holds, as read: the whole payload "
+            f"`{QR_PREFIX}:<id>:<code>` or the code alone"
+        },
     )
 
     @validates_schema
     def _code_for_scans(self, data, **_kwargs):
         if data["method"] in ("qr", "nfc") and not data.get("code"):
             raise ValidationError(_("A qr or nfc scan carries the scanned code."), "code")
+        try:
+            named = payload_id(data.get("code"))
+        except ValueError as exc:
+            raise ValidationError(
+                _("A QR payload reads %(form)s.", form=f"{QR_PREFIX}:<id>:<code>"), "code"
+            ) from exc
+        if data.get("id") is None and named is None:
+            raise ValidationError(_("Missing data for required field."), "id")
+        if data.get("id") is not None and named is not None and named != data["id"]:
+            raise ValidationError(_("The scanned payload names another checkpoint."), "id")
+
+    @post_load
+    def _read_payload(self, data, **_kwargs):
+        named = payload_id(data.get("code"))
+        if named is not None:
+            data["id"], data["code"] = named, data["code"].rsplit(":", 1)[1]
+        return data
 
 
 class CheckInItemSchema(Schema):

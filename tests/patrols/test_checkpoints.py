@@ -293,3 +293,45 @@ def test_a_late_synced_visit_turns_a_missed_window_into_a_visited_one(
     session.expire_all()
     window = session.scalar(select(CheckpointWindow).where(mine))
     assert (window.status, window.visits) == ("visited", 1)
+
+
+def test_a_qr_payload_is_sent_as_read_and_credits_only_the_checkpoint_scanned(
+    volunteer, start_patrol, send, make_checkpoint, client, token_for, staff, session
+):
+    scanned = make_checkpoint(min_interval_minutes=0)
+    beside = make_checkpoint(name="南郎家园西门", min_interval_minutes=0)  # same place
+    payload = code_of(client, token_for, staff, scanned)["qr_payload"]
+    assert payload.startswith(f"qunfang:checkpoint:{scanned['id']}:")
+    patrol = start_patrol(volunteer)
+    t0 = now() - dt.timedelta(minutes=10)
+    answers = send(
+        volunteer,
+        patrol["id"],
+        [
+            item(t0, checkpoint={"method": "qr", "code": payload}),
+            item(
+                t0 + dt.timedelta(minutes=1),
+                checkpoint={"id": beside["id"], "method": "qr", "code": payload},
+            ),
+            item(
+                t0 + dt.timedelta(minutes=2),
+                checkpoint={"method": "qr", "code": "qunfang:checkpoint:nope"},
+            ),
+            item(t0 + dt.timedelta(minutes=3), checkpoint={"method": "qr", "code": "bare"}),
+        ],
+    ).json["items"]
+    assert answers[0]["outcome"] == "accepted"
+    assert answers[0]["visits"] == [
+        {"checkpoint_id": scanned["id"], "counted": True, "reason": None}
+    ]
+    # Naming one checkpoint and scanning another's payload; a broken payload; a bare code
+    # without an id: each refused alone.
+    assert [(a["outcome"], a["reason"]) for a in answers[1:]] == [("rejected", "invalid")] * 3
+    visited = session.scalars(select(CheckpointVisit.checkpoint_id)).all()
+    assert [str(v) for v in visited] == [scanned["id"]]
+    # A GPS fix (no scan) there still credits both.
+    fix = send(volunteer, patrol["id"], [item(t0 + dt.timedelta(minutes=5))]).json["items"][0]
+    assert {v["checkpoint_id"] for v in fix["visits"] if v["counted"]} == {
+        scanned["id"],
+        beside["id"],
+    }
