@@ -96,8 +96,13 @@ class PatrolById(MethodView):
                 object_ids=[patrol.id],
                 details={"volunteer_id": str(patrol.volunteer_id)},
             )
-        track = service.track_of(db.session, patrol)
         item = _patrol_item(patrol)
+        if patrol.status == "active":
+            # Under way: distance and time so far, not the zeros stored until it ends.
+            track, item["distance_m"], credited = service.live_summary(db.session, patrol)
+            item["service_hours"] = round(credited / 3600, 2)
+        else:
+            track = service.track_of(db.session, patrol)
         item["track"] = to_geojson(geometry_from_wgs84(track, args["crs"])) if track else None
         return item
 

@@ -214,14 +214,9 @@ def live_track(session: Session, patrol: Patrol) -> tuple[int, Any, float]:
     return count, (wkb.loads(bytes(track)) if track is not None else None), float(length)
 
 
-def summarise(session: Session, patrol: Patrol) -> None:
-    """Track, distance and credited time from the raw fixes, and the patrol's service entries.
-    A patrol whose fixes were partly dropped by retention keeps the summary it has."""
-    count, track, length = live_track(session, patrol)
-    if count < patrol.checkin_count:
-        return
+def _credited_by_day(session: Session, patrol: Patrol) -> dict[dt.date, int]:
     config = current_app.config
-    per_day = {
+    return {
         day: seconds
         for day, seconds in session.execute(
             CREDITED_SQL,
@@ -232,6 +227,22 @@ def summarise(session: Session, patrol: Patrol) -> None:
             },
         )
     }
+
+
+def live_summary(session: Session, patrol: Patrol) -> tuple[Any, float, int]:
+    """(track, distance in metres, credited seconds) of a patrol under way, from its fixes so
+    far, as `summarise` will compute them when it ends; nothing is written."""
+    _count, track, length = live_track(session, patrol)
+    return track, round(length, 1), sum(_credited_by_day(session, patrol).values())
+
+
+def summarise(session: Session, patrol: Patrol) -> None:
+    """Track, distance and credited time from the raw fixes, and the patrol's service entries.
+    A patrol whose fixes were partly dropped by retention keeps the summary it has."""
+    count, track, length = live_track(session, patrol)
+    if count < patrol.checkin_count:
+        return
+    per_day = _credited_by_day(session, patrol)
     patrol.track = WKTElement(track.wkt, srid=4326) if track is not None else None
     patrol.distance_m = round(length, 1)
     patrol.credited_seconds = sum(per_day.values())

@@ -98,15 +98,26 @@ def test_ending_summarises_track_distance_and_service_time(
         for n in range(4)
     ]
     fixes.append(item(t0 + dt.timedelta(minutes=42), lon=east(300)))
-    send(volunteer, patrol["id"], fixes)
-    response = client.post(
-        f"/api/v1/patrols/{patrol['id']}/end", json={}, headers=token_for(volunteer)
-    )
+    send(volunteer, patrol["id"], fixes[:2])
+    # Under way, the patrol reports its distance and time so far, not 0 until it ends.
+    path = f"/api/v1/patrols/{patrol['id']}"
+    live = client.get(path, headers=token_for(volunteer)).json
+    assert live["status"] == "active"
+    assert live["service_hours"] == round(4 * 60 / 3600, 2)
+    assert 90 < live["distance_m"] < 120
+    send(volunteer, patrol["id"], fixes[2:])
+    live = client.get(path, headers=token_for(volunteer)).json
+    response = client.post(f"{path}/end", json={}, headers=token_for(volunteer))
     assert response.status_code == 200
     ended = response.json
     assert ended["status"] == "ended" and ended["end_reason"] == "ended"
     assert ended["service_hours"] == round((3 * 4 + 10) * 60 / 3600, 2)
     assert 300 < ended["distance_m"] < 420
+    # What it showed under way is what ending it stored.
+    assert (live["service_hours"], live["distance_m"]) == (
+        ended["service_hours"],
+        ended["distance_m"],
+    )
     again = client.post(
         f"/api/v1/patrols/{patrol['id']}/end", json={}, headers=token_for(volunteer)
     )
