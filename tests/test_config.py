@@ -123,7 +123,7 @@ def test_unknown_override_is_refused(env):
         Config.from_env(NOT_A_SETTING=1)
 
 
-def test_a_missing_terms_text_stops_the_start(tmp_path):
+def test_a_missing_terms_text_stops_the_start(env, tmp_path):
     (tmp_path / "2027-01.zh-CN.md").write_text("条款", encoding="utf-8")
     with pytest.raises(ConfigError, match=r"2027-01 in en"):
         Config.from_env(TERMS_DIR=str(tmp_path), TERMS_VERSION="2027-01")

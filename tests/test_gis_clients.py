@@ -93,7 +93,12 @@ def _gdal(url: str, token: str | None = None, accept: str | None = None) -> dict
         headers.append(f"Accept: {accept}")
     pyogrio.set_gdal_config_options({"GDAL_HTTP_HEADERS": "\r\n".join(headers) or None})
     try:
-        meta, fids, _geometries, _fields = pyogrio.raw.read(f"GeoJSON:{url}", return_fids=True)
+        # Times as GDAL read them, as text: pyogrio 0.13 turns GDAL's millisecond seconds into
+        # Python datetimes itself and fails on a time whose microseconds round up to the next
+        # second (…:05.9996 -> microsecond 1_000_000); GDAL itself and QGIS read them fine.
+        meta, fids, _geometries, _fields = pyogrio.raw.read(
+            f"GeoJSON:{url}", return_fids=True, datetime_as_string=True
+        )
     finally:
         pyogrio.set_gdal_config_options({"GDAL_HTTP_HEADERS": None})
     return {
