@@ -99,7 +99,7 @@ request = function()
     p.lon = p.lon + (math.random() - 0.5) * 0.0002
     p.lat = p.lat + (math.random() - 0.5) * 0.0002
     items[i] = string.format(
-      '{{"client_id":"%s","recorded_at":"%s","lon":%.7f,"lat":%.7f,"accuracy_m":8}}',
+      '{{"client_id":"%s","recorded_at":"%s","location":{{"lon":%.7f,"lat":%.7f,"accuracy_m":8}}}}',
       uuid4(), os.date("!%Y-%m-%dT%H:%M:%SZ", p.t), p.lon, p.lat)
   end
   local body = '{{"items":[' .. table.concat(items, ",") .. ']}}'

@@ -93,6 +93,51 @@ def test_no_two_schemas_resolve_to_one_name(database_url):
     assert not [w for w in caught if "Multiple schemas resolved" in str(w.message)]
 
 
+def _request_schemas(spec: dict) -> set[str]:
+    """Names of the component schemas a request body reaches, through any nesting."""
+    found: set[str] = set()
+
+    def walk(node) -> None:
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if ref:
+                name = ref.rsplit("/", 1)[1]
+                if name not in found:
+                    found.add(name)
+                    walk(spec["components"]["schemas"][name])
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    for _path, _method, operation in _operations(spec):
+        walk(operation.get("requestBody", {}))
+    return found
+
+
+def test_a_point_in_a_request_body_has_one_shape(spec):
+    """Issue 15: stations and check-ins took flat lon/lat, tips and tasks a nested location.
+    Now every request body's point is `location`: Location, or Fix (a Location with accuracy)."""
+    schemas = spec["components"]["schemas"]
+    reached = _request_schemas(spec)
+    assert {"Location", "Fix", "CheckInItem"} <= reached
+    with_coordinates = {
+        name for name in reached if {"lon", "lat"} & set(schemas[name].get("properties", {}))
+    }
+    assert with_coordinates == {"Location", "Fix"}
+    assert set(schemas["Location"]["properties"]) == {"lon", "lat", "coord_system"}
+    assert set(schemas["Fix"]["properties"]) == {"lon", "lat", "coord_system", "accuracy_m"}
+    holders = {
+        (name, field): prop
+        for name in reached
+        for field, prop in schemas[name].get("properties", {}).items()
+        if "Location" in json.dumps(prop) or '/Fix"' in json.dumps(prop)
+    }
+    assert holders, "no body holds a point"
+    assert {field for _name, field in holders} == {"location"}, holders
+
+
 def test_check_in_items_are_documented(spec):
     items = spec["components"]["schemas"]["CheckInBatch"]["properties"]["items"]["items"]
     assert items == {"$ref": "#/components/schemas/CheckInItem"}
@@ -235,8 +280,7 @@ def test_volunteer_journey_through_the_generated_client(generated, server):
     fix = {
         "client_id": str(uuid.uuid4()),
         "recorded_at": dt.datetime.now(dt.UTC).isoformat(),
-        "lon": 116.4854,
-        "lat": 39.9484,
+        "location": {"lon": 116.4854, "lat": 39.9484},
     }
     result = post_api_v1_patrols_patrol_id_checkins.sync(
         patrol_id=patrol.id, client=volunteer, body=CheckInBatch.from_dict({"items": [fix]})

@@ -85,9 +85,7 @@ def _fixes(count: int, start: dt.datetime) -> list[dict]:
         {
             "client_id": str(uuid.uuid4()),
             "recorded_at": (start + dt.timedelta(seconds=n)).isoformat(),
-            "lon": JIANWAI[0] + 0.00001 * n,
-            "lat": JIANWAI[1],
-            "accuracy_m": 8,
+            "location": {"lon": JIANWAI[0] + 0.00001 * n, "lat": JIANWAI[1], "accuracy_m": 8},
         }
         for n in range(count)
     ]

@@ -5,9 +5,7 @@ from __future__ import annotations
 from marshmallow import Schema, fields, validate
 
 from app.areas.models import AreaLevel
-from geo.crs import CoordSystem
-
-COORD_SYSTEMS = [c.value for c in CoordSystem]
+from app.core.fields import COORD_SYSTEMS
 
 
 class AreaSchema(Schema):

@@ -1,4 +1,13 @@
-"""Marshmallow fields shared by several modules.
+"""Marshmallow fields shared by several modules: times, plain text, a bbox, and the one shape of a
+point in a request body.
+
+Points. Every request body that carries a point carries it as `location`, an object
+`{lon, lat, coord_system}` (`LocationSchema`), plus `accuracy_m` when it is a device's fix
+(`FixSchema`: tips, check-ins). `coord_system` says what the client's map SDK speaks (`wgs84`,
+`gcj02` from AMap and Tencent, `bd09` from Baidu; default `wgs84`); the service receives the
+point in WGS-84 as `{"lon": .., "lat": ..}` (and `accuracy_m`). Answers give points in the
+system the client asks for with `?crs=`. Query strings keep flat `lon`, `lat`, `coord_system`,
+as query strings must.
 
 Times a client sends. Every date-time the API accepts is a `BoundedDateTime`: an instant with a
 UTC offset (a naive time is no instant), in an offset some place on Earth uses (-12:00 to
@@ -17,7 +26,12 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, ClassVar
 
-from marshmallow import fields
+from marshmallow import Schema, ValidationError, fields, post_load, validate
+
+from app.core.i18n import _
+from geo.crs import CoordSystem, to_wgs84
+
+COORD_SYSTEMS = [c.value for c in CoordSystem]
 
 # Nothing this service holds (tips, patrols, tasks, audit) happened before this.
 EARLIEST = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
@@ -135,3 +149,58 @@ def document_unjudged_objects(converter, field, ret: dict, **_kwargs) -> dict:
         return {}
     ret.clear()  # not an open object: a reference to the schema of what it should be
     return converter.resolve_nested_schema(field.documented_as)
+
+
+class PlainText(fields.String):
+    """Text kept as the user wrote it (shown as text, never as markup), without surrounding
+    blanks; blank text is missing text."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        text = super()._deserialize(value, attr, data, **kwargs).strip()
+        if not text:
+            raise ValidationError(_("Must not be blank."))
+        return text
+
+
+class BboxField(fields.Field):
+    """`min lon,min lat,max lon,max lat` → a tuple of four floats, checked for order and range."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        try:
+            west, south, east, north = (float(part) for part in str(value).split(","))
+        except ValueError as exc:
+            raise ValidationError(_("Four numbers: min lon,min lat,max lon,max lat.")) from exc
+        if not (-180 <= west < east <= 180 and -90 <= south < north <= 90):
+            raise ValidationError(_("Not a bbox: west < east, south < north, within range."))
+        return west, south, east, north
+
+
+class LocationSchema(Schema):
+    """A point: `lon`, `lat` in `coord_system`. Loads as `{"lon", "lat"}` in WGS-84."""
+
+    lon = fields.Float(required=True, validate=validate.Range(-180, 180))
+    lat = fields.Float(required=True, validate=validate.Range(-90, 90))
+    coord_system = fields.String(
+        load_default="wgs84",
+        validate=validate.OneOf(COORD_SYSTEMS),
+        metadata={
+            "description": "the system of `lon`/`lat`: gcj02 from AMap or Tencent, bd09 from Baidu"
+        },
+    )
+
+    @post_load
+    def _in_wgs84(self, data, **_kwargs):
+        lon, lat = to_wgs84(data["lon"], data["lat"], data["coord_system"])
+        point = {key: value for key, value in data.items() if key not in ("lon", "lat")}
+        point.pop("coord_system")
+        return {"lon": lon, "lat": lat, **point}
+
+
+class FixSchema(LocationSchema):
+    """A device's position fix: a location and how sure the device was of it."""
+
+    accuracy_m = fields.Float(
+        load_default=None,
+        validate=validate.Range(0, 100_000),
+        metadata={"description": "the device's stated horizontal accuracy, in metres"},
+    )

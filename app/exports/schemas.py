@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from app.core.fields import HORIZON, BoundedDateTime
+from app.core.fields import HORIZON, BoundedDateTime, PlainText
 from app.core.i18n import _
 from app.exports.models import BATCH_STATUSES, OUTCOMES
 from app.tips.models import STATUSES
-from app.tips.schemas import PlainText
 
 _CATEGORY = validate.Regexp(r"^[a-z][a-z0-9_]{1,39}$")
 

@@ -7,10 +7,9 @@ import re
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from app.areas.schemas import COORD_SYSTEMS
-from app.core.fields import HORIZON, BoundedDateTime
+from app.core.fields import HORIZON, BboxField, BoundedDateTime
 from app.core.geojson import GeoJSONFormatArgsSchema
 from app.core.i18n import _
-from app.stations.schemas import BboxField
 from app.tips.models import STATUSES
 
 _CATEGORY = fields.String(validate=validate.Regexp(r"^[a-z][a-z0-9_]{1,39}$"))

@@ -24,12 +24,11 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 from app.core.blueprint import Blueprint
 from app.core.caching import public_data
 from app.core.errors import handle_unexpected
-from app.core.fields import HORIZON, BoundedDateTime
+from app.core.fields import HORIZON, BoundedDateTime, PlainText
 from app.core.i18n import _
 from app.extensions import db, limiter
 from app.open311 import service
 from app.open311.xml import document
-from app.tips.schemas import PlainText
 
 blp = Blueprint("open311", __name__, url_prefix="/open311/v2")
 

@@ -25,7 +25,6 @@ from app.patrols import schedule as schedules
 from app.patrols.models import Checkpoint, CheckpointVisit, CheckpointWindow
 from app.patrols.schemas import QR_PREFIX
 from app.patrols.service import is_staff
-from geo.crs import to_wgs84
 from notifications.service import notify
 
 
@@ -34,7 +33,7 @@ def _now() -> dt.datetime:
 
 
 def _place(session: Session, actor: User, checkpoint: Checkpoint, location: dict) -> None:
-    lon, lat = to_wgs84(location["lon"], location["lat"], location["coord_system"])
+    lon, lat = location["lon"], location["lat"]
     checkpoint.geom = WKTElement(f"POINT({lon!r} {lat!r})", srid=4326)
     path = resolve_path(session, lon, lat)
     if not jurisdiction_of(actor).covers(path.as_dict()):

@@ -124,9 +124,11 @@ def _errors_text(messages: Any, prefix: str = "") -> str:
     return f"{prefix.rstrip('.')}: {messages}"
 
 
-_PLAIN_KEYS = frozenset({"client_id", "recorded_at", "lon", "lat", "coord_system", "accuracy_m"})
+_PLAIN_KEYS = frozenset({"client_id", "recorded_at", "location"})
+_PLAIN_LOCATION_KEYS = frozenset({"lon", "lat", "coord_system", "accuracy_m"})
 _MAX_ACCURACY_M = 100_000
 _RECORDED_AT = _ITEM.fields["recorded_at"]
+_OUT_OF_RANGE = "lon must be -180..180 and lat -90..90."
 
 
 def _number(value: Any) -> bool:
@@ -137,22 +139,30 @@ def _number(value: Any) -> bool:
     return type(value) is int and -_MAX_ACCURACY_M <= value <= _MAX_ACCURACY_M
 
 
+def _in_range(lon: float, lat: float) -> bool:
+    return -180 <= lon <= 180 and -90 <= lat <= 90
+
+
 def _plain(raw: Any) -> dict[str, Any] | None:
     """The common item (no scan; JSON numbers and strings as the app sends them) read without
     the schema, which costs more than the rest of the batch together; None for anything else,
-    which the schema then judges (and explains). Accepts only what the schema accepts."""
+    which the schema then judges (and explains). Accepts only what the schema accepts, and
+    answers as it does: the location in WGS-84."""
     if type(raw) is not dict or not raw.keys() <= _PLAIN_KEYS:
+        return None
+    location = raw.get("location")
+    if type(location) is not dict or not location.keys() <= _PLAIN_LOCATION_KEYS:
         return None
     try:
         client_id = raw["client_id"]
         if not _valid_client_id(client_id):
             return None
         recorded_at = dt.datetime.fromisoformat(raw["recorded_at"])
-        lon, lat = raw["lon"], raw["lat"]
+        lon, lat = location["lon"], location["lat"]
     except (KeyError, TypeError, ValueError, AttributeError):
         return None
-    accuracy = raw.get("accuracy_m")
-    system = raw.get("coord_system", "wgs84")
+    accuracy = location.get("accuracy_m")
+    system = location.get("coord_system", "wgs84")
     if recorded_at.tzinfo is None:
         return None
     try:
@@ -160,20 +170,41 @@ def _plain(raw: Any) -> dict[str, Any] | None:
     except ValidationError:
         return None
     if (
-        not (_number(lon) and _number(lat))
+        not (_number(lon) and _number(lat) and _in_range(lon, lat))
         or not (accuracy is None or (_number(accuracy) and 0 <= accuracy <= _MAX_ACCURACY_M))
         or system not in COORD_SYSTEMS
     ):
         return None
+    if system != "wgs84":
+        lon, lat = to_wgs84(lon, lat, system)
     return {
         "client_id": client_id,
         "recorded_at": recorded_at,
-        "lon": float(lon),
-        "lat": float(lat),
-        "coord_system": system,
-        "accuracy_m": accuracy,
+        "location": {"lon": float(lon), "lat": float(lat), "accuracy_m": accuracy},
         "checkpoint": None,
     }
+
+
+def _out_of_range_only(messages: Any, raw: Any) -> bool:
+    """The schema refused the item only because its coordinates, numbers, are out of range: a
+    reason of its own (`coordinates_out_of_range`) rather than `invalid`."""
+    if not isinstance(messages, dict) or messages.keys() != {"location"}:
+        return False
+    wrong = messages["location"]
+    if not isinstance(wrong, dict) or not wrong or not wrong.keys() <= {"lon", "lat"}:
+        return False
+    location = raw.get("location") if isinstance(raw, dict) else None
+    return isinstance(location, dict) and all(_finite(location.get(key)) for key in wrong)
+
+
+def _finite(value: Any) -> bool:
+    """A JSON number that is a number (10**400 and 1e400 are not: they are `invalid`)."""
+    if type(value) not in (int, float):
+        return False
+    try:
+        return math.isfinite(float(value))
+    except OverflowError:
+        return False
 
 
 def parse(raw_items: Sequence[Any]) -> list[Item]:
@@ -186,22 +217,20 @@ def parse(raw_items: Sequence[Any]) -> list[Item]:
                 data = _ITEM.load(raw)
             except ValidationError as exc:
                 item = Item(client_id=_client_id_of(raw))
-                item.reject("invalid", _errors_text(exc.messages))
+                if _out_of_range_only(exc.messages, raw):
+                    item.reject("coordinates_out_of_range", _OUT_OF_RANGE)
+                else:
+                    item.reject("invalid", _errors_text(exc.messages))
                 items.append(item)
                 continue
+        location = data["location"]
         item = Item(
             client_id=data["client_id"],
             recorded_at=data["recorded_at"],
-            accuracy_m=data["accuracy_m"],
+            accuracy_m=location["accuracy_m"],
             scan=data["checkpoint"],
         )
-        lon, lat = data["lon"], data["lat"]
-        if not (-180 <= lon <= 180 and -90 <= lat <= 90):
-            item.reject("coordinates_out_of_range", "lon must be -180..180 and lat -90..90.")
-        elif data["coord_system"] == "wgs84":
-            item.lon, item.lat = lon, lat
-        else:
-            item.lon, item.lat = to_wgs84(lon, lat, data["coord_system"])
+        item.lon, item.lat = location["lon"], location["lat"]
         items.append(item)
     return items
 

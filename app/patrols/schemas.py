@@ -18,14 +18,21 @@ from marshmallow import (
     validates_schema,
 )
 
-from app.areas.schemas import COORD_SYSTEMS
-from app.core.fields import CLOCK_SKEW, HORIZON, BoundedDateTime, UnjudgedObject
+from app.core.fields import (
+    CLOCK_SKEW,
+    COORD_SYSTEMS,
+    HORIZON,
+    BboxField,
+    BoundedDateTime,
+    FixSchema,
+    LocationSchema,
+    PlainText,
+    UnjudgedObject,
+)
 from app.core.geojson import GeoJSONFormatArgsSchema
 from app.core.i18n import _
 from app.patrols.models import PATROL_KINDS, PATROL_STATUSES, SCAN_METHODS
 from app.patrols.schedule import DAYS
-from app.stations.schemas import BboxField
-from app.tips.schemas import PlainText
 
 MAX_BATCH = 500
 _HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
@@ -189,10 +196,14 @@ class CheckInItemSchema(Schema):
     recorded_at = BoundedDateTime(
         required=True, latest=HORIZON, metadata={"description": "device time"}
     )
-    lon = fields.Float(required=True)
-    lat = fields.Float(required=True)
-    coord_system = fields.String(load_default="wgs84", validate=validate.OneOf(COORD_SYSTEMS))
-    accuracy_m = fields.Float(load_default=None, validate=validate.Range(0, 100_000))
+    location = fields.Nested(
+        FixSchema,
+        required=True,
+        metadata={
+            "description": "where the device was; out of range is rejected per item as "
+            "`coordinates_out_of_range`"
+        },
+    )
     checkpoint = fields.Nested(CheckpointScanSchema, load_default=None)
 
 
@@ -257,12 +268,6 @@ class CheckInResultSchema(Schema):
 # -- checkpoints -----------------------------------------------------------------------------------
 
 
-class PointSchema(Schema):
-    lon = fields.Float(required=True, validate=validate.Range(-180, 180))
-    lat = fields.Float(required=True, validate=validate.Range(-90, 90))
-    coord_system = fields.String(load_default="wgs84", validate=validate.OneOf(COORD_SYSTEMS))
-
-
 def _hhmm(value: str) -> None:
     if not _HHMM.match(value):
         raise ValidationError(_("A time of day as HH:MM (00:00 to 23:59)."))
@@ -301,7 +306,7 @@ class ScheduleSchema(Schema):
 class CheckpointCreateSchema(Schema):
     name = PlainText(required=True, validate=validate.Length(1, 200))
     description = PlainText(load_default=None, validate=validate.Length(1, 2000))
-    location = fields.Nested(PointSchema, required=True)
+    location = fields.Nested(LocationSchema, required=True)
     radius_m = fields.Integer(load_default=30, validate=validate.Range(5, 1000))
     schedule = fields.Nested(ScheduleSchema, load_default=None, allow_none=True)
     min_interval_minutes = fields.Integer(load_default=10, validate=validate.Range(0, 1440))
@@ -313,7 +318,7 @@ class CheckpointCreateSchema(Schema):
 class CheckpointUpdateSchema(Schema):
     name = PlainText(validate=validate.Length(1, 200))
     description = PlainText(allow_none=True, validate=validate.Length(1, 2000))
-    location = fields.Nested(PointSchema)
+    location = fields.Nested(LocationSchema)
     radius_m = fields.Integer(validate=validate.Range(5, 1000))
     schedule = fields.Nested(ScheduleSchema, allow_none=True)
     min_interval_minutes = fields.Integer(validate=validate.Range(0, 1440))

@@ -3,20 +3,17 @@
 from __future__ import annotations
 
 from flask_smorest.fields import Upload
-from marshmallow import Schema, ValidationError, fields, post_load, validate
+from marshmallow import Schema, fields, validate
 
-from app.areas.schemas import COORD_SYSTEMS
-from app.core.fields import HORIZON, BoundedDate
+from app.core.fields import COORD_SYSTEMS, HORIZON, BboxField, BoundedDate, LocationSchema
 from app.core.geojson import (
     FormatArgsSchema,
     GeoJSONFormatArgsSchema,
     GeoJSONPointSchema,
     feature_collection_of,
 )
-from app.core.i18n import _
 from app.core.pagination import page_of
 from app.stations.models import AMENITIES, STATION_TYPES, STATUSES
-from geo.crs import to_wgs84
 
 _SPANS_DOC = {
     "description": 'Weekly spans per day ("mon".."sun"): [["08:00","20:00"]]; an end at or '
@@ -27,18 +24,6 @@ _EXCEPTIONS_DOC = {
     "description": 'Dated exceptions: {"date": "2026-10-01", "closed": true} or '
     '{"date": ..., "spans": [["10:00", "16:00"]]}.'
 }
-
-
-class LocationSchema(Schema):
-    """A point as the phone or map sends it; stored in WGS-84."""
-
-    lon = fields.Float(required=True, validate=validate.Range(-180, 180))
-    lat = fields.Float(required=True, validate=validate.Range(-90, 90))
-    coord_system = fields.String(load_default="wgs84", validate=validate.OneOf(COORD_SYSTEMS))
-
-    @post_load
-    def to_wgs84(self, data, **_kwargs):
-        return to_wgs84(data["lon"], data["lat"], data["coord_system"])
 
 
 class StationCreateSchema(Schema):
@@ -117,19 +102,6 @@ class NearbyArgsSchema(CrsArgsSchema, FormatArgsSchema):
     open_now = fields.Boolean(load_default=False)
     radius_m = fields.Float(load_default=3000, validate=validate.Range(1, 20_000))
     limit = fields.Integer(load_default=10, validate=validate.Range(1, 50))
-
-
-class BboxField(fields.Field):
-    """`min lon,min lat,max lon,max lat` → a tuple of four floats, checked for order and range."""
-
-    def _deserialize(self, value, attr, data, **kwargs):
-        try:
-            west, south, east, north = (float(part) for part in str(value).split(","))
-        except ValueError as exc:
-            raise ValidationError(_("Four numbers: min lon,min lat,max lon,max lat.")) from exc
-        if not (-180 <= west < east <= 180 and -90 <= south < north <= 90):
-            raise ValidationError(_("Not a bbox: west < east, south < north, within range."))
-        return west, south, east, north
 
 
 class BboxArgsSchema(CrsArgsSchema, FormatArgsSchema):

@@ -89,7 +89,7 @@ def _apply(session: Session, actor: User | None, station: Station, values: dict[
         except hours.HoursError as exc:
             raise _hours_error("hours_exceptions", exc) from exc
     if "location" in values:
-        lon, lat = values["location"]
+        lon, lat = values["location"]["lon"], values["location"]["lat"]
         station.geom = WKTElement(f"POINT({lon!r} {lat!r})", srid=4326)
         _set_path(station, resolve_path(session, lon, lat))
 

@@ -4,11 +4,17 @@ from __future__ import annotations
 
 from marshmallow import Schema, ValidationError, fields, post_load, validate, validates_schema
 
-from app.areas.schemas import COORD_SYSTEMS
-from app.core.fields import CLOCK_SKEW, HORIZON, BoundedDateTime
+from app.core.fields import (
+    CLOCK_SKEW,
+    COORD_SYSTEMS,
+    HORIZON,
+    BboxField,
+    BoundedDateTime,
+    FixSchema,
+    PlainText,
+)
 from app.core.geojson import FormatArgsSchema, GeoJSONPointSchema, feature_collection_of
 from app.core.i18n import _
-from app.stations.schemas import BboxField
 from app.tips.models import PRIORITIES, STATUSES
 from geo.crs import to_wgs84
 
@@ -16,35 +22,10 @@ CODE_PATTERN = r"^[0-9A-Za-z]{10}$"
 _CATEGORY_CODE = validate.Regexp(r"^[a-z][a-z0-9_]{1,39}$")
 
 
-class PlainText(fields.String):
-    """Text kept as the user wrote it (shown as text, never as markup), without surrounding
-    blanks; blank text is missing text."""
-
-    def _deserialize(self, value, attr, data, **kwargs):
-        text = super()._deserialize(value, attr, data, **kwargs).strip()
-        if not text:
-            raise ValidationError(_("Must not be blank."))
-        return text
-
-
-class TipLocationSchema(Schema):
-    """Where it happened, as the phone sends it (`coord_system`); stored in WGS-84."""
-
-    lon = fields.Float(required=True, validate=validate.Range(-180, 180))
-    lat = fields.Float(required=True, validate=validate.Range(-90, 90))
-    coord_system = fields.String(load_default="wgs84", validate=validate.OneOf(COORD_SYSTEMS))
-    accuracy_m = fields.Float(load_default=None, validate=validate.Range(0, 100_000))
-
-    @post_load
-    def to_wgs84(self, data, **_kwargs):
-        lon, lat = to_wgs84(data["lon"], data["lat"], data["coord_system"])
-        return {"lon": lon, "lat": lat, "accuracy_m": data["accuracy_m"]}
-
-
 class TipCreateSchema(Schema):
     category = fields.String(required=True, validate=_CATEGORY_CODE)
     description = PlainText(required=True, validate=validate.Length(1, 4000))
-    location = fields.Nested(TipLocationSchema, load_default=None)
+    location = fields.Nested(FixSchema, load_default=None)
     address_text = PlainText(load_default=None, validate=validate.Length(1, 300))
     occurred_at = BoundedDateTime(load_default=None, latest=CLOCK_SKEW)
     media_ids = fields.List(fields.UUID(), load_default=list, validate=validate.Length(max=6))

@@ -48,8 +48,7 @@ export async function volunteerDay(phone: string, password: string, photo: Blob)
         {
           client_id: crypto.randomUUID(),
           recorded_at: new Date().toISOString(),
-          lon: 116.4854,
-          lat: 39.9484,
+          location: { lon: 116.4854, lat: 39.9484 },
         },
       ],
     },

@@ -217,9 +217,7 @@ def test_killing_the_postmaster_under_load_loses_no_acknowledged_write(stack, vo
             item = {
                 "client_id": client_id,
                 "recorded_at": dt.datetime.now(dt.UTC).isoformat(),
-                "lon": lon,
-                "lat": 39.91,
-                "accuracy_m": 8,
+                "location": {"lon": lon, "lat": 39.91, "accuracy_m": 8},
             }
             with lock:
                 sent.append(client_id)

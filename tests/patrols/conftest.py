@@ -18,14 +18,16 @@ def now() -> dt.datetime:
 
 
 def item(at: dt.datetime | None = None, lon: float = HOME[0], lat: float = HOME[1], **extra):
-    """One check-in item as a phone sends it."""
+    """One check-in item as a phone sends it (`coord_system` and `accuracy_m` go into its
+    location)."""
     body = {
         "client_id": str(uuid.uuid4()),
         "recorded_at": (at or now()).isoformat(),
-        "lon": lon,
-        "lat": lat,
-        "accuracy_m": 8,
+        "location": {"lon": lon, "lat": lat, "accuracy_m": 8},
     }
+    for key in ("coord_system", "accuracy_m"):
+        if key in extra:
+            body["location"][key] = extra.pop(key)
     body.update(extra)
     return body
 

@@ -120,7 +120,11 @@ def test_gcj02_positions_are_stored_in_wgs84(volunteer, start_patrol, send, conn
 def test_a_malformed_item_is_rejected_alone(volunteer, start_patrol, send, connection):
     patrol = start_patrol(volunteer)
     good = item()
-    broken = {"client_id": str(uuid.uuid4()), "recorded_at": "yesterday", "lon": 116.4}
+    broken = {
+        "client_id": str(uuid.uuid4()),
+        "recorded_at": "yesterday",
+        "location": {"lon": 116.4},
+    }
     response = send(volunteer, patrol["id"], [broken, good])
     first, second = response.json["items"]
     assert (first["outcome"], first["reason"]) == ("rejected", "invalid")
