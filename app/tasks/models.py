@@ -18,6 +18,7 @@ from sqlalchemy import (
     String,
     Text,
     Uuid,
+    case,
     func,
     text,
 )
@@ -29,13 +30,17 @@ from app.extensions import db
 
 TASK_KINDS = ("patrol", "event_support", "tip_check", "urgent_assist", "publicity")
 TARGETING_MODES = ("radius", "area", "team", "named")
-TASK_STATUSES = ("open", "cancelled")
+TASK_STATUSES = ("open", "cancelled")  # stored; the lifecycle below is read from the row
+LIFECYCLE = ("open", "filled", "completed", "expired", "cancelled")
 RESPONSES = ("accepted", "declined", "arrived", "completed")
 
 
 class Task(Located, Timestamps, db.Model):
-    """A request to volunteers. Expired is not a status: a task whose `ends_at` passed is over.
-    `accepted` counts acceptances (never above `needed`), kept under a row lock."""
+    """A request to volunteers. `accepted` counts volunteers engaged (accepted, arrived or
+    completed; never above `needed`) and `completed` those who completed, both kept under the
+    task's row lock. The stored `status` is open or cancelled; the lifecycle a dispatcher reads
+    (`lifecycle`, `lifecycle_clause`) follows from the row and the clock, so no job has to
+    move a task to "expired" on time."""
 
     __tablename__ = "tasks"
     __table_args__ = (
@@ -44,6 +49,7 @@ class Task(Located, Timestamps, db.Model):
         CheckConstraint(sql_in("targeting_mode", TARGETING_MODES), name="targeting_mode"),
         CheckConstraint("needed BETWEEN 1 AND 10000", name="needed"),
         CheckConstraint("accepted BETWEEN 0 AND needed", name="accepted"),
+        CheckConstraint("completed BETWEEN 0 AND accepted", name="completed"),
         CheckConstraint("ends_at > starts_at", name="window"),
         # The API bounds them closer (app/core/fields.py); this keeps every writer to times
         # Python reads back in any time zone (the year 10000 made the task unreadable).
@@ -73,6 +79,7 @@ class Task(Located, Timestamps, db.Model):
     ends_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
     needed: Mapped[int] = mapped_column(Integer)
     accepted: Mapped[int] = mapped_column(Integer, server_default="0")
+    completed: Mapped[int] = mapped_column(Integer, server_default="0")
     skills: Mapped[list[str]] = mapped_column(ARRAY(String(40)), server_default="{}")
     tip_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("tips.id", ondelete="SET NULL"), index=True
@@ -93,6 +100,30 @@ class Task(Located, Timestamps, db.Model):
     version: Mapped[int] = mapped_column(Integer, server_default="1")
 
     __mapper_args__ = {"version_id_col": version}  # noqa: RUF012 - SQLAlchemy's declaration
+
+    def lifecycle(self, now: dt.datetime) -> str:
+        """cancelled; completed (the needed volunteers completed); expired (`ends_at` passed
+        first); filled (enough accepted); else open. As `lifecycle_clause` says in SQL."""
+        if self.status == "cancelled":
+            return "cancelled"
+        if self.completed >= self.needed:
+            return "completed"
+        if self.ends_at <= now:
+            return "expired"
+        if self.accepted >= self.needed:
+            return "filled"
+        return "open"
+
+    @classmethod
+    def lifecycle_clause(cls, now: dt.datetime):
+        """`lifecycle` as a SQL expression, for filters."""
+        return case(
+            (cls.status == "cancelled", "cancelled"),
+            (cls.completed >= cls.needed, "completed"),
+            (cls.ends_at <= now, "expired"),
+            (cls.accepted >= cls.needed, "filled"),
+            else_="open",
+        )
 
 
 class TaskRecipient(db.Model):

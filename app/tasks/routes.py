@@ -33,7 +33,8 @@ _TASK_ATTRIBUTES = [n for n in s.TaskSchema._declared_fields if hasattr(Task, n)
 
 def _task_item(task_row: Task, crs: str = "wgs84") -> dict[str, Any]:
     item = {name: getattr(task_row, name) for name in _TASK_ATTRIBUTES}
-    item["over"] = task_row.ends_at <= dt.datetime.now(dt.UTC)
+    now = dt.datetime.now(dt.UTC)
+    item["status"], item["over"] = task_row.lifecycle(now), task_row.ends_at <= now
     if task_row.geom is not None:
         point = to_shape(task_row.geom)
         lon, lat = from_wgs84(point.x, point.y, crs)

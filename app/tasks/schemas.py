@@ -6,16 +6,18 @@ import datetime as dt
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from app.core.fields import BoundedDateTime
+from app.core.fields import BoundedDateTime, LocationSchema, PlainText
 from app.core.i18n import _
-from app.patrols.schemas import PointSchema
-from app.tasks.models import TARGETING_MODES, TASK_KINDS, TASK_STATUSES
-from app.tips.schemas import PlainText
+from app.tasks.models import LIFECYCLE, TARGETING_MODES, TASK_KINDS
 from notifications.models import PLATFORMS, PROVIDERS
 
 ACTIONS = ("accept", "decline", "arrive", "complete")
 # The furthest ahead a task may start or end.
 TASK_HORIZON = dt.timedelta(days=92)
+_LIFECYCLE_DOC = {
+    "description": "open: taking volunteers; filled: `needed` accepted; completed: `needed` "
+    "completed; expired: `ends_at` passed before it was completed; cancelled"
+}
 _SKILL = fields.String(validate=validate.Regexp(r"^[a-z][a-z0-9_]{1,39}$"))
 
 
@@ -56,7 +58,7 @@ class TaskCreateSchema(Schema):
     title = PlainText(required=True, validate=validate.Length(1, 200))
     description = PlainText(load_default=None, validate=validate.Length(1, 4000))
     kind = fields.String(required=True, validate=validate.OneOf(TASK_KINDS))
-    location = fields.Nested(PointSchema, load_default=None)
+    location = fields.Nested(LocationSchema, load_default=None)
     radius_m = fields.Integer(load_default=None, validate=validate.Range(50, 20_000))
     area_id = fields.UUID(load_default=None)
     starts_at = BoundedDateTime(
@@ -77,15 +79,17 @@ class CancelSchema(Schema):
 
 
 class TaskQueryArgsSchema(Schema):
-    status = fields.String(validate=validate.OneOf(TASK_STATUSES))
+    status = fields.String(validate=validate.OneOf(LIFECYCLE), metadata=_LIFECYCLE_DOC)
     kind = fields.String(validate=validate.OneOf(TASK_KINDS))
     area_id = fields.UUID()
-    active = fields.Boolean(metadata={"description": "open and not over"})
+    active = fields.Boolean(metadata={"description": "open or filled (not over)"})
     crs = fields.String(load_default="wgs84", validate=validate.OneOf(["wgs84", "gcj02", "bd09"]))
 
 
 class MyTasksArgsSchema(Schema):
-    active = fields.Boolean(load_default=False)
+    active = fields.Boolean(
+        load_default=False, metadata={"description": "open or filled (not over)"}
+    )
     crs = fields.String(load_default="wgs84", validate=validate.OneOf(["wgs84", "gcj02", "bd09"]))
 
 
@@ -94,7 +98,7 @@ class TaskSchema(Schema):
     title = fields.String()
     description = fields.String(allow_none=True)
     kind = fields.String(metadata={"enum": list(TASK_KINDS)})
-    status = fields.String(metadata={"enum": list(TASK_STATUSES)})
+    status = fields.String(metadata={"enum": list(LIFECYCLE), **_LIFECYCLE_DOC})
     over = fields.Boolean(metadata={"description": "ends_at has passed"})
     location = fields.Dict(allow_none=True, metadata={"description": "{lon, lat} in `crs`"})
     radius_m = fields.Integer(allow_none=True)
@@ -102,7 +106,10 @@ class TaskSchema(Schema):
     starts_at = fields.DateTime()
     ends_at = fields.DateTime()
     needed = fields.Integer()
-    accepted = fields.Integer()
+    accepted = fields.Integer(
+        metadata={"description": "volunteers engaged: accepted, arrived or completed"}
+    )
+    completed = fields.Integer(metadata={"description": "volunteers who completed it"})
     skills = fields.List(fields.String())
     tip_id = fields.UUID(allow_none=True)
     targeting_mode = fields.String(metadata={"enum": list(TARGETING_MODES)})
@@ -174,7 +181,7 @@ class MyTaskSchema(TaskSchema):
 
 class ResponseCreateSchema(Schema):
     action = fields.String(required=True, validate=validate.OneOf(ACTIONS))
-    location = fields.Nested(PointSchema, load_default=None)
+    location = fields.Nested(LocationSchema, load_default=None)
     note = PlainText(load_default=None, validate=validate.Length(1, 2000))
     media_ids = fields.List(fields.UUID(), load_default=list, validate=validate.Length(max=6))
 
@@ -182,7 +189,7 @@ class ResponseCreateSchema(Schema):
 class DutySchema(Schema):
     on_duty = fields.Boolean(required=True)
     location = fields.Nested(
-        PointSchema,
+        LocationSchema,
         load_default=None,
         metadata={"description": "kept only with the location-sharing consent"},
     )

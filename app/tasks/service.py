@@ -44,9 +44,9 @@ from app.service_record.service import replace_entries
 from app.tasks.models import DutyStatus, Task, TaskRecipient
 from app.teams.models import Team
 from app.tips.models import Tip
-from geo.crs import to_wgs84
 from notifications.service import notify
 
+ACTIVE = ("open", "filled")  # lifecycles a volunteer may still act on
 ARRIVAL_RADIUS_M = 200  # tasks without a radius: how close "arrived" must be
 MAX_TASK_SERVICE = dt.timedelta(hours=12)
 
@@ -56,7 +56,8 @@ def _now() -> dt.datetime:
 
 
 def _point(location: dict[str, Any]) -> tuple[float, float]:
-    return to_wgs84(location["lon"], location["lat"], location["coord_system"])
+    """A loaded `location` (app/core/fields.py: already WGS-84) as (lon, lat)."""
+    return location["lon"], location["lat"]
 
 
 # -- duty ----------------------------------------------------------------------------------------
@@ -411,6 +412,8 @@ def respond(session: Session, user: User, task_id: uuid.UUID, values: dict[str, 
             raise Conflict(_("Accept the task first."))
         recipient.media_ids = _own_media(session, user, values.get("media_ids") or [])
         recipient.note = values.get("note")
+        if recipient.response != "completed":
+            task_row.completed += 1
         recipient.response, recipient.completed_at = "completed", now
         _credit(session, user, task_row, recipient)
     recipient.responded_at = now
@@ -513,13 +516,13 @@ def managed(session: Session, actor: User, task_id: uuid.UUID) -> Task:
 def list_query(actor: User, args: dict[str, Any]) -> Select:
     query = select(Task).where(jurisdiction_of(actor).clause(path_columns(Task)))
     if "status" in args:
-        query = query.where(Task.status == args["status"])
+        query = query.where(Task.lifecycle_clause(_now()) == args["status"])
     if "kind" in args:
         query = query.where(Task.kind == args["kind"])
     if "area_id" in args:
         query = query.where(within_area(Task, args["area_id"]))
     if args.get("active"):
-        query = query.where(Task.status == "open", Task.ends_at > _now())
+        query = query.where(Task.lifecycle_clause(_now()).in_(ACTIVE))
     return query.order_by(Task.starts_at.desc(), Task.id)
 
 
@@ -530,7 +533,7 @@ def my_tasks_query(user: User, args: dict[str, Any]) -> Select:
         .where(TaskRecipient.user_id == user.id)
     )
     if args.get("active"):
-        query = query.where(Task.status == "open", Task.ends_at > _now())
+        query = query.where(Task.lifecycle_clause(_now()).in_(ACTIVE))
     return query.order_by(TaskRecipient.notified_at.desc(), Task.id)
 
 

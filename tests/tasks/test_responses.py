@@ -222,3 +222,54 @@ def test_bad_responses_are_422(create_task, volunteer_at, fan_out, client, token
     for body in ({"action": "dance"}, {"action": "accept", "extra": 1}, {}):
         response = answer(client, token_for, volunteer, task, **body)
         assert response.status_code == 422, body
+
+
+def test_a_dispatcher_reads_the_task_lifecycle(
+    create_task, volunteer_at, fan_out, client, token_for, staff, session
+):
+    """Issue 15: a task stayed `open` until cancelled. Now it is filled when enough accepted,
+    completed when that many completed, expired when `ends_at` passed first; lists filter by
+    it, and `active` keeps only what a volunteer may still act on (open or filled)."""
+    first, second = volunteer_at(30), volunteer_at(40)
+    task = create_task(needed=2, targeting={"mode": "radius", "max_recipients": 10})
+    lapsed = create_task(needed=1, title="已过期的任务")
+    fan_out(task)
+
+    def status_of(which) -> tuple[str, int, int]:
+        read = client.get(f"/api/v1/tasks/{which['id']}", headers=token_for(staff)).json
+        return read["status"], read["accepted"], read["completed"]
+
+    def listed(**query) -> set[str]:
+        page = client.get("/api/v1/tasks", query_string=query, headers=token_for(staff))
+        assert page.status_code == 200, page.json
+        return {t["id"] for t in page.json["items"]}
+
+    assert status_of(task) == ("open", 0, 0)
+    answer(client, token_for, first, task, action="accept")
+    assert status_of(task) == ("open", 1, 0)
+    answer(client, token_for, second, task, action="accept")
+    assert status_of(task) == ("filled", 2, 0)
+    assert task["id"] in listed(status="filled") and task["id"] in listed(active="true")
+    assert answer(client, token_for, first, task, action="complete").status_code == 200
+    # Completing twice counts once.
+    assert answer(client, token_for, first, task, action="complete").status_code == 200
+    assert status_of(task) == ("filled", 2, 1)
+    assert answer(client, token_for, second, task, action="complete").status_code == 200
+    assert status_of(task) == ("completed", 2, 2)
+    assert listed(status="completed") >= {task["id"]}
+    assert task["id"] not in listed(active="true") | listed(status="open")
+
+    session.execute(
+        update(Task)
+        .where(Task.id == uuid.UUID(lapsed["id"]))
+        .values(starts_at=now() - dt.timedelta(hours=3), ends_at=now() - dt.timedelta(hours=1))
+    )
+    session.flush()
+    assert status_of(lapsed)[0] == "expired"
+    assert lapsed["id"] in listed(status="expired")
+    assert lapsed["id"] not in listed(active="true")
+    mine = client.get("/api/v1/me/tasks?active=true", headers=token_for(first)).json
+    assert task["id"] not in {t["id"] for t in mine["items"]}
+
+    wrong = client.get("/api/v1/tasks?status=done", headers=token_for(staff))
+    assert wrong.status_code == 422 and wrong.mimetype == "application/problem+json"
