@@ -138,6 +138,22 @@ def test_a_point_in_a_request_body_has_one_shape(spec):
     assert {field for _name, field in holders} == {"location"}, holders
 
 
+def test_one_module_names_the_geojson_media_type():
+    """Issue 15: four modules each defined it, each answering GeoJSON its own way. Now
+    app/core/geojson.py names it and makes every GeoJSON answer (`answer`)."""
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    naming = sorted(
+        str(path.relative_to(root))
+        for path in (root / "app").rglob("*.py")
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.Constant) and node.value == "application/geo+json"
+    )
+    assert naming == ["app/core/geojson.py"]
+
+
 def test_check_in_items_are_documented(spec):
     items = spec["components"]["schemas"]["CheckInBatch"]["properties"]["items"]["items"]
     assert items == {"$ref": "#/components/schemas/CheckInItem"}

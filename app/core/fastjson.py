@@ -22,8 +22,7 @@ from typing import Any
 import orjson
 from flask import Response, current_app, request
 
-JSON = "application/json"
-GEOJSON = "application/geo+json"
+JSON = "application/json"  # GeoJSON's media type and answers: app/core/geojson.py
 
 
 def raw(text: str | bytes) -> orjson.Fragment:

@@ -23,15 +23,19 @@ and no member (RFC 7946 GeoJSON).
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from typing import Any
 
-from flask import request
+from flask import Response, request
 from marshmallow import Schema, fields, validate
 
+from app.core import fastjson
 from geo.crs import CoordSystem
+from geo.geojson import feature, feature_collection
 
-GEOJSON_MIMETYPE = "application/geo+json"
-JSON_MIMETYPE = "application/json"
+# The one place the media types are named; `@blp.response(..., content_type=GEOJSON)` too.
+GEOJSON = "application/geo+json"
+JSON = fastjson.JSON
 
 CRS84_URI = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
 
@@ -75,14 +79,57 @@ def with_crs(document: dict[str, Any], crs: str) -> dict[str, Any]:
     return {**head, **document}
 
 
+def answer(
+    collection: dict[str, Any] | bytes,
+    crs: str,
+    *,
+    content_etag: bool = False,
+    headers: dict[str, str] | None = None,
+    datetime_as_str: bool = False,
+) -> Response:
+    """The one way a GeoJSON answer is made: `collection` labelled with `crs` (the member and
+    `Content-Crs`), as application/geo+json, written by orjson. `collection` may be JSON text
+    PostgreSQL wrote already: then it must be WGS-84 (it gets the header, needs no member).
+    `content_etag`: an ETag of the body, and 304 to If-None-Match (fastjson.answer);
+    `datetime_as_str` as fastjson.dumps has it."""
+    if isinstance(collection, bytes):
+        if CoordSystem(crs) != CoordSystem.WGS84:
+            raise ValueError("JSON text from the database is WGS-84 GeoJSON only")
+        body: Any = collection
+    else:
+        body = fastjson.dumps(with_crs(collection, crs), datetime_as_str=datetime_as_str)
+    return fastjson.answer(
+        body,
+        mimetype=GEOJSON,
+        content_etag=content_etag,
+        headers={**(headers or {}), **crs_headers(crs)},
+    )
+
+
+def point_collection(
+    items: Iterable[dict[str, Any]], position: Callable[[dict[str, Any]], Any]
+) -> dict[str, Any]:
+    """Listed items as a FeatureCollection of Points: `position(properties)` takes the item's
+    position out of its (copied) properties as [lon, lat], or None (the item has no place and
+    is left out of the map); every other field is a property, the id the Feature's id."""
+    features = []
+    for values in items:
+        properties = dict(values)
+        at = position(properties)
+        if at is not None:
+            point = {"type": "Point", "coordinates": list(at)}
+            features.append(feature(point, properties, properties.get("id")))
+    return feature_collection(features)
+
+
 def wants_geojson() -> bool:
     """The client asked for GeoJSON: `f=geojson`, or without `f`, `Accept` prefers it to JSON.
     (`f` was validated by the view's FormatArgsSchema.)"""
     asked = request.args.get("f")
     if asked is not None:
         return asked == "geojson"
-    best = request.accept_mimetypes.best_match([JSON_MIMETYPE, GEOJSON_MIMETYPE])
-    return best == GEOJSON_MIMETYPE
+    best = request.accept_mimetypes.best_match([JSON, GEOJSON])
+    return best == GEOJSON
 
 
 class FormatArgsSchema(Schema):

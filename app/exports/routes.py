@@ -8,6 +8,7 @@ from flask.views import MethodView
 from app.core.auth import GRID_STAFF, POLICE_LIAISON, current_user
 from app.core.blueprint import Blueprint
 from app.core.caching import public_data
+from app.core.geojson import GEOJSON
 from app.core.pagination import PageArgsSchema, page_of, paginate
 from app.exports import schemas as s
 from app.exports import service, signing
@@ -78,7 +79,7 @@ class BatchFile(MethodView):
         path = service.file_path(db.session, user, batch, name)
         mimetypes = {
             "tips.csv": "text/csv; charset=utf-8",
-            "tips.geojson": "application/geo+json",
+            "tips.geojson": GEOJSON,
             "manifest.json": "application/json",
             "batch.zip": "application/zip",
         }

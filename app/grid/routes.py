@@ -8,11 +8,11 @@ from typing import Any
 from flask import current_app
 from flask.views import MethodView
 
-from app.core import fastjson
+from app.core import fastjson, geojson
 from app.core.auth import GRID_STAFF, POLICE_LIAISON, current_user
 from app.core.blueprint import Blueprint
 from app.core.caching import public_data, staff_aggregate
-from app.core.geojson import CellFeatureCollectionSchema, crs_headers, with_crs
+from app.core.geojson import GEOJSON, CellFeatureCollectionSchema
 from app.core.periods import minute_ceiling, period
 from app.extensions import anonymous_bucket, db, limiter
 from app.grid import schemas as s
@@ -24,8 +24,6 @@ blp = Blueprint("grid", __name__, url_prefix="/api/v1/grid", description="Clues 
 public_blp = Blueprint(
     "public_heatmap", __name__, url_prefix="/api/v1/public", description="Public map layers"
 )
-
-GEOJSON = "application/geo+json"
 
 
 def _now() -> dt.datetime:
@@ -43,13 +41,11 @@ def _conditional(document: dict[str, Any], *, crs: str | None = None, public: bo
     geojson.py); without, JSON."""
     headers = {"Cache-Control": "public, max-age=300" if public else "private, no-cache"}
     if crs is not None:
-        document = with_crs(document, crs)
-        headers.update(crs_headers(crs))
+        return geojson.answer(
+            document, crs, content_etag=True, headers=headers, datetime_as_str=True
+        )
     return fastjson.answer(
-        fastjson.dumps(document, datetime_as_str=True),
-        mimetype=GEOJSON if crs is not None else "application/json",
-        content_etag=True,
-        headers=headers,
+        fastjson.dumps(document, datetime_as_str=True), content_etag=True, headers=headers
     )
 
 

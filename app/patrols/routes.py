@@ -9,11 +9,11 @@ from flask import current_app, json
 from flask.views import MethodView
 from geoalchemy2.shape import to_shape
 
-from app.core import audit
+from app.core import audit, geojson
 from app.core.auth import GRID_STAFF, VOLUNTEER, current_user
 from app.core.blueprint import Blueprint
 from app.core.db import in_transaction, one_statement
-from app.core.geojson import CellFeatureCollectionSchema, crs_headers, with_crs
+from app.core.geojson import GEOJSON, CellFeatureCollectionSchema
 from app.core.pagination import PageArgsSchema, page_of, paginate
 from app.core.periods import period
 from app.extensions import db
@@ -269,15 +269,6 @@ class CheckpointVisits(MethodView):
 
 # -- coverage ------------------------------------------------------------------------------------
 
-GEOJSON = "application/geo+json"
-
-
-def _geojson(document: dict[str, Any], crs: str):
-    """`document` as GeoJSON labelled with its coordinate system (app/core/geojson.py)."""
-    return current_app.response_class(
-        json.dumps(with_crs(document, crs)), mimetype=GEOJSON, headers=crs_headers(crs)
-    )
-
 
 @coverage_blp.route("/cells")
 class CoverageCells(MethodView):
@@ -289,7 +280,9 @@ class CoverageCells(MethodView):
         patrol minutes, distinct patrollers, check-ins, last patrolled; admin grid cells or H3
         cells (`cells=hex&resolution=`)."""
         start, end = _period(args)
-        return _geojson(coverage.cells(db.session, current_user(), args, start, end), args["crs"])
+        return geojson.answer(
+            coverage.cells(db.session, current_user(), args, start, end), args["crs"]
+        )
 
 
 @coverage_blp.route("/gaps")
@@ -300,4 +293,4 @@ class CoverageGaps(MethodView):
     def get(self, args):
         """Cells of your jurisdiction not patrolled for `hours` (default 24), longest first."""
         now = dt.datetime.now(dt.UTC)
-        return _geojson(coverage.gaps(db.session, current_user(), args, now), args["crs"])
+        return geojson.answer(coverage.gaps(db.session, current_user(), args, now), args["crs"])

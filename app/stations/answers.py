@@ -40,22 +40,10 @@ def item(row: Mapping[str, Any], crs: str) -> dict[str, Any]:
     return values
 
 
-def feature_collection(items: list[dict[str, Any]]) -> dict[str, Any]:
-    """Items as an RFC 7946 FeatureCollection of Points: the position is the geometry, every
-    other field a property, the id the Feature's id."""
-    features = []
-    for values in items:
-        properties = dict(values)
-        position = [properties.pop("lon"), properties.pop("lat")]
-        features.append(
-            {
-                "type": "Feature",
-                "geometry": {"type": "Point", "coordinates": position},
-                "properties": properties,
-                "id": properties["id"],
-            }
-        )
-    return {"type": "FeatureCollection", "features": features}
+def pop_position(properties: dict[str, Any]) -> list[float]:
+    """A listed station's [lon, lat], taken out of its properties (for
+    app/core/geojson.point_collection: the position is the geometry)."""
+    return [properties.pop("lon"), properties.pop("lat")]
 
 
 # -- the map page written whole by PostgreSQL ----------------------------------------------------

@@ -8,12 +8,12 @@ from flask import Response, current_app
 from flask.views import MethodView
 from geoalchemy2.shape import to_shape
 
-from app.core import fastjson
+from app.core import fastjson, geojson
 from app.core.auth import GRID_STAFF, current_user
 from app.core.blueprint import Blueprint
 from app.core.caching import public_data
 from app.core.errors import Unprocessable
-from app.core.geojson import crs_headers, wants_geojson, with_crs
+from app.core.geojson import GEOJSON, wants_geojson
 from app.core.i18n import _
 from app.core.pagination import PageArgsSchema, page_of, paginate
 from app.extensions import db, limiter
@@ -45,7 +45,6 @@ from geo.crs import CoordSystem, from_wgs84, to_wgs84
 
 blp = Blueprint("stations", __name__, url_prefix="/api/v1/stations", description="Service stations")
 
-GEOJSON = fastjson.GEOJSON
 
 _ATTRIBUTES = [name for name in StationSchema._declared_fields if hasattr(Station, name)]
 
@@ -70,8 +69,7 @@ def _answer(items: list[dict], crs: str, page: dict | None = None) -> Response:
     with `crs` when asked for; serialised by orjson (app/stations/answers.py), StationSchema's
     shape."""
     if wants_geojson():
-        collection = with_crs(answers.feature_collection(items), crs)
-        return fastjson.answer(collection, mimetype=GEOJSON, headers=crs_headers(crs))
+        return geojson.answer(geojson.point_collection(items, answers.pop_position), crs)
     return fastjson.answer({**(page or {}), "items": items})
 
 
@@ -142,7 +140,7 @@ class Stations(MethodView):
             values = service.map_page_values(bbox, args["type"], **page)
             if args["crs"] == CoordSystem.WGS84:
                 body = answers.geojson_page(db.session, statement, values)
-                return fastjson.answer(body, mimetype=GEOJSON, headers=crs_headers(args["crs"]))
+                return geojson.answer(body, args["crs"])
             rows = db.session.execute(statement, values).mappings()
             return _answer([answers.item(row, args["crs"]) for row in rows], args["crs"])
         query = service.in_bbox(bbox, args["type"], columns=service.listing_columns())
@@ -211,7 +209,7 @@ class Export(MethodView):
                 headers={"Content-Disposition": 'attachment; filename="stations.csv"'},
             )
         body = "".join(transfer.export_geojson(db.session, query))
-        return Response(body, mimetype=GEOJSON, headers=crs_headers("wgs84"))
+        return Response(body, mimetype=GEOJSON, headers=geojson.crs_headers("wgs84"))
 
 
 @blp.route("/visits/summary")

@@ -12,7 +12,7 @@ from flask.views import MethodView
 from geoalchemy2.shape import to_shape
 
 from app.auth.models import User
-from app.core import audit, fastjson
+from app.core import audit, fastjson, geojson
 from app.core.auth import (
     ADMIN,
     GRID_STAFF,
@@ -24,7 +24,7 @@ from app.core.auth import (
 from app.core.blueprint import Blueprint
 from app.core.caching import public_data
 from app.core.errors import NotFound
-from app.core.geojson import crs_headers, wants_geojson, with_crs
+from app.core.geojson import GEOJSON, wants_geojson
 from app.core.i18n import _
 from app.core.pagination import PageArgsSchema, page_of, paginate
 from app.core.preconditions import require_if_match
@@ -42,7 +42,6 @@ my_tips_blp = Blueprint(
     "my_tips", __name__, url_prefix="/api/v1/me/tips", description="The caller's own named tips"
 )
 
-GEOJSON = "application/geo+json"
 FOLLOW_SECRET_HEADER = "X-Follow-Secret"  # noqa: S105 - a header name
 
 
@@ -123,6 +122,13 @@ def _listed_item(row, crs: str) -> dict[str, Any]:
         accuracy_m = row["accuracy_m"]
         item["location"] = {"lon": round(lon, 7), "lat": round(lat, 7), "accuracy_m": accuracy_m}
     return item
+
+
+def _pop_position(properties: dict[str, Any]) -> list[float] | None:
+    """A listed tip's [lon, lat] taken out of its properties; None for a tip with an address
+    only (it is left off the map)."""
+    location = properties.pop("location")
+    return None if location is None else [location["lon"], location["lat"]]
 
 
 _TIP_FIELDS = tuple(s.TipSchema._declared_fields)
@@ -231,28 +237,9 @@ class Tips(MethodView):
         result = paginate(db.session, query, scalars=False, **page)
         items = [_listed_item(row, args["crs"]) for row in result["items"]]
         if wants_geojson():
-            features = []
-            for item in items:
-                location = item.pop("location")
-                if location is not None:
-                    features.append(
-                        {
-                            "type": "Feature",
-                            "geometry": {
-                                "type": "Point",
-                                "coordinates": [location["lon"], location["lat"]],
-                            },
-                            "properties": item,
-                            "id": item["id"],
-                        }
-                    )
-            collection = {"type": "FeatureCollection", "features": features}
+            collection = geojson.point_collection(items, _pop_position)
             collection.update(page=result["page"], total=result["total"])
-            return fastjson.answer(
-                with_crs(collection, args["crs"]),
-                mimetype=GEOJSON,
-                headers=crs_headers(args["crs"]),
-            )
+            return geojson.answer(collection, args["crs"])
         return fastjson.answer({**result, "items": items})
 
 

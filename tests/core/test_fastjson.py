@@ -32,7 +32,7 @@ def test_datetimes_can_keep_the_str_form_an_answer_always_had():
 
 def test_the_answer_is_utf8_with_chinese_as_it_is(app):
     with app.test_request_context():
-        response = fastjson.answer({"name": "骑手驿站"}, mimetype=fastjson.GEOJSON)
+        response = fastjson.answer({"name": "骑手驿站"}, mimetype="application/geo+json")
     assert response.mimetype == "application/geo+json"
     assert response.get_data() == '{"name":"骑手驿站"}'.encode()
 
