@@ -32,6 +32,8 @@ MAX_ATTEMPTS = 3
 BACKOFF_S = 0.5
 MAX_BACKOFF_S = 4.0
 TIMEOUT_S = 10
+# The SDK logs whole requests and answers (the numbers among them) at DEBUG.
+SDK_LOGGER = "tencentcloud_sdk_common"
 _RETRIED = frozenset({"InternalError", "RequestLimitExceeded"})
 _INVALID = frozenset({"InvalidParameterValue.IncorrectPhoneNumber"})
 
@@ -102,6 +104,8 @@ class TencentSmsSender:
             from tencentcloud.common.profile.http_profile import HttpProfile
             from tencentcloud.sms.v20210111 import sms_client
 
+            # Numbers must not reach a log, even with LOG_LEVEL=DEBUG.
+            logging.getLogger(SDK_LOGGER).setLevel(logging.WARNING)
             http = HttpProfile(reqTimeout=self.timeout_s)
             if self.endpoint:
                 http.endpoint = self.endpoint

@@ -141,6 +141,17 @@ def test_without_credentials_sms_are_logged_never_with_the_number(
         assert volunteer.phone not in str(record.__dict__)
 
 
+def test_the_sdk_never_logs_the_numbers_even_at_debug(offered, run_fallback, tencent, caplog):
+    task, (volunteer,) = offered()
+    tencent.fail_next(["InternalError"])
+    with caplog.at_level(logging.DEBUG):
+        assert run_fallback(task) == {"sent": 1}
+    assert caplog.records  # the logging is on
+    for record in caplog.records:
+        assert volunteer.phone not in record.getMessage()
+        assert volunteer.phone not in str(record.__dict__)
+
+
 def test_make_sms_sender_uses_tencent_only_with_credentials():
     assert isinstance(sms.make_sms_sender({}), sms.LoggingSmsSender)
     sender = sms.make_sms_sender(
