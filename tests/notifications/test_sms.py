@@ -89,6 +89,25 @@ def test_an_internal_error_is_retried_with_backoff(offered, run_fallback, sms_ro
     assert sms_rows(task)[0].attempts == 2
 
 
+@pytest.mark.parametrize(
+    ("code", "retried"),
+    [
+        ("InternalError", True),
+        ("RequestLimitExceeded", True),
+        ("LimitExceeded.PhoneNumberDailyLimit", False),
+        ("FailedOperation.SignatureIncorrectOrUnapproved", False),
+    ],
+)
+def test_only_errors_that_sent_nothing_and_may_pass_are_retried(tencent, code, retried):
+    tencent.fail_next([code])
+    (outcome,) = make_sender(tencent).send([sms.Sms(1, "+8613900000001", ("a",))])
+    if retried:
+        assert (outcome.status, outcome.attempts) == ("sent", 2)
+    else:
+        assert (outcome.status, outcome.error, outcome.attempts) == ("failed", code, 1)
+        assert len(tencent.received) == 1
+
+
 def test_internal_errors_that_persist_fail_after_max_attempts(
     offered, run_fallback, sms_rows, tencent
 ):
