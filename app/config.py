@@ -8,6 +8,7 @@ every secret is set, long and distinct.
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -28,6 +29,17 @@ SECRET_SETTINGS = (
     "TIP_FOLLOW_KEY",
     "CLUE_SIGNING_SECRET",
 )
+
+
+# All or none: Tencent Cloud SMS sends only with every one of them.
+TENCENT_SMS_CREDENTIALS = (
+    "TENCENT_SMS_SECRET_ID",
+    "TENCENT_SMS_SECRET_KEY",
+    "TENCENT_SMS_SDK_APP_ID",
+    "TENCENT_SMS_SIGN_NAME",
+    "TENCENT_SMS_TEMPLATE_ID",
+)
+_QUIET_HOURS = re.compile(r"([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d")
 
 
 class ConfigError(RuntimeError):
@@ -229,6 +241,21 @@ class Config:
     FCM_CREDENTIALS_FILE: str = ""
     FCM_PROJECT_ID: str = ""
     FCM_ENDPOINT: str = ""
+    # SMS fallback (notifications/fallback.py): an urgent task's notification not received
+    # within SMS_FALLBACK_AFTER_S is sent by SMS to volunteers who consented, at most
+    # SMS_DAILY_LIMIT a day (in SERVICE_TIMEZONE) each; SMS_QUIET_HOURS ("22:00-07:00", local,
+    # empty for none) hold back SMS of non-urgent kinds only. Tencent Cloud SMS sends when its
+    # credentials are given, else a logging sender records each SMS as `logged`.
+    SMS_FALLBACK_AFTER_S: int = 60
+    SMS_DAILY_LIMIT: int = 3
+    SMS_QUIET_HOURS: str = "22:00-07:00"
+    TENCENT_SMS_SECRET_ID: str = ""
+    TENCENT_SMS_SECRET_KEY: str = ""
+    TENCENT_SMS_SDK_APP_ID: str = ""
+    TENCENT_SMS_SIGN_NAME: str = ""
+    TENCENT_SMS_TEMPLATE_ID: str = ""
+    TENCENT_SMS_REGION: str = "ap-guangzhou"
+    TENCENT_SMS_ENDPOINT: str = ""
     # A volunteer's on-duty position is kept this long after its last report.
     DUTY_POSITION_MINUTES: int = 120
     # A radius task nobody has answered shows staff no count of recipients below this.
@@ -318,6 +345,12 @@ class Config:
             or os.environ.get("GOOGLE_APPLICATION_CREDENTIALS", ""),
             FCM_PROJECT_ID=os.environ.get("FCM_PROJECT_ID", ""),
             FCM_ENDPOINT=os.environ.get("FCM_ENDPOINT", ""),
+            SMS_FALLBACK_AFTER_S=_env_int("SMS_FALLBACK_AFTER_S", 60),
+            SMS_DAILY_LIMIT=_env_int("SMS_DAILY_LIMIT", 3),
+            SMS_QUIET_HOURS=os.environ.get("SMS_QUIET_HOURS", "22:00-07:00"),
+            **{name: os.environ.get(name, "") for name in TENCENT_SMS_CREDENTIALS},
+            TENCENT_SMS_REGION=os.environ.get("TENCENT_SMS_REGION", "ap-guangzhou"),
+            TENCENT_SMS_ENDPOINT=os.environ.get("TENCENT_SMS_ENDPOINT", ""),
             DUTY_POSITION_MINUTES=_env_int("DUTY_POSITION_MINUTES", 120),
             TASK_MIN_COUNT_SHOWN=_env_int("TASK_MIN_COUNT_SHOWN", 5),
             HEATMAP_MIN_REPORTERS=_env_int("HEATMAP_MIN_REPORTERS", 5),
@@ -372,6 +405,7 @@ class Config:
             raise ConfigError("DUTY_POSITION_MINUTES must be between 5 and 1440")
         if self.FCM_CREDENTIALS_FILE and not Path(self.FCM_CREDENTIALS_FILE).is_file():
             raise ConfigError(f"FCM_CREDENTIALS_FILE {self.FCM_CREDENTIALS_FILE} is not a file")
+        self._validate_sms()
         if not 1 <= self.LOGIN_DEVICE_DAYS <= 400:
             raise ConfigError("LOGIN_DEVICE_DAYS must be between 1 and 400")
         for language in TERMS_LANGUAGES:
@@ -383,6 +417,25 @@ class Config:
         if self.IDEMPOTENCY_TTL_DAYS < 30:
             # Phones stay offline for days; a key that expires early lets a replay duplicate.
             raise ConfigError("IDEMPOTENCY_TTL_DAYS must be at least 30")
+
+    def _validate_sms(self) -> None:
+        if not 10 <= self.SMS_FALLBACK_AFTER_S <= 3600:
+            raise ConfigError("SMS_FALLBACK_AFTER_S must be between 10 and 3600")
+        if not 0 <= self.SMS_DAILY_LIMIT <= 20:
+            raise ConfigError("SMS_DAILY_LIMIT must be between 0 (no SMS) and 20")
+        if self.SMS_QUIET_HOURS and not _QUIET_HOURS.fullmatch(self.SMS_QUIET_HOURS):
+            raise ConfigError(
+                f"SMS_QUIET_HOURS {self.SMS_QUIET_HOURS!r} is not HH:MM-HH:MM (or empty for none)"
+            )
+        given = [name for name in TENCENT_SMS_CREDENTIALS if getattr(self, name)]
+        if given and len(given) < len(TENCENT_SMS_CREDENTIALS):
+            missing = sorted(set(TENCENT_SMS_CREDENTIALS) - set(given))
+            raise ConfigError(
+                "Tencent Cloud SMS needs all of its settings; missing: " + ", ".join(missing)
+            )
+        for name in ("TENCENT_SMS_SDK_APP_ID", "TENCENT_SMS_TEMPLATE_ID"):
+            if getattr(self, name) and not getattr(self, name).isdigit():
+                raise ConfigError(f"{name} must be digits (as the SMS console shows it)")
 
     def as_flask_config(self) -> dict:
         return {f.name: getattr(self, f.name) for f in fields(self)}

@@ -53,6 +53,7 @@ class Notification(db.Model):
 PLATFORMS = ("android", "ios", "web")
 PROVIDERS = ("fcm", "apns", "jpush")
 DELIVERY_STATUSES = ("pending", "sent", "logged", "unregistered", "invalid", "failed")
+CHANNELS = ("push", "sms")
 
 
 class Device(db.Model):
@@ -83,7 +84,8 @@ class Device(db.Model):
 
 
 class Delivery(db.Model):
-    """One push of one notification to one device, and what FCM answered."""
+    """One push of one notification to one device, and what its provider answered; or
+    (`channel` sms, no device) the SMS fallback of a notification, at most one each."""
 
     __tablename__ = "deliveries"
     __table_args__ = (
@@ -92,7 +94,15 @@ class Delivery(db.Model):
             "status IN ('pending', 'sent', 'logged', 'unregistered', 'invalid', 'failed')",
             name="status",
         ),
+        CheckConstraint("channel IN ('push', 'sms')", name="channel"),
         Index("ix_deliveries_task_status", "task_id", "status"),
+        # one SMS per notification; also what a volunteer's SMS of the day are counted from
+        Index(
+            "uq_deliveries_sms_notification",
+            "notification_id",
+            unique=True,
+            postgresql_where=text("channel = 'sms'"),
+        ),
         Index("ix_deliveries_pending", "id", postgresql_where=text("status = 'pending'")),
     )
 
@@ -104,8 +114,10 @@ class Delivery(db.Model):
         ForeignKey("devices.id", ondelete="SET NULL"), index=True
     )
     task_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)  # for a task's delivery statistics
+    channel: Mapped[str] = mapped_column(String(10), server_default="push")
     status: Mapped[str] = mapped_column(String(15), server_default="pending")
-    error: Mapped[str | None] = mapped_column(String(40))
+    # a provider's error code (Tencent's reach 42 characters)
+    error: Mapped[str | None] = mapped_column(String(80))
     attempts: Mapped[int] = mapped_column(Integer, server_default="0")
     message_id: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[dt.datetime] = mapped_column(

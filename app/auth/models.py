@@ -79,6 +79,9 @@ class User(Timestamps, db.Model):
     terms_accepted_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     location_sharing: Mapped[bool] = mapped_column(Boolean, server_default="false")
     location_sharing_changed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    # SMS when an urgent task's push is not received in time: a consent of its own
+    sms_consent: Mapped[bool] = mapped_column(Boolean, server_default="false")
+    sms_consent_changed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
 
     jurisdiction: Mapped[list[Area]] = relationship(secondary=user_areas, lazy="selectin")
 
@@ -97,14 +100,16 @@ class User(Timestamps, db.Model):
             "terms_accepted_at": self.terms_accepted_at,
             "location_sharing": self.location_sharing,
             "location_sharing_changed_at": self.location_sharing_changed_at,
+            "sms_consent": self.sms_consent,
+            "sms_consent_changed_at": self.sms_consent_changed_at,
         }
 
 
 class ConsentEvent(db.Model):
-    """Append-only history of consents given and withdrawn (terms, location sharing)."""
+    """Append-only history of consents given and withdrawn (terms, location sharing, SMS)."""
 
     __tablename__ = "consent_events"
-    __table_args__ = (CheckConstraint("kind IN ('terms', 'location_sharing')", name="kind"),)
+    __table_args__ = (CheckConstraint("kind IN ('terms', 'location_sharing', 'sms')", name="kind"),)
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
     user_id: Mapped[uuid.UUID] = mapped_column(

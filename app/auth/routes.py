@@ -147,7 +147,7 @@ class Me(MethodView):
     @me_blp.arguments(MeUpdateSchema)
     @me_blp.response(200, UserSchema)
     def patch(self, body):
-        """Change your volunteer types, skills, home community or location-sharing consent.
+        """Change your volunteer types, skills, home community, location or SMS consent.
 
         Roles, verification and identity are not yours to change: such fields answer 422.
         Moving to another community withdraws your verification until its staff verify you.

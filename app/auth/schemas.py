@@ -69,6 +69,8 @@ class ConsentStateSchema(Schema):
     terms_accepted_at = fields.DateTime(allow_none=True)
     location_sharing = fields.Boolean()
     location_sharing_changed_at = fields.DateTime(allow_none=True)
+    sms_consent = fields.Boolean()
+    sms_consent_changed_at = fields.DateTime(allow_none=True)
 
 
 class UserSchema(Schema):
@@ -123,6 +125,12 @@ class MeUpdateSchema(Schema):
     skills = fields.List(fields.String(validate=_TAG), validate=validate.Length(max=20))
     home_community_id = fields.UUID(allow_none=True)
     location_sharing = fields.Boolean()
+    sms_consent = fields.Boolean(
+        metadata={
+            "description": "SMS when an urgent task's push is not received in time (a separate "
+            "consent, off unless given; withdrawing stops SMS at once)"
+        }
+    )
 
 
 class PasswordChangeSchema(Schema):

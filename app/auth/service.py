@@ -92,6 +92,16 @@ def set_location_sharing(session: Session, user: User, granted: bool) -> None:
     _record_consent(session, user, "location_sharing", "granted" if granted else "withdrawn")
 
 
+def set_sms_consent(session: Session, user: User, granted: bool) -> None:
+    """SMS for urgent tasks whose push went unanswered: separate, revocable, recorded each time.
+    The fallback reads it when it sends, so a withdrawal stops SMS not yet sent."""
+    if user.sms_consent == granted and user.sms_consent_changed_at is not None:
+        return
+    user.sms_consent = granted
+    user.sms_consent_changed_at = _now()
+    _record_consent(session, user, "sms", "granted" if granted else "withdrawn")
+
+
 def _identity(session: Session, id_number: str | None) -> tuple[bytes | None, str | None]:
     if not id_number:
         return None, None
@@ -340,6 +350,8 @@ def update_me(session: Session, user: User, values: dict[str, Any]) -> User:
         user.verified_by = None
     if "location_sharing" in values:
         set_location_sharing(session, user, values["location_sharing"])
+    if "sms_consent" in values:
+        set_sms_consent(session, user, values["sms_consent"])
     session.flush()
     return user
 

@@ -155,6 +155,14 @@ class TaskStatsSchema(Schema):
             "written to the log, not sent), unregistered, invalid, failed"
         },
     )
+    sms = fields.Dict(
+        keys=fields.String(),
+        values=fields.Integer(),
+        metadata={
+            "description": "the SMS fallback of urgent tasks, per volunteer: pending, sent, "
+            "logged (no SMS credentials), invalid (number refused), failed; not in deliveries"
+        },
+    )
     received = fields.Integer(
         allow_none=True,
         metadata={"description": "volunteers whose app reported the push arrived"},

@@ -44,6 +44,7 @@ from app.service_record.service import replace_entries
 from app.tasks.models import DutyStatus, Task, TaskRecipient
 from app.teams.models import Team
 from app.tips.models import Tip
+from notifications import fallback
 from notifications.service import notify
 
 ACTIVE = ("open", "filled")  # lifecycles a volunteer may still act on
@@ -341,6 +342,8 @@ def fan_out(session: Session, task_id: uuid.UUID, phase: int, now: dt.datetime) 
         return 0
     recipients = choose_recipients(session, task_row, phase)
     _offer(session, task_row, recipients)
+    if recipients:  # urgent kinds: SMS to those whose app has not reported the push by then
+        fallback.schedule(task_row, current_app.config["SMS_FALLBACK_AFTER_S"])
     task_row.phase = phase
     widen_after = task_row.targeting.get("widen_after_s") or 0
     if (
@@ -545,7 +548,10 @@ STATS_SQL = text(
           GROUP BY response) r) AS responses,
       (SELECT json_object_agg(status, n) FROM (
           SELECT status, count(*) AS n FROM deliveries WHERE task_id = :task
-          GROUP BY status) d) AS deliveries,
+          AND channel = 'push' GROUP BY status) d) AS deliveries,
+      (SELECT json_object_agg(status, n) FROM (
+          SELECT status, count(*) AS n FROM deliveries WHERE task_id = :task
+          AND channel = 'sms' GROUP BY status) s) AS sms,
       (SELECT count(*) FROM task_recipients WHERE task_id = :task) AS recipients,
       (SELECT count(*) FROM notifications WHERE subject_type = 'task' AND subject_id = :task
           AND received_at IS NOT NULL) AS received
@@ -557,7 +563,7 @@ def statistics(session: Session, task_row: Task, min_count_shown: int) -> dict[s
     """Recipients, answers, deliveries and who engaged. A radius task nobody has answered yet
     shows no count below `min_count_shown`: how many phones a point and a radius reached would
     otherwise locate volunteers ("1 recipient within 200 m of my door"), probe by probe."""
-    responses, deliveries, recipients, received = session.execute(
+    responses, deliveries, sms, recipients, received = session.execute(
         STATS_SQL, {"task": task_row.id}
     ).one()
     answered = any(key != "no_answer" for key in responses or {})
@@ -567,6 +573,7 @@ def statistics(session: Session, task_row: Task, min_count_shown: int) -> dict[s
             "recipients_below": min_count_shown,
             "responses": {},
             "deliveries": {},
+            "sms": {},
             "volunteers": [],
         }
     engaged = (
@@ -595,6 +602,7 @@ def statistics(session: Session, task_row: Task, min_count_shown: int) -> dict[s
         "recipients_below": None,
         "responses": responses or {},
         "deliveries": deliveries or {},
+        "sms": sms or {},
         "received": received,
         "volunteers": [dict(row) for row in engaged],
     }

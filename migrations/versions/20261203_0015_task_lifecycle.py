@@ -3,7 +3,7 @@ lock), so that a dispatcher reads its lifecycle (open, filled, completed, expire
 from the row, without counting thousands of recipients per task in a list.
 
 Revision ID: 0015
-Revises: 0012
+Revises: 0014
 Create Date: 2026-12-03 07:00:00
 
 """
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0015"
-down_revision = "0012"
+down_revision = "0014"
 branch_labels = None
 depends_on = None
 

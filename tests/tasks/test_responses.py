@@ -194,6 +194,7 @@ def test_counts_that_would_locate_volunteers_are_withheld_until_someone_answers(
         "recipients_below": threshold,
         "responses": {},
         "deliveries": {},
+        "sms": {},  # an SMS count would locate them as well
         "volunteers": [],
     }
     answer(client, token_for, few[0], task, action="decline")
