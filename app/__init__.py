@@ -44,6 +44,9 @@ def create_app(config: Config | None = None) -> Flask:
 
     config = config or Config.from_env()
     app = Flask(__name__, static_folder=None)
+    # UTF-8 with Chinese as it is (3 bytes a character), not \uXXXX escapes (6): every JSON
+    # answer, as the orjson-written ones (app/core/fastjson.py) and problems already were.
+    app.json.ensure_ascii = False
     app.config.from_mapping(config.as_flask_config())
     app.config.update(openapi_settings())
     app.config.update(

@@ -9,13 +9,14 @@ from flask import current_app, json
 from flask.views import MethodView
 from geoalchemy2.shape import to_shape
 
-from app.core import audit, geojson
+from app.core import audit, geojson, preconditions
 from app.core.auth import GRID_STAFF, VOLUNTEER, current_user
 from app.core.blueprint import Blueprint
 from app.core.db import in_transaction, one_statement
 from app.core.geojson import GEOJSON, CellFeatureCollectionSchema
 from app.core.pagination import PageArgsSchema, page_of, paginate
 from app.core.periods import period
+from app.core.preconditions import versioned
 from app.extensions import db
 from app.patrols import checkpoints, coverage, ingest, service
 from app.patrols import schemas as s
@@ -168,10 +169,6 @@ _CHECKPOINT_ATTRIBUTES = [
 ]
 
 
-def _checkpoint_version(checkpoint: Checkpoint) -> dict[str, Any]:
-    return {"id": str(checkpoint.id), "version": checkpoint.version}
-
-
 @checkpoints_blp.route("")
 class Checkpoints(MethodView):
     @checkpoints_blp.role_required(GRID_STAFF)
@@ -210,26 +207,26 @@ class Compliance(MethodView):
 @checkpoints_blp.route("/<uuid:checkpoint_id>")
 class CheckpointById(MethodView):
     @checkpoints_blp.login_required
-    @checkpoints_blp.etag
+    @versioned(checkpoints_blp)
     @checkpoints_blp.arguments(s.TrackArgsSchema, location="query")
     @checkpoints_blp.response(200, s.CheckpointSchema)
     def get(self, args, checkpoint_id):
         """One checkpoint. Its ETag goes back as If-Match when staff change it."""
         checkpoint = checkpoints.visible(db.session, current_user(), checkpoint_id)
-        checkpoints_blp.set_etag(_checkpoint_version(checkpoint))
+        preconditions.tag("checkpoint", checkpoint)
         return _checkpoint_item(checkpoint, args["crs"])
 
     @checkpoints_blp.role_required(GRID_STAFF)
-    @checkpoints_blp.etag
+    @versioned(checkpoints_blp, edit=True, read_by="GET /checkpoints/{checkpoint_id}")
     @checkpoints_blp.arguments(s.CheckpointUpdateSchema)
     @checkpoints_blp.response(200, s.CheckpointSchema)
     def patch(self, body, checkpoint_id):
         """Change a checkpoint of your jurisdiction; send the ETag you read as `If-Match`."""
         actor = current_user()
         checkpoint = checkpoints.managed(db.session, actor, checkpoint_id)
-        checkpoints_blp.check_etag(_checkpoint_version(checkpoint))
+        preconditions.require("checkpoint", checkpoint)
         checkpoint = checkpoints.update(db.session, actor, checkpoint, body)
-        checkpoints_blp.set_etag(_checkpoint_version(checkpoint))
+        preconditions.tag("checkpoint", checkpoint)
         return _checkpoint_item(checkpoint)
 
 

@@ -30,7 +30,7 @@ from app.core.fields import (
     UnjudgedObject,
 )
 from app.core.geojson import GeoJSONFormatArgsSchema
-from app.core.i18n import _
+from app.core.i18n import _, _l
 from app.patrols.models import PATROL_KINDS, PATROL_STATUSES, SCAN_METHODS
 from app.patrols.schedule import DAYS
 
@@ -184,7 +184,7 @@ class CheckInItemSchema(Schema):
         required=True,
         validate=[
             validate.Length(1, 64),
-            validate.Predicate("isprintable", error="Printable characters only."),
+            validate.Predicate("isprintable", error=_l("Printable characters only.")),
         ],
         metadata={
             "description": "any id the app generates for this fix (a UUID is usual), 1 to 64 "

@@ -8,7 +8,7 @@ from flask import Response, current_app
 from flask.views import MethodView
 from geoalchemy2.shape import to_shape
 
-from app.core import fastjson, geojson
+from app.core import fastjson, geojson, preconditions
 from app.core.auth import GRID_STAFF, current_user
 from app.core.blueprint import Blueprint
 from app.core.caching import public_data
@@ -16,6 +16,7 @@ from app.core.errors import Unprocessable
 from app.core.geojson import GEOJSON, wants_geojson
 from app.core.i18n import _
 from app.core.pagination import PageArgsSchema, page_of, paginate
+from app.core.preconditions import versioned
 from app.extensions import db, limiter
 from app.stations import answers, service, transfer
 from app.stations.models import Station
@@ -230,17 +231,17 @@ class VisitsSummary(MethodView):
 class StationById(MethodView):
     @blp.public
     @public_data
-    @blp.etag
+    @versioned(blp)
     @blp.arguments(CrsArgsSchema, location="query")
     @blp.response(200, StationSchema)
     def get(self, args, station_id):
         """One station (closed ones only for staff of its area). Its ETag goes back as If-Match."""
         station = service.get_station(db.session, station_id, _optional_user())
-        blp.set_etag(_version(station))
+        preconditions.tag("station", station)
         return _item(station, args["crs"])
 
     @blp.role_required(GRID_STAFF)
-    @blp.etag
+    @versioned(blp, edit=True, read_by="GET /stations/{station_id}")
     @blp.arguments(StationUpdateSchema)
     @blp.arguments(CrsArgsSchema, location="query")
     @blp.response(200, StationSchema)
@@ -248,9 +249,9 @@ class StationById(MethodView):
         """Change a station of your jurisdiction; send the ETag you read as `If-Match`."""
         actor = current_user()
         station = service.get_managed_station(db.session, actor, station_id)
-        blp.check_etag(_version(station))
+        preconditions.require("station", station)
         station = service.update_station(db.session, actor, station, body)
-        blp.set_etag(_version(station))
+        preconditions.tag("station", station)
         return _item(station, args["crs"])
 
 
@@ -305,12 +306,6 @@ class Stats(MethodView):
         """Visits per day and per hour of the day (Asia/Shanghai), `from`..`to` inclusive."""
         station = service.get_managed_station(db.session, current_user(), station_id)
         return service.station_stats(db.session, station, args["from_"], args["to"])
-
-
-def _version(station) -> dict:
-    """What the ETag stands for: this version of the station (not `open_now`, which changes by
-    the hour, nor the coordinate system it is read in)."""
-    return {"id": str(station.id), "version": station.version}
 
 
 def _optional_user():

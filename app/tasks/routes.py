@@ -9,10 +9,11 @@ from flask import current_app
 from flask.views import MethodView
 from geoalchemy2.shape import to_shape
 
+from app.core import preconditions
 from app.core.auth import GRID_STAFF, VOLUNTEER, current_user
 from app.core.blueprint import Blueprint
 from app.core.pagination import PageArgsSchema, page_of, paginate
-from app.core.preconditions import require_if_match
+from app.core.preconditions import versioned
 from app.extensions import db
 from app.tasks import schemas as s
 from app.tasks import service
@@ -44,10 +45,6 @@ def _task_item(task_row: Task, crs: str = "wgs84") -> dict[str, Any]:
     return item
 
 
-def _version(task_row: Task) -> dict[str, Any]:
-    return {"id": str(task_row.id), "version": task_row.version}
-
-
 @tasks_blp.route("")
 class Tasks(MethodView):
     @tasks_blp.role_required(GRID_STAFF)
@@ -76,12 +73,12 @@ class Tasks(MethodView):
 @tasks_blp.route("/<uuid:task_id>")
 class TaskById(MethodView):
     @tasks_blp.role_required(GRID_STAFF)
-    @tasks_blp.etag
+    @versioned(tasks_blp)
     @tasks_blp.response(200, s.TaskDetailSchema)
     def get(self, task_id):
         """A task of your jurisdiction with its responses and delivery statistics."""
         task_row = service.managed(db.session, current_user(), task_id)
-        tasks_blp.set_etag(_version(task_row))
+        preconditions.tag("task", task_row)
         statistics = service.statistics(
             db.session, task_row, current_app.config["TASK_MIN_COUNT_SHOWN"]
         )
@@ -91,17 +88,15 @@ class TaskById(MethodView):
 @tasks_blp.route("/<uuid:task_id>/cancel")
 class CancelTask(MethodView):
     @tasks_blp.role_required(GRID_STAFF)
-    @tasks_blp.etag
-    @tasks_blp.alt_response(412, response="PRECONDITION_FAILED")
-    @tasks_blp.alt_response(428, response="PRECONDITION_REQUIRED")
+    @versioned(tasks_blp, edit=True, read_by="GET /tasks/{task_id}")
     @tasks_blp.arguments(s.CancelSchema)
     @tasks_blp.response(200, s.TaskSchema)
     def post(self, body, task_id):
         """Cancel a task (send the ETag you read as `If-Match`); those who accepted are told."""
         task_row = service.managed(db.session, current_user(), task_id)
-        require_if_match(tasks_blp._generate_etag(_version(task_row)), "task")
+        preconditions.require("task", task_row)
         task_row = service.cancel(db.session, task_row, body.get("reason"))
-        tasks_blp.set_etag(_version(task_row))
+        preconditions.tag("task", task_row)
         return _task_item(task_row)
 
 

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import uuid
 from typing import Any
 
-from flask import Response, current_app, request, url_for
+from flask import current_app, request, url_for
 from flask.views import MethodView
 from geoalchemy2.shape import to_shape
 
 from app.auth.models import User
-from app.core import audit, fastjson, geojson
+from app.core import audit, fastjson, geojson, preconditions
 from app.core.auth import (
     ADMIN,
     GRID_STAFF,
@@ -27,7 +26,7 @@ from app.core.errors import NotFound
 from app.core.geojson import GEOJSON, wants_geojson
 from app.core.i18n import _
 from app.core.pagination import PageArgsSchema, page_of, paginate
-from app.core.preconditions import require_if_match
+from app.core.preconditions import versioned
 from app.extensions import anonymous_bucket, db, limiter
 from app.tips import schemas as s
 from app.tips import service
@@ -132,40 +131,6 @@ def _pop_position(properties: dict[str, Any]) -> list[float] | None:
 
 
 _TIP_FIELDS = tuple(s.TipSchema._declared_fields)
-
-
-def _etag(tip: Tip) -> str:
-    """The version of the tip (bumped by every change), not of how it was rendered."""
-    return hashlib.sha256(f"tip:{tip.id}:{tip.version}".encode()).hexdigest()[:32]
-
-
-def _require_if_match(tip: Tip) -> None:
-    """Staff edits of a tip carry the ETag they read (If-Match): 428 without, 412 if stale."""
-    require_if_match(_etag(tip), "tip")
-
-
-def _if_match_doc(func):
-    func = tips_blp.alt_response(412, response="PRECONDITION_FAILED")(func)
-    func = tips_blp.alt_response(428, response="PRECONDITION_REQUIRED")(func)
-    return tips_blp.doc(
-        parameters=[
-            {
-                "in": "header",
-                "name": "If-Match",
-                "required": True,
-                "schema": {"type": "string"},
-                "description": "the ETag of GET /tips/{tip_id}",
-            }
-        ]
-    )(func)
-
-
-def _answer_with_etag(tip: Tip, body: dict[str, Any], status: int = 200) -> Response:
-    response = current_app.response_class(
-        json.dumps(body, default=str), status=status, mimetype="application/json"
-    )
-    response.set_etag(_etag(tip))
-    return response
 
 
 def _detail(tip: Tip, crs: str) -> dict[str, Any]:
@@ -338,32 +303,34 @@ class FollowInformation(MethodView):
 @tips_blp.route("/<uuid:tip_id>")
 class TipById(MethodView):
     @tips_blp.role_required(GRID_STAFF)
+    @versioned(tips_blp)
     @tips_blp.arguments(s.CrsArgsSchema, location="query")
     @tips_blp.response(200, s.TipDetailSchema)
     def get(self, args, tip_id):
         """A tip of your jurisdiction with its photos, history and duplicates. Its ETag goes
         back as If-Match on edits, transitions and merges."""
         tip = service.get_for_staff(db.session, current_user(), tip_id)
-        body = s.TipDetailSchema().dump(_detail(tip, args["crs"]))
-        return _answer_with_etag(tip, body)
+        preconditions.tag("tip", tip)
+        return _detail(tip, args["crs"])
 
     @tips_blp.role_required(GRID_STAFF)
-    @_if_match_doc
+    @versioned(tips_blp, edit=True, read_by="GET /tips/{tip_id}")
     @tips_blp.arguments(s.TipUpdateSchema)
     @tips_blp.response(200, s.TipSchema)
     def patch(self, body, tip_id):
         """Correct a tip's category or priority."""
         actor = current_user()
         tip = service.get_for_staff(db.session, actor, tip_id, lock=True)
-        _require_if_match(tip)
+        preconditions.require("tip", tip)
         tip = service.edit(db.session, actor, tip, body)
-        return _answer_with_etag(tip, s.TipSchema().dump(_staff_item(tip, "wgs84")))
+        preconditions.tag("tip", tip)
+        return _staff_item(tip, "wgs84")
 
 
 @tips_blp.route("/<uuid:tip_id>/public-summary")
 class PublicSummary(MethodView):
     @tips_blp.role_required(GRID_STAFF)
-    @_if_match_doc
+    @versioned(tips_blp, edit=True, read_by="GET /tips/{tip_id}")
     @tips_blp.arguments(s.PublicSummarySchema)
     @tips_blp.response(200, s.TipSchema)
     @tips_blp.alt_response(409, response="CONFLICT")
@@ -376,15 +343,16 @@ class PublicSummary(MethodView):
         """
         actor = current_user()
         tip = service.get_for_staff(db.session, actor, tip_id, lock=True)
-        _require_if_match(tip)
+        preconditions.require("tip", tip)
         tip = service.set_public_summary(db.session, actor, tip, body["summary"])
-        return _answer_with_etag(tip, s.TipSchema().dump(_staff_item(tip, "wgs84")))
+        preconditions.tag("tip", tip)
+        return _staff_item(tip, "wgs84")
 
 
 @tips_blp.route("/<uuid:tip_id>/transitions")
 class Transitions(MethodView):
     @tips_blp.role_required(GRID_STAFF)
-    @_if_match_doc
+    @versioned(tips_blp, edit=True, read_by="GET /tips/{tip_id}")
     @tips_blp.arguments(s.TransitionSchema)
     @tips_blp.response(200, s.TipSchema)
     @tips_blp.alt_response(409, response="CONFLICT")
@@ -400,7 +368,7 @@ class Transitions(MethodView):
         """
         actor = current_user()
         tip = service.get_for_staff(db.session, actor, tip_id, lock=True)
-        _require_if_match(tip)
+        preconditions.require("tip", tip)
         tip = service.transition(
             db.session,
             actor,
@@ -410,7 +378,8 @@ class Transitions(MethodView):
             public=body["public"],
             assignee_id=body["assignee_id"],
         )
-        return _answer_with_etag(tip, s.TipSchema().dump(_staff_item(tip, "wgs84")))
+        preconditions.tag("tip", tip)
+        return _staff_item(tip, "wgs84")
 
 
 @tips_blp.route("/<uuid:tip_id>/notes")
@@ -428,7 +397,7 @@ class Notes(MethodView):
 @tips_blp.route("/<uuid:tip_id>/merge")
 class Merge(MethodView):
     @tips_blp.role_required(GRID_STAFF)
-    @_if_match_doc
+    @versioned(tips_blp, edit=True, read_by="GET /tips/{tip_id}")
     @tips_blp.arguments(s.MergeSchema)
     @tips_blp.response(200, s.TipSchema)
     @tips_blp.alt_response(409, response="CONFLICT")
@@ -440,9 +409,10 @@ class Merge(MethodView):
         """
         actor = current_user()
         tip = service.get_for_staff(db.session, actor, tip_id, lock=True)
-        _require_if_match(tip)
+        preconditions.require("tip", tip)
         tip = service.merge(db.session, actor, tip, body["into"])
-        return _answer_with_etag(tip, s.TipSchema().dump(_staff_item(tip, "wgs84")))
+        preconditions.tag("tip", tip)
+        return _staff_item(tip, "wgs84")
 
 
 @tips_blp.route("/<uuid:tip_id>/reporter")
