@@ -185,6 +185,9 @@ class ApnsSender:
 
     def __post_init__(self) -> None:
         self._token = ProviderToken(load_key(self.key_file), self.key_id, self.team_id, self.clock)
+        # httpx logs every request's URL at INFO, and APNs' URLs carry the device token: a
+        # token is personal data that our logs never hold (as the logging sender's).
+        logging.getLogger("httpx").setLevel(max(logging.WARNING, logging.getLogger("httpx").level))
 
     # -- the loop the client lives on -------------------------------------------------------
 
@@ -290,14 +293,14 @@ class ApnsSender:
             )
         except httpx.TransportError as exc:  # a dropped connection, a time-out: try again
             logger.warning("APNs request failed: %s", type(exc).__name__)
-            return "retry", type(exc).__name__, None, 0.0
+            return "retry", type(exc).__name__[:40], None, 0.0
         reason = None
         if response.status_code != 200:
             try:
                 reason = response.json().get("reason")
             except (ValueError, AttributeError):
                 reason = None
-            reason = reason or f"HTTP {response.status_code}"
+            reason = str(reason or f"HTTP {response.status_code}")[:40]
         status = classify(response.status_code, reason)
         message_id = response.headers.get("apns-id") if status == "sent" else None
         return status, reason, message_id, _retry_after(response)

@@ -148,17 +148,21 @@ class JPushSender:
             response = request.send()
         except common.Unauthorized:
             _refused(1004)
-            return _Answer("failed", "1004 unauthorized")
+            return _Answer("failed", "1004")
         except common.JPushFailure as failure:
             status = failure.response.status_code
             code = failure.error_code if isinstance(failure.error_code, int) else None
             if code in REFUSED:
                 _refused(code)
-            error = f"{code} {failure.details}" if code else f"HTTP {status}"
-            return _Answer(classify(status, code), error[:200], wait_s=_reset_s(failure.response))
+            outcome = classify(status, code)
+            if outcome not in ("unregistered", "retry"):
+                logger.warning("JPush refused a push: %s %s", code, failure.details)
+            # The delivery keeps JPush's code (its error column is short), the log its words.
+            error = str(code) if code else f"HTTP {status}"
+            return _Answer(outcome, error, wait_s=_reset_s(failure.response))
         except (common.APIConnectionException, common.APIRequestException) as exc:
             logger.warning("JPush request failed: %s", exc)
-            return _Answer("retry", type(exc).__name__)
+            return _Answer("retry", type(exc).__name__[:40])
         except (AttributeError, ValueError) as exc:  # the SDK choked on an answer not JSON
             logger.warning("JPush answered something unreadable: %s", type(exc).__name__)
             return _Answer("retry", "unreadable answer")

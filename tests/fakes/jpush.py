@@ -170,7 +170,7 @@ def running(delay_s: float = 0.0) -> Iterator[FakeJPush]:
     fake = FakeJPush(delay_s=delay_s)
     server = _Server(fake)
     fake.base_url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     try:
         yield fake
