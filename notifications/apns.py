@@ -242,6 +242,15 @@ class ApnsSender:
                 ", ".join(sorted(refused)),
                 extra={"provider": "apns", "failed": len(outcomes)},
             )
+        failed = [o.error for o in outcomes if o.status == "failed" and o.error not in REFUSED]
+        if failed:  # one line a send, not one a push
+            logger.warning(
+                "APNs: %d of %d pushes failed after retries (%s)",
+                len(failed),
+                len(outcomes),
+                ", ".join(sorted(set(map(str, failed)))),
+                extra={"provider": "apns"},
+            )
         return outcomes
 
     async def _send_all(self, pushes: Sequence[Push]) -> list[Outcome]:
@@ -292,8 +301,10 @@ class ApnsSender:
                 f"/3/device/{push.token}", content=body, headers=headers
             )
         except httpx.TransportError as exc:  # a dropped connection, a time-out: try again
-            logger.warning("APNs request failed: %s", type(exc).__name__)
             return "retry", type(exc).__name__[:40], None, 0.0
+        except Exception as exc:  # one push's surprise must not lose the others' outcomes
+            logger.exception("APNs request failed unexpectedly")
+            return "failed", type(exc).__name__[:40], None, 0.0
         reason = None
         if response.status_code != 200:
             try:

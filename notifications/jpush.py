@@ -31,6 +31,7 @@ import itertools
 import json
 import logging
 import random
+import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -89,8 +90,13 @@ class JPushSender:
     sleep: Callable[[float], None] = time.sleep
     name: str = "jpush"
     _client: Any = field(default=None, init=False, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     def _jpush(self):
+        with self._lock:  # a worker runs several send jobs at once
+            return self._make_client()
+
+    def _make_client(self):
         if self._client is None:
             import jpush
             from jpush import common
