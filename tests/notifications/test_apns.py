@@ -277,3 +277,24 @@ def test_a_key_that_is_not_p256_is_refused(tmp_path):
     path.write_text("not a key")
     with pytest.raises(apns_module.ApnsKeyError):
         load_key(path)
+
+
+def test_a_surprise_in_one_push_fails_that_push_only(apns_sender, apns_fake, monkeypatch, caplog):
+    broken, fine = pushes(2)
+    post = httpx.AsyncClient.post
+
+    async def sometimes(client, url, **kwargs):
+        if broken.token in str(url):
+            raise RuntimeError("surprise")
+        return await post(client, url, **kwargs)
+
+    monkeypatch.setattr(httpx.AsyncClient, "post", sometimes)
+    with caplog.at_level(logging.WARNING, logger=apns_module.__name__):
+        outcome = by_key(apns_sender.send([broken, fine]))
+    assert (outcome[0].status, outcome[0].error, outcome[0].attempts) == (
+        "failed",
+        "RuntimeError",
+        1,
+    )
+    assert outcome[1].status == "sent"
+    assert any("1 of 2 pushes failed" in r.getMessage() for r in caplog.records)

@@ -146,3 +146,15 @@ def test_an_unreachable_service_is_retried_then_failed():
     (outcome,) = sender.send(pushes(1))
     assert (outcome.status, outcome.attempts) == ("failed", MAX_ATTEMPTS)
     assert len(slept) == MAX_ATTEMPTS - 1
+
+
+def test_a_ttl_past_jpush_s_10_days_is_capped_and_sandbox_is_development(jpush_fake):
+    sender = JPushSender(
+        jpush_fake.app_key,
+        jpush_fake.master_secret,
+        endpoint=jpush_fake.base_url,
+        apns_production=False,
+    )
+    sender.send(pushes(1, ttl_s=30 * 24 * 3600))
+    options = jpush_fake.received[0].body["options"]
+    assert options == {"time_to_live": jpush_module.MAX_TTL_S, "apns_production": False}
