@@ -64,6 +64,17 @@ def _env_int(name: str, default: int) -> int:
         raise ConfigError(f"{name} must be a whole number, not {raw!r}") from exc
 
 
+def _env_bool(name: str, default: bool) -> bool:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    if raw.lower() in {"1", "true", "yes", "on"}:
+        return True
+    if raw.lower() in {"0", "false", "no", "off"}:
+        return False
+    raise ConfigError(f"{name} must be true or false, not {raw!r}")
+
+
 def local_secret(name: str) -> str:
     """A random secret of this checkout (var/secrets/<name>, mode 0600 in a 0700 directory),
     made on first use, so that no development secret is ever published with the code."""
@@ -256,6 +267,22 @@ class Config:
     TENCENT_SMS_TEMPLATE_ID: str = ""
     TENCENT_SMS_REGION: str = "ap-guangzhou"
     TENCENT_SMS_ENDPOINT: str = ""
+    # APNs directly (iPhones; notifications/apns.py): a .p8 signing key, its key id, the team
+    # id and the app's bundle id, all four or none; without them iPhones' pushes are logged.
+    # APNS_SANDBOX sends to Apple's development service; APNS_ENDPOINT (tests, benchmarks) to
+    # a local APNs-compatible server.
+    APNS_KEY_FILE: str = ""
+    APNS_KEY_ID: str = ""
+    APNS_TEAM_ID: str = ""
+    APNS_TOPIC: str = ""
+    APNS_SANDBOX: bool = False
+    APNS_ENDPOINT: str = ""
+    # JPush (Android phones without Google services; notifications/jpush.py): the JPush app's
+    # key and master secret, both or none. JPUSH_ENDPOINT: another JPush host (the Beijing
+    # zone's https://bjapi.push.jiguang.cn; tests: a local fake).
+    JPUSH_APP_KEY: str = ""
+    JPUSH_MASTER_SECRET: str = ""
+    JPUSH_ENDPOINT: str = ""
     # A volunteer's on-duty position is kept this long after its last report.
     DUTY_POSITION_MINUTES: int = 120
     # A radius task nobody has answered shows staff no count of recipients below this.
@@ -351,6 +378,15 @@ class Config:
             **{name: os.environ.get(name, "") for name in TENCENT_SMS_CREDENTIALS},
             TENCENT_SMS_REGION=os.environ.get("TENCENT_SMS_REGION", "ap-guangzhou"),
             TENCENT_SMS_ENDPOINT=os.environ.get("TENCENT_SMS_ENDPOINT", ""),
+            APNS_KEY_FILE=os.environ.get("APNS_KEY_FILE", ""),
+            APNS_KEY_ID=os.environ.get("APNS_KEY_ID", ""),
+            APNS_TEAM_ID=os.environ.get("APNS_TEAM_ID", ""),
+            APNS_TOPIC=os.environ.get("APNS_TOPIC", ""),
+            APNS_SANDBOX=_env_bool("APNS_SANDBOX", False),
+            APNS_ENDPOINT=os.environ.get("APNS_ENDPOINT", ""),
+            JPUSH_APP_KEY=os.environ.get("JPUSH_APP_KEY", ""),
+            JPUSH_MASTER_SECRET=os.environ.get("JPUSH_MASTER_SECRET", ""),
+            JPUSH_ENDPOINT=os.environ.get("JPUSH_ENDPOINT", ""),
             DUTY_POSITION_MINUTES=_env_int("DUTY_POSITION_MINUTES", 120),
             TASK_MIN_COUNT_SHOWN=_env_int("TASK_MIN_COUNT_SHOWN", 5),
             HEATMAP_MIN_REPORTERS=_env_int("HEATMAP_MIN_REPORTERS", 5),
@@ -406,6 +442,8 @@ class Config:
         if self.FCM_CREDENTIALS_FILE and not Path(self.FCM_CREDENTIALS_FILE).is_file():
             raise ConfigError(f"FCM_CREDENTIALS_FILE {self.FCM_CREDENTIALS_FILE} is not a file")
         self._validate_sms()
+        self._validate_apns()
+        self._validate_jpush()
         if not 1 <= self.LOGIN_DEVICE_DAYS <= 400:
             raise ConfigError("LOGIN_DEVICE_DAYS must be between 1 and 400")
         for language in TERMS_LANGUAGES:
@@ -436,6 +474,36 @@ class Config:
         for name in ("TENCENT_SMS_SDK_APP_ID", "TENCENT_SMS_TEMPLATE_ID"):
             if getattr(self, name) and not getattr(self, name).isdigit():
                 raise ConfigError(f"{name} must be digits (as the SMS console shows it)")
+
+    def _validate_apns(self) -> None:
+        apns = ("APNS_KEY_FILE", "APNS_KEY_ID", "APNS_TEAM_ID", "APNS_TOPIC")
+        given = [name for name in apns if getattr(self, name)]
+        if given and len(given) < len(apns):
+            missing = ", ".join(name for name in apns if name not in given)
+            raise ConfigError(f"APNs needs {', '.join(apns)} together: {missing} unset")
+        if not given:
+            return
+        from notifications.apns import ApnsKeyError, load_key
+
+        try:
+            load_key(self.APNS_KEY_FILE)
+        except ApnsKeyError as exc:
+            raise ConfigError(f"APNS_KEY_FILE: {exc}") from exc
+        if not re.fullmatch(r"[A-Z0-9]{10}", self.APNS_KEY_ID):
+            raise ConfigError("APNS_KEY_ID must be the key's 10-character id (AuthKey_<id>.p8)")
+        if not re.fullmatch(r"[A-Z0-9]{10}", self.APNS_TEAM_ID):
+            raise ConfigError("APNS_TEAM_ID must be the 10-character Apple team id")
+        self._validate_endpoint("APNS_ENDPOINT")
+
+    def _validate_jpush(self) -> None:
+        if bool(self.JPUSH_APP_KEY) != bool(self.JPUSH_MASTER_SECRET):
+            raise ConfigError("JPush needs JPUSH_APP_KEY and JPUSH_MASTER_SECRET together")
+        self._validate_endpoint("JPUSH_ENDPOINT")
+
+    def _validate_endpoint(self, name: str) -> None:
+        value = getattr(self, name)
+        if value and not re.fullmatch(r"https?://[^/\s]+/?", value):
+            raise ConfigError(f"{name} must be a URL of a host, as https://host[:port]")
 
     def as_flask_config(self) -> dict:
         return {f.name: getattr(self, f.name) for f in fields(self)}

@@ -1,5 +1,6 @@
-"""Push delivery: messages to devices through FCM (the real firebase-admin SDK), or a logging
-sender when no credentials are configured (so `make run` works offline).
+"""Push delivery: messages to devices through FCM (the real firebase-admin SDK), APNs
+(notifications/apns.py) or JPush (notifications/jpush.py), each device through its own
+provider, or a logging sender for a provider without credentials (so `make run` works offline).
 
 `FcmSender.send` sends in chunks of at most 500 with `messaging.send_each`, and sorts every
 answer into an outcome: `sent`, `unregistered` (the token is dead: the caller deletes the
@@ -82,7 +83,7 @@ def fit(title: str, body: str, data: dict[str, str]) -> tuple[str, str]:
 
 
 class LoggingSender:
-    """Without FCM credentials: every push is logged (kind and counts, never a token) and
+    """Without a provider's credentials: every push is logged (kind and counts, never a token) and
     counted as `logged`, not `sent`: staff must not read a log line as a phone reached."""
 
     name = "logging"
@@ -227,9 +228,40 @@ def _retry_after(error) -> float:
         return 0.0
 
 
-def make_sender(config: dict[str, Any]) -> Sender:
-    """FCM when credentials are configured (FCM_CREDENTIALS_FILE, FCM_PROJECT_ID), else the
-    logging sender."""
+PROVIDERS = ("fcm", "apns", "jpush")
+
+
+def make_sender(config: dict[str, Any], provider: str = "fcm") -> Sender:
+    """The sender of `provider` when its credentials are configured, else the logging sender:
+    fcm (FCM_CREDENTIALS_FILE, FCM_PROJECT_ID), apns (notifications/apns.py: APNS_KEY_FILE,
+    APNS_KEY_ID, APNS_TEAM_ID, APNS_TOPIC), jpush (notifications/jpush.py: JPUSH_APP_KEY,
+    JPUSH_MASTER_SECRET)."""
+    if provider == "apns":
+        if not config.get("APNS_KEY_FILE"):
+            return LoggingSender()
+        from notifications.apns import PRODUCTION, SANDBOX, ApnsSender
+
+        return ApnsSender(
+            key_file=config["APNS_KEY_FILE"],
+            key_id=config["APNS_KEY_ID"],
+            team_id=config["APNS_TEAM_ID"],
+            topic=config["APNS_TOPIC"],
+            endpoint=config.get("APNS_ENDPOINT")
+            or (SANDBOX if config.get("APNS_SANDBOX") else PRODUCTION),
+        )
+    if provider == "jpush":
+        if not config.get("JPUSH_APP_KEY"):
+            return LoggingSender()
+        from notifications.jpush import ENDPOINT, JPushSender
+
+        return JPushSender(
+            app_key=config["JPUSH_APP_KEY"],
+            master_secret=config["JPUSH_MASTER_SECRET"],
+            endpoint=config.get("JPUSH_ENDPOINT") or ENDPOINT,
+            apns_production=not config.get("APNS_SANDBOX"),
+        )
+    if provider != "fcm":
+        raise ValueError(f"unknown push provider {provider!r}")
     if config.get("FCM_CREDENTIALS_FILE"):
         return FcmSender(
             credentials_file=config["FCM_CREDENTIALS_FILE"],

@@ -71,12 +71,14 @@ _TEXTS = {
 URGENT_KINDS = frozenset({"urgent_assist"})
 
 
-def sender():
-    """The application's sender (made once per application)."""
-    made = current_app.extensions.get("qunfang.push_sender")
+def sender(provider: str = "fcm"):
+    """The application's sender for `provider` (made once per application), kept as
+    `qunfang.push_sender` (fcm) or `qunfang.push_sender.<provider>` in its extensions."""
+    name = "qunfang.push_sender" if provider == "fcm" else f"qunfang.push_sender.{provider}"
+    made = current_app.extensions.get(name)
     if made is None:
-        made = push.make_sender(current_app.config)
-        current_app.extensions["qunfang.push_sender"] = made
+        made = push.make_sender(current_app.config, provider)
+        current_app.extensions[name] = made
     return made
 
 
@@ -212,7 +214,8 @@ def _push_of(delivery_id, token: str, kind: str, data: dict[str, Any]) -> push.P
 
 
 def send(session: Session, delivery_ids: Sequence[uuid.UUID]) -> dict[str, int]:
-    """Push the pending deliveries among `delivery_ids` and record what FCM answered."""
+    """Push the pending deliveries among `delivery_ids` and record what the providers
+    answered."""
     rows = session.execute(
         select(Delivery.id, Device.token, Notification.kind, Notification.data, Device.provider)
         .join(Device, Device.id == Delivery.device_id)
@@ -228,9 +231,8 @@ def send(session: Session, delivery_ids: Sequence[uuid.UUID]) -> dict[str, int]:
         return {}
     outcomes: list[push.Outcome] = []
     for provider, pushes in by_provider.items():
-        # An APNs or JPush token means nothing to FCM: until their senders exist, those pushes
-        # are logged (and counted `logged`), never sent to FCM to come back invalid.
-        outcomes += (sender() if provider == "fcm" else push.LoggingSender()).send(pushes)
+        # Each device through its own provider: an APNs or JPush token means nothing to FCM.
+        outcomes += sender(provider).send(pushes)
     now = dt.datetime.now(dt.UTC)
     counts: dict[str, int] = {}
     for outcome in outcomes:

@@ -230,7 +230,8 @@ class DutyArgsSchema(Schema):
 
 
 class DeviceCreateSchema(Schema):
-    token = fields.String(required=True, validate=validate.Length(20, 4096))
+    # FCM tokens run to ~160 characters, APNs' to 64 hex; JPush registration ids are 19.
+    token = fields.String(required=True, validate=validate.Length(11, 4096))
     platform = fields.String(required=True, validate=validate.OneOf(PLATFORMS))
     provider = fields.String(load_default="fcm", validate=validate.OneOf(PROVIDERS))
     app_version = fields.String(load_default=None, validate=validate.Length(1, 40))

@@ -1,0 +1,324 @@
+"""APNs directly (issue #16): token-based auth and HTTP/2, for iPhones that FCM does not reach.
+
+Apple's provider API: `POST /3/device/{token}` over HTTP/2, authorised by a JWT (ES256, signed
+with the team's .p8 key, `kid` = the key id, `iss` = the team id). Apple refuses a token older
+than an hour and one refreshed more often than every 20 minutes (TooManyProviderTokenUpdates),
+so one token is signed and kept for 50 minutes, for every request of every send.
+
+Why httpx (with h2) and not aioapns: both are HTTP/2 over asyncio, but httpx and h2 are already
+pinned (no new dependency), httpx lets us choose the endpoint (a local fake in tests) and the
+concurrency, and every outcome below is ours to decide; aioapns answers with its own result
+objects and its own retry policy on top of a connection pool of its own.
+
+All pushes of a send go concurrently (at most `concurrency` in flight) over one multiplexed
+HTTP/2 connection, which is kept open between sends, as Apple asks (a connection per
+notification looks like a denial-of-service attack to APNs). The client lives on an event loop
+of its own in a daemon thread; `send` is synchronous (the job worker calls it from its threads)
+and waits for that loop.
+
+Outcomes: 200 `sent` (the `apns-id` as message id); BadDeviceToken, DeviceTokenNotForTopic
+(400) and Unregistered/ExpiredToken (410) `unregistered` (the caller deletes the device); other
+400s and 413 `invalid`; 429 and 5xx (and a broken connection) are retried with exponential
+backoff, then `failed`; 403 (refused credentials) `failed`, logged as an error, except
+ExpiredProviderToken, which signs a new token (when the old one is at least 20 minutes old)
+and tries again. No Flask here: the settings come in as arguments.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+import re
+import threading
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import jwt
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+from notifications.push import BACKOFF_S, MAX_ATTEMPTS, MAX_BACKOFF_S, Outcome, Push
+
+logger = logging.getLogger(__name__)
+
+PRODUCTION = "https://api.push.apple.com"
+SANDBOX = "https://api.sandbox.push.apple.com"
+TOKEN_REFRESH_S = 50 * 60  # Apple refuses a token older than 60 minutes
+TOKEN_MIN_AGE_S = 20 * 60  # ... and one refreshed more often than every 20 minutes
+CONCURRENCY = 100  # streams in flight; APNs allows up to 1000 on a connection
+TIMEOUT_S = 10.0
+_TOKEN = re.compile(r"^[0-9A-Fa-f]{64,200}$")
+
+UNREGISTERED = frozenset(
+    {"BadDeviceToken", "DeviceTokenNotForTopic", "Unregistered", "ExpiredToken"}
+)
+
+# 403s: APNs refuses who we are (key, key id, team, or the topic is not the team's app).
+REFUSED = frozenset(
+    {
+        "InvalidProviderToken",
+        "MissingProviderToken",
+        "ExpiredProviderToken",
+        "Forbidden",
+        "BadCertificate",
+        "BadCertificateEnvironment",
+    }
+)
+
+
+class ApnsKeyError(ValueError):
+    """The .p8 file is not an EC P-256 private key."""
+
+
+def load_key(path: str | Path) -> ec.EllipticCurvePrivateKey:
+    """The signing key of an AuthKey_XXXXXXXXXX.p8 file (PKCS#8 PEM, EC P-256)."""
+    try:
+        key = load_pem_private_key(Path(path).read_bytes(), password=None)
+    except (OSError, ValueError, TypeError) as exc:
+        raise ApnsKeyError(f"{path} is not a readable .p8 private key: {exc}") from exc
+    if not isinstance(key, ec.EllipticCurvePrivateKey) or key.curve.name != "secp256r1":
+        raise ApnsKeyError(f"{path} is not an EC P-256 key (APNs signs with ES256)")
+    return key
+
+
+class ProviderToken:
+    """The JWT every request carries, signed once and reused for TOKEN_REFRESH_S."""
+
+    def __init__(
+        self,
+        key: ec.EllipticCurvePrivateKey,
+        key_id: str,
+        team_id: str,
+        clock: Callable[[], float] = time.time,
+    ):
+        self._key, self._key_id, self._team_id, self._clock = key, key_id, team_id, clock
+        self._lock = threading.Lock()
+        self._token: str | None = None
+        self._issued_at = 0
+        self.signed = 0  # how many tokens were signed (tests, metrics)
+
+    def get(self) -> str:
+        with self._lock:
+            if self._token is None or self._clock() - self._issued_at >= TOKEN_REFRESH_S:
+                self._sign()
+            return self._token
+
+    def expired(self, token: str) -> bool:
+        """APNs said `token` expired: sign a new one, unless another request already did or
+        the current one is too young to replace (then our clock is wrong, and refreshing would
+        only earn TooManyProviderTokenUpdates). True when there is a new token to try."""
+        with self._lock:
+            if token != self._token:
+                return True
+            if self._clock() - self._issued_at < TOKEN_MIN_AGE_S:
+                return False
+            self._sign()
+            return True
+
+    def _sign(self) -> None:
+        issued_at = int(self._clock())
+        self._token = jwt.encode(
+            {"iss": self._team_id, "iat": issued_at},
+            self._key,
+            algorithm="ES256",
+            headers={"kid": self._key_id},
+        )
+        self._issued_at = issued_at
+        self.signed += 1
+
+
+def payload(push: Push) -> bytes:
+    """The notification's JSON: the alert in `aps`, our data beside it (as FCM's data)."""
+    aps: dict[str, Any] = {
+        "alert": {"title": push.title, "body": push.body},
+        # Shown at once, even in a Focus mode, only for urgent tasks.
+        "interruption-level": "time-sensitive" if push.urgent else "active",
+    }
+    if push.urgent:
+        aps["sound"] = "default"
+    return json.dumps({**push.data, "aps": aps}, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def classify(status: int, reason: str | None) -> str:
+    """The outcome of one answer: sent, unregistered, invalid, failed; `retry` for 429, 5xx;
+    `refresh` for an expired provider token."""
+    if status == 200:
+        return "sent"
+    if reason in UNREGISTERED or status == 410:
+        return "unregistered"
+    if status == 403 and reason == "ExpiredProviderToken":
+        return "refresh"
+    if status == 429 or status >= 500:
+        return "retry"
+    if status in (400, 413):
+        return "invalid"
+    return "failed"  # 403 (credentials), 404 BadPath, 405
+
+
+@dataclass
+class ApnsSender:
+    """APNs over HTTP/2 with a .p8 key. `endpoint` is Apple's production or sandbox host, or
+    (tests, benchmarks) a local APNs-compatible server; an `http://` endpoint is spoken as
+    HTTP/2 without TLS (prior knowledge), as APNs itself accepts nothing but HTTP/2."""
+
+    key_file: str
+    key_id: str
+    team_id: str
+    topic: str  # the app's bundle id
+    endpoint: str = PRODUCTION
+    concurrency: int = CONCURRENCY
+    timeout_s: float = TIMEOUT_S
+    sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep
+    clock: Callable[[], float] = time.time
+    name: str = "apns"
+    _token: ProviderToken = field(init=False, repr=False)
+    _client: httpx.AsyncClient | None = field(default=None, init=False, repr=False)
+    _loop: asyncio.AbstractEventLoop | None = field(default=None, init=False, repr=False)
+    _thread: threading.Thread | None = field(default=None, init=False, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._token = ProviderToken(load_key(self.key_file), self.key_id, self.team_id, self.clock)
+        # httpx logs every request's URL at INFO, and APNs' URLs carry the device token: a
+        # token is personal data that our logs never hold (as the logging sender's).
+        logging.getLogger("httpx").setLevel(max(logging.WARNING, logging.getLogger("httpx").level))
+
+    # -- the loop the client lives on -------------------------------------------------------
+
+    def _running_loop(self) -> asyncio.AbstractEventLoop:
+        with self._lock:
+            if self._loop is None:
+                loop = asyncio.new_event_loop()
+                thread = threading.Thread(target=loop.run_forever, name="apns", daemon=True)
+                thread.start()
+                self._loop, self._thread = loop, thread
+            return self._loop
+
+    def close(self) -> None:
+        """Close the connection and stop the loop (tests; a process exiting needs nothing)."""
+        with self._lock:
+            loop, thread, self._loop, self._thread = self._loop, self._thread, None, None
+        if loop is None:
+            return
+        asyncio.run_coroutine_threadsafe(self._aclose(), loop).result(timeout=10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout=10)
+        loop.close()
+
+    async def _aclose(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    def _http(self) -> httpx.AsyncClient:
+        if self._client is None:  # made on the loop, used only there
+            self._client = httpx.AsyncClient(
+                base_url=self.endpoint,
+                http1=False,
+                http2=True,
+                timeout=self.timeout_s,
+                limits=httpx.Limits(max_connections=1, max_keepalive_connections=1),
+            )
+        return self._client
+
+    # -- sending ------------------------------------------------------------------------------
+
+    def send(self, pushes: Sequence[Push]) -> list[Outcome]:
+        if not pushes:
+            return []
+        future = asyncio.run_coroutine_threadsafe(self._send_all(pushes), self._running_loop())
+        outcomes = future.result()
+        refused = {o.error for o in outcomes if o.status == "failed" and o.error in REFUSED}
+        if refused:
+            logger.error(
+                "APNs refused our credentials (%s): check APNS_KEY_FILE, APNS_KEY_ID, "
+                "APNS_TEAM_ID and APNS_TOPIC",
+                ", ".join(sorted(refused)),
+                extra={"provider": "apns", "failed": len(outcomes)},
+            )
+        failed = [o.error for o in outcomes if o.status == "failed" and o.error not in REFUSED]
+        if failed:  # one line a send, not one a push
+            logger.warning(
+                "APNs: %d of %d pushes failed after retries (%s)",
+                len(failed),
+                len(outcomes),
+                ", ".join(sorted(set(map(str, failed)))),
+                extra={"provider": "apns"},
+            )
+        return outcomes
+
+    async def _send_all(self, pushes: Sequence[Push]) -> list[Outcome]:
+        gate = asyncio.Semaphore(max(1, self.concurrency))
+        return list(await asyncio.gather(*(self._send_one(p, gate) for p in pushes)))
+
+    async def _send_one(self, push: Push, gate: asyncio.Semaphore) -> Outcome:
+        if not _TOKEN.match(push.token):
+            # APNs would answer BadDeviceToken; a token that is not hex never reaches the path.
+            return Outcome(push.key, "unregistered", error="BadDeviceToken", attempts=0)
+        body = payload(push)
+        status, reason, message_id, retry_after = "failed", None, None, 0.0
+        refreshed = False
+        attempt = 0
+        while attempt < MAX_ATTEMPTS:
+            attempt += 1
+            token = self._token.get()
+            async with gate:
+                status, reason, message_id, retry_after = await self._post(push, body, token)
+            if status == "refresh" and not refreshed and self._token.expired(token):
+                refreshed = True  # a new token is not a new attempt at the service's limits
+                attempt -= 1
+                continue
+            if status == "refresh":
+                status = "failed"
+            if status != "retry":
+                break
+            if attempt < MAX_ATTEMPTS:
+                delay = min(MAX_BACKOFF_S, max(retry_after, BACKOFF_S * 2 ** (attempt - 1)))
+                await self.sleep(delay * (1 + random.random() / 4))  # noqa: S311 - jitter
+        if status == "retry":
+            status = "failed"
+        return Outcome(push.key, status, message_id, reason, attempt)
+
+    async def _post(
+        self, push: Push, body: bytes, token: str
+    ) -> tuple[str, str | None, str | None, float]:
+        headers = {
+            "authorization": f"bearer {token}",
+            "apns-topic": self.topic,
+            "apns-push-type": "alert",
+            "apns-priority": "10" if push.urgent else "5",
+            "apns-expiration": str(int(self.clock()) + push.ttl_s),
+            "content-type": "application/json",
+        }
+        try:
+            response = await self._http().post(
+                f"/3/device/{push.token}", content=body, headers=headers
+            )
+        except httpx.TransportError as exc:  # a dropped connection, a time-out: try again
+            return "retry", type(exc).__name__[:40], None, 0.0
+        except Exception as exc:  # one push's surprise must not lose the others' outcomes
+            logger.exception("APNs request failed unexpectedly")
+            return "failed", type(exc).__name__[:40], None, 0.0
+        reason = None
+        if response.status_code != 200:
+            try:
+                reason = response.json().get("reason")
+            except (ValueError, AttributeError):
+                reason = None
+            reason = str(reason or f"HTTP {response.status_code}")[:40]
+        status = classify(response.status_code, reason)
+        message_id = response.headers.get("apns-id") if status == "sent" else None
+        return status, reason, message_id, _retry_after(response)
+
+
+def _retry_after(response: httpx.Response) -> float:
+    try:
+        return float(response.headers.get("retry-after") or 0)
+    except ValueError:
+        return 0.0
