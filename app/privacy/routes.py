@@ -8,6 +8,7 @@ from app.core.auth import current_user
 from app.core.blueprint import Blueprint
 from app.core.pagination import PageArgsSchema, page_of, paginate
 from app.extensions import db
+from app.privacy import jobs as _jobs  # noqa: F401 - registers the periodic job
 from app.privacy import service
 from app.privacy.schemas import AccessSchema
 
