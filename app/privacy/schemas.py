@@ -51,3 +51,31 @@ class DeletionScheduledSchema(Schema):
         required=True,
         metadata={"description": "what stays after erasure because the law requires it"},
     )
+
+
+def _section(description: str) -> fields.List:
+    return fields.List(fields.Dict(), required=True, metadata={"description": description})
+
+
+class DataCopySchema(Schema):
+    """A copy of your data; each list is newest first and capped (see `limits`, `truncated`)."""
+
+    generated_at = fields.String(required=True)
+    profile = fields.Dict(required=True, metadata={"description": "your account"})
+    consent_history = _section("every consent given and withdrawn")
+    devices = _section("your phones registered for pushes (tokens masked)")
+    duty = fields.Dict(required=True, metadata={"description": "whether you are on duty now"})
+    team_memberships = _section("teams joined and left")
+    patrols = _section("your patrols with their track and the check-ins still kept")
+    tips = _section("your named tips: photos (links) and the history you may see")
+    tasks = _section("tasks sent to you and your answers")
+    service_hours = _section("credited service time by day and source")
+    station_visits = _section("station visits made while signed in")
+    notifications = _section("your notifications")
+    access_log = _section("who (which role) read your data, as GET /me/access-log")
+    limits = fields.Dict(required=True, metadata={"description": "the caps applied"})
+    truncated = fields.List(
+        fields.String(),
+        required=True,
+        metadata={"description": "sections that held more than the cap"},
+    )

@@ -25,8 +25,8 @@ from app.extensions import db
 from app.privacy.jobs import erase_deleted_accounts
 from tests.auth.test_sessions import id_number
 from tests.conftest import PASSWORD, make_app, server_url, throwaway_database
-from tests.patrols.conftest import COMMUNITY, HOME, item
-from tests.tips.conftest import jpeg, tip_body, upload
+from tests.patrols.conftest import COMMUNITY
+from tests.privacy.people import everything_of_a_volunteer, ok
 
 PG_DUMP = next(
     (
@@ -59,10 +59,6 @@ HOLDING = {
 }
 
 
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
-
-
 @pytest.fixture(scope="module")
 def own_database():
     """A migrated database with the demo data, for this module alone: its rows are committed
@@ -78,14 +74,6 @@ def own_database():
         finally:
             with app.app_context():
                 db.engine.dispose()
-
-
-def _ok(response, status=(200, 201, 202)):
-    assert response.status_code in (status if isinstance(status, tuple) else (status,)), (
-        response.status_code,
-        response.get_json(),
-    )
-    return response.get_json()
 
 
 def _bearer(token):
@@ -105,7 +93,7 @@ def _register(client, app, phone, name, serial, location_sharing=True):
         "home_community_id": community,
         "consents": {"terms_version": "2026-11", "location_sharing": location_sharing},
     }
-    answer = _ok(client.post("/api/v1/auth/register", json=body), 201)
+    answer = ok(client.post("/api/v1/auth/register", json=body), 201)
     return answer["user"], _bearer(answer["access_token"])
 
 
@@ -129,109 +117,11 @@ def _staff(client, app, roles, phone):
         )
         db.session.commit()
     login = client.post("/api/v1/auth/login", json={"phone": phone, "password": PASSWORD})
-    return _bearer(_ok(login)["access_token"])
+    return _bearer(ok(login)["access_token"])
 
 
 def _run_jobs(app):
     jobs_module.run_worker(app, wait=False, install_signal_handlers=False)
-
-
-def _everything_of_a_volunteer(client, app, me, staff, liaison):
-    """Profile, consents, device, duty, patrol with track and check-ins, a named tip with a
-    photo and its history (put in a clue batch), a task answered, service hours,
-    notifications, sessions, a team membership and a station visit."""
-    duty = {"on_duty": True, "location": {"lon": HOME[0], "lat": HOME[1]}}
-    _ok(client.put("/api/v1/me/duty", json=duty, headers=me))
-    token = f"fcm-device-token-{uuid.uuid4().hex}"
-    device = {"token": token, "platform": "android"}
-    _ok(client.post("/api/v1/devices", json=device, headers=me), 201)
-    started = _now() - dt.timedelta(hours=2)
-    patrol = _ok(
-        client.post(
-            "/api/v1/patrols",
-            json={"kind": "walk_along", "started_at": started.isoformat()},
-            headers={**me, "Idempotency-Key": str(uuid.uuid4())},
-        ),
-        201,
-    )
-    fixes = [
-        item(started + dt.timedelta(minutes=m), lon=HOME[0] + m * 0.00005) for m in range(0, 60, 2)
-    ]
-    _ok(client.post(f"/api/v1/patrols/{patrol['id']}/checkins", json={"items": fixes}, headers=me))
-    _ok(client.post(f"/api/v1/patrols/{patrol['id']}/end", json={}, headers=me))
-    photo = _ok(upload(client, jpeg(), headers=me), 201)
-    tip = _ok(
-        client.post(
-            "/api/v1/tips",
-            json=tip_body(media_ids=[photo["id"]], police_contact_consent=True),
-            headers={**me, "Idempotency-Key": str(uuid.uuid4())},
-        ),
-        201,
-    )
-    _ok(
-        client.post(
-            f"/api/v1/me/tips/{tip['id']}/information", json={"text": "车是蓝色的"}, headers=me
-        )
-    )
-    etag = client.get(f"/api/v1/tips/{tip['id']}", headers=staff).headers["ETag"]
-    _ok(
-        client.post(
-            f"/api/v1/tips/{tip['id']}/transitions",
-            json={"to": "triaged", "note": "已受理", "public": True},
-            headers={**staff, "If-Match": etag},
-        )
-    )
-    _ok(client.get(f"/api/v1/tips/{tip['id']}/reporter?purpose=回访核实身份", headers=staff))
-    _ok(
-        client.post(
-            "/api/v1/clue-batches",
-            json={"tip_ids": [tip["id"]], "purpose": "派出所核查线索", "case_reference": "JX-1"},
-            headers=liaison,
-        ),
-        (201, 202),
-    )
-    task = _ok(
-        client.post(
-            "/api/v1/tasks",
-            json={
-                "title": "东门协助疏导",
-                "kind": "event_support",
-                "location": {"lon": HOME[0], "lat": HOME[1]},
-                "ends_at": (_now() + dt.timedelta(hours=2)).isoformat(),
-                "needed": 1,
-                "targeting": {"mode": "named", "volunteer_ids": [me_id(client, me)]},
-            },
-            headers=staff,
-        ),
-        201,
-    )
-    _run_jobs(app)  # fan-out and pushes, the clue batch's files
-    for action in ("accept", "arrive", "complete"):
-        body = {"action": action, "location": {"lon": HOME[0], "lat": HOME[1]}}
-        if action == "complete":
-            body["note"] = "已疏导"
-        _ok(client.post(f"/api/v1/tasks/{task['id']}/responses", json=body, headers=me))
-    with app.app_context():
-        user_id = me_id(client, me)
-        team = db.session.scalar(sa.text("SELECT id FROM teams LIMIT 1"))
-        station = db.session.scalar(sa.text("SELECT id FROM stations LIMIT 1"))
-        db.session.execute(
-            sa.text("INSERT INTO team_members (id, team_id, user_id) VALUES (:i, :t, :u)"),
-            {"i": uuid.uuid4(), "t": team, "u": user_id},
-        )
-        db.session.execute(
-            sa.text(
-                "INSERT INTO station_visits (id, station_id, visited_at, volunteer_id) "
-                "VALUES (:i, :s, now(), :u)"
-            ),
-            {"i": uuid.uuid4(), "s": station, "u": user_id},
-        )
-        db.session.commit()
-    return token
-
-
-def me_id(client, headers) -> str:
-    return client.get("/api/v1/me", headers=headers).get_json()["id"]
 
 
 def _dump(owner_url: str) -> dict[str, list[str]]:
@@ -275,9 +165,10 @@ def test_after_erasure_the_dump_names_the_volunteer_nowhere_but_the_audit_trail(
     staff = _staff(client, app, ["grid_staff"], f"137{uuid.uuid4().int % 10**8:08d}")
     liaison = _staff(client, app, ["police_liaison"], f"138{uuid.uuid4().int % 10**8:08d}")
     login = client.post("/api/v1/auth/login", json={"phone": phone, "password": PASSWORD})
-    me = _bearer(_ok(login)["access_token"])  # a second session
-    device_token = _everything_of_a_volunteer(client, app, me, staff, liaison)
-    other_device_token = _everything_of_a_volunteer(client, app, other, staff, liaison)
+    me = _bearer(ok(login)["access_token"])  # a second session
+    run_jobs = lambda: _run_jobs(app)  # noqa: E731
+    device_token = everything_of_a_volunteer(client, app, me, staff, liaison, run_jobs)
+    other_device_token = everything_of_a_volunteer(client, app, other, staff, liaison, run_jobs)
     with app.app_context():
         digest = validators.id_number_digest(
             id_number(41), app.config["ID_NUMBER_HASH_KEY"].encode()
@@ -296,7 +187,7 @@ def test_after_erasure_the_dump_names_the_volunteer_nowhere_but_the_audit_trail(
     held = set(_where(before, user["id"]))
     assert held >= {f"public.{t}" for t in HOLDING} and any("checkins_p" in t for t in held)
 
-    scheduled = _ok(client.delete("/api/v1/me", json={"password": PASSWORD}, headers=me), 202)
+    scheduled = ok(client.delete("/api/v1/me", json={"password": PASSWORD}, headers=me), 202)
     due = dt.datetime.fromisoformat(scheduled["erase_after"]) + dt.timedelta(minutes=1)
     with app.app_context():
         jobs_module.defer(erase_deleted_accounts, timestamp=int(due.timestamp()))
