@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import math
 import secrets
 import time
@@ -41,6 +42,7 @@ from werkzeug.exceptions import TooManyRequests
 from app.auth import validators
 from app.extensions import limiter
 
+logger = logging.getLogger(__name__)
 _SALT = "qunfang-login-device"
 # The account's bucket is shared under this scope (not the login endpoint's own), so that other
 # password checks (deleting the account) draw on the same guesses.
@@ -177,11 +179,15 @@ def count_password_attempt(phone: str) -> None:
     prefix = current_app.config.get("RATELIMIT_KEY_PREFIX", "")
     args = [a for a in (prefix, f"login:{phone}", _ACCOUNT_SCOPE) if a]
     strategy = limiter.limiter
-    spent = [
-        item
-        for item in parse_many(current_app.config["LOGIN_RATE_LIMIT"])
-        if not strategy.hit(item, *args)
-    ]
+    try:
+        spent = [
+            item
+            for item in parse_many(current_app.config["LOGIN_RATE_LIMIT"])
+            if not strategy.hit(item, *args)
+        ]
+    except Exception:  # the limits' store is out: as sign-in's own limits, do not fail the act
+        logger.warning("password attempt not counted: the rate-limit store failed", exc_info=True)
+        return
     if spent:
         reset = max(strategy.get_window_stats(item, *args).reset_time for item in spent)
         raise TooManyRequests(retry_after=max(1, math.ceil(reset - time.time())))

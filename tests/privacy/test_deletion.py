@@ -230,3 +230,13 @@ def test_an_administrator_elsewhere_does_not_see_the_volunteer(
     )
     assert answer.status_code == 404
     assert ledger.changes() == []
+
+
+def test_the_erasure_job_is_periodic(app):
+    from app.core import jobs as jobs_module
+    from app.privacy.jobs import erase_deleted_accounts
+
+    periodic = {
+        p.periodic_id: p for p in jobs_module.jobs.periodic_registry.periodic_tasks.values()
+    }
+    assert periodic["erase_deleted_accounts"].task is erase_deleted_accounts
