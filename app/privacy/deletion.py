@@ -279,11 +279,15 @@ def _tombstone(session: Session, user: User) -> None:
     session.execute(delete(AccountDeletion).where(AccountDeletion.user_id == user.id))
 
 
-def erase(session: Session, user_id: uuid.UUID) -> str:
+def erase(session: Session, user_id: uuid.UUID, export_root: str | None = None) -> str:
     """Erase the person: 'deleted' (the account row and everything hanging on it), or
     'tombstone' (a clue batch handed to the police names the account). The audit record of
     the erasure names the account's id only."""
     user = session.get(User, user_id)
+    if export_root is not None:  # data archives on disk: their rows would cascade, not files
+        from app.privacy import archive
+
+        archive.remove(session, export_root, archive.DataArchive.user_id == user_id)
     _keep_service_totals(session, user)
     _anonymise_tips(session, user_id)
     _forget_elsewhere(session, user_id)
@@ -310,11 +314,11 @@ def erase(session: Session, user_id: uuid.UUID) -> str:
     return outcome
 
 
-def erase_due(session: Session, now: dt.datetime) -> int:
+def erase_due(session: Session, now: dt.datetime, export_root: str | None = None) -> int:
     """Erase every account whose grace period is over; how many were."""
     ids = due(session, now)
     for user_id in ids:
-        erase(session, user_id)
+        erase(session, user_id, export_root)
     return len(ids)
 
 

@@ -8,6 +8,7 @@ import uuid
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    CheckConstraint,
     Date,
     DateTime,
     ForeignKey,
@@ -55,3 +56,24 @@ class AnonymousServiceTotal(db.Model):
     month: Mapped[dt.date] = mapped_column(Date)
     kind: Mapped[str] = mapped_column(String(40))
     seconds: Mapped[int] = mapped_column(BigInteger)
+
+
+ARCHIVE_STATUSES = ("pending", "ready", "failed")
+
+
+class DataArchive(db.Model):
+    """A ZIP copy of a person's data with their tips' photos, made by a job; its file lives
+    under EXPORT_ROOT/personal/<id>.zip until `expires_at` (or the account's erasure)."""
+
+    __tablename__ = "data_archives"
+    __table_args__ = (CheckConstraint("status IN ('pending', 'ready', 'failed')", name="status"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    status: Mapped[str] = mapped_column(String(10), server_default="pending")
+    requested_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), index=True)
+    byte_size: Mapped[int | None] = mapped_column(BigInteger)

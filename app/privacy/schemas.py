@@ -79,3 +79,20 @@ class DataCopySchema(Schema):
         required=True,
         metadata={"description": "sections that held more than the cap"},
     )
+
+
+class DataArchiveSchema(Schema):
+    id = fields.UUID(required=True)
+    status = fields.String(required=True, metadata={"enum": ["pending", "ready", "failed"]})
+    requested_at = fields.AwareDateTime(required=True)
+    finished_at = fields.AwareDateTime(allow_none=True)
+    expires_at = fields.AwareDateTime(
+        allow_none=True, metadata={"description": "the file is deleted then"}
+    )
+    byte_size = fields.Integer(allow_none=True)
+    download_url = fields.Method("_download", allow_none=True)
+
+    def _download(self, archive) -> str | None:
+        if archive.status != "ready":
+            return None
+        return f"/api/v1/me/data/archives/{archive.id}/file"

@@ -7,6 +7,8 @@
   community, month and kind, added up across everyone erased (no row is one person's).
 - `users.verified_by` becomes ON DELETE SET NULL: an erased staff member's verifications stay
   (the audit trail keeps who verified); before, any verification blocked deleting its author.
+- `data_archives`: ZIP copies of a person's data (with their tips' photos) made by a job, kept
+  for a few days for download.
 - `consent_events_erase(uuid)`: consent history is append-only for the application's role; an
   account that must stay as a tombstone (a clue batch handed to the police names it) still has
   its consent history erased, through this SECURITY DEFINER function and nothing broader.
@@ -89,6 +91,28 @@ def upgrade():
             ["id"],
             ondelete="SET NULL",
         )
+    op.create_table(
+        "data_archives",
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column("user_id", sa.Uuid(), nullable=False),
+        sa.Column("status", sa.String(length=10), server_default="pending", nullable=False),
+        sa.Column("requested_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("expires_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("byte_size", sa.BigInteger(), nullable=True),
+        sa.CheckConstraint(
+            "status IN ('pending', 'ready', 'failed')", name=op.f("ck_data_archives_status")
+        ),
+        sa.ForeignKeyConstraint(
+            ["user_id"],
+            ["users.id"],
+            name=op.f("fk_data_archives_user_id_users"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_data_archives")),
+    )
+    op.create_index("ix_data_archives_user_id", "data_archives", ["user_id"], unique=False)
+    op.create_index("ix_data_archives_expires_at", "data_archives", ["expires_at"], unique=False)
     op.execute(ERASE_CONSENTS)
 
 
@@ -99,6 +123,7 @@ def downgrade():
         batch_op.create_foreign_key(
             op.f("fk_users_verified_by_users"), "users", ["verified_by"], ["id"]
         )
+    op.drop_table("data_archives")
     op.drop_table("anonymous_service_totals")
     op.drop_index("ix_account_deletions_erase_after", table_name="account_deletions")
     op.drop_table("account_deletions")
