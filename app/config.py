@@ -227,6 +227,8 @@ class Config:
     MEDIA_MAX_PIXELS: int = 40_000_000
     MEDIA_RATE_LIMIT: str = "60 per hour"
     UNATTACHED_MEDIA_HOURS: int = 24
+    # A deleted account is erased this long after the request; signing in meanwhile cancels it.
+    ACCOUNT_DELETION_GRACE_DAYS: int = 7
     OPEN311_RATE_LIMIT: str = "120 per minute;5000 per day"
     # Clue batches: the Ed25519 signing key is derived from this secret (its public half is
     # published at /api/v1/clue-batches/signing-key); files go under EXPORT_ROOT.
@@ -357,6 +359,7 @@ class Config:
             MEDIA_MAX_PIXELS=_env_int("MEDIA_MAX_PIXELS", 40_000_000),
             MEDIA_RATE_LIMIT=os.environ.get("MEDIA_RATE_LIMIT", "60 per hour"),
             UNATTACHED_MEDIA_HOURS=_env_int("UNATTACHED_MEDIA_HOURS", 24),
+            ACCOUNT_DELETION_GRACE_DAYS=_env_int("ACCOUNT_DELETION_GRACE_DAYS", 7),
             OPEN311_RATE_LIMIT=os.environ.get("OPEN311_RATE_LIMIT", "120 per minute;5000 per day"),
             EXPORT_ROOT=os.environ.get("EXPORT_ROOT") or str(PROJECT_ROOT / "var" / "exports"),
             MAX_BATCH_TIPS=_env_int("MAX_BATCH_TIPS", 100_000),
@@ -444,6 +447,8 @@ class Config:
         self._validate_sms()
         self._validate_apns()
         self._validate_jpush()
+        if not 0 <= self.ACCOUNT_DELETION_GRACE_DAYS <= 90:
+            raise ConfigError("ACCOUNT_DELETION_GRACE_DAYS must be between 0 and 90")
         if not 1 <= self.LOGIN_DEVICE_DAYS <= 400:
             raise ConfigError("LOGIN_DEVICE_DAYS must be between 1 and 400")
         for language in TERMS_LANGUAGES:

@@ -109,6 +109,7 @@ def test_settings_are_read_from_the_environment(env):
     [
         ("MAX_CONTENT_LENGTH", "lots", "whole number"),
         ("IDEMPOTENCY_TTL_DAYS", "7", "at least 30"),
+        ("ACCOUNT_DELETION_GRACE_DAYS", "91", "between 0 and 90"),
         ("QF_ENV", "staging", "QF_ENV"),
     ],
 )

@@ -26,18 +26,27 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
+import math
 import secrets
+import time
 from collections.abc import Callable
 from typing import Any
 
 from flask import current_app, request
 from flask_limiter.util import get_remote_address
 from itsdangerous import BadData, URLSafeTimedSerializer
+from limits import parse_many
+from werkzeug.exceptions import TooManyRequests
 
 from app.auth import validators
 from app.extensions import limiter
 
+logger = logging.getLogger(__name__)
 _SALT = "qunfang-login-device"
+# The account's bucket is shared under this scope (not the login endpoint's own), so that other
+# password checks (deleting the account) draw on the same guesses.
+_ACCOUNT_SCOPE = "login-account"
 
 
 def _cached(name: str, compute: Callable[[], Any]) -> Any:
@@ -142,8 +151,9 @@ def _untrusted() -> bool:
 def login_limits() -> tuple:
     """The decorators of the login view."""
     return (
-        limiter.limit(
+        limiter.shared_limit(
             lambda: current_app.config["LOGIN_RATE_LIMIT"],
+            scope=_ACCOUNT_SCOPE,
             key_func=_account_key,
             exempt_when=lambda: not counted_per_account(),
         ),
@@ -158,3 +168,26 @@ def login_limits() -> tuple:
             exempt_when=_untrusted,
         ),
     )
+
+
+def count_password_attempt(phone: str) -> None:
+    """A password re-entered to confirm an act (deleting the account) is a guess at it like a
+    sign-in without a device token: it is counted against the account's sign-in bucket before
+    the password is checked, and refused (429 with Retry-After) once that bucket is spent."""
+    if not current_app.config.get("RATELIMIT_ENABLED", True):
+        return
+    prefix = current_app.config.get("RATELIMIT_KEY_PREFIX", "")
+    args = [a for a in (prefix, f"login:{phone}", _ACCOUNT_SCOPE) if a]
+    strategy = limiter.limiter
+    try:
+        spent = [
+            item
+            for item in parse_many(current_app.config["LOGIN_RATE_LIMIT"])
+            if not strategy.hit(item, *args)
+        ]
+    except Exception:  # the limits' store is out: as sign-in's own limits, do not fail the act
+        logger.warning("password attempt not counted: the rate-limit store failed", exc_info=True)
+        return
+    if spent:
+        reset = max(strategy.get_window_stats(item, *args).reset_time for item in spent)
+        raise TooManyRequests(retry_after=max(1, math.ceil(reset - time.time())))

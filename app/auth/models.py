@@ -74,7 +74,9 @@ class User(Timestamps, db.Model):
     )
     status: Mapped[str] = mapped_column(String(10), server_default="active")
     verified_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
-    verified_by: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id"))
+    verified_by: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL")
+    )
     terms_version: Mapped[str | None] = mapped_column(String(20))
     terms_accepted_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     location_sharing: Mapped[bool] = mapped_column(Boolean, server_default="false")

@@ -62,6 +62,13 @@ class LoginAnswerSchema(TokenPairSchema):
             "then limited per device, so others' failed attempts cannot lock you out"
         },
     )
+    deletion_cancelled = fields.Boolean(
+        required=True,
+        metadata={
+            "description": "true when this sign-in cancelled your pending account deletion "
+            "(DELETE /api/v1/me): your account and data stay"
+        },
+    )
 
 
 class ConsentStateSchema(Schema):

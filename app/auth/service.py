@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from argon2 import PasswordHasher
@@ -192,6 +192,8 @@ class TokenPair:
     access_token: str
     refresh_token: str
     expires_in: int
+    # A sign-in that cancelled a pending account deletion (app/privacy/deletion.py).
+    deletion_cancelled: bool = False
 
 
 def _issue(session: Session, user: User, auth_session: AuthSession) -> TokenPair:
@@ -256,7 +258,18 @@ def login(session: Session, phone: str, password: str) -> TokenPair:
     audit.record(session, "auth.login", actor=user, object_type="user", object_ids=[user.id])
     if hasher.check_needs_rehash(user.password_hash):
         user.password_hash = hasher.hash(password)
-    return start_session(session, user)
+    from app.privacy import deletion  # the privacy package builds on accounts, not the reverse
+
+    cancelled = deletion.cancel_on_sign_in(session, user)
+    return replace(start_session(session, user), deletion_cancelled=cancelled)
+
+
+def check_password(session: Session, user: User, password: str, field: str = "password") -> None:
+    """The signed-in user's password, re-entered to confirm an act; 422 on `field` if wrong."""
+    try:
+        _hasher().verify(user.password_hash, password)
+    except (VerificationError, InvalidHashError) as exc:
+        raise _field_error(field, _("The password is wrong.")) from exc
 
 
 # What a request may read of its user's areas without another query: all but the geometries.
@@ -424,7 +437,7 @@ def _check_grants(actor: User, roles: Iterable[str], areas: Sequence[Area]) -> N
         )
 
 
-def _check_manages(session: Session, actor: User, user: User) -> None:
+def check_manages(session: Session, actor: User, user: User) -> None:
     """The actor may administer this account: never their own; only when the actor may grant
     every role the account holds (so only admins change admins and police liaisons, whom only
     admins appoint); and only when everything the account holds (its home community and every
@@ -527,7 +540,7 @@ def get_visible_user(session: Session, actor: User, user_id: uuid.UUID) -> User:
 def update_account(session: Session, actor: User, user: User, values: dict[str, Any]) -> User:
     """Roles, jurisdiction, status and name, by an administrator of everything the account
     holds; roles granted or taken away must be ones the administrator may grant."""
-    _check_manages(session, actor, user)
+    check_manages(session, actor, user)
     before = {
         "roles": list(user.roles),
         "jurisdiction": sorted(str(a.id) for a in user.jurisdiction),

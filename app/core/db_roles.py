@@ -23,8 +23,12 @@ from sqlalchemy import Connection, text
 APPEND_ONLY_TABLES = ("audit_events", "consent_events")
 # Read by /readyz; written by migrations only.
 READ_ONLY_TABLES = ("alembic_version",)
-# SECURITY DEFINER functions the application calls (migration 0008).
-APP_FUNCTIONS = ("checkins_make_partition(date)", "checkins_drop_partition(date)")
+# SECURITY DEFINER functions the application calls (migrations 0008 and 0013).
+APP_FUNCTIONS = (
+    "checkins_make_partition(date)",
+    "checkins_drop_partition(date)",
+    "consent_events_erase(uuid)",
+)
 
 # What the current role owns in the public schema: tables, views, sequences.
 _OWNED = text(

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from flask import current_app, send_file
 from flask.views import MethodView
 
+from app.core import audit
 from app.core.auth import current_user
 from app.core.blueprint import Blueprint
+from app.core.jobs import defer
 from app.core.pagination import PageArgsSchema, page_of, paginate
 from app.extensions import db
-from app.privacy import service
-from app.privacy.schemas import AccessSchema
+from app.privacy import archive, export, jobs, service
+from app.privacy.schemas import AccessSchema, DataArchiveSchema, DataCopySchema
 
 blp = Blueprint(
     "privacy", __name__, url_prefix="/api/v1/me", description="Your personal information rights"
@@ -25,3 +28,75 @@ class AccessLog(MethodView):
         """Who (which role) read your track, your reporter details or your profile, and why."""
         query = service.access_log_query(current_user().id)
         return paginate(db.session, query, scalars=False, **args)
+
+
+@blp.route("/data")
+class MyData(MethodView):
+    @blp.login_required
+    @blp.response(200, DataCopySchema)
+    def get(self):
+        """A copy of your data: profile, consents, devices, duty, patrols with tracks and
+        check-ins, named tips with their history and photos, tasks, service hours,
+        notifications and the access log.
+
+        Each section holds up to 1,000 items, newest first (check-ins: 20,000 in all);
+        `truncated` names any section that held more. Your asking is kept on the audit trail.
+        """
+        return export.copy_of_data(db.session, current_user())
+
+
+@blp.route("/data/export")
+class MyDataExport(MethodView):
+    @blp.login_required
+    @blp.response(202, DataArchiveSchema)
+    def post(self):
+        """Ask for a ZIP of your data with the photos of your tips, made in the background.
+
+        The answer's `id` is polled at GET /me/data/archives/{id}; once `ready`, its
+        `download_url` serves the ZIP (`data.json`, as GET /me/data, and `photos/`) until
+        `expires_at` (7 days). One is made at a time: asking again meanwhile answers it.
+        """
+        made, new = archive.request(db.session, current_user())
+        if new:
+            defer(jobs.build_data_archive, archive_id=str(made.id))
+        return made
+
+
+@blp.route("/data/archives/<uuid:archive_id>")
+class MyDataArchive(MethodView):
+    @blp.login_required
+    @blp.response(200, DataArchiveSchema)
+    def get(self, archive_id):
+        """One of your data archives: whether it is ready, and where to download it."""
+        return archive.get_own(db.session, current_user(), archive_id)
+
+
+@blp.route("/data/archives/<uuid:archive_id>/file")
+class MyDataArchiveFile(MethodView):
+    @blp.login_required
+    @blp.response(
+        200,
+        description="the ZIP: data.json and photos/",
+        content_type="application/zip",
+    )
+    @blp.alt_response(409, response="CONFLICT")
+    def get(self, archive_id):
+        """Download your data archive (409 until it is ready); every download is audited."""
+        user = current_user()
+        made = archive.get_own(db.session, user, archive_id)
+        path = archive.ready_file(made, current_app.config["EXPORT_ROOT"])
+        audit.record(
+            db.session,
+            "account.data_downloaded",
+            actor=user,
+            object_type="data_archive",
+            object_ids=[made.id],
+        )
+        return send_file(
+            path,
+            mimetype="application/zip",
+            as_attachment=True,
+            download_name=f"qunfang-my-data-{made.id}.zip",
+            conditional=False,
+            etag=False,
+        )

@@ -4,7 +4,7 @@ most one per notification. Provider error codes grow to 80 characters (Tencent C
 42: InvalidParameterValue.IncorrectPhoneNumber).
 
 Revision ID: 0014
-Revises: 0012
+Revises: 0013
 Create Date: 2026-12-03 14:00:00
 
 """
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0014"
-down_revision = "0012"
+down_revision = "0013"
 branch_labels = None
 depends_on = None
 

@@ -96,7 +96,9 @@ def test_registration_signs_in_with_the_tokens_sign_in_gives(client, session, re
         "expires_in",
         "token_type",
         "device_token",
+        "deletion_cancelled",
     }
+    assert answer["deletion_cancelled"] is False
     me = client.get("/api/v1/me", headers=bearer(answer["access_token"]))
     assert me.status_code == 200
     assert me.get_json()["id"] == answer["user"]["id"]
