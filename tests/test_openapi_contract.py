@@ -138,6 +138,17 @@ def test_a_point_in_a_request_body_has_one_shape(spec):
     assert {field for _name, field in holders} == {"location"}, holders
 
 
+def test_free_text_in_a_request_body_has_the_agreed_names(spec):
+    """Issue 15: tip notes took `note`, a tipster's added information `text`. Added text is
+    `note`, why an action was taken `reason`, why protected details are read `purpose`
+    (docs/api.md, Free text); none of the other usual names appears in a request body."""
+    schemas = spec["components"]["schemas"]
+    reached = _request_schemas(spec)
+    names = {field for name in reached for field in schemas[name].get("properties", {})}
+    assert "note" in names and "reason" in names
+    assert not names & {"text", "comment", "comments", "remark", "remarks", "memo", "message"}
+
+
 def test_one_module_names_the_geojson_media_type():
     """Issue 15: four modules each defined it, each answering GeoJSON its own way. Now
     app/core/geojson.py names it and makes every GeoJSON answer (`answer`)."""

@@ -30,11 +30,13 @@ def raw(text: str | bytes) -> orjson.Fragment:
     return orjson.Fragment(text)
 
 
-def dumps(document: Any, *, datetime_as_str: bool = False) -> bytes:
-    """`document` as compact UTF-8 JSON. `datetime_as_str` writes datetimes as `str()` does
-    (a space between date and time), for answers that have always written them so."""
-    if datetime_as_str:
-        return orjson.dumps(document, default=str, option=orjson.OPT_PASSTHROUGH_DATETIME)
+def dumps(document: Any, *, lenient: bool = False) -> bytes:
+    """`document` as compact UTF-8 JSON; datetimes in RFC 3339 (`2026-12-03T08:00:00+08:00`,
+    as marshmallow writes them: never the space `str()` puts between date and time, which
+    strict RFC 3339 parsers refuse). `lenient` writes other values orjson does not know as
+    `str()` does (the aggregates' numerics)."""
+    if lenient:
+        return orjson.dumps(document, default=str)
     return orjson.dumps(document)
 
 

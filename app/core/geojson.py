@@ -85,19 +85,19 @@ def answer(
     *,
     content_etag: bool = False,
     headers: dict[str, str] | None = None,
-    datetime_as_str: bool = False,
+    lenient: bool = False,
 ) -> Response:
     """The one way a GeoJSON answer is made: `collection` labelled with `crs` (the member and
     `Content-Crs`), as application/geo+json, written by orjson. `collection` may be JSON text
     PostgreSQL wrote already: then it must be WGS-84 (it gets the header, needs no member).
     `content_etag`: an ETag of the body, and 304 to If-None-Match (fastjson.answer);
-    `datetime_as_str` as fastjson.dumps has it."""
+    `lenient` as fastjson.dumps has it."""
     if isinstance(collection, bytes):
         if CoordSystem(crs) != CoordSystem.WGS84:
             raise ValueError("JSON text from the database is WGS-84 GeoJSON only")
         body: Any = collection
     else:
-        body = fastjson.dumps(with_crs(collection, crs), datetime_as_str=datetime_as_str)
+        body = fastjson.dumps(with_crs(collection, crs), lenient=lenient)
     return fastjson.answer(
         body,
         mimetype=GEOJSON,

@@ -41,11 +41,9 @@ def _conditional(document: dict[str, Any], *, crs: str | None = None, public: bo
     geojson.py); without, JSON."""
     headers = {"Cache-Control": "public, max-age=300" if public else "private, no-cache"}
     if crs is not None:
-        return geojson.answer(
-            document, crs, content_etag=True, headers=headers, datetime_as_str=True
-        )
+        return geojson.answer(document, crs, content_etag=True, headers=headers, lenient=True)
     return fastjson.answer(
-        fastjson.dumps(document, datetime_as_str=True), content_etag=True, headers=headers
+        fastjson.dumps(document, lenient=True), content_etag=True, headers=headers
     )
 
 

@@ -293,7 +293,7 @@ class FollowInformation(MethodView):
         """Add to your anonymous tip while it is open: more text, more photos (uploaded
         without a token)."""
         tip = service.follow(db.session, code, request.headers.get(FOLLOW_SECRET_HEADER))
-        service.add_information(db.session, tip, body["text"], body["media_ids"], None)
+        service.add_information(db.session, tip, body["note"], body["media_ids"], None)
         return _follow_view(tip)
 
 
@@ -543,5 +543,5 @@ class MyTipInformation(MethodView):
         """Add to your tip while it is open: more text, more photos."""
         user = current_user()
         tip = service.get_own(db.session, user, tip_id)
-        service.add_information(db.session, tip, body["text"], body["media_ids"], user)
+        service.add_information(db.session, tip, body["note"], body["media_ids"], user)
         return _own_view(tip)

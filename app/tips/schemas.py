@@ -93,7 +93,10 @@ class FollowViewSchema(Schema):
 
 
 class InfoSchema(Schema):
-    text = PlainText(required=True, validate=validate.Length(1, 4000))
+    """More from the tipster: `note` (as every free text added to a tip's history is called,
+    and as the history shows it) and photos."""
+
+    note = PlainText(required=True, validate=validate.Length(1, 4000))
     media_ids = fields.List(fields.UUID(), load_default=list, validate=validate.Length(max=6))
 
 

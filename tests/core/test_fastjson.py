@@ -26,8 +26,12 @@ def test_json_text_from_the_database_goes_in_as_it_is():
     assert json.loads(body) == {"hours": {"mon": [["08:00", "20:00"]]}}
 
 
-def test_datetimes_can_keep_the_str_form_an_answer_always_had():
-    assert json.loads(fastjson.dumps({"at": WHEN}, datetime_as_str=True)) == {"at": str(WHEN)}
+def test_datetimes_are_rfc_3339_lenient_or_not():
+    """Issue 15: the grid wrote `str()` datetimes (a space for the `T`), which strict RFC 3339
+    parsers (java.time.OffsetDateTime, Swift's ISO8601DateFormatter) refuse."""
+    for lenient in (False, True):
+        written = json.loads(fastjson.dumps({"at": WHEN}, lenient=lenient))["at"]
+        assert written == WHEN.isoformat() and "T" in written and written[-6] in "+-"
 
 
 def test_the_answer_is_utf8_with_chinese_as_it_is(app):

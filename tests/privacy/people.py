@@ -59,7 +59,7 @@ def everything_of_a_volunteer(client, app, me, staff, liaison, run_jobs):
     )
     ok(
         client.post(
-            f"/api/v1/me/tips/{tip['id']}/information", json={"text": "车是蓝色的"}, headers=me
+            f"/api/v1/me/tips/{tip['id']}/information", json={"note": "车是蓝色的"}, headers=me
         )
     )
     etag = client.get(f"/api/v1/tips/{tip['id']}", headers=staff).headers["ETag"]

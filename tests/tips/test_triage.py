@@ -220,7 +220,7 @@ def test_follow_view_and_added_information(client, submit, session):
     assert "description" not in view.json
     added = client.post(
         f"/api/v1/tips/follow/{code}/information",
-        json={"text": "车牌号京A12345"},
+        json={"note": "车牌号京A12345"},
         headers={"X-Follow-Secret": secret, "Idempotency-Key": str(uuid.uuid4())},
     )
     assert added.status_code == 201, added.json
@@ -238,7 +238,7 @@ def test_closed_tip_takes_no_more_information(client, submit, staff):
     assert _move(client, headers, created["id"], etag, to="rejected").status_code == 200
     added = client.post(
         f"/api/v1/tips/follow/{created['follow_code']}/information",
-        json={"text": "还有"},
+        json={"note": "还有"},
         headers={"X-Follow-Secret": created["follow_secret"]},
     )
     assert added.status_code == 409
@@ -294,7 +294,7 @@ def test_merged_reporters_see_staff_lines_not_each_others_words(client, submit, 
     dup = submit().json
     added = client.post(
         f"/api/v1/tips/follow/{kept['follow_code']}/information",
-        json={"text": "我是3号楼502的王先生"},
+        json={"note": "我是3号楼502的王先生"},
         headers={"X-Follow-Secret": kept["follow_secret"]},
     )
     assert added.status_code == 201
