@@ -175,14 +175,13 @@ def _refused_fields(location: str, fields: Any) -> list[tuple[str, str, str]]:
 
 
 # (endpoint, method) -> the query parameters its view declares; None: not an API view.
-_DECLARED_QUERY: dict[tuple[str, str], frozenset[str] | None] = {}
-
-
 def _declared_query(endpoint: str, method: str) -> frozenset[str] | None:
     """The names of the query parameters the view declares with `@blp.arguments(...,
-    location="query")` (None for views that are not part of the API, such as the docs)."""
+    location="query")` (None for views that are not part of the API, such as the docs).
+    Kept per application (two apps in one process may route an endpoint name differently)."""
+    cache = current_app.extensions.setdefault("qunfang.declared_query", {})
     key = (endpoint, method)
-    if key not in _DECLARED_QUERY:
+    if key not in cache:
         view = current_app.view_functions[endpoint]
         view_class = getattr(view, "view_class", None)
         target = getattr(view_class, method.lower(), None) if view_class else view
@@ -196,8 +195,8 @@ def _declared_query(endpoint: str, method: str) -> frozenset[str] | None:
                     schema = schema() if isinstance(schema, type) else schema
                     declared |= {f.data_key or name for name, f in schema.fields.items()}
             names = frozenset(declared)
-        _DECLARED_QUERY[key] = names
-    return _DECLARED_QUERY[key]
+        cache[key] = names
+    return cache[key]
 
 
 def _check_query() -> None:
