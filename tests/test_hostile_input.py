@@ -198,7 +198,7 @@ def test_nul_and_lone_surrogates_are_refused_in_every_text(spec, sender):
 
 
 def test_an_undeclared_query_parameter_is_refused_everywhere(spec, sender):
-    """A misspelt or unsupported filter (`/areas?code=...`) is a 422 naming it, not ignored:
+    """A misspelt or unsupported filter (`/areas?cod=...`) is a 422 naming it, not ignored:
     ignoring it would answer more than the client asked for. Every operation of the document."""
     tried = 0
     for operation in _operations(spec):

@@ -36,10 +36,12 @@ class Areas(MethodView):
     @blp.arguments(PageArgsSchema, location="query")
     @blp.response(200, page_of(AreaSchema))
     def get(self, filters, page):
-        """Areas by level and parent, ordered by code."""
+        """Areas by level, parent, name or statistical code, ordered by code."""
         query = select(Area).order_by(Area.code)
         if "level" in filters:
             query = query.where(Area.level == filters["level"])
+        if "code" in filters:
+            query = query.where(Area.code == filters["code"])
         if "parent_id" in filters:
             query = query.where(Area.parent_id == filters["parent_id"])
         if "q" in filters:

@@ -35,6 +35,14 @@ class AreaQueryArgsSchema(Schema):
     level = fields.String(validate=validate.OneOf([lv.value for lv in AreaLevel]))
     parent_id = fields.UUID()
     q = fields.String(validate=validate.Length(1, 50), metadata={"description": "name contains"})
+    code = fields.String(
+        validate=validate.Regexp(r"^[0-9A-Za-z-]{1,40}$"),
+        metadata={
+            "description": "the statistical division code (110105001024), or a grid cell's "
+            "(110105001024-G004): that area alone",
+            "example": "110105001024",
+        },
+    )
 
 
 class AreaDetailArgsSchema(Schema):

@@ -24,6 +24,19 @@ def test_areas_can_be_searched_by_name(client):
     assert {a["code"] for a in body["items"]} >= {"110105001024", "110105001025"}
 
 
+def test_an_area_is_found_by_its_statistical_code(client, area):
+    """Issue 17: `?code=` was refused (422) as an unknown filter; an integrator holding a
+    statistical code had to page through every area."""
+    nanlang = area("110105001024")
+    body = client.get("/api/v1/areas?code=110105001024").get_json()
+    assert [(a["id"], a["code"]) for a in body["items"]] == [(str(nanlang.id), "110105001024")]
+    cell = client.get("/api/v1/areas?code=110105001024-G004").get_json()["items"]
+    assert [a["level"] for a in cell] == ["grid_cell"]
+    assert client.get("/api/v1/areas?code=999999999999").get_json()["items"] == []
+    wrong = client.get("/api/v1/areas?code=1101%27--")
+    assert wrong.status_code == 422 and wrong.mimetype == "application/problem+json"
+
+
 def test_an_area_answers_its_outline_when_asked(client, area):
     chaoyang = area("110105000000")
     bare = client.get(f"/api/v1/areas/{chaoyang.id}").get_json()
