@@ -108,3 +108,9 @@ def test_each_entry_reads_in_the_docs_with_its_period(entry):
         assert f"`{entry.job}`" in row
     # Every job the doc names in its list of jobs is in the inventory too.
     assert entry.job is None or f"| `{entry.job}` |" in DOC.read_text(encoding="utf-8")
+
+
+def test_the_docs_give_the_inventorys_size():
+    entries, tables, columns = inventory.size()
+    size = f"Size: {entries} entries over {tables} tables, {columns} personal columns."
+    assert size in " ".join(DOC.read_text(encoding="utf-8").split())
