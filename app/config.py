@@ -39,6 +39,20 @@ TENCENT_SMS_CREDENTIALS = (
     "TENCENT_SMS_SIGN_NAME",
     "TENCENT_SMS_TEMPLATE_ID",
 )
+# Retention settings (days): default, lowest, highest. The lowest keep what a purpose still
+# needs: a closed tip may be reopened or batched within weeks; a phone offline a week keeps its
+# token; an idle refresh session may be revived; the police take weeks to read a batch; audit
+# logs are kept at least six months by law (Cybersecurity Law Art. 21; the database refuses
+# younger cutoffs too, migration 0016).
+RETENTION_DAYS = {
+    "TIP_REPORTER_CONTACT_DAYS_AFTER_CLOSE": (180, 30, 3650),
+    "CLOSED_TIP_PHOTO_DAYS": (365, 30, 3650),
+    "DEVICE_INACTIVE_DAYS": (90, 7, 730),
+    "NOTIFICATION_RETENTION_DAYS": (180, 7, 3650),
+    "SESSION_RETENTION_DAYS": (30, 1, 400),
+    "BATCH_FILE_DAYS_AFTER_ACK": (90, 7, 3650),
+    "AUDIT_RETENTION_DAYS": (365, 183, 3650),
+}
 _QUIET_HOURS = re.compile(r"([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d")
 
 
@@ -287,6 +301,17 @@ class Config:
     JPUSH_ENDPOINT: str = ""
     # A volunteer's on-duty position is kept this long after its last report.
     DUTY_POSITION_MINUTES: int = 120
+    # Retention of personal information (docs/privacy.md, "Data inventory and retention";
+    # enforced by the jobs of app/privacy/jobs.py). Days, counted from the moment named.
+    TIP_REPORTER_CONTACT_DAYS_AFTER_CLOSE: int = RETENTION_DAYS[
+        "TIP_REPORTER_CONTACT_DAYS_AFTER_CLOSE"
+    ][0]
+    CLOSED_TIP_PHOTO_DAYS: int = RETENTION_DAYS["CLOSED_TIP_PHOTO_DAYS"][0]
+    DEVICE_INACTIVE_DAYS: int = RETENTION_DAYS["DEVICE_INACTIVE_DAYS"][0]
+    NOTIFICATION_RETENTION_DAYS: int = RETENTION_DAYS["NOTIFICATION_RETENTION_DAYS"][0]
+    SESSION_RETENTION_DAYS: int = RETENTION_DAYS["SESSION_RETENTION_DAYS"][0]
+    BATCH_FILE_DAYS_AFTER_ACK: int = RETENTION_DAYS["BATCH_FILE_DAYS_AFTER_ACK"][0]
+    AUDIT_RETENTION_DAYS: int = RETENTION_DAYS["AUDIT_RETENTION_DAYS"][0]
     # A radius task nobody has answered shows staff no count of recipients below this.
     TASK_MIN_COUNT_SHOWN: int = 5
     # The public heatmap publishes a cell only with at least this many distinct reporters.
@@ -391,6 +416,10 @@ class Config:
             JPUSH_MASTER_SECRET=os.environ.get("JPUSH_MASTER_SECRET", ""),
             JPUSH_ENDPOINT=os.environ.get("JPUSH_ENDPOINT", ""),
             DUTY_POSITION_MINUTES=_env_int("DUTY_POSITION_MINUTES", 120),
+            **{
+                name: _env_int(name, default)
+                for name, (default, _low, _high) in RETENTION_DAYS.items()
+            },
             TASK_MIN_COUNT_SHOWN=_env_int("TASK_MIN_COUNT_SHOWN", 5),
             HEATMAP_MIN_REPORTERS=_env_int("HEATMAP_MIN_REPORTERS", 5),
             HEATMAP_RATE_LIMIT=os.environ.get("HEATMAP_RATE_LIMIT", "60 per minute"),
@@ -457,6 +486,9 @@ class Config:
                     f"the terms of version {self.TERMS_VERSION} in {language} are missing: "
                     f"{terms_path(self.TERMS_DIR, self.TERMS_VERSION, language)}"
                 )
+        for name, (_default, low, high) in RETENTION_DAYS.items():
+            if not low <= getattr(self, name) <= high:
+                raise ConfigError(f"{name} must be between {low} and {high} (days)")
         if self.IDEMPOTENCY_TTL_DAYS < 30:
             # Phones stay offline for days; a key that expires early lets a replay duplicate.
             raise ConfigError("IDEMPOTENCY_TTL_DAYS must be at least 30")

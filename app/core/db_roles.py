@@ -23,11 +23,12 @@ from sqlalchemy import Connection, text
 APPEND_ONLY_TABLES = ("audit_events", "consent_events")
 # Read by /readyz; written by migrations only.
 READ_ONLY_TABLES = ("alembic_version",)
-# SECURITY DEFINER functions the application calls (migrations 0008 and 0013).
+# SECURITY DEFINER functions the application calls (migrations 0008, 0013 and 0016).
 APP_FUNCTIONS = (
     "checkins_make_partition(date)",
     "checkins_drop_partition(date)",
     "consent_events_erase(uuid)",
+    "audit_events_purge(timestamptz)",
 )
 
 # What the current role owns in the public schema: tables, views, sequences.

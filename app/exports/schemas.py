@@ -77,6 +77,13 @@ class BatchSchema(Schema):
     key_id = fields.String(allow_none=True)
     error = fields.String(allow_none=True)
     acknowledged_at = fields.DateTime(allow_none=True)
+    files_deleted_at = fields.DateTime(
+        allow_none=True,
+        metadata={
+            "description": "the platform's copy of the files was deleted "
+            "(BATCH_FILE_DAYS_AFTER_ACK after acknowledgement); the record and digest stay"
+        },
+    )
 
 
 class OutcomeSchema(Schema):

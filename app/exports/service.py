@@ -641,6 +641,8 @@ def file_path(session: Session, user: User, batch: ClueBatch, name: str) -> Path
         raise NotFound(_("No such file."))
     if batch.status != "ready":
         raise Conflict(_("The batch is %(status)s; its files are not ready.", status=batch.status))
+    if batch.files_deleted_at is not None:
+        raise NotFound(_("The batch's files were deleted after their retention period."))
     path = batch_dir(batch.id) / name
     if not path.exists():
         raise NotFound(_("No such file."))

@@ -152,6 +152,9 @@ class Tip(Located, Timestamps, db.Model):
         ForeignKey("users.id", ondelete="SET NULL"), index=True
     )
     police_contact_consent: Mapped[bool] = mapped_column(Boolean, server_default="false")
+    # Set by the retention job TIP_REPORTER_CONTACT_DAYS_AFTER_CLOSE after the tip closed: staff
+    # and batches no longer learn who sent it (the reporter still sees it among their own).
+    reporter_contact_expired_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     assignee_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("users.id", ondelete="SET NULL"), index=True
     )

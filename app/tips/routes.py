@@ -421,7 +421,8 @@ class Reporter(MethodView):
     @tips_blp.arguments(s.PurposeArgsSchema, location="query")
     @tips_blp.response(200, s.ReporterSchema)
     def get(self, args, tip_id):
-        """Who sent a named tip (404 for anonymous tips: there is nobody to show).
+        """Who sent a named tip (404 for anonymous tips: there is nobody to show, and for tips
+        closed longer than TIP_REPORTER_CONTACT_DAYS_AFTER_CLOSE: no longer disclosed).
 
         Say why (`purpose`): every read goes on the audit trail with it.
         """
@@ -430,6 +431,8 @@ class Reporter(MethodView):
         reporter = db.session.get(User, tip.reporter_id) if tip.reporter_id else None
         if reporter is None:
             raise NotFound(_("This tip has no named reporter."))
+        if tip.reporter_contact_expired_at is not None:
+            raise NotFound(_("This tip closed long ago; who sent it is no longer kept for staff."))
         audit.record(
             db.session,
             "tip.reporter_viewed",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import hashlib
 import io
 import json
@@ -17,7 +18,9 @@ from app.core import jobs as jobs_module
 from app.core.audit import AuditEvent
 from app.exports import service, signing
 from app.exports.files import COLUMN_NAMES
+from app.exports.models import ClueBatch
 from app.exports.service import csv_header
+from app.privacy import retention
 from app.tips.models import Tip, TipEvent
 from tests.tips.conftest import NEIGHBOUR, jpeg, tip_body, upload
 
@@ -390,3 +393,37 @@ def test_the_csv_header_is_in_the_language_the_batch_was_asked_in(
     service.generate_batch(**deferred)
     header = _download(client, headers, batch["id"], "tips.csv").decode("utf-8-sig")
     assert header.split("\r\n")[0] == ",".join(csv_header(locale))
+
+
+def test_acknowledged_batch_files_are_deleted_after_their_period_and_the_record_stays(
+    app, client, session, liaison, create_user, token_for, run_jobs
+):
+    _user, headers = liaison
+    reporter = create_user(real_name="同意联系人", phone="13955556666")
+    named = _post_tip(client, token_for(reporter), police_contact_consent=True)
+    batch = _create(client, headers, tip_ids=[named["id"]]).json
+    run_jobs(batch["id"])
+    assert _download(client, headers, batch["id"], "tips.csv")
+    acked = client.post(f"/api/v1/clue-batches/{batch['id']}/acknowledge", headers=headers)
+    assert acked.status_code == 200, acked.json
+    folder = service.batch_dir(uuid.UUID(batch["id"]))
+    assert folder.is_dir()
+    days = app.config["BATCH_FILE_DAYS_AFTER_ACK"]
+    acknowledged = session.get(ClueBatch, uuid.UUID(batch["id"])).acknowledged_at
+    export_root = app.config["EXPORT_ROOT"]
+
+    inside = acknowledged + dt.timedelta(days=days)
+    assert retention.delete_acknowledged_batch_files(session, inside, days, export_root) == 0
+    assert _download(client, headers, batch["id"], "tips.csv")
+
+    due = inside + dt.timedelta(seconds=1)
+    assert retention.delete_acknowledged_batch_files(session, due, days, export_root) == 1
+    session.commit()
+    assert not folder.exists()
+    shown = client.get(f"/api/v1/clue-batches/{batch['id']}", headers=headers).json
+    assert shown["files_deleted_at"] is not None
+    assert shown["digest"] and shown["signature"] and shown["row_count"] == 1
+    gone = client.get(f"/api/v1/clue-batches/{batch['id']}/files/tips.csv", headers=headers)
+    assert gone.status_code == 404
+    assert gone.content_type == "application/problem+json"
+    assert "retention" in gone.json["detail"]
