@@ -13,12 +13,17 @@ from app.extensions import db
 
 class Media(db.Model):
     """A photo. Unattached uploads expire (`expires_at`, a job deletes them); attaching one to a
-    tip clears `expires_at`, and attaching it to an anonymous tip also clears `owner_id`, so
-    nothing links an anonymous tip to an account through its photos."""
+    tip, or to a volunteer's completion of a task, clears `expires_at`; attaching it to an
+    anonymous tip also clears `owner_id`, so nothing links an anonymous tip to an account
+    through its photos."""
 
     __tablename__ = "media"
     __table_args__ = (
-        CheckConstraint("(tip_id IS NULL) = (expires_at IS NOT NULL)", name="attached_or_expiring"),
+        CheckConstraint(
+            "(tip_id IS NULL AND task_id IS NULL) = (expires_at IS NOT NULL)",
+            name="attached_or_expiring",
+        ),
+        CheckConstraint("tip_id IS NULL OR task_id IS NULL", name="one_owner_object"),
         Index("ix_media_expires_at", "expires_at", postgresql_where="expires_at IS NOT NULL"),
     )
 
@@ -28,6 +33,10 @@ class Media(db.Model):
     )
     tip_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("tips.id", ondelete="CASCADE"), index=True
+    )
+    # A task's completion photo (the volunteer who completed it is `owner_id`).
+    task_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("tasks.id", ondelete="CASCADE"), index=True
     )
     content_type: Mapped[str] = mapped_column(String(30))
     width: Mapped[int] = mapped_column(Integer)

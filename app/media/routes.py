@@ -16,6 +16,7 @@ from app.extensions import anonymous_bucket, db, limiter
 from app.media import service
 from app.media.images import ImageRejected
 from app.media.models import Media
+from app.tasks.access import may_see_task_media
 from app.tips.access import may_see_tip_media
 
 blp = Blueprint("media", __name__, url_prefix="/api/v1/media", description="Photos")
@@ -85,7 +86,8 @@ class Upload(MethodView):
 
 
 def _visible(media_id, variant: str) -> Media:
-    """The photo if the caller may see it; staff reads of tip photos go on the audit trail."""
+    """The photo if the caller may see it; staff reads of tip and task photos go on the audit
+    trail."""
     media = service.get_media(db.session, media_id)
     user = current_user()
     if media.owner_id == user.id:
@@ -98,6 +100,16 @@ def _visible(media_id, variant: str) -> Media:
             object_type="media",
             object_ids=[media.id],
             details={"tip_id": str(media.tip_id), "variant": variant},
+        )
+        return media
+    if media.task_id is not None and may_see_task_media(db.session, user, media.task_id):
+        audit.record(
+            db.session,
+            "media.viewed",
+            actor=user,
+            object_type="media",
+            object_ids=[media.id],
+            details={"task_id": str(media.task_id), "variant": variant},
         )
         return media
     raise NotFound(_("No such photo."))
@@ -116,7 +128,8 @@ class Photo(MethodView):
     @blp.login_required
     @blp.response(200, description="The photo (image/jpeg)", content_type="image/jpeg")
     def get(self, media_id):
-        """A photo: its uploader, the reporter of its tip, and staff of the tip's area."""
+        """A photo: its uploader, the reporter of its tip, and staff of the tip's (or the
+        completed task's) area."""
         return _image(_visible(media_id, "full"), "full")
 
 

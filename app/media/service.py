@@ -69,6 +69,55 @@ def attach(
 ) -> list[Media]:
     """Attach unattached, unexpired uploads of `owner` (or uploads made without a token) to a
     tip. For an anonymous tip the owner link is dropped, so the photos cannot name the sender."""
+    rows = _claim(session, media_ids, owner, pointer)
+    for media in rows:
+        media.tip_id = tip_id
+        media.expires_at = None
+        if anonymous:
+            media.owner_id = None
+    session.flush()
+    return rows
+
+
+def attach_to_task(
+    session: Session,
+    media_ids: Sequence[uuid.UUID],
+    task_id: uuid.UUID,
+    owner: User,
+    pointer: str = "/media_ids",
+) -> list[uuid.UUID]:
+    """Attach `owner`'s uploads to their completion of a task: kept as the task's evidence (no
+    longer expiring), seen by the uploader and the task's staff. Photos this volunteer attached
+    to this task already (completing again) stay as they are."""
+    if len(set(media_ids)) != len(media_ids):
+        raise field_error(pointer, _("The same photo is listed twice."))
+    already = set(
+        session.scalars(
+            select(Media.id).where(
+                Media.id.in_(media_ids), Media.task_id == task_id, Media.owner_id == owner.id
+            )
+        )
+    )
+    fresh = [m for m in media_ids if m not in already]
+    for media in _claim(session, fresh, owner, pointer, positions=media_ids, anonymous_ok=False):
+        media.task_id = task_id
+        media.expires_at = None
+    session.flush()
+    return list(media_ids)
+
+
+def _claim(
+    session: Session,
+    media_ids: Sequence[uuid.UUID],
+    owner: User | None,
+    pointer: str,
+    *,
+    positions: Sequence[uuid.UUID] | None = None,
+    anonymous_ok: bool = True,
+) -> list[Media]:
+    """The uploads `media_ids`, locked, each unattached, unexpired and `owner`'s (or, with
+    `anonymous_ok`, made without a token); a 422 naming the first that is not (its index in
+    `positions`, the list as the client sent it, when that differs)."""
     if not media_ids:
         return []
     if len(set(media_ids)) != len(media_ids):
@@ -80,32 +129,28 @@ def attach(
         ).all()
     }
     owner_id = owner.id if owner else None
+    owners = (None, owner_id) if anonymous_ok else (owner_id,)
     now = _now()
-    for index, media_id in enumerate(media_ids):
+    sent = list(positions if positions is not None else media_ids)
+    for media_id in media_ids:
         media = rows.get(media_id)
         usable = (
             media is not None
             and media.tip_id is None
+            and media.task_id is None
             and media.expires_at is not None
             and media.expires_at > now
-            and media.owner_id in (None, owner_id)
+            and media.owner_id in owners
         )
         if not usable:
             raise field_error(
-                f"{pointer}/{index}",
+                f"{pointer}/{sent.index(media_id)}",
                 _(
                     "No such photo: upload it first "
                     "(uploads can be used once, within %(hours)s hours).",
                     hours=current_app.config["UNATTACHED_MEDIA_HOURS"],
                 ),
             )
-    for media_id in media_ids:
-        media = rows[media_id]
-        media.tip_id = tip_id
-        media.expires_at = None
-        if anonymous:
-            media.owner_id = None
-    session.flush()
     return [rows[m] for m in media_ids]
 
 
@@ -145,5 +190,5 @@ def delete_expired(session: Session, now: dt.datetime, limit: int = 1000) -> int
 @jobs.periodic(cron="*/15 * * * *", periodic_id="expire_unattached_media")
 @task(queue="maintenance")
 def expire_unattached_media(timestamp: int) -> int:
-    """Every 15 minutes: remove uploads that were never attached to a tip in time."""
+    """Every 15 minutes: remove uploads that were never attached (to a tip or a task) in time."""
     return delete_expired(db.session, dt.datetime.fromtimestamp(timestamp, dt.UTC))

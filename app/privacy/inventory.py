@@ -337,7 +337,8 @@ INVENTORY: tuple[Entry, ...] = (
     Entry(
         "media",
         ("storage_key", "thumbnail_key", "owner_id"),
-        "photos of a tip (re-encoded, no EXIF, XMP or ICC metadata)",
+        "photos of a tip, or of a volunteer's completion of a task (re-encoded, no EXIF, XMP or "
+        "ICC metadata); a task's photos have no period of their own yet: kept with the task",
         PUBLIC_SAFETY,
         "the uploader; the reporter; staff of the area",
         "days after the tip closed",
@@ -517,6 +518,7 @@ OTHER_COLUMNS: dict[str, tuple[str, ...]] = {
     "media": (
         "id",
         "tip_id",
+        "task_id",
         "content_type",
         "width",
         "height",

@@ -127,6 +127,10 @@ class EngagedSchema(Schema):
     arrived_at = fields.DateTime(allow_none=True)
     completed_at = fields.DateTime(allow_none=True)
     note = fields.String(allow_none=True)
+    media_ids = fields.List(
+        fields.UUID(),
+        metadata={"description": "photos of the completion: GET /api/v1/media/{id}"},
+    )
 
 
 class TaskStatsSchema(Schema):

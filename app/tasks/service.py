@@ -39,7 +39,7 @@ from app.core.errors import Conflict, NotFound, field_error
 from app.core.i18n import N_, _
 from app.core.jobs import defer, jobs, task
 from app.extensions import db
-from app.media.models import Media
+from app.media import service as media_service
 from app.service_record.service import replace_entries
 from app.tasks.models import DutyStatus, Task, TaskRecipient
 from app.teams.models import Team
@@ -413,7 +413,9 @@ def respond(session: Session, user: User, task_id: uuid.UUID, values: dict[str, 
     elif action == "complete":
         if not engaged:
             raise Conflict(_("Accept the task first."))
-        recipient.media_ids = _own_media(session, user, values.get("media_ids") or [])
+        recipient.media_ids = media_service.attach_to_task(
+            session, values.get("media_ids") or [], task_row.id, user
+        )
         recipient.note = values.get("note")
         if recipient.response != "completed":
             task_row.completed += 1
@@ -438,19 +440,6 @@ def _check_arrival(session: Session, task_row: Task, location: dict | None) -> N
     )
     if not near:
         raise field_error("/location", _("You are not within the task's radius yet."))
-
-
-def _own_media(session: Session, user: User, media_ids: list[uuid.UUID]) -> list[uuid.UUID]:
-    if not media_ids:
-        return []
-    owned = set(
-        session.scalars(
-            select(Media.id).where(Media.id.in_(media_ids), Media.uploader_id == user.id)
-        )
-    )
-    if owned != set(media_ids):
-        raise field_error("/media_ids", _("Attach photos you uploaded (POST /api/v1/media)."))
-    return list(media_ids)
 
 
 def _credit(session: Session, user: User, task_row: Task, recipient: TaskRecipient) -> None:
@@ -586,6 +575,7 @@ def statistics(session: Session, task_row: Task, min_count_shown: int) -> dict[s
                 TaskRecipient.arrived_at,
                 TaskRecipient.completed_at,
                 TaskRecipient.note,
+                TaskRecipient.media_ids,
             )
             .join(User, User.id == TaskRecipient.user_id)
             .where(

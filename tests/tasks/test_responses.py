@@ -274,3 +274,54 @@ def test_a_dispatcher_reads_the_task_lifecycle(
 
     wrong = client.get("/api/v1/tasks?status=done", headers=token_for(staff))
     assert wrong.status_code == 422 and wrong.mimetype == "application/problem+json"
+
+
+def test_completion_photos_are_kept_with_the_task_and_shown_to_its_staff(
+    create_task, volunteer_at, fan_out, client, token_for, staff, session, create_user, app
+):
+    """A volunteer's completion photos stayed unattached uploads: the job that deletes those
+    deleted them a day later, and no one but the volunteer could ever see them. Now they are
+    the task's: they stop expiring, staff of the task's area see them (audited), and a photo
+    cannot be reused or borrowed from someone else."""
+    from app.media import service as media_service
+    from app.media.models import Media
+    from tests.tips.conftest import jpeg, upload
+
+    volunteer, other = volunteer_at(30), volunteer_at(40)
+    task = create_task(needed=2)
+    fan_out(task)
+    for who in (volunteer, other):
+        answer(client, token_for, who, task, action="accept")
+    mine = upload(client, jpeg(), headers=token_for(volunteer)).json["id"]
+    theirs = upload(client, jpeg(), headers=token_for(other)).json["id"]
+
+    borrowed = answer(client, token_for, volunteer, task, action="complete", media_ids=[theirs])
+    assert borrowed.status_code == 422 and borrowed.mimetype == "application/problem+json"
+    assert borrowed.json["errors"][0]["pointer"] == "/media_ids/0"
+    done = answer(client, token_for, volunteer, task, action="complete", media_ids=[mine])
+    assert done.status_code == 200, done.json
+    # Completing again with the same photo is the same completion, not a reuse.
+    again = answer(client, token_for, volunteer, task, action="complete", media_ids=[mine])
+    assert again.status_code == 200, again.json
+
+    session.expire_all()
+    photo = session.get(Media, uuid.UUID(mine))
+    assert (str(photo.task_id), photo.expires_at) == (task["id"], None)
+    assert session.get(Media, uuid.UUID(theirs)).task_id is None
+    with app.app_context():
+        media_service.delete_expired(session, now() + dt.timedelta(days=30))
+    session.expire_all()
+    assert session.get(Media, uuid.UUID(mine)) is not None  # kept: the task's evidence
+
+    detail = client.get(f"/api/v1/tasks/{task['id']}", headers=token_for(staff)).json
+    engaged = {v["user_id"]: v for v in detail["statistics"]["volunteers"]}
+    assert engaged[str(volunteer.id)]["media_ids"] == [mine]
+    assert client.get(f"/api/v1/media/{mine}", headers=token_for(staff)).status_code == 200
+    outsider = create_user(roles=["grid_staff"], jurisdiction=["110105002024"])
+    assert client.get(f"/api/v1/media/{mine}", headers=token_for(outsider)).status_code == 404
+    assert client.get(f"/api/v1/media/{mine}", headers=token_for(other)).status_code == 404
+    reused = create_task(needed=1, title="另一个任务")
+    fan_out(reused)
+    answer(client, token_for, volunteer, reused, action="accept")
+    twice = answer(client, token_for, volunteer, reused, action="complete", media_ids=[mine])
+    assert twice.status_code == 422

@@ -1,0 +1,20 @@
+"""Who may see the photos of a task's completions: staff (grid_staff and up) whose jurisdiction
+covers the task (the volunteer who took them sees them as their uploader)."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy.orm import Session
+
+from app.auth.jurisdiction import jurisdiction_of
+from app.auth.models import User
+from app.core.auth import GRID_STAFF, has_any_role
+from app.tasks.models import Task
+
+
+def may_see_task_media(session: Session, user: User, task_id: uuid.UUID) -> bool:
+    task = session.get(Task, task_id)
+    if task is None:
+        return False
+    return has_any_role(user.roles, [GRID_STAFF]) and jurisdiction_of(user).covers(task.path_ids)
