@@ -165,6 +165,24 @@ def test_one_module_names_the_geojson_media_type():
     assert naming == ["app/core/geojson.py"]
 
 
+def test_no_module_reads_marshmallow_or_flask_smorest_internals_for_its_answers():
+    """Five routes listed fields from `Schema._declared_fields` and tasks checked If-Match with
+    flask-smorest's `_generate_etag`; public APIs only (`Schema().fields`; app/core/
+    preconditions.py for ETags)."""
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    private = {"_declared_fields", "_generate_etag"}
+    used = sorted(
+        f"{path.relative_to(root)}:{node.lineno}"
+        for path in (root / "app").rglob("*.py")
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.Attribute) and node.attr in private
+    )
+    assert used == []
+
+
 def test_check_in_items_are_documented(spec):
     items = spec["components"]["schemas"]["CheckInBatch"]["properties"]["items"]["items"]
     assert items == {"$ref": "#/components/schemas/CheckInItem"}

@@ -49,7 +49,7 @@ def _patrol_item(patrol: Patrol) -> dict[str, Any]:
     return item
 
 
-_PATROL_ATTRIBUTES = [n for n in s.PatrolSchema._declared_fields if hasattr(Patrol, n)]
+_PATROL_ATTRIBUTES = [n for n in s.PatrolSchema().fields if hasattr(Patrol, n)]
 
 
 @patrols_blp.route("")
@@ -164,7 +164,7 @@ def _checkpoint_item(checkpoint: Checkpoint, crs: str = "wgs84") -> dict[str, An
 
 _CHECKPOINT_ATTRIBUTES = [
     n
-    for n in s.CheckpointSchema._declared_fields
+    for n in s.CheckpointSchema().fields
     if hasattr(Checkpoint, n) and n not in ("lon", "lat")
 ]
 

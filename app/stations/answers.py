@@ -22,7 +22,7 @@ _JSON_TEXT = ("opening_hours", "hours_exceptions")
 def _fields() -> tuple[str, ...]:
     from app.stations.schemas import StationSchema
 
-    return tuple(StationSchema._declared_fields)
+    return tuple(StationSchema().fields)
 
 
 def item(row: Mapping[str, Any], crs: str) -> dict[str, Any]:
@@ -76,7 +76,7 @@ def _properties_sql() -> str:
 
     columns = [
         f"{_PROPERTY_SQL.get(name, f'p.{name}')} AS {name}"
-        for name in StationSchema._declared_fields
+        for name in StationSchema().fields
         if name not in ("lon", "lat")
     ]
     # Names from the schema and SQL from this module only: nothing from a request.

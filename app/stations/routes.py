@@ -47,7 +47,7 @@ from geo.crs import CoordSystem, from_wgs84, to_wgs84
 blp = Blueprint("stations", __name__, url_prefix="/api/v1/stations", description="Service stations")
 
 
-_ATTRIBUTES = [name for name in StationSchema._declared_fields if hasattr(Station, name)]
+_ATTRIBUTES = [name for name in StationSchema().fields if hasattr(Station, name)]
 
 
 def _item(station, crs: str) -> dict:

@@ -29,7 +29,7 @@ devices_blp = Blueprint(
     "devices", __name__, url_prefix="/api/v1/devices", description="Push devices (FCM tokens)"
 )
 
-_TASK_ATTRIBUTES = [n for n in s.TaskSchema._declared_fields if hasattr(Task, n)]
+_TASK_ATTRIBUTES = [n for n in s.TaskSchema().fields if hasattr(Task, n)]
 
 
 def _task_item(task_row: Task, crs: str = "wgs84") -> dict[str, Any]:

@@ -102,7 +102,7 @@ def _media_refs(media) -> list[dict[str, Any]]:
     ]
 
 
-_TIP_ATTRIBUTES = [name for name in s.TipSchema._declared_fields if hasattr(Tip, name)]
+_TIP_ATTRIBUTES = [name for name in s.TipSchema().fields if hasattr(Tip, name)]
 
 
 def _staff_item(tip: Tip, crs: str) -> dict[str, Any]:
@@ -130,7 +130,7 @@ def _pop_position(properties: dict[str, Any]) -> list[float] | None:
     return None if location is None else [location["lon"], location["lat"]]
 
 
-_TIP_FIELDS = tuple(s.TipSchema._declared_fields)
+_TIP_FIELDS = tuple(s.TipSchema().fields)
 
 
 def _detail(tip: Tip, crs: str) -> dict[str, Any]:
