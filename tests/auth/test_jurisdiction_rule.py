@@ -59,6 +59,9 @@ GRANTS = {
     "community": ("C",),
     "grid_cell": ("G",),
     "two levels": ("S2", "G"),
+    # Staff given no area yet: a grant set that yields no SQL condition is nowhere (issue #22:
+    # "everything" there would list every tip and task to them).
+    "no area": (),
 }
 STAFF_ROLE = "community_admin"  # grid staff rights, and allowed everywhere the rule applies
 
@@ -494,3 +497,13 @@ def test_the_reported_leak_is_closed(world):
         assert world.get(f"/api/v1/clue-batches/{batch_id}", headers).status_code == 404
         files = world.get(f"/api/v1/clue-batches/{batch_id}/files/tips.csv", headers)
         assert files.status_code == 404
+
+
+@pytest.mark.parametrize("name", ["tips", "patrols", "tasks", "checkpoints", "stations"])
+def test_an_admin_lists_and_opens_everything(world, name):
+    """The admin clause is TRUE: every object, at every level and in the made-up district."""
+    domain = DOMAINS[name]
+    made = {node: domain.make(world, node) for node in world.tree.nodes}
+    assert set(made.values()) <= domain.listed(world, world.admin)
+    for node, object_id in made.items():
+        assert domain.opens(world, world.admin, object_id), (name, node)
