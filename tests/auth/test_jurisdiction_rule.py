@@ -507,3 +507,28 @@ def test_an_admin_lists_and_opens_everything(world, name):
     assert set(made.values()) <= domain.listed(world, world.admin)
     for node, object_id in made.items():
         assert domain.opens(world, world.admin, object_id), (name, node)
+
+
+def test_an_area_filter_takes_the_rows_in_that_area_at_any_level(world):
+    """`within_area`: the tips list's `area_id` (and a batch's `area_ids`) takes a row when the
+    area is on its path, whatever the area's level, and nothing else."""
+    made = {node: _make_tip(world, node) for node in world.tree.nodes}
+    for node in world.tree.nodes:
+        area_id = world.tree.areas[node].id
+        listed = _ids(world.get(f"/api/v1/tips?page_size=100&area_id={area_id}", world.admin))
+        expected = {made[n] for n in made if area_id in world.tree.ancestry(n)}
+        assert listed & set(made.values()) == expected, node
+
+
+def test_an_account_without_an_area_role_is_nowhere_whatever_areas_it_holds(
+    session, tree, create_user
+):
+    """Areas count only with a role that works in them: a grid worker made a volunteer (whose
+    grant rows were left behind) covers nothing."""
+    codes = [tree.areas[name].code for name in ("D", "G", "XD")]
+    demoted = jurisdiction_of(create_user(roles=["volunteer"], jurisdiction=codes))
+    assert demoted == Jurisdiction(everywhere=False, grants={})
+    assert _evaluate(session, demoted, tree) == {n: (False, True) for n in tree.nodes}
+    for role in ("grid_staff", "community_admin", "police_liaison"):
+        granted = jurisdiction_of(create_user(roles=[role], jurisdiction=codes))
+        assert granted.area_ids == {tree.areas[name].id for name in ("D", "G", "XD")}, role
