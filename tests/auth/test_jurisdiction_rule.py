@@ -59,6 +59,9 @@ GRANTS = {
     "community": ("C",),
     "grid_cell": ("G",),
     "two levels": ("S2", "G"),
+    # Staff given no area yet: a grant set that yields no SQL condition is nowhere (issue #22:
+    # "everything" there would list every tip and task to them).
+    "no area": (),
 }
 STAFF_ROLE = "community_admin"  # grid staff rights, and allowed everywhere the rule applies
 
@@ -494,3 +497,38 @@ def test_the_reported_leak_is_closed(world):
         assert world.get(f"/api/v1/clue-batches/{batch_id}", headers).status_code == 404
         files = world.get(f"/api/v1/clue-batches/{batch_id}/files/tips.csv", headers)
         assert files.status_code == 404
+
+
+@pytest.mark.parametrize("name", ["tips", "patrols", "tasks", "checkpoints", "stations"])
+def test_an_admin_lists_and_opens_everything(world, name):
+    """The admin clause is TRUE: every object, at every level and in the made-up district."""
+    domain = DOMAINS[name]
+    made = {node: domain.make(world, node) for node in world.tree.nodes}
+    assert set(made.values()) <= domain.listed(world, world.admin)
+    for node, object_id in made.items():
+        assert domain.opens(world, world.admin, object_id), (name, node)
+
+
+def test_an_area_filter_takes_the_rows_in_that_area_at_any_level(world):
+    """`within_area`: the tips list's `area_id` (and a batch's `area_ids`) takes a row when the
+    area is on its path, whatever the area's level, and nothing else."""
+    made = {node: _make_tip(world, node) for node in world.tree.nodes}
+    for node in world.tree.nodes:
+        area_id = world.tree.areas[node].id
+        listed = _ids(world.get(f"/api/v1/tips?page_size=100&area_id={area_id}", world.admin))
+        expected = {made[n] for n in made if area_id in world.tree.ancestry(n)}
+        assert listed & set(made.values()) == expected, node
+
+
+def test_an_account_without_an_area_role_is_nowhere_whatever_areas_it_holds(
+    session, tree, create_user
+):
+    """Areas count only with a role that works in them: a grid worker made a volunteer (whose
+    grant rows were left behind) covers nothing."""
+    codes = [tree.areas[name].code for name in ("D", "G", "XD")]
+    demoted = jurisdiction_of(create_user(roles=["volunteer"], jurisdiction=codes))
+    assert demoted == Jurisdiction(everywhere=False, grants={})
+    assert _evaluate(session, demoted, tree) == {n: (False, True) for n in tree.nodes}
+    for role in ("grid_staff", "community_admin", "police_liaison"):
+        granted = jurisdiction_of(create_user(roles=[role], jurisdiction=codes))
+        assert granted.area_ids == {tree.areas[name].id for name in ("D", "G", "XD")}, role

@@ -175,9 +175,10 @@ def test_a_batch_over_the_cap_is_refused_before_anything_is_frozen(
     assert _create(client, headers, filters={"categories": ["theft"]}).status_code == 201
 
 
-def test_another_areas_liaison_and_staff_get_404(client, liaison, create_user, token_for):
+def test_another_areas_liaison_and_staff_get_404(client, liaison, create_user, token_for, session):
     _user, headers = liaison
     tip = _post_tip(client)
+    other_tip = _post_tip(client)
     batch = _create(client, headers, tip_ids=[tip["id"]]).json
     elsewhere = token_for(create_user(roles=["police_liaison"], jurisdiction=["110105002000"]))
     for path in ("", "/files/tips.csv", "/acknowledge"):
@@ -192,10 +193,18 @@ def test_another_areas_liaison_and_staff_get_404(client, liaison, create_user, t
     assert client.get("/api/v1/clue-batches", headers=headers).json["total"] >= 1
     volunteer = token_for("volunteer")
     assert _create(client, volunteer, tip_ids=[tip["id"]]).status_code == 403
-    # A tip outside the caller's areas cannot be put in a batch.
-    refused = _create(client, elsewhere, tip_ids=[tip["id"]])
+    # The refused acknowledgement left none.
+    session.expire_all()
+    stored = session.get(ClueBatch, uuid.UUID(batch["id"]))
+    assert (stored.acknowledged_at, stored.acknowledged_by) == (None, None)
+    # A tip outside the caller's areas cannot be put in a batch: nothing is frozen or referred.
+    batches = session.scalar(select(sa.func.count()).select_from(ClueBatch))
+    refused = _create(client, elsewhere, tip_ids=[other_tip["id"]])
     assert refused.status_code == 422
     assert refused.json["errors"][0]["pointer"] == "/tip_ids"
+    session.expire_all()
+    assert session.get(Tip, uuid.UUID(other_tip["id"])).status == "submitted"
+    assert session.scalar(select(sa.func.count()).select_from(ClueBatch)) == batches
 
 
 def test_files_are_409_until_ready_and_bad_requests_change_nothing(client, session, liaison):
@@ -214,6 +223,11 @@ def test_files_are_409_until_ready_and_bad_requests_change_nothing(client, sessi
         assert response.status_code == 422, (body, response.json)
         assert response.headers["Content-Type"] == "application/problem+json"
     assert session.scalar(text("SELECT count(*) FROM clue_batches")) == before
+    # The tip was neither referred nor given history by any of them.
+    session.expire_all()
+    assert session.get(Tip, uuid.UUID(tip["id"])).status == "submitted"
+    kinds = session.scalars(select(TipEvent.kind).where(TipEvent.tip_id == uuid.UUID(tip["id"])))
+    assert list(kinds) == ["submitted"]
     batch = _create(client, headers, filters={"categories": ["theft"]}).json
     early = client.get(f"/api/v1/clue-batches/{batch['id']}/files/tips.csv", headers=headers)
     assert early.status_code == 409

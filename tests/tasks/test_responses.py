@@ -7,7 +7,7 @@ import uuid
 
 from sqlalchemy import select, update
 
-from app.tasks.models import Task
+from app.tasks.models import Task, TaskRecipient
 from notifications.models import Notification
 from tests.tasks.conftest import HOME, east, now
 
@@ -35,9 +35,14 @@ def test_places_are_limited(create_task, volunteer_at, fan_out, client, token_fo
     codes = [answer(client, token_for, v, task, action="accept").status_code for v in volunteers]
     assert codes == [200, 200, 409, 409]
     assert session.get(Task, uuid.UUID(task["id"])).accepted == 2
-    # Declining frees a place.
+    # Declining frees one place, and only one: a single new acceptance fits.
     assert answer(client, token_for, volunteers[0], task, action="decline").status_code == 200
+    session.expire_all()
+    assert session.get(Task, uuid.UUID(task["id"])).accepted == 1
     assert answer(client, token_for, volunteers[2], task, action="accept").status_code == 200
+    assert answer(client, token_for, volunteers[3], task, action="accept").status_code == 409
+    session.expire_all()
+    assert session.get(Task, uuid.UUID(task["id"])).accepted == 2
 
 
 def test_arriving_needs_a_position_inside_the_radius(
@@ -93,8 +98,6 @@ def test_completing_adds_service_hours(
         action="arrive",
         location={"lon": HOME[0], "lat": HOME[1]},
     )
-    from app.tasks.models import TaskRecipient
-
     session.execute(
         update(TaskRecipient)
         .where(TaskRecipient.user_id == volunteer.id)
@@ -147,7 +150,16 @@ def test_a_finished_task_answers_409(
         .where(Task.id == uuid.UUID(task["id"]))
         .values(starts_at=now() - dt.timedelta(hours=3), ends_at=now() - dt.timedelta(minutes=1))
     )
-    assert answer(client, token_for, volunteer, task, action="accept").status_code == 409
+    over = answer(client, token_for, volunteer, task, action="accept")
+    assert over.status_code == 409 and over.mimetype == "application/problem+json"
+    session.expire_all()
+    assert session.get(Task, uuid.UUID(task["id"])).accepted == 0
+    recipient = session.scalar(
+        select(TaskRecipient).where(
+            TaskRecipient.task_id == uuid.UUID(task["id"]), TaskRecipient.user_id == volunteer.id
+        )
+    )
+    assert (recipient.response, recipient.accepted_at, recipient.responded_at) == (None, None, None)
 
 
 def test_the_feed_lists_tasks_sent_to_me(create_task, volunteer_at, fan_out, client, token_for):
@@ -216,13 +228,21 @@ def test_counts_at_the_threshold_are_shown(
     assert stats["responses"] == {"no_answer": threshold}
 
 
-def test_bad_responses_are_422(create_task, volunteer_at, fan_out, client, token_for):
+def test_bad_responses_are_422(create_task, volunteer_at, fan_out, client, token_for, session):
     volunteer = volunteer_at(30)
     task = create_task()
     fan_out(task)
     for body in ({"action": "dance"}, {"action": "accept", "extra": 1}, {}):
         response = answer(client, token_for, volunteer, task, **body)
         assert response.status_code == 422, body
+        assert response.mimetype == "application/problem+json"
+    # None of them was taken as an answer.
+    session.expire_all()
+    assert session.get(Task, uuid.UUID(task["id"])).accepted == 0
+    responses = session.scalars(
+        select(TaskRecipient.response).where(TaskRecipient.task_id == uuid.UUID(task["id"]))
+    ).all()
+    assert set(responses) == {None}
 
 
 def test_a_dispatcher_reads_the_task_lifecycle(

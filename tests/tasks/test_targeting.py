@@ -183,7 +183,7 @@ def test_area_team_and_named_targeting(
 
 
 def test_staff_cannot_task_outside_their_jurisdiction(
-    create_task, client, token_for, staff, create_user
+    create_task, client, token_for, staff, create_user, session, connection
 ):
     body = {
         "title": "望京",
@@ -193,15 +193,22 @@ def test_staff_cannot_task_outside_their_jurisdiction(
         "needed": 1,
         "targeting": {"mode": "radius"},
     }
+    tasks_before = session.scalar(select(func.count()).select_from(Task))
     response = client.post("/api/v1/tasks", json=body, headers=token_for(staff))
     assert response.status_code == 422
+    assert response.mimetype == "application/problem+json"
+    assert response.json["errors"][0]["pointer"] == "/location"
     stranger = create_user(roles=["volunteer"], home="110105002024")
     named = {
         **body,
         "location": {"lon": 116.457, "lat": 39.91},
         "targeting": {"mode": "named", "volunteer_ids": [str(stranger.id)]},
     }
-    assert client.post("/api/v1/tasks", json=named, headers=token_for(staff)).status_code == 422
+    refused = client.post("/api/v1/tasks", json=named, headers=token_for(staff))
+    assert refused.status_code == 422 and refused.mimetype == "application/problem+json"
+    # Nothing was made, and nothing deferred for it.
+    assert session.scalar(select(func.count()).select_from(Task)) == tasks_before
+    assert jobs_named(connection, "fan_out_task") == 0
 
 
 def test_bad_task_bodies_are_422_and_store_nothing(client, token_for, staff, session):

@@ -7,7 +7,7 @@ import uuid
 
 from sqlalchemy import select, text
 
-from app.tips.models import TipEvent
+from app.tips.models import Tip, TipEvent
 from notifications.models import Notification
 from tests.tips.conftest import NEIGHBOUR
 
@@ -271,11 +271,14 @@ def test_nearby_answers_in_bands_without_ids_and_people_categories_need_a_token(
     assert unknown.status_code == 422
 
 
-def test_if_match_star_is_refused(client, submit, staff):
+def test_if_match_star_is_refused(client, submit, staff, session):
     _user, headers = staff
     tip_id = submit().json["id"]
     star = _move(client, headers, tip_id, "*", to="triaged")
     assert star.status_code == 428
+    assert star.mimetype == "application/problem+json"
+    session.expire_all()
+    assert session.get(Tip, uuid.UUID(tip_id)).status == "submitted"
 
 
 def test_duplicates_never_show_tips_outside_the_jurisdiction(client, submit, staff):
@@ -317,7 +320,7 @@ def test_merged_reporters_see_staff_lines_not_each_others_words(client, submit, 
     assert "已派人查看" in view and "王先生" not in view
 
 
-def test_closed_tips_are_not_merged(client, submit, staff):
+def test_closed_tips_are_not_merged(client, submit, staff, session):
     _user, headers = staff
     kept = submit().json["id"]
     closed = submit().json["id"]
@@ -327,6 +330,18 @@ def test_closed_tips_are_not_merged(client, submit, staff):
         f"/api/v1/tips/{closed}/merge", json={"into": kept}, headers={**headers, "If-Match": etag}
     )
     assert refused.status_code == 409
+    assert refused.mimetype == "application/problem+json"
+    # Nothing moved: the closed tip is still rejected and merged into nothing, no history.
+    session.expire_all()
+    tip = session.get(Tip, uuid.UUID(closed))
+    assert (tip.status, tip.merged_into_id) == ("rejected", None)
+    merged = session.scalars(
+        select(TipEvent).where(
+            TipEvent.tip_id.in_([uuid.UUID(kept), uuid.UUID(closed)]), TipEvent.kind == "merged"
+        )
+    ).all()
+    assert merged == []
+    assert _read(client, headers, closed).headers["ETag"] == etag
 
 
 def test_categories_are_data_admins_manage(client, token_for, submit):

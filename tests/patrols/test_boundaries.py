@@ -1,0 +1,88 @@
+"""The check-in reader's bounds, to the last representable step (issue #22): a `>` written for
+`>=` moves a bound by one step, and only a value exactly on it tells them apart. Coordinates:
+-180..180 and -90..90, both ends inside, by the reader's fast path and its schema path. Times: a
+check-in's clock-skew allowances (ahead of the server, before the patrol's start, after its end)
+and the retention horizon are inside."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from types import SimpleNamespace
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from app.core.fields import CLOCK_SKEW
+from app.patrols import ingest
+from tests.core.test_boundaries import BEYOND, BEYOND_LAT, BEYOND_LON, EDGES, STEP, T
+from tests.patrols.conftest import item
+
+
+def _parsed(lon, lat):
+    """The check-in reader's verdict, by its fast path (a plain item) and its schema path (the
+    same item naming no checkpoint, a key only the schema reads)."""
+    at = dt.datetime.now(dt.UTC)
+    fast = ingest.parse([item(at, lon=lon, lat=lat)])[0]
+    slow = ingest.parse([item(at, lon=lon, lat=lat, checkpoint=None)])[0]
+    return fast, slow
+
+
+@pytest.mark.parametrize(("lon", "lat"), EDGES)
+def test_check_ins_at_the_ends_of_the_ranges_are_read(lon, lat):
+    for parsed in _parsed(lon, lat):
+        assert parsed.outcome == "accepted", parsed.detail
+        assert (parsed.lon, parsed.lat) == (lon, lat)
+
+
+@pytest.mark.parametrize(("lon", "lat"), BEYOND)
+def test_check_ins_one_step_beyond_the_ranges_are_out_of_range(lon, lat):
+    for parsed in _parsed(lon, lat):
+        assert (parsed.outcome, parsed.reason) == ("rejected", "coordinates_out_of_range")
+
+
+@given(
+    lon=st.floats(-200, 200, allow_nan=False) | st.sampled_from([180.0, -180.0, BEYOND_LON]),
+    lat=st.floats(-100, 100, allow_nan=False) | st.sampled_from([90.0, -90.0, BEYOND_LAT]),
+)
+def test_the_readers_fast_path_judges_coordinates_as_the_schema_does(lon, lat):
+    inside = -180 <= lon <= 180 and -90 <= lat <= 90
+    fast, slow = _parsed(lon, lat)
+    assert fast.outcome == slow.outcome == ("accepted" if inside else "rejected")
+
+
+# -- a check-in's times --------------------------------------------------------------------------
+
+
+def _judged(at, *, started_at, ended_at=None, now=T, oldest=T - dt.timedelta(days=30)) -> str:
+    checked = ingest.Item(client_id=str(uuid.uuid4()), recorded_at=at)
+    patrol = SimpleNamespace(started_at=started_at, ended_at=ended_at)
+    ingest._judge_times([checked], patrol, now, oldest)
+    return checked.reason or checked.outcome
+
+
+def test_a_check_in_may_be_ahead_of_the_server_by_the_clock_skew_and_no_more():
+    started = T - dt.timedelta(hours=1)
+    assert _judged(T + CLOCK_SKEW, started_at=started) == "accepted"
+    assert _judged(T + CLOCK_SKEW + STEP, started_at=started) == "in_future"
+
+
+def test_a_check_in_may_precede_the_patrols_start_by_the_clock_skew_and_no_more():
+    started = T - dt.timedelta(hours=1)
+    assert _judged(started - CLOCK_SKEW, started_at=started) == "accepted"
+    assert _judged(started - CLOCK_SKEW - STEP, started_at=started) == "before_patrol_start"
+
+
+def test_a_check_in_may_follow_the_patrols_end_by_the_clock_skew_and_no_more():
+    started, ended = T - dt.timedelta(hours=2), T - dt.timedelta(hours=1)
+    assert _judged(ended + CLOCK_SKEW, started_at=started, ended_at=ended) == "accepted"
+    late = _judged(ended + CLOCK_SKEW + STEP, started_at=started, ended_at=ended)
+    assert late == "after_patrol_end"
+
+
+def test_a_check_in_as_old_as_the_retention_horizon_is_kept():
+    oldest = T - dt.timedelta(days=30)
+    started = oldest - dt.timedelta(hours=1)
+    assert _judged(oldest, started_at=started, oldest=oldest) == "accepted"
+    assert _judged(oldest - STEP, started_at=started, oldest=oldest) == "past_retention"
