@@ -19,7 +19,7 @@ from __future__ import annotations
 from typing import Any
 
 from babel import Locale
-from flask import Flask, Response, has_request_context, request
+from flask import Flask, Response, g, has_request_context, request
 from flask_babel import Babel, force_locale, get_locale, gettext, lazy_gettext, refresh
 from marshmallow import Schema, fields, validate
 
@@ -50,10 +50,17 @@ def translated(text: str, **variables: Any) -> str:
 OPERATOR_LOCALE = "en"
 
 
+# Set on `g` by a page that lets its reader choose (the staff console's language switch).
+CHOSEN_LOCALE = "chosen_locale"
+
+
 def select_locale() -> str:
-    """The best of our locales for the request's Accept-Language; zh_CN when it names none."""
+    """The locale the reader chose in the page, else the best of ours for the request's
+    Accept-Language; zh_CN when it names none."""
     if not has_request_context():
         return OPERATOR_LOCALE
+    if g.get(CHOSEN_LOCALE) in SUPPORTED_LOCALES:
+        return g.get(CHOSEN_LOCALE)
     for tag, _quality in request.accept_languages:
         language = tag.replace("_", "-").lower().split("-")[0]
         if language == "zh":
