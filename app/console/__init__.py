@@ -26,7 +26,5 @@ def init_console(app: Flask) -> None:
     from app.console import access, errors, views  # noqa: F401 - routes and handlers on `bp`
 
     app.session_interface = access.ConsoleSessionInterface()
-    bp.before_request(access.choose_locale)
-    bp.before_request(access.check_csrf)
     app.register_blueprint(bp)
     declare_public_endpoint("console.static")  # the vendored script and styles

@@ -35,6 +35,8 @@ from app.auth import service as auth_service
 from app.console import bp
 from app.console import service as console_service
 from app.console.access import (
+    check_csrf,
+    choose_locale,
     csrf_token,
     public,
     sign_in,
@@ -63,6 +65,11 @@ SINCE = {"24h": dt.timedelta(hours=24), "7d": dt.timedelta(days=7), "30d": dt.ti
 _LIST_FILTERS = ("status", "category", "priority")
 # Moves the tip page offers; `assigned` needs an assignee picker (not yet in the console).
 _OFFERED = ("triaged", "in_progress", "resolved", "rejected", "referred_to_police")
+
+
+# Before any view: the reader's language, then the CSRF check of every POST.
+bp.before_request(choose_locale)
+bp.before_request(check_csrf)
 
 
 @bp.context_processor
@@ -341,10 +348,22 @@ def transition(tip_id: uuid.UUID):
     return redirect(url_for("console.tip", tip_id=tip.id), 303)
 
 
-@bp.route("/media/<uuid:media_id>/<any(thumbnail, full):variant>")
+@bp.route("/media/<uuid:media_id>")
 @staff_required(GRID_STAFF)
-def photo(media_id: uuid.UUID, variant: str):
-    """A tip's photo for staff of its area; each view goes on the audit trail, as in the API."""
+def photo(media_id: uuid.UUID):
+    """A tip's photo for staff of its area."""
+    return _image(media_id, "full")
+
+
+@bp.route("/media/<uuid:media_id>/thumbnail")
+@staff_required(GRID_STAFF)
+def thumbnail(media_id: uuid.UUID):
+    """A tip photo's thumbnail for staff of its area."""
+    return _image(media_id, "thumbnail")
+
+
+def _image(media_id: uuid.UUID, variant: str) -> Response:
+    """Each view goes on the audit trail, as in the API (app/media/routes.py)."""
     actor = signed_in_user()
     media = media_service.get_media(db.session, media_id)
     if media.tip_id is None or not may_see_tip_media(db.session, actor, media.tip_id):
