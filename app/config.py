@@ -297,6 +297,8 @@ class Config:
     # coordinate system its tiles are drawn in; empty draws the area outlines instead (offline).
     MAP_TILE_URL: str = ""
     MAP_TILE_CRS: str = "wgs84"
+    # An open triage queue asks for new tips this often.
+    CONSOLE_POLL_SECONDS: int = 15
     LOG_LEVEL: str = "INFO"
     TESTING: bool = False
 
@@ -401,6 +403,7 @@ class Config:
             PROXY_HOPS=_env_int("PROXY_HOPS", 0),
             MAP_TILE_URL=os.environ.get("MAP_TILE_URL", ""),
             MAP_TILE_CRS=os.environ.get("MAP_TILE_CRS", "wgs84"),
+            CONSOLE_POLL_SECONDS=_env_int("CONSOLE_POLL_SECONDS", 15),
             LOG_LEVEL=os.environ.get("LOG_LEVEL", "INFO"),
         )
         for key, value in overrides.items():
@@ -465,6 +468,8 @@ class Config:
                 )
         if self.MAP_TILE_CRS not in {"wgs84", "gcj02"}:
             raise ConfigError("MAP_TILE_CRS must be wgs84 (Tianditu, OSM) or gcj02 (AMap, Tencent)")
+        if not 1 <= self.CONSOLE_POLL_SECONDS <= 3600:
+            raise ConfigError("CONSOLE_POLL_SECONDS must be between 1 and 3600")
         if self.MAP_TILE_URL and not re.fullmatch(r"https?://\S+", self.MAP_TILE_URL):
             raise ConfigError("MAP_TILE_URL must be an http(s) URL template with {z}, {x}, {y}")
         if self.IDEMPOTENCY_TTL_DAYS < 30:

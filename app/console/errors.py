@@ -6,7 +6,7 @@ from flask import render_template
 from werkzeug.exceptions import HTTPException
 
 from app.console import bp
-from app.core.errors import DomainError, Forbidden, NotFound
+from app.core.errors import DomainError, Forbidden, NotFound, handle_unexpected
 from app.core.i18n import _
 
 
@@ -41,3 +41,11 @@ def _http(error: HTTPException):
     }
     status = error.code or 500
     return _page(status, messages.get(status, _("Something went wrong.")))
+
+
+@bp.errorhandler(Exception)
+def _unexpected(error: Exception):
+    # The API's handler logs it and decides the status (a database outage is a 503); the
+    # console shows that status as a page.
+    answer = handle_unexpected(error)
+    return _page(answer.status_code, _("Something went wrong."))

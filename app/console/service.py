@@ -48,6 +48,7 @@ def areas_for_filter(session: Session, actor: User) -> list[Area]:
 def outlines(session: Session, actor: User, crs: str) -> dict[str, Any]:
     """The visible areas as a GeoJSON FeatureCollection in `crs`, coarse levels first (so the
     finer outlines are drawn over them)."""
+    inside = jurisdiction_of(actor).clause(area_path_columns(Area))
     metric = func.ST_SimplifyPreserveTopology(
         func.ST_Transform(Area.geom, 32650), OUTLINE_SIMPLIFY_M
     )
@@ -57,9 +58,10 @@ def outlines(session: Session, actor: User, crs: str) -> dict[str, Any]:
             Area.code,
             Area.name,
             Area.level,
-            func.ST_AsGeoJSON(func.ST_Transform(metric, 4326)),
+            inside.label("inside"),
+            func.ST_AsGeoJSON(func.ST_Transform(metric, 4326)).label("outline"),
         )
-        .where(_visible_areas(actor), Area.geom.is_not(None))
+        .where(_visible_areas(actor))
         .order_by(Area.code)
     ).all()
     rows.sort(key=lambda row: LEVELS.index(row.level) if row.level in LEVELS else len(LEVELS))
@@ -67,10 +69,16 @@ def outlines(session: Session, actor: User, crs: str) -> dict[str, Any]:
         {
             "type": "Feature",
             "id": str(row.id),
-            "geometry": to_geojson(geometry_from_wgs84(shape(json.loads(row[4])), crs)),
-            "properties": {"code": row.code, "name": row.name, "level": row.level},
+            "geometry": to_geojson(geometry_from_wgs84(shape(json.loads(row.outline)), crs)),
+            # `inside`: the actor's own areas, where the map opens (not the whole district).
+            "properties": {
+                "code": row.code,
+                "name": row.name,
+                "level": row.level,
+                "inside": bool(row.inside),
+            },
         }
         for row in rows
-        if row[4]
+        if row.outline
     ]
     return {"type": "FeatureCollection", "features": features}

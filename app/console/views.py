@@ -59,8 +59,6 @@ from app.tips.schemas import TipListArgsSchema
 from geo.crs import from_wgs84
 
 PAGE_SIZE = 25
-# New tips reach an open queue page within this many seconds (a poll of tips.json).
-POLL_SECONDS = 15
 SINCE = {"24h": dt.timedelta(hours=24), "7d": dt.timedelta(days=7), "30d": dt.timedelta(days=30)}
 _LIST_FILTERS = ("status", "category", "priority")
 # Moves the tip page offers; `assigned` needs an assignee picker (not yet in the console).
@@ -231,7 +229,7 @@ def tips():
         statuses=STATUS_LABELS,
         priorities=PRIORITY_LABELS,
         since=SINCE,
-        poll_seconds=POLL_SECONDS,
+        poll_seconds=current_app.config["CONSOLE_POLL_SECONDS"],
         tile_url=current_app.config["MAP_TILE_URL"],
         tile_crs=current_app.config["MAP_TILE_CRS"],
     )

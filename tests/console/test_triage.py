@@ -79,6 +79,9 @@ def test_the_offline_base_layer_is_the_outlines_of_the_staff_members_areas(staff
     codes = {f["properties"]["code"] for f in features}
     assert levels == {"district", "subdistrict", "community", "grid_cell"}
     assert "110105001024" in codes and "110105001025" not in codes
+    # The map opens on the staff member's own areas, not on the whole district.
+    own = {f["properties"]["level"] for f in features if f["properties"]["inside"]}
+    assert own == {"community", "grid_cell"}
 
 
 def test_a_tip_page_shows_the_tip_and_its_history(staff_console):

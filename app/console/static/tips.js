@@ -29,7 +29,11 @@
         onEachFeature: function (f, layer) { layer.bindTooltip(f.properties.name); }
       }).addTo(map);
       outlines.bringToBack();
-      if (outlines.getLayers().length) { map.fitBounds(outlines.getBounds()); }
+      var own = L.featureGroup(outlines.getLayers().filter(function (layer) {
+        return layer.feature.properties.inside;
+      }));
+      var opening = own.getLayers().length ? own : outlines;
+      if (opening.getLayers().length) { map.fitBounds(opening.getBounds(), { animate: false, padding: [12, 12] }); }
     });
 
   function addTip(item) {
