@@ -15,9 +15,11 @@ from tests.core.test_access import IGNORED_METHODS, sample_path
 from tests.tips.conftest import NEIGHBOUR, tip_body
 
 
-def submit_tip(client, **overrides) -> str:
+def submit_tip(client, headers=None, **overrides) -> str:
     answer = client.post(
-        "/api/v1/tips", json=tip_body(**overrides), headers={"Idempotency-Key": str(uuid.uuid4())}
+        "/api/v1/tips",
+        json=tip_body(**overrides),
+        headers={"Idempotency-Key": str(uuid.uuid4()), **(headers or {})},
     )
     assert answer.status_code == 201, answer.get_json()
     return answer.get_json()["id"]
