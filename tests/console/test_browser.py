@@ -6,12 +6,16 @@ to var/console-screenshots/."""
 
 from __future__ import annotations
 
+import http.server
+import io
 import json
+import threading
 import urllib.error
 import urllib.request
 import uuid
 
 import pytest
+from PIL import Image
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import Select, WebDriverWait
@@ -26,19 +30,63 @@ OTHER_COMMUNITY = "110105001025"
 OTHER_PASSWORD = "Correct-Horse-Battery-9"
 
 
+LIMITS = {
+    "LOGIN_RATE_LIMIT": "1000 per minute",
+    "LOGIN_CLIENT_RATE_LIMIT": "1000 per minute",
+    "TIP_RATE_LIMIT": "1000 per minute",
+    "CONSOLE_POLL_SECONDS": "1",
+}
+
+
 @pytest.fixture(scope="module")
-def base(tmp_path_factory):
-    with (
-        demo_database() as owner_url,
-        served(
-            owner_url,
-            tmp_path_factory.mktemp("console-browser"),
-            LOGIN_RATE_LIMIT="1000 per minute",
-            LOGIN_CLIENT_RATE_LIMIT="1000 per minute",
-            TIP_RATE_LIMIT="1000 per minute",
-            CONSOLE_POLL_SECONDS="1",
-        ) as url,
-    ):
+def owner_url():
+    with demo_database() as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def base(owner_url, tmp_path_factory):
+    """The console with no tile server configured (the offline default)."""
+    with served(owner_url, tmp_path_factory.mktemp("console-browser"), **LIMITS) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def tiles():
+    """A tile server on loopback (as an intranet's AMap mirror would be): its URL template and
+    the paths it was asked for."""
+    buffer = io.BytesIO()
+    Image.new("RGB", (256, 256), (236, 232, 220)).save(buffer, "PNG")
+    png, asked = buffer.getvalue(), []
+
+    class Tiles(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            asked.append(self.path)
+            self.send_response(200)
+            self.send_header("Content-Type", "image/png")
+            self.send_header("Content-Length", str(len(png)))
+            self.end_headers()
+            self.wfile.write(png)
+
+        def log_message(self, *_args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Tiles)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}/{{z}}/{{x}}/{{y}}.png", asked
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture(scope="module")
+def tiled_base(owner_url, tiles, tmp_path_factory):
+    """The console with a GCJ-02 tile server configured, on the same database."""
+    template, _asked = tiles
+    log_dir = tmp_path_factory.mktemp("console-browser-tiles")
+    with served(owner_url, log_dir, MAP_TILE_URL=template, MAP_TILE_CRS="gcj02", **LIMITS) as url:
         yield url
 
 
@@ -205,3 +253,21 @@ def test_the_pages_have_no_serious_accessibility_violations(base, chrome):
     chrome.get(f"{base}/console/tips/{tip_id}")
     wait_for(chrome, By.ID, "transition-form")
     assert serious_violations(chrome) == [], "tip"
+
+
+def test_with_a_gcj02_tile_server_the_layers_are_asked_for_in_gcj02(tiled_base, tiles, chrome):
+    _template, asked = tiles
+    tip_id = submit_tip(tiled_base)
+    sign_in(chrome, tiled_base, GRID_STAFF)
+    wait_for(chrome, By.CSS_SELECTOR, f'tr[data-tip-id="{tip_id}"]')
+    WebDriverWait(chrome, 10).until(
+        lambda c: c.find_elements(By.CSS_SELECTOR, "#map path.leaflet-interactive")
+    )
+    WebDriverWait(chrome, 10).until(lambda _c: asked)
+    assert all(path.endswith(".png") for path in asked)
+    fetched = chrome.execute_script(
+        "return performance.getEntriesByType('resource').map(e => e.name);"
+    )
+    layers = [u for u in fetched if "/console/tips.json" in u or "/console/areas.geojson" in u]
+    assert len(layers) >= 2 and all("crs=gcj02" in u for u in layers), layers
+    screenshot(chrome, "queue-gcj02-tiles")
