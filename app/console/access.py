@@ -30,7 +30,7 @@ import hmac
 import secrets
 from collections.abc import Callable
 
-from flask import abort, g, redirect, request, session, url_for
+from flask import abort, redirect, request, session, url_for
 from flask.sessions import SecureCookieSessionInterface
 from flask_babel import refresh
 
@@ -85,7 +85,7 @@ def check_csrf() -> None:
 def choose_locale() -> None:
     """The language the reader chose with the page's switch (else Accept-Language decides)."""
     if session.get("lang") in SUPPORTED_LOCALES:
-        setattr(g, CHOSEN_LOCALE, session["lang"])
+        request.environ[CHOSEN_LOCALE] = session["lang"]
         refresh()
 
 

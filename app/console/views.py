@@ -45,7 +45,7 @@ from app.console.access import (
     user_if_known,
 )
 from app.console.labels import PRIORITY_LABELS, STATUS_LABELS, event_label
-from app.core import audit
+from app.core import audit, geojson
 from app.core.auth import GRID_STAFF
 from app.core.errors import Conflict, NotFound, Unprocessable
 from app.core.i18n import SUPPORTED_LOCALES, _, language_tag
@@ -280,7 +280,7 @@ def areas_geojson():
     if crs not in ("wgs84", "gcj02"):
         raise UnprocessableEntity()
     collection = console_service.outlines(db.session, signed_in_user(), crs)
-    return Response(current_app.json.dumps(collection), mimetype="application/geo+json")
+    return geojson.answer(collection, crs)
 
 
 # -- one tip ---------------------------------------------------------------------------------

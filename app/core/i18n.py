@@ -19,7 +19,7 @@ from __future__ import annotations
 from typing import Any
 
 from babel import Locale
-from flask import Flask, Response, g, has_request_context, request
+from flask import Flask, Response, has_request_context, request
 from flask_babel import Babel, force_locale, get_locale, gettext, lazy_gettext, refresh
 from marshmallow import Schema, fields, validate
 
@@ -50,8 +50,9 @@ def translated(text: str, **variables: Any) -> str:
 OPERATOR_LOCALE = "en"
 
 
-# Set on `g` by a page that lets its reader choose (the staff console's language switch).
-CHOSEN_LOCALE = "chosen_locale"
+# Set in the request's environ by a page that lets its reader choose (the staff console's
+# language switch): per request, where `g` can outlive one (see init_i18n).
+CHOSEN_LOCALE = "qunfang.chosen_locale"
 
 
 def select_locale() -> str:
@@ -59,8 +60,9 @@ def select_locale() -> str:
     Accept-Language; zh_CN when it names none."""
     if not has_request_context():
         return OPERATOR_LOCALE
-    if g.get(CHOSEN_LOCALE) in SUPPORTED_LOCALES:
-        return g.get(CHOSEN_LOCALE)
+    chosen = request.environ.get(CHOSEN_LOCALE)
+    if chosen in SUPPORTED_LOCALES:
+        return chosen
     for tag, _quality in request.accept_languages:
         language = tag.replace("_", "-").lower().split("-")[0]
         if language == "zh":
