@@ -55,7 +55,7 @@ from app.extensions import db, limiter
 from app.media import service as media_service
 from app.tips import service as tips_service
 from app.tips.access import may_see_tip_media
-from app.tips.schemas import TipListArgsSchema
+from app.tips.schemas import MergeSchema, NoteSchema, TipListArgsSchema
 from geo.crs import from_wgs84
 
 PAGE_SIZE = 25
@@ -303,6 +303,7 @@ def _tip_page(tip, *, message: str | None = None, status: int = 200):
         offered=offered,
         category=_category_names().get(tip.category_code, tip.category_code),
         event_label=event_label,
+        etag_of=etag_of,
         position=position,
         message=message,
     )
@@ -324,11 +325,7 @@ def transition(tip_id: uuid.UUID):
     actor = signed_in_user()
     tip = tips_service.get_for_staff(db.session, actor, tip_id, lock=True)
     if request.form.get("etag") != etag_of("tip", tip):
-        message = _(
-            "Someone changed this tip while you were reading it. It is shown as it is now: "
-            "check it, then choose again."
-        )
-        return _tip_page(tip, message=message, status=412)
+        return _changed_meanwhile(tip)
     note = request.form.get("note", "").strip() or None
     try:
         tips_service.transition(
@@ -344,6 +341,51 @@ def transition(tip_id: uuid.UUID):
         return _tip_page(tip, message=str(exc), status=exc.status)
     flash(_("The tip is now: %(status)s.", status=STATUS_LABELS.get(tip.status, tip.status)))
     return redirect(url_for("console.tip", tip_id=tip.id), 303)
+
+
+def _changed_meanwhile(tip):
+    """The tip's page again, as it is now, when the form was read at another version."""
+    message = _(
+        "Someone changed this tip while you were reading it. It is shown as it is now: "
+        "check it, then choose again."
+    )
+    return _tip_page(tip, message=message, status=412)
+
+
+@bp.route("/tips/<uuid:tip_id>/notes", methods=["POST"])
+@staff_required(GRID_STAFF)
+def note(tip_id: uuid.UUID):
+    """Add a note to the tip's history (`public`: its reporter sees it), as the API's notes."""
+    actor = signed_in_user()
+    tip = tips_service.get_for_staff(db.session, actor, tip_id)
+    form = {"note": request.form.get("text", ""), "public": request.form.get("public") == "on"}
+    try:
+        values = NoteSchema().load(form)
+    except ValidationError:
+        return _tip_page(tip, message=_("Write a note of 1 to 2000 characters."), status=422)
+    tips_service.add_note(db.session, actor, tip, values["note"], values["public"])
+    flash(_("The note was added."))
+    return redirect(url_for("console.tip", tip_id=tip.id), 303)
+
+
+@bp.route("/tips/<uuid:tip_id>/merge", methods=["POST"])
+@staff_required(GRID_STAFF)
+def merge(tip_id: uuid.UUID):
+    """Merge this tip (a duplicate) into another of the staff member's areas, from the version
+    read, as the API's merge with If-Match."""
+    actor = signed_in_user()
+    tip = tips_service.get_for_staff(db.session, actor, tip_id, lock=True)
+    if request.form.get("etag") != etag_of("tip", tip):
+        return _changed_meanwhile(tip)
+    try:
+        into = MergeSchema().load({"into": request.form.get("into", "")})["into"]
+        tips_service.merge(db.session, actor, tip, into)
+    except ValidationError:
+        return _tip_page(tip, message=_("No such tip."), status=422)
+    except (Conflict, Unprocessable) as exc:
+        return _tip_page(tip, message=str(exc), status=exc.status)
+    flash(_("The tip was merged into this one."))
+    return redirect(url_for("console.tip", tip_id=into), 303)
 
 
 @bp.route("/media/<uuid:media_id>")

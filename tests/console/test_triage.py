@@ -179,3 +179,57 @@ def test_every_console_page_refuses_roles_without_staff_rights(app, console, cre
         token = csrf_of(console.get("/console/login"))
         answer = console.open(sample_path(rule), method=method, data={"csrf_token": token})
         assert answer.status_code == 403, f"{role}: {method} {rule.rule}"
+
+
+def test_a_note_goes_into_the_tips_history(staff_console, session):
+    console, _user = staff_console
+    tip_id = submit_tip(console)
+    token = csrf_of(console.get("/console/login"))
+    answer = console.post(
+        f"/console/tips/{tip_id}/notes", data={"text": "已联系物业", "csrf_token": token}
+    )
+    assert answer.status_code == 303
+    notes = session.scalars(
+        sa.select(TipEvent.note).where(TipEvent.tip_id == tip_id, TipEvent.kind == "note")
+    )
+    assert list(notes) == ["已联系物业"]
+
+
+def test_an_empty_note_is_a_message_and_adds_nothing(staff_console, session):
+    console, _user = staff_console
+    tip_id = submit_tip(console)
+    token = csrf_of(console.get("/console/login"))
+    answer = console.post(f"/console/tips/{tip_id}/notes", data={"text": "", "csrf_token": token})
+    assert answer.status_code == 422
+    assert 'id="tip-message"' in answer.get_data(as_text=True)
+    count = sa.select(sa.func.count()).where(TipEvent.tip_id == tip_id, TipEvent.kind == "note")
+    assert session.scalar(count) == 0
+
+
+def test_a_duplicate_nearby_is_merged_from_the_tip_page(staff_console, session):
+    console, _user = staff_console
+    kept, duplicate = submit_tip(console), submit_tip(console)
+    html = console.get(f"/console/tips/{kept}").get_data(as_text=True)
+    assert f'data-merge="{duplicate}"' in html
+    etag = html.split(f'action="/console/tips/{duplicate}/merge"', 1)[1]
+    etag = etag.split('name="etag" value="', 1)[1].split('"', 1)[0]
+    token = csrf_of(console.get("/console/login"))
+    answer = console.post(
+        f"/console/tips/{duplicate}/merge",
+        data={"into": kept, "etag": etag, "csrf_token": token},
+    )
+    assert answer.status_code == 303
+    assert answer.headers["Location"].endswith(f"/console/tips/{kept}")
+    assert status_of(session, duplicate) == "merged"
+
+
+def test_a_merge_from_a_stale_page_changes_nothing(staff_console, session):
+    console, _user = staff_console
+    kept, duplicate = submit_tip(console), submit_tip(console)
+    token = csrf_of(console.get("/console/login"))
+    answer = console.post(
+        f"/console/tips/{duplicate}/merge",
+        data={"into": kept, "etag": "stale", "csrf_token": token},
+    )
+    assert answer.status_code == 412
+    assert status_of(session, duplicate) == "submitted"
