@@ -12,8 +12,10 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from app.areas.models import Area
+from app.auth import service as auth_service
 from app.auth.jurisdiction import area_path_columns, jurisdiction_of
 from app.auth.models import User
+from app.core.auth import GRID_STAFF, has_any_role
 from geo.crs import geometry_from_wgs84
 from geo.geojson import to_geojson
 
@@ -21,6 +23,8 @@ from geo.geojson import to_geojson
 # hundreds of communities stays a few hundred kilobytes.
 OUTLINE_SIMPLIFY_M = 5
 LEVELS = ("district", "subdistrict", "community", "grid_cell")
+# The assignee picker lists at most this many staff members.
+MOST_ASSIGNABLE = 200
 
 
 def _visible_areas(actor: User):
@@ -82,3 +86,15 @@ def outlines(session: Session, actor: User, crs: str) -> dict[str, Any]:
         if row.outline
     ]
     return {"type": "FeatureCollection", "features": features}
+
+
+def assignable_staff(session: Session, actor: User, tip) -> list[User]:
+    """Active staff the actor may see whose jurisdiction covers the tip: whom the tip may be
+    assigned to (the service checks the choice again, app/tips/service.py `_assignee`)."""
+    query, _count = auth_service.list_visible_users(session, actor, {"status": "active"})
+    users = session.scalars(query.limit(MOST_ASSIGNABLE))
+    return [
+        user
+        for user in users
+        if has_any_role(user.roles, [GRID_STAFF]) and jurisdiction_of(user).covers(tip.path_ids)
+    ]

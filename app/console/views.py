@@ -61,8 +61,8 @@ from geo.crs import from_wgs84
 PAGE_SIZE = 25
 SINCE = {"24h": dt.timedelta(hours=24), "7d": dt.timedelta(days=7), "30d": dt.timedelta(days=30)}
 _LIST_FILTERS = ("status", "category", "priority")
-# Moves the tip page offers; `assigned` needs an assignee picker (not yet in the console).
-_OFFERED = ("triaged", "in_progress", "resolved", "rejected", "referred_to_police")
+# Moves the tip page offers, in this order.
+_OFFERED = ("triaged", "assigned", "in_progress", "resolved", "rejected", "referred_to_police")
 
 
 # Before any view: the reader's language, then the CSRF check of every POST.
@@ -304,6 +304,11 @@ def _tip_page(tip, *, message: str | None = None, status: int = 200):
         category=_category_names().get(tip.category_code, tip.category_code),
         event_label=event_label,
         etag_of=etag_of,
+        assignable=(
+            console_service.assignable_staff(db.session, actor, tip)
+            if "assigned" in offered
+            else []
+        ),
         position=position,
         message=message,
     )
@@ -327,15 +332,20 @@ def transition(tip_id: uuid.UUID):
     if request.form.get("etag") != etag_of("tip", tip):
         return _changed_meanwhile(tip)
     note = request.form.get("note", "").strip() or None
+    to = request.form.get("to", "")
     try:
+        assignee = request.form.get("assignee_id", "") if to == "assigned" else ""
         tips_service.transition(
             db.session,
             actor,
             tip,
-            request.form.get("to", ""),
+            to,
             note=note,
             public=request.form.get("public") == "on",
+            assignee_id=uuid.UUID(assignee) if assignee else None,
         )
+    except ValueError:
+        return _tip_page(tip, message=_("Choose whom to assign the tip to."), status=422)
     except (Conflict, Unprocessable) as exc:
         # The service refuses before it changes anything; the answer's status rolls back.
         return _tip_page(tip, message=str(exc), status=exc.status)

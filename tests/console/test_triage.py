@@ -233,3 +233,34 @@ def test_a_merge_from_a_stale_page_changes_nothing(staff_console, session):
     )
     assert answer.status_code == 412
     assert status_of(session, duplicate) == "submitted"
+
+
+def test_a_tip_is_assigned_to_staff_picked_from_those_covering_its_area(
+    staff_console, session, create_user
+):
+    console, user = staff_console
+    elsewhere = create_user(roles=["grid_staff"], jurisdiction=["110105001025"])
+    tip_id = submit_tip(console)
+    form = {**form_of(console, tip_id), "to": "triaged"}
+    console.post(f"/console/tips/{tip_id}/transition", data=form)
+    html = console.get(f"/console/tips/{tip_id}").get_data(as_text=True)
+    assert f'value="{user.id}"' in html and f'value="{elsewhere.id}"' not in html
+    form = {**form_of(console, tip_id), "to": "assigned", "assignee_id": str(user.id)}
+    assert console.post(f"/console/tips/{tip_id}/transition", data=form).status_code == 303
+    session.expire_all()
+    tip = session.get(Tip, uuid.UUID(tip_id))
+    assert (tip.status, tip.assignee_id) == ("assigned", user.id)
+
+
+@pytest.mark.parametrize("assignee", ["", "not-a-uuid"])
+def test_assigning_without_a_valid_assignee_is_a_message(staff_console, session, assignee):
+    console, _user = staff_console
+    tip_id = submit_tip(console)
+    console.post(
+        f"/console/tips/{tip_id}/transition", data={**form_of(console, tip_id), "to": "triaged"}
+    )
+    form = {**form_of(console, tip_id), "to": "assigned", "assignee_id": assignee}
+    answer = console.post(f"/console/tips/{tip_id}/transition", data=form)
+    assert answer.status_code == 422
+    assert 'id="tip-message"' in answer.get_data(as_text=True)
+    assert status_of(session, tip_id) == "triaged"
