@@ -70,6 +70,31 @@ bp.before_request(choose_locale)
 bp.before_request(check_csrf)
 
 
+def _tile_origin(template: str) -> str:
+    """The tile server as a CSP source (" https://host"); a `{s}` subdomain becomes a
+    wildcard over its parent domain, the only wildcard CSP allows."""
+    tiles = urlsplit(template)
+    if not tiles.netloc:
+        return ""
+    host = tiles.netloc
+    if "{s}" in host:
+        host = "*." + host.split(".", 1)[1]
+    return f" {tiles.scheme}://{host}"
+
+
+@bp.after_request
+def _content_security_policy(response: Response) -> Response:
+    """Scripts, styles and data from this server only (a cookie-signed-in page must not run
+    script injected into it), images also from the tile server; no framing (clickjacking)."""
+    tile_origin = _tile_origin(current_app.config["MAP_TILE_URL"])
+    response.headers["Content-Security-Policy"] = (
+        "default-src 'self'; script-src 'self'; style-src 'self'; "
+        f"img-src 'self' data:{tile_origin}; connect-src 'self'; "
+        "frame-ancestors 'none'; base-uri 'none'; form-action 'self'; object-src 'none'"
+    )
+    return response
+
+
 @bp.context_processor
 def _template_globals():
     return {

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from app.auth.models import AuthSession
+from tests.conftest import make_app
 from tests.console.conftest import csrf_of, sign_in
 
 
@@ -125,3 +126,19 @@ def test_the_language_switch_shows_the_pages_in_english(staff_console):
     assert answer.status_code == 303
     html = console.get("/console/tips").get_data(as_text=True)
     assert '<html lang="en">' in html and "Triage queue" in html
+
+
+def test_console_pages_run_only_this_servers_scripts_and_cannot_be_framed(console):
+    policy = console.get("/console/login").headers["Content-Security-Policy"]
+    assert "script-src 'self'" in policy and "frame-ancestors 'none'" in policy
+    assert "img-src 'self' data:;" in policy  # no tile server configured
+
+
+def test_the_tile_server_may_serve_images(database_url, connection):
+    app = make_app(
+        database_url,
+        MAP_TILE_URL="https://webrd0{s}.is.autonavi.com/appmaptile?x={x}&y={y}&z={z}",
+        MAP_TILE_CRS="gcj02",
+    )
+    policy = app.test_client().get("/console/login").headers["Content-Security-Policy"]
+    assert "img-src 'self' data: https://*.is.autonavi.com;" in policy
