@@ -70,8 +70,10 @@ run: venv
 # The suite runs against a throw-away database on the private test cluster (var/pg/test), or on
 # the server of TEST_DATABASE_URL / DATABASE_URL; it never touches the dev data.
 # A private redis (var/redis/test) serves the tests of limits shared across processes, unless
-# TEST_RATELIMIT_STORAGE_URI names another.
+# TEST_RATELIMIT_STORAGE_URI names another. The console's browser tests drive Debian's Chromium,
+# installed here when missing (scripts/browser.sh).
 test: venv-dev
+	@scripts/browser.sh ensure
 ifeq ($(strip $(TEST_RATELIMIT_STORAGE_URI)),)
 	@scripts/redis.sh ensure test
 endif

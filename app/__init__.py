@@ -16,6 +16,7 @@ def create_app(config: Config | None = None) -> Flask:
     from app.auth.routes import auth_blp, me_blp, terms_blp, users_blp
     from app.auth.tokens import init_token_loading
     from app.cli import register_cli
+    from app.console import init_console
     from app.core import caching
     from app.core.api import Api
     from app.core.db import decide_transactions
@@ -113,6 +114,7 @@ def create_app(config: Config | None = None) -> Flask:
         api.register_blueprint(blueprint)
     # Open311 follows its own specification, not our OpenAPI document (app/open311/routes.py).
     app.register_blueprint(open311_blp)
+    init_console(app)  # the staff web console, /console (app/console/)
     init_docs(app)
     register_cli(app)
     return app

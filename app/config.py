@@ -318,6 +318,12 @@ class Config:
     HEATMAP_MIN_REPORTERS: int = 5
     HEATMAP_RATE_LIMIT: str = "60 per minute"
     PROXY_HOPS: int = 0
+    # The staff console's base map (docs/console.md): a tile URL template ({z}/{x}/{y}) and the
+    # coordinate system its tiles are drawn in; empty draws the area outlines instead (offline).
+    MAP_TILE_URL: str = ""
+    MAP_TILE_CRS: str = "wgs84"
+    # An open triage queue asks for new tips this often.
+    CONSOLE_POLL_SECONDS: int = 15
     LOG_LEVEL: str = "INFO"
     TESTING: bool = False
 
@@ -424,6 +430,9 @@ class Config:
             HEATMAP_MIN_REPORTERS=_env_int("HEATMAP_MIN_REPORTERS", 5),
             HEATMAP_RATE_LIMIT=os.environ.get("HEATMAP_RATE_LIMIT", "60 per minute"),
             PROXY_HOPS=_env_int("PROXY_HOPS", 0),
+            MAP_TILE_URL=os.environ.get("MAP_TILE_URL", ""),
+            MAP_TILE_CRS=os.environ.get("MAP_TILE_CRS", "wgs84"),
+            CONSOLE_POLL_SECONDS=_env_int("CONSOLE_POLL_SECONDS", 15),
             LOG_LEVEL=os.environ.get("LOG_LEVEL", "INFO"),
         )
         for key, value in overrides.items():
@@ -489,6 +498,12 @@ class Config:
         for name, (_default, low, high) in RETENTION_DAYS.items():
             if not low <= getattr(self, name) <= high:
                 raise ConfigError(f"{name} must be between {low} and {high} (days)")
+        if self.MAP_TILE_CRS not in {"wgs84", "gcj02"}:
+            raise ConfigError("MAP_TILE_CRS must be wgs84 (Tianditu, OSM) or gcj02 (AMap, Tencent)")
+        if not 1 <= self.CONSOLE_POLL_SECONDS <= 3600:
+            raise ConfigError("CONSOLE_POLL_SECONDS must be between 1 and 3600")
+        if self.MAP_TILE_URL and not re.fullmatch(r"https?://\S+", self.MAP_TILE_URL):
+            raise ConfigError("MAP_TILE_URL must be an http(s) URL template with {z}, {x}, {y}")
         if self.IDEMPOTENCY_TTL_DAYS < 30:
             # Phones stay offline for days; a key that expires early lets a replay duplicate.
             raise ConfigError("IDEMPOTENCY_TTL_DAYS must be at least 30")

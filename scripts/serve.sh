@@ -145,6 +145,7 @@ cat >&2 <<MSG
 
   Qunfang API    http://127.0.0.1:$PORT/api/v1/
   API docs       http://127.0.0.1:$PORT/api/docs
+  Staff console  http://127.0.0.1:$PORT/console/  (demo grid staff 13800000003)
   OpenAPI spec   http://127.0.0.1:$PORT/api/v1/openapi.json
   Health         http://127.0.0.1:$PORT/healthz   http://127.0.0.1:$PORT/readyz
   Supervised by supervisord: .venv/bin/supervisorctl -c $CONF status

@@ -31,10 +31,14 @@ def demo_database() -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def served(owner_url: str, log_dir: Path) -> Iterator[str]:
-    """gunicorn (one worker) on `owner_url`'s database as the application's role: its base URL."""
+def served(owner_url: str, log_dir: Path, **settings: str) -> Iterator[str]:
+    """gunicorn (one worker) on `owner_url`'s database as the application's role: its base URL.
+    `settings` are more environment settings of the app (MAP_TILE_URL=..., say)."""
     env = base_environment(
-        QF_ENV="testing", DATABASE_URL=as_app(owner_url), RATELIMIT_STORAGE_URI="memory://"
+        QF_ENV="testing",
+        DATABASE_URL=as_app(owner_url),
+        RATELIMIT_STORAGE_URI="memory://",
+        **settings,
     )
     with gunicorn(env, log_dir / "gunicorn.log", workers=1) as base:
         yield base

@@ -111,6 +111,9 @@ def test_settings_are_read_from_the_environment(env):
         ("IDEMPOTENCY_TTL_DAYS", "7", "at least 30"),
         ("ACCOUNT_DELETION_GRACE_DAYS", "91", "between 0 and 90"),
         ("QF_ENV", "staging", "QF_ENV"),
+        ("MAP_TILE_CRS", "bd09", "MAP_TILE_CRS"),
+        ("MAP_TILE_URL", "tiles/{z}/{x}/{y}.png", "MAP_TILE_URL"),
+        ("CONSOLE_POLL_SECONDS", "0", "CONSOLE_POLL_SECONDS"),
     ],
 )
 def test_bad_settings_are_refused_with_a_reason(env, name, value, message):

@@ -44,7 +44,9 @@ BEARER_SCHEME = "bearerAuth"
 
 @dataclass(frozen=True)
 class Access:
-    """Who may call a view: `public`, `login` (any valid token) or `roles` (one of `roles`)."""
+    """Who may call a view: `public`, `login` (any valid token), `roles` (one of `roles`), or
+    `session` (a staff console page: a signed-in console session holding one of `roles`,
+    app/console/access.py)."""
 
     kind: str
     roles: tuple[str, ...] = ()
@@ -56,6 +58,8 @@ class Access:
             return "Access: any signed-in user."
         if self.kind == "refresh":
             return "Access: a refresh token as the bearer token."
+        if self.kind == "session":
+            return "Access: a console session of roles " + ", ".join(self.roles) + "."
         return "Access: roles " + ", ".join(self.roles) + " (or a role that includes them)."
 
 
@@ -113,6 +117,10 @@ class _TransactionalRules(flask.Blueprint):
         if view_func is not None:
             view_func = _transaction_boundary(view_func)
         return super().add_url_rule(rule, endpoint, view_func, *args, **kwargs)
+
+
+# For blueprints outside the API (the staff console): the same one commit per request.
+TransactionalBlueprint = _TransactionalRules
 
 
 class Blueprint(flask_smorest.Blueprint, _TransactionalRules):

@@ -50,10 +50,19 @@ def translated(text: str, **variables: Any) -> str:
 OPERATOR_LOCALE = "en"
 
 
+# Set in the request's environ by a page that lets its reader choose (the staff console's
+# language switch): per request, where `g` can outlive one (see init_i18n).
+CHOSEN_LOCALE = "qunfang.chosen_locale"
+
+
 def select_locale() -> str:
-    """The best of our locales for the request's Accept-Language; zh_CN when it names none."""
+    """The locale the reader chose in the page, else the best of ours for the request's
+    Accept-Language; zh_CN when it names none."""
     if not has_request_context():
         return OPERATOR_LOCALE
+    chosen = request.environ.get(CHOSEN_LOCALE)
+    if chosen in SUPPORTED_LOCALES:
+        return chosen
     for tag, _quality in request.accept_languages:
         language = tag.replace("_", "-").lower().split("-")[0]
         if language == "zh":

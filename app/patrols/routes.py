@@ -163,9 +163,7 @@ def _checkpoint_item(checkpoint: Checkpoint, crs: str = "wgs84") -> dict[str, An
 
 
 _CHECKPOINT_ATTRIBUTES = [
-    n
-    for n in s.CheckpointSchema().fields
-    if hasattr(Checkpoint, n) and n not in ("lon", "lat")
+    n for n in s.CheckpointSchema().fields if hasattr(Checkpoint, n) and n not in ("lon", "lat")
 ]
 
 
