@@ -229,6 +229,9 @@ class Config:
     UNATTACHED_MEDIA_HOURS: int = 24
     # A deleted account is erased this long after the request; signing in meanwhile cancels it.
     ACCOUNT_DELETION_GRACE_DAYS: int = 7
+    # Registration refuses people under 18 (their age from the ID number's birth date); with
+    # this on, a minor registers with a guardian's recorded consent instead.
+    MINORS_ALLOWED_WITH_GUARDIAN: bool = False
     OPEN311_RATE_LIMIT: str = "120 per minute;5000 per day"
     # Clue batches: the Ed25519 signing key is derived from this secret (its public half is
     # published at /api/v1/clue-batches/signing-key); files go under EXPORT_ROOT.
@@ -360,6 +363,7 @@ class Config:
             MEDIA_RATE_LIMIT=os.environ.get("MEDIA_RATE_LIMIT", "60 per hour"),
             UNATTACHED_MEDIA_HOURS=_env_int("UNATTACHED_MEDIA_HOURS", 24),
             ACCOUNT_DELETION_GRACE_DAYS=_env_int("ACCOUNT_DELETION_GRACE_DAYS", 7),
+            MINORS_ALLOWED_WITH_GUARDIAN=_env_bool("MINORS_ALLOWED_WITH_GUARDIAN", False),
             OPEN311_RATE_LIMIT=os.environ.get("OPEN311_RATE_LIMIT", "120 per minute;5000 per day"),
             EXPORT_ROOT=os.environ.get("EXPORT_ROOT") or str(PROJECT_ROOT / "var" / "exports"),
             MAX_BATCH_TIPS=_env_int("MAX_BATCH_TIPS", 100_000),

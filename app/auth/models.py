@@ -40,6 +40,9 @@ user_areas = Table(
 )
 
 
+CONSENT_KINDS = ("terms", "location_sharing", "sms", "id_number", "guardian")
+
+
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
@@ -47,7 +50,9 @@ def _now() -> dt.datetime:
 class User(Timestamps, db.Model):
     """A person with an account: volunteer, staff, liaison or admin (roles may combine).
 
-    The resident ID number is never stored: only a keyed hash (uniqueness) and a masked form.
+    The resident ID number is never stored: only a keyed hash (uniqueness) and a masked form,
+    and those only under the ID-number consent. Nor is the birth date it holds: registration
+    reads the age from it and forgets it.
     """
 
     __tablename__ = "users"
@@ -84,6 +89,11 @@ class User(Timestamps, db.Model):
     # SMS when an urgent task's push is not received in time: a consent of its own
     sms_consent: Mapped[bool] = mapped_column(Boolean, server_default="false")
     sms_consent_changed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    # Processing the resident ID number (its keyed hash and masked form): a consent of its own
+    id_number_consent: Mapped[bool] = mapped_column(Boolean, server_default="false")
+    id_number_consent_changed_at: Mapped[dt.datetime | None] = mapped_column(
+        DateTime(timezone=True)
+    )
 
     jurisdiction: Mapped[list[Area]] = relationship(secondary=user_areas, lazy="selectin")
 
@@ -104,14 +114,17 @@ class User(Timestamps, db.Model):
             "location_sharing_changed_at": self.location_sharing_changed_at,
             "sms_consent": self.sms_consent,
             "sms_consent_changed_at": self.sms_consent_changed_at,
+            "id_number_consent": self.id_number_consent,
+            "id_number_consent_changed_at": self.id_number_consent_changed_at,
         }
 
 
 class ConsentEvent(db.Model):
-    """Append-only history of consents given and withdrawn (terms, location sharing, SMS)."""
+    """Append-only history of consents given and withdrawn (terms, location sharing, SMS, the
+    ID number, a guardian's for a minor)."""
 
     __tablename__ = "consent_events"
-    __table_args__ = (CheckConstraint("kind IN ('terms', 'location_sharing', 'sms')", name="kind"),)
+    __table_args__ = (CheckConstraint(f"kind IN {CONSENT_KINDS!r}", name="kind"),)
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
     user_id: Mapped[uuid.UUID] = mapped_column(
@@ -120,6 +133,20 @@ class ConsentEvent(db.Model):
     kind: Mapped[str] = mapped_column(String(20))
     value: Mapped[str] = mapped_column(String(20))  # a terms version, or granted / withdrawn
     recorded_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
+
+
+class GuardianConsent(db.Model):
+    """Who consented for a volunteer registered under 18 (only where MINORS_ALLOWED_WITH_GUARDIAN
+    is on): the guardian's name and phone, as given. Goes with the account's erasure."""
+
+    __tablename__ = "guardian_consents"
+
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    guardian_name: Mapped[str] = mapped_column(String(50))
+    guardian_phone: Mapped[str] = mapped_column(String(11))
+    consented_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
 
 
 class AuthSession(db.Model):

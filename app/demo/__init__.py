@@ -166,6 +166,7 @@ def load_accounts(session: Session, log=print) -> list[tuple[str, str]]:
                 "password": DEMO_PASSWORD,
                 "real_name": name,
                 "id_number": demo_id_number(serial),
+                "id_number_consent": True,
                 "roles": roles,
                 "jurisdiction": [areas.get_by_code(session, c).id for c in codes],
                 "home_community_id": areas.get_by_code(session, home).id if home else None,

@@ -91,7 +91,11 @@ def _register(client, app, phone, name, serial, location_sharing=True):
         "real_name": name,
         "id_number": id_number(serial),
         "home_community_id": community,
-        "consents": {"terms_version": "2026-11", "location_sharing": location_sharing},
+        "consents": {
+            "terms_version": "2026-11",
+            "location_sharing": location_sharing,
+            "id_number": True,
+        },
     }
     answer = ok(client.post("/api/v1/auth/register", json=body), 201)
     return answer["user"], _bearer(answer["access_token"])
