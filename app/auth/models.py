@@ -17,9 +17,11 @@ from sqlalchemy import (
     Uuid,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
+from sqlalchemy.types import TypeDecorator
 
 from app.areas.models import Area
+from app.core import field_crypto
 from app.core.models import Timestamps
 from app.extensions import db
 
@@ -47,6 +49,33 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+class Encrypted(TypeDecorator):
+    """Text stored encrypted (app/core/field_crypto.py), read back as text: the code keeps
+    reading `user.phone`, also in selected columns. A ciphertext differs each time, so SQL can
+    neither compare nor sort it: comparing raises, to send the query to the keyed hash."""
+
+    impl = LargeBinary
+    cache_ok = True
+
+    class comparator_factory(LargeBinary.Comparator):
+        def operate(self, op, *other, **kwargs):
+            raise TypeError("an encrypted column cannot be compared in SQL: compare its keyed hash")
+
+        def reverse_operate(self, op, other, **kwargs):
+            return self.operate(op, other)
+
+    def process_bind_param(self, value, dialect):
+        return None if value is None else field_crypto.installed().encrypt(value)
+
+    def process_result_value(self, value, dialect):
+        return None if value is None else field_crypto.installed().decrypt(bytes(value))
+
+
+def phone_lookup(phone: str) -> bytes:
+    """The keyed hash users.phone_hmac holds: `User.phone_hmac == phone_lookup(normalized)`."""
+    return field_crypto.installed().lookup(phone)
+
+
 class User(Timestamps, db.Model):
     """A person with an account: volunteer, staff, liaison or admin (roles may combine).
 
@@ -66,9 +95,11 @@ class User(Timestamps, db.Model):
     )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
-    phone: Mapped[str] = mapped_column(String(11), unique=True)
+    # Encrypted at rest; found and kept unique by its keyed hash (lookup_phone)
+    phone: Mapped[str] = mapped_column("phone_ciphertext", Encrypted)
+    phone_hmac: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
     password_hash: Mapped[str] = mapped_column(String(200))
-    real_name: Mapped[str] = mapped_column(String(50))
+    real_name: Mapped[str] = mapped_column("real_name_ciphertext", Encrypted)
     id_number_digest: Mapped[bytes | None] = mapped_column(LargeBinary(32), unique=True)
     id_number_masked: Mapped[str | None] = mapped_column(String(18))
     roles: Mapped[list[str]] = mapped_column(ARRAY(String(20)), server_default="{}")
@@ -96,6 +127,11 @@ class User(Timestamps, db.Model):
     )
 
     jurisdiction: Mapped[list[Area]] = relationship(secondary=user_areas, lazy="selectin")
+
+    @validates("phone")
+    def _keep_phone_hmac(self, _key: str, phone: str) -> str:
+        self.phone_hmac = phone_lookup(phone)
+        return phone
 
     @property
     def is_active(self) -> bool:
@@ -144,8 +180,8 @@ class GuardianConsent(db.Model):
     user_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
     )
-    guardian_name: Mapped[str] = mapped_column(String(50))
-    guardian_phone: Mapped[str] = mapped_column(String(11))
+    guardian_name: Mapped[str] = mapped_column("guardian_name_ciphertext", Encrypted)
+    guardian_phone: Mapped[str] = mapped_column("guardian_phone_ciphertext", Encrypted)
     consented_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
 
 

@@ -26,6 +26,7 @@ from app.auth.models import (
     GuardianConsent,
     RefreshToken,
     User,
+    phone_lookup,
     user_areas,
 )
 from app.core import audit
@@ -176,7 +177,7 @@ def _new_user(
     comes with its own consent (422 on `consent_pointer` without it), recorded."""
     _require_id_number_consent(values, id_number_consent, consent_pointer)
     phone = _validated("phone", validators.normalize_phone, values["phone"])
-    if session.scalar(select(User.id).where(User.phone == phone)):
+    if session.scalar(select(User.id).where(User.phone_hmac == phone_lookup(phone))):
         raise Conflict(_EXISTS)
     _validated(
         "password",
@@ -358,7 +359,11 @@ def login(session: Session, phone: str, password: str) -> TokenPair:
         normalized = validators.normalize_phone(phone)
     except validators.InvalidInput:
         normalized = None
-    user = session.scalar(select(User).where(User.phone == normalized)) if normalized else None
+    user = (
+        session.scalar(select(User).where(User.phone_hmac == phone_lookup(normalized)))
+        if normalized
+        else None
+    )
     try:
         hasher.verify(user.password_hash if user else _dummy_hash(hasher), password)
         ok = user is not None and user.is_active

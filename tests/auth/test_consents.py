@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import func, select, text
 
 from app.auth import service
-from app.auth.models import ConsentEvent, GuardianConsent, User
+from app.auth.models import ConsentEvent, GuardianConsent, User, phone_lookup
 from app.auth.validators import age_on, birth_date, id_check_character
 from app.extensions import db
 from tests.conftest import PASSWORD
@@ -328,9 +328,11 @@ def test_the_operators_command_needs_the_consent_with_an_id_number(app, session)
     refused = runner.invoke(args=args)
     assert refused.exit_code != 0
     assert "consent" in refused.output
-    assert session.scalar(select(User).where(User.phone == "13500000009")) is None
+    assert (
+        session.scalar(select(User).where(User.phone_hmac == phone_lookup("13500000009"))) is None
+    )
     given = runner.invoke(args=[*args, "--id-number-consent"])
     assert given.exit_code == 0, given.output
-    user = session.scalar(select(User).where(User.phone == "13500000009"))
+    user = session.scalar(select(User).where(User.phone_hmac == phone_lookup("13500000009")))
     assert user.id_number_consent is True
     assert events(session, user.id) == [("id_number", "granted")]
