@@ -17,7 +17,7 @@ def create_app(config: Config | None = None) -> Flask:
     from app.auth.tokens import init_token_loading
     from app.cli import register_cli
     from app.console import init_console
-    from app.core import caching
+    from app.core import caching, field_crypto
     from app.core.api import Api
     from app.core.db import decide_transactions
     from app.core.docs import init_docs, openapi_settings
@@ -74,6 +74,13 @@ def create_app(config: Config | None = None) -> Flask:
     init_untrusted_input(app)  # after the request id is set: its problems carry it
     caching.init_app(app)
 
+    field_crypto.install(
+        field_crypto.open_or_create(
+            app.config["FIELD_KEY_FILE"],
+            app.config["FIELD_KEYRING_FILE"],
+            create=app.config["ENV"] != "production",
+        )
+    )
     db.init_app(app)
     migrate.init_app(app, db, directory=str(MIGRATIONS_DIR), compare_type=True)
     jwt.init_app(app)

@@ -10,6 +10,7 @@ from app import demo
 from app.areas.cli import areas_cli
 from app.auth.cli import users_cli
 from app.core import jobs as jobs_module
+from app.core.keys_cli import keys_cli
 from app.extensions import db
 from app.open311.cli import open311_cli
 from app.stations.cli import stations_cli
@@ -53,3 +54,4 @@ def register_cli(app: Flask) -> None:
     app.cli.add_command(users_cli)
     app.cli.add_command(stations_cli)
     app.cli.add_command(open311_cli)
+    app.cli.add_command(keys_cli)

@@ -243,6 +243,14 @@ class Config:
     UNATTACHED_MEDIA_HOURS: int = 24
     # A deleted account is erased this long after the request; signing in meanwhile cancels it.
     ACCOUNT_DELETION_GRACE_DAYS: int = 7
+    # Registration refuses people under 18 (their age from the ID number's birth date); with
+    # this on, a minor registers with a guardian's recorded consent instead.
+    MINORS_ALLOWED_WITH_GUARDIAN: bool = False
+    # Phone numbers and real names are encrypted at rest (app/core/field_crypto.py): the master
+    # key file (never in the database) and the keyring of wrapped data keys. Outside production
+    # both are made on first use under var/secrets; production refuses to start without them.
+    FIELD_KEY_FILE: str = str(LOCAL_SECRETS_DIR / "field-key")
+    FIELD_KEYRING_FILE: str = str(LOCAL_SECRETS_DIR / "field-keyring.json")
     OPEN311_RATE_LIMIT: str = "120 per minute;5000 per day"
     # Clue batches: the Ed25519 signing key is derived from this secret (its public half is
     # published at /api/v1/clue-batches/signing-key); files go under EXPORT_ROOT.
@@ -391,6 +399,10 @@ class Config:
             MEDIA_RATE_LIMIT=os.environ.get("MEDIA_RATE_LIMIT", "60 per hour"),
             UNATTACHED_MEDIA_HOURS=_env_int("UNATTACHED_MEDIA_HOURS", 24),
             ACCOUNT_DELETION_GRACE_DAYS=_env_int("ACCOUNT_DELETION_GRACE_DAYS", 7),
+            MINORS_ALLOWED_WITH_GUARDIAN=_env_bool("MINORS_ALLOWED_WITH_GUARDIAN", False),
+            FIELD_KEY_FILE=os.environ.get("FIELD_KEY_FILE") or str(LOCAL_SECRETS_DIR / "field-key"),
+            FIELD_KEYRING_FILE=os.environ.get("FIELD_KEYRING_FILE")
+            or str(LOCAL_SECRETS_DIR / "field-keyring.json"),
             OPEN311_RATE_LIMIT=os.environ.get("OPEN311_RATE_LIMIT", "120 per minute;5000 per day"),
             EXPORT_ROOT=os.environ.get("EXPORT_ROOT") or str(PROJECT_ROOT / "var" / "exports"),
             MAX_BATCH_TIPS=_env_int("MAX_BATCH_TIPS", 100_000),

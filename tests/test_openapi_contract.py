@@ -282,7 +282,7 @@ def test_volunteer_journey_through_the_generated_client(generated, server):
                 "password": password,
                 "real_name": "李娜",
                 "id_number": demo.demo_id_number(901),
-                "consents": {"terms_version": "2026-11"},
+                "consents": {"terms_version": "2026-11", "id_number": True},
             }
         ),
     )

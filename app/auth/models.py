@@ -17,9 +17,11 @@ from sqlalchemy import (
     Uuid,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
+from sqlalchemy.types import TypeDecorator
 
 from app.areas.models import Area
+from app.core import field_crypto
 from app.core.models import Timestamps
 from app.extensions import db
 
@@ -40,14 +42,46 @@ user_areas = Table(
 )
 
 
+CONSENT_KINDS = ("terms", "location_sharing", "sms", "id_number", "guardian")
+
+
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
+
+
+class Encrypted(TypeDecorator):
+    """Text stored encrypted (app/core/field_crypto.py), read back as text: the code keeps
+    reading `user.phone`, also in selected columns. A ciphertext differs each time, so SQL can
+    neither compare nor sort it: comparing raises, to send the query to the keyed hash."""
+
+    impl = LargeBinary
+    cache_ok = True
+
+    class comparator_factory(LargeBinary.Comparator):
+        def operate(self, op, *other, **kwargs):
+            raise TypeError("an encrypted column cannot be compared in SQL: compare its keyed hash")
+
+        def reverse_operate(self, op, other, **kwargs):
+            return self.operate(op, other)
+
+    def process_bind_param(self, value, dialect):
+        return None if value is None else field_crypto.installed().encrypt(value)
+
+    def process_result_value(self, value, dialect):
+        return None if value is None else field_crypto.installed().decrypt(bytes(value))
+
+
+def phone_lookup(phone: str) -> bytes:
+    """The keyed hash users.phone_hmac holds: `User.phone_hmac == phone_lookup(normalized)`."""
+    return field_crypto.installed().lookup(phone)
 
 
 class User(Timestamps, db.Model):
     """A person with an account: volunteer, staff, liaison or admin (roles may combine).
 
-    The resident ID number is never stored: only a keyed hash (uniqueness) and a masked form.
+    The resident ID number is never stored: only a keyed hash (uniqueness) and a masked form,
+    and those only under the ID-number consent. Nor is the birth date it holds: registration
+    reads the age from it and forgets it.
     """
 
     __tablename__ = "users"
@@ -61,9 +95,11 @@ class User(Timestamps, db.Model):
     )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
-    phone: Mapped[str] = mapped_column(String(11), unique=True)
+    # Encrypted at rest; found and kept unique by its keyed hash (lookup_phone)
+    phone: Mapped[str] = mapped_column("phone_ciphertext", Encrypted)
+    phone_hmac: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
     password_hash: Mapped[str] = mapped_column(String(200))
-    real_name: Mapped[str] = mapped_column(String(50))
+    real_name: Mapped[str] = mapped_column("real_name_ciphertext", Encrypted)
     id_number_digest: Mapped[bytes | None] = mapped_column(LargeBinary(32), unique=True)
     id_number_masked: Mapped[str | None] = mapped_column(String(18))
     roles: Mapped[list[str]] = mapped_column(ARRAY(String(20)), server_default="{}")
@@ -84,8 +120,18 @@ class User(Timestamps, db.Model):
     # SMS when an urgent task's push is not received in time: a consent of its own
     sms_consent: Mapped[bool] = mapped_column(Boolean, server_default="false")
     sms_consent_changed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    # Processing the resident ID number (its keyed hash and masked form): a consent of its own
+    id_number_consent: Mapped[bool] = mapped_column(Boolean, server_default="false")
+    id_number_consent_changed_at: Mapped[dt.datetime | None] = mapped_column(
+        DateTime(timezone=True)
+    )
 
     jurisdiction: Mapped[list[Area]] = relationship(secondary=user_areas, lazy="selectin")
+
+    @validates("phone")
+    def _keep_phone_hmac(self, _key: str, phone: str) -> str:
+        self.phone_hmac = phone_lookup(phone)
+        return phone
 
     @property
     def is_active(self) -> bool:
@@ -104,14 +150,17 @@ class User(Timestamps, db.Model):
             "location_sharing_changed_at": self.location_sharing_changed_at,
             "sms_consent": self.sms_consent,
             "sms_consent_changed_at": self.sms_consent_changed_at,
+            "id_number_consent": self.id_number_consent,
+            "id_number_consent_changed_at": self.id_number_consent_changed_at,
         }
 
 
 class ConsentEvent(db.Model):
-    """Append-only history of consents given and withdrawn (terms, location sharing, SMS)."""
+    """Append-only history of consents given and withdrawn (terms, location sharing, SMS, the
+    ID number, a guardian's for a minor)."""
 
     __tablename__ = "consent_events"
-    __table_args__ = (CheckConstraint("kind IN ('terms', 'location_sharing', 'sms')", name="kind"),)
+    __table_args__ = (CheckConstraint(f"kind IN {CONSENT_KINDS!r}", name="kind"),)
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
     user_id: Mapped[uuid.UUID] = mapped_column(
@@ -120,6 +169,20 @@ class ConsentEvent(db.Model):
     kind: Mapped[str] = mapped_column(String(20))
     value: Mapped[str] = mapped_column(String(20))  # a terms version, or granted / withdrawn
     recorded_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
+
+
+class GuardianConsent(db.Model):
+    """Who consented for a volunteer registered under 18 (only where MINORS_ALLOWED_WITH_GUARDIAN
+    is on): the guardian's name and phone, as given. Goes with the account's erasure."""
+
+    __tablename__ = "guardian_consents"
+
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    guardian_name: Mapped[str] = mapped_column("guardian_name_ciphertext", Encrypted)
+    guardian_phone: Mapped[str] = mapped_column("guardian_phone_ciphertext", Encrypted)
+    consented_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
 
 
 class AuthSession(db.Model):

@@ -67,10 +67,15 @@ class Register(MethodView):
         The resident ID number is checked (GB 11643) and never stored: only a keyed hash (one
         account per person) and a masked form. Consent to the current terms
         (`GET /api/v1/terms`) is required: another version answers 422 with
-        `current_terms_version`. Location sharing for dispatch is a separate consent, off unless
-        given. The answer holds the new account and the tokens sign-in gives.
+        `current_terms_version`. Processing the ID number is a separate consent
+        (`consents.id_number`, required), and so is location sharing for dispatch (off unless
+        given). Under 18 by the ID number's birth date answers 422 `under-age`, unless minors
+        may register with a guardian's consent (`guardian`). The answer holds the new account
+        and the tokens sign-in gives.
         """
-        user = service.register_volunteer(db.session, body)
+        user = service.register_volunteer(
+            db.session, body, minors_allowed=current_app.config["MINORS_ALLOWED_WITH_GUARDIAN"]
+        )
         pair = service.start_session(db.session, user)
         device_token = login_limits.issue_device_token(user.phone)
         return {**asdict(pair), "device_token": device_token, "user": user}
@@ -154,10 +159,12 @@ class Me(MethodView):
     @me_blp.arguments(MeUpdateSchema)
     @me_blp.response(200, UserSchema)
     def patch(self, body):
-        """Change your volunteer types, skills, home community, location or SMS consent.
+        """Change your volunteer types, skills, home community, or consents.
 
         Roles, verification and identity are not yours to change: such fields answer 422.
         Moving to another community withdraws your verification until its staff verify you.
+        Withdrawing the ID-number consent erases the number's hash and masked form at once,
+        and your verification with them.
         """
         return service.update_me(db.session, current_user(), body)
 

@@ -17,6 +17,22 @@ _ID_NUMBER = validate.Regexp(r"^\d{17}[\dXx]$", error="17 digits and a final dig
 class ConsentsSchema(Schema):
     terms_version = fields.String(required=True, validate=validate.Length(1, 20))
     location_sharing = fields.Boolean(load_default=False)
+    id_number = fields.Boolean(
+        load_default=False,
+        metadata={
+            "description": "processing your resident ID number (kept as a keyed hash and a "
+            "masked form only): a separate consent, required with the number; withdraw it with "
+            "PATCH /api/v1/me {id_number_consent: false}"
+        },
+    )
+
+
+class GuardianSchema(Schema):
+    """A guardian consenting for a registrant under 18 (where minors are allowed at all)."""
+
+    name = fields.String(required=True, validate=validate.Length(1, 50))
+    phone = fields.String(required=True, validate=_PHONE)
+    consent = fields.Boolean(required=True)
 
 
 class RegisterSchema(Schema):
@@ -34,6 +50,14 @@ class RegisterSchema(Schema):
     )
     home_community_id = fields.UUID(load_default=None)
     consents = fields.Nested(ConsentsSchema, required=True)
+    guardian = fields.Nested(
+        GuardianSchema,
+        load_default=None,
+        metadata={
+            "description": "only for a registrant under 18 (the ID number's birth date), and "
+            "only where MINORS_ALLOWED_WITH_GUARDIAN is on; refused otherwise (422 under-age)"
+        },
+    )
 
 
 class LoginSchema(Schema):
@@ -78,6 +102,8 @@ class ConsentStateSchema(Schema):
     location_sharing_changed_at = fields.DateTime(allow_none=True)
     sms_consent = fields.Boolean()
     sms_consent_changed_at = fields.DateTime(allow_none=True)
+    id_number_consent = fields.Boolean()
+    id_number_consent_changed_at = fields.DateTime(allow_none=True)
 
 
 class UserSchema(Schema):
@@ -138,6 +164,13 @@ class MeUpdateSchema(Schema):
             "consent, off unless given; withdrawing stops SMS at once)"
         }
     )
+    id_number_consent = fields.Boolean(
+        metadata={
+            "description": "false withdraws the consent to processing your ID number: its "
+            "keyed hash and masked form are erased at once, and your verification with them; "
+            "true is accepted only while the consent stands (it is given with the number)"
+        }
+    )
 
 
 class PasswordChangeSchema(Schema):
@@ -152,6 +185,13 @@ class AccountCreateSchema(Schema):
     password = fields.String(required=True, load_only=True, validate=validate.Length(1, 200))
     real_name = fields.String(required=True, validate=validate.Length(1, 50))
     id_number = fields.String(load_only=True, validate=_ID_NUMBER)
+    id_number_consent = fields.Boolean(
+        load_default=False,
+        metadata={
+            "description": "the person's consent to processing the ID number: required "
+            "with id_number"
+        },
+    )
     roles = fields.List(
         fields.String(validate=validate.OneOf(ROLES)), required=True, validate=validate.Length(1, 5)
     )

@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -19,7 +20,15 @@ from sqlalchemy.orm import Session, aliased, joinedload
 from app.areas.models import Area, AreaLevel
 from app.auth import validators
 from app.auth.jurisdiction import area_path_columns, jurisdiction_of
-from app.auth.models import AuthSession, ConsentEvent, RefreshToken, User, user_areas
+from app.auth.models import (
+    AuthSession,
+    ConsentEvent,
+    GuardianConsent,
+    RefreshToken,
+    User,
+    phone_lookup,
+    user_areas,
+)
 from app.core import audit
 from app.core.auth import ADMIN, COMMUNITY_ADMIN, GRID_STAFF, POLICE_LIAISON, ROLES, VOLUNTEER
 from app.core.errors import Conflict, DomainError, Forbidden, NotFound, Unprocessable
@@ -37,6 +46,20 @@ class AuthenticationFailed(DomainError):
 
 class RefreshTokenReused(AuthenticationFailed):
     """A refresh token came back after it was used: its whole session is revoked."""
+
+
+class UnderAge(Unprocessable):
+    """The ID number's birth date says the registrant is under MINIMUM_AGE, and no guardian's
+    consent may stand in (or none was given)."""
+
+    slug = "under-age"
+
+
+# Volunteers register from this age on their own; below it only with a guardian's consent, and
+# only where MINORS_ALLOWED_WITH_GUARDIAN is on (PIPL art. 31: a guardian consents for minors).
+MINIMUM_AGE = 18
+# Birthdays turn by the calendar of Beijing, not of the server.
+_LOCAL = ZoneInfo("Asia/Shanghai")
 
 
 def _now() -> dt.datetime:
@@ -102,6 +125,19 @@ def set_sms_consent(session: Session, user: User, granted: bool) -> None:
     _record_consent(session, user, "sms", "granted" if granted else "withdrawn")
 
 
+def withdraw_id_number_consent(session: Session, user: User) -> None:
+    """Withdrawing the ID-number consent erases, at once, what was kept of the number (its keyed
+    hash and masked form) and the real-name verification that rested on it: staff verified the
+    person against that number. Giving it again means giving the number again."""
+    if not user.id_number_consent and user.id_number_consent_changed_at is not None:
+        return
+    user.id_number_consent = False
+    user.id_number_consent_changed_at = _now()
+    user.id_number_digest = user.id_number_masked = None
+    user.verified_at = user.verified_by = None
+    _record_consent(session, user, "id_number", "withdrawn")
+
+
 def _identity(session: Session, id_number: str | None) -> tuple[bytes | None, str | None]:
     if not id_number:
         return None, None
@@ -120,11 +156,28 @@ def _flush_unique(session: Session) -> None:
         raise Conflict(_EXISTS) from exc
 
 
-def _new_user(session: Session, values: dict[str, Any], **fields: Any) -> User:
+def _require_id_number_consent(values: dict[str, Any], consent: bool, pointer: str) -> None:
+    """No use of an ID number (not even reading the age from it) without its own consent."""
+    if values.get("id_number") and not consent:
+        raise _field_error(
+            pointer, _("Processing the resident ID number needs your separate consent.")
+        )
+
+
+def _new_user(
+    session: Session,
+    values: dict[str, Any],
+    *,
+    id_number_consent: bool,
+    consent_pointer: str,
+    **fields: Any,
+) -> User:
     """A new account from validated identity values (phone, password, real name, optional ID
-    number and home community) plus `fields`; added and flushed, duplicates a 409."""
+    number and home community) plus `fields`; added and flushed, duplicates a 409. An ID number
+    comes with its own consent (422 on `consent_pointer` without it), recorded."""
+    _require_id_number_consent(values, id_number_consent, consent_pointer)
     phone = _validated("phone", validators.normalize_phone, values["phone"])
-    if session.scalar(select(User.id).where(User.phone == phone)):
+    if session.scalar(select(User.id).where(User.phone_hmac == phone_lookup(phone))):
         raise Conflict(_EXISTS)
     _validated(
         "password",
@@ -142,15 +195,69 @@ def _new_user(session: Session, values: dict[str, Any], **fields: Any) -> User:
         id_number_masked=masked,
         home_community_id=_community_id(session, values.get("home_community_id")),
         status="active",
+        id_number_consent=digest is not None,
+        id_number_consent_changed_at=_now() if digest is not None else None,
         **{"volunteer_types": [], "skills": [], **fields},
     )
     session.add(user)
     _flush_unique(session)
+    if digest is not None:
+        _record_consent(session, user, "id_number", "granted")
     return user
 
 
-def register_volunteer(session: Session, values: dict[str, Any]) -> User:
-    """A resident registers under their real name; staff verify them later."""
+def _local_today() -> dt.date:
+    return dt.datetime.now(_LOCAL).date()
+
+
+def _check_age(
+    values: dict[str, Any], *, minors_allowed: bool, today: dt.date
+) -> dict[str, str] | None:
+    """The guardian (name, normalized phone) of a minor registering with their consent, or None
+    for an adult; refuses one under MINIMUM_AGE otherwise. The birth date is read here and kept
+    nowhere."""
+    number = _validated("id_number", validators.normalize_id_number, values["id_number"])
+    if validators.age_on(validators.birth_date(number), today) >= MINIMUM_AGE:
+        return None
+    if not minors_allowed:
+        message = _(
+            "Volunteers register from the age of %(count)s: the ID number says you are younger.",
+            count=MINIMUM_AGE,
+        )
+        raise UnderAge(
+            message,
+            extra={
+                "minimum_age": MINIMUM_AGE,
+                "errors": [{"location": "json", "pointer": "/id_number", "detail": message}],
+            },
+        )
+    guardian = values.get("guardian")
+    if not guardian or guardian.get("consent") is not True:
+        message = _(
+            "Under %(count)s, a guardian's consent is needed: their name, phone and consent.",
+            count=MINIMUM_AGE,
+        )
+        raise UnderAge(
+            message,
+            extra={
+                "minimum_age": MINIMUM_AGE,
+                "errors": [{"location": "json", "pointer": "/guardian", "detail": message}],
+            },
+        )
+    phone = _validated("guardian/phone", validators.normalize_phone, guardian["phone"])
+    return {"name": guardian["name"].strip(), "phone": phone}
+
+
+def register_volunteer(
+    session: Session,
+    values: dict[str, Any],
+    *,
+    minors_allowed: bool = False,
+    today: dt.date | None = None,
+) -> User:
+    """A resident registers under their real name; staff verify them later. Under MINIMUM_AGE
+    (by the ID number's birth date, on Beijing's `today`) only with a guardian's consent, and
+    only if `minors_allowed`."""
     consents = values["consents"]
     current = current_app.config["TERMS_VERSION"]
     if consents["terms_version"] != current:
@@ -159,9 +266,13 @@ def register_volunteer(session: Session, values: dict[str, Any]) -> User:
         # The version it expects, for the app to fetch (GET /api/v1/terms) and show.
         refused.extra["current_terms_version"] = current
         raise refused
+    _require_id_number_consent(values, bool(consents.get("id_number")), "consents/id_number")
+    guardian = _check_age(values, minors_allowed=minors_allowed, today=today or _local_today())
     user = _new_user(
         session,
         values,
+        id_number_consent=bool(consents.get("id_number")),
+        consent_pointer="consents/id_number",
         roles=[VOLUNTEER],
         volunteer_types=sorted(set(values.get("volunteer_types", []))),
         skills=sorted(set(values.get("skills", []))),
@@ -170,6 +281,16 @@ def register_volunteer(session: Session, values: dict[str, Any]) -> User:
     )
     _record_consent(session, user, "terms", consents["terms_version"])
     set_location_sharing(session, user, bool(consents.get("location_sharing", False)))
+    if guardian is not None:
+        session.add(
+            GuardianConsent(
+                user_id=user.id,
+                guardian_name=guardian["name"],
+                guardian_phone=guardian["phone"],
+                consented_at=_now(),
+            )
+        )
+        _record_consent(session, user, "guardian", "granted")
     session.flush()
     return user
 
@@ -238,7 +359,11 @@ def login(session: Session, phone: str, password: str) -> TokenPair:
         normalized = validators.normalize_phone(phone)
     except validators.InvalidInput:
         normalized = None
-    user = session.scalar(select(User).where(User.phone == normalized)) if normalized else None
+    user = (
+        session.scalar(select(User).where(User.phone_hmac == phone_lookup(normalized)))
+        if normalized
+        else None
+    )
     try:
         hasher.verify(user.password_hash if user else _dummy_hash(hasher), password)
         ok = user is not None and user.is_active
@@ -352,7 +477,13 @@ def refresh(session: Session, user: User, jti: str, session_id: str) -> TokenPai
 
 def update_me(session: Session, user: User, values: dict[str, Any]) -> User:
     """What a volunteer may change about themselves. Moving to another community withdraws the
-    verification (staff of the new community verify again)."""
+    verification (staff of the new community verify again). The ID-number consent may be
+    withdrawn here, not given: it is given with the number, at registration."""
+    if values.get("id_number_consent") and not user.id_number_consent:
+        raise _field_error(
+            "id_number_consent",
+            _("This consent is given with the ID number itself, at registration."),
+        )
     if "volunteer_types" in values:
         user.volunteer_types = sorted(set(values["volunteer_types"]))
     if "skills" in values:
@@ -365,6 +496,8 @@ def update_me(session: Session, user: User, values: dict[str, Any]) -> User:
         set_location_sharing(session, user, values["location_sharing"])
     if "sms_consent" in values:
         set_sms_consent(session, user, values["sms_consent"])
+    if values.get("id_number_consent") is False:
+        withdraw_id_number_consent(session, user)
     session.flush()
     return user
 
@@ -474,7 +607,14 @@ def create_account(session: Session, actor: User | None, values: dict[str, Any])
     if actor is not None:
         _check_grants(actor, roles, areas + ([session.get(Area, home_id)] if home_id else []))
     _check_roles(roles, areas)
-    user = _new_user(session, values, roles=roles, jurisdiction=areas)
+    user = _new_user(
+        session,
+        values,
+        id_number_consent=bool(values.get("id_number_consent")),
+        consent_pointer="id_number_consent",
+        roles=roles,
+        jurisdiction=areas,
+    )
     audit.record(
         session,
         "user.created",

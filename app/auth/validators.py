@@ -103,7 +103,7 @@ def normalize_id_number(raw: str, *, today: dt.date | None = None) -> str:
     if number[:2] not in _PROVINCES:
         raise InvalidInput(_("The resident ID number does not start with a province code."))
     try:
-        born = dt.date(int(number[6:10]), int(number[10:12]), int(number[12:14]))
+        born = birth_date(number)
     except ValueError as exc:
         raise InvalidInput(_("The birth date in the resident ID number does not exist.")) from exc
     if not dt.date(1900, 1, 1) <= born <= (today or dt.date.today()):
@@ -111,6 +111,17 @@ def normalize_id_number(raw: str, *, today: dt.date | None = None) -> str:
     if id_check_character(number[:17]) != number[17]:
         raise InvalidInput(_("The resident ID number's check character is wrong."))
     return number
+
+
+def birth_date(number: str) -> dt.date:
+    """The birth date in digits 7-14 of a number `normalize_id_number` accepted."""
+    return dt.date(int(number[6:10]), int(number[10:12]), int(number[12:14]))
+
+
+def age_on(born: dt.date, today: dt.date) -> int:
+    """Whole years from `born` to `today`: one more on each birthday (one born on 29 February
+    has it on 1 March in other years)."""
+    return today.year - born.year - ((today.month, today.day) < (born.month, born.day))
 
 
 def mask_id_number(number: str) -> str:

@@ -38,6 +38,7 @@ PROBLEM_TITLES: dict[str, str] = {
     "unprocessable": N_("Request refused"),
     "validation-error": N_("Validation failed"),
     "authentication-failed": N_("Authentication failed"),
+    "under-age": N_("Under the minimum age"),
     "concurrent-update": N_("Concurrent update"),
     "database-unavailable": N_("Database unavailable"),
     "invalid-value": N_("Invalid value"),

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from app.areas import service as areas
 from app.areas.models import Area, AreaLevel
 from app.auth import service as accounts
-from app.auth.models import User
+from app.auth.models import User, phone_lookup
 from app.auth.validators import id_check_character
 from app.core.auth import ADMIN, COMMUNITY_ADMIN, GRID_STAFF, POLICE_LIAISON, VOLUNTEER
 from app.patrols import checkpoints
@@ -156,7 +156,7 @@ def load_areas(session: Session, log=print) -> None:
 def load_accounts(session: Session, log=print) -> list[tuple[str, str]]:
     created = []
     for serial, (phone, name, roles, codes, home) in enumerate(DEMO_ACCOUNTS, start=1):
-        if session.scalar(select(User.id).where(User.phone == phone)):
+        if session.scalar(select(User.id).where(User.phone_hmac == phone_lookup(phone))):
             continue
         accounts.create_account(
             session,
@@ -166,6 +166,7 @@ def load_accounts(session: Session, log=print) -> list[tuple[str, str]]:
                 "password": DEMO_PASSWORD,
                 "real_name": name,
                 "id_number": demo_id_number(serial),
+                "id_number_consent": True,
                 "roles": roles,
                 "jurisdiction": [areas.get_by_code(session, c).id for c in codes],
                 "home_community_id": areas.get_by_code(session, home).id if home else None,
@@ -203,7 +204,7 @@ DEMO_TEAMS = (
 
 
 def load_teams(session: Session, log=print) -> None:
-    admin = session.scalar(select(User).where(User.phone == DEMO_ACCOUNTS[0][0]))
+    admin = session.scalar(select(User).where(User.phone_hmac == phone_lookup(DEMO_ACCOUNTS[0][0])))
     created = 0
     for name, kind, service_type, code, brand, filing in DEMO_TEAMS:
         if session.scalar(select(Team.id).where(Team.name == name)):
@@ -321,7 +322,7 @@ DEMO_CHECKPOINTS = (
 
 def load_checkpoints(session: Session, log=print) -> None:
     """A few checkpoints of 南郎家园, made by its demo grid staff (alerts go to them)."""
-    staff = session.scalar(select(User).where(User.phone == DEMO_ACCOUNTS[2][0]))
+    staff = session.scalar(select(User).where(User.phone_hmac == phone_lookup(DEMO_ACCOUNTS[2][0])))
     created = 0
     for name, lon, lat, radius_m, schedule in DEMO_CHECKPOINTS:
         if session.scalar(select(Checkpoint.id).where(Checkpoint.name == name)):

@@ -262,14 +262,16 @@ def _held_by_police_records(session: Session, user_id: uuid.UUID) -> bool:
 def _tombstone(session: Session, user: User) -> None:
     """The row a clue batch still names: nothing personal left, and no way to sign in."""
     session.execute(text("SELECT consent_events_erase(:id)"), {"id": user.id})
-    from app.auth.models import AuthSession, user_areas
+    from app.auth.models import AuthSession, GuardianConsent, user_areas
 
     session.execute(delete(AuthSession).where(AuthSession.user_id == user.id))
+    session.execute(delete(GuardianConsent).where(GuardianConsent.user_id == user.id))
     session.execute(delete(user_areas).where(user_areas.c.user_id == user.id))
     user.phone = f"x{user.id.hex[:10]}"  # unique, and no phone number
     user.password_hash = "!"  # noqa: S105 - no argon2 hash: no password verifies, no sign-in
     user.real_name = ""
     user.id_number_digest = user.id_number_masked = None
+    user.id_number_consent, user.id_number_consent_changed_at = False, None
     user.roles, user.volunteer_types, user.skills = [], [], []
     user.home_community_id = None
     user.status = "disabled"

@@ -44,8 +44,17 @@ class Entry:
 INVENTORY: tuple[Entry, ...] = (
     Entry(
         "users",
-        ("phone", "real_name", "password_hash", "volunteer_types", "skills", "home_community_id"),
-        "the account: signing in, real-name volunteering, dispatch",
+        (
+            "phone_ciphertext",
+            "phone_hmac",
+            "real_name_ciphertext",
+            "password_hash",
+            "volunteer_types",
+            "skills",
+            "home_community_id",
+        ),
+        "the account: signing in, real-name volunteering, dispatch (phone and name encrypted, "
+        "the phone found by a keyed hash)",
         CONSENT,
         "the person; staff of their community",
         ACCOUNT_LIFETIME,
@@ -74,6 +83,8 @@ INVENTORY: tuple[Entry, ...] = (
             "location_sharing_changed_at",
             "sms_consent",
             "sms_consent_changed_at",
+            "id_number_consent",
+            "id_number_consent_changed_at",
             "verified_at",
             "verified_by",
         ),
@@ -83,6 +94,17 @@ INVENTORY: tuple[Entry, ...] = (
         ACCOUNT_LIFETIME,
         GRACE,
         ERASURE_JOB,
+    ),
+    Entry(
+        "guardian_consents",
+        ("user_id", "guardian_name_ciphertext", "guardian_phone_ciphertext", "consented_at"),
+        "a guardian's consent for a volunteer under 18 (MINORS_ALLOWED_WITH_GUARDIAN)",
+        "separate consent of the guardian (PIPL Art. 31)",
+        "the person; staff of their community",
+        ACCOUNT_LIFETIME,
+        GRACE,
+        ERASURE_JOB,
+        sensitive=True,
     ),
     Entry(
         "user_areas",
@@ -462,6 +484,7 @@ NOT_PERSONAL: dict[str, str] = {
 # each goes with its row. A new column must be put here or in an entry (the tests say so).
 OTHER_COLUMNS: dict[str, tuple[str, ...]] = {
     "users": ("id", "created_at", "updated_at"),
+    "guardian_consents": (),
     "user_areas": (),
     "consent_events": ("id",),
     "account_deletions": ("requested_by_staff",),

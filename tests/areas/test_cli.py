@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import func, select
 
 from app.areas.models import Area
-from app.auth.models import User
+from app.auth.models import User, phone_lookup
 from app.demo import DATA
 
 CHAOYANG_GCJ02 = DATA / "chaoyang-boundary-gcj02.json"
@@ -165,7 +165,7 @@ def test_users_create_validates_like_the_api(cli, session):
         "110105001024",
     )
     assert ok.exit_code == 0, ok.output
-    user = session.scalar(select(User).where(User.phone == "13500000001"))
+    user = session.scalar(select(User).where(User.phone_hmac == phone_lookup("13500000001")))
     assert user.roles == ["grid_staff"]
     assert [a.code for a in user.jurisdiction] == ["110105001024"]
     weak = cli(
@@ -181,7 +181,9 @@ def test_users_create_validates_like_the_api(cli, session):
         "x",
     )
     assert weak.exit_code != 0
-    assert session.scalar(select(User).where(User.phone == "13500000002")) is None
+    assert (
+        session.scalar(select(User).where(User.phone_hmac == phone_lookup("13500000002"))) is None
+    )
 
 
 def test_demo_load_is_idempotent_and_refused_in_production(cli, app, session, monkeypatch):

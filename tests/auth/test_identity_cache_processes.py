@@ -17,6 +17,8 @@ import sqlalchemy as sa
 
 from app import demo
 from app.auth.identity_cache import LISTENER_NAME
+from app.auth.models import phone_lookup
+from app.core import field_crypto
 from tests.conftest import as_app
 from tests.live import demo_database
 from tests.ops.processes import base_environment, gunicorn, http, wait_until
@@ -81,8 +83,8 @@ def quietly_rename(owner: sa.Engine, phone: str) -> str:
     with owner.connect() as conn, conn.begin():
         conn.exec_driver_sql("ALTER TABLE users DISABLE TRIGGER users_auth_notify")
         conn.execute(
-            sa.text("UPDATE users SET real_name = :name WHERE phone = :phone"),
-            {"name": name, "phone": phone},
+            sa.text("UPDATE users SET real_name_ciphertext = :name WHERE phone_hmac = :phone"),
+            {"name": field_crypto.installed().encrypt(name), "phone": phone_lookup(phone)},
         )
         conn.exec_driver_sql("ALTER TABLE users ENABLE TRIGGER users_auth_notify")
     return name
@@ -116,7 +118,11 @@ def area_id(owner: sa.Engine, code: str) -> str:
 
 def user_id(owner: sa.Engine, phone: str) -> str:
     with owner.connect() as conn:
-        return str(conn.scalar(sa.text("SELECT id FROM users WHERE phone = :p"), {"p": phone}))
+        return str(
+            conn.scalar(
+                sa.text("SELECT id FROM users WHERE phone_hmac = :p"), {"p": phone_lookup(phone)}
+            )
+        )
 
 
 def test_a_logout_through_a_ends_the_session_in_b(processes, owner):

@@ -30,7 +30,7 @@ def registration(area):
             "volunteer_types": ["community_volunteer", "rider_social_worker"],
             "skills": ["first_aid"],
             "home_community_id": str(area("110105001024").id),
-            "consents": {"terms_version": "2026-11", "location_sharing": False},
+            "consents": {"terms_version": "2026-11", "location_sharing": False, "id_number": True},
         }
         body.update(overrides)
         return body
@@ -61,7 +61,7 @@ def test_register_stores_no_id_number_and_records_consents(client, session, regi
     kinds = session.scalars(
         select(ConsentEvent.kind).where(ConsentEvent.user_id == user.id).order_by(ConsentEvent.kind)
     ).all()
-    assert kinds == ["location_sharing", "terms"]
+    assert kinds == ["id_number", "location_sharing", "terms"]
 
 
 @pytest.mark.parametrize(

@@ -34,6 +34,7 @@ from app.core import jobs as jobs_module
 from app.core.jobs import libpq_conninfo
 from app.exports import service, signing
 from app.exports.files import TIMEZONE
+from tests import encrypted_rows
 from tests.conftest import make_app
 from tests.core.test_private_files import too_open
 
@@ -68,16 +69,13 @@ def faults(app, database_url, tmp_path):
             sa.text("SELECT district_id, subdistrict_id, community_id FROM areas WHERE code = :c"),
             {"c": COMMUNITY},
         ).one()
-        conn.execute(
-            sa.text(
-                "INSERT INTO users (id, phone, password_hash, real_name, roles, status) "
-                "VALUES (:id, :phone, 'x', '故障测试联络员', :roles, 'active')"
-            ),
-            {
-                "id": liaison,
-                "phone": f"165{uuid.uuid4().int % 10**8:08d}",
-                "roles": ["police_liaison"],
-            },
+        encrypted_rows.insert_user(
+            conn,
+            id=liaison,
+            phone=f"165{uuid.uuid4().int % 10**8:08d}",
+            name="故障测试联络员",
+            roles=["police_liaison"],
+            status="active",
         )
         conn.execute(
             sa.text("INSERT INTO user_areas (user_id, area_id) VALUES (:u, :a)"),

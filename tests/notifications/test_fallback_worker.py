@@ -14,6 +14,7 @@ from flask_jwt_extended import create_access_token
 from app.core import jobs as jobs_module
 from app.extensions import db
 from notifications import fallback
+from tests import encrypted_rows
 from tests.conftest import make_app
 from tests.fakes import tencent_sms as fake_tencent_sms
 from tests.patrols.conftest import COMMUNITY, HOME
@@ -58,19 +59,16 @@ def committed(app, database_url):
                 sa.text("SELECT id FROM areas WHERE code = :c"), {"c": COMMUNITY}
             ).scalar_one()
             for n, user_id in enumerate(users):
-                conn.execute(
-                    sa.text(
-                        "INSERT INTO users (id, phone, password_hash, real_name, roles, status, "
-                        "home_community_id, location_sharing, sms_consent) VALUES (:id, :phone, "
-                        "'x', :name, :roles, 'active', :home, true, true)"
-                    ),
-                    {
-                        "id": user_id,
-                        "phone": phones[user_id],
-                        "name": f"短信{n}",
-                        "roles": ["grid_staff"] if n == 0 else ["volunteer"],
-                        "home": community,
-                    },
+                encrypted_rows.insert_user(
+                    conn,
+                    id=user_id,
+                    phone=phones[user_id],
+                    name=f"短信{n}",
+                    roles=["grid_staff"] if n == 0 else ["volunteer"],
+                    status="active",
+                    home_community_id=community,
+                    location_sharing=True,
+                    sms_consent=True,
                 )
                 session_id = uuid.uuid4()
                 conn.execute(

@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from flask_jwt_extended import create_access_token
 
 from app.core import jobs as jobs_module
+from tests import encrypted_rows
 from tests.conftest import make_app
 from tests.fakes import apns as fake_apns
 from tests.fakes import fcm as fake_fcm
@@ -66,19 +67,15 @@ def committed(app, database_url, tmp_path):
                 sa.text("SELECT id FROM areas WHERE code = :c"), {"c": COMMUNITY}
             ).scalar_one()
             for n, user_id in enumerate(users):
-                conn.execute(
-                    sa.text(
-                        "INSERT INTO users (id, phone, password_hash, real_name, roles, status, "
-                        "home_community_id, location_sharing) VALUES (:id, :phone, 'x', :name, "
-                        ":roles, 'active', :home, true)"
-                    ),
-                    {
-                        "id": user_id,
-                        "phone": f"167{uuid.uuid4().int % 10**8:08d}",
-                        "name": f"推送{n}",
-                        "roles": ["volunteer"] if n else ["grid_staff"],
-                        "home": community,
-                    },
+                encrypted_rows.insert_user(
+                    conn,
+                    id=user_id,
+                    phone=f"167{uuid.uuid4().int % 10**8:08d}",
+                    name=f"推送{n}",
+                    roles=["volunteer"] if n else ["grid_staff"],
+                    status="active",
+                    home_community_id=community,
+                    location_sharing=True,
                 )
                 if not n:
                     conn.execute(

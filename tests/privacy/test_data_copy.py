@@ -64,7 +64,7 @@ def two_volunteers(app, client, area, create_user, token_for, run_jobs):
             "real_name": f"复制测试{serial}",
             "id_number": id_number(serial),
             "home_community_id": str(area(COMMUNITY).id),
-            "consents": {"terms_version": "2026-11", "location_sharing": True},
+            "consents": {"terms_version": "2026-11", "location_sharing": True, "id_number": True},
         }
         registered = client.post("/api/v1/auth/register", json=body)
         assert registered.status_code == 201, registered.json

@@ -18,6 +18,7 @@ import sqlalchemy as sa
 
 from app import demo
 from app.auth import validators
+from app.auth.models import phone_lookup
 from app.core import jobs as jobs_module
 from app.core.jobs import libpq_conninfo
 from app.core.schema_version import MIGRATIONS_DIR
@@ -91,7 +92,11 @@ def _register(client, app, phone, name, serial, location_sharing=True):
         "real_name": name,
         "id_number": id_number(serial),
         "home_community_id": community,
-        "consents": {"terms_version": "2026-11", "location_sharing": location_sharing},
+        "consents": {
+            "terms_version": "2026-11",
+            "location_sharing": location_sharing,
+            "id_number": True,
+        },
     }
     answer = ok(client.post("/api/v1/auth/register", json=body), 201)
     return answer["user"], _bearer(answer["access_token"])
@@ -173,10 +178,24 @@ def test_after_erasure_the_dump_names_the_volunteer_nowhere_but_the_audit_trail(
         digest = validators.id_number_digest(
             id_number(41), app.config["ID_NUMBER_HASH_KEY"].encode()
         ).hex()
+    with app.app_context():
+        stored = {
+            column: bytes(value).hex()
+            for column, value in db.session.execute(
+                sa.text(
+                    "SELECT phone_ciphertext, phone_hmac, real_name_ciphertext FROM users "
+                    "WHERE id = :id"
+                ),
+                {"id": user["id"]},
+            )
+            .mappings()
+            .one()
+            .items()
+        }
+        other_phone_hmac = phone_lookup(other_phone).hex()
     needles = {
         "id": user["id"],
-        "phone": phone,
-        "real_name": name,
+        **stored,  # the phone and name as stored: encrypted, and the phone's keyed hash
         "id_number_masked": user["id_number_masked"],
         "id_number_digest": digest,
         "device_token": device_token,
@@ -184,6 +203,8 @@ def test_after_erasure_the_dump_names_the_volunteer_nowhere_but_the_audit_trail(
     before = _dump(owner_url)
     for what, needle in needles.items():
         assert _where(before, needle), f"the set-up put no {what} in the database"
+    for clear in (phone, name, other_phone, other_name):  # encrypted at rest, even before
+        assert _where(before, clear) == {}
     held = set(_where(before, user["id"]))
     assert held >= {f"public.{t}" for t in HOLDING} and any("checkins_p" in t for t in held)
 
@@ -195,8 +216,9 @@ def test_after_erasure_the_dump_names_the_volunteer_nowhere_but_the_audit_trail(
     _run_jobs(app)
 
     after = _dump(owner_url)
-    for what in ("phone", "real_name", "id_number_masked", "id_number_digest", "device_token"):
-        assert _where(after, needles[what]) == {}, f"the {what} survived erasure"
+    for what, needle in needles.items():
+        if what != "id":
+            assert _where(after, needle) == {}, f"the {what} survived erasure"
     # The id is a random UUID; it survives only in the append-only audit trail (kept by law),
     # which never holds a phone, a name or an ID number (checked above).
     assert set(_where(after, user["id"])) == {"public.audit_events"}
@@ -204,7 +226,7 @@ def test_after_erasure_the_dump_names_the_volunteer_nowhere_but_the_audit_trail(
     assert len(erased) == 1 and user["id"] in erased[0]
     # The other volunteer is untouched, and the kept records stand: the tip (anonymous now),
     # its photo and history, the clue batch, the service time as anonymous totals.
-    for needle in (other_phone, other_name, other_device_token):
+    for needle in (other_phone_hmac, other_device_token):
         assert _where(after, needle)
     with app.app_context():
         counts = db.session.execute(

@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from flask_jwt_extended import create_access_token
 
 from app.core import jobs as jobs_module
+from tests import encrypted_rows
 from tests.conftest import make_app
 from tests.fakes import fcm as fake_fcm
 from tests.patrols.conftest import COMMUNITY, HOME
@@ -54,19 +55,15 @@ def committed(app, database_url, tmp_path):
             ).scalar_one()
             for n, user_id in enumerate(users):
                 staff = n == 0
-                conn.execute(
-                    sa.text(
-                        "INSERT INTO users (id, phone, password_hash, real_name, roles, status, "
-                        "home_community_id, location_sharing) VALUES (:id, :phone, 'x', :name, "
-                        ":roles, 'active', :home, true)"
-                    ),
-                    {
-                        "id": user_id,
-                        "phone": f"166{uuid.uuid4().int % 10**8:08d}",
-                        "name": f"端到端{n}",
-                        "roles": ["grid_staff"] if staff else ["volunteer"],
-                        "home": community,
-                    },
+                encrypted_rows.insert_user(
+                    conn,
+                    id=user_id,
+                    phone=f"166{uuid.uuid4().int % 10**8:08d}",
+                    name=f"端到端{n}",
+                    roles=["grid_staff"] if staff else ["volunteer"],
+                    status="active",
+                    home_community_id=community,
+                    location_sharing=True,
                 )
                 session_id = uuid.uuid4()
                 conn.execute(
