@@ -2,23 +2,20 @@
 (notifications/apns.py) or JPush (notifications/jpush.py), each device through its own
 provider, or a logging sender for a provider without credentials (so `make run` works offline).
 
-`FcmSender.send` sends in chunks of at most 500 with `messaging.send_each_async` (the SDK's
-httpx client: HTTP/2 to fcm.googleapis.com, every message of a chunk in flight at once and all
-chunks of a send at once, on an event loop of the sender's own in a daemon thread, where the
-client's connections live), and sorts every answer into an outcome: `sent`, `unregistered`
-(the token is dead: the caller deletes the device), `invalid` (the payload or token was
-refused: reported, never retried) or `failed`.
+`FcmSender.send` sends in chunks of at most 500 with `messaging.send_each`, and sorts every
+answer into an outcome: `sent`, `unregistered` (the token is dead: the caller deletes the
+device), `invalid` (the payload or token was refused: reported, never retried) or `failed`.
 `QUOTA_EXCEEDED` (429) and server errors (5xx) are retried with exponential backoff, honouring
-FCM's Retry-After; the SDK itself already retries 500/503 a few times underneath. `send_each`
-(a thread per message of a chunk, one chunk after the other) took 14 s for 10,000 pushes at
-20 ms a request; the async path is what makes the 10 s of issue #16 item 7.
+FCM's Retry-After; the SDK itself already retries 500/503 a few times underneath.
+`send_each_async` (firebase-admin's httpx client) was tried for issue #16 item 7 and is not used:
+against tests/fakes/fcm.py (HTTP/1.1) it sent 5,000 pushes at 20 ms a request in 28 s where
+`send_each` took 12 s, most of it in httpcore's connection pool scanning its 100 connections on
+every event (docs/tasks.md, Delivery); it needs an HTTP/2 (h2c) fake to be measured fairly.
 No Flask here: the settings come in as arguments.
 """
 
 from __future__ import annotations
 
-import asyncio
-import inspect
 import json
 import logging
 import random
@@ -112,50 +109,9 @@ class FcmSender:
     credentials_file: str
     project_id: str | None = None
     endpoint: str | None = None
-    # Back-off between attempts; a coroutine function, or a plain function (tests record).
-    sleep: Callable[[float], Any] = asyncio.sleep
+    sleep: Callable[[float], None] = time.sleep
     name: str = "fcm"
     _app: Any = field(default=None, repr=False)
-    _loop: asyncio.AbstractEventLoop | None = field(default=None, init=False, repr=False)
-    _thread: threading.Thread | None = field(default=None, init=False, repr=False)
-    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
-
-    def __post_init__(self) -> None:
-        # httpx logs every request at INFO: thousands of lines a fan-out, none of use.
-        logging.getLogger("httpx").setLevel(max(logging.WARNING, logging.getLogger("httpx").level))
-
-    # -- the loop the SDK's async client lives on ---------------------------------------------
-
-    def _running_loop(self) -> asyncio.AbstractEventLoop:
-        """The sender's loop: httpx binds a client's connections to the loop that opened them,
-        so every send of this sender runs on this one (not a fresh `asyncio.run` each)."""
-        with self._lock:
-            if self._loop is None:
-                loop = asyncio.new_event_loop()
-                thread = threading.Thread(target=loop.run_forever, name="fcm", daemon=True)
-                thread.start()
-                self._loop, self._thread = loop, thread
-            return self._loop
-
-    def close(self) -> None:
-        """Close the SDK's connections on their loop, stop the loop and delete the firebase app
-        (tests; a process exiting needs nothing)."""
-        with self._lock:
-            loop, thread, self._loop, self._thread = self._loop, self._thread, None, None
-        if loop is not None:
-            if self._app is not None:
-                from firebase_admin import messaging
-
-                client = messaging._get_messaging_service(self._app)._async_client
-                asyncio.run_coroutine_threadsafe(client.aclose(), loop).result(timeout=10)
-            loop.call_soon_threadsafe(loop.stop)
-            thread.join(timeout=10)
-            loop.close()
-        if self._app is not None:
-            import firebase_admin
-
-            firebase_admin.delete_app(self._app)
-            self._app = None
 
     def _firebase_app(self):
         with _INIT_LOCK:  # a worker runs several send jobs at once
@@ -177,14 +133,21 @@ class FcmSender:
         return self._app
 
     def _redirect(self, app) -> None:
-        """Point the SDK's messaging service at `endpoint` (it has no public option for it).
-        To an `http://` endpoint httpx speaks HTTP/1.1 (HTTP/2 needs TLS's ALPN there), up to
-        100 connections; to FCM, HTTP/2."""
-        from firebase_admin import messaging
+        """Point the SDK's messaging service at `endpoint` (it has no public option for it)."""
+        import requests
+        from firebase_admin import _http_client, messaging
 
         service = messaging._get_messaging_service(app)
         project = service._project_id
         service._fcm_url = f"{self.endpoint}/v1/projects/{project}/messages:send"
+        service._client.session.mount(
+            self.endpoint,
+            requests.adapters.HTTPAdapter(
+                pool_connections=100,
+                pool_maxsize=CHUNK,
+                max_retries=_http_client.DEFAULT_RETRY_CONFIG,
+            ),
+        )
 
     def _message(self, push: Push):
         from firebase_admin import messaging
@@ -211,32 +174,27 @@ class FcmSender:
             ),
         )
 
-    def send(self, pushes: Sequence[Push]) -> list[Outcome]:
-        """Synchronous (job workers call it from their threads): waits for the sender's loop."""
-        if not pushes:
-            return []
-        app = self._firebase_app()
-        future = asyncio.run_coroutine_threadsafe(self._send_all(pushes, app), self._running_loop())
-        return future.result()
+    def close(self) -> None:
+        """Delete the firebase app (tests)."""
+        if self._app is not None:
+            import firebase_admin
 
-    async def _send_all(self, pushes: Sequence[Push], app) -> list[Outcome]:
+            firebase_admin.delete_app(self._app)
+            self._app = None
+
+    def send(self, pushes: Sequence[Push]) -> list[Outcome]:
         outcomes: dict[Any, Outcome] = {}
-        await asyncio.gather(
-            *(
-                self._send_chunk(pushes[start : start + CHUNK], outcomes, app)
-                for start in range(0, len(pushes), CHUNK)
-            )
-        )
+        for start in range(0, len(pushes), CHUNK):
+            self._send_chunk(pushes[start : start + CHUNK], outcomes)
         return [outcomes[p.key] for p in pushes]
 
-    async def _send_chunk(self, pushes: Sequence[Push], outcomes: dict[Any, Outcome], app) -> None:
+    def _send_chunk(self, pushes: Sequence[Push], outcomes: dict[Any, Outcome]) -> None:
         from firebase_admin import messaging
 
+        app = self._firebase_app()
         waiting = list(pushes)
         for attempt in range(1, MAX_ATTEMPTS + 1):
-            batch = await messaging.send_each_async(
-                [self._message(p) for p in waiting], dry_run=False, app=app
-            )
+            batch = messaging.send_each([self._message(p) for p in waiting], app=app)
             again, retry_after = [], 0.0
             for push, response in zip(waiting, batch.responses, strict=True):
                 status, error = _classify(response)
@@ -250,9 +208,7 @@ class FcmSender:
             if not again:
                 return
             delay = min(MAX_BACKOFF_S, max(retry_after, BACKOFF_S * 2 ** (attempt - 1)))
-            slept = self.sleep(delay * (1 + random.random() / 4))  # noqa: S311 - jitter
-            if inspect.isawaitable(slept):
-                await slept
+            self.sleep(delay * (1 + random.random() / 4))  # noqa: S311 - jitter, not a secret
             waiting = again
 
 
