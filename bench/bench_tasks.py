@@ -38,6 +38,7 @@ from bench.common import (
     VENV_BIN,
     BenchConfig,
     Result,
+    Target,
     bench_app,
     database_url,
     drop_database,
@@ -94,8 +95,8 @@ def _fill_volunteers(app, count: int) -> None:
             SELECT made.id, spot.geom, now()
             FROM made JOIN spot ON made.phone = '155' || lpad(spot.n::text, 8, '0')
         )
-        INSERT INTO devices (id, user_id, token, platform)
-        SELECT gen_random_uuid(), id, 'bench-' || id, 'android' FROM made
+        INSERT INTO devices (id, user_id, token, platform, app_version)
+        SELECT gen_random_uuid(), id, 'bench-' || id, 'android', 'bench' FROM made
         """,
         {"count": count, "lon": POINT[0], "lat": POINT[1], "district": DISTRICT},
     )
@@ -153,49 +154,173 @@ def _workers(env: dict, count: int) -> list[subprocess.Popen]:
     ]
 
 
-def _wait_for(fake, count: int, timeout: float) -> float:
+def _phones(app, mixed: bool) -> dict[str, int]:
+    """Give the bench volunteers' phones to FCM only, or 40% JPush, 30% APNs, 30% FCM (by their
+    order, exactly), with tokens of each provider's form. Returns the count per provider."""
+    jpush_below, apns_below = (4, 7) if mixed else (0, 0)  # n % 10: 0-3, 4-6, 7-9
+    _sql(
+        app,
+        """
+        UPDATE devices d SET provider = s.provider,
+            platform = CASE s.provider WHEN 'apns' THEN 'ios' ELSE 'android' END,
+            token = CASE s.provider WHEN 'apns' THEN md5(d.id::text) || md5(d.user_id::text)
+                                    ELSE s.provider || '-bench-' || d.id END
+        FROM (SELECT id, CASE WHEN n % 10 < :jpush THEN 'jpush' WHEN n % 10 < :apns
+                              THEN 'apns' ELSE 'fcm' END AS provider FROM (
+                SELECT id, row_number() OVER (ORDER BY id) - 1 AS n FROM devices
+                WHERE app_version = 'bench') r) s
+        WHERE d.id = s.id
+        """,
+        {"jpush": jpush_below, "apns": apns_below},
+    )
+    return dict(
+        _sql(
+            app,
+            "SELECT provider, count(*) FROM devices WHERE app_version = 'bench' GROUP BY 1",
+        ).all()
+    )
+
+
+def _last_arrival(fakes: dict, count: int, timeout: float) -> float:
+    """When (monotonic) the `count`-th push reached the fakes, all providers together."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        delivered = fake.delivered()
-        if len(delivered) >= count:
-            return max(r.at for r in delivered)
+        times = [r.at for r in fakes["fcm"].delivered()] + [r.at for r in fakes["apns"].delivered()]
+        times += [
+            r.at for r in list(fakes["jpush"].received) if r.answer == 0 for _ in r.registration_ids
+        ]
+        if len(times) >= count:
+            return max(times)
         time.sleep(0.02)
-    raise SystemExit(f"only {len(fake.delivered())} of {count} pushes arrived in {timeout} s")
+    raise SystemExit(f"not all {count} pushes arrived in {timeout} s")
 
 
-def _sdk_alone(credentials: Path, endpoint: str, count: int) -> float:
-    """Seconds firebase-admin alone takes to send `count` messages in chunks of 500."""
+# -- each SDK alone: the references --------------------------------------------------------------
+
+
+def _fcm_alone(credentials: Path, endpoint: str, count: int) -> float:
+    """Seconds firebase-admin alone takes to send `count` messages (`send_each`, chunks of 500,
+    through FcmSender: the SDK's call and the sorting of its answers)."""
     from notifications.push import FcmSender, Push
 
     sender = FcmSender(credentials_file=str(credentials), endpoint=endpoint)
     pushes = [
-        Push(n, f"reference-{n}", "压测: 东门人员聚集", "请附近志愿者协助疏导", {"kind": "task"})
+        Push(n, f"reference-{n}", "压测: 东门人员聚集", "请协助疏导", {"kind": "task_offered"})
         for n in range(count)
     ]
     started = time.monotonic()
     outcomes = sender.send(pushes)
     elapsed = time.monotonic() - started
+    sender.close()
     if any(o.status != "sent" for o in outcomes):
-        raise SystemExit("the reference sends failed")
+        raise SystemExit("the reference's FCM sends failed")
     return elapsed
 
 
-def fan_out(config: BenchConfig, bench_url: str, app) -> Result:
+def _apns_alone(fake, key_file: Path, count: int) -> float:
+    """Seconds a bare httpx HTTP/2 client takes to send `count` prebuilt APNs requests, 100 in
+    flight on one connection (bench_push_providers' reference; APNs has no SDK)."""
+    from bench.bench_push_providers import _bare_httpx, _pushes
+    from notifications.apns import CONCURRENCY, ApnsSender
+    from tests.fakes import apns as fake_apns
+
+    signer = ApnsSender(str(key_file), fake.key_id, fake.team_id, fake.topic, fake.base_url)
+    headers = {
+        "authorization": f"bearer {signer._token.get()}",
+        "apns-topic": fake.topic,
+        "apns-push-type": "alert",
+        "apns-priority": "10",
+        "content-type": "application/json",
+    }
+    pushes = _pushes(count, lambda _n: fake_apns.device_token())
+    return _bare_httpx(fake.base_url, headers, pushes, CONCURRENCY)
+
+
+def _jpush_alone(fake, count: int) -> float:
+    """Seconds the official JPush SDK alone takes to push one content to `count` registration
+    ids: batches of 1000, 4 at a time (as the sender)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import jpush
+
+    from notifications.jpush import BATCH, JPushSender
+
+    client = JPushSender(fake.app_key, fake.master_secret, endpoint=fake.base_url)._jpush()
+
+    def batch(start: int) -> int:
+        request = client.create_push()
+        ids = [f"1a0018970a{n:09d}" for n in range(start, min(count, start + BATCH))]
+        request.audience = jpush.audience(jpush.registration_id(*ids))
+        request.platform = jpush.all_
+        request.notification = jpush.notification(alert="请附近志愿者协助疏导")
+        return request.send().status_code
+
+    started = time.monotonic()
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        statuses = list(pool.map(batch, range(0, count, BATCH)))
+    if set(statuses) != {200}:
+        raise SystemExit(f"the reference's JPush pushes failed: {set(statuses)}")
+    return time.monotonic() - started
+
+
+def _all_alone(fakes, credentials: Path, key_file: Path, shares: dict[str, int]) -> float:
+    """The three SDKs alone at once, each sending its share: seconds to the last one done."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    alone = {
+        "fcm": lambda n: _fcm_alone(credentials, fakes["fcm"].base_url, n),
+        "apns": lambda n: _apns_alone(fakes["apns"], key_file, n),
+        "jpush": lambda n: _jpush_alone(fakes["jpush"], n),
+    }
+    started = time.monotonic()
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        list(pool.map(lambda item: alone[item[0]](item[1]), shares.items()))
+    return time.monotonic() - started
+
+
+def _clear(fakes: dict) -> None:
+    for fake in fakes.values():
+        fake.received.clear()
+
+
+def fan_out(config: BenchConfig, bench_url: str, app) -> list[Result]:
+    """FCM-only and mixed fan-outs to the same volunteers, round by round, each beside its
+    reference; and each SDK alone sending as many pushes to its fake."""
+    from tests.fakes import apns as fake_apns
     from tests.fakes import fcm as fake_fcm
+    from tests.fakes import jpush as fake_jpush
 
     volunteers = int(os.environ.get("BENCH_TASK_VOLUNTEERS", 10_000))
     delay_ms = float(os.environ.get("BENCH_FCM_DELAY_MS", 20))
     worker_count = int(os.environ.get("BENCH_PUSH_WORKERS", 2))
     _fill_volunteers(app, volunteers)
     token = _staff_token(app)
-    project, reference = [], []
-    with fake_fcm.running(delay_s=delay_ms / 1000) as fake, tempfile.TemporaryDirectory() as tmp:
-        credentials = fake.service_account(Path(tmp))
+    scenarios: dict[str, tuple[list[float], list[float]]] = {"fcm": ([], []), "mixed": ([], [])}
+    alone: dict[str, list[float]] = {"fcm": [], "apns": [], "jpush": []}
+    shares: dict[str, dict[str, int]] = {}
+    delay = delay_ms / 1000
+    with (
+        fake_fcm.running(delay_s=delay) as fcm,
+        fake_apns.running(delay_s=delay) as apns,
+        fake_jpush.running(delay_s=delay) as jpush,
+        tempfile.TemporaryDirectory() as tmp,
+    ):
+        fakes = {"fcm": fcm, "apns": apns, "jpush": jpush}
+        credentials = fcm.service_account(Path(tmp))
+        key_file = apns.key_file(Path(tmp))
         env = {
             **os.environ,
             "DATABASE_URL": bench_url,
             "FCM_CREDENTIALS_FILE": str(credentials),
-            "FCM_ENDPOINT": fake.base_url,
+            "FCM_ENDPOINT": fcm.base_url,
+            "APNS_KEY_FILE": str(key_file),
+            "APNS_KEY_ID": apns.key_id,
+            "APNS_TEAM_ID": apns.team_id,
+            "APNS_TOPIC": apns.topic,
+            "APNS_ENDPOINT": apns.base_url,
+            "JPUSH_APP_KEY": jpush.app_key,
+            "JPUSH_MASTER_SECRET": jpush.master_secret,
+            "JPUSH_ENDPOINT": jpush.base_url,
             "LOG_LEVEL": "WARNING",
         }
         workers = _workers(env, worker_count)
@@ -204,13 +329,25 @@ def fan_out(config: BenchConfig, bench_url: str, app) -> Result:
         try:
             with gunicorn(workers=2) as base:
                 for _ in range(config.rounds):
-                    fake.received.clear()
-                    _post_task(base, token, volunteers)
-                    answered = time.monotonic()
-                    last = _wait_for(fake, volunteers, timeout=300)
-                    project.append(round(last - answered, 2))
-                    fake.received.clear()
-                    reference.append(round(_sdk_alone(credentials, fake.base_url, volunteers), 2))
+                    for scenario, (project, reference) in scenarios.items():
+                        shares[scenario] = _phones(app, mixed=scenario == "mixed")
+                        _clear(fakes)
+                        _post_task(base, token, volunteers)
+                        answered = time.monotonic()
+                        last = _last_arrival(fakes, volunteers, timeout=300)
+                        project.append(round(last - answered, 2))
+                        time.sleep(1)  # the workers record the outcomes
+                        _clear(fakes)
+                        if scenario == "fcm":
+                            seconds = _fcm_alone(credentials, fcm.base_url, volunteers)
+                        else:
+                            seconds = _all_alone(fakes, credentials, key_file, shares[scenario])
+                        reference.append(round(seconds, 2))
+                    _clear(fakes)
+                    alone["fcm"].append(round(_fcm_alone(credentials, fcm.base_url, volunteers), 2))
+                    alone["apns"].append(round(_apns_alone(apns, key_file, volunteers), 2))
+                    alone["jpush"].append(round(_jpush_alone(jpush, volunteers), 2))
+                    _clear(fakes)
         finally:
             os.environ.clear()
             os.environ.update(saved)
@@ -218,21 +355,43 @@ def fan_out(config: BenchConfig, bench_url: str, app) -> Result:
                 worker.terminate()
             for worker in workers:
                 worker.wait(timeout=30)
-    return Result(
-        name=f"task pushed to {volunteers:,} on-duty volunteers, fake FCM +{delay_ms:g} ms: "
-        "POST answered to last push received",
-        unit="s",
-        project=project,
-        reference=reference,
-        project_command=f"POST /api/v1/tasks (gunicorn, 2 workers) + {worker_count} × "
-        "`flask jobs worker --concurrency 4`, firebase-admin send_each to tests/fakes/fcm.py",
-        reference_command="notifications.push.FcmSender.send (send_each, chunks of 500), alone",
-        notes={
-            "target": f"under {TARGET_S:g} s: "
-            + ("met" if statistics.median(project) < TARGET_S else "MISSED")
-        },
-        higher_is_better=False,
+    sdk_alone = {
+        f"{name} SDK alone, {volunteers:,} pushes, s": f"{statistics.median(times):g} "
+        f"(median of {times})"
+        for name, times in alone.items()
+    }
+    project_command = (
+        f"POST /api/v1/tasks (gunicorn, 2 workers) + {worker_count} × `flask jobs worker "
+        "--concurrency 4`: FcmSender (send_each), ApnsSender (HTTP/2), JPushSender "
+        "(official SDK, batches), a send job's providers at once"
     )
+    results = []
+    for scenario, label, reference_command in (
+        ("fcm", "FCM only", "firebase-admin send_each alone (FcmSender.send, chunks of 500)"),
+        (
+            "mixed",
+            "40% JPush, 30% APNs, 30% FCM",
+            "each SDK alone with its share, the three at once (firebase-admin send_each; "
+            "bare httpx HTTP/2, 100 streams; JPush SDK, batches of 1000)",
+        ),
+    ):
+        project, reference = scenarios[scenario]
+        results.append(
+            Result(
+                name=f"task pushed to {volunteers:,} on-duty volunteers, {label}, every fake "
+                f"+{delay_ms:g} ms a request: POST answered to last push received",
+                unit="s",
+                project=project,
+                reference=reference,
+                project_command=project_command,
+                reference_command=reference_command,
+                notes={"phones per provider": shares[scenario], **sdk_alone},
+                higher_is_better=False,
+                target=Target("project", "<", TARGET_S),
+                key=f"tasks.fan_out_{scenario}",
+            )
+        )
+    return results
 
 
 # The service's RADIUS_SQL as PostgreSQL runs it for a district dispatcher (its `:everywhere
@@ -380,7 +539,10 @@ def run(config: BenchConfig) -> list[Result]:
         app = bench_app(bench_url)
         migrate_and_load_demo(app)
         parts = os.environ.get("BENCH_TASKS_ONLY", "fan_out,nearest").split(",")
-        results = [PARTS[part](config, bench_url, app) for part in parts]
+        results = []
+        for part in parts:
+            made = PARTS[part](config, bench_url, app)
+            results += made if isinstance(made, list) else [made]
         with app.app_context():
             from app.extensions import db
 

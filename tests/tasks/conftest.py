@@ -6,7 +6,6 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 
-import firebase_admin
 import pytest
 from sqlalchemy import select
 
@@ -119,5 +118,4 @@ def fcm(app, tmp_path):
             yield fake
         finally:
             app.extensions["qunfang.push_sender"] = previous
-            if sender._app is not None:
-                firebase_admin.delete_app(sender._app)
+            sender.close()
