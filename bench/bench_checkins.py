@@ -123,6 +123,7 @@ def _volunteers(app, count: int) -> list[tuple[str, str, int, float, float]]:
     from sqlalchemy import text
 
     from app.extensions import db
+    from tests.encrypted_rows import insert_user
 
     rng = random.Random(20261201)
     started = dt.datetime.now(dt.UTC) - dt.timedelta(days=170)
@@ -133,13 +134,14 @@ def _volunteers(app, count: int) -> list[tuple[str, str, int, float, float]]:
         ).scalar_one()
         for n in range(count):
             user_id, session_id, patrol_id = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
-            db.session.execute(
-                text(
-                    "INSERT INTO users (id, phone, password_hash, real_name, roles, "
-                    "home_community_id, status) VALUES (:id, :phone, 'x', :name, "
-                    "ARRAY['volunteer'], :home, 'active')"
-                ),
-                {"id": user_id, "phone": f"177{n:08d}", "name": f"压测{n}", "home": home},
+            insert_user(  # phone and name encrypted, as the model writes them
+                db.session.connection(),
+                phone=f"177{n:08d}",
+                name=f"压测{n}",
+                id=user_id,
+                roles=["volunteer"],
+                home_community_id=home,
+                status="active",
             )
             db.session.execute(
                 text("INSERT INTO auth_sessions (id, user_id, created_at) VALUES (:s, :u, now())"),

@@ -90,7 +90,7 @@ WITH places AS MATERIALIZED (
     SELECT row_number() OVER (ORDER BY code) AS i, code, name, default_priority
     FROM tip_categories
 ), reporters AS MATERIALIZED (
-    SELECT array_agg(id ORDER BY phone) AS ids FROM users
+    SELECT array_agg(id ORDER BY phone_hmac) AS ids FROM users
 ), draws AS (
     SELECT n,
            now() - random() * interval '365 days' AS created_at,
@@ -149,7 +149,10 @@ SELECT t.id AS tip_id, t.code, t.category_code AS category, c.name AS category_n
        t.priority, t.created_at, t.occurred_at, ST_X(t.geom) AS lon, ST_Y(t.geom) AS lat,
        t.accuracy_m, t.address_text AS address, d.name AS district, s.name AS subdistrict,
        co.name AS community, g.name AS grid_cell, t.description, t.anonymous,
-       u.real_name AS reporter_name, u.phone AS reporter_phone, p.n AS photo_count,
+       -- Encrypted at rest (app/core/field_crypto.py): SQL reads the ciphertexts; the project
+       -- decrypts them in Python, a cost this reference does not pay.
+       u.real_name_ciphertext AS reporter_name, u.phone_ciphertext AS reporter_phone,
+       p.n AS photo_count,
        p.paths AS photos
 FROM clue_batch_items i
 JOIN tips t ON t.id = i.tip_id
@@ -376,13 +379,15 @@ def _fill(app, media_root: Path, photos: list[bytes]) -> dict[str, float]:
 def _create_batch(app) -> tuple[str, int, float]:
     """The batch, as `POST /api/v1/clue-batches` makes it; its id, rows and seconds."""
     from app.areas.models import Area
-    from app.auth.models import User
+    from app.auth.models import User, phone_lookup
     from app.exports import service
     from app.exports.schemas import BatchCreateSchema
     from app.extensions import db
 
     with app.app_context():
-        liaison = db.session.scalar(sa.select(User).where(User.phone == LIAISON_PHONE))
+        liaison = db.session.scalar(
+            sa.select(User).where(User.phone_hmac == phone_lookup(LIAISON_PHONE))
+        )
         area = db.session.scalar(sa.select(Area.id).where(Area.code == SUBDISTRICT))
         values = BatchCreateSchema().load(
             {

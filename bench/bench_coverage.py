@@ -269,6 +269,7 @@ def _staff(app) -> tuple[uuid.UUID, uuid.UUID, str]:
     from sqlalchemy import text
 
     from app.extensions import db
+    from tests.encrypted_rows import insert_user
 
     user_id, session_id = uuid.uuid4(), uuid.uuid4()
     with app.app_context():
@@ -276,12 +277,13 @@ def _staff(app) -> tuple[uuid.UUID, uuid.UUID, str]:
             text("SELECT id FROM areas WHERE code = :code AND level = 'subdistrict'"),
             {"code": SUBDISTRICT_CODE},
         ).scalar_one()
-        db.session.execute(
-            text(
-                "INSERT INTO users (id, phone, password_hash, real_name, roles, status) "
-                "VALUES (:id, :phone, 'x', '压测社区管理员', ARRAY['community_admin'], 'active')"
-            ),
-            {"id": user_id, "phone": STAFF_PHONE},
+        insert_user(  # phone and name encrypted, as the model writes them
+            db.session.connection(),
+            phone=STAFF_PHONE,
+            name="压测社区管理员",
+            id=user_id,
+            roles=["community_admin"],
+            status="active",
         )
         db.session.execute(
             text("INSERT INTO user_areas (user_id, area_id) VALUES (:u, :a)"),

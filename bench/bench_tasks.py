@@ -67,6 +67,22 @@ def _sql(app, statement: str, params: dict | None = None):
         return result
 
 
+def _identities(app, prefix: str, count: int, name: str) -> dict[str, list[bytes]]:
+    """Phones `prefix` + 8 digits (1..count) and names `name` + n as the model stores them
+    (app/core/field_crypto.py: encrypted, the phone's keyed hash beside it), as arrays for SQL
+    to take the n-th of."""
+    from app.core import field_crypto
+
+    with app.app_context():
+        keyring = field_crypto.installed()
+        phones = [f"{prefix}{n:08d}" for n in range(1, count + 1)]
+        return {
+            "phone_ct": [keyring.encrypt(p) for p in phones],
+            "phone_hmac": [keyring.lookup(p) for p in phones],
+            "name_ct": [keyring.encrypt(f"{name}{n}") for n in range(1, count + 1)],
+        }
+
+
 def _fill_volunteers(app, count: int) -> None:
     """`count` on-duty volunteers around POINT, with consent, a fresh position inside the
     district (radius tasks reach only their creator's jurisdiction) and a phone."""
@@ -83,22 +99,29 @@ def _fill_volunteers(app, count: int) -> None:
                 WHERE a.code = :district AND ST_Intersects(pc.geom, candidate.geom))
             LIMIT :count
         ), made AS (
-            INSERT INTO users (id, phone, password_hash, real_name, roles, status,
-                               location_sharing, home_community_id)
-            SELECT gen_random_uuid(), '155' || lpad(n::text, 8, '0'), 'x', '压测志愿者' || n,
+            INSERT INTO users (id, phone_ciphertext, phone_hmac, real_name_ciphertext,
+                               password_hash, roles, status, location_sharing, home_community_id)
+            SELECT gen_random_uuid(), (CAST(:phone_ct AS bytea[]))[n],
+                   (CAST(:phone_hmac AS bytea[]))[n], (CAST(:name_ct AS bytea[]))[n], 'x',
                    ARRAY['volunteer'], 'active', true,
                    (SELECT id FROM areas WHERE code = '110105001024')
             FROM spot
-            RETURNING id, phone
+            RETURNING id, phone_hmac
         ), duty AS (
             INSERT INTO duty_status (user_id, geom, position_at)
             SELECT made.id, spot.geom, now()
-            FROM made JOIN spot ON made.phone = '155' || lpad(spot.n::text, 8, '0')
+            FROM made JOIN spot ON made.phone_hmac = (CAST(:phone_hmac AS bytea[]))[spot.n]
         )
         INSERT INTO devices (id, user_id, token, platform, app_version)
         SELECT gen_random_uuid(), id, 'bench-' || id, 'android', 'bench' FROM made
         """,
-        {"count": count, "lon": POINT[0], "lat": POINT[1], "district": DISTRICT},
+        {
+            "count": count,
+            "lon": POINT[0],
+            "lat": POINT[1],
+            "district": DISTRICT,
+            **_identities(app, "155", count, "压测志愿者"),
+        },
     )
     for table in ("users", "duty_status", "devices"):
         _sql(app, f"ANALYZE {table}")
@@ -108,9 +131,15 @@ def _staff_token(app) -> str:
     from flask_jwt_extended import create_access_token
 
     user_id, session_id = uuid.uuid4(), uuid.uuid4()
+    _sql(
+        app,
+        "INSERT INTO users (id, phone_ciphertext, phone_hmac, real_name_ciphertext, "
+        "password_hash, roles, status) VALUES (:u, (CAST(:phone_ct AS bytea[]))[1], "
+        "(CAST(:phone_hmac AS bytea[]))[1], (CAST(:name_ct AS bytea[]))[1], 'x', "
+        "ARRAY['grid_staff'], 'active')",
+        {"u": user_id, **_identities(app, "1540000", 1, "压测网格员")},
+    )
     for statement in (
-        "INSERT INTO users (id, phone, password_hash, real_name, roles, status) "
-        "VALUES (:u, '15400000000', 'x', '压测网格员', ARRAY['grid_staff'], 'active')",
         "INSERT INTO user_areas (user_id, area_id) SELECT :u, id FROM areas WHERE code = :d",
         "INSERT INTO auth_sessions (id, user_id, created_at) VALUES (:s, :u, now())",
     ):
@@ -425,9 +454,10 @@ def nearest(config: BenchConfig, bench_url: str, app) -> Result:
         app,
         """
         WITH made AS (
-            INSERT INTO users (id, phone, password_hash, real_name, roles, status,
-                               location_sharing)
-            SELECT gen_random_uuid(), '156' || lpad(n::text, 8, '0'), 'x', 'p' || n,
+            INSERT INTO users (id, phone_ciphertext, phone_hmac, real_name_ciphertext,
+                               password_hash, roles, status, location_sharing)
+            SELECT gen_random_uuid(), (CAST(:phone_ct AS bytea[]))[n],
+                   (CAST(:phone_hmac AS bytea[]))[n], (CAST(:name_ct AS bytea[]))[n], 'x',
                    ARRAY['volunteer'], 'active', true
             FROM generate_series(1, :count) AS n
             RETURNING id
@@ -437,7 +467,14 @@ def nearest(config: BenchConfig, bench_url: str, app) -> Result:
                                            :s + random() * (:n - :s)), 4326), now()
         FROM made
         """,
-        {"count": positions, "w": west, "e": east, "s": south, "n": north},
+        {
+            "count": positions,
+            "w": west,
+            "e": east,
+            "s": south,
+            "n": north,
+            **_identities(app, "156", positions, "p"),
+        },
     )
     for table in ("users", "duty_status"):
         _sql(app, f"ANALYZE {table}")
@@ -446,9 +483,11 @@ def nearest(config: BenchConfig, bench_url: str, app) -> Result:
     dispatcher = uuid.uuid4()
     _sql(
         app,
-        "INSERT INTO users (id, phone, password_hash, real_name, roles, status) "
-        "VALUES (:u, '15400000001', 'x', '压测调度员', ARRAY['grid_staff'], 'active')",
-        {"u": dispatcher},
+        "INSERT INTO users (id, phone_ciphertext, phone_hmac, real_name_ciphertext, "
+        "password_hash, roles, status) VALUES (:u, (CAST(:phone_ct AS bytea[]))[1], "
+        "(CAST(:phone_hmac AS bytea[]))[1], (CAST(:name_ct AS bytea[]))[1], 'x', "
+        "ARRAY['grid_staff'], 'active')",
+        {"u": dispatcher, **_identities(app, "1540001", 1, "压测调度员")},
     )
     _sql(
         app,

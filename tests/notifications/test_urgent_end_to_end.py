@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from flask_jwt_extended import create_access_token
 
 from app.core import jobs as jobs_module
+from tests import encrypted_rows
 from tests.conftest import make_app
 from tests.fakes import apns as fake_apns
 from tests.fakes import fcm as fake_fcm
@@ -91,19 +92,16 @@ def world(app, database_url, tmp_path):
                 sa.text("SELECT id FROM areas WHERE code = :c"), {"c": COMMUNITY}
             ).scalar_one()
             for n, user_id in enumerate(users):
-                conn.execute(
-                    sa.text(
-                        "INSERT INTO users (id, phone, password_hash, real_name, roles, status, "
-                        "home_community_id, location_sharing, sms_consent) VALUES (:id, :phone, "
-                        "'x', :name, :roles, 'active', :home, true, true)"
-                    ),
-                    {
-                        "id": user_id,
-                        "phone": phones[user_id],
-                        "name": f"全程{n}",
-                        "roles": ["volunteer"] if n else ["grid_staff"],
-                        "home": community,
-                    },
+                encrypted_rows.insert_user(
+                    conn,
+                    id=user_id,
+                    phone=phones[user_id],
+                    name=f"全程{n}",
+                    roles=["volunteer"] if n else ["grid_staff"],
+                    status="active",
+                    home_community_id=community,
+                    location_sharing=True,
+                    sms_consent=True,
                 )
                 session_id = uuid.uuid4()
                 conn.execute(
