@@ -1,5 +1,6 @@
-"""Users written with raw SQL (by tests that run real worker processes) carry what the model
-would write: the phone and real name encrypted, and the phone's keyed hash."""
+"""Users that tests running real worker processes commit for real: written with raw SQL as the
+model would write them (the phone and real name encrypted, and the phone's keyed hash), and
+taken away afterwards with everything a task's fan-out made for them."""
 
 from __future__ import annotations
 
@@ -21,3 +22,25 @@ def insert_user(conn: sa.Connection, *, phone: str, name: str, **columns: Any) -
         "real_name_ciphertext": keyring.encrypt(name),
     }
     conn.execute(sa.insert(sa.table("users", *(sa.column(k) for k in values))), values)
+
+
+# In an order the foreign keys allow; `:u` is the users' ids.
+_FORGET = (
+    "DELETE FROM procrastinate_jobs",
+    "DELETE FROM deliveries WHERE notification_id IN "
+    "(SELECT id FROM notifications WHERE user_id = ANY(:u))",
+    "DELETE FROM notifications WHERE user_id = ANY(:u)",
+    "DELETE FROM task_recipients WHERE user_id = ANY(:u)",
+    "DELETE FROM tasks WHERE created_by = ANY(:u)",
+    "DELETE FROM duty_status WHERE user_id = ANY(:u)",
+    "DELETE FROM devices WHERE user_id = ANY(:u)",
+    "DELETE FROM auth_sessions WHERE user_id = ANY(:u)",
+    "DELETE FROM user_areas WHERE user_id = ANY(:u)",
+    "DELETE FROM users WHERE id = ANY(:u)",
+)
+
+
+def forget_users(conn: sa.Connection, users: list[Any]) -> None:
+    """Delete the users and what tasks, notifications and jobs made for them (and every job)."""
+    for statement in _FORGET:
+        conn.execute(sa.text(statement), {"u": users})

@@ -19,20 +19,6 @@ from tests.conftest import make_app
 from tests.fakes import tencent_sms as fake_tencent_sms
 from tests.patrols.conftest import COMMUNITY, HOME
 
-_CLEANUP = (
-    "DELETE FROM procrastinate_jobs",
-    "DELETE FROM deliveries WHERE notification_id IN "
-    "(SELECT id FROM notifications WHERE user_id = ANY(:u))",
-    "DELETE FROM notifications WHERE user_id = ANY(:u)",
-    "DELETE FROM task_recipients WHERE user_id = ANY(:u)",
-    "DELETE FROM tasks WHERE created_by = ANY(:u)",
-    "DELETE FROM duty_status WHERE user_id = ANY(:u)",
-    "DELETE FROM devices WHERE user_id = ANY(:u)",
-    "DELETE FROM auth_sessions WHERE user_id = ANY(:u)",
-    "DELETE FROM user_areas WHERE user_id = ANY(:u)",
-    "DELETE FROM users WHERE id = ANY(:u)",
-)
-
 
 @pytest.fixture
 def committed(app, database_url):
@@ -114,8 +100,7 @@ def committed(app, database_url):
             yield app, fake, engine, created.json["id"], users, phones, tokens
         finally:
             with engine.begin() as conn:
-                for statement in _CLEANUP:
-                    conn.execute(sa.text(statement), {"u": users})
+                encrypted_rows.forget_users(conn, users)
             engine.dispose()
             with app.app_context():
                 db.engine.dispose()

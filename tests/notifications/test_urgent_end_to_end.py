@@ -26,19 +26,6 @@ from tests.fakes import tencent_sms as fake_tencent_sms
 from tests.patrols.conftest import COMMUNITY, HOME
 
 FALLBACK_AFTER_S = 10  # the least app/config.py allows
-_CLEANUP = (
-    "DELETE FROM procrastinate_jobs",
-    "DELETE FROM deliveries WHERE notification_id IN "
-    "(SELECT id FROM notifications WHERE user_id = ANY(:u))",
-    "DELETE FROM notifications WHERE user_id = ANY(:u)",
-    "DELETE FROM task_recipients WHERE user_id = ANY(:u)",
-    "DELETE FROM tasks WHERE created_by = ANY(:u)",
-    "DELETE FROM duty_status WHERE user_id = ANY(:u)",
-    "DELETE FROM devices WHERE user_id = ANY(:u)",
-    "DELETE FROM auth_sessions WHERE user_id = ANY(:u)",
-    "DELETE FROM user_areas WHERE user_id = ANY(:u)",
-    "DELETE FROM users WHERE id = ANY(:u)",
-)
 # The volunteers' phones: (provider, platform); the last one's app never reports its push.
 PHONES = (("fcm", "android"), ("apns", "ios"), ("jpush", "android"), ("jpush", "android"))
 
@@ -149,8 +136,7 @@ def world(app, database_url, tmp_path):
             yield configured, fakes, engine, users, phones, tokens, bearer
         finally:
             with engine.begin() as conn:
-                for statement in _CLEANUP:
-                    conn.execute(sa.text(statement), {"u": users})
+                encrypted_rows.forget_users(conn, users)
             engine.dispose()
             apns_sender = configured.extensions.get("qunfang.push_sender.apns")
             if apns_sender is not None:

@@ -20,19 +20,6 @@ from tests.fakes import fcm as fake_fcm
 from tests.fakes import jpush as fake_jpush
 from tests.patrols.conftest import COMMUNITY, HOME
 
-_CLEANUP = (
-    "DELETE FROM procrastinate_jobs",
-    "DELETE FROM deliveries WHERE notification_id IN "
-    "(SELECT id FROM notifications WHERE user_id = ANY(:u))",
-    "DELETE FROM notifications WHERE user_id = ANY(:u)",
-    "DELETE FROM task_recipients WHERE user_id = ANY(:u)",
-    "DELETE FROM tasks WHERE created_by = ANY(:u)",
-    "DELETE FROM duty_status WHERE user_id = ANY(:u)",
-    "DELETE FROM devices WHERE user_id = ANY(:u)",
-    "DELETE FROM auth_sessions WHERE user_id = ANY(:u)",
-    "DELETE FROM user_areas WHERE user_id = ANY(:u)",
-    "DELETE FROM users WHERE id = ANY(:u)",
-)
 PROVIDERS = ("fcm", "apns", "jpush")
 
 
@@ -118,8 +105,7 @@ def committed(app, database_url, tmp_path):
             yield configured, {"fcm": fcm, "apns": apns, "jpush": jpush}, devices, token
         finally:
             with engine.begin() as conn:
-                for statement in _CLEANUP:
-                    conn.execute(sa.text(statement), {"u": users})
+                encrypted_rows.forget_users(conn, users)
             engine.dispose()
             apns_sender = configured.extensions.get("qunfang.push_sender.apns")
             if apns_sender is not None:

@@ -20,19 +20,6 @@ from tests.patrols.conftest import COMMUNITY, HOME
 
 VOLUNTEERS = 20
 PLACES = 3
-_CLEANUP = (
-    "DELETE FROM procrastinate_jobs",
-    "DELETE FROM deliveries WHERE notification_id IN "
-    "(SELECT id FROM notifications WHERE user_id = ANY(:u))",
-    "DELETE FROM notifications WHERE user_id = ANY(:u)",
-    "DELETE FROM task_recipients WHERE user_id = ANY(:u)",
-    "DELETE FROM tasks WHERE created_by = ANY(:u)",
-    "DELETE FROM duty_status WHERE user_id = ANY(:u)",
-    "DELETE FROM devices WHERE user_id = ANY(:u)",
-    "DELETE FROM auth_sessions WHERE user_id = ANY(:u)",
-    "DELETE FROM user_areas WHERE user_id = ANY(:u)",
-    "DELETE FROM users WHERE id = ANY(:u)",
-)
 
 
 @pytest.fixture
@@ -100,8 +87,7 @@ def committed(app, database_url, tmp_path):
             yield app, fake, users, tokens
         finally:
             with engine.begin() as conn:
-                for statement in _CLEANUP:
-                    conn.execute(sa.text(statement), {"u": users})
+                encrypted_rows.forget_users(conn, users)
             engine.dispose()
             for name in list(firebase_admin._apps):
                 if name.startswith("qunfang-"):
