@@ -60,7 +60,7 @@ def server_tracebacks() -> Iterator[None]:
     errors.addHandler(handler)
     try:
         yield
-    except Exception as exc:
+    except (Exception, BaseExceptionGroup) as exc:  # schemathesis' FailureGroup is the latter
         found = [r for r in logged if r.exc_info]
         if not found:
             raise

@@ -455,6 +455,28 @@ def test_upload_past_its_expiry_cannot_be_attached(client, session, create_user,
     assert get_media(session, photo).tip_id is None
 
 
+def test_a_form_part_without_a_name_is_422_and_stores_nothing(app, client, session):
+    """Found by schemathesis in some runs only: a multipart part whose Content-Disposition
+    names no field reaches the form as the key None, and checking it for refused text was a
+    500 (TypeError)."""
+    boundary = "b4f1c0d2e3"
+    body = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="a"\r\n\r\n{{}}\r\n'
+        f"--{boundary}\r\nContent-Disposition: form-data\r\n\r\n{{}}\r\n--{boundary}--\r\n"
+    ).encode()
+    response = assert_rejected_and_nothing_stored(
+        app,
+        session,
+        lambda: client.post(
+            "/api/v1/media",
+            data=body,
+            content_type=f"multipart/form-data; boundary={boundary}",
+        ),
+        422,
+    )
+    assert response.mimetype == "application/problem+json"
+
+
 def test_form_fields_with_odd_names_are_422_and_store_nothing(app, client, session):
     """Found by schemathesis: parts named "" (twice) beside a file that is no image."""
     boundary = "9d45820c68207139d9530cb4f4cf56cd"
