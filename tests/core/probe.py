@@ -8,7 +8,7 @@ from marshmallow import Schema, fields, validate
 from sqlalchemy import text
 
 from app.core.blueprint import Blueprint
-from app.core.errors import Conflict
+from app.core.errors import Conflict, problem
 from app.extensions import db, limiter
 
 blp = Blueprint("probe", __name__, url_prefix="/api/v1/probe", description="test only")
@@ -43,6 +43,8 @@ class Writes(MethodView):
         ).scalar_one()
         if body["name"] == "conflict":
             raise Conflict("the probe refuses this name")
+        if body["name"] == "answer-400":  # a view that answers a problem (as media's does)
+            return problem(400, detail="the probe answers this name with a 400")
         if body["name"] == "slow":  # stays in its transaction a while (concurrency tests)
             db.session.execute(text("SELECT pg_sleep(0.5)"))
         return {"id": row_id, "name": body["name"]}

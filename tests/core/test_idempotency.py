@@ -87,6 +87,7 @@ def test_prune_deletes_only_expired_records(session):
     for key, expires in (
         ("old-key-1", now - dt.timedelta(seconds=1)),
         ("new-key-1", now + dt.timedelta(days=1)),
+        ("edge-key-1", now),  # expires at `now`, not before it: stays
     ):
         session.add(
             IdempotencyRecord(
@@ -104,7 +105,7 @@ def test_prune_deletes_only_expired_records(session):
     # not expired: only this test's old record goes.
     assert prune_expired(session, now) == 1
     mine = sa.select(IdempotencyRecord.key).where(IdempotencyRecord.key.like("%-key-1"))
-    assert session.scalars(mine).all() == ["new-key-1"]
+    assert sorted(session.scalars(mine).all()) == ["edge-key-1", "new-key-1"]
 
 
 def test_the_spec_documents_the_header(probe_app):
@@ -221,3 +222,63 @@ def test_concurrent_duplicates_on_real_transactions(database_url, owner_database
         owner.dispose()
         with app.app_context():
             db.engine.dispose()
+
+
+def test_an_answered_error_is_not_recorded_either(probe_client, token_for, probe_rows, create_user):
+    """A view that answers a 4xx itself (media answers a refused image with a problem) is not
+    a result to replay: the same key then runs the corrected request."""
+    headers = token_for(create_user())
+    assert post(probe_client, headers, name="answer-400").status_code == 400
+    corrected = post(probe_client, headers, name="first")
+    assert corrected.status_code == 201, corrected.get_json()
+    assert "Idempotent-Replayed" not in corrected.headers
+
+
+def test_the_content_type_is_part_of_the_request(probe_client, token_for, probe_rows, create_user):
+    """The same bytes under another media type are another request: 422, not a replay."""
+    headers = {**token_for(create_user()), "Idempotency-Key": KEY}
+    body = b'{"name": "first"}'
+    first = probe_client.post(
+        "/api/v1/probe/writes", data=body, content_type="application/json", headers=headers
+    )
+    assert first.status_code == 201
+    other = probe_client.post(
+        "/api/v1/probe/writes",
+        data=body,
+        content_type="application/merge-patch+json",
+        headers=headers,
+    )
+    assert other.status_code == 422 and other.mimetype == "application/problem+json"
+    assert probe_rows() == ["first"]
+
+
+def test_a_record_is_not_replayed_from_the_moment_it_expires(
+    probe_client, token_for, probe_rows, create_user, session, monkeypatch
+):
+    from app.core import idempotency
+
+    headers = token_for(create_user())
+    assert post(probe_client, headers).status_code == 201
+    record = session.scalars(sa.select(IdempotencyRecord).where(IdempotencyRecord.key == KEY)).one()
+    monkeypatch.setattr(idempotency, "_now", lambda: record.expires_at)
+    again = post(probe_client, headers)
+    assert again.status_code == 201 and "Idempotent-Replayed" not in again.headers
+    assert probe_rows() == ["first", "first"]
+
+
+def test_the_spec_says_the_header_is_optional_on_every_idempotent_operation(probe_app):
+    spec = probe_app.extensions["flask-smorest"]["apis"][""]["ext_obj"].spec.to_dict()
+    operation = spec["paths"]["/api/v1/probe/writes"]["post"]
+    (header,) = [p for p in operation["parameters"] if p["name"] == "Idempotency-Key"]
+    assert header["in"] == "header" and header["required"] is False
+    # The view's own docstring is still the operation's (the wrapper keeps its name and doc).
+    assert operation["summary"] == "Insert one row into the test's temporary table."
+    tips = spec["paths"]["/api/v1/tips"]["post"]["parameters"]
+    assert [p["required"] for p in tips if p["name"] == "Idempotency-Key"] == [False]
+
+
+def test_expired_records_are_pruned_every_hour():
+    from app.core import jobs
+
+    periodic = {p.periodic_id: p for p in jobs.jobs.periodic_registry.periodic_tasks.values()}
+    assert "prune_idempotency_records" in periodic
