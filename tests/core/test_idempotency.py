@@ -271,8 +271,11 @@ def test_the_spec_says_the_header_is_optional_on_every_idempotent_operation(prob
     operation = spec["paths"]["/api/v1/probe/writes"]["post"]
     (header,) = [p for p in operation["parameters"] if p["name"] == "Idempotency-Key"]
     assert header["in"] == "header" and header["required"] is False
-    # The view's own docstring is still the operation's (the wrapper keeps its name and doc).
+    # The view's own docstring is still the operation's (the wrapper keeps its name and doc),
+    # and so are its body and answer (the wrapper adds the header to what the view declared).
     assert operation["summary"] == "Insert one row into the test's temporary table."
+    assert "application/json" in operation["requestBody"]["content"]
+    assert "schema" in operation["responses"]["201"]["content"]["application/json"]
     tips = spec["paths"]["/api/v1/tips"]["post"]["parameters"]
     assert [p["required"] for p in tips if p["name"] == "Idempotency-Key"] == [False]
 
