@@ -79,8 +79,15 @@ probe_schema = schemathesis.pytest.from_fixture("probe_api_schema").exclude(
 @schema.parametrize()
 @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
 def test_api_conforms_to_its_spec(case):
+    excluded = [positive_data_acceptance]
+    if case.media_type == "multipart/form-data":
+        # A negative multipart example can serialize to a valid upload: one run sent "violates
+        # `required` (was file)" as a single well-formed `file` part holding a PNG, and our 201
+        # was flagged. Bad multipart bodies have their own tests (tests/media/test_routes.py,
+        # tests/test_hostile_input.py); every other check still runs on them.
+        excluded.append(negative_data_rejection)
     with server_tracebacks():
-        case.call_and_validate(headers=fresh_key(case), excluded_checks=[positive_data_acceptance])
+        case.call_and_validate(headers=fresh_key(case), excluded_checks=excluded)
 
 
 @probe_schema.parametrize()
