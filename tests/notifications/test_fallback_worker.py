@@ -9,7 +9,6 @@ import uuid
 
 import pytest
 import sqlalchemy as sa
-from flask_jwt_extended import create_access_token
 
 from app.core import jobs as jobs_module
 from app.extensions import db
@@ -56,13 +55,7 @@ def committed(app, database_url):
                     location_sharing=True,
                     sms_consent=True,
                 )
-                session_id = uuid.uuid4()
-                conn.execute(
-                    sa.text(
-                        "INSERT INTO auth_sessions (id, user_id, created_at) VALUES (:s, :u, now())"
-                    ),
-                    {"s": session_id, "u": user_id},
-                )
+                token = encrypted_rows.signed_in(conn, app, user_id)
                 if n == 0:
                     conn.execute(
                         sa.text("INSERT INTO user_areas (user_id, area_id) VALUES (:u, :a)"),
@@ -76,10 +69,7 @@ def committed(app, database_url):
                         ),
                         {"u": user_id, "lon": HOME[0] + n * 0.00005, "lat": HOME[1]},
                     )
-                with app.app_context():
-                    tokens[user_id] = create_access_token(
-                        identity=str(user_id), additional_claims={"sid": str(session_id)}
-                    )
+                tokens[user_id] = token
         try:
             client = app.test_client()
             body = {
@@ -102,8 +92,7 @@ def committed(app, database_url):
             with engine.begin() as conn:
                 encrypted_rows.forget_users(conn, users)
             engine.dispose()
-            with app.app_context():
-                db.engine.dispose()
+            encrypted_rows.release(app)
 
 
 def _offers_older_by(conn, task_id, seconds):

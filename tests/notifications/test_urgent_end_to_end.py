@@ -11,10 +11,8 @@ import datetime as dt
 import time
 import uuid
 
-import firebase_admin
 import pytest
 import sqlalchemy as sa
-from flask_jwt_extended import create_access_token
 
 from app.core import jobs as jobs_module
 from tests import encrypted_rows
@@ -90,20 +88,8 @@ def world(app, database_url, tmp_path):
                     location_sharing=True,
                     sms_consent=True,
                 )
-                session_id = uuid.uuid4()
-                conn.execute(
-                    sa.text(
-                        "INSERT INTO auth_sessions (id, user_id, created_at) VALUES (:s, :u, now())"
-                    ),
-                    {"s": session_id, "u": user_id},
-                )
-                with configured.app_context():
-                    bearer[user_id] = {
-                        "Authorization": "Bearer "
-                        + create_access_token(
-                            identity=str(user_id), additional_claims={"sid": str(session_id)}
-                        )
-                    }
+                token = encrypted_rows.signed_in(conn, configured, user_id)
+                bearer[user_id] = {"Authorization": f"Bearer {token}"}
                 if not n:
                     conn.execute(
                         sa.text("INSERT INTO user_areas (user_id, area_id) VALUES (:u, :a)"),
@@ -138,16 +124,7 @@ def world(app, database_url, tmp_path):
             with engine.begin() as conn:
                 encrypted_rows.forget_users(conn, users)
             engine.dispose()
-            apns_sender = configured.extensions.get("qunfang.push_sender.apns")
-            if apns_sender is not None:
-                apns_sender.close()
-            for name in list(firebase_admin._apps):
-                if name.startswith("qunfang-"):
-                    firebase_admin.delete_app(firebase_admin.get_app(name))
-            with configured.app_context():
-                from app.extensions import db
-
-                db.engine.dispose()
+            encrypted_rows.release(configured)
 
 
 def test_an_urgent_task_reaches_every_provider_and_the_silent_one_gets_one_sms(world):

@@ -7,10 +7,8 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 
-import firebase_admin
 import pytest
 import sqlalchemy as sa
-from flask_jwt_extended import create_access_token
 
 from app.core import jobs as jobs_module
 from tests import encrypted_rows
@@ -90,33 +88,14 @@ def committed(app, database_url, tmp_path):
                         "provider": provider,
                     },
                 )
-            session_id = uuid.uuid4()
-            conn.execute(
-                sa.text(
-                    "INSERT INTO auth_sessions (id, user_id, created_at) VALUES (:s, :u, now())"
-                ),
-                {"s": session_id, "u": users[0]},
-            )
-        with configured.app_context():
-            token = create_access_token(
-                identity=str(users[0]), additional_claims={"sid": str(session_id)}
-            )
+            token = encrypted_rows.signed_in(conn, configured, users[0])
         try:
             yield configured, {"fcm": fcm, "apns": apns, "jpush": jpush}, devices, token
         finally:
             with engine.begin() as conn:
                 encrypted_rows.forget_users(conn, users)
             engine.dispose()
-            apns_sender = configured.extensions.get("qunfang.push_sender.apns")
-            if apns_sender is not None:
-                apns_sender.close()
-            for name in list(firebase_admin._apps):
-                if name.startswith("qunfang-"):
-                    firebase_admin.delete_app(firebase_admin.get_app(name))
-            with configured.app_context():
-                from app.extensions import db
-
-                db.engine.dispose()
+            encrypted_rows.release(configured)
 
 
 def test_the_worker_pushes_through_each_devices_provider(committed):

@@ -7,10 +7,8 @@ import datetime as dt
 import threading
 import uuid
 
-import firebase_admin
 import pytest
 import sqlalchemy as sa
-from flask_jwt_extended import create_access_token
 
 from app.core import jobs as jobs_module
 from tests import encrypted_rows
@@ -52,13 +50,7 @@ def committed(app, database_url, tmp_path):
                     home_community_id=community,
                     location_sharing=True,
                 )
-                session_id = uuid.uuid4()
-                conn.execute(
-                    sa.text(
-                        "INSERT INTO auth_sessions (id, user_id, created_at) VALUES (:s, :u, now())"
-                    ),
-                    {"s": session_id, "u": user_id},
-                )
+                token = encrypted_rows.signed_in(conn, app, user_id)
                 if staff:
                     conn.execute(
                         sa.text("INSERT INTO user_areas (user_id, area_id) VALUES (:u, :a)"),
@@ -79,23 +71,14 @@ def committed(app, database_url, tmp_path):
                         ),
                         {"u": user_id, "t": f"e2e-token-{user_id}"},
                     )
-                with app.app_context():
-                    tokens[user_id] = create_access_token(
-                        identity=str(user_id), additional_claims={"sid": str(session_id)}
-                    )
+                tokens[user_id] = token
         try:
             yield app, fake, users, tokens
         finally:
             with engine.begin() as conn:
                 encrypted_rows.forget_users(conn, users)
             engine.dispose()
-            for name in list(firebase_admin._apps):
-                if name.startswith("qunfang-"):
-                    firebase_admin.delete_app(firebase_admin.get_app(name))
-            with app.app_context():
-                from app.extensions import db
-
-                db.engine.dispose()
+            encrypted_rows.release(app)
 
 
 def bearer(tokens, user_id):
