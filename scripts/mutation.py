@@ -54,7 +54,16 @@ MODULES: dict[str, tuple[str, list[str]]] = {
         ],
     ),
     "media": ("app/media/service.py", ["tests/media"]),
-    "sessions": ("app/auth/tokens.py", ["tests/auth/test_sessions.py"]),
+    "sessions": (
+        "app/auth/tokens.py",
+        # Sign-in and rotation, the claims refused wherever a token is read, and which lookups
+        # the identity cache answers (the warm-cache tests; the listener's own are elsewhere).
+        [
+            "tests/auth/test_sessions.py",
+            "tests/auth/test_sessions_rules.py",
+            "tests/auth/test_token_claims.py",
+        ],
+    ),
     "heatmap": ("app/grid/service.py", ["tests/grid"]),
 }
 

@@ -71,7 +71,9 @@ def init_token_loading(jwt: JWTManager) -> None:
         return loaded[key]
 
 
-def _live_user(payload: dict[str, Any]) -> User | None:
+# An annotation is never evaluated here (`from __future__ import annotations`): its `|` has no
+# behaviour to test.
+def _live_user(payload: dict[str, Any]) -> User | None:  # pragma: no mutate
     """The token's live user: from this process's identity cache for access tokens when
     AUTH_CACHE_SECONDS > 0, else from the database. A refresh token (rare, and it is spent) is
     always checked against the database."""
