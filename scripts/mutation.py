@@ -9,6 +9,9 @@ var/mutation/<name>.sqlite: re-running resumes where a run stopped.
 
     scripts/mutation.py                      # every module
     scripts/mutation.py jurisdiction tips    # some of them (the names below)
+    ONLY=public_heatmap,_conditions scripts/mutation.py heatmap
+                                             # only the mutants inside those functions (a
+                                             # large module's rule, when all of it takes hours)
 
 An equivalent mutant (no observable difference) is marked on its line with
 `# pragma: no mutate` and a reason; cr-filter-pragma skips those lines.
@@ -113,10 +116,25 @@ def score(session: Path) -> tuple[int, int, int, list[str]]:
     return total, killed, skipped, survivors
 
 
-def mutate(name: str) -> tuple[int, int, int]:
+def keep_only(session: Path, definitions: list[str]) -> None:
+    """Drop from a new session the mutants outside the functions `definitions`."""
+    db = sqlite3.connect(session)
+    try:
+        specs = db.execute("SELECT job_id, definition_name FROM mutation_specs").fetchall()
+        outside = [(job,) for job, definition in specs if definition not in definitions]
+        db.executemany("DELETE FROM work_results WHERE job_id = ?", outside)
+        db.executemany("DELETE FROM work_items WHERE job_id = ?", outside)
+        db.executemany("DELETE FROM mutation_specs WHERE job_id = ?", outside)
+        db.commit()
+    finally:
+        db.close()
+
+
+def mutate(name: str, only: list[str]) -> tuple[int, int, int]:
     module, tests = MODULES[name]
     work = OUT / name
-    session = OUT / f"{name}.sqlite"
+    label = name + ("-" + "-".join(sorted(only)) if only else "")
+    session = OUT / f"{label}.sqlite"
     config = OUT / f"{name}.toml"
     if work.exists():
         shutil.rmtree(work)
@@ -139,6 +157,8 @@ def mutate(name: str) -> tuple[int, int, int]:
         run([cr, "init", str(config), str(session)], work)
         run([str(VENV / "cr-filter-operators"), str(session), str(config)], work)
         run([str(VENV / "cr-filter-pragma"), str(session)], work)
+        if only:
+            keep_only(session, only)
     started = time.monotonic()
     run([cr, "exec", str(config), str(session)], work)
     total, killed, skipped, survivors = score(session)
@@ -152,7 +172,7 @@ def mutate(name: str) -> tuple[int, int, int]:
     pct = 100 * killed / total if total else 100.0
     minutes = (time.monotonic() - started) / 60
     print(
-        f"{name}: {module} {killed}/{total} killed = {pct:.0f}% "
+        f"{label}: {module} {killed}/{total} killed = {pct:.0f}% "
         f"({skipped} marked equivalent, {minutes:.1f} min)",
         flush=True,
     )
@@ -169,12 +189,14 @@ def main(argv: list[str]) -> int:
         print(f"unknown module(s) {unknown}; known: {list(MODULES)}", file=sys.stderr)
         return 2
     OUT.mkdir(parents=True, exist_ok=True)
-    table = {name: mutate(name) for name in names}
+    only = [d for d in os.environ.get("ONLY", "").split(",") if d]
+    table = {name: mutate(name, only) for name in names}
     print("\n| module | mutants | killed | score | equivalent |")
     print("| --- | --- | --- | --- | --- |")
     for name, (total, killed, skipped) in table.items():
         pct = 100 * killed / total if total else 100.0
-        print(f"| {MODULES[name][0]} | {total} | {killed} | {pct:.0f}% | {skipped} |")
+        scope = f" ({', '.join(only)})" if only else ""
+        print(f"| {MODULES[name][0]}{scope} | {total} | {killed} | {pct:.0f}% | {skipped} |")
     return 0
 
 

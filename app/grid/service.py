@@ -56,7 +56,13 @@ def tip_cell(kind: str, res: int) -> ColumnElement:
     return coverage.hex_cell(Tip.h3_r7, res, stored_res=7)
 
 
-def _conditions(jurisdiction: Jurisdiction, area: Area | None, args: dict[str, Any]) -> list:
+# Annotations are never evaluated here (`from __future__ import annotations`): the `|` of
+# `Area | None` has no behaviour to test.
+def _conditions(
+    jurisdiction: Jurisdiction,
+    area: Area | None,  # pragma: no mutate
+    args: dict[str, Any],
+) -> list:
     columns = path_columns(Tip)
     conditions = [
         jurisdiction.clause(columns),
