@@ -61,6 +61,7 @@ MODULES: dict[str, tuple[str, list[str]]] = {
         # Who may attach which upload, and who sees it after: the decoding and the file store
         # have their own modules and tests (test_images.py, test_storage.py).
         [
+            "tests/media/test_media_rules.py",
             "tests/media/test_routes.py::test_photo_of_a_named_tip_is_seen_by_its_reporter_and_the_area_staff_only",
             "tests/media/test_routes.py::test_unattached_upload_is_seen_by_its_uploader_only",
             "tests/media/test_routes.py::test_anonymous_photo_belongs_to_no_one_and_area_staff_see_it",
