@@ -9,7 +9,7 @@ import datetime as dt
 import uuid
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from app.core.errors import Unprocessable
@@ -107,6 +107,13 @@ def refused_pointer(error: Unprocessable) -> str:
     ),
     sender=st.sampled_from(["me", "nobody"]),
 )
+# Every run tries at least: a token's tip takes an upload sent without one, and each state that
+# refuses an upload refuses it by its own position.
+@example(listed=[("me", "fresh"), ("nobody", "fresh")], sender="me")
+@example(listed=[("nobody", "fresh"), ("me", "expires_now")], sender="me")
+@example(listed=[("nobody", "fresh"), ("me", "fresh"), ("me", "expired")], sender="nobody")
+@example(listed=[("me", "attached")], sender="me")
+@example(listed=[("me", "fresh"), ("other", "missing")], sender="me")
 def test_a_tip_takes_its_photos_only_when_every_one_is_usable(
     session, clock, people, new_tip, upload_row, listed, sender
 ):
