@@ -9,6 +9,9 @@ var/mutation/<name>.sqlite: re-running resumes where a run stopped.
 
     scripts/mutation.py                      # every module
     scripts/mutation.py jurisdiction tips    # some of them (the names below)
+    ONLY=public_heatmap,_conditions scripts/mutation.py heatmap
+                                             # only the mutants inside those functions (a
+                                             # large module's rule, when all of it takes hours)
 
 An equivalent mutant (no observable difference) is marked on its line with
 `# pragma: no mutate` and a reason; cr-filter-pragma skips those lines.
@@ -53,8 +56,34 @@ MODULES: dict[str, tuple[str, list[str]]] = {
             "tests/test_migrations.py::test_models_and_migrations_agree",
         ],
     ),
-    "media": ("app/media/service.py", ["tests/media"]),
-    "sessions": ("app/auth/tokens.py", ["tests/auth/test_sessions.py"]),
+    "media": (
+        "app/media/service.py",
+        # Who may attach which upload, and who sees it after: the decoding and the file store
+        # have their own modules and tests (test_images.py, test_storage.py).
+        [
+            "tests/media/test_media_rules.py",
+            "tests/media/test_routes.py::test_photo_of_a_named_tip_is_seen_by_its_reporter_and_the_area_staff_only",
+            "tests/media/test_routes.py::test_unattached_upload_is_seen_by_its_uploader_only",
+            "tests/media/test_routes.py::test_anonymous_photo_belongs_to_no_one_and_area_staff_see_it",
+            "tests/media/test_routes.py::test_photo_of_an_anonymous_tip_sent_with_a_token_no_longer_names_its_uploader",
+            "tests/media/test_routes.py::test_expired_uploads_and_their_files_are_deleted_attached_ones_kept",
+            "tests/media/test_routes.py::test_upload_past_its_expiry_cannot_be_attached",
+            "tests/tips/test_submit.py::test_photo_is_attached_once_and_only_by_its_uploader",
+            "tests/tasks/test_rules.py::test_a_completion_with_someone_elses_photos_is_422_and_stores_nothing",
+            "tests/tasks/test_rules.py::test_a_completion_with_ones_own_photos_stores_them",
+            "tests/tasks/test_responses.py::test_completion_photos_are_kept_with_the_task_and_shown_to_its_staff",
+        ],
+    ),
+    "sessions": (
+        "app/auth/tokens.py",
+        # Sign-in and rotation, the claims refused wherever a token is read, and which lookups
+        # the identity cache answers (the warm-cache tests; the listener's own are elsewhere).
+        [
+            "tests/auth/test_sessions.py",
+            "tests/auth/test_sessions_rules.py",
+            "tests/auth/test_token_claims.py",
+        ],
+    ),
     "heatmap": ("app/grid/service.py", ["tests/grid"]),
 }
 
@@ -104,10 +133,25 @@ def score(session: Path) -> tuple[int, int, int, list[str]]:
     return total, killed, skipped, survivors
 
 
-def mutate(name: str) -> tuple[int, int, int]:
+def keep_only(session: Path, definitions: list[str]) -> None:
+    """Drop from a new session the mutants outside the functions `definitions`."""
+    db = sqlite3.connect(session)
+    try:
+        specs = db.execute("SELECT job_id, definition_name FROM mutation_specs").fetchall()
+        outside = [(job,) for job, definition in specs if definition not in definitions]
+        db.executemany("DELETE FROM work_results WHERE job_id = ?", outside)
+        db.executemany("DELETE FROM work_items WHERE job_id = ?", outside)
+        db.executemany("DELETE FROM mutation_specs WHERE job_id = ?", outside)
+        db.commit()
+    finally:
+        db.close()
+
+
+def mutate(name: str, only: list[str]) -> tuple[int, int, int]:
     module, tests = MODULES[name]
     work = OUT / name
-    session = OUT / f"{name}.sqlite"
+    label = name + ("-" + "-".join(sorted(only)) if only else "")
+    session = OUT / f"{label}.sqlite"
     config = OUT / f"{name}.toml"
     if work.exists():
         shutil.rmtree(work)
@@ -130,6 +174,8 @@ def mutate(name: str) -> tuple[int, int, int]:
         run([cr, "init", str(config), str(session)], work)
         run([str(VENV / "cr-filter-operators"), str(session), str(config)], work)
         run([str(VENV / "cr-filter-pragma"), str(session)], work)
+        if only:
+            keep_only(session, only)
     started = time.monotonic()
     run([cr, "exec", str(config), str(session)], work)
     total, killed, skipped, survivors = score(session)
@@ -143,7 +189,7 @@ def mutate(name: str) -> tuple[int, int, int]:
     pct = 100 * killed / total if total else 100.0
     minutes = (time.monotonic() - started) / 60
     print(
-        f"{name}: {module} {killed}/{total} killed = {pct:.0f}% "
+        f"{label}: {module} {killed}/{total} killed = {pct:.0f}% "
         f"({skipped} marked equivalent, {minutes:.1f} min)",
         flush=True,
     )
@@ -160,12 +206,14 @@ def main(argv: list[str]) -> int:
         print(f"unknown module(s) {unknown}; known: {list(MODULES)}", file=sys.stderr)
         return 2
     OUT.mkdir(parents=True, exist_ok=True)
-    table = {name: mutate(name) for name in names}
+    only = [d for d in os.environ.get("ONLY", "").split(",") if d]
+    table = {name: mutate(name, only) for name in names}
     print("\n| module | mutants | killed | score | equivalent |")
     print("| --- | --- | --- | --- | --- |")
     for name, (total, killed, skipped) in table.items():
         pct = 100 * killed / total if total else 100.0
-        print(f"| {MODULES[name][0]} | {total} | {killed} | {pct:.0f}% | {skipped} |")
+        scope = f" ({', '.join(only)})" if only else ""
+        print(f"| {MODULES[name][0]}{scope} | {total} | {killed} | {pct:.0f}% | {skipped} |")
     return 0
 
 

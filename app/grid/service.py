@@ -56,7 +56,13 @@ def tip_cell(kind: str, res: int) -> ColumnElement:
     return coverage.hex_cell(Tip.h3_r7, res, stored_res=7)
 
 
-def _conditions(jurisdiction: Jurisdiction, area: Area | None, args: dict[str, Any]) -> list:
+# Annotations are never evaluated here (`from __future__ import annotations`): the `|` of
+# `Area | None` has no behaviour to test.
+def _conditions(
+    jurisdiction: Jurisdiction,
+    area: Area | None,  # pragma: no mutate
+    args: dict[str, Any],
+) -> list:
     columns = path_columns(Tip)
     conditions = [
         jurisdiction.clause(columns),
@@ -68,7 +74,10 @@ def _conditions(jurisdiction: Jurisdiction, area: Area | None, args: dict[str, A
     if args.get("status"):
         conditions.append(Tip.status.in_(args["status"]))
     if args.get("bbox"):
-        conditions.append(Tip.geom.intersects(func.ST_MakeEnvelope(*args["bbox"], 4326)))
+        # `intersects` is PostGIS's `&&`, which compares boxes and not SRIDs: another SRID
+        # number here changes no answer.
+        envelope = func.ST_MakeEnvelope(*args["bbox"], 4326)  # pragma: no mutate
+        conditions.append(Tip.geom.intersects(envelope))
     return conditions
 
 
@@ -348,6 +357,8 @@ def public_heatmap(session: Session, bbox, window_days: int, end: dt.datetime) -
     have no reporter to tell apart)."""
     k = current_app.config["HEATMAP_MIN_REPORTERS"]
     cell = Tip.h3_r7.label("cell")
+    # `intersects` is `&&` (boxes, SRIDs not compared): another SRID number changes no answer.
+    envelope = func.ST_MakeEnvelope(*bbox, 4326)  # pragma: no mutate
     rows = session.execute(
         select(cell, func.count().label("count"))
         .where(
@@ -355,7 +366,7 @@ def public_heatmap(session: Session, bbox, window_days: int, end: dt.datetime) -
             Tip.created_at < end,
             Tip.status != "merged",
             Tip.category_code.in_(sorted(PUBLIC_CATEGORIES)),
-            Tip.geom.intersects(func.ST_MakeEnvelope(*bbox, 4326)),
+            Tip.geom.intersects(envelope),
             cell.is_not(None),
         )
         .group_by(literal_column("cell"))

@@ -63,7 +63,7 @@ def attach(
     media_ids: Sequence[uuid.UUID],
     tip_id: uuid.UUID,
     *,
-    owner: User | None,
+    owner: User | None,  # pragma: no mutate (an annotation: never evaluated)
     anonymous: bool,
     pointer: str = "/media_ids",
 ) -> list[Media]:
@@ -109,10 +109,10 @@ def attach_to_task(
 def _claim(
     session: Session,
     media_ids: Sequence[uuid.UUID],
-    owner: User | None,
+    owner: User | None,  # pragma: no mutate (an annotation: never evaluated)
     pointer: str,
     *,
-    positions: Sequence[uuid.UUID] | None = None,
+    positions: Sequence[uuid.UUID] | None = None,  # pragma: no mutate (an annotation)
     anonymous_ok: bool = True,
 ) -> list[Media]:
     """The uploads `media_ids`, locked, each unattached, unexpired and `owner`'s (or, with

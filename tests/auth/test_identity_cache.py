@@ -19,8 +19,7 @@ from app.auth.identity_cache import Identity, IdentityCache, Listener
 from app.auth.jurisdiction import jurisdiction_of
 from app.auth.models import User
 from app.auth.service import live_user
-from app.extensions import db
-from tests.conftest import as_owner, make_app
+from tests.conftest import as_owner
 from tests.ops.processes import wait_until
 from tests.stations.test_routes import ALWAYS, HERE
 
@@ -209,22 +208,6 @@ def test_a_terminated_listener_is_bypassed_then_listens_again(listened, database
 
 
 # --- a warm cache in a request ------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def cached_app(app, database_url):
-    cached_app = make_app(database_url, AUTH_CACHE_SECONDS=60)
-    yield cached_app
-    with cached_app.app_context():
-        identity_cache.close(db.engine.url)
-
-
-@pytest.fixture
-def cached_client(cached_app, connection):
-    with cached_app.app_context():
-        cache = identity_cache.for_database(db.engine.url)
-    assert wait_until(lambda: cache.connected, timeout=10) is not None
-    return cached_app.test_client()
 
 
 def test_a_warm_cache_answers_without_a_statement(cached_client, staff_session, count_queries):

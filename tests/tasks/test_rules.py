@@ -127,7 +127,10 @@ def test_a_completion_with_someone_elses_photos_is_422_and_stores_nothing(
     volunteer, task, mine, theirs = _accepted_with_photos(
         create_task, volunteer_at, fan_out, client, token_for
     )
-    for media_ids, wrong in (([theirs], 0), ([mine, theirs], 1), ([str(uuid.uuid4())], 0)):
+    # An upload sent without a token is no one's: a tip may take it, a completion may not.
+    nobodys = upload(client, jpeg()).json["id"]
+    cases = (([theirs], 0), ([mine, theirs], 1), ([mine, nobodys], 1), ([str(uuid.uuid4())], 0))
+    for media_ids, wrong in cases:
         refused = _answer(
             client, token_for, volunteer, task, action="complete", media_ids=media_ids
         )
