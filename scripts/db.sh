@@ -20,6 +20,9 @@
 #                                   var/pg/NAME-replica.app.url (the primary's roles and passwords
 #                                   come with the copy); `stop NAME-replica` stops it,
 #                                   `destroy NAME-replica` removes it and its slot
+#   scripts/db.sh replay NAME-replica pause|resume
+#                                   pause or resume a replica's replay (it keeps receiving WAL
+#                                   and answering, falling behind: the lag tests)
 #
 # Two roles per cluster: `qunfang` owns the database and its schema (migrations run as it; it may
 # create databases, which the test suite does), and `qunfang_app`, that the application connects
@@ -379,6 +382,16 @@ replica() {
   log "$name streams from $primary; its URL is in $(app_url_file "$name")"
 }
 
+replay() {
+  local name="$1" action="$2" bindir user dir
+  case "$name" in *-replica) ;; *) die "replay pauses and resumes replicas only" ;; esac
+  case "$action" in pause | resume) ;; *) die "replay NAME-replica pause|resume" ;; esac
+  bindir="$(pg_bindir)" || die "PostgreSQL is not installed"
+  user="$(server_user)"
+  dir="$(data_dir "$name" "$user")"
+  psql_super "$(pg_bindir "$dir")" "$user" "$dir" postgres -c "SELECT pg_wal_replay_$action()" >/dev/null
+}
+
 # Remove a throw-away cluster of the fault tests: its server must be stopped.
 destroy() {
   local name="$1" user dir
@@ -432,6 +445,7 @@ case "${1:-}" in
   stop) if [ -n "${2:-}" ]; then stop "$2"; else stop dev-replica test-replica dev test; fi ;;
   destroy) destroy "${2:?usage: db.sh destroy fault...|NAME-replica}" ;;
   replica) replica "${2:?usage: db.sh replica dev|test}" ;;
+  replay) replay "${2:?usage: db.sh replay NAME-replica pause|resume}" "${3:-}" ;;
   status) status ;;
   *) die "usage: db.sh ensure|prepare|run|wait|url|replica|stop|destroy|status [dev|test]" ;;
 esac
