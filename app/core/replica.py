@@ -10,8 +10,9 @@ reads what its caller has just written (their own tips, tasks, profile, data cop
 Staleness rule, per process: the replica answers while it is *fresh*, checked at most every
 REPLICA_CHECK_S seconds. It is fresh when it is in recovery (a standby, not a promoted copy) and
 either has replayed everything the primary had written when the check began
-(`pg_last_wal_replay_lsn() >= pg_current_wal_lsn()`: an idle primary writes nothing, so its
-replica is fresh however old its last replayed commit is), or its last replayed commit is at
+(`pg_last_wal_replay_lsn() >= pg_current_wal_insert_lsn()`, which counts commits made with
+`synchronous_commit = off` too; an idle primary writes nothing, so its replica is fresh however
+old its last replayed commit is), or its last replayed commit is at
 most REPLICA_MAX_LAG_S - REPLICA_CHECK_S old (so a verdict still in use is within the bound).
 A replica that does not answer, or fails a statement, is not tried again for DOWN_FOR_S and the
 request runs again on the primary. The `Qunfang-Read-Source` header of a heavy route says which
@@ -52,7 +53,7 @@ DOWN_FOR_S = 5.0
 JOB_CATCH_UP_WAIT_S = 2.0
 _EXTENSION = "qunfang-replica"
 
-_PRIMARY_LSN = "SELECT pg_current_wal_lsn()"
+_PRIMARY_LSN = "SELECT pg_current_wal_insert_lsn()"
 _REPLICA_STATE = (
     "SELECT pg_is_in_recovery(), pg_last_wal_replay_lsn() >= CAST(%(lsn)s AS pg_lsn), "
     "extract(epoch FROM now() - pg_last_xact_replay_timestamp())"
@@ -162,7 +163,8 @@ def of(app: Flask) -> Replica | None:
 
 
 def _say_who_answered(response: Response) -> Response:
-    source = g.get(_SOURCE)
+    # g outlives a request where the application context does (tests reuse one).
+    source = g.pop(_SOURCE, None)
     if source is not None:
         response.headers[READ_SOURCE_HEADER] = source
     return response
@@ -177,10 +179,10 @@ def heavy_read(view: Callable) -> Callable:
     def wrapper(*args, **kwargs):
         replica = of(current_app)
         if replica is None or not replica.fresh():
-            g.setdefault(_SOURCE, PRIMARY)
+            setattr(g, _SOURCE, PRIMARY)
             return view(*args, **kwargs)
         g.pop(_FAILED, None)
-        g.setdefault(_SOURCE, REPLICA)
+        setattr(g, _SOURCE, REPLICA)
         setattr(g, ROUTING, replica.engine)
         try:
             return view(*args, **kwargs)
