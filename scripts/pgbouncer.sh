@@ -8,6 +8,7 @@
 #   scripts/pgbouncer.sh url NAME [app] the SQLAlchemy URL through it: the owner's role, or with
 #                                       `app` the application's (same passwords as the cluster)
 #   scripts/pgbouncer.sh stop NAME      stop it
+#   scripts/pgbouncer.sh running NAME   exit 0 when it runs
 #
 # It listens on 127.0.0.1 only (port 56432 for "dev", 56442 for "test", or the next free one),
 # in pool_mode = transaction: a server connection serves one client transaction at a time,
@@ -175,5 +176,6 @@ case "${1:-}" in
     if [ "${3:-}" = app ]; then cat "$VAR/${2:?usage: pgbouncer.sh url NAME [app]}.app.url"
     else cat "$VAR/${2:?usage: pgbouncer.sh url NAME [app]}.url"; fi ;;
   stop) stop "${2:?usage: pgbouncer.sh stop NAME}" ;;
-  *) die "usage: pgbouncer.sh install|ensure|url|stop NAME" ;;
+  running) running "${2:?usage: pgbouncer.sh running NAME}" ;;
+  *) die "usage: pgbouncer.sh install|ensure|url|stop|running NAME" ;;
 esac

@@ -26,7 +26,7 @@ import procrastinate.worker
 import psycopg
 import psycopg_pool
 import sqlalchemy as sa
-from flask import Flask
+from flask import Flask, current_app, has_app_context
 from procrastinate.jobs import Status
 from sqlalchemy.engine import make_url
 
@@ -169,7 +169,9 @@ def _bound_job_statements(app: Flask) -> None:
     )
 
     def on_begin(_session: Any, _transaction: Any, connection: sa.Connection) -> None:
-        connection.exec_driver_sql(local)
+        # Sessions of every application in this process share the listener: this worker's only.
+        if has_app_context() and current_app._get_current_object() is app:
+            connection.exec_driver_sql(local)
 
     def ping_on_checkout(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
         # Requests do without a ping before each checkout (a round trip each: app/core/db.py)
