@@ -182,7 +182,8 @@ def database_connect_args(
     prepared statements (named, per server session) would then be missing or stale, so none
     are made (`prepare_threshold=None`); and PgBouncer refuses the `options` startup
     parameter, so the settings above are the pooler's to set on each server connection it
-    opens (scripts/pgbouncer.sh writes them as its `connect_query`; docs/scaling.md).
+    opens (scripts/pgbouncer.sh writes them as its `connect_query`;
+    docs/replica-and-pooling.md).
     """
     if pooler:
         return {

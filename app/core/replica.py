@@ -1,4 +1,5 @@
-"""Heavy reads on a streaming replica, within a bound on staleness (issue #18, docs/scaling.md).
+"""Heavy reads on a streaming replica, within a bound on staleness (issue #18; the operator's
+view: docs/replica-and-pooling.md).
 
 With DATABASE_REPLICA_URL set, a view marked `@heavy_read` (grid aggregates, coverage,
 compliance, the public heatmap, the stations export) runs its SELECTs on the replica, and
