@@ -21,7 +21,7 @@
 # off and custom plans. The application behind it runs with DATABASE_POOLER=pgbouncer (no
 # prepared statements, no startup options) and DATABASE_DIRECT_URL for LISTEN. Sizes:
 # QF_PGBOUNCER_POOL_SIZE server connections per database and role (default 20),
-# QF_PGBOUNCER_MAX_CLIENTS clients (default 1000); docs/scaling.md has the arithmetic.
+# QF_PGBOUNCER_MAX_CLIENTS clients (default 1000); docs/replica-and-pooling.md has the arithmetic.
 #
 # PgBouncer refuses to run as root: then it runs as the `postgres` system user, from a private
 # directory under /tmp that holds its configuration, auth file, pid and log.
