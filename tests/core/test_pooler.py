@@ -8,12 +8,14 @@ application behind it; `make test` runs these, starting the test cluster's PgBou
 from __future__ import annotations
 
 import subprocess
+import uuid
 from collections.abc import Iterator
 
 import psycopg
 import pytest
 import sqlalchemy as sa
 
+from app.auth import identity_cache, tokens
 from app.config import PROJECT_ROOT, Config, ConfigError
 from app.core import jobs
 from app.extensions import db
@@ -136,3 +138,17 @@ def test_a_pooled_deployment_names_a_direct_url_for_listen():
             SQLALCHEMY_DATABASE_URI="postgresql+psycopg://u:p@127.0.0.1:6432/qunfang",
             DATABASE_POOLER="pgbouncer",
         )
+
+
+def test_the_identity_cache_listens_without_the_pooler(app, database_url, pooled_url):
+    pooled = pooled_app(database_url, pooled_url, AUTH_CACHE_SECONDS=60)
+    direct = sa.engine.make_url(as_app(database_url))
+    try:
+        with pooled.app_context():
+            payload = {"type": "access", "sub": str(uuid.uuid4()), "sid": str(uuid.uuid4())}
+            assert tokens._live_user(payload) is None
+        assert identity_cache._key(direct) in identity_cache._registry
+        assert identity_cache._key(sa.engine.make_url(pooled_url)) not in identity_cache._registry
+    finally:
+        identity_cache.close(direct)
+        release(pooled)
