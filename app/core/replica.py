@@ -120,12 +120,13 @@ class Replica:
             return Verdict(True, f"{behind:.1f} s behind", now + self.check_s)
         return Verdict(False, f"lagging ({behind} s behind)", now + self.check_s)
 
-    def caught_up_with_primary(self, wait_s: float = JOB_CATCH_UP_WAIT_S) -> bool:
+    def caught_up_with_primary(self, wait_s: float | None = None) -> bool:
         """Whether the replica has replayed everything the primary had written now (waiting
-        up to `wait_s` for it): reads there then see every commit made before the call."""
+        up to `wait_s`, by default JOB_CATCH_UP_WAIT_S, for it): reads there then see every
+        commit made before the call."""
         try:
             lsn = self.primary_lsn()
-            deadline = time.monotonic() + wait_s
+            deadline = time.monotonic() + (JOB_CATCH_UP_WAIT_S if wait_s is None else wait_s)
             while True:
                 recovering, caught_up, _behind = self.replayed(lsn)
                 if not recovering:
