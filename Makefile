@@ -10,7 +10,7 @@ PYBABEL := $(VENV)/bin/pybabel
 TRANSLATIONS := app/translations
 MO_FILES := $(patsubst %.po,%.mo,$(wildcard $(TRANSLATIONS)/*/LC_MESSAGES/messages.po))
 
-.PHONY: run test mutation lint format bench db db-stop db-status venv venv-dev clean-db clients translations
+.PHONY: run test test-pgbouncer mutation lint format bench db db-stop db-status venv venv-dev clean-db clients translations
 
 # --- Python environment ---------------------------------------------------------------------
 $(VENV)/.runtime-installed: requirements.txt
@@ -55,6 +55,7 @@ endif
 	@$(FLASK) demo load
 
 db-stop:
+	@scripts/pgbouncer.sh stop test
 	@scripts/db.sh stop
 	@scripts/redis.sh stop test
 
@@ -74,6 +75,7 @@ run: venv
 # installed here when missing (scripts/browser.sh).
 test: venv-dev
 	@scripts/browser.sh ensure
+	@scripts/pgbouncer.sh install
 ifeq ($(strip $(TEST_RATELIMIT_STORAGE_URI)),)
 	@scripts/redis.sh ensure test
 endif
@@ -86,6 +88,20 @@ else
 	TEST_RATELIMIT_STORAGE_URI="$${TEST_RATELIMIT_STORAGE_URI:-$$(scripts/redis.sh url test)}" \
 		$(VENV)/bin/pytest $(PYTEST_ARGS)
 endif
+
+# A slice of the suite with the application behind PgBouncer in transaction mode (issue #18;
+# scripts/pgbouncer.sh installs Debian's pgbouncer when missing). PYTEST_ARGS picks other tests.
+POOLED_TESTS ?= tests/tips tests/tasks tests/exports tests/core/test_pooler.py
+test-pgbouncer: venv-dev
+ifeq ($(strip $(TEST_RATELIMIT_STORAGE_URI)),)
+	@scripts/redis.sh ensure test
+endif
+	@scripts/db.sh ensure test
+	@scripts/pgbouncer.sh ensure test
+	TEST_DATABASE_URL="$$(scripts/db.sh url test)" TEST_APP_DATABASE_URL="$$(scripts/db.sh url test app)" \
+	TEST_POOLED_DATABASE_URL="$$(scripts/pgbouncer.sh url test app)" \
+	TEST_RATELIMIT_STORAGE_URI="$${TEST_RATELIMIT_STORAGE_URI:-$$(scripts/redis.sh url test)}" \
+		$(VENV)/bin/pytest $(or $(PYTEST_ARGS),-q -p no:cacheprovider $(POOLED_TESTS))
 
 # Mutation testing (issue #22), not part of `make test`: scripts/mutation.py, one module at a time
 # against the private test cluster. MODULES="jurisdiction tips" picks some; all take hours on 2 cores.

@@ -17,7 +17,7 @@ def create_app(config: Config | None = None) -> Flask:
     from app.auth.tokens import init_token_loading
     from app.cli import register_cli
     from app.console import init_console
-    from app.core import caching, field_crypto
+    from app.core import caching, field_crypto, replica
     from app.core.api import Api
     from app.core.db import decide_transactions
     from app.core.docs import init_docs, openapi_settings
@@ -82,6 +82,8 @@ def create_app(config: Config | None = None) -> Flask:
         )
     )
     db.init_app(app)
+    with app.app_context():
+        replica.init_app(app, db.engine)
     migrate.init_app(app, db, directory=str(MIGRATIONS_DIR), compare_type=True)
     jwt.init_app(app)
     # Before the limiter's: its key function loads the caller (app/core/db.py).

@@ -78,6 +78,16 @@ def _env_int(name: str, default: int) -> int:
         raise ConfigError(f"{name} must be a whole number, not {raw!r}") from exc
 
 
+def _env_float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be a number, not {raw!r}") from exc
+
+
 def _env_bool(name: str, default: bool) -> bool:
     raw = os.environ.get(name)
     if raw is None or raw == "":
@@ -147,6 +157,7 @@ def database_connect_args(
     statement_timeout_s: int,
     idle_in_transaction_s: int,
     jit: bool = False,
+    pooler: str = "",
 ) -> dict:
     """psycopg connection arguments that bound how long the database can keep us waiting.
 
@@ -165,7 +176,24 @@ def database_connect_args(
     guesses a time window at 0.5% of the rows and gives up the parallel scan a district-wide
     month needs (bench/bench_grid.py); planning costs 1-3 ms, a wrong plan seconds. As a
     connection setting it costs no round trip (it was a `SET LOCAL` per aggregate).
+
+    Behind PgBouncer in transaction mode (`pooler="pgbouncer"`) a client connection is not a
+    server session: consecutive transactions run on different server connections. psycopg's
+    prepared statements (named, per server session) would then be missing or stale, so none
+    are made (`prepare_threshold=None`); and PgBouncer refuses the `options` startup
+    parameter, so the settings above are the pooler's to set on each server connection it
+    opens (scripts/pgbouncer.sh writes them as its `connect_query`;
+    docs/replica-and-pooling.md).
     """
+    if pooler:
+        return {
+            "connect_timeout": connect_timeout_s,
+            "prepare_threshold": None,
+            "keepalives": 1,
+            "keepalives_idle": 30,
+            "keepalives_interval": 10,
+            "keepalives_count": 3,
+        }
     return {
         "connect_timeout": connect_timeout_s,
         "options": (
@@ -193,6 +221,18 @@ class Config:
     # Migrations (`flask db upgrade`) run as this role, which owns the tables; the application
     # runs as SQLALCHEMY_DATABASE_URI's role, which owns nothing (migrations/env.py grants it).
     MIGRATION_DATABASE_URI: str = ""
+    # Heavy reads (grid aggregates, coverage, compliance, the public heatmap, exports, clue-batch
+    # building) go to this streaming replica while it lags at most REPLICA_MAX_LAG_S; a lag
+    # check is trusted for REPLICA_CHECK_S (app/core/replica.py). Empty: everything on the
+    # primary.
+    DATABASE_REPLICA_URL: str = ""
+    REPLICA_MAX_LAG_S: float = 10.0
+    REPLICA_CHECK_S: float = 1.0
+    # `pgbouncer` when DATABASE_URL (and DATABASE_REPLICA_URL) reach PostgreSQL through
+    # PgBouncer in transaction mode: no prepared statements, no session settings sent at
+    # connect; what needs a session of its own (LISTEN) uses DATABASE_DIRECT_URL.
+    DATABASE_POOLER: str = ""
+    DATABASE_DIRECT_URL: str = ""
     MAX_CONTENT_LENGTH: int = 1024 * 1024
     # A job's statements may run this long (requests: DB_STATEMENT_TIMEOUT_S); a worker without
     # a heartbeat for JOB_STALLED_AFTER_S is dead, and its running jobs are retried.
@@ -340,6 +380,9 @@ class Config:
         """Read the environment; `overrides` (tests, tools) win over it."""
         env = os.environ.get("QF_ENV", "development")
         app_url = overrides.pop("SQLALCHEMY_DATABASE_URI", None)
+        pooler = overrides.pop("DATABASE_POOLER", None)
+        if pooler is None:
+            pooler = os.environ.get("DATABASE_POOLER", "")
         config = cls(
             ENV=env,
             SECRET_KEY=_secret("SECRET_KEY", env),
@@ -366,8 +409,14 @@ class Config:
                     statement_timeout_s=_env_int("DB_STATEMENT_TIMEOUT_S", 15),
                     idle_in_transaction_s=_env_int("DB_IDLE_IN_TRANSACTION_TIMEOUT_S", 60),
                     jit=os.environ.get("DB_JIT", "off") == "on",
+                    pooler=pooler,
                 ),
             },
+            DATABASE_POOLER=pooler,
+            DATABASE_DIRECT_URL=os.environ.get("DATABASE_DIRECT_URL", ""),
+            DATABASE_REPLICA_URL=os.environ.get("DATABASE_REPLICA_URL", ""),
+            REPLICA_MAX_LAG_S=_env_float("REPLICA_MAX_LAG_S", 10.0),
+            REPLICA_CHECK_S=_env_float("REPLICA_CHECK_S", 1.0),
             JOB_STATEMENT_TIMEOUT_S=_env_int("JOB_STATEMENT_TIMEOUT_S", 900),
             JOB_STALLED_AFTER_S=_env_int("JOB_STALLED_AFTER_S", 30),
             MAX_CONTENT_LENGTH=_env_int("MAX_CONTENT_LENGTH", 1024 * 1024),
@@ -516,9 +565,26 @@ class Config:
             raise ConfigError("CONSOLE_POLL_SECONDS must be between 1 and 3600")
         if self.MAP_TILE_URL and not re.fullmatch(r"https?://\S+", self.MAP_TILE_URL):
             raise ConfigError("MAP_TILE_URL must be an http(s) URL template with {z}, {x}, {y}")
+        self._validate_database()
         if self.IDEMPOTENCY_TTL_DAYS < 30:
             # Phones stay offline for days; a key that expires early lets a replay duplicate.
             raise ConfigError("IDEMPOTENCY_TTL_DAYS must be at least 30")
+
+    def _validate_database(self) -> None:
+        if self.DATABASE_POOLER not in {"", "pgbouncer"}:
+            raise ConfigError("DATABASE_POOLER must be empty (direct) or pgbouncer")
+        if self.DATABASE_POOLER and not self.DATABASE_DIRECT_URL:
+            # LISTEN (the identity cache's invalidations, the job queue's wake-ups) needs a
+            # session of its own, which a transaction-mode pooler does not keep.
+            raise ConfigError(
+                "DATABASE_POOLER=pgbouncer needs DATABASE_DIRECT_URL: the database reached "
+                "without the pooler, for LISTEN"
+            )
+        if not 0 < self.REPLICA_MAX_LAG_S <= 3600:
+            raise ConfigError("REPLICA_MAX_LAG_S must be above 0 and at most 3600 (seconds)")
+        if not 0 <= self.REPLICA_CHECK_S <= self.REPLICA_MAX_LAG_S:
+            # A check trusted longer than the bound would break it.
+            raise ConfigError("REPLICA_CHECK_S must be between 0 and REPLICA_MAX_LAG_S")
 
     def _validate_sms(self) -> None:
         if not 10 <= self.SMS_FALLBACK_AFTER_S <= 3600:

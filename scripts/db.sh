@@ -13,6 +13,16 @@
 #   scripts/db.sh run NAME          the server in the foreground (for a supervisor), as the
 #                                   server's user; `ensure` then finds it running
 #   scripts/db.sh wait NAME         wait until it accepts connections (however it was started)
+#   scripts/db.sh replica NAME      a streaming replica of the running cluster NAME, as the cluster
+#                                   NAME-replica (pg_basebackup -R: a hot standby that follows
+#                                   its primary over a physical replication slot); created on
+#                                   first use, started, and its application URL written to
+#                                   var/pg/NAME-replica.app.url (the primary's roles and passwords
+#                                   come with the copy); `stop NAME-replica` stops it,
+#                                   `destroy NAME-replica` removes it and its slot
+#   scripts/db.sh replay NAME-replica pause|resume
+#                                   pause or resume a replica's replay (it keeps receiving WAL
+#                                   and answering, falling behind: the lag tests)
 #
 # Two roles per cluster: `qunfang` owns the database and its schema (migrations run as it; it may
 # create databases, which the test suite does), and `qunfang_app`, that the application connects
@@ -43,7 +53,9 @@ base_port() {
     test) echo "${QF_TEST_PG_PORT:-54330}" ;;
     # Clusters of their own for tests that kill and restart servers (tests/ops/test_faults.py).
     fault*) echo "${QF_FAULT_PG_PORT:-54340}" ;;
-    *) die "unknown cluster '$1' (dev, test or fault*)" ;;
+    # Streaming replicas of the clusters above (`db.sh replica NAME`).
+    *-replica) echo "${QF_REPLICA_PG_PORT:-54350}" ;;
+    *) die "unknown cluster '$1' (dev, test, fault* or <cluster>-replica)" ;;
   esac
 }
 
@@ -286,13 +298,108 @@ run() {
   exec setpriv --reuid="$user" --regid="$user" --init-groups -- "$bindir/postgres" -D "$dir"
 }
 
+replication_user=qunfang_replication
+slot_name() { printf 'qunfang_%s\n' "$(printf '%s' "$1" | tr -c 'a-z0-9\n' '_')"; }
+
+# The primary side of a replica: a replication role (its password in var/pg/NAME.replication.url),
+# a host line allowing it, WAL kept for it through a physical slot. wal_level is `replica` by
+# default, and max_wal_senders 10, so the primary needs no restart.
+prepare_primary() {
+  local name="$1" bindir="$2" user="$3" dir="$4" password file
+  file="$VAR/$name.replication.url"
+  if [ ! -f "$file" ]; then
+    (umask 077; new_password >"$file")
+  fi
+  password="$(cat "$file")"
+  psql_super "$bindir" "$user" "$dir" postgres <<SQL
+SELECT 'CREATE ROLE $replication_user LOGIN REPLICATION'
+ WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '$replication_user') \gexec
+ALTER ROLE $replication_user PASSWORD '$password';
+SELECT 'SELECT pg_create_physical_replication_slot(''$(slot_name "$name")'')'
+ WHERE NOT EXISTS (SELECT FROM pg_replication_slots WHERE slot_name = '$(slot_name "$name")') \gexec
+SQL
+  if ! as_server "$user" grep -q "^host replication $replication_user" "$dir/pg_hba.conf"; then
+    echo "host replication $replication_user 127.0.0.1/32 scram-sha-256" \
+      | as_server "$user" tee -a "$dir/pg_hba.conf" >/dev/null
+    psql_super "$bindir" "$user" "$dir" postgres -c "SELECT pg_reload_conf()" >/dev/null
+  fi
+}
+
+drop_slot() {
+  local primary="$1" bindir user dir
+  bindir="$(pg_bindir)" || return 0
+  user="$(server_user)"
+  dir="$(data_dir "$primary" "$user")"
+  [ -f "$dir/PG_VERSION" ] || return 0
+  as_server "$user" "$bindir/pg_ctl" -D "$dir" status >/dev/null 2>&1 || return 0
+  psql_super "$bindir" "$user" "$dir" postgres -c \
+    "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots
+      WHERE slot_name = '$(slot_name "$primary")' AND NOT active" >/dev/null || true
+}
+
+# A hot standby of the running cluster $1, made by pg_basebackup -R (which writes
+# standby.signal and primary_conninfo), in its own directory on its own port.
+replica() {
+  local primary="$1" name="$1-replica" bindir user pdir dir port password
+  case "$primary" in *-replica) die "a replica of a replica is not supported" ;; esac
+  read -r bindir user pdir < <(prepare "$primary")
+  [ -n "$pdir" ] || exit 1
+  as_server "$user" "$bindir/pg_ctl" -D "$pdir" status >/dev/null 2>&1 \
+    || die "the $primary cluster is not running: scripts/db.sh ensure $primary first"
+  dir="$(data_dir "$name" "$user")"
+  if [ ! -f "$dir/PG_VERSION" ]; then
+    if [ -d "$dir" ] && [ -n "$(ls -A "$dir" 2>/dev/null)" ]; then
+      die "$dir is not empty but holds no cluster; move it away and run again"
+    fi
+    prepare_primary "$primary" "$bindir" "$user" "$pdir"
+    password="$(cat "$VAR/$primary.replication.url")"
+    log "copying the $primary cluster into $dir (pg_basebackup)"
+    mkdir -p "$dir" && chmod 0700 "$dir"
+    [ "$user" = "$(id -un)" ] || chown "$user" "$dir"
+    PGPASSWORD="$password" as_server "$user" "$bindir/pg_basebackup" \
+      -h 127.0.0.1 -p "$(cluster_port "$pdir")" -U "$replication_user" -D "$dir" \
+      -X stream -c fast -R -S "$(slot_name "$primary")" >/dev/null \
+      || { rm -rf "$dir"; die "pg_basebackup failed"; }
+    # The copy carries the primary's port and socket directory: its own, and hot standby
+    # settings (queries on the replica are not cancelled by the cleanup they hold back).
+    port="$(free_port "$(base_port "$name")")"
+    {
+      echo "# the replica's own, written by scripts/db.sh replica"
+      echo "port = $port"
+      echo "unix_socket_directories = '$(socket_dir "$name")'"
+      echo "hot_standby = on"
+      echo "hot_standby_feedback = on"
+      echo "wal_receiver_status_interval = 1s"
+    } | as_server "$user" tee -a "$dir/postgresql.conf" >/dev/null
+    as_server "$user" rm -f "$dir/server.log"
+    sed -E "s#@127\.0\.0\.1:[0-9]+/#@127.0.0.1:$port/#" "$(app_url_file "$primary")" \
+      | (umask 077; cat >"$(app_url_file "$name")")
+    sed -E "s#@127\.0\.0\.1:[0-9]+/#@127.0.0.1:$port/#" "$(url_file "$primary")" \
+      | (umask 077; cat >"$(url_file "$name")")
+  fi
+  start_cluster "$name" "$bindir" "$user" "$dir"
+  wait_ready "$bindir" "$dir" "$name"
+  log "$name streams from $primary; its URL is in $(app_url_file "$name")"
+}
+
+replay() {
+  local name="$1" action="$2" bindir user dir
+  case "$name" in *-replica) ;; *) die "replay pauses and resumes replicas only" ;; esac
+  case "$action" in pause | resume) ;; *) die "replay NAME-replica pause|resume" ;; esac
+  bindir="$(pg_bindir)" || die "PostgreSQL is not installed"
+  user="$(server_user)"
+  dir="$(data_dir "$name" "$user")"
+  psql_super "$(pg_bindir "$dir")" "$user" "$dir" postgres -c "SELECT pg_wal_replay_$action()" >/dev/null
+}
+
 # Remove a throw-away cluster of the fault tests: its server must be stopped.
 destroy() {
   local name="$1" user dir
-  case "$name" in fault*) ;; *) die "only fault* clusters are destroyed" ;; esac
+  case "$name" in fault* | *-replica) ;; *) die "only fault* and replica clusters are destroyed" ;; esac
   user="$(server_user)"
   dir="$(data_dir "$name" "$user")"
   stop "$name"
+  case "$name" in *-replica) drop_slot "${name%-replica}" ;; esac
   rm -rf "$dir" "$(socket_dir "$name")" "$(url_file "$name")" "$(app_url_file "$name")"
 }
 
@@ -314,8 +421,9 @@ status() {
   local bindir user name dir state
   bindir="$(pg_bindir)" || { echo "PostgreSQL is not installed"; return 0; }
   user="$(server_user)"
-  for name in dev test; do
+  for name in dev test dev-replica test-replica; do
     dir="$(data_dir "$name" "$user")"
+    [ "${name%-replica}" = "$name" ] || [ -f "$dir/PG_VERSION" ] || continue
     if [ ! -f "$dir/PG_VERSION" ]; then state="not created"
     elif as_server "$user" "$bindir/pg_ctl" -D "$dir" status >/dev/null 2>&1; then
       state="running on 127.0.0.1:$(cluster_port "$dir")"
@@ -334,8 +442,10 @@ case "${1:-}" in
   url)
     if [ "${3:-}" = app ]; then cat "$(app_url_file "${2:?usage: db.sh url dev|test [app]}")"
     else cat "$(url_file "${2:?usage: db.sh url dev|test [app]}")"; fi ;;
-  stop) if [ -n "${2:-}" ]; then stop "$2"; else stop dev test; fi ;;
-  destroy) destroy "${2:?usage: db.sh destroy fault...}" ;;
+  stop) if [ -n "${2:-}" ]; then stop "$2"; else stop dev-replica test-replica dev test; fi ;;
+  destroy) destroy "${2:?usage: db.sh destroy fault...|NAME-replica}" ;;
+  replica) replica "${2:?usage: db.sh replica dev|test}" ;;
+  replay) replay "${2:?usage: db.sh replay NAME-replica pause|resume}" "${3:-}" ;;
   status) status ;;
-  *) die "usage: db.sh ensure|prepare|run|wait|url|stop|destroy|status [dev|test]" ;;
+  *) die "usage: db.sh ensure|prepare|run|wait|url|replica|stop|destroy|status [dev|test]" ;;
 esac

@@ -147,16 +147,39 @@ TEST_SETTINGS = {
 PASSWORD = "Correct-Horse-Battery-9"
 
 
+def through_pooler(url: str, pooler_url: str) -> str:
+    """`url`'s database and role, reached through the pooler at `pooler_url`'s address."""
+    pooler = sa.engine.make_url(pooler_url)
+    return (
+        sa.engine.make_url(url)
+        .set(host=pooler.host, port=pooler.port)
+        .render_as_string(hide_password=False)
+    )
+
+
+def pooled_settings(app_url: str) -> dict:
+    """With TEST_POOLED_DATABASE_URL (PgBouncer in transaction mode, `make test-pgbouncer`),
+    the application reaches its database through it, as in a pooled deployment."""
+    pooler_url = os.environ.get("TEST_POOLED_DATABASE_URL")
+    if not pooler_url:
+        return {"SQLALCHEMY_DATABASE_URI": app_url}
+    return {
+        "SQLALCHEMY_DATABASE_URI": through_pooler(app_url, pooler_url),
+        "DATABASE_POOLER": "pgbouncer",
+        "DATABASE_DIRECT_URL": app_url,
+    }
+
+
 def make_app(database_url: str, **overrides):
     """The application on `database_url`'s database: as the application's role, with migrations
-    as the owner's."""
+    as the owner's (through PgBouncer when TEST_POOLED_DATABASE_URL is set)."""
+    settings = {**pooled_settings(as_app(database_url)), **TEST_SETTINGS, **overrides}
     return create_app(
         Config.from_env(
-            SQLALCHEMY_DATABASE_URI=as_app(database_url),
             MIGRATION_DATABASE_URI=as_owner(database_url),
             ENV="testing",
             TESTING=True,
-            **{**TEST_SETTINGS, **overrides},
+            **settings,
         )
     )
 

@@ -21,6 +21,10 @@ def env(monkeypatch):
         "CLUE_SIGNING_SECRET",
         "MAX_CONTENT_LENGTH",
         "IDEMPOTENCY_TTL_DAYS",
+        "DATABASE_POOLER",
+        "DATABASE_DIRECT_URL",
+        "REPLICA_MAX_LAG_S",
+        "REPLICA_CHECK_S",
     ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("DATABASE_URL", URL)
@@ -114,12 +118,28 @@ def test_settings_are_read_from_the_environment(env):
         ("MAP_TILE_CRS", "bd09", "MAP_TILE_CRS"),
         ("MAP_TILE_URL", "tiles/{z}/{x}/{y}.png", "MAP_TILE_URL"),
         ("CONSOLE_POLL_SECONDS", "0", "CONSOLE_POLL_SECONDS"),
+        ("DATABASE_POOLER", "pgpool", "DATABASE_POOLER"),
+        ("DATABASE_POOLER", "pgbouncer", "DATABASE_DIRECT_URL"),
+        ("REPLICA_MAX_LAG_S", "0", "REPLICA_MAX_LAG_S"),
+        ("REPLICA_MAX_LAG_S", "soon", "number"),
+        ("REPLICA_CHECK_S", "30", "REPLICA_CHECK_S"),
     ],
 )
 def test_bad_settings_are_refused_with_a_reason(env, name, value, message):
     env.setenv(name, value)
     with pytest.raises(ConfigError, match=message):
         Config.from_env()
+
+
+def test_behind_a_pooler_no_statement_is_prepared_and_no_startup_option_sent(env):
+    env.setenv("DATABASE_POOLER", "pgbouncer")
+    env.setenv("DATABASE_DIRECT_URL", "postgresql+psycopg://u:p@127.0.0.1:5432/qunfang")
+    connect_args = Config.from_env().SQLALCHEMY_ENGINE_OPTIONS["connect_args"]
+    assert connect_args["prepare_threshold"] is None
+    assert "options" not in connect_args  # PgBouncer refuses the startup parameter
+    env.delenv("DATABASE_POOLER")
+    direct = Config.from_env().SQLALCHEMY_ENGINE_OPTIONS["connect_args"]
+    assert "prepare_threshold" not in direct and "statement_timeout" in direct["options"]
 
 
 def test_unknown_override_is_refused(env):

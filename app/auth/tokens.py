@@ -14,6 +14,7 @@ from typing import Any
 
 from flask import current_app, request
 from flask_jwt_extended import JWTManager
+from sqlalchemy.engine import make_url
 
 from app.auth import identity_cache
 from app.auth.models import User
@@ -82,7 +83,9 @@ def _live_user(payload: dict[str, Any]) -> User | None:  # pragma: no mutate
     seconds = current_app.config["AUTH_CACHE_SECONDS"]
     if payload["type"] != "access" or seconds <= 0:
         return live_user(db.session, payload["sub"], payload["sid"])
-    cache = identity_cache.for_database(db.engine.url)
+    # LISTEN needs a session of its own: behind a transaction-mode pooler, the direct URL.
+    direct = current_app.config["DATABASE_DIRECT_URL"]
+    cache = identity_cache.for_database(make_url(direct) if direct else db.engine.url)
     return identity_cache.cached_live_user(
         cache, db.session, payload["sub"], payload["sid"], seconds
     )

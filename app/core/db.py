@@ -27,8 +27,10 @@ from typing import Any
 
 from flask import current_app, g, has_request_context, request
 from flask_sqlalchemy.session import Session as FlaskSession
-from sqlalchemy import Engine
+from sqlalchemy import CompoundSelect, Engine, Select
 from sqlalchemy.orm import Session
+
+from app.core.replica import ROUTING
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _ONE_STATEMENT = "_qunfang_one_statement"
@@ -59,14 +61,25 @@ def _autocommit(engine: Engine) -> Engine:
     return _autocommit_engines[engine]
 
 
+def reads_only(clause: Any) -> bool:
+    """Whether a statement only reads: a SELECT (or UNION of them) without FOR UPDATE/SHARE.
+    Text statements may write: they are not judged."""
+    return isinstance(clause, Select | CompoundSelect) and clause._for_update_arg is None
+
+
 class RequestSession(FlaskSession):
     """Flask-SQLAlchemy's session, whose connections run in autocommit for requests that
-    `decide_transactions` found need no transaction."""
+    `decide_transactions` found need no transaction, and whose reads go to the replica while a
+    `@heavy_read` view runs on it (app/core/replica.py)."""
 
     def get_bind(self, mapper=None, clause=None, bind=None, **kwargs: Any):
         engine = super().get_bind(mapper=mapper, clause=clause, bind=bind, **kwargs)
-        if isinstance(engine, Engine) and has_request_context() and g.get(_AUTOCOMMIT_FLAG):
-            return _autocommit(engine)
+        if isinstance(engine, Engine) and has_request_context():
+            replica = g.get(ROUTING)
+            if replica is not None and not self._flushing and reads_only(clause):
+                engine = replica
+            if g.get(_AUTOCOMMIT_FLAG):
+                return _autocommit(engine)
         return engine
 
 

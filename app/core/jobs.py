@@ -26,7 +26,7 @@ import procrastinate.worker
 import psycopg
 import psycopg_pool
 import sqlalchemy as sa
-from flask import Flask
+from flask import Flask, current_app, has_app_context
 from procrastinate.jobs import Status
 from sqlalchemy.engine import make_url
 
@@ -128,9 +128,12 @@ def run_worker(app: Flask, *, wait: bool = True, concurrency: int = 1, **options
     connect_kwargs = {
         k: v for k, v in engine_options.items() if k.startswith(("connect_timeout", "keepalives"))
     }
+    # procrastinate's own connections LISTEN for new jobs and hold its locks between
+    # statements: never through a transaction-mode pooler (config: DATABASE_DIRECT_URL).
+    queue_url = app.config["DATABASE_DIRECT_URL"] or app.config["SQLALCHEMY_DATABASE_URI"]
     asyncio.run(
         _run_until_stopped(
-            libpq_conninfo(app.config["SQLALCHEMY_DATABASE_URI"]),
+            libpq_conninfo(queue_url),
             connect_kwargs,
             install_signal_handlers=install_signal_handlers,
             wait=wait,
@@ -142,14 +145,33 @@ def run_worker(app: Flask, *, wait: bool = True, concurrency: int = 1, **options
 
 def _bound_job_statements(app: Flask) -> None:
     """Jobs may run longer statements than requests (JOB_STATEMENT_TIMEOUT_S), and sit longer
-    inside a transaction between two of them; their connections are pinged at checkout."""
+    inside a transaction between two of them; their connections are pinged at checkout.
+
+    Directly connected, that is a session setting made once per connection. Behind a
+    transaction-mode pooler a session setting would stay on the server connection and reach
+    whichever app node's request runs there next: each job transaction sets it LOCAL instead
+    (one more round trip per job)."""
     timeout_ms = app.config["JOB_STATEMENT_TIMEOUT_S"] * 1000
+    settings = (
+        f"statement_timeout = {timeout_ms}",
+        f"idle_in_transaction_session_timeout = {timeout_ms}",
+    )
 
     def on_connect(dbapi_connection: Any, _record: Any) -> None:
         with dbapi_connection.cursor() as cursor:
-            cursor.execute(f"SET statement_timeout = {timeout_ms}")
-            cursor.execute(f"SET idle_in_transaction_session_timeout = {timeout_ms}")
+            for setting in settings:
+                cursor.execute(f"SET {setting}")
         dbapi_connection.commit()
+
+    local = "SELECT " + ", ".join(
+        f"set_config('{name.strip()}', '{value.strip()}', true)"
+        for name, value in (setting.split("=") for setting in settings)
+    )
+
+    def on_begin(_session: Any, _transaction: Any, connection: sa.Connection) -> None:
+        # Sessions of every application in this process share the listener: this worker's only.
+        if has_app_context() and current_app._get_current_object() is app:
+            connection.exec_driver_sql(local)
 
     def ping_on_checkout(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
         # Requests do without a ping before each checkout (a round trip each: app/core/db.py)
@@ -163,7 +185,10 @@ def _bound_job_statements(app: Flask) -> None:
 
     with app.app_context():
         ping = db.engine.dialect.do_ping
-        sa.event.listen(db.engine, "connect", on_connect)
+        if app.config["DATABASE_POOLER"]:
+            sa.event.listen(db.session, "after_begin", on_begin)
+        else:
+            sa.event.listen(db.engine, "connect", on_connect)
         sa.event.listen(db.engine, "checkout", ping_on_checkout)
         db.engine.dispose()
 

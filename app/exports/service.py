@@ -46,7 +46,7 @@ from app.auth.jurisdiction import (
     within_area,
 )
 from app.auth.models import User
-from app.core import audit, private_files
+from app.core import audit, private_files, replica
 from app.core.auth import GRID_STAFF, POLICE_LIAISON, has_any_role
 from app.core.errors import Conflict, NotFound, field_error
 from app.core.i18n import DEFAULT_LOCALE, _, force_locale, translated, user_locale
@@ -441,42 +441,45 @@ def build_files(session: Session, batch: ClueBatch, locale: str = DEFAULT_LOCALE
                 _progress(batch.id, percent=min(99, index * 100 // total_steps))
             yield row
 
-    # One pass over one server-side cursor writes both files.
-    with (
-        private_files.open_new(work / "tips.csv") as csv_out,
-        private_files.open_new(work / "tips.geojson") as geo_out,
-    ):
-        files.write_csv_and_geojson(
-            counted(_rows(session, batch)), csv_out, geo_out, csv_header=csv_header(locale)
+    # The tips and photos are read from the replica when it has replayed the batch's creation
+    # (app/core/replica.py), in one snapshot; the batch row stays the primary's.
+    with replica.reading_session(session, "clue batch") as reader:
+        # One pass over one server-side cursor writes both files.
+        with (
+            private_files.open_new(work / "tips.csv") as csv_out,
+            private_files.open_new(work / "tips.geojson") as geo_out,
+        ):
+            files.write_csv_and_geojson(
+                counted(_rows(reader, batch)), csv_out, geo_out, csv_header=csv_header(locale)
+            )
+        _progress(batch.id, percent=50)
+
+        store = media_service.storage()
+
+        def photo_members() -> Iterator[tuple[str, bytes]]:
+            for media in _photos(reader, batch):
+                yield f"photos/{media.tip_id}/{media.id}.jpg", store.get(media.storage_key)
+
+        key = signing_key()
+        header = {
+            "id": str(batch.id),
+            "created_at": batch.created_at.isoformat(),
+            "purpose": batch.purpose,
+            "case_reference": batch.case_reference,
+            "row_count": batch.row_count,
+        }
+        signed: dict[str, Any] = {}
+
+        def manifest(entries: list[dict]) -> bytes:
+            signed.update(signing.build_manifest(header, entries, key))
+            return signing.manifest_json(signed)
+
+        members = itertools.chain(
+            [("tips.csv", work / "tips.csv"), ("tips.geojson", work / "tips.geojson")],
+            photo_members(),
         )
-    _progress(batch.id, percent=50)
-
-    store = media_service.storage()
-
-    def photo_members() -> Iterator[tuple[str, bytes]]:
-        for media in _photos(session, batch):
-            yield f"photos/{media.tip_id}/{media.id}.jpg", store.get(media.storage_key)
-
-    key = signing_key()
-    header = {
-        "id": str(batch.id),
-        "created_at": batch.created_at.isoformat(),
-        "purpose": batch.purpose,
-        "case_reference": batch.case_reference,
-        "row_count": batch.row_count,
-    }
-    signed: dict[str, Any] = {}
-
-    def manifest(entries: list[dict]) -> bytes:
-        signed.update(signing.build_manifest(header, entries, key))
-        return signing.manifest_json(signed)
-
-    members = itertools.chain(
-        [("tips.csv", work / "tips.csv"), ("tips.geojson", work / "tips.geojson")],
-        photo_members(),
-    )
-    summary = files.write_zip(work / "batch.zip", members, manifest, date_time=batch.created_at)
-    private_files.write_new(work / "manifest.json", summary.manifest)
+        summary = files.write_zip(work / "batch.zip", members, manifest, date_time=batch.created_at)
+        private_files.write_new(work / "manifest.json", summary.manifest)
     batch.digest, batch.signature, batch.key_id = (
         signed["digest"],
         signed["signature"],

@@ -14,6 +14,7 @@ from app.core.blueprint import Blueprint
 from app.core.caching import public_data, staff_aggregate
 from app.core.geojson import GEOJSON, CellFeatureCollectionSchema
 from app.core.periods import minute_ceiling, period
+from app.core.replica import heavy_read
 from app.extensions import anonymous_bucket, db, limiter
 from app.grid import schemas as s
 from app.grid import service
@@ -69,6 +70,7 @@ class GridTips(MethodView):
     @blp.arguments(s.GridTipsArgsSchema, location="query")
     @blp.response(200, CellFeatureCollectionSchema, content_type=GEOJSON)
     @blp.alt_response(304, description="Not Modified (If-None-Match / If-Modified-Since)")
+    @heavy_read
     def get(self, args):
         """Tips per cell of your jurisdiction: total, by category and status, open, the change
         against the previous window of equal length, first and last (default last 30 days)."""
@@ -86,6 +88,7 @@ class GridSeries(MethodView):
     @blp.arguments(s.SeriesArgsSchema, location="query")
     @blp.response(200, s.SeriesSchema)
     @blp.alt_response(304, description="Not Modified")
+    @heavy_read
     def get(self, args, cell):
         """Tips of one cell (a grid cell id or an H3 index) per day or week, local time; only
         tips inside your jurisdiction count."""
@@ -101,6 +104,7 @@ class Hotspots(MethodView):
     @blp.arguments(s.WindowArgsSchema, location="query")
     @blp.response(200, CellFeatureCollectionSchema, content_type=GEOJSON)
     @blp.alt_response(304, description="Not Modified")
+    @heavy_read
     def get(self, args):
         """Cells whose latest window is unusually high against their own trailing baseline
         (the 8 windows before it; Poisson tail under 1%, at least 3 tips), most unusual first."""
@@ -116,6 +120,7 @@ class RiskCoverage(MethodView):
     @blp.arguments(s.WindowArgsSchema, location="query")
     @blp.response(200, CellFeatureCollectionSchema, content_type=GEOJSON)
     @blp.alt_response(304, description="Not Modified")
+    @heavy_read
     def get(self, args):
         """Cells ranked by their share of (priority-weighted) clues minus their share of patrol
         time in the window: where to send patrols next."""
@@ -146,6 +151,7 @@ class PublicHeatmap(MethodView):
     @public_blp.arguments(s.HeatmapArgsSchema, location="query")
     @public_blp.response(200, CellFeatureCollectionSchema, content_type=GEOJSON)
     @public_blp.alt_response(304, description="Not Modified")
+    @heavy_read
     def get(self, args):
         """Coarse cells (about 1.4 km) with tips of public categories in `bbox`; a cell with
         fewer than k distinct reporters (k = HEATMAP_MIN_REPORTERS, 5) is left out, so no

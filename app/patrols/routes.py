@@ -17,6 +17,7 @@ from app.core.geojson import GEOJSON, CellFeatureCollectionSchema
 from app.core.pagination import PageArgsSchema, page_of, paginate
 from app.core.periods import period
 from app.core.preconditions import versioned
+from app.core.replica import heavy_read
 from app.extensions import db
 from app.patrols import checkpoints, coverage, ingest, service
 from app.patrols import schemas as s
@@ -194,6 +195,7 @@ class Compliance(MethodView):
     @checkpoints_blp.arguments(s.ComplianceArgsSchema, location="query")
     @checkpoints_blp.arguments(PageArgsSchema, location="query")
     @checkpoints_blp.response(200, page_of(s.ComplianceSchema))
+    @heavy_read
     def get(self, args, page):
         """Scheduled windows visited vs missed per checkpoint of your jurisdiction, most missed
         first (windows starting in `from`..`to`, as the missed-window job judged them)."""
@@ -270,6 +272,7 @@ class CoverageCells(MethodView):
     @coverage_blp.role_required(GRID_STAFF)
     @coverage_blp.arguments(s.CellsArgsSchema, location="query")
     @coverage_blp.response(200, CellFeatureCollectionSchema, content_type=GEOJSON)
+    @heavy_read
     def get(self, args):
         """Patrolled cells of your jurisdiction in `from`..`to` (default the last 7 days):
         patrol minutes, distinct patrollers, check-ins, last patrolled; admin grid cells or H3
@@ -285,6 +288,7 @@ class CoverageGaps(MethodView):
     @coverage_blp.role_required(GRID_STAFF)
     @coverage_blp.arguments(s.GapsArgsSchema, location="query")
     @coverage_blp.response(200, CellFeatureCollectionSchema, content_type=GEOJSON)
+    @heavy_read
     def get(self, args):
         """Cells of your jurisdiction not patrolled for `hours` (default 24), longest first."""
         now = dt.datetime.now(dt.UTC)

@@ -17,6 +17,7 @@ from app.core.geojson import GEOJSON, wants_geojson
 from app.core.i18n import _
 from app.core.pagination import PageArgsSchema, page_of, paginate
 from app.core.preconditions import versioned
+from app.core.replica import heavy_read
 from app.extensions import db, limiter
 from app.stations import answers, service, transfer
 from app.stations.models import Station
@@ -199,6 +200,7 @@ class Export(MethodView):
     @blp.role_required(GRID_STAFF)
     @blp.arguments(ExportArgsSchema, location="query")
     @blp.response(200, description="CSV (UTF-8 with BOM) or GeoJSON of the stations")
+    @heavy_read
     def get(self, args):
         """Export the stations of your jurisdiction (closed ones too) as CSV or GeoJSON."""
         query = service.in_jurisdiction(current_user(), args.get("area_id"))
