@@ -290,6 +290,50 @@ def list_query(session: Session, user: User, args: dict[str, Any]) -> Select:
     return query.order_by(Patrol.started_at.desc(), Patrol.id)
 
 
+def on_patrol_now(
+    session: Session, staff: User, now: dt.datetime, fresh_minutes: int
+) -> tuple[list[Any], int]:
+    """Patrols under way inside the staff member's jurisdiction, split by consent: those whose
+    volunteers share their location (the location-sharing consent), each with its latest fix
+    when that is at most `fresh_minutes` old, and the number of the others. The others are
+    counted, never named or placed: their volunteers did not agree to be followed live."""
+    rows = session.execute(
+        select(
+            Patrol.id,
+            Patrol.kind,
+            Patrol.started_at,
+            Patrol.last_fix_at,
+            Patrol.last_lon,
+            Patrol.last_lat,
+            User.real_name,
+            User.location_sharing,
+        )
+        .join(User, User.id == Patrol.volunteer_id)
+        .where(Patrol.status == "active", jurisdiction_of(staff).clause(path_columns(Patrol)))
+        .order_by(Patrol.started_at.desc(), Patrol.id)
+    ).all()
+    fresh_after = now - dt.timedelta(minutes=fresh_minutes)
+    shared = [
+        {
+            "id": row.id,
+            "kind": row.kind,
+            "name": row.real_name,
+            "started_at": row.started_at,
+            "last_fix_at": row.last_fix_at,
+            "position": (
+                (row.last_lon, row.last_lat)
+                if row.last_fix_at is not None
+                and row.last_fix_at >= fresh_after
+                and row.last_lon is not None
+                else None
+            ),
+        }
+        for row in rows
+        if row.location_sharing
+    ]
+    return shared, len(rows) - len(shared)
+
+
 # -- jobs ------------------------------------------------------------------------------------------
 
 
