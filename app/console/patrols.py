@@ -6,7 +6,8 @@ Read through app/patrols/service.py (`on_patrol_now`) and app/patrols/checkpoint
 (`compliance_query`, the query of GET /api/v1/checkpoints/compliance, and
 `missed_windows_query`) with the signed-in staff member as the actor. A volunteer on patrol who
 did not give the location-sharing consent is counted, never named or placed. Every read that
-shows positions is written to the audit trail, as the API's read of a patrol's track is.
+shows a position is written to the audit trail, as the API's read of a patrol's track is, and
+is in the volunteer's access log (GET /api/v1/me/access-log, `position`).
 """
 
 from __future__ import annotations
@@ -14,12 +15,14 @@ from __future__ import annotations
 import datetime as dt
 
 from flask import current_app, jsonify, render_template, request
+from sqlalchemy import func, select
 from werkzeug.exceptions import UnprocessableEntity
 
 from app.console import bp
 from app.console.access import signed_in_user, staff_required
 from app.console.views import _local_time as local_time
 from app.core import audit
+from app.core.audit import AuditEvent
 from app.core.auth import GRID_STAFF
 from app.core.i18n import _l
 from app.core.pagination import paginate
@@ -34,12 +37,41 @@ PERIODS = {
     "30d": (dt.timedelta(days=30), _l("the last 30 days")),
 }
 MOST_CHECKPOINTS = 100
+POSITION_READ = "patrol.position_read"
+AUDIT_EVERY = dt.timedelta(minutes=10)
 MOST_MISSED = 50
 KIND_LABELS = {
     "walk_along": _l("Walk-along patrol"),
     "team_patrol": _l("Team patrol"),
     "checkpoint_tour": _l("Checkpoint tour"),
 }
+
+
+def _audit_positions(actor, shown: list[dict], now: dt.datetime) -> None:
+    """One audit event per volunteer whose live position the staff member saw, as a track's
+    read is (`patrol.read`), so it is in the volunteer's access log; a page left open and
+    refreshing writes one per AUDIT_EVERY, not one per refresh."""
+    if not shown:
+        return
+    recent = set(
+        db.session.scalars(
+            select(func.unnest(AuditEvent.object_ids)).where(
+                AuditEvent.actor_id == actor.id,
+                AuditEvent.action == POSITION_READ,
+                AuditEvent.at > now - AUDIT_EVERY,
+            )
+        )
+    )
+    for item in shown:
+        if str(item["id"]) not in recent:
+            audit.record(
+                db.session,
+                POSITION_READ,
+                actor=actor,
+                object_type="patrol",
+                object_ids=[item["id"]],
+                details={"volunteer_id": str(item["volunteer_id"]), "where": "console"},
+            )
 
 
 def _on_patrol(crs: str) -> tuple[list[dict], int]:
@@ -49,16 +81,7 @@ def _on_patrol(crs: str) -> tuple[list[dict], int]:
     shared, others = patrols_service.on_patrol_now(
         db.session, actor, now, current_app.config["DUTY_POSITION_MINUTES"]
     )
-    placed = [item["id"] for item in shared if item["position"] is not None]
-    if placed:
-        audit.record(
-            db.session,
-            "patrol.positions_read",
-            actor=actor,
-            object_type="patrol",
-            object_ids=placed,
-            details={"where": "console"},
-        )
+    _audit_positions(actor, [item for item in shared if item["position"] is not None], now)
     items = []
     for item in shared:
         position = item["position"]

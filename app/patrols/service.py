@@ -300,6 +300,7 @@ def on_patrol_now(
     rows = session.execute(
         select(
             Patrol.id,
+            Patrol.volunteer_id,
             Patrol.kind,
             Patrol.started_at,
             Patrol.last_fix_at,
@@ -316,6 +317,7 @@ def on_patrol_now(
     shared = [
         {
             "id": row.id,
+            "volunteer_id": row.volunteer_id,
             "kind": row.kind,
             "name": row.real_name,
             "started_at": row.started_at,

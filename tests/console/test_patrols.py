@@ -62,15 +62,30 @@ def test_only_volunteers_who_share_their_location_are_named_and_placed(
     assert answer.get_json()["others"] >= 1
     page = console.get("/console/patrols").get_data(as_text=True)
     assert sharing.real_name in page and private.real_name not in page
-    # Reading live positions is on the audit trail, as reading a track is.
+    # Reading live positions is on the audit trail, as reading a track is: once for the
+    # page and its refreshes within ten minutes, for the volunteer who shares only.
     session.expire_all()
     read = session.scalars(
         sa.select(AuditEvent).where(
-            AuditEvent.action == "patrol.positions_read", AuditEvent.actor_id == staff.id
+            AuditEvent.action == "patrol.position_read", AuditEvent.actor_id == staff.id
         )
     ).all()
-    assert read and all(shared_patrol in event.object_ids for event in read)
-    assert not any(private_patrol in event.object_ids for event in read)
+    assert [(e.object_ids, e.details["volunteer_id"]) for e in read] == [
+        ([shared_patrol], str(sharing.id))
+    ]
+
+
+def test_the_volunteer_finds_the_read_of_their_position_in_their_access_log(
+    staff_console, create_user, client, token_for
+):
+    console, _staff = staff_console
+    sharing = volunteer(create_user, True)
+    patrol_id = on_patrol(client, token_for, sharing)
+    console.get("/console/patrols.json")
+    log = client.get("/api/v1/me/access-log", headers=token_for(sharing)).json["items"]
+    assert [(e["what"], e["role"], e["object_id"]) for e in log] == [
+        ("position", "grid_staff", patrol_id)
+    ]
 
 
 def test_a_withdrawn_consent_hides_the_volunteer_at_once(
