@@ -135,16 +135,17 @@ def _task_values(form, *, preview: bool = False) -> dict:
         body["description"] = form["description"].strip()
     if form.get("tip_id", "").strip():
         body["tip_id"] = form["tip_id"].strip()
-    if mode == "radius":
-        lon, lat = _number(form, "lon"), _number(form, "lat")
-        if lon is None or lat is None:
-            raise FormError(["location"])
+    # The task's place: a point (any mode; radius targeting needs it), an area, or both.
+    lon, lat = _number(form, "lon"), _number(form, "lat")
+    if lon is not None and lat is not None:
         crs = form.get("coord_system", "wgs84")
         body["location"] = {"lon": lon, "lat": lat, "coord_system": crs}
         body["radius_m"] = _number(form, "radius_m")
-    elif mode == "area":
+    elif mode == "radius":
+        raise FormError(["location"])
+    if mode == "area":
         body["area_id"] = form.get("area_id", "").strip() or None
-    else:
+    elif mode == "team":
         body["targeting"]["team_id"] = form.get("team_id", "").strip() or None
     body = {key: value for key, value in body.items() if value is not None}
     try:

@@ -10,9 +10,11 @@ import uuid
 
 import pytest
 import sqlalchemy as sa
+from geoalchemy2.shape import to_shape
 
 from app.tasks import service as tasks_service
 from app.tasks.models import Task
+from geo.crs import from_wgs84
 from tests.console.conftest import csrf_of, sign_in
 from tests.console.test_triage import submit_tip
 from tests.patrols.conftest import HOME, east
@@ -243,3 +245,58 @@ def test_the_live_view_shows_who_accepted_once_someone_answered(
     live = console.get(f"/console/tasks/{task_id}.json").get_json()
     assert not live["withheld"] and live["recipients"] == 1 and live["accepted"] == 1
     assert [v["name"] for v in live["volunteers"]] == [volunteer.real_name]
+
+
+def test_a_team_task_offers_the_teams_of_the_jurisdiction_and_counts_their_members(
+    staff_console, session, client, token_for, area, create_user
+):
+    console, _user = staff_console
+    teams = {}
+    for code in ("110105001024", "110105001025"):
+        made = client.post(
+            "/api/v1/teams",
+            json={
+                "name": f"测试组织{code}",
+                "kind": "community_organisation",
+                "service_type": "mutual_aid",
+                "area_id": str(area(code).id),
+            },
+            headers=token_for("admin"),
+        )
+        assert made.status_code == 201, made.json
+        teams[code] = made.json["id"]
+    ours, theirs = teams["110105001024"], teams["110105001025"]
+    for _ in range(2):
+        member = create_user(roles=["volunteer"], home="110105001024")
+        added = client.post(
+            f"/api/v1/teams/{ours}/members",
+            json={"user_id": str(member.id)},
+            headers=token_for("admin"),
+        )
+        assert added.status_code == 201, added.json
+    html = console.get("/console/tasks/new").get_data(as_text=True)
+    assert f'value="{ours}"' in html and f'value="{theirs}"' not in html
+    # A team's count is not a place: it is shown exactly (staff see their teams' members).
+    reached = reach_of(console, mode="team", team_id=ours)
+    assert reached.get_json()["count"] == 2, reached.get_json()
+    assert reach_of(console, mode="team", team_id=theirs).status_code == 422
+    answer = console.post("/console/tasks", data=form(console, mode="team", team_id=ours))
+    assert answer.status_code == 303
+    task = session.get(Task, uuid.UUID(answer.headers["Location"].rsplit("/", 1)[1]))
+    assert (task.targeting_mode, task.targeting["team_id"]) == ("team", ours)
+
+
+def test_a_point_clicked_on_gcj02_tiles_is_stored_in_wgs84(staff_console, session):
+    console, _user = staff_console
+    lon, lat = from_wgs84(HOME[0], HOME[1], "gcj02")
+    answer = console.post(
+        "/console/tasks",
+        data=form(console, lon=f"{lon:.7f}", lat=f"{lat:.7f}", coord_system="gcj02"),
+    )
+    assert answer.status_code == 303
+    task = session.get(Task, uuid.UUID(answer.headers["Location"].rsplit("/", 1)[1]))
+    point = to_shape(task.geom)
+    assert (point.x, point.y) == (
+        pytest.approx(HOME[0], abs=1e-5),
+        pytest.approx(HOME[1], abs=1e-5),
+    )

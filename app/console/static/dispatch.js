@@ -1,5 +1,5 @@
 // The dispatch form's map and reach: a click on the map (or typed coordinates) places the
-// task's point, the circle shows its radius, and every change asks the server how many
+// task's point (whoever is asked: around it, in an area or a team), the circle its radius, and every change asks the server how many
 // volunteers would be asked (a count only). Coordinates are in the base map's system, which
 // the form sends as coord_system, so the point is where the tiles draw it.
 (function () {
@@ -44,7 +44,7 @@
     var at = placed();
     if (marker) { map.removeLayer(marker); marker = null; }
     if (circle) { map.removeLayer(circle); circle = null; }
-    if (!at || mode() !== "radius") { return; }
+    if (!at) { return; }
     marker = L.circleMarker(at, { radius: 6, color: "#a4161a", weight: 2, fillOpacity: 0.9 }).addTo(map);
     var metres = parseInt(radius.value, 10) || 500;
     circle = L.circle(at, { radius: metres, color: "#a4161a", weight: 2, fillOpacity: 0.08 }).addTo(map);
@@ -78,8 +78,6 @@
     map.on("click", function (event) {
       lon.value = event.latlng.lng.toFixed(6);
       lat.value = event.latlng.lat.toFixed(6);
-      var radial = document.getElementById("mode-radius");
-      if (radial && !radial.checked) { radial.checked = true; showMode(); }
       drawPoint();
       askReach();
     });
