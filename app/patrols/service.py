@@ -18,7 +18,7 @@ from flask import current_app
 from geoalchemy2 import WKTElement
 from geoalchemy2.shape import to_shape
 from shapely import wkb
-from sqlalchemy import Select, and_, or_, select, text
+from sqlalchemy import Select, and_, func, or_, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -291,12 +291,14 @@ def list_query(session: Session, user: User, args: dict[str, Any]) -> Select:
 
 
 def on_patrol_now(
-    session: Session, staff: User, now: dt.datetime, fresh_minutes: int
-) -> tuple[list[Any], int]:
+    session: Session, staff: User, now: dt.datetime, fresh_minutes: int, limit: int = 1000
+) -> tuple[list[dict[str, Any]], int]:
     """Patrols under way inside the staff member's jurisdiction, split by consent: those whose
-    volunteers share their location (the location-sharing consent), each with its latest fix
-    when that is at most `fresh_minutes` old, and the number of the others. The others are
-    counted, never named or placed: their volunteers did not agree to be followed live."""
+    volunteers share their location (the location-sharing consent), the latest `limit`
+    started, each with its latest fix when that is at most `fresh_minutes` old; and the number
+    of the others. The others are counted, never named or placed: their volunteers did not
+    agree to be followed live."""
+    under_way = (Patrol.status == "active", jurisdiction_of(staff).clause(path_columns(Patrol)))
     rows = session.execute(
         select(
             Patrol.id,
@@ -307,12 +309,18 @@ def on_patrol_now(
             Patrol.last_lon,
             Patrol.last_lat,
             User.real_name,
-            User.location_sharing,
         )
         .join(User, User.id == Patrol.volunteer_id)
-        .where(Patrol.status == "active", jurisdiction_of(staff).clause(path_columns(Patrol)))
+        .where(*under_way, User.location_sharing.is_(True))
         .order_by(Patrol.started_at.desc(), Patrol.id)
+        .limit(limit)
     ).all()
+    others = session.scalar(
+        select(func.count())
+        .select_from(Patrol)
+        .join(User, User.id == Patrol.volunteer_id)
+        .where(*under_way, User.location_sharing.is_not(True))
+    )
     fresh_after = now - dt.timedelta(minutes=fresh_minutes)
     shared = [
         {
@@ -331,9 +339,8 @@ def on_patrol_now(
             ),
         }
         for row in rows
-        if row.location_sharing
     ]
-    return shared, len(rows) - len(shared)
+    return shared, others
 
 
 # -- jobs ------------------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ import random
 import uuid
 
 import pytest
+import sqlalchemy as sa
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
@@ -153,14 +154,56 @@ def test_dispatch_from_a_tip_and_watch_a_volunteer_accept(base, owner_url, chrom
     assert serious_violations(chrome) == [], "tasks"
 
 
-def test_the_patrols_page_shows_a_sharing_volunteer_and_not_a_private_one(base, chrome):
+def missed_window(owner_url: str, checkpoint_id: str, hours_ago: int) -> None:
+    """A window of the checkpoint judged missed (as the missed-window job writes them)."""
+    engine = sa.create_engine(owner_url, poolclass=sa.pool.NullPool)
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "INSERT INTO checkpoint_windows (id, checkpoint_id, starts_at, ends_at,"
+                " expected_visits, visits, status) VALUES (gen_random_uuid(), :c,"
+                " now() - make_interval(hours => :h), now() - make_interval(hours => :h - 2),"
+                " 1, 0, 'missed')"
+            ),
+            {"c": checkpoint_id, "h": hours_ago},
+        )
+    engine.dispose()
+
+
+def full_page_screenshot(chrome, name: str) -> None:
+    """The whole page, not only the window's height."""
+    width, height = chrome.get_window_size().values()
+    full = chrome.execute_script("return document.documentElement.scrollHeight;")
+    chrome.set_window_size(width, max(height, full + 140))
+    screenshot(chrome, name)
+    chrome.set_window_size(width, height)
+
+
+def test_the_patrols_page_shows_a_sharing_volunteer_and_not_a_private_one(base, owner_url, chrome):
     sharing = register(base, "共享位置的巡逻员", location_sharing=True)
     on_duty_at(base, sharing, *JIANWAI)
     shared = on_patrol_at(base, sharing, *JIANWAI)
     private = register(base, "不共享位置的巡逻员", location_sharing=False)
     hidden = on_patrol_at(base, private, JIANWAI[0] + 0.0005, JIANWAI[1])
+    status, _h, checkpoint = api(
+        "POST",
+        f"{base}/api/v1/checkpoints",
+        {
+            "name": "南郎家园北门",
+            "location": {"lon": JIANWAI[0], "lat": JIANWAI[1]},
+            "radius_m": 30,
+            "schedule": {
+                "timezone": "Asia/Shanghai",
+                "windows": [{"days": ["mon", "thu"], "start": "21:00", "end": "23:00"}],
+            },
+        },
+        headers=bearer(base, GRID_STAFF),
+    )
+    assert status == 201, checkpoint
+    missed_window(owner_url, checkpoint["id"], hours_ago=26)
     sign_in(chrome, base, GRID_STAFF)
     chrome.get(f"{base}/console/patrols")
+    wait_for(chrome, By.CSS_SELECTOR, f'tr[data-checkpoint-id="{checkpoint["id"]}"]')
     row = wait_for(chrome, By.CSS_SELECTOR, f'tr[data-patrol-id="{shared}"]')
     assert "共享位置的巡逻员" in row.text
     # The map shows the sharing volunteer (outlines plus one marker), never the other.
@@ -171,5 +214,7 @@ def test_the_patrols_page_shows_a_sharing_volunteer_and_not_a_private_one(base, 
     assert len(markers) == 1
     assert "不共享位置的巡逻员" not in chrome.page_source and hidden not in chrome.page_source
     assert "未共享位置" in chrome.find_element(By.ID, "others").text
-    screenshot(chrome, "patrols")
+    missed = chrome.find_element(By.ID, "missed-windows").text
+    assert "南郎家园北门" in missed and "0 / 1" in missed
+    full_page_screenshot(chrome, "patrols")
     assert serious_violations(chrome) == [], "patrols"
