@@ -125,7 +125,7 @@ def test_dispatch_from_a_tip_and_watch_a_volunteer_accept(base, owner_url, chrom
     # One volunteer is near: fewer than the minimum, so no exact count, and no name.
     WebDriverWait(chrome, 10).until(lambda c: "少于" in c.find_element(By.ID, "reach").text)
     assert VOLUNTEER_NAME not in chrome.page_source
-    screenshot(chrome, "dispatch")
+    full_page_screenshot(chrome, "dispatch")
     assert serious_violations(chrome) == [], "dispatch"
 
     chrome.find_element(By.ID, "dispatch-submit").click()
