@@ -31,10 +31,11 @@ from app.core.errors import DomainError, Unprocessable
 from app.core.i18n import _, _l
 from app.core.idempotency import IdempotencyRecord
 from app.core.pagination import paginate
+from app.core.preconditions import etag_of
 from app.extensions import db
 from app.tasks import service as tasks_service
 from app.tasks.models import Task
-from app.tasks.schemas import TaskCreateSchema
+from app.tasks.schemas import CancelSchema, TaskCreateSchema
 from app.teams.models import Team
 from app.tips import service as tips_service
 from geo.crs import from_wgs84
@@ -368,6 +369,8 @@ def _live(task_row: Task) -> dict:
     deliveries = statistics["deliveries"]
     withheld = statistics["recipients"] is None
     return {
+        # The version these figures show: the cancel form follows it as the page refreshes.
+        "etag": etag_of("task", task_row),
         "status": lifecycle,
         "status_label": _label(LIFECYCLE_LABELS, lifecycle),
         "needed": task_row.needed,
@@ -398,20 +401,50 @@ def _live(task_row: Task) -> dict:
     }
 
 
+def _task_page(task_row: Task, *, message: str | None = None, status: int = 200):
+    live = _live(task_row)
+    page = render_template(
+        "console/task.html",
+        task=task_row,
+        live=live,
+        etag=etag_of("task", task_row),
+        cancellable=live["status"] in tasks_service.ACTIVE,
+        kind_label=_label(KIND_LABELS, task_row.kind),
+        mode_label=_label(MODE_LABELS, task_row.targeting_mode),
+        message=message,
+        poll_seconds=current_app.config["CONSOLE_POLL_SECONDS"],
+    )
+    return page, status
+
+
 @bp.route("/tasks/<uuid:task_id>")
 @staff_required(GRID_STAFF)
 def task(task_id: uuid.UUID):
     """A task of the staff member's areas, live: answers, deliveries, arrivals, completions."""
+    return _task_page(tasks_service.managed(db.session, signed_in_user(), task_id))
+
+
+@bp.route("/tasks/<uuid:task_id>/cancel", methods=["POST"])
+@staff_required(GRID_STAFF)
+def cancel_task(task_id: uuid.UUID):
+    """Cancel the task from the version the page was read at (its ETag, as If-Match is in
+    POST /api/v1/tasks/{id}/cancel); those who accepted are told."""
     task_row = tasks_service.managed(db.session, signed_in_user(), task_id)
-    return render_template(
-        "console/task.html",
-        task=task_row,
-        live=_live(task_row),
-        kind_label=_label(KIND_LABELS, task_row.kind),
-        mode_label=_label(MODE_LABELS, task_row.targeting_mode),
-        response_labels=RESPONSE_LABELS,
-        poll_seconds=current_app.config["CONSOLE_POLL_SECONDS"],
-    )
+    db.session.refresh(task_row, with_for_update=True)
+    if request.form.get("etag") != etag_of("task", task_row):
+        message = _(
+            "Someone changed this task while you were reading it. It is shown as it is now: "
+            "check it, then choose again."
+        )
+        return _task_page(task_row, message=message, status=412)
+    try:
+        values = CancelSchema().load({"reason": request.form.get("reason", "").strip() or None})
+    except ValidationError:
+        message = _("Write a reason of at most 500 characters.")
+        return _task_page(task_row, message=message, status=422)
+    tasks_service.cancel(db.session, task_row, values.get("reason"))
+    flash(_("The task was cancelled; those who accepted it are told."))
+    return redirect(url_for("console.task", task_id=task_row.id), 303)
 
 
 @bp.route("/tasks/<uuid:task_id>.json")

@@ -300,3 +300,69 @@ def test_a_point_clicked_on_gcj02_tiles_is_stored_in_wgs84(staff_console, sessio
         pytest.approx(HOME[0], abs=1e-5),
         pytest.approx(HOME[1], abs=1e-5),
     )
+
+
+def sent_task(console) -> str:
+    answer = console.post("/console/tasks", data=form(console))
+    assert answer.status_code == 303
+    return answer.headers["Location"].rsplit("/", 1)[1]
+
+
+def cancel_form(console, task_id: str) -> dict[str, str]:
+    page = console.get(f"/console/tasks/{task_id}")
+    html = page.get_data(as_text=True)
+    etag = html.split('name="etag" value="', 1)[1].split('"', 1)[0]
+    return {"csrf_token": csrf_of(page), "etag": etag}
+
+
+def test_a_task_is_cancelled_from_its_live_view(staff_console, session):
+    console, _user = staff_console
+    task_id = sent_task(console)
+    data = {**cancel_form(console, task_id), "reason": "人员已够"}
+    answer = console.post(f"/console/tasks/{task_id}/cancel", data=data)
+    assert answer.status_code == 303
+    session.expire_all()
+    task = session.get(Task, uuid.UUID(task_id))
+    assert (task.status, task.cancel_reason) == ("cancelled", "人员已够")
+    assert 'id="cancel-form"' not in console.get(f"/console/tasks/{task_id}").get_data(as_text=True)
+
+
+def test_a_task_changed_meanwhile_is_not_cancelled_from_the_old_page(
+    staff_console, session, on_duty, client, token_for
+):
+    console, _user = staff_console
+    (volunteer,) = on_duty(1)
+    task_id = sent_task(console)
+    stale = cancel_form(console, task_id)
+    tasks_service.fan_out(session, uuid.UUID(task_id), 0, dt.datetime.now(dt.UTC))
+    client.post(
+        f"/api/v1/tasks/{task_id}/responses",
+        json={"action": "accept"},
+        headers=token_for(volunteer),
+    )
+    answer = console.post(f"/console/tasks/{task_id}/cancel", data=stale)
+    assert answer.status_code == 412
+    assert 'id="task-message"' in answer.get_data(as_text=True)
+    session.expire_all()
+    assert session.get(Task, uuid.UUID(task_id)).status == "open"
+    # The live figures carry the version they show, which the form then follows.
+    live = console.get(f"/console/tasks/{task_id}.json").get_json()
+    fresh = {**stale, "etag": live["etag"]}
+    assert console.post(f"/console/tasks/{task_id}/cancel", data=fresh).status_code == 303
+
+
+def test_cancelling_needs_the_csrf_token_and_the_jurisdiction(
+    app, staff_console, session, create_user
+):
+    console, _user = staff_console
+    task_id = sent_task(console)
+    data = cancel_form(console, task_id)
+    del data["csrf_token"]
+    assert console.post(f"/console/tasks/{task_id}/cancel", data=data).status_code == 400
+    other = app.test_client()
+    sign_in(other, create_user(roles=["grid_staff"], jurisdiction=["110105001025"]))
+    token = csrf_of(other.get("/console/tasks"))
+    answer = other.post(f"/console/tasks/{task_id}/cancel", data={**data, "csrf_token": token})
+    assert answer.status_code == 404
+    session.expire_all()
+    assert session.get(Task, uuid.UUID(task_id)).status == "open"

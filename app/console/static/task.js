@@ -13,6 +13,8 @@
 
   function render(state) {
     set("task-status", state.status_label);
+    var etag = document.querySelector("#cancel-form input[name=etag]");
+    if (etag) { etag.value = state.etag; }
     set("f-recipients", state.recipients);
     set("f-sent", state.sent);
     set("f-received", state.received);
