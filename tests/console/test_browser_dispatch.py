@@ -146,7 +146,7 @@ def test_dispatch_from_a_tip_and_watch_a_volunteer_accept(base, owner_url, chrom
     assert chrome.find_element(By.ID, "f-recipients").text == "1"
     assert chrome.find_element(By.ID, "task-status").text == "招募中"  # 1 of 3 places taken
     assert chrome.execute_script("return window.notReloaded === true;")
-    screenshot(chrome, "task-live")
+    full_page_screenshot(chrome, "task-live")
     assert serious_violations(chrome) == [], "task"
 
     chrome.get(f"{base}/console/tasks")
