@@ -199,6 +199,31 @@ def compliance_query(user: User, args: dict[str, Any], start: dt.datetime, end: 
     return query
 
 
+def missed_windows_query(user: User, start: dt.datetime, end: dt.datetime) -> Select:
+    """Missed windows of the checkpoints inside the jurisdiction starting in the period, the
+    latest first."""
+    window = CheckpointWindow
+    return (
+        select(
+            window.id,
+            window.checkpoint_id,
+            Checkpoint.name,
+            window.starts_at,
+            window.ends_at,
+            window.expected_visits,
+            window.visits,
+        )
+        .join(Checkpoint, Checkpoint.id == window.checkpoint_id)
+        .where(
+            window.status == "missed",
+            window.starts_at >= start,
+            window.starts_at < end,
+            jurisdiction_of(user).clause(path_columns(Checkpoint)),
+        )
+        .order_by(window.starts_at.desc(), window.id)
+    )
+
+
 # -- the missed-window job -----------------------------------------------------------------------
 
 

@@ -18,7 +18,7 @@ from flask import current_app
 from geoalchemy2 import WKTElement
 from geoalchemy2.shape import to_shape
 from shapely import wkb
-from sqlalchemy import Select, and_, or_, select, text
+from sqlalchemy import Select, and_, func, or_, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -288,6 +288,59 @@ def list_query(session: Session, user: User, args: dict[str, Any]) -> Select:
     if "to" in args:
         query = query.where(Patrol.started_at < args["to"])
     return query.order_by(Patrol.started_at.desc(), Patrol.id)
+
+
+def on_patrol_now(
+    session: Session, staff: User, now: dt.datetime, fresh_minutes: int, limit: int = 1000
+) -> tuple[list[dict[str, Any]], int]:
+    """Patrols under way inside the staff member's jurisdiction, split by consent: those whose
+    volunteers share their location (the location-sharing consent), the latest `limit`
+    started, each with its latest fix when that is at most `fresh_minutes` old; and the number
+    of the others. The others are counted, never named or placed: their volunteers did not
+    agree to be followed live."""
+    under_way = (Patrol.status == "active", jurisdiction_of(staff).clause(path_columns(Patrol)))
+    rows = session.execute(
+        select(
+            Patrol.id,
+            Patrol.volunteer_id,
+            Patrol.kind,
+            Patrol.started_at,
+            Patrol.last_fix_at,
+            Patrol.last_lon,
+            Patrol.last_lat,
+            User.real_name,
+        )
+        .join(User, User.id == Patrol.volunteer_id)
+        .where(*under_way, User.location_sharing.is_(True))
+        .order_by(Patrol.started_at.desc(), Patrol.id)
+        .limit(limit)
+    ).all()
+    others = session.scalar(
+        select(func.count())
+        .select_from(Patrol)
+        .join(User, User.id == Patrol.volunteer_id)
+        .where(*under_way, User.location_sharing.is_not(True))
+    )
+    fresh_after = now - dt.timedelta(minutes=fresh_minutes)
+    shared = [
+        {
+            "id": row.id,
+            "volunteer_id": row.volunteer_id,
+            "kind": row.kind,
+            "name": row.real_name,
+            "started_at": row.started_at,
+            "last_fix_at": row.last_fix_at,
+            "position": (
+                (row.last_lon, row.last_lat)
+                if row.last_fix_at is not None
+                and row.last_fix_at >= fresh_after
+                and row.last_lon is not None
+                else None
+            ),
+        }
+        for row in rows
+    ]
+    return shared, others
 
 
 # -- jobs ------------------------------------------------------------------------------------------

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
-from app.privacy.service import PROFILE, REPORTER_DETAILS, TRACK
+from app.privacy.service import POSITION, PROFILE, REPORTER_DETAILS, TRACK
 
 
 class AccessSchema(Schema):
@@ -11,7 +11,9 @@ class AccessSchema(Schema):
         allow_none=True,
         metadata={"description": "the role the reader acted in (null: the operator's console)"},
     )
-    what = fields.String(required=True, metadata={"enum": [TRACK, REPORTER_DETAILS, PROFILE]})
+    what = fields.String(
+        required=True, metadata={"enum": [TRACK, POSITION, REPORTER_DETAILS, PROFILE]}
+    )
     purpose = fields.String(allow_none=True, metadata={"description": "the reason they gave"})
     object_type = fields.String(allow_none=True)
     object_id = fields.String(allow_none=True)

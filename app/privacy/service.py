@@ -15,7 +15,7 @@ from sqlalchemy.dialects.postgresql import array
 from app.core.audit import AuditEvent
 from app.tips.models import Tip
 
-TRACK, REPORTER_DETAILS, PROFILE = "track", "reporter_details", "profile"
+TRACK, POSITION, REPORTER_DETAILS, PROFILE = "track", "position", "reporter_details", "profile"
 _PROFILE_ACTIONS = ("user.updated", "user.verified")
 
 
@@ -24,7 +24,8 @@ def access_log_query(person_id: uuid.UUID) -> Select:
     `at, role, what, purpose, object_type, object_id`."""
     me = str(person_id)
     track = and_(
-        AuditEvent.action == "patrol.read", AuditEvent.details["volunteer_id"].astext == me
+        AuditEvent.action.in_(("patrol.read", "patrol.position_read")),
+        AuditEvent.details["volunteer_id"].astext == me,
     )
     reporter = and_(
         AuditEvent.action == "tip.reporter_viewed",
@@ -39,6 +40,7 @@ def access_log_query(person_id: uuid.UUID) -> Select:
     )
     what = case(
         (AuditEvent.action == "patrol.read", TRACK),
+        (AuditEvent.action == "patrol.position_read", POSITION),
         (AuditEvent.action == "tip.reporter_viewed", REPORTER_DETAILS),
         else_=PROFILE,
     )

@@ -136,6 +136,16 @@ def _volunteers_in_jurisdiction(session: Session, actor: User, ids: list[uuid.UU
 def create(session: Session, actor: User, values: dict[str, Any]) -> Task:
     """Create a task inside the actor's jurisdiction and defer its fan-out in the same
     transaction: a committed task always gets it, a rolled-back one never does."""
+    task_row = _build(session, actor, values)
+    session.add(task_row)
+    session.flush()
+    defer(fan_out_task, task_id=str(task_row.id), phase=0)
+    return task_row
+
+
+def _build(session: Session, actor: User, values: dict[str, Any]) -> Task:
+    """The task `values` describe, checked against every rule of creation (jurisdiction of its
+    place, area, team, volunteers and tip; times; targeting), not added to the session."""
     targeting = values["targeting"]
     mode = targeting["mode"]
     now = _now()
@@ -197,10 +207,24 @@ def create(session: Session, actor: User, values: dict[str, Any]) -> Task:
         "widen_after_s": targeting.get("widen_after_s", 120),
         "max_radius_m": targeting.get("max_radius_m") or max(radius, min(4 * radius, 20_000)),
     }
-    session.add(task_row)
-    session.flush()
-    defer(fan_out_task, task_id=str(task_row.id), phase=0)
     return task_row
+
+
+def reach(
+    session: Session, actor: User, values: dict[str, Any], min_count_shown: int
+) -> dict[str, Any]:
+    """How many volunteers a task of these `values` would ask first (its first phase), before
+    it is sent: a count, never who. The task is checked as creating it would be, so a place,
+    area or team outside the jurisdiction is refused, not counted. For radius targeting a
+    count below `min_count_shown` is withheld (`below`), as the task's statistics withhold it:
+    otherwise probing points and radii would locate on-duty volunteers."""
+    task_row = _build(session, actor, values)
+    statement, params = _recipients_statement(task_row, 0, actor)
+    counted = COUNTS[statement]
+    count = session.execute(counted, {**_common_params(task_row, 0), **params}).scalar_one()
+    if task_row.targeting_mode == "radius" and count < min_count_shown:
+        return {"count": None, "below": min_count_shown, "mode": task_row.targeting_mode}
+    return {"count": count, "below": None, "mode": task_row.targeting_mode}
 
 
 # -- choosing and asking recipients --------------------------------------------------------------
@@ -217,10 +241,7 @@ _ELIGIBLE = """
 # over the border asks nobody beyond it, and cannot be used to find out who is there. A position
 # has no stored area path, so "inside" is "within the outline of a granted area" (the areas'
 # pieces, as every point lookup uses them).
-RADIUS_SQL = text(
-    f"""
-    INSERT INTO task_recipients (task_id, user_id, phase, distance_m)
-    SELECT :task, d.user_id, :phase, ST_Distance(d.geog, CAST(:point AS geography))
+_RADIUS_CANDIDATES = f"""
     FROM duty_status d JOIN users u ON u.id = d.user_id
     WHERE d.geom IS NOT NULL AND d.position_at > now() - make_interval(mins => :fresh_minutes)
       AND u.location_sharing
@@ -229,85 +250,103 @@ RADIUS_SQL = text(
           SELECT 1 FROM area_pieces pc
           WHERE pc.area_id = ANY(CAST(:granted AS uuid[])) AND ST_Intersects(pc.geom, d.geom)))
       AND {_ELIGIBLE}
+"""  # noqa: S608 - formatted with constants, never input
+_AREA_CANDIDATES = f"""
+    FROM users u JOIN areas home ON home.id = u.home_community_id
+    WHERE (home.id = :area OR home.subdistrict_id = :area OR home.district_id = :area)
+      AND {_ELIGIBLE}
+"""
+_TEAM_CANDIDATES = f"""
+    FROM team_members m JOIN users u ON u.id = m.user_id
+    WHERE m.team_id = :team AND m.left_at IS NULL AND {_ELIGIBLE}
+"""
+_NAMED_CANDIDATES = f"""
+    FROM users u WHERE u.id = ANY(CAST(:ids AS uuid[])) AND {_ELIGIBLE}
+"""
+
+RADIUS_SQL = text(
+    f"""
+    INSERT INTO task_recipients (task_id, user_id, phase, distance_m)
+    SELECT :task, d.user_id, :phase, ST_Distance(d.geog, CAST(:point AS geography))
+    {_RADIUS_CANDIDATES}
     ORDER BY d.geog <-> CAST(:point AS geography)
     LIMIT :limit
     ON CONFLICT DO NOTHING
     RETURNING user_id
-    """  # noqa: S608 - formatted with constants, never input
+    """
 ).bindparams(bindparam("task", type_=Uuid))
 
-AREA_SQL = text(
-    f"""
-    INSERT INTO task_recipients (task_id, user_id, phase)
-    SELECT :task, u.id, :phase
-    FROM users u JOIN areas home ON home.id = u.home_community_id
-    WHERE (home.id = :area OR home.subdistrict_id = :area OR home.district_id = :area)
-      AND {_ELIGIBLE}
-    LIMIT :limit
-    ON CONFLICT DO NOTHING
-    RETURNING user_id
-    """  # noqa: S608 - formatted with constants, never input
-).bindparams(bindparam("task", type_=Uuid), bindparam("area", type_=Uuid))
 
-TEAM_SQL = text(
-    f"""
-    INSERT INTO task_recipients (task_id, user_id, phase)
-    SELECT :task, u.id, :phase
-    FROM team_members m JOIN users u ON u.id = m.user_id
-    WHERE m.team_id = :team AND m.left_at IS NULL AND {_ELIGIBLE}
-    LIMIT :limit
-    ON CONFLICT DO NOTHING
-    RETURNING user_id
-    """  # noqa: S608 - formatted with constants, never input
-).bindparams(bindparam("task", type_=Uuid), bindparam("team", type_=Uuid))
+def _insert(candidates: str, *uuids: str):
+    return text(
+        f"""
+        INSERT INTO task_recipients (task_id, user_id, phase)
+        SELECT :task, u.id, :phase
+        {candidates}
+        LIMIT :limit
+        ON CONFLICT DO NOTHING
+        RETURNING user_id
+        """
+    ).bindparams(*(bindparam(name, type_=Uuid) for name in ("task", *uuids)))
 
-NAMED_SQL = text(
-    f"""
-    INSERT INTO task_recipients (task_id, user_id, phase)
-    SELECT :task, u.id, :phase FROM users u
-    WHERE u.id = ANY(CAST(:ids AS uuid[])) AND {_ELIGIBLE}
-    LIMIT :limit
-    ON CONFLICT DO NOTHING
-    RETURNING user_id
-    """  # noqa: S608 - formatted with constants, never input
-).bindparams(bindparam("task", type_=Uuid))
+
+def _count(candidates: str, *uuids: str):
+    """How many a phase would ask: the same candidates as its INSERT, up to its LIMIT."""
+    return text(
+        f"SELECT count(*) FROM (SELECT 1 {candidates} LIMIT :limit) AS asked"  # noqa: S608
+    ).bindparams(*(bindparam(name, type_=Uuid) for name in ("task", *uuids)))
+
+
+AREA_SQL = _insert(_AREA_CANDIDATES, "area")
+TEAM_SQL = _insert(_TEAM_CANDIDATES, "team")
+NAMED_SQL = _insert(_NAMED_CANDIDATES)
+# Each phase's INSERT, and the count `reach` answers for it before the task exists.
+COUNTS = {
+    RADIUS_SQL: _count(_RADIUS_CANDIDATES),
+    AREA_SQL: _count(_AREA_CANDIDATES, "area"),
+    TEAM_SQL: _count(_TEAM_CANDIDATES, "team"),
+    NAMED_SQL: _count(_NAMED_CANDIDATES),
+}
 
 
 def phase_radius(task_row: Task, phase: int) -> int:
     return min(task_row.radius_m * 2**phase, task_row.targeting["max_radius_m"])
 
 
-def choose_recipients(session: Session, task_row: Task, phase: int) -> list[uuid.UUID]:
-    """Insert this phase's recipients (set-based, in SQL); returns their ids."""
-    config = current_app.config
-    common = {
+def _common_params(task_row: Task, phase: int) -> dict[str, Any]:
+    return {
         "task": task_row.id,
         "phase": phase,
         "skills": list(task_row.skills),
         "limit": task_row.targeting["max_recipients"],
     }
+
+
+def _recipients_statement(task_row: Task, phase: int, creator: User | None):
+    """The INSERT choosing this phase's recipients, and its own parameters."""
     mode = task_row.targeting_mode
     if mode == "radius":
         point = to_shape(task_row.geom)
-        creator = session.get(User, task_row.created_by)
         jurisdiction = jurisdiction_of(creator) if creator is not None else NOWHERE
-        statement, params = (
-            RADIUS_SQL,
-            {
-                "point": f"SRID=4326;POINT({point.x!r} {point.y!r})",
-                "radius": phase_radius(task_row, phase),
-                "fresh_minutes": config["DUTY_POSITION_MINUTES"],
-                "everywhere": jurisdiction.everywhere,
-                "granted": [str(i) for i in sorted(jurisdiction.area_ids)],
-            },
-        )
-    elif mode == "area":
-        statement, params = AREA_SQL, {"area": task_row.area_id}
-    elif mode == "team":
-        statement, params = TEAM_SQL, {"team": uuid.UUID(task_row.targeting["team_id"])}
-    else:
-        statement, params = NAMED_SQL, {"ids": task_row.targeting["volunteer_ids"]}
-    return list(session.execute(statement, {**common, **params}).scalars())
+        return RADIUS_SQL, {
+            "point": f"SRID=4326;POINT({point.x!r} {point.y!r})",
+            "radius": phase_radius(task_row, phase),
+            "fresh_minutes": current_app.config["DUTY_POSITION_MINUTES"],
+            "everywhere": jurisdiction.everywhere,
+            "granted": [str(i) for i in sorted(jurisdiction.area_ids)],
+        }
+    if mode == "area":
+        return AREA_SQL, {"area": task_row.area_id}
+    if mode == "team":
+        return TEAM_SQL, {"team": uuid.UUID(task_row.targeting["team_id"])}
+    return NAMED_SQL, {"ids": task_row.targeting["volunteer_ids"]}
+
+
+def choose_recipients(session: Session, task_row: Task, phase: int) -> list[uuid.UUID]:
+    """Insert this phase's recipients (set-based, in SQL); returns their ids."""
+    creator = session.get(User, task_row.created_by)
+    statement, params = _recipients_statement(task_row, phase, creator)
+    return list(session.execute(statement, {**_common_params(task_row, phase), **params}).scalars())
 
 
 def _summary(task_row: Task) -> str:
