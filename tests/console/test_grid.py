@@ -109,15 +109,13 @@ def test_clicking_a_cell_gives_its_series_per_day(staff_console, session):
     ("query", "hint"),
     [
         ("window=forever", "周期"),
-        ("cells=squares", "格子"),
+        ("cells=squares", "格子类型"),
         ("resolution=12", "六边形大小"),
         ("hours=5", "未巡逻时长"),
         ("area_id=x", "区域"),
     ],
 )
-def test_a_bad_filter_is_a_page_saying_which_filter_and_what_it_takes(
-    staff_console, query, hint
-):
+def test_a_bad_filter_is_a_page_saying_which_filter_and_what_it_takes(staff_console, query, hint):
     console, _user = staff_console
     for path in ("/console/grid", "/console/grid/cells.geojson"):
         answer = console.get(f"{path}?{query}")

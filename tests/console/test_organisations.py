@@ -18,16 +18,12 @@ def codes_on_page(html: str) -> list[str]:
 
 def test_a_communitys_staff_see_only_their_communitys_targets(staff_console, create_user):
     console, _user = staff_console
-    assert codes_on_page(console.get("/console/organisations").get_data(as_text=True)) == [
-        NANLANG
-    ]
+    assert codes_on_page(console.get("/console/organisations").get_data(as_text=True)) == [NANLANG]
     items = console.get("/console/organisations.json").get_json()["items"]
     assert [item["code"] for item in items] == [NANLANG]
     other = create_user(roles=["grid_staff"], jurisdiction=[BEILANG])
     sign_in(console, other)
-    assert codes_on_page(console.get("/console/organisations").get_data(as_text=True)) == [
-        BEILANG
-    ]
+    assert codes_on_page(console.get("/console/organisations").get_data(as_text=True)) == [BEILANG]
 
 
 def test_a_subdistricts_communities_are_listed_gaps_first(console, create_user, session, area):
