@@ -56,7 +56,7 @@ class GridPageArgsSchema(Schema):
     """The grid page's filters (the query string); the API's own window field."""
 
     cells = fields.String(load_default="admin", validate=validate.OneOf(["admin", "hex"]))
-    resolution = fields.Integer(load_default=8, validate=validate.OneOf(sorted(RESOLUTIONS)))
+    resolution = fields.Integer(load_default=9, validate=validate.OneOf(sorted(RESOLUTIONS)))
     window_days = WindowField(data_key="window", load_default=7)
     hours = fields.Integer(load_default=24, validate=validate.OneOf(sorted(UNWATCHED_HOURS)))
     area_id = fields.UUID(load_default=None)

@@ -8,7 +8,7 @@
   if (!el || !window.L) { return; }
   var tileUrl = el.dataset.tileUrl, crs = tileUrl ? el.dataset.tileCrs : "wgs84";
   var texts = document.getElementById("series-texts").dataset;
-  var map = L.map(el, { keyboard: true }).setView([39.92, 116.46], 12);
+  var map = L.map(el, { keyboard: true, zoomSnap: 0.25 }).setView([39.92, 116.46], 12);
   var cellsLayer = null, layer = "tips";
   var COUNT_BREAKS = [1, 3, 6, 11, 21];
   // Sequential, light to dark (each step distinguishable in greyscale too).
@@ -103,6 +103,9 @@
         });
       }
     }).addTo(map);
+    cellsLayer.eachLayer(function (shape) {
+      shape.getElement().setAttribute("data-cell-id", shape.feature.properties.cell_id);
+    });
     draw();
     if (cellsLayer.getLayers().length) {
       map.fitBounds(cellsLayer.getBounds(), { animate: false, padding: [12, 12] });

@@ -6,7 +6,7 @@
   var el = document.getElementById("map");
   if (!el || !window.L) { return; }
   var tileUrl = el.dataset.tileUrl, crs = tileUrl ? el.dataset.tileCrs : "wgs84";
-  var map = L.map(el, { keyboard: true }).setView([39.92, 116.46], 12);
+  var map = L.map(el, { keyboard: true, zoomSnap: 0.25 }).setView([39.92, 116.46], 12);
   var FILL = { short: "#c8372d", brand: "#fdb863", met: "#8fc98f" };
   if (tileUrl) { L.tileLayer(tileUrl, { maxZoom: 19, subdomains: "1234" }).addTo(map); }
 
