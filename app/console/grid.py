@@ -117,9 +117,10 @@ def _raw_cell(kind: str, cell_id: str) -> Any:
 def grid_cells(
     session: Session, actor: User, args: dict[str, Any], now: dt.datetime
 ) -> tuple[list[dict[str, Any]], dict[Any, dict]]:
-    """Every cell of the actor's areas that has clues, is a hotspot, is ranked for risk or is
-    a coverage gap, with all four figures; hotspots first, then the most clues. Also the gap
-    cells' geometries in `args["crs"]` (the gaps answer draws them anyway)."""
+    """Every cell of the actor's areas that has clues, is a hotspot, is ranked for risk, was
+    patrolled or is a coverage gap (so every cell, for 网格 cells), with all the figures;
+    hotspots first, then the most clues. Also the geometries, in `args["crs"]`, of the cells
+    the coverage answers drew anyway."""
     kind = args["cells"]
     scope = {
         "cells": kind,
@@ -152,11 +153,21 @@ def grid_cells(
             gap=row["gap"],
             tip_share=row["tip_share"],
             patrol_share=row["patrol_share"],
-            patrol_minutes=row["patrol_minutes"],
-            last_patrolled_at=row["last_patrolled_at"],
         )
-    gaps = coverage.gaps(session, actor, {**scope, "hours": args["hours"], "crs": args["crs"]}, now)
     shapes: dict[Any, dict] = {}
+    patrolled = coverage.cells(session, actor, {**scope, "crs": args["crs"]}, now - window, now)
+    for cell in patrolled["features"]:
+        props = cell["properties"]
+        row = cells.setdefault(
+            props["cell_id"], _blank(_raw_cell(kind, props["cell_id"]), props["cell_id"])
+        )
+        row.update(
+            patrol_minutes=props["patrol_minutes"],
+            last_patrolled_at=props["last_patrolled_at"],
+            name=props["name"],
+        )
+        shapes[row["cell"]] = cell["geometry"]
+    gaps = coverage.gaps(session, actor, {**scope, "hours": args["hours"], "crs": args["crs"]}, now)
     for gap in gaps["features"]:
         props = gap["properties"]
         row = cells.setdefault(

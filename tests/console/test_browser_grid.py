@@ -6,7 +6,9 @@ var/console-screenshots/grid.png, grid-hexagons.png, organisations.png."""
 
 from __future__ import annotations
 
+import datetime as dt
 import re
+import uuid
 
 import pytest
 from selenium.webdriver.common.by import By
@@ -27,8 +29,11 @@ from tests.console.test_browser import (  # noqa: F401 - the module's server and
     wait_for,
 )
 from tests.live import served
+from tests.patrols.conftest import HOME, item
+from tests.tips.conftest import JIANWAI
 
 COMMUNITY_ADMIN = "13800000002"  # the demo's admin of 建外街道 (its communities)
+VOLUNTEER = "13800000005"  # the demo's volunteer of 南郎家园
 BEILANG = "110105001025"
 
 
@@ -36,6 +41,28 @@ BEILANG = "110105001025"
 def base(owner_url, tmp_path_factory):  # noqa: F811 - this module's own server
     with served(owner_url, tmp_path_factory.mktemp("console-grid"), **LIMITS) as url:
         yield url
+
+
+def patrol_through(base: str, *places: tuple[float, float], minutes: int = 10) -> None:
+    """The demo volunteer patrols, `minutes` at each place (a fix a minute), ending now."""
+    headers = bearer(base, VOLUNTEER)
+    start = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=minutes * len(places) + 1)
+    status, _h, patrol = api(
+        "POST",
+        f"{base}/api/v1/patrols",
+        {"kind": "walk_along", "started_at": start.isoformat()},
+        headers={**headers, "Idempotency-Key": str(uuid.uuid4())},
+    )
+    assert status == 201, patrol
+    fixes = [
+        item(at=start + dt.timedelta(minutes=n * minutes + m + 1), lon=lon, lat=lat)
+        for n, (lon, lat) in enumerate(places)
+        for m in range(minutes)
+    ]
+    status, _h, answer = api(
+        "POST", f"{base}/api/v1/patrols/{patrol['id']}/checkins", {"items": fixes}, headers
+    )
+    assert status == 200 and all(a["outcome"] == "accepted" for a in answer["items"]), answer
 
 
 @pytest.fixture
@@ -71,6 +98,7 @@ def click_cell_and_read_its_series(chrome, cell_id: str) -> list[int]:
 def test_the_grid_draws_cells_with_counts_switches_to_hexagons_and_shows_a_series(base, chrome):
     for _ in range(4):  # against no clues before: a hotspot
         submit_tip(base, description="网格页测试线索")
+    patrol_through(base, HOME, JIANWAI)  # two cells watched: the others are gaps
     sign_in(chrome, base, GRID_STAFF)
     chrome.get(f"{base}/console/grid")
     assert cells_drawn(chrome) >= 2
@@ -93,7 +121,15 @@ def test_the_grid_draws_cells_with_counts_switches_to_hexagons_and_shows_a_serie
     assert chrome.find_element(By.ID, "legend-gaps").is_displayed()
     assert not chrome.find_element(By.ID, "legend-tips").is_displayed()
     assert any("从未" in t for t in labels(chrome))
+    last_patrolled = [
+        row.find_elements(By.TAG_NAME, "td")[-2].text
+        for row in chrome.find_elements(By.CSS_SELECTOR, "#cell-table tbody tr")
+    ]
+    assert sum("未巡逻" not in text for text in last_patrolled) == 2
     screenshot(chrome, "grid-gaps")
+    chrome.find_element(By.CSS_SELECTOR, '#colour-by input[value="risk"]').click()
+    assert chrome.find_element(By.ID, "legend-risk").is_displayed()
+    screenshot(chrome, "grid-risk")
 
     chrome.find_element(By.ID, "cells-hex").click()
     chrome.find_element(By.ID, "grid-submit").click()

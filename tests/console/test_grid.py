@@ -4,6 +4,7 @@ hexagons; a cell's series; bad filters are a clear message."""
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 
 import h3
@@ -14,6 +15,7 @@ from app.areas.models import Area
 from app.tips.models import Tip
 from tests.console.conftest import sign_in
 from tests.console.test_triage import submit_tip
+from tests.patrols.conftest import item, send, start_patrol  # noqa: F401 - fixtures
 from tests.tips.conftest import NEIGHBOUR
 
 NANLANG, BEILANG = "110105001024", "110105001025"
@@ -131,3 +133,21 @@ def test_the_page_has_a_legend_for_every_colouring_and_a_nav_link(staff_console)
     for legend in ("legend-tips", "legend-risk", "legend-gaps"):
         assert f'id="{legend}"' in html
     assert 'href="/console/grid"' in html and 'href="/console/organisations"' in html
+
+
+def test_a_patrolled_cell_without_clues_is_on_the_map_and_not_a_gap(
+    staff_console,
+    area,
+    create_user,
+    start_patrol,  # noqa: F811 - the fixture imported above
+    send,  # noqa: F811
+):
+    console, _user = staff_console
+    volunteer = create_user(roles=["volunteer"], home=NANLANG)
+    patrol = start_patrol(volunteer)
+    now = dt.datetime.now(dt.UTC)
+    fixes = [item(at=now - dt.timedelta(minutes=m)) for m in range(10, 0, -1)]
+    assert send(volunteer, patrol["id"], fixes).status_code == 200
+    home = cells_of(console)[str(area(f"{NANLANG}-G004").id)]["properties"]
+    assert (home["total"], home["unwatched"]) == (0, False)
+    assert home["patrol_minutes"] >= 8 and home["last_patrolled_at"]

@@ -119,6 +119,16 @@
 
   // A cell's series: bars (SVG) and the figures as a table.
   var SVG = "http://www.w3.org/2000/svg";
+  function text(x, y, anchor, content) {
+    var label = document.createElementNS(SVG, "text");
+    label.setAttribute("x", String(x));
+    label.setAttribute("y", String(y));
+    label.setAttribute("text-anchor", anchor);
+    label.setAttribute("font-size", "12");
+    label.setAttribute("fill", "#1a1a1a");
+    label.textContent = content;
+    document.getElementById("series-chart").appendChild(label);
+  }
   function showSeries(cellId, name) {
     var panel = document.getElementById("series");
     var title = document.getElementById("series-title");
@@ -133,7 +143,7 @@
       var most = Math.max.apply(null, series.points.map(function (p) { return p.count; }).concat([1]));
       var width = 400 / Math.max(series.points.length, 1);
       series.points.forEach(function (point, i) {
-        var height = 120 * point.count / most;
+        var height = 105 * point.count / most;
         var bar = document.createElementNS(SVG, "rect");
         bar.setAttribute("x", String(i * width + width * 0.1));
         bar.setAttribute("width", String(width * 0.8));
@@ -157,6 +167,12 @@
       axis.setAttribute("y1", "130"); axis.setAttribute("y2", "130");
       axis.setAttribute("stroke", "#4a4a4a");
       chart.appendChild(axis);
+      var points = series.points;
+      if (points.length) {
+        text(2, 14, "start", texts.most.replace("{count}", most));
+        text(0, 146, "start", points[0].start);
+        text(400, 146, "end", points[points.length - 1].start);
+      }
       panel.hidden = false;
       panel.dataset.cellId = cellId;
     }).catch(function () {
