@@ -126,6 +126,7 @@ def test_the_grid_draws_cells_with_counts_switches_to_hexagons_and_shows_a_serie
         for row in chrome.find_elements(By.CSS_SELECTOR, "#cell-table tbody tr")
     ]
     assert sum("未巡逻" not in text for text in last_patrolled) == 2
+    assert sum("✓" in text for text in labels(chrome)) == 2  # watched, said on the map too
     screenshot(chrome, "grid-gaps")
     chrome.find_element(By.CSS_SELECTOR, '#colour-by input[value="risk"]').click()
     assert chrome.find_element(By.ID, "legend-risk").is_displayed()

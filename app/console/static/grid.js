@@ -58,7 +58,7 @@
       return p.gap === null ? mark : mark + (p.gap > 0 ? "+" : "") + Math.round(p.gap * 100);
     }
     if (layer === "gaps") {
-      if (!p.unwatched) { return mark; }
+      if (!p.unwatched) { return mark + "✓"; }
       return mark + (p.hours_unwatched === null ? texts.never
         : texts.hours.replace("{hours}", Math.round(p.hours_unwatched)));
     }
