@@ -23,7 +23,15 @@ bp = TransactionalBlueprint(
 
 
 def init_console(app: Flask) -> None:
-    from app.console import access, dispatch, errors, patrols, views  # noqa: F401 - on `bp`
+    from app.console import (  # noqa: F401 - routes and handlers on `bp`
+        access,
+        dispatch,
+        errors,
+        grid,
+        organisations,
+        patrols,
+        views,
+    )
 
     app.session_interface = access.ConsoleSessionInterface()
     app.register_blueprint(bp)
