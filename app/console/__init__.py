@@ -23,7 +23,7 @@ bp = TransactionalBlueprint(
 
 
 def init_console(app: Flask) -> None:
-    from app.console import access, errors, views  # noqa: F401 - routes and handlers on `bp`
+    from app.console import access, admin, errors, liaison, views  # noqa: F401 - routes and handlers on `bp`
 
     app.session_interface = access.ConsoleSessionInterface()
     app.register_blueprint(bp)
