@@ -243,7 +243,7 @@ def test_acknowledging_and_an_outcome_go_on_the_batch_and_the_audit_trail(
         data={
             "tip_id": tip_id,
             "outcome": "case_opened",
-            "note": "已立案",
+            "note": "嫌疑人已到案",
             "csrf_token": token(console),
         },
     )
@@ -258,7 +258,7 @@ def test_acknowledging_and_an_outcome_go_on_the_batch_and_the_audit_trail(
     )
     assert {"clue_batch.acknowledged", "clue_batch.outcomes"} <= actions
     html = console.get(f"/console/liaison/batches/{batch_id}").get_data(as_text=True)
-    assert 'id="ack-form"' not in html and "已立案" not in html  # the note is for staff
+    assert 'id="ack-form"' not in html and "嫌疑人已到案" not in html  # the note: staff only
 
 
 def test_a_different_outcome_later_is_refused_and_changes_nothing(liaison_console, build, session):
