@@ -46,6 +46,11 @@ ROLE_LABELS = {
     "admin": _l("Admin"),
 }
 ACCOUNT_STATUS_LABELS = {"active": _l("Active"), "disabled": _l("Disabled")}
+AUDIT_OUTCOME_LABELS = {
+    "success": _l("Succeeded"),
+    "failure": _l("Failure"),
+    "denied": _l("Denied"),
+}
 
 
 @bp.context_processor
@@ -58,6 +63,7 @@ def _admin_globals():
     return {
         "role_label": lambda r: ROLE_LABELS.get(r, r),
         "account_status_label": lambda s: ACCOUNT_STATUS_LABELS.get(s, s),
+        "audit_outcome_label": lambda o: AUDIT_OUTCOME_LABELS.get(o, o),
         "may": may,
     }
 

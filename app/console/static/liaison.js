@@ -70,7 +70,13 @@
       if (opening.getLayers().length) { map.fitBounds(opening.getBounds(), { animate: false, padding: [12, 12] }); }
       // Grid cells are drawn over their communities: a click lands on the finest area.
       Object.keys(layers).forEach(function (id) {
-        if (layers[id].feature.properties.level === "grid_cell") { layers[id].bringToFront(); }
+        var layer = layers[id], p = layer.feature.properties, path = layer.getElement();
+        if (p.level === "grid_cell") { layer.bringToFront(); }
+        if (path) {
+          path.setAttribute("data-area-id", id);
+          path.setAttribute("data-level", p.level);
+          if (p.count !== undefined) { path.setAttribute("data-count", p.count); }
+        }
       });
       announce();
     });
