@@ -38,6 +38,7 @@ from app.console import service as console_service
 from app.console.access import signed_in_user, staff_required
 from app.console.labels import STATUS_LABELS
 from app.console.views import _category_names as category_names
+from app.console.views import _local_time as local_time
 from app.core import geojson
 from app.core.auth import POLICE_LIAISON
 from app.core.errors import Conflict, Unprocessable
@@ -213,12 +214,13 @@ def liaison_areas():
     collection = console_service.outlines(db.session, actor, crs)
     end = dt.datetime.now(dt.UTC)
     args = {"cells": "admin", "resolution": 8, "crs": crs, "category": [], "status": []}
-    counts = {
-        row["cell_id"]: row["total"]
-        for row in grid_service.tip_cells(
+    try:
+        rows = grid_service.tip_cells(
             db.session, actor, args, end - dt.timedelta(days=COUNT_DAYS), end
         )
-    }
+    except Unprocessable:
+        rows = []  # more cells than the aggregate answers: the outlines, without shading
+    counts = {row["cell_id"]: row["total"] for row in rows}
     for feature in collection["features"]:
         if feature["properties"]["level"] == "grid_cell":
             feature["properties"]["count"] = counts.get(feature["id"], 0)
@@ -285,7 +287,11 @@ def _selection(batch: ClueBatch) -> list[tuple[str, str]]:
         )
         lines.append((_("Areas"), "、".join(names)))
     if chosen.get("from") or chosen.get("to"):
-        lines.append((_("Submitted"), f"{chosen.get('from', '…')} – {chosen.get('to', '…')}"))
+        start, end = (
+            local_time(dt.datetime.fromisoformat(chosen[key])) if chosen.get(key) else "…"
+            for key in ("from", "to")
+        )
+        lines.append((_("Submitted"), f"{start} – {end}"))
     if chosen.get("categories"):
         names = category_names()
         lines.append((_("Categories"), "、".join(names.get(c, c) for c in chosen["categories"])))

@@ -116,6 +116,14 @@ def submit(chrome, button) -> None:
     WebDriverWait(chrome, 15).until(ec.staleness_of(page))
 
 
+def full_screenshot(chrome, name: str) -> None:
+    """A screenshot of the whole page, not only the window's part."""
+    height = chrome.execute_script("return document.documentElement.scrollHeight;")
+    chrome.set_window_size(1440, max(960, min(height + 140, 4000)))
+    screenshot(chrome, name)
+    chrome.set_window_size(1440, 960)
+
+
 def wait_for_map(chrome) -> None:
     WebDriverWait(chrome, 15).until(
         lambda c: c.find_elements(By.CSS_SELECTOR, "#map path[data-level=grid_cell]")
@@ -143,7 +151,7 @@ def test_a_liaison_makes_a_batch_watches_it_built_downloads_and_acknowledges_it(
     chrome.find_element(By.ID, "b-purpose").send_keys("核查车棚电瓶盗窃线索")
     chrome.find_element(By.ID, "b-case").send_keys("京公朝刑2026-0108")
     Select(chrome.find_element(By.ID, "b-categories")).select_by_value("theft")
-    screenshot(chrome, "liaison")
+    full_screenshot(chrome, "liaison")
     assert serious_violations(chrome) == [], "liaison"
     submit(chrome, chrome.find_element(By.ID, "batch-submit"))
 
@@ -155,7 +163,6 @@ def test_a_liaison_makes_a_batch_watches_it_built_downloads_and_acknowledges_it(
     run_worker()
     files = wait_for(chrome, By.ID, "batch-files", seconds=30)
     assert chrome.find_element(By.ID, "signature-state").get_attribute("data-verified") == "true"
-    screenshot(chrome, "batch")
     assert serious_violations(chrome) == [], "batch"
 
     # The ZIP, downloaded by the browser: the SHA-256 on the page, a manifest that verifies.
@@ -178,6 +185,7 @@ def test_a_liaison_makes_a_batch_watches_it_built_downloads_and_acknowledges_it(
     submit(chrome, first.find_element(By.TAG_NAME, "button"))
     outcome = wait_for(chrome, By.CSS_SELECTOR, "#batch-items .outcome")
     assert outcome.text == "已立案"
+    full_screenshot(chrome, "batch")
 
     # The API sees what the console did.
     headers = bearer(base, LIAISON)
@@ -231,7 +239,7 @@ def test_an_admin_verifies_a_volunteer_from_the_queue_and_reads_the_audit_log(ba
     chrome.get(f"{base}/console/admin/users?role=volunteer")
     row = wait_for(chrome, By.CSS_SELECTOR, f'tr[data-user-id="{user_id}"]')
     assert name in row.text
-    screenshot(chrome, "admin-users")
+    full_screenshot(chrome, "admin-users")
     submit(chrome, row.find_element(By.TAG_NAME, "a"))
     wait_for(chrome, By.ID, "user-form")
     assert serious_violations(chrome) == [], "account"
@@ -242,5 +250,5 @@ def test_an_admin_verifies_a_volunteer_from_the_queue_and_reads_the_audit_log(ba
     submit(chrome, chrome.find_element(By.CSS_SELECTOR, "form.filters button[type=submit]"))
     event = wait_for(chrome, By.CSS_SELECTOR, 'tr[data-action="user.verified"]')
     assert user_id[:8] in event.text
-    screenshot(chrome, "audit")
+    full_screenshot(chrome, "audit")
     assert serious_violations(chrome) == [], "audit"

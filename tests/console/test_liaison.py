@@ -4,8 +4,10 @@ API's checks and audit, acknowledgement, outcomes, CSRF."""
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import uuid
+from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
@@ -290,3 +292,23 @@ def test_the_map_layer_holds_the_liaisons_areas_with_their_clue_counts(liaison_c
     assert sum(f["properties"]["count"] for f in cells) >= 1
     codes = {f["properties"]["code"] for f in features}
     assert "110105001024" in codes and ELSEWHERE not in codes
+
+
+def test_days_of_the_form_are_local_calendar_days_the_last_one_included(liaison_console, session):
+    console, _user = liaison_console
+    tip_id = submit_tip(console)
+    today = dt.datetime.now(ZoneInfo("Asia/Shanghai")).date()
+    batch_id = make_batch(console, **{"from": today.isoformat(), "to": today.isoformat()})
+    session.expire_all()
+    batch = session.get(ClueBatch, uuid.UUID(batch_id))
+    tomorrow = today + dt.timedelta(days=1)
+    zone = ZoneInfo("Asia/Shanghai")
+    midnight = dt.datetime.combine(today, dt.time(), zone)
+    assert dt.datetime.fromisoformat(batch.filters["from"]) == midnight
+    assert dt.datetime.fromisoformat(batch.filters["to"]) == midnight + dt.timedelta(days=1)
+    items = session.scalars(
+        sa.select(ClueBatchItem.tip_id).where(ClueBatchItem.batch_id == batch.id)
+    )
+    assert uuid.UUID(tip_id) in set(items)
+    html = console.get(f"/console/liaison/batches/{batch_id}").get_data(as_text=True)
+    assert f"{today.isoformat()} 00:00 – {tomorrow.isoformat()} 00:00" in html
