@@ -29,6 +29,7 @@ from app.auth.schemas import AccountUpdateSchema, UserQueryArgsSchema
 from app.console import bp
 from app.console import service as console_service
 from app.console.access import signed_in_user, staff_required, user_if_known
+from app.console.paging import page_count, page_number
 from app.core.audit import OUTCOMES
 from app.core.auth import ADMIN, COMMUNITY_ADMIN, GRID_STAFF, ROLES, has_any_role
 from app.core.errors import Conflict, Forbidden, Unprocessable
@@ -68,16 +69,6 @@ def _admin_globals():
     }
 
 
-def _page_number() -> int:
-    try:
-        page = int(request.args.get("page", "1"))
-    except ValueError as exc:
-        raise UnprocessableEntity() from exc
-    if not 1 <= page <= 100_000:
-        raise UnprocessableEntity()
-    return page
-
-
 def _area_names(ids) -> dict[uuid.UUID, str]:
     ids = [i for i in ids if i is not None]
     if not ids:
@@ -97,14 +88,14 @@ def _query_args() -> dict[str, Any]:
 def _users_page(template: str, filters: dict[str, Any]):
     actor = signed_in_user()
     query, _count = auth_service.list_visible_users(db.session, actor, filters)
-    result = paginate(db.session, query, page=_page_number(), page_size=USERS_PER_PAGE)
+    result = paginate(db.session, query, page=page_number(), page_size=USERS_PER_PAGE)
     homes = _area_names(u.home_community_id for u in result["items"])
     args = request.args.to_dict()
     args.pop("page", None)
     return render_template(
         template,
         result=result,
-        pages=max(1, -(-result["total"] // USERS_PER_PAGE)),
+        pages=page_count(result["total"], USERS_PER_PAGE),
         homes=homes,
         roles=ROLES,
         query_args=args,
@@ -223,7 +214,7 @@ def audit_log():
     result = paginate(
         db.session,
         audit_service.events_query(args),
-        page=_page_number(),
+        page=page_number(),
         page_size=EVENTS_PER_PAGE,
     )
     query_args = request.args.to_dict()
@@ -231,7 +222,7 @@ def audit_log():
     return render_template(
         "console/admin_audit.html",
         result=result,
-        pages=max(1, -(-result["total"] // EVENTS_PER_PAGE)),
+        pages=page_count(result["total"], EVENTS_PER_PAGE),
         outcomes=OUTCOMES,
         query_args=query_args,
     )

@@ -37,6 +37,7 @@ from app.console import bp
 from app.console import service as console_service
 from app.console.access import signed_in_user, staff_required
 from app.console.labels import STATUS_LABELS
+from app.console.paging import page_count, page_number
 from app.console.views import _category_names as category_names
 from app.console.views import _local_time as local_time
 from app.core import geojson
@@ -84,16 +85,6 @@ def _liaison_globals():
     }
 
 
-def _page_number() -> int:
-    try:
-        page = int(request.args.get("page", "1"))
-    except ValueError as exc:
-        raise UnprocessableEntity() from exc
-    if not 1 <= page <= 100_000:
-        raise UnprocessableEntity()
-    return page
-
-
 # -- the batches and the form that makes one ---------------------------------------------------
 
 
@@ -102,14 +93,14 @@ def _liaison_page(*, errors: list[str] | None = None, status: int = 200):
     result = paginate(
         db.session,
         exports_service.visible_query(actor),
-        page=_page_number(),
+        page=page_number(),
         page_size=BATCHES_PER_PAGE,
     )
     areas = console_service.areas_for_filter(db.session, actor)
     page = render_template(
         "console/liaison.html",
         result=result,
-        pages=max(1, -(-result["total"] // BATCHES_PER_PAGE)),
+        pages=page_count(result["total"], BATCHES_PER_PAGE),
         area_options=[(str(a.id), a.name) for a in areas],
         category_options=list(category_names().items()),
         status_options=[(s, STATUS_LABELS.get(s, s)) for s in STATUSES if s != "merged"],
@@ -134,7 +125,7 @@ def _day_start(value: str, *, days_after: int = 0) -> str | None:
         return None
     try:
         day = dt.date.fromisoformat(value.strip()) + dt.timedelta(days=days_after)
-    except ValueError:
+    except (ValueError, OverflowError):  # not a date, or the day after 9999-12-31
         return value  # the schema refuses it with its own message
     zone = ZoneInfo(current_app.config["SERVICE_TIMEZONE"])
     return dt.datetime.combine(day, dt.time(), zone).isoformat()
@@ -274,7 +265,7 @@ def _items(batch: ClueBatch) -> dict[str, Any]:
         .where(ClueBatchItem.batch_id == batch.id)
         .order_by(ClueBatchItem.position)
     )
-    return paginate(db.session, query, scalars=False, page=_page_number(), page_size=ITEMS_PER_PAGE)
+    return paginate(db.session, query, scalars=False, page=page_number(), page_size=ITEMS_PER_PAGE)
 
 
 def _selection(batch: ClueBatch) -> list[tuple[str, str]]:
@@ -317,7 +308,7 @@ def _batch_page(batch: ClueBatch, *, message: str | None = None, status: int = 2
         problem=problem,
         selection=_selection(batch),
         items=result,
-        pages=max(1, -(-result["total"] // ITEMS_PER_PAGE)),
+        pages=page_count(result["total"], ITEMS_PER_PAGE),
         category_names=category_names(),
         outcomes=OUTCOMES,
         message=message,

@@ -312,3 +312,26 @@ def test_days_of_the_form_are_local_calendar_days_the_last_one_included(liaison_
     assert uuid.UUID(tip_id) in set(items)
     html = console.get(f"/console/liaison/batches/{batch_id}").get_data(as_text=True)
     assert f"{today.isoformat()} 00:00 – {tomorrow.isoformat()} 00:00" in html
+
+
+@pytest.mark.parametrize(
+    "days",
+    [
+        {"from": "0001-01-01"},
+        {"to": "9999-12-31"},
+        {"from": "2026-13-45"},
+        {"from": "2026-12-03", "to": "2026-12-01"},
+    ],
+)
+def test_days_out_of_range_or_in_the_wrong_order_are_a_message_and_no_batch(
+    liaison_console, session, days
+):
+    console, _user = liaison_console
+    submit_tip(console)
+    before = session.scalar(sa.select(sa.func.count()).select_from(ClueBatch))
+    data = {"purpose": "核查辖区盗窃线索", "case_reference": "X-1", "csrf_token": token(console)}
+    answer = console.post("/console/liaison/batches", data={**data, **days})
+    assert answer.status_code in (303, 422)
+    if answer.status_code == 422:
+        assert 'id="batch-errors"' in answer.get_data(as_text=True)
+        assert session.scalar(sa.select(sa.func.count()).select_from(ClueBatch)) == before

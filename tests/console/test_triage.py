@@ -176,6 +176,7 @@ def test_every_console_page_refuses_roles_without_staff_rights(app, console, cre
         create_user(roles=[role], jurisdiction=["110105001000"] if role != "volunteer" else []),
     )
     for rule, method, access in session_rules(app):
+        assert "volunteer" not in access.roles, f"{method} {rule.rule}: the console is for staff"
         if has_any_role([role], access.roles):
             continue
         token = csrf_of(console.get("/console/login"))
