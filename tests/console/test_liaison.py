@@ -335,3 +335,12 @@ def test_days_out_of_range_or_in_the_wrong_order_are_a_message_and_no_batch(
     if answer.status_code == 422:
         assert 'id="batch-errors"' in answer.get_data(as_text=True)
         assert session.scalar(sa.select(sa.func.count()).select_from(ClueBatch)) == before
+
+
+def test_the_liaison_page_reads_in_english_for_an_english_reader(liaison_console):
+    console, _user = liaison_console
+    console.environ_base["HTTP_ACCEPT_LANGUAGE"] = "en"
+    html = console.get("/console/liaison").get_data(as_text=True)
+    assert '<html lang="en">' in html and "<h1>Clue batches</h1>" in html
+    console.environ_base["HTTP_ACCEPT_LANGUAGE"] = "zh-CN"
+    assert "<h1>线索批次</h1>" in console.get("/console/liaison").get_data(as_text=True)
