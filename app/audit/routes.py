@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from flask.views import MethodView
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
-from sqlalchemy import select
 
-from app.core.audit import OUTCOMES, AuditEvent
+from app.audit import service
+from app.core.audit import OUTCOMES
 from app.core.auth import ADMIN
 from app.core.blueprint import Blueprint
 from app.core.fields import HORIZON, BoundedDateTime
@@ -55,19 +55,4 @@ class Audit(MethodView):
     def get(self, args, page):
         """Audit events, newest first, filtered by actor, action, object type and id, outcome
         and time (`from` inclusive, `to` exclusive)."""
-        query = select(AuditEvent)
-        if args["actor_id"] is not None:
-            query = query.where(AuditEvent.actor_id == args["actor_id"])
-        if args["action"]:
-            query = query.where(AuditEvent.action == args["action"])
-        if args["object_type"]:
-            query = query.where(AuditEvent.object_type == args["object_type"])
-        if args["object_id"]:
-            query = query.where(AuditEvent.object_ids.contains([args["object_id"]]))
-        if args["outcome"]:
-            query = query.where(AuditEvent.outcome == args["outcome"])
-        if args["from_"] is not None:
-            query = query.where(AuditEvent.at >= args["from_"])
-        if args["to"] is not None:
-            query = query.where(AuditEvent.at < args["to"])
-        return paginate(db.session, query.order_by(AuditEvent.id.desc()), **page)
+        return paginate(db.session, service.events_query(args), **page)

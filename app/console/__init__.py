@@ -25,9 +25,11 @@ bp = TransactionalBlueprint(
 def init_console(app: Flask) -> None:
     from app.console import (  # noqa: F401 - routes and handlers on `bp`
         access,
+        admin,
         dispatch,
         errors,
         grid,
+        liaison,
         organisations,
         patrols,
         views,

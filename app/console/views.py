@@ -46,7 +46,7 @@ from app.console.access import (
 )
 from app.console.labels import PRIORITY_LABELS, STATUS_LABELS, event_label
 from app.core import audit, geojson
-from app.core.auth import GRID_STAFF
+from app.core.auth import GRID_STAFF, POLICE_LIAISON, has_any_role
 from app.core.errors import Conflict, NotFound, Unprocessable
 from app.core.i18n import SUPPORTED_LOCALES, _, language_tag
 from app.core.pagination import paginate
@@ -152,7 +152,16 @@ def login():
         return _login_again(_("Wrong phone number or password."), 401)
     claims = decode_token(pair.access_token)
     sign_in(claims["sub"], claims["sid"])
-    return redirect(_safe_next(request.form.get("next")), 303)
+    return redirect(_safe_next(request.form.get("next") or _landing()), 303)
+
+
+def _landing() -> str:
+    """Where a sign-in without a page to return to goes: a police liaison (who has no
+    queue) to the clue batches, staff to the queue."""
+    user = signed_in_user()
+    if user is not None and not has_any_role(user.roles, [GRID_STAFF]):
+        return url_for("console.liaison")
+    return url_for("console.tips")
 
 
 def _login_again(message: str, status: int):
@@ -184,9 +193,9 @@ def language():
 
 
 @bp.route("/")
-@staff_required(GRID_STAFF)
+@staff_required(GRID_STAFF, POLICE_LIAISON)
 def home():
-    return redirect(url_for("console.tips"), 303)
+    return redirect(_landing(), 303)
 
 
 # -- the triage queue ------------------------------------------------------------------------
