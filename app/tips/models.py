@@ -180,6 +180,8 @@ class Tip(Located, Timestamps, db.Model):
         ForeignKey("users.id", ondelete="SET NULL")
     )
     public_summary_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    # Made by `flask demo simulate`, not by a person (app/demo/simulate.py).
+    generated: Mapped[bool] = mapped_column(Boolean, server_default="false")
     version: Mapped[int] = mapped_column(Integer, server_default="1")
 
     __mapper_args__ = {"version_id_col": version}  # noqa: RUF012 - SQLAlchemy's declaration
