@@ -27,8 +27,9 @@ import re
 import statistics
 import time
 from pathlib import Path
+from urllib.error import HTTPError
 from urllib.parse import urlencode
-from urllib.request import HTTPCookieProcessor, Request, build_opener
+from urllib.request import HTTPCookieProcessor, HTTPRedirectHandler, Request, build_opener
 
 import sqlalchemy as sa
 
@@ -130,16 +131,23 @@ def _sign_in(base: str, phone: str):
     """An opener holding the console's session cookie, signed in through its form."""
     from app.demo import DEMO_PASSWORD
 
-    opener = build_opener(HTTPCookieProcessor(http.cookiejar.CookieJar()))
+    opener = build_opener(HTTPCookieProcessor(http.cookiejar.CookieJar()), _NoRedirect())
     with opener.open(f"{base}/console/login", timeout=30) as response:
         form = response.read().decode()
     token = re.search(r'name="csrf_token" value="([^"]+)"', form).group(1)
     body = urlencode({"phone": phone, "password": DEMO_PASSWORD, "csrf_token": token}).encode()
     login = Request(f"{base}/console/login", data=body)  # noqa: S310 - loopback
-    with opener.open(login, timeout=30) as response:
-        if "/console/login" in response.url:
-            raise SystemExit(f"console sign-in as {phone} failed")
+    try:
+        opener.open(login, timeout=30)
+    except HTTPError as answer:  # the 303 to the queue, not followed: only the cookie counts
+        if answer.code != 303 or "/console/login" in answer.headers.get("Location", ""):
+            raise SystemExit(f"console sign-in as {phone} failed ({answer.code})") from answer
     return opener
+
+
+class _NoRedirect(HTTPRedirectHandler):
+    def redirect_request(self, *_args, **_kwargs):
+        return None
 
 
 def _console_latencies(opener, base: str, queries: list[dict], requests: int, seed: int):
