@@ -119,6 +119,8 @@ EVENING = {
     ],
 }
 PATROLS_PER_EVENING = 3
+# Hours of the day tips come in (Beijing time), drawn uniformly: mornings and evenings busier.
+_DAY_HOURS = (7, 8, 9, 10, 10, 11, 12, 14, 15, 16, 17, 18, 19, 19, 20, 21)
 FIX_INTERVAL_S = 20
 WALK_MPS = 1.1
 
@@ -471,9 +473,6 @@ class Simulation:
         exports.generate_batch.func.__wrapped__(batch_id=str(batch.id))
         self.tick(1)
         return batch
-
-
-_DAY_HOURS = (7, 8, 9, 10, 10, 11, 12, 14, 15, 16, 17, 18, 19, 19, 20, 21)
 
 
 def steps(days: int) -> int:
