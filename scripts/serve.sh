@@ -142,7 +142,8 @@ part_environment
 if [ "${QF_DEMO:-1}" != 0 ]; then
   .venv/bin/flask --app wsgi demo load
   # A simulated recent week on top (once; about two minutes the first time).
-  [ "${QF_DEMO_SIMULATE:-1}" = 0 ] || .venv/bin/flask --app wsgi demo simulate --if-absent
+  [ "${QF_DEMO_SIMULATE:-1}" = 0 ] || .venv/bin/flask --app wsgi demo simulate --if-absent \
+    || log "the simulated week could not be loaded (see above); the stack starts without it"
 fi
 "${SUPERVISORCTL[@]}" start web worker >/dev/null
 
