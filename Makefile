@@ -53,6 +53,7 @@ ifeq ($(strip $(DATABASE_URL)),)
 endif
 	@$(FLASK) db upgrade
 	@$(FLASK) demo load
+	@[ "$${QF_DEMO_SIMULATE:-1}" = 0 ] || $(FLASK) demo simulate --if-absent
 
 db-stop:
 	@scripts/pgbouncer.sh stop test

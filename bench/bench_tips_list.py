@@ -127,11 +127,13 @@ JOIN categories cat ON cat.i = d.category
 
 def _fill(app) -> tuple[float, float]:
     """1,000,000 tips; the seconds the INSERT took, and VACUUM ANALYZE after it."""
-    from app.auth.models import User
+    from app.auth.models import User, phone_lookup
     from app.extensions import db
 
     with app.app_context():
-        reporter = db.session.scalar(sa.select(User.id).where(User.phone == REPORTER_PHONE))
+        reporter = db.session.scalar(
+            sa.select(User.id).where(User.phone_hmac == phone_lookup(REPORTER_PHONE))
+        )
         raw = db.engine.raw_connection()
         try:
             with raw.cursor() as cursor:
@@ -174,7 +176,7 @@ def _reference_sql(app, args: dict, categories: list[str | None]) -> list[str]:
     per category: the first page with its total (`page_statement`), with literal values."""
     from sqlalchemy import select
 
-    from app.auth.models import User
+    from app.auth.models import User, phone_lookup
     from app.core.pagination import PageArgsSchema, page_statement
     from app.extensions import db
     from app.tips import service
@@ -182,7 +184,7 @@ def _reference_sql(app, args: dict, categories: list[str | None]) -> list[str]:
 
     scripts = []
     with app.app_context():
-        user = db.session.scalar(select(User).where(User.phone == STAFF_PHONE))
+        user = db.session.scalar(select(User).where(User.phone_hmac == phone_lookup(STAFF_PHONE)))
         dialect = db.engine.dialect
         for category in categories:
             query_args = {**args, **({"category": [category]} if category else {})}

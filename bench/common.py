@@ -201,7 +201,7 @@ def gunicorn(workers: int) -> Iterator[str]:
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 120  # a loaded shared machine imports slowly
         while True:
             try:
                 with urlopen(f"{base}/readyz", timeout=2) as response:  # noqa: S310 - loopback

@@ -14,7 +14,8 @@
 #   scripts/serve.sh web|worker   one part, with the environment of QF_INSTANCE (for supervisord)
 #
 # QF_INSTANCE (default dev) names the private cluster and redis; the fault tests run whole stacks
-# of their own with it (tests/ops/test_faults.py). QF_DEMO=0 skips the demo data.
+# of their own with it (tests/ops/test_faults.py). QF_DEMO=0 skips the demo data,
+# QF_DEMO_SIMULATE=0 only its simulated week (`flask demo simulate`).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -138,7 +139,12 @@ if [ -n "$private_db" ]; then
 fi
 part_environment
 .venv/bin/flask --app wsgi db upgrade
-[ "${QF_DEMO:-1}" = 0 ] || .venv/bin/flask --app wsgi demo load
+if [ "${QF_DEMO:-1}" != 0 ]; then
+  .venv/bin/flask --app wsgi demo load
+  # A simulated recent week on top (once; about two minutes the first time).
+  [ "${QF_DEMO_SIMULATE:-1}" = 0 ] || .venv/bin/flask --app wsgi demo simulate --if-absent \
+    || log "the simulated week could not be loaded (see above); the stack starts without it"
+fi
 "${SUPERVISORCTL[@]}" start web worker >/dev/null
 
 cat >&2 <<MSG

@@ -15,7 +15,7 @@ from geoalchemy2.elements import WKBElement
 from geoalchemy2.shape import from_shape
 from shapely.geometry.base import BaseGeometry
 from sqlalchemy import bindparam, select, text
-from sqlalchemy.dialects.postgresql import ARRAY, DOUBLE_PRECISION
+from sqlalchemy.dialects.postgresql import ARRAY, DOUBLE_PRECISION, INTEGER
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
@@ -23,6 +23,7 @@ from app.areas.models import Area, AreaLevel
 from app.core.errors import Conflict, NotFound, Unprocessable
 from app.core.i18n import _
 from geo.crs import CoordSystem, geometry_to_wgs84
+from geo.distance import haversine_m
 from geo.geojson import GeoJSONError, to_shape
 
 
@@ -429,6 +430,160 @@ def derive_children(
         areas.append(area)
     session.flush()
     return areas
+
+
+# Voronoi cells of the community points of a whole district, clipped to its outline, united by
+# sub-district: each sub-district's outline is the union of its communities' cells, so that every
+# known community point lies inside its own sub-district (a sub-district's own centre point, often
+# unknown or at its office, plays no part unless none of its communities has one).
+SUBDISTRICTS_SQL = text(
+    """
+    WITH district AS (SELECT geom FROM areas WHERE id = :district_id),
+    seeds AS (
+        SELECT s.grp, ST_SetSRID(ST_MakePoint(s.lon, s.lat), 4326) AS point
+        FROM unnest(:groups, :lons, :lats) AS s(grp, lon, lat)
+    ),
+    cells AS (
+        SELECT (ST_Dump(ST_VoronoiPolygons(ST_Collect(point), 0,
+                 ST_Expand((SELECT geom FROM district), 0.1)))).geom AS cell
+        FROM seeds
+    ),
+    owned AS (  -- a seed lies inside its own cell, never on its edge
+        SELECT DISTINCT ON (c.cell) s.grp, c.cell
+        FROM cells c JOIN seeds s ON ST_Contains(c.cell, s.point)
+        ORDER BY c.cell, s.grp
+    ),
+    united AS (
+        SELECT o.grp, ST_Multi(ST_CollectionExtract(ST_MakeValid(
+                   ST_Intersection(ST_UnaryUnion(ST_Collect(o.cell)), d.geom)), 3)) AS geom
+        FROM owned o, district d
+        GROUP BY o.grp, d.geom
+    )
+    SELECT u.grp, ST_AsEWKB(u.geom) AS geom,
+           ST_AsEWKB(CASE WHEN ST_Intersects(u.geom, g.point) THEN g.point
+                          ELSE ST_PointOnSurface(u.geom) END) AS centre,
+           g.point IS NULL OR NOT ST_Intersects(u.geom, g.point) AS centre_estimated
+    FROM united u
+    LEFT JOIN (SELECT c.grp, ST_SetSRID(ST_MakePoint(c.lon, c.lat), 4326) AS point
+               FROM unnest(:centre_groups, :centre_lons, :centre_lats) AS c(grp, lon, lat)) g
+           ON g.grp = u.grp
+    ORDER BY u.grp
+    """
+).bindparams(
+    bindparam("groups", type_=ARRAY(INTEGER)),
+    bindparam("lons", type_=ARRAY(DOUBLE_PRECISION)),
+    bindparam("lats", type_=ARRAY(DOUBLE_PRECISION)),
+    bindparam("centre_groups", type_=ARRAY(INTEGER)),
+    bindparam("centre_lons", type_=ARRAY(DOUBLE_PRECISION)),
+    bindparam("centre_lats", type_=ARRAY(DOUBLE_PRECISION)),
+)
+
+
+def derive_from_community_points(
+    session: Session,
+    district: Area,
+    subdistricts: Sequence[tuple[ChildSeed, Sequence[ChildSeed]]],
+    *,
+    source: str,
+) -> list[Area]:
+    """Approximate sub-districts and communities of `district` from the communities' centre
+    points, bottom up: the Voronoi cells of all known community points of the district make the
+    sub-districts (each the union of its communities' cells), then each sub-district is divided
+    among its communities (those without a point get a generated one inside it). Every known
+    community point thus lies in its own community and sub-district. A sub-district none of whose
+    communities has a point is the cell of its own centre point; one without either is skipped.
+
+    `subdistricts` pairs each sub-district's seed with its communities' seeds. Returns the
+    sub-districts derived."""
+    if district.level != AreaLevel.DISTRICT:
+        raise Unprocessable(_("Sub-districts are derived inside a district."))
+    separated = _separate_duplicates([c for _sub, children in subdistricts for c in children])
+    groups, lons, lats, centres = [], [], [], []
+    grouped: list[tuple[ChildSeed, list[ChildSeed]]] = []
+    for number, (sub, children) in enumerate(subdistricts):
+        mine, separated = separated[: len(children)], separated[len(children) :]
+        grouped.append((sub, mine))
+        known = [c for c in mine if c.lon is not None and c.lat is not None]
+        if not known and sub.lon is not None and sub.lat is not None:
+            known = [sub]
+        groups += [number] * len(known)
+        lons += [c.lon for c in known]
+        lats += [c.lat for c in known]
+        if sub.lon is not None and sub.lat is not None:
+            centres.append((number, sub.lon, sub.lat))
+    if not groups:
+        return []
+    rows = session.execute(
+        SUBDISTRICTS_SQL,
+        {
+            "district_id": district.id,
+            "groups": groups,
+            "lons": lons,
+            "lats": lats,
+            "centre_groups": [c[0] for c in centres],
+            "centre_lons": [c[1] for c in centres],
+            "centre_lats": [c[2] for c in centres],
+        },
+    ).all()
+    derived = []
+    for row in rows:
+        sub, children = grouped[row.grp]
+        if row.geom is None:
+            continue
+        area = _existing_or_new(session, sub.code, AreaLevel.SUBDISTRICT, district)
+        area.name = sub.name
+        area.level = AreaLevel.SUBDISTRICT
+        area.urban_rural = None
+        area.approximate = True
+        area.centre_estimated = bool(row.centre_estimated) or sub.estimated
+        area.geom = _ewkb_element(row.geom)
+        area.centre = _ewkb_element(row.centre)
+        area.source = source
+        _set_path(area, district)
+        session.flush()
+        children = _place_unknown(session, area, children, random_seed=110105 + row.grp)
+        derive_children(session, area, AreaLevel.COMMUNITY, children, source=source)
+        derived.append(area)
+    return derived
+
+
+_CANDIDATES = 200
+CANDIDATES_SQL = text(
+    "SELECT ST_X(d.geom) AS lon, ST_Y(d.geom) AS lat"
+    " FROM areas, ST_Dump(ST_GeneratePoints(geom, :n, :seed)) AS d WHERE id = :area_id"
+)
+
+
+def _place_unknown(
+    session: Session, parent: Area, seeds: Sequence[ChildSeed], *, random_seed: int
+) -> list[ChildSeed]:
+    """Centres for the seeds without one: one by one, the random point of `parent` farthest
+    from every centre so far (deterministic by `random_seed`), so that the communities nobody
+    located take the room left between the known ones rather than a random bite of one."""
+    if all(s.lon is not None for s in seeds):
+        return list(seeds)
+    candidates = [
+        (row.lon, row.lat)
+        for row in session.execute(
+            CANDIDATES_SQL, {"n": _CANDIDATES, "seed": random_seed, "area_id": parent.id}
+        )
+    ]
+    taken = [(s.lon, s.lat) for s in seeds if s.lon is not None and s.lat is not None]
+    placed = []
+    for seed in seeds:
+        if seed.lon is None or seed.lat is None:
+            if not candidates:
+                placed.append(seed)
+                continue
+            lon, lat = max(
+                candidates,
+                key=lambda c: min((haversine_m(*c, *t) for t in taken), default=0.0),
+            )
+            candidates.remove((lon, lat))
+            taken.append((lon, lat))
+            seed = replace(seed, lon=lon, lat=lat, estimated=True)
+        placed.append(seed)
+    return placed
 
 
 # --- grid cells ---------------------------------------------------------------------------------

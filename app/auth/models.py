@@ -109,6 +109,8 @@ class User(Timestamps, db.Model):
         ForeignKey("areas.id", ondelete="RESTRICT"), index=True
     )
     status: Mapped[str] = mapped_column(String(10), server_default="active")
+    # Made by `flask demo simulate`, not by a person (app/demo/simulate.py).
+    generated: Mapped[bool] = mapped_column(Boolean, server_default="false")
     verified_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     verified_by: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("users.id", ondelete="SET NULL")

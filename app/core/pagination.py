@@ -43,9 +43,8 @@ def paginate(
     """One page of `query` (which must have a stable ORDER BY) and the total count. Items are
     the first column's objects, or with `scalars=False` each row as a mapping of its labels.
 
-    The total comes with the page, from the same statement (`count(*) OVER ()`: one round trip
-    and one scan of the matching rows, where a separate COUNT(*) cost both twice). Only a page
-    past the end, which has no rows to carry it, asks for the count on its own."""
+    The total comes with the page, in the same statement (one round trip; see page_statement).
+    Only a page past the end, which has no rows to carry it, asks for the count on its own."""
     rows = session.execute(page_statement(query, page=page, page_size=page_size)).all()
     if rows:
         total = rows[0][-1]
@@ -64,6 +63,13 @@ _TOTAL = "_page_total"
 
 
 def page_statement(query: Select, *, page: int, page_size: int) -> Select:
-    """The statement `paginate` sends: one page of `query`, each row with the total."""
-    counted = query.add_columns(func.count().over().label(_TOTAL))
+    """The statement `paginate` sends: one page of `query`, each row with the total.
+
+    The total is an uncorrelated scalar subquery (PostgreSQL runs it once, as an InitPlan, with
+    the plan best for counting), not `count(*) OVER ()`: the planner costs a window over the
+    whole result as if LIMIT stopped it early, so it walked the ORDER BY's index through every
+    row to count the matches (a district's queue filtered by status among 1,000,000 tips:
+    6.5 s, 960,459 rows removed by the filter; this form: 0.2 s, bench/bench_console_queue.py)."""
+    total = select(func.count()).select_from(query.order_by(None).subquery()).scalar_subquery()
+    counted = query.add_columns(total.label(_TOTAL))
     return counted.limit(page_size).offset((page - 1) * page_size)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import csv
 import json
-import statistics
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -113,33 +112,20 @@ def load_areas(session: Session, log=print) -> None:
     for division in divisions:
         children[division.parent].append(division)
 
-    def seed(division: Division, fallback: list[Division] = ()) -> areas.ChildSeed:
-        lon, lat, estimated = division.lon, division.lat, False
-        known = [d for d in fallback if d.lon is not None]
-        if lon is None and known:  # a sub-district without a point: the mean of its communities'
-            lon = statistics.fmean(d.lon for d in known)
-            lat = statistics.fmean(d.lat for d in known)
-            estimated = True
+    def seed(division: Division) -> areas.ChildSeed:
         return areas.ChildSeed(
-            division.code, division.name, lon, lat, division.urban_rural, estimated
+            division.code, division.name, division.lon, division.lat, division.urban_rural
         )
 
-    towns = children[DISTRICT_CODE]
-    subdistricts = areas.derive_children(
+    # Bottom up, from every known community point of the district: a sub-district's own centre
+    # is often unknown (建外's is), and a polygon drawn around a guessed one put real community
+    # points in the wrong sub-district.
+    areas.derive_from_community_points(
         session,
         district,
-        AreaLevel.SUBDISTRICT,
-        [seed(t, children[t.code]) for t in towns],
+        [(seed(t), [seed(v) for v in children[t.code]]) for t in children[DISTRICT_CODE]],
         source=DERIVED,
     )
-    for subdistrict in subdistricts:
-        areas.derive_children(
-            session,
-            subdistrict,
-            AreaLevel.COMMUNITY,
-            [seed(v) for v in children[subdistrict.code]],
-            source=DERIVED,
-        )
     for code in GRID_COMMUNITIES:
         areas.cut_grid(
             session,

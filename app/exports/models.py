@@ -59,6 +59,8 @@ class ClueBatch(db.Model):
     finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     acknowledged_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     acknowledged_by: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id"))
+    # Made by `flask demo simulate`, not by a person (app/demo/simulate.py).
+    generated: Mapped[bool] = mapped_column(Boolean, server_default="false")
     # The platform's copy of the files, deleted BATCH_FILE_DAYS_AFTER_ACK after acknowledgement.
     files_deleted_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
 

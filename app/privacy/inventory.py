@@ -483,7 +483,7 @@ NOT_PERSONAL: dict[str, str] = {
 # of people), categories, digests of files; none says anything about a person on its own, and
 # each goes with its row. A new column must be put here or in an entry (the tests say so).
 OTHER_COLUMNS: dict[str, tuple[str, ...]] = {
-    "users": ("id", "created_at", "updated_at"),
+    "users": ("id", "created_at", "updated_at", "generated"),
     "guardian_consents": (),
     "user_areas": (),
     "consent_events": ("id",),
@@ -498,6 +498,7 @@ OTHER_COLUMNS: dict[str, tuple[str, ...]] = {
     "checkins": ("patrol_id", "client_id", "flags", "scan_method"),
     "checkpoint_visits": ("id", "patrol_id", "client_id", "method"),
     "patrols": (
+        "generated",
         "id",
         "kind",
         "team_id",
@@ -515,6 +516,7 @@ OTHER_COLUMNS: dict[str, tuple[str, ...]] = {
     "task_recipients": ("task_id", "phase"),
     "station_visits": ("id",),
     "tips": (
+        "generated",
         "id",
         "code",
         "category_code",
@@ -550,6 +552,7 @@ OTHER_COLUMNS: dict[str, tuple[str, ...]] = {
         "created_at",
     ),
     "clue_batches": (
+        "generated",
         "id",
         "creator_role",
         "scope_everywhere",
@@ -570,6 +573,7 @@ OTHER_COLUMNS: dict[str, tuple[str, ...]] = {
     ),
     "clue_batch_items": ("batch_id", "tip_id", "position", "tip_version", "outcome", "outcome_at"),
     "tasks": (
+        "generated",
         "id",
         "title",
         "kind",
@@ -613,6 +617,7 @@ OTHER_COLUMNS: dict[str, tuple[str, ...]] = {
         "updated_at",
     ),
     "checkpoints": (
+        "generated",
         "id",
         "name",
         "description",

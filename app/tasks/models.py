@@ -7,6 +7,7 @@ import uuid
 
 from geoalchemy2 import Geography, Geometry
 from sqlalchemy import (
+    Boolean,
     CheckConstraint,
     Computed,
     DateTime,
@@ -97,6 +98,8 @@ class Task(Located, Timestamps, db.Model):
     subdistrict_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
     community_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
     grid_cell_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    # Made by `flask demo simulate`, not by a person (app/demo/simulate.py).
+    generated: Mapped[bool] = mapped_column(Boolean, server_default="false")
     version: Mapped[int] = mapped_column(Integer, server_default="1")
 
     __mapper_args__ = {"version_id_col": version}  # noqa: RUF012 - SQLAlchemy's declaration

@@ -17,7 +17,7 @@ from app.tips.models import Tip, TipCategory
 from tests.patrols.conftest import HOME, east, item
 
 COMMUNITY = "110105001024"
-OTHER = (116.455032, 39.907931)  # grid cell G006 of the same community: another res-9 hex
+OTHER = (116.455032, 39.907931)  # grid cell G008 of the same community: another res-9 hex
 
 
 def now() -> dt.datetime:
@@ -74,12 +74,12 @@ def test_counts_per_cell_category_and_status_are_right(tip, client, token_for, s
     tip("traffic", at=OTHER)
     tip("traffic", status="merged", into=first)  # a duplicate of another: never counted
     cells = features(client, token_for, staff, cells="admin")
-    home = cells[str(area(f"{COMMUNITY}-G004").id)]
+    home = cells[str(area(f"{COMMUNITY}-G005").id)]
     assert home["total"] == 4
     assert home["by_category"] == {"traffic": 3, "fire_hazard": 1}
     assert home["by_status"] == {"submitted": 3, "resolved": 1}
     assert home["open"] == 3
-    assert cells[str(area(f"{COMMUNITY}-G006").id)]["total"] == 1
+    assert cells[str(area(f"{COMMUNITY}-G008").id)]["total"] == 1
     hexes = features(client, token_for, staff, cells="hex", resolution=9)
     assert hexes[h3.latlng_to_cell(HOME[1], HOME[0], 9)]["total"] == 4
 
@@ -94,7 +94,7 @@ def test_a_category_made_after_the_process_remembered_them_is_counted(
     session.add(TipCategory(code="drone_sighting", name="无人机", name_en="Drone sighting"))
     session.commit()
     tip("drone_sighting")
-    home = features(client, token_for, staff, cells="admin")[str(area(f"{COMMUNITY}-G004").id)]
+    home = features(client, token_for, staff, cells="admin")[str(area(f"{COMMUNITY}-G005").id)]
     assert home["by_category"] == {"traffic": 1, "drone_sighting": 1}
     assert home["total"] == 2
 

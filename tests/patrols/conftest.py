@@ -8,7 +8,7 @@ import uuid
 
 import pytest
 
-# Inside 南郎家园社区 (110105001024), grid cell G004; WGS-84.
+# Inside 南郎家园社区 (110105001024), grid cell G005; WGS-84.
 HOME = (116.457036, 39.910039)
 COMMUNITY = "110105001024"
 

@@ -105,7 +105,7 @@ def test_each_stored_checkin_carries_its_area_path_and_cells(
     send(volunteer, patrol["id"], [item()])
     (row,) = stored(connection, patrol["id"])
     assert row.community_id == area(COMMUNITY).id
-    assert row.grid_cell_id == area(f"{COMMUNITY}-G004").id
+    assert row.grid_cell_id == area(f"{COMMUNITY}-G005").id
     assert row.h3_r9 == to_bigint(h3.latlng_to_cell(HOME[1], HOME[0], 9))
 
 

@@ -10,7 +10,7 @@ import pytest
 from geo.cells import from_bigint, parent_of, to_bigint
 from tests.patrols.conftest import COMMUNITY, HOME, east, item, now
 
-G004 = f"{COMMUNITY}-G004"
+HOME_CELL = f"{COMMUNITY}-G005"  # the cell of HOME
 
 
 @pytest.fixture
@@ -20,7 +20,7 @@ def staff(create_user):
 
 @pytest.fixture
 def walked(volunteer, create_user, start_patrol, send):
-    """Two volunteers patrolled G004: one for 3 fixes 2 minutes apart, one for 2 fixes."""
+    """Two volunteers patrolled HOME_CELL: one for 3 fixes 2 minutes apart, one for 2 fixes."""
     other = create_user(roles=["volunteer"], home=COMMUNITY)
     t0 = now() - dt.timedelta(hours=2)
     first = start_patrol(volunteer, started_at=(t0 - dt.timedelta(minutes=1)).isoformat())
@@ -43,13 +43,13 @@ def cells(client, token_for, user, **args):
 
 def test_admin_cells_count_checkins_patrollers_and_minutes(walked, client, token_for, staff, area):
     found = cells(client, token_for, staff)
-    cell = found[str(area(G004).id)]
+    cell = found[str(area(HOME_CELL).id)]
     assert cell["properties"]["checkins"] == 5
     assert cell["properties"]["patrollers"] == 2
     # 2 + 2 minutes for the first walk; the second's 30-minute gap counts 10 (the cap).
     assert cell["properties"]["patrol_minutes"] == 14.0
     assert cell["geometry"]["type"] == "MultiPolygon"
-    assert set(found) == {str(area(G004).id)}
+    assert set(found) == {str(area(HOME_CELL).id)}
 
 
 def test_hex_cells_at_a_coarser_resolution_aggregate_the_stored_fine_cell(
@@ -73,7 +73,7 @@ def test_the_period_bounds_the_count(walked, client, token_for, staff, area):
     later = cells(
         client, token_for, staff, **{"from": (walked + dt.timedelta(minutes=3)).isoformat()}
     )
-    assert later[str(area(G004).id)]["properties"]["checkins"] == 2
+    assert later[str(area(HOME_CELL).id)]["properties"]["checkins"] == 2
 
 
 def test_gaps_list_the_unwatched_admin_cells_of_the_jurisdiction(
@@ -93,14 +93,14 @@ def test_gaps_list_the_unwatched_admin_cells_of_the_jurisdiction(
             Area.level == "grid_cell", Area.community_id == area(COMMUNITY).id
         )
     )
-    assert str(area(G004).id) not in ids
+    assert str(area(HOME_CELL).id) not in ids
     assert len(ids) == grid_cells - 1
     one_hour = client.get(
         "/api/v1/coverage/gaps", query_string={"hours": 1}, headers=token_for(staff)
     ).json
     watched = {f["properties"]["cell_id"]: f["properties"] for f in one_hour["features"]}
-    assert watched[str(area(G004).id)]["last_patrolled_at"] is not None
-    assert watched[str(area(G004).id)]["hours_unwatched"] >= 1
+    assert watched[str(area(HOME_CELL).id)]["last_patrolled_at"] is not None
+    assert watched[str(area(HOME_CELL).id)]["hours_unwatched"] >= 1
 
 
 def test_hex_gaps_cover_the_jurisdiction(walked, client, token_for, staff):

@@ -134,8 +134,8 @@ def test_radius_and_widening_stay_inside_the_creators_jurisdiction(
 ):
     """Issue 14.3: a radius over the border asks nobody beyond it, in every phase."""
     inside = volunteer_at(30)  # 南郎家园
-    same_subdistrict = volunteer_at(150)  # 北郎家园, also in 建外
-    other_subdistrict = volunteer_at(400)  # another sub-district
+    same_subdistrict = volunteer_at(600)  # 北郎家园, also in 建外
+    other_subdistrict = volunteer_at(1400)  # 八里庄, another sub-district
     widening = {"mode": "radius", "widen_after_s": 60, "max_radius_m": 2000}
     of_community = create_task(needed=5, radius_m=500, targeting=widening)
     of_subdistrict = create_task(

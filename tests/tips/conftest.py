@@ -8,10 +8,10 @@ import uuid
 import pytest
 from PIL import Image
 
-# Inside community 110105001024 (Jianwai), grid cell 110105001024-G003, in WGS-84.
+# Inside community 110105001024 (Jianwai), grid cell 110105001024-G004, in WGS-84.
 JIANWAI = (116.45536, 39.90968)
 # Inside community 110105001025, outside 110105001024.
-NEIGHBOUR = (116.45866, 39.91033)
+NEIGHBOUR = (116.46406, 39.91004)
 
 
 def jpeg(width: int = 64, height: int = 48, exif: Image.Exif | None = None) -> bytes:
