@@ -10,7 +10,7 @@ PYBABEL := $(VENV)/bin/pybabel
 TRANSLATIONS := app/translations
 MO_FILES := $(patsubst %.po,%.mo,$(wildcard $(TRANSLATIONS)/*/LC_MESSAGES/messages.po))
 
-.PHONY: run test mutation lint format bench db db-stop db-status venv venv-dev clean-db clients translations
+.PHONY: run test test-s3 mutation lint format bench db db-stop db-status venv venv-dev clean-db clients translations
 
 # --- Python environment ---------------------------------------------------------------------
 $(VENV)/.runtime-installed: requirements.txt
@@ -86,6 +86,16 @@ else
 	TEST_RATELIMIT_STORAGE_URI="$${TEST_RATELIMIT_STORAGE_URI:-$$(scripts/redis.sh url test)}" \
 		$(VENV)/bin/pytest $(PYTEST_ARGS)
 endif
+ifeq ($(strip $(PYTEST_ARGS)),)
+	@$(MAKE) --no-print-directory test-s3
+endif
+
+# The suites that store files, again with the files in S3 (moto's server on 127.0.0.1, started by
+# the tests: tests/fakes/s3.py). `make test` runs it after a full run.
+S3_TEST_PATHS ?= tests/media tests/exports tests/privacy/test_data_archive.py \
+	tests/privacy/test_retention.py tests/console/test_photos_and_proxies.py
+test-s3:
+	QF_TEST_STORAGE=s3 $(MAKE) --no-print-directory test PYTEST_ARGS="-q -p no:cacheprovider $(S3_TEST_PATHS)"
 
 # Mutation testing (issue #22), not part of `make test`: scripts/mutation.py, one module at a time
 # against the private test cluster. MODULES="jurisdiction tips" picks some; all take hours on 2 cores.

@@ -63,14 +63,30 @@ def build_stores(config: dict[str, Any]) -> dict[str, ObjectStore]:
     raise ValueError(f"STORAGE_BACKEND must be one of {BACKENDS}, not {backend!r}")
 
 
+SETTINGS = (
+    "STORAGE_BACKEND",
+    "MEDIA_ROOT",
+    "EXPORT_ROOT",
+    "S3_ENDPOINT_URL",
+    "S3_BUCKET",
+    "S3_REGION",
+    "S3_ACCESS_KEY_ID",
+    "S3_SECRET_ACCESS_KEY",
+    "S3_KEY_PREFIX",
+    "S3_ADDRESSING_STYLE",
+)
+
+
 def _stores(app: Flask) -> dict[str, ObjectStore]:
-    """Made on first use in each process (a boto3 client must not cross a fork), then shared."""
+    """Made on first use in each process (a boto3 client must not cross a fork), then shared
+    while the settings stay the same."""
+    identity = (os.getpid(), *(app.config[name] for name in SETTINGS))
     made = app.extensions.get("storage")
-    if made is None or made[0] != os.getpid():
+    if made is None or made[0] != identity:
         with _lock:
             made = app.extensions.get("storage")
-            if made is None or made[0] != os.getpid():
-                made = (os.getpid(), build_stores(app.config))
+            if made is None or made[0] != identity:
+                made = (identity, build_stores(app.config))
                 app.extensions["storage"] = made
     return made[1]
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from tests.ops.processes import free_port
 
 ACCESS_KEY = "qf-test-access"
-SECRET_KEY = "qf-test-secret"  # noqa: S105 - moto accepts any key; these only sign requests
+SECRET_KEY = "qf-test-secret"
 REGION = "us-east-1"
 _MOTO = Path(sys.executable).with_name("moto_server")
 
