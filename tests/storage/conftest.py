@@ -28,3 +28,20 @@ def store(backend: str, tmp_path: Path, request) -> ObjectStore:
         return LocalStore(tmp_path / "store")
     server: S3Server = request.getfixturevalue("s3_server")
     return S3Store(server.client(), server.new_bucket(), "media/")
+
+
+@pytest.fixture
+def stores_of(backend: str, app, tmp_path: Path, monkeypatch, request):
+    """The app's files on `backend` for this test (a private folder, or a fresh bucket)."""
+    if backend == "local":
+        settings = {
+            "STORAGE_BACKEND": "local",
+            "MEDIA_ROOT": str(tmp_path / "media"),
+            "EXPORT_ROOT": str(tmp_path / "exports"),
+        }
+    else:
+        server: S3Server = request.getfixturevalue("s3_server")
+        settings = {**server.settings(server.new_bucket()), "EXPORT_ROOT": str(tmp_path / "work")}
+    for name, value in settings.items():
+        monkeypatch.setitem(app.config, name, value)
+    return settings
