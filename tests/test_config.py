@@ -114,12 +114,38 @@ def test_settings_are_read_from_the_environment(env):
         ("MAP_TILE_CRS", "bd09", "MAP_TILE_CRS"),
         ("MAP_TILE_URL", "tiles/{z}/{x}/{y}.png", "MAP_TILE_URL"),
         ("CONSOLE_POLL_SECONDS", "0", "CONSOLE_POLL_SECONDS"),
+        ("STORAGE_BACKEND", "gcs", "STORAGE_BACKEND must be local or s3"),
+        ("STORAGE_BACKEND", "s3", "needs S3_BUCKET"),
+        ("S3_ADDRESSING_STYLE", "dns", "S3_ADDRESSING_STYLE"),
+        ("S3_KEY_PREFIX", "qunfang", "S3_KEY_PREFIX"),
+        ("S3_KEY_PREFIX", "../x/", "S3_KEY_PREFIX"),
+        ("S3_ACCESS_KEY_ID", "AKIA0000", "go together"),
+        ("STORAGE_ORPHAN_GRACE_HOURS", "0", "at least 1"),
     ],
 )
 def test_bad_settings_are_refused_with_a_reason(env, name, value, message):
     env.setenv(name, value)
     with pytest.raises(ConfigError, match=message):
         Config.from_env()
+
+
+def test_s3_storage_is_read_from_the_environment(env):
+    for name, value in {
+        "STORAGE_BACKEND": "s3",
+        "S3_ENDPOINT_URL": "http://127.0.0.1:9000",
+        "S3_BUCKET": "qunfang-files",
+        "S3_REGION": "cn-north-1",
+        "S3_KEY_PREFIX": "beijing/chaoyang/",
+        "S3_ADDRESSING_STYLE": "path",
+    }.items():
+        env.setenv(name, value)
+    config = Config.from_env()
+    assert (config.STORAGE_BACKEND, config.S3_BUCKET, config.S3_KEY_PREFIX) == (
+        "s3",
+        "qunfang-files",
+        "beijing/chaoyang/",
+    )
+    assert config.S3_ACCESS_KEY_ID == config.S3_SECRET_ACCESS_KEY == ""  # boto3's own chain
 
 
 def test_unknown_override_is_refused(env):
