@@ -7,6 +7,7 @@ import datetime as dt
 import logging
 import uuid
 from collections.abc import Sequence
+from pathlib import Path
 
 from flask import current_app
 from sqlalchemy import select
@@ -20,7 +21,7 @@ from app.media.storage import media_id_of
 from app.privacy.archive import archive_id_of
 from app.privacy.models import DataArchive
 from app.storage import export_store, media_store
-from app.storage.sweep import SweepResult, sweep
+from app.storage.sweep import SweepResult, sweep, sweep_scratch
 
 logger = logging.getLogger(__name__)
 
@@ -73,10 +74,12 @@ def referenced_exports(session: Session, keys: Sequence[str]) -> set[str]:
 
 
 def sweep_all(session: Session, now: dt.datetime, grace_hours: int) -> dict[str, SweepResult]:
+    """Both stores, and this host's scratch folder (EXPORT_ROOT's builds in progress)."""
     before = now - dt.timedelta(hours=grace_hours)
     return {
         "media": sweep(media_store(), lambda keys: referenced_media(session, keys), before),
         "exports": sweep(export_store(), lambda keys: referenced_exports(session, keys), before),
+        "scratch": SweepResult(sweep_scratch(Path(current_app.config["EXPORT_ROOT"]), before), 0),
     }
 
 

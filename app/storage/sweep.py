@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import shutil
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from app.storage.base import ObjectStore
 
@@ -49,3 +51,25 @@ def sweep(
                 store.delete(key)
                 deleted += 1
     return SweepResult(deleted, aborted)
+
+
+def sweep_scratch(root: Path, before: dt.datetime) -> int:
+    """Builds a killed worker left in this host's scratch folder (EXPORT_ROOT): dot-named
+    partial batch folders and data archives not yet uploaded, last touched before `before`.
+    They may name consenting reporters; the next build of the same batch on another host
+    cannot see them. Only the dot-named entries are the scratch's: stored objects (the local
+    backend keeps them beside) are never touched here."""
+    count = 0
+    candidates = [*root.glob(".*.partial"), *root.glob(".personal/*.zip")]
+    for path in candidates:
+        try:
+            modified = dt.datetime.fromtimestamp(path.stat().st_mtime, dt.UTC)
+        except FileNotFoundError:
+            continue
+        if modified < before:
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+            count += 1
+    return count

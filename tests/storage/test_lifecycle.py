@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import uuid
+from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
@@ -207,3 +208,45 @@ def test_a_process_killed_between_upload_and_commit_leaves_only_what_the_sweep_r
     sweep_all(session, _later(), GRACE_H)
 
     assert not set(keys) & _keys(media_store())
+
+
+def test_photos_are_streamed_from_the_store_with_their_length(
+    stores_of, client, session, create_user, token_for
+):
+    headers = token_for(create_user())
+    media_id = upload(client, jpeg(640, 480), headers=headers).json["id"]
+    row = session.get(Media, uuid.UUID(media_id))
+
+    answer = client.get(f"/api/v1/media/{media_id}", headers=headers)
+
+    assert answer.status_code == 200 and answer.is_streamed
+    assert int(answer.headers["Content-Length"]) == row.byte_size
+    assert answer.get_data() == media_store().get(row.storage_key)
+    assert answer.headers["Cache-Control"] == "no-store"
+
+
+def test_a_photo_whose_object_is_gone_is_not_found(
+    stores_of, client, session, create_user, token_for
+):
+    headers = token_for(create_user())
+    media_id = upload(client, jpeg(), headers=headers).json["id"]
+    media_store().delete(session.get(Media, uuid.UUID(media_id)).storage_key)
+
+    answer = client.get(f"/api/v1/media/{media_id}", headers=headers)
+
+    assert answer.status_code == 404 and answer.mimetype == "application/problem+json"
+
+
+def test_builds_a_killed_worker_left_in_the_scratch_folder_are_swept(stores_of, session):
+    scratch = Path(stores_of["EXPORT_ROOT"])
+    partial = scratch / f".{uuid.uuid4()}.partial"
+    partial.mkdir(parents=True)
+    (partial / "tips.csv").write_text("reporter_name\n张三\n")
+    unsent = scratch / ".personal" / f"{uuid.uuid4()}.4242.zip"
+    unsent.parent.mkdir()
+    unsent.write_bytes(b"PK")
+
+    assert sweep_all(session, dt.datetime.now(dt.UTC), GRACE_H)["scratch"].deleted == 0
+    assert sweep_all(session, _later(), GRACE_H)["scratch"].deleted == 2
+
+    assert not partial.exists() and not unsent.exists()
