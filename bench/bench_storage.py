@@ -74,8 +74,10 @@ def _volunteer_headers(app) -> dict[str, str]:
             status="active",
             home_community_id=areas.get_by_code(db.session, COMMUNITY).id,
         )
+        db.session.add(user)
+        db.session.flush()  # the session row's foreign key needs the user first
         auth_session = AuthSession(id=uuid.uuid4(), user_id=user.id)
-        db.session.add_all([user, auth_session])
+        db.session.add(auth_session)
         db.session.commit()
         token = create_access_token(
             identity=str(user.id), additional_claims={"sid": str(auth_session.id)}
