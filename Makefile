@@ -10,7 +10,7 @@ PYBABEL := $(VENV)/bin/pybabel
 TRANSLATIONS := app/translations
 MO_FILES := $(patsubst %.po,%.mo,$(wildcard $(TRANSLATIONS)/*/LC_MESSAGES/messages.po))
 
-.PHONY: run test test-pgbouncer mutation lint format bench db db-stop db-status venv venv-dev clean-db clients translations
+.PHONY: run test test-s3 test-pgbouncer mutation lint format bench db db-stop db-status venv venv-dev clean-db clients translations
 
 # --- Python environment ---------------------------------------------------------------------
 $(VENV)/.runtime-installed: requirements.txt
@@ -89,6 +89,16 @@ else
 	TEST_RATELIMIT_STORAGE_URI="$${TEST_RATELIMIT_STORAGE_URI:-$$(scripts/redis.sh url test)}" \
 		$(VENV)/bin/pytest $(PYTEST_ARGS)
 endif
+ifeq ($(strip $(PYTEST_ARGS)),)
+	@$(MAKE) --no-print-directory test-s3
+endif
+
+# The suites that store files, again with the files in S3 (moto's server on 127.0.0.1, started by
+# the tests: tests/fakes/s3.py). `make test` runs it after a full run.
+S3_TEST_PATHS ?= tests/media tests/exports tests/privacy/test_data_archive.py \
+	tests/privacy/test_retention.py tests/console/test_photos_and_proxies.py
+test-s3:
+	QF_TEST_STORAGE=s3 $(MAKE) --no-print-directory test PYTEST_ARGS="-q -p no:cacheprovider $(S3_TEST_PATHS)"
 
 # A slice of the suite with the application behind PgBouncer in transaction mode (issue #18;
 # scripts/pgbouncer.sh installs Debian's pgbouncer when missing). PYTEST_ARGS picks other tests.

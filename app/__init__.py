@@ -36,6 +36,7 @@ def create_app(config: Config | None = None) -> Flask:
     from app.privacy.routes import blp as privacy_blp
     from app.service_record.routes import blp as service_record_blp
     from app.stations.routes import blp as stations_blp
+    from app.storage import jobs as _storage_jobs  # noqa: F401 - the orphan sweep (periodic)
     from app.tasks import models as _tasks_models  # noqa: F401 - tables for migrations
     from app.tasks.routes import devices_blp, tasks_blp
     from app.tasks.routes import me_blp as my_tasks_blp

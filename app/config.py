@@ -296,6 +296,22 @@ class Config:
     # published at /api/v1/clue-batches/signing-key); files go under EXPORT_ROOT.
     CLUE_SIGNING_SECRET: str = ""
     EXPORT_ROOT: str = str(PROJECT_ROOT / "var" / "exports")
+    # Files (app/storage/): `local` keeps photos under MEDIA_ROOT and batch files and data
+    # archives under EXPORT_ROOT; `s3` keeps them in S3_BUCKET of an S3-compatible store (any
+    # number of app nodes and workers share it), EXPORT_ROOT being then only the scratch folder
+    # where a worker builds a ZIP before uploading it. Without S3_ACCESS_KEY_ID/SECRET, boto3's
+    # own chain (AWS_* variables, ~/.aws, an instance role) supplies the credentials.
+    STORAGE_BACKEND: str = "local"
+    S3_ENDPOINT_URL: str = ""
+    S3_BUCKET: str = ""
+    S3_REGION: str = ""
+    S3_ACCESS_KEY_ID: str = ""
+    S3_SECRET_ACCESS_KEY: str = ""
+    S3_KEY_PREFIX: str = ""
+    S3_ADDRESSING_STYLE: str = "auto"
+    # Objects no row points to (a crash between the upload and the commit) are swept once older
+    # than this: far longer than any transaction or build that may still be about to commit.
+    STORAGE_ORPHAN_GRACE_HOURS: int = 24
     # Creating a batch freezes its tips in the request: 100,000 took 11 s on a loaded 2-core
     # machine (bench/bench_clue_batch.py), well inside WEB_TIMEOUT_S (30 s).
     MAX_BATCH_TIPS: int = 100_000
@@ -454,6 +470,15 @@ class Config:
             or str(LOCAL_SECRETS_DIR / "field-keyring.json"),
             OPEN311_RATE_LIMIT=os.environ.get("OPEN311_RATE_LIMIT", "120 per minute;5000 per day"),
             EXPORT_ROOT=os.environ.get("EXPORT_ROOT") or str(PROJECT_ROOT / "var" / "exports"),
+            STORAGE_BACKEND=os.environ.get("STORAGE_BACKEND", "local"),
+            S3_ENDPOINT_URL=os.environ.get("S3_ENDPOINT_URL", ""),
+            S3_BUCKET=os.environ.get("S3_BUCKET", ""),
+            S3_REGION=os.environ.get("S3_REGION", ""),
+            S3_ACCESS_KEY_ID=os.environ.get("S3_ACCESS_KEY_ID", ""),
+            S3_SECRET_ACCESS_KEY=os.environ.get("S3_SECRET_ACCESS_KEY", ""),
+            S3_KEY_PREFIX=os.environ.get("S3_KEY_PREFIX", ""),
+            S3_ADDRESSING_STYLE=os.environ.get("S3_ADDRESSING_STYLE", "auto"),
+            STORAGE_ORPHAN_GRACE_HOURS=_env_int("STORAGE_ORPHAN_GRACE_HOURS", 24),
             MAX_BATCH_TIPS=_env_int("MAX_BATCH_TIPS", 100_000),
             CHECKIN_RETENTION_DAYS=_env_int("CHECKIN_RETENTION_DAYS", 180),
             CHECKIN_POOR_ACCURACY_M=_env_int("CHECKIN_POOR_ACCURACY_M", 100),
@@ -503,6 +528,21 @@ class Config:
         config.validate()
         return config
 
+    def _validate_storage(self) -> None:
+        if self.STORAGE_BACKEND not in ("local", "s3"):
+            raise ConfigError(f"STORAGE_BACKEND must be local or s3, not {self.STORAGE_BACKEND!r}")
+        if self.STORAGE_BACKEND == "s3" and not self.S3_BUCKET:
+            raise ConfigError("STORAGE_BACKEND=s3 needs S3_BUCKET")
+        if self.S3_ADDRESSING_STYLE not in ("auto", "path", "virtual"):
+            raise ConfigError("S3_ADDRESSING_STYLE must be auto, path or virtual")
+        folders = r"([A-Za-z0-9_-][A-Za-z0-9_.-]*/)+"
+        if self.S3_KEY_PREFIX and not re.fullmatch(folders, self.S3_KEY_PREFIX):
+            raise ConfigError("S3_KEY_PREFIX must be folder names each ending in /: qunfang/")
+        if bool(self.S3_ACCESS_KEY_ID) != bool(self.S3_SECRET_ACCESS_KEY):
+            raise ConfigError("S3_ACCESS_KEY_ID and S3_SECRET_ACCESS_KEY go together")
+        if self.STORAGE_ORPHAN_GRACE_HOURS < 1:
+            raise ConfigError("STORAGE_ORPHAN_GRACE_HOURS must be at least 1")
+
     def validate(self) -> None:
         if self.ENV not in {"development", "production", "testing"}:
             raise ConfigError(
@@ -543,6 +583,7 @@ class Config:
             raise ConfigError("DUTY_POSITION_MINUTES must be between 5 and 1440")
         if self.FCM_CREDENTIALS_FILE and not Path(self.FCM_CREDENTIALS_FILE).is_file():
             raise ConfigError(f"FCM_CREDENTIALS_FILE {self.FCM_CREDENTIALS_FILE} is not a file")
+        self._validate_storage()
         self._validate_sms()
         self._validate_apns()
         self._validate_jpush()

@@ -309,7 +309,8 @@ def _fill(app, media_root: Path, photos: list[bytes]) -> dict[str, float]:
     """The tips, the photos (rows and files); seconds of each step."""
     from app.extensions import db
     from app.media.models import Media
-    from app.media.storage import LocalStorage, media_key
+    from app.media.storage import media_key
+    from app.storage import LocalStore
 
     timings = {}
     with app.app_context():
@@ -325,7 +326,7 @@ def _fill(app, media_root: Path, photos: list[bytes]) -> dict[str, float]:
             raw.close()
 
         started = time.perf_counter()
-        store = LocalStorage(media_root)
+        store = LocalStore(media_root)
         chosen = db.session.execute(
             sa.text(
                 "SELECT id, anonymous, reporter_id, created_at FROM tips ORDER BY random() LIMIT :n"

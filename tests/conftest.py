@@ -144,6 +144,13 @@ TEST_SETTINGS = {
     "MEDIA_ROOT": _TEST_MEDIA_ROOT,
     "EXPORT_ROOT": _TEST_MEDIA_ROOT + "/exports",
 }
+# QF_TEST_STORAGE=s3 runs the suite's files through S3: moto's server on 127.0.0.1, a bucket
+# for the run (tests/fakes/s3.py; `make test-s3`). Tests about local folders say `local`.
+if os.environ.get("QF_TEST_STORAGE", "local") == "s3":
+    from tests.fakes.s3 import shared_server
+
+    _S3 = shared_server()
+    TEST_SETTINGS.update(_S3.settings(_S3.new_bucket("qf-run")))
 PASSWORD = "Correct-Horse-Battery-9"
 
 

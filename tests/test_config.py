@@ -123,6 +123,13 @@ def test_settings_are_read_from_the_environment(env):
         ("REPLICA_MAX_LAG_S", "0", "REPLICA_MAX_LAG_S"),
         ("REPLICA_MAX_LAG_S", "soon", "number"),
         ("REPLICA_CHECK_S", "30", "REPLICA_CHECK_S"),
+        ("STORAGE_BACKEND", "gcs", "STORAGE_BACKEND must be local or s3"),
+        ("STORAGE_BACKEND", "s3", "needs S3_BUCKET"),
+        ("S3_ADDRESSING_STYLE", "dns", "S3_ADDRESSING_STYLE"),
+        ("S3_KEY_PREFIX", "qunfang", "S3_KEY_PREFIX"),
+        ("S3_KEY_PREFIX", "../x/", "S3_KEY_PREFIX"),
+        ("S3_ACCESS_KEY_ID", "AKIA0000", "go together"),
+        ("STORAGE_ORPHAN_GRACE_HOURS", "0", "at least 1"),
     ],
 )
 def test_bad_settings_are_refused_with_a_reason(env, name, value, message):
@@ -140,6 +147,25 @@ def test_behind_a_pooler_no_statement_is_prepared_and_no_startup_option_sent(env
     env.delenv("DATABASE_POOLER")
     direct = Config.from_env().SQLALCHEMY_ENGINE_OPTIONS["connect_args"]
     assert "prepare_threshold" not in direct and "statement_timeout" in direct["options"]
+
+
+def test_s3_storage_is_read_from_the_environment(env):
+    for name, value in {
+        "STORAGE_BACKEND": "s3",
+        "S3_ENDPOINT_URL": "http://127.0.0.1:9000",
+        "S3_BUCKET": "qunfang-files",
+        "S3_REGION": "cn-north-1",
+        "S3_KEY_PREFIX": "beijing/chaoyang/",
+        "S3_ADDRESSING_STYLE": "path",
+    }.items():
+        env.setenv(name, value)
+    config = Config.from_env()
+    assert (config.STORAGE_BACKEND, config.S3_BUCKET, config.S3_KEY_PREFIX) == (
+        "s3",
+        "qunfang-files",
+        "beijing/chaoyang/",
+    )
+    assert config.S3_ACCESS_KEY_ID == config.S3_SECRET_ACCESS_KEY == ""  # boto3's own chain
 
 
 def test_unknown_override_is_refused(env):

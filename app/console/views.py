@@ -53,6 +53,7 @@ from app.core.pagination import paginate
 from app.core.preconditions import etag_of
 from app.extensions import db, limiter
 from app.media import service as media_service
+from app.storage import streamed
 from app.tips import service as tips_service
 from app.tips.access import may_see_tip_media
 from app.tips.schemas import MergeSchema, NoteSchema, TipListArgsSchema
@@ -460,7 +461,7 @@ def _image(media_id: uuid.UUID, variant: str) -> Response:
         object_ids=[media.id],
         details={"tip_id": str(media.tip_id), "variant": variant},
     )
-    response = Response(media_service.read(media, variant), mimetype=media.content_type)
+    response = streamed(media_service.open_variant(media, variant), media.content_type)
     response.headers["Cache-Control"] = "no-store"
     response.headers["X-Content-Type-Options"] = "nosniff"
     return response

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from flask import send_file
 from flask.views import MethodView
 
 from app.core.auth import GRID_STAFF, POLICE_LIAISON, current_user
@@ -13,6 +12,7 @@ from app.core.pagination import PageArgsSchema, page_of, paginate
 from app.exports import schemas as s
 from app.exports import service, signing
 from app.extensions import db
+from app.storage import streamed
 
 blp = Blueprint(
     "clue_batches", __name__, url_prefix="/api/v1/clue-batches", description="Clue batches"
@@ -76,22 +76,16 @@ class BatchFile(MethodView):
         """Download a file of a ready batch (every download is on the audit trail)."""
         user = current_user()
         batch = service.get_batch(db.session, user, batch_id)
-        path = service.file_path(db.session, user, batch, name)
+        stored = service.open_file(db.session, user, batch, name)
         mimetypes = {
             "tips.csv": "text/csv; charset=utf-8",
             "tips.geojson": GEOJSON,
             "manifest.json": "application/json",
             "batch.zip": "application/zip",
         }
-        # Cache-Control: no-store, like every answer with personal data (app/core/caching.py).
-        return send_file(
-            path,
-            mimetype=mimetypes[name],
-            as_attachment=True,
-            download_name=f"clue-batch-{batch.id}-{name}",
-            conditional=False,
-            etag=False,
-        )
+        # Streamed from the store, never read whole (a batch.zip may be a gigabyte). Cache-
+        # Control: no-store, like every answer with personal data (app/core/caching.py).
+        return streamed(stored, mimetypes[name], download_name=f"clue-batch-{batch.id}-{name}")
 
 
 @blp.route("/<uuid:batch_id>/acknowledge")

@@ -56,6 +56,7 @@ from app.exports.models import ClueBatch, ClueBatchItem
 from app.extensions import db
 from app.media import service as media_service
 from app.media.models import Media
+from app.storage import StoredObject, export_store
 from app.tips.models import OPEN_STATUSES, Tip, TipCategory, TipEvent
 from notifications.models import Notification
 
@@ -317,8 +318,14 @@ def _refer(session: Session, actor: User, batch: ClueBatch) -> None:
 # -- generating ----------------------------------------------------------------------------------
 
 
-def batch_dir(batch_id: uuid.UUID) -> Path:
-    return Path(current_app.config["EXPORT_ROOT"]) / str(batch_id)
+def batch_prefix(batch_id: uuid.UUID) -> str:
+    """Where a batch's files are in the export store: `<batch id>/<name>`."""
+    return f"{batch_id}/"
+
+
+def _scratch_root() -> Path:
+    """The local folder where a worker builds files before storing them (EXPORT_ROOT)."""
+    return Path(current_app.config["EXPORT_ROOT"])
 
 
 def _rows(session: Session, batch: ClueBatch) -> Iterator[Mapping[str, Any]]:
@@ -403,15 +410,16 @@ def _progress(batch_id: uuid.UUID, **values: Any) -> None:
 
 
 def _work_dir(batch_id: uuid.UUID) -> Path:
-    return batch_dir(batch_id).with_name(f".{batch_id}.partial")
+    return _scratch_root() / f".{batch_id}.partial"
 
 
 def discard_files(batch_id: uuid.UUID) -> None:
-    """Remove whatever an unfinished build left: the partial folder and a final folder renamed
-    into place by a run that died before the batch was recorded ready (either may hold
-    consenting reporters' names)."""
+    """Remove whatever an unfinished build left: this host's partial folder and the objects
+    stored by a run that died before the batch was recorded ready (either may hold consenting
+    reporters' names). A partial folder on another host is that host's next build's to remove;
+    objects are shared, and go here."""
     shutil.rmtree(_work_dir(batch_id), ignore_errors=True)
-    shutil.rmtree(batch_dir(batch_id), ignore_errors=True)
+    export_store().delete_prefix(batch_prefix(batch_id))
 
 
 def csv_header(locale: str) -> list[str]:
@@ -424,13 +432,15 @@ def build_files(session: Session, batch: ClueBatch, locale: str = DEFAULT_LOCALE
     """Write tips.csv, tips.geojson, the ZIP (both, the photos, a signed manifest.json) and the
     manifest on its own; record their sizes and digests and the batch's signature.
 
-    Everything is written in a partial folder renamed into place at the end; files are 0640 and
-    folders 0750 from their creation. The output depends on the batch and its tips only (the
-    ZIP's dates are the batch's creation time), so building again makes the same bytes.
+    Everything is written in a local partial folder (files 0640, folders 0750 from their
+    creation), then stored in the export store (a rename on the local backend, an upload on
+    S3) before the job records the batch ready: a run that dies in between leaves objects of
+    a batch not ready, which the next run (or `fail_orphaned_batches`) removes. The output
+    depends on the batch and its tips only (the ZIP's dates are the batch's creation time), so
+    building again makes the same bytes.
     The CSV's header row is in `locale`."""
-    target = batch_dir(batch.id)
     work = _work_dir(batch.id)
-    private_files.ensure_dir(target.parent)
+    private_files.ensure_dir(work.parent)
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(private_files.DIR_MODE)
     total_steps = max(1, 2 * batch.row_count)
@@ -485,8 +495,10 @@ def build_files(session: Session, batch: ClueBatch, locale: str = DEFAULT_LOCALE
         signed["signature"],
         signed["key_id"],
     )
-    shutil.rmtree(target, ignore_errors=True)
-    work.rename(target)
+    store = export_store()
+    for name in DOWNLOADABLE:
+        store.put_file(batch_prefix(batch.id) + name, work / name, move=True)
+    shutil.rmtree(work, ignore_errors=True)
     # Sizes and digests were taken while writing: a 1 GB ZIP is not read again.
     hashed = {entry["name"]: entry for entry in summary.files}
     batch.files = [
@@ -639,16 +651,18 @@ def fail_orphaned_batches(timestamp: int) -> int:
 # -- using ---------------------------------------------------------------------------------------
 
 
-def file_path(session: Session, user: User, batch: ClueBatch, name: str) -> Path:
+def open_file(session: Session, user: User, batch: ClueBatch, name: str) -> StoredObject:
+    """A file of a ready batch, opened for streaming; the download goes on the audit trail."""
     if name not in DOWNLOADABLE:
         raise NotFound(_("No such file."))
     if batch.status != "ready":
         raise Conflict(_("The batch is %(status)s; its files are not ready.", status=batch.status))
     if batch.files_deleted_at is not None:
         raise NotFound(_("The batch's files were deleted after their retention period."))
-    path = batch_dir(batch.id) / name
-    if not path.exists():
-        raise NotFound(_("No such file."))
+    try:
+        stored = export_store().open(batch_prefix(batch.id) + name)
+    except KeyError:
+        raise NotFound(_("No such file.")) from None
     audit.record(
         session,
         "clue_batch.downloaded",
@@ -658,7 +672,7 @@ def file_path(session: Session, user: User, batch: ClueBatch, name: str) -> Path
         purpose=batch.purpose,
         details={"file": name},
     )
-    return path
+    return stored
 
 
 def acknowledge(session: Session, user: User, batch: ClueBatch) -> ClueBatch:

@@ -16,6 +16,7 @@ from app.extensions import anonymous_bucket, db, limiter
 from app.media import service
 from app.media.images import ImageRejected
 from app.media.models import Media
+from app.storage import streamed
 from app.tasks.access import may_see_task_media
 from app.tips.access import may_see_tip_media
 
@@ -118,7 +119,7 @@ def _visible(media_id, variant: str) -> Media:
 def _image(media: Media, variant: str) -> Response:
     # Photos may show people: no-store and nosniff, like every personal answer
     # (app/core/caching.py); each view of a tip's photo is audited, not served from a cache.
-    response = Response(service.read(media, variant), mimetype=media.content_type)
+    response = streamed(service.open_variant(media, variant), media.content_type)
     response.headers["Content-Security-Policy"] = "default-src 'none'; sandbox"
     return response
 

@@ -3,10 +3,10 @@ them, and expire the ones never attached."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import uuid
 from collections.abc import Sequence
-from pathlib import Path
 
 from flask import current_app
 from sqlalchemy import select
@@ -19,12 +19,13 @@ from app.core.jobs import jobs, task
 from app.extensions import db
 from app.media.images import ProcessedImage, process_image
 from app.media.models import Media
-from app.media.storage import LocalStorage, MediaStorage, media_key
+from app.media.storage import media_key
+from app.storage import ObjectStore, StoredObject, media_store
 
 
-def storage() -> MediaStorage:
-    """The configured store: local files under MEDIA_ROOT (var/media by default)."""
-    return LocalStorage(Path(current_app.config["MEDIA_ROOT"]))
+def storage() -> ObjectStore:
+    """The configured media store (app/storage/: MEDIA_ROOT, or the S3 bucket's `media/`)."""
+    return media_store()
 
 
 def _now() -> dt.datetime:
@@ -34,8 +35,9 @@ def _now() -> dt.datetime:
 def store_upload(session: Session, owner: User | None, data: bytes) -> Media:
     """Decode, re-encode and store an upload; raises images.ImageRejected for a bad one.
 
-    Files are written before the row: a failed transaction leaves at most orphan files, which
-    the expiry job cannot see but which hold nothing the database points to (and no metadata).
+    Objects are written before the row: an upload that fails half-way removes what it wrote,
+    and a transaction that fails after it leaves objects no row points to (and no metadata),
+    which the orphan sweep removes (app/storage/sweep.py).
     """
     image: ProcessedImage = process_image(data, max_pixels=current_app.config["MEDIA_MAX_PIXELS"])
     media = Media(
@@ -51,8 +53,14 @@ def store_upload(session: Session, owner: User | None, data: bytes) -> Media:
     media.storage_key = media_key(media.id, "full")
     media.thumbnail_key = media_key(media.id, "thumb")
     store = storage()
-    store.put(media.storage_key, image.content)
-    store.put(media.thumbnail_key, image.thumbnail)
+    try:
+        store.put(media.storage_key, image.content)
+        store.put(media.thumbnail_key, image.thumbnail)
+    except BaseException:
+        for key in (media.storage_key, media.thumbnail_key):
+            with contextlib.suppress(Exception):  # the sweep takes what this cannot
+                store.delete(key)
+        raise
     session.add(media)
     session.flush()
     return media
@@ -161,16 +169,18 @@ def get_media(session: Session, media_id: uuid.UUID) -> Media:
     return media
 
 
-def read(media: Media, variant: str) -> bytes:
+def open_variant(media: Media, variant: str) -> StoredObject:
+    """The photo (or its thumbnail) opened for streaming; a 404 if its object is gone."""
     key = media.thumbnail_key if variant == "thumbnail" else media.storage_key
     try:
-        return storage().get(key)
+        return storage().open(key)
     except KeyError as exc:
         raise NotFound(_("No such photo.")) from exc
 
 
 def delete_expired(session: Session, now: dt.datetime, limit: int = 1000) -> int:
-    """Delete uploads never attached before they expired: files first, then rows."""
+    """Delete uploads never attached before they expired: objects first, then rows (a
+    deletion that fails to commit is done again by the next run)."""
     expired = session.scalars(
         select(Media)
         .where(Media.expires_at < now)

@@ -1,15 +1,17 @@
 """A copy of one's data as a ZIP with the photos of one's tips, made by a job.
 
 The synchronous copy (GET /me/data) answers JSON with links to photos; this one carries the
-photos themselves: `data.json` (the same document) and `photos/<media id>.<ext>`. The file is
-written 0640 under EXPORT_ROOT/personal/ (app/core/private_files.py), downloaded by its owner
-only, and deleted after ARCHIVE_DAYS, or at once when the account is erased.
+photos themselves: `data.json` (the same document) and `photos/<media id>.<ext>`. It is built
+in a local scratch file (0640, app/core/private_files.py) under EXPORT_ROOT, then stored in the
+export store as `personal/<id>.zip` before the row says ready, downloaded (streamed) by its
+owner only, and deleted after ARCHIVE_DAYS, or at once when the account is erased.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import uuid
 import zipfile
 from pathlib import Path
@@ -22,9 +24,9 @@ from app.core import private_files
 from app.core.errors import Conflict, NotFound
 from app.core.i18n import _
 from app.media.models import Media
-from app.media.storage import MediaStorage
 from app.privacy import export
 from app.privacy.models import DataArchive
+from app.storage import ObjectStore, StoredObject
 
 ARCHIVE_DAYS = 7
 STALE_AFTER = dt.timedelta(hours=1)
@@ -35,8 +37,19 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-def path_of(export_root: str | Path, archive_id: uuid.UUID) -> Path:
-    return Path(export_root) / "personal" / f"{archive_id}.zip"
+def key_of(archive_id: uuid.UUID) -> str:
+    """The archive's key in the export store."""
+    return f"personal/{archive_id}.zip"
+
+
+def archive_id_of(key: str) -> uuid.UUID | None:
+    """The archive a key of `key_of` belongs to (None for anything else)."""
+    name = key.removeprefix("personal/").removesuffix(".zip")
+    try:
+        archive_id = uuid.UUID(name)
+    except ValueError:
+        return None
+    return archive_id if key_of(archive_id) == key else None
 
 
 def request(session: Session, user: User) -> tuple[DataArchive, bool]:
@@ -63,17 +76,27 @@ def get_own(session: Session, user: User, archive_id: uuid.UUID) -> DataArchive:
     return archive
 
 
-def ready_file(archive: DataArchive, export_root: str | Path) -> Path:
+def open_ready(archive: DataArchive, archives: ObjectStore) -> StoredObject:
+    """The ready archive's ZIP opened for streaming (409 before it is ready)."""
     if archive.status != "ready":
         raise Conflict(_("The archive is not ready; ask again later."))
-    return path_of(export_root, archive.id)
+    try:
+        return archives.open(key_of(archive.id))
+    except KeyError:
+        raise NotFound(_("No such archive.")) from None
 
 
 def build(
-    session: Session, archive_id: uuid.UUID, export_root: str | Path, storage: MediaStorage
+    session: Session,
+    archive_id: uuid.UUID,
+    scratch_root: str | Path,
+    storage: ObjectStore,
+    archives: ObjectStore,
 ) -> str:
-    """Write the archive's ZIP; its status says how it went. A photo missing from storage is
-    noted in `data.json`, not fatal."""
+    """Write the archive's ZIP in `scratch_root`, then store it in `archives`; its status says
+    how it went. A photo missing from `storage` is noted in `data.json`, not fatal. The object
+    is stored before the row says ready: a run that dies in between leaves an object of an
+    archive not ready, which the orphan sweep removes."""
     archive = session.get(DataArchive, archive_id, with_for_update=True)
     if archive is None or archive.status != "pending":
         return "gone"
@@ -81,8 +104,10 @@ def build(
     document = export.copy_of_data(session, user)
     photo_ids = [uuid.UUID(p["id"]) for tip in document["tips"] for p in tip["photos"]]
     photos = session.scalars(select(Media).where(Media.id.in_(photo_ids))).all()
-    target = path_of(export_root, archive.id)
-    private_files.ensure_dir(target.parent, root=Path(export_root))
+    scratch = Path(scratch_root) / ".personal"
+    private_files.ensure_dir(scratch, root=Path(scratch_root))
+    target = scratch / f"{archive.id}.{os.getpid()}.zip"
+    target.unlink(missing_ok=True)  # a run of this process that died (the pid came back)
     missing = []
     with private_files.open_new(target) as handle, zipfile.ZipFile(handle, "w") as bundle:
         for media in photos:
@@ -99,28 +124,33 @@ def build(
             json.dumps(document, ensure_ascii=False, indent=1),
             compress_type=zipfile.ZIP_DEFLATED,
         )
+    try:
+        byte_size = target.stat().st_size
+        archives.put_file(key_of(archive.id), target, move=True)
+    finally:
+        target.unlink(missing_ok=True)
     archive.status = "ready"
     archive.finished_at = _now()
     archive.expires_at = archive.finished_at + dt.timedelta(days=ARCHIVE_DAYS)
-    archive.byte_size = target.stat().st_size
+    archive.byte_size = byte_size
     session.flush()
     return archive.status
 
 
-def remove(session: Session, export_root: str | Path, *conditions) -> int:
-    """Delete the archives matching `conditions`, files first (a file without its row would
-    never be found again)."""
-    archives = session.scalars(select(DataArchive).where(*conditions)).all()
-    for archive in archives:
-        path_of(export_root, archive.id).unlink(missing_ok=True)
-    session.execute(delete(DataArchive).where(DataArchive.id.in_([a.id for a in archives])))
-    return len(archives)
+def remove(session: Session, archives: ObjectStore, *conditions) -> int:
+    """Delete the archives matching `conditions`, objects first (the sweep would find an
+    object without its row, but only a day later)."""
+    rows = session.scalars(select(DataArchive).where(*conditions)).all()
+    for archive in rows:
+        archives.delete(key_of(archive.id))
+    session.execute(delete(DataArchive).where(DataArchive.id.in_([a.id for a in rows])))
+    return len(rows)
 
 
-def prune(session: Session, now: dt.datetime, export_root: str | Path) -> int:
+def prune(session: Session, now: dt.datetime, archives: ObjectStore) -> int:
     """Archives past their days go, with their files, and failed ones as old."""
     old_failure = and_(
         DataArchive.status == "failed",
         DataArchive.requested_at < now - dt.timedelta(days=ARCHIVE_DAYS),
     )
-    return remove(session, export_root, or_(DataArchive.expires_at < now, old_failure))
+    return remove(session, archives, or_(DataArchive.expires_at < now, old_failure))

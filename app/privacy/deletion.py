@@ -32,6 +32,7 @@ from app.media.models import Media
 from app.patrols.models import CheckIn, Checkpoint, Patrol
 from app.privacy.models import AccountDeletion, AnonymousServiceTotal
 from app.service_record.models import ServiceEntry
+from app.storage import ObjectStore
 from app.tasks.models import DutyStatus, Task
 from app.tips.models import Tip, TipEvent
 
@@ -281,15 +282,23 @@ def _tombstone(session: Session, user: User) -> None:
     session.execute(delete(AccountDeletion).where(AccountDeletion.user_id == user.id))
 
 
-def erase(session: Session, user_id: uuid.UUID, export_root: str | None = None) -> str:
+def erase(
+    session: Session,
+    user_id: uuid.UUID,
+    archives: ObjectStore | None = None,
+    media: ObjectStore | None = None,
+) -> str:
     """Erase the person: 'deleted' (the account row and everything hanging on it), or
     'tombstone' (a clue batch handed to the police names the account). The audit record of
-    the erasure names the account's id only."""
+    the erasure names the account's id only. With the stores, the person's data archives and
+    unattached uploads go with their objects at once (rows would cascade, objects not)."""
     user = session.get(User, user_id)
-    if export_root is not None:  # data archives on disk: their rows would cascade, not files
+    if archives is not None:
         from app.privacy import archive
 
-        archive.remove(session, export_root, archive.DataArchive.user_id == user_id)
+        archive.remove(session, archives, archive.DataArchive.user_id == user_id)
+    if media is not None:
+        _delete_unattached_uploads(session, user_id, media)
     _keep_service_totals(session, user)
     _anonymise_tips(session, user_id)
     _forget_elsewhere(session, user_id)
@@ -316,11 +325,30 @@ def erase(session: Session, user_id: uuid.UUID, export_root: str | None = None) 
     return outcome
 
 
-def erase_due(session: Session, now: dt.datetime, export_root: str | None = None) -> int:
+def _delete_unattached_uploads(session: Session, user_id: uuid.UUID, media: ObjectStore) -> None:
+    """Uploads attached to nothing: objects first, then rows (as the expiry job does)."""
+    uploads = session.scalars(
+        select(Media).where(
+            Media.owner_id == user_id, Media.tip_id.is_(None), Media.task_id.is_(None)
+        )
+    ).all()
+    for upload in uploads:
+        media.delete(upload.storage_key)
+        media.delete(upload.thumbnail_key)
+        session.delete(upload)
+    session.flush()
+
+
+def erase_due(
+    session: Session,
+    now: dt.datetime,
+    archives: ObjectStore | None = None,
+    media: ObjectStore | None = None,
+) -> int:
     """Erase every account whose grace period is over; how many were."""
     ids = due(session, now)
     for user_id in ids:
-        erase(session, user_id, export_root)
+        erase(session, user_id, archives, media)
     return len(ids)
 
 

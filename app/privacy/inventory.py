@@ -139,7 +139,7 @@ INVENTORY: tuple[Entry, ...] = (
     Entry(
         "data_archives",
         ("user_id", "byte_size"),
-        "a copy of the person's data (ZIP file on disk)",
+        "a copy of the person's data (ZIP file in the file store)",
         CONSENT,
         "the person",
         "7 days after it was made",

@@ -11,8 +11,8 @@ from flask import current_app
 
 from app.core.jobs import jobs, task
 from app.extensions import db
-from app.media.service import storage
 from app.privacy import archive, deletion, retention
+from app.storage import export_store, media_store
 
 
 @jobs.periodic(cron="23 * * * *", periodic_id="erase_deleted_accounts")
@@ -23,7 +23,8 @@ def erase_deleted_accounts(timestamp: int) -> int:
     return deletion.erase_due(
         db.session,
         dt.datetime.fromtimestamp(timestamp, dt.UTC),
-        export_root=current_app.config["EXPORT_ROOT"],
+        archives=export_store(),
+        media=media_store(),
     )
 
 
@@ -31,7 +32,11 @@ def erase_deleted_accounts(timestamp: int) -> int:
 def build_data_archive(archive_id: str) -> str:
     """Make a person's data archive (ZIP with their tips' photos)."""
     return archive.build(
-        db.session, uuid.UUID(archive_id), current_app.config["EXPORT_ROOT"], storage()
+        db.session,
+        uuid.UUID(archive_id),
+        current_app.config["EXPORT_ROOT"],
+        media_store(),
+        export_store(),
     )
 
 
@@ -39,11 +44,7 @@ def build_data_archive(archive_id: str) -> str:
 @task(queue="maintenance")
 def prune_data_archives(timestamp: int) -> int:
     """Daily: delete data archives past their days, files included."""
-    return archive.prune(
-        db.session,
-        dt.datetime.fromtimestamp(timestamp, dt.UTC),
-        current_app.config["EXPORT_ROOT"],
-    )
+    return archive.prune(db.session, dt.datetime.fromtimestamp(timestamp, dt.UTC), export_store())
 
 
 # -- retention (docs/privacy.md, "Data inventory and retention") ----------------------------------
@@ -68,7 +69,7 @@ def expire_reporter_contacts(timestamp: int) -> int:
 def delete_closed_tip_photos(timestamp: int) -> int:
     """Hourly: photos of tips closed CLOSED_TIP_PHOTO_DAYS ago (up to 1,000 a run)."""
     return retention.delete_closed_tip_photos(
-        db.session, _at(timestamp), current_app.config["CLOSED_TIP_PHOTO_DAYS"], storage()
+        db.session, _at(timestamp), current_app.config["CLOSED_TIP_PHOTO_DAYS"], media_store()
     )
 
 
@@ -107,7 +108,7 @@ def delete_acknowledged_batch_files(timestamp: int) -> int:
         db.session,
         _at(timestamp),
         current_app.config["BATCH_FILE_DAYS_AFTER_ACK"],
-        current_app.config["EXPORT_ROOT"],
+        export_store(),
     )
 
 

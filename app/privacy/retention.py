@@ -8,8 +8,6 @@ Every cutoff is strict (`<`): a row exactly at the limit stays until the next ru
 from __future__ import annotations
 
 import datetime as dt
-import shutil
-from pathlib import Path
 
 from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.orm import Session
@@ -17,7 +15,7 @@ from sqlalchemy.orm import Session
 from app.auth.models import AuthSession, RefreshToken
 from app.exports.models import ClueBatch
 from app.media.models import Media
-from app.media.storage import MediaStorage
+from app.storage import ObjectStore
 from app.tips.models import OPEN_STATUSES, Tip
 from notifications.models import Device, Notification
 
@@ -54,9 +52,9 @@ def expire_reporter_contacts(session: Session, now: dt.datetime, days: int) -> i
 
 
 def delete_closed_tip_photos(
-    session: Session, now: dt.datetime, days: int, store: MediaStorage
+    session: Session, now: dt.datetime, days: int, store: ObjectStore
 ) -> int:
-    """Photos (and thumbnails) of tips closed more than `days` ago: files, then rows. Clue
+    """Photos (and thumbnails) of tips closed more than `days` ago: objects, then rows. Clue
     batches made before keep their own copies until their files' retention."""
     due = session.scalars(
         select(Media)
@@ -101,7 +99,7 @@ def delete_ended_sessions(session: Session, now: dt.datetime, days: int) -> int:
 
 
 def delete_acknowledged_batch_files(
-    session: Session, now: dt.datetime, days: int, export_root: str | Path
+    session: Session, now: dt.datetime, days: int, store: ObjectStore
 ) -> int:
     """The platform's copy of a clue batch's files (they may name consenting reporters), `days`
     after the police acknowledged receiving them. The row, its items, digest and signature stay:
@@ -116,7 +114,7 @@ def delete_acknowledged_batch_files(
         .with_for_update(skip_locked=True)
     ).all()
     for batch in due:
-        shutil.rmtree(Path(export_root) / str(batch.id), ignore_errors=True)
+        store.delete_prefix(f"{batch.id}/")
         batch.files_deleted_at = now
     session.flush()
     return len(due)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from flask import current_app, send_file
 from flask.views import MethodView
 
 from app.core import audit
@@ -13,6 +12,7 @@ from app.core.pagination import PageArgsSchema, page_of, paginate
 from app.extensions import db
 from app.privacy import archive, export, jobs, service
 from app.privacy.schemas import AccessSchema, DataArchiveSchema, DataCopySchema
+from app.storage import export_store, streamed
 
 blp = Blueprint(
     "privacy", __name__, url_prefix="/api/v1/me", description="Your personal information rights"
@@ -84,7 +84,7 @@ class MyDataArchiveFile(MethodView):
         """Download your data archive (409 until it is ready); every download is audited."""
         user = current_user()
         made = archive.get_own(db.session, user, archive_id)
-        path = archive.ready_file(made, current_app.config["EXPORT_ROOT"])
+        stored = archive.open_ready(made, export_store())
         audit.record(
             db.session,
             "account.data_downloaded",
@@ -92,11 +92,4 @@ class MyDataArchiveFile(MethodView):
             object_type="data_archive",
             object_ids=[made.id],
         )
-        return send_file(
-            path,
-            mimetype="application/zip",
-            as_attachment=True,
-            download_name=f"qunfang-my-data-{made.id}.zip",
-            conditional=False,
-            etag=False,
-        )
+        return streamed(stored, "application/zip", download_name=f"qunfang-my-data-{made.id}.zip")

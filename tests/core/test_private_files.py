@@ -38,6 +38,7 @@ def var(app, tmp_path, monkeypatch) -> Path:
     """A private var/ for this test: photos, clue batches and local secrets go there."""
     var = tmp_path / "var"
     var.mkdir()
+    monkeypatch.setitem(app.config, "STORAGE_BACKEND", "local")  # whatever QF_TEST_STORAGE says
     monkeypatch.setitem(app.config, "MEDIA_ROOT", str(var / "media"))
     monkeypatch.setitem(app.config, "EXPORT_ROOT", str(var / "exports"))
     monkeypatch.setattr(config, "LOCAL_SECRETS_DIR", var / "secrets")

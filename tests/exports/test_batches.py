@@ -21,6 +21,7 @@ from app.exports.files import COLUMN_NAMES
 from app.exports.models import ClueBatch
 from app.exports.service import csv_header
 from app.privacy import retention
+from app.storage import export_store
 from app.tips.models import Tip, TipEvent
 from tests.tips.conftest import NEIGHBOUR, jpeg, tip_body, upload
 
@@ -420,20 +421,20 @@ def test_acknowledged_batch_files_are_deleted_after_their_period_and_the_record_
     assert _download(client, headers, batch["id"], "tips.csv")
     acked = client.post(f"/api/v1/clue-batches/{batch['id']}/acknowledge", headers=headers)
     assert acked.status_code == 200, acked.json
-    folder = service.batch_dir(uuid.UUID(batch["id"]))
-    assert folder.is_dir()
+    store = export_store()
+    prefix = service.batch_prefix(uuid.UUID(batch["id"]))
+    assert len(list(store.list(prefix))) == 4
     days = app.config["BATCH_FILE_DAYS_AFTER_ACK"]
     acknowledged = session.get(ClueBatch, uuid.UUID(batch["id"])).acknowledged_at
-    export_root = app.config["EXPORT_ROOT"]
 
     inside = acknowledged + dt.timedelta(days=days)
-    assert retention.delete_acknowledged_batch_files(session, inside, days, export_root) == 0
+    assert retention.delete_acknowledged_batch_files(session, inside, days, store) == 0
     assert _download(client, headers, batch["id"], "tips.csv")
 
     due = inside + dt.timedelta(seconds=1)
-    assert retention.delete_acknowledged_batch_files(session, due, days, export_root) == 1
+    assert retention.delete_acknowledged_batch_files(session, due, days, store) == 1
     session.commit()
-    assert not folder.exists()
+    assert list(store.list(prefix)) == []
     shown = client.get(f"/api/v1/clue-batches/{batch['id']}", headers=headers).json
     assert shown["files_deleted_at"] is not None
     assert shown["digest"] and shown["signature"] and shown["row_count"] == 1

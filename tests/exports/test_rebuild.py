@@ -4,17 +4,21 @@
 from __future__ import annotations
 
 import datetime as dt
+import io
 import uuid
 import zipfile
+from pathlib import Path
 
 import procrastinate
 import psycopg
 import pytest
+from flask import current_app
 from sqlalchemy import exc as sa_exc
 from sqlalchemy import text
 
 from app.exports import service
 from app.exports.models import ClueBatch
+from app.storage import export_store
 from tests.exports import test_batches
 from tests.exports.test_batches import _create, _post_tip
 
@@ -26,12 +30,14 @@ CREATED = dt.datetime(2026, 11, 20, 2, 0, 0, tzinfo=dt.UTC)
 def _snapshot(session, batch_id) -> dict:
     session.expire_all()
     batch = session.get(ClueBatch, uuid.UUID(batch_id))
-    folder = service.batch_dir(batch.id)
+    store = export_store()
     return {
         "status": batch.status,
         "files": batch.files,
         "signed": (batch.digest, batch.signature, batch.key_id),
-        "bytes": {p.name: p.read_bytes() for p in folder.iterdir()},
+        "bytes": {
+            info.key: store.get(info.key) for info in store.list(service.batch_prefix(batch.id))
+        },
     }
 
 
@@ -48,19 +54,23 @@ def test_building_again_after_a_crash_makes_the_same_bytes_and_leaves_nothing_st
     session.commit()
     assert run_jobs(batch_id) == 3
     first = _snapshot(session, batch_id)
-    with zipfile.ZipFile(service.batch_dir(uuid.UUID(batch_id)) / "batch.zip") as archive:
+    assert set(first["bytes"]) == {f"{batch_id}/{name}" for name in service.DOWNLOADABLE}
+    with zipfile.ZipFile(io.BytesIO(first["bytes"][f"{batch_id}/batch.zip"])) as archive:
         # Dated by the batch, not by the build: a later build makes the same archive.
         assert {info.date_time for info in archive.infolist()} == {(2026, 11, 20, 10, 0, 0)}
 
-    # What a worker killed mid-build leaves: the batch `running`, a partial folder.
+    # What a worker killed mid-build leaves: the batch `running`, a partial folder on its
+    # host, and objects it had stored already.
     session.execute(
         text("UPDATE clue_batches SET status = 'running', percent = 33 WHERE id = :id"),
         {"id": batch_id},
     )
     session.commit()
-    partial = service.batch_dir(uuid.UUID(batch_id)).with_name(f".{batch_id}.partial")
+    partial = Path(current_app.config["EXPORT_ROOT"]) / f".{batch_id}.partial"
     partial.mkdir()
     (partial / "tips.csv").write_bytes(b"half a file")
+    export_store().put(f"{batch_id}/tips.csv", b"half a file")
+    export_store().put(f"{batch_id}/stale.bin", b"from another build")
 
     assert run_jobs(batch_id) == 3
     again = _snapshot(session, batch_id)

@@ -61,7 +61,13 @@ def faults(app, database_url, tmp_path):
     workers (in-process or as `flask jobs worker` processes) on a private EXPORT_ROOT; all of
     it removed afterwards (the audit trail stays: it is append-only)."""
     export_root, media_root = tmp_path / "exports", tmp_path / "media"
-    app = make_app(database_url, EXPORT_ROOT=str(export_root), MEDIA_ROOT=str(media_root))
+    # The local backend whatever the run's (QF_TEST_STORAGE): these tests look at the folders.
+    app = make_app(
+        database_url,
+        EXPORT_ROOT=str(export_root),
+        MEDIA_ROOT=str(media_root),
+        STORAGE_BACKEND="local",
+    )
     engine = sa.create_engine(database_url, poolclass=sa.pool.NullPool)
     liaison, session_id, prefix = uuid.uuid4(), uuid.uuid4(), uuid.uuid4().hex[:6]
     with engine.begin() as conn:
@@ -143,6 +149,7 @@ def faults(app, database_url, tmp_path):
             "DATABASE_URL": database_url,
             "EXPORT_ROOT": str(export_root),
             "MEDIA_ROOT": str(media_root),
+            "STORAGE_BACKEND": "local",
             "LOG_LEVEL": "WARNING",
         }
         command = [FLASK, "--app", "wsgi", "jobs", "worker", "--queue", "exports", *extra]

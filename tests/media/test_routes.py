@@ -14,7 +14,6 @@ import os
 import struct
 import uuid
 import zlib
-from pathlib import Path
 
 import pytest
 from PIL import Image
@@ -22,6 +21,7 @@ from sqlalchemy import func, select, text
 
 from app.media import service as media_service
 from app.media.models import Media
+from app.storage import LocalStore, media_store
 from tests.tips.conftest import JIANWAI, gps_exif, jpeg, tip_body, upload
 
 PROBLEM = "application/problem+json"
@@ -38,14 +38,15 @@ def submit(client, headers=None, **overrides):
     return client.post("/api/v1/tips", json=tip_body(**overrides), headers=headers)
 
 
-def media_root(app) -> Path:
-    return Path(app.config["MEDIA_ROOT"])
-
-
-def stored_files(app) -> set[Path]:
-    """Every file under MEDIA_ROOT (including temporary ones of interrupted writes)."""
-    root = media_root(app)
-    return {p for p in root.rglob("*") if p.is_file()} if root.exists() else set()
+def stored_files(app) -> set[str]:
+    """Every object of the media store; on the local backend, every file under MEDIA_ROOT
+    (including temporary ones of interrupted writes)."""
+    with app.app_context():
+        store = media_store()
+    if isinstance(store, LocalStore):
+        root = store.root
+        return {str(p) for p in root.rglob("*") if p.is_file()} if root.exists() else set()
+    return {info.key for info in store.list()}
 
 
 def media_count(session) -> int:
@@ -142,14 +143,14 @@ def test_upload_is_stored_re_encoded_without_metadata_and_served_to_its_uploader
         <= media.expires_at
         <= dt.datetime.now(dt.UTC) + dt.timedelta(hours=hours)
     )
-    root = media_root(app)
-    assert (root / media.storage_key).is_file() and (root / media.thumbnail_key).is_file()
-    assert media.byte_size == (root / media.storage_key).stat().st_size
+    store = media_store()
+    assert store.exists(media.storage_key) and store.exists(media.thumbnail_key)
+    assert media.byte_size == len(store.get(media.storage_key))
 
     photo = client.get(f"/api/v1/media/{body['id']}", headers=headers)
     data = assert_served_jpeg(photo)
     assert hashlib.sha256(data).hexdigest() == body["sha256"]
-    assert data == (root / media.storage_key).read_bytes()
+    assert data == store.get(media.storage_key)
     assert data != original
     assert b"SnoopCam" not in data and b"Model-X1" not in data
     assert b"Exif\x00\x00" not in data
@@ -412,10 +413,10 @@ def test_expired_uploads_and_their_files_are_deleted_attached_ones_kept(
     assert submit(client, headers=headers, media_ids=[attached_id]).status_code == 201
     _expire(session, expired_id)
 
-    root = media_root(app)
+    store = media_store()
     rows = {i: get_media(session, i) for i in (expired_id, fresh_id, attached_id)}
-    files = {i: (root / m.storage_key, root / m.thumbnail_key) for i, m in rows.items()}
-    assert all(p.is_file() for pair in files.values() for p in pair)
+    files = {i: (m.storage_key, m.thumbnail_key) for i, m in rows.items()}
+    assert all(store.exists(k) for pair in files.values() for k in pair)
     assert rows[attached_id].expires_at is None and rows[attached_id].tip_id is not None
 
     deleted = media_service.delete_expired(session, dt.datetime.now(dt.UTC))
@@ -423,10 +424,10 @@ def test_expired_uploads_and_their_files_are_deleted_attached_ones_kept(
 
     assert deleted >= 1
     assert get_media(session, expired_id) is None
-    assert not any(p.exists() for p in files[expired_id])
+    assert not any(store.exists(k) for k in files[expired_id])
     for kept in (fresh_id, attached_id):
         assert get_media(session, kept) is not None
-        assert all(p.is_file() for p in files[kept])
+        assert all(store.exists(k) for k in files[kept])
     assert _status(client, expired_id, headers) == (404, 404)
     assert _status(client, attached_id, headers) == (200, 200)
 
@@ -435,9 +436,9 @@ def test_expired_uploads_and_their_files_are_deleted_attached_ones_kept(
     media_service.delete_expired(session, later)
     session.commit()
     assert get_media(session, fresh_id) is None
-    assert not any(p.exists() for p in files[fresh_id])
+    assert not any(store.exists(k) for k in files[fresh_id])
     assert get_media(session, attached_id) is not None
-    assert all(p.is_file() for p in files[attached_id])
+    assert all(store.exists(k) for k in files[attached_id])
 
 
 def test_upload_past_its_expiry_cannot_be_attached(client, session, create_user, token_for):

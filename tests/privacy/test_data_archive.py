@@ -14,9 +14,9 @@ from flask import current_app
 from sqlalchemy import func, select, text
 
 from app.media.models import Media
-from app.media.service import storage
 from app.privacy import archive, deletion
 from app.privacy.models import AccountDeletion
+from app.storage import export_store, media_store
 from tests.tips.conftest import jpeg, tip_body, upload
 
 EXPORT = "/api/v1/me/data/export"
@@ -39,7 +39,11 @@ def reporter(client, create_user, token_for):
 
 def _build(session, archive_id):
     return archive.build(
-        session, uuid.UUID(archive_id), current_app.config["EXPORT_ROOT"], storage()
+        session,
+        uuid.UUID(archive_id),
+        current_app.config["EXPORT_ROOT"],
+        media_store(),
+        export_store(),
     )
 
 
@@ -63,7 +67,7 @@ def test_the_archive_carries_my_data_and_my_tips_photos(client, session, reporte
     data = json.loads(bundle.read("data.json"))
     assert data["profile"]["id"] == str(user.id) and data["photos_missing"] == []
     stored = session.get(Media, uuid.UUID(photo))
-    assert bundle.read(f"photos/{photo}.jpg") == storage().get(stored.storage_key)
+    assert bundle.read(f"photos/{photo}.jpg") == media_store().get(stored.storage_key)
 
 
 def test_asking_again_while_it_is_made_answers_the_same_archive(client, reporter):
@@ -84,14 +88,13 @@ def test_another_persons_archive_is_not_found(client, session, reporter, create_
 
 def test_expired_archives_and_erased_accounts_take_their_files(client, session, reporter):
     user, headers, _photo = reporter
-    root = current_app.config["EXPORT_ROOT"]
+    store = export_store()
     made = uuid.UUID(client.post(EXPORT, headers=headers).json["id"])
     _build(session, str(made))
-    path = archive.path_of(root, made)
-    assert path.is_file()
+    assert store.exists(archive.key_of(made))
     later = dt.datetime.now(dt.UTC) + dt.timedelta(days=archive.ARCHIVE_DAYS, minutes=1)
-    assert archive.prune(session, later - dt.timedelta(days=1), root) == 0
-    assert archive.prune(session, later, root) == 1 and not path.exists()
+    assert archive.prune(session, later - dt.timedelta(days=1), store) == 0
+    assert archive.prune(session, later, store) == 1 and not store.exists(archive.key_of(made))
     second = uuid.UUID(client.post(EXPORT, headers=headers).json["id"])
     _build(session, str(second))
     session.add(
@@ -102,8 +105,8 @@ def test_expired_archives_and_erased_accounts_take_their_files(client, session, 
         )
     )
     session.flush()
-    deletion.erase_due(session, dt.datetime.now(dt.UTC), export_root=root)
-    assert not archive.path_of(root, second).exists()
+    deletion.erase_due(session, dt.datetime.now(dt.UTC), archives=store, media=media_store())
+    assert not store.exists(archive.key_of(second))
     assert session.scalar(select(func.count()).select_from(archive.DataArchive)) == 0
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -22,6 +21,7 @@ from app.media.models import Media
 from app.media.service import storage
 from app.privacy import jobs as privacy_jobs
 from app.privacy import retention
+from app.storage import ObjectStore, export_store
 from app.tips.models import Tip
 from notifications.models import Delivery, Device, Notification
 from tests.tips.conftest import jpeg, tip_body, upload
@@ -200,7 +200,7 @@ def test_sessions_over_for_the_period_are_deleted_with_their_tokens(session, cre
     assert {expired_inside.id, live.id} <= tokens
 
 
-def _batch(session, user, export_root: Path, acknowledged: dt.datetime | None) -> ClueBatch:
+def _batch(session, user, store: ObjectStore, acknowledged: dt.datetime | None) -> ClueBatch:
     batch = ClueBatch(
         created_by=user.id,
         creator_role="police_liaison",
@@ -212,37 +212,39 @@ def _batch(session, user, export_root: Path, acknowledged: dt.datetime | None) -
     )
     session.add(batch)
     session.flush()
-    folder = export_root / str(batch.id)
-    folder.mkdir(parents=True)
-    (folder / "tips.csv").write_text("reporter_name,reporter_phone\n张三,13900000000\n")
+    store.put(f"{batch.id}/tips.csv", "reporter_name,reporter_phone\n张三,13900000000\n".encode())
     return batch
 
 
 def test_batch_files_go_the_period_after_acknowledgement_and_the_record_stays(
-    app, session, create_user, tmp_path
+    app, session, create_user
 ):
     liaison = create_user(roles=["police_liaison"], jurisdiction=["110105001000"])
+    store = export_store()
     now, days = _now(), 90
-    due = _batch(session, liaison, tmp_path, now - days * DAY - MINUTE)
-    inside = _batch(session, liaison, tmp_path, now - days * DAY + MINUTE)
-    unacknowledged = _batch(session, liaison, tmp_path, None)
+    due = _batch(session, liaison, store, now - days * DAY - MINUTE)
+    inside = _batch(session, liaison, store, now - days * DAY + MINUTE)
+    unacknowledged = _batch(session, liaison, store, None)
 
-    assert retention.delete_acknowledged_batch_files(session, now, days, tmp_path) == 1
-    assert not (tmp_path / str(due.id)).exists()
+    assert retention.delete_acknowledged_batch_files(session, now, days, store) == 1
+    assert list(store.list(f"{due.id}/")) == []
     assert due.files_deleted_at == now
     assert session.get(ClueBatch, due.id) is not None
     for kept in (inside, unacknowledged):
-        assert (tmp_path / str(kept.id) / "tips.csv").exists()
+        assert store.exists(f"{kept.id}/tips.csv")
         assert kept.files_deleted_at is None
-    assert retention.delete_acknowledged_batch_files(session, now, days, tmp_path) == 0
+    assert retention.delete_acknowledged_batch_files(session, now, days, store) == 0
+    for kept in (inside, unacknowledged):
+        store.delete_prefix(f"{kept.id}/")
 
 
-def test_a_batch_whose_files_were_deleted_answers_404_for_them(session, create_user, tmp_path):
+def test_a_batch_whose_files_were_deleted_answers_404_for_them(session, create_user):
     liaison = create_user(roles=["police_liaison"], jurisdiction=["110105001000"])
-    batch = _batch(session, liaison, tmp_path, _now() - 100 * DAY)
+    batch = _batch(session, liaison, export_store(), _now() - 100 * DAY)
     batch.files_deleted_at = _now()
     with pytest.raises(NotFound, match="retention"):
-        exports.file_path(session, liaison, batch, "tips.csv")
+        exports.open_file(session, liaison, batch, "tips.csv")
+    export_store().delete_prefix(f"{batch.id}/")
 
 
 def _audit(session, at: dt.datetime) -> int:
