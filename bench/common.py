@@ -201,10 +201,10 @@ def gunicorn(workers: int) -> Iterator[str]:
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 120  # importing the app takes a while on a busy machine
         while True:
             try:
-                with urlopen(f"{base}/readyz", timeout=2) as response:  # noqa: S310 - loopback
+                with urlopen(f"{base}/readyz", timeout=10) as response:  # noqa: S310 - loopback
                     if response.status == 200:
                         break
             except OSError:
