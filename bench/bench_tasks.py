@@ -214,14 +214,60 @@ def _last_arrival(fakes: dict, count: int, timeout: float) -> float:
     """When (monotonic) the `count`-th push reached the fakes, all providers together."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        times = [r.at for r in fakes["fcm"].delivered()] + [r.at for r in fakes["apns"].delivered()]
-        times += [
-            r.at for r in list(fakes["jpush"].received) if r.answer == 0 for _ in r.registration_ids
-        ]
-        if len(times) >= count:
-            return max(times)
-        time.sleep(0.02)
+        arrived = [fake.arrivals() for fake in fakes.values()]
+        if sum(delivered for delivered, _ in arrived) >= count:
+            return max(last for _, last in arrived)
+        time.sleep(0.05)
     raise SystemExit(f"not all {count} pushes arrived in {timeout} s")
+
+
+def _recorded(app, task_id: str, timeout: float) -> None:
+    """Wait until the workers have recorded every outcome of the task's deliveries."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        pending = _sql(
+            app,
+            "SELECT count(*) FROM deliveries WHERE task_id = :t AND status = 'pending'",
+            {"t": task_id},
+        ).scalar_one()
+        if not pending:
+            return
+        time.sleep(0.1)
+    raise SystemExit(f"deliveries still pending after {timeout} s")
+
+
+def _postmaster() -> int | None:
+    """The dev cluster's postmaster (its backends do the fan-out's SQL), when it is ours."""
+    pid_file = ROOT / "var" / "pg" / "dev" / "postmaster.pid"
+    try:
+        return int(pid_file.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _cpu_seconds(roots: list[int]) -> float:
+    """User + system CPU seconds of the processes `roots` and all their descendants: the
+    benchmark (with gunicorn, the job workers and the fakes under it) and the database. A
+    figure that does not depend on how busy the machine is."""
+    parents, spent = {}, {}
+    tick = os.sysconf("SC_CLK_TCK")
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents[int(entry.name)] = int(fields[1])
+        spent[int(entry.name)] = (int(fields[11]) + int(fields[12])) / tick
+    total = 0.0
+    for pid, seconds in spent.items():
+        ancestor = pid
+        while ancestor and ancestor not in roots:
+            ancestor = parents.get(ancestor, 0)
+        if ancestor:
+            total += seconds
+    return total
 
 
 # -- each SDK alone: the references --------------------------------------------------------------
@@ -309,15 +355,13 @@ def _all_alone(fakes, credentials: Path, key_file: Path, shares: dict[str, int])
 
 def _clear(fakes: dict) -> None:
     for fake in fakes.values():
-        fake.received.clear()
+        fake.clear()
 
 
 def fan_out(config: BenchConfig, bench_url: str, app) -> list[Result]:
     """FCM-only and mixed fan-outs to the same volunteers, round by round, each beside its
     reference; and each SDK alone sending as many pushes to its fake."""
-    from tests.fakes import apns as fake_apns
-    from tests.fakes import fcm as fake_fcm
-    from tests.fakes import jpush as fake_jpush
+    from tests.fakes import process as fake_process
 
     volunteers = int(os.environ.get("BENCH_TASK_VOLUNTEERS", 10_000))
     delay_ms = float(os.environ.get("BENCH_FCM_DELAY_MS", 20))
@@ -325,18 +369,21 @@ def fan_out(config: BenchConfig, bench_url: str, app) -> list[Result]:
     _fill_volunteers(app, volunteers)
     token = _staff_token(app)
     scenarios: dict[str, tuple[list[float], list[float]]] = {"fcm": ([], []), "mixed": ([], [])}
+    cpu: dict[str, list[float]] = {"fcm": [], "mixed": []}
     alone: dict[str, list[float]] = {"fcm": [], "apns": [], "jpush": []}
+    alone_cpu: dict[str, list[float]] = {"fcm": [], "apns": [], "jpush": []}
     shares: dict[str, dict[str, int]] = {}
     delay = delay_ms / 1000
+    roots = [os.getpid(), *filter(None, [_postmaster()])]
     with (
-        fake_fcm.running(delay_s=delay) as fcm,
-        fake_apns.running(delay_s=delay) as apns,
-        fake_jpush.running(delay_s=delay) as jpush,
         tempfile.TemporaryDirectory() as tmp,
+        fake_process.running("fcm", delay, Path(tmp)) as fcm,
+        fake_process.running("apns", delay, Path(tmp)) as apns,
+        fake_process.running("jpush", delay, Path(tmp)) as jpush,
     ):
         fakes = {"fcm": fcm, "apns": apns, "jpush": jpush}
-        credentials = fcm.service_account(Path(tmp))
-        key_file = apns.key_file(Path(tmp))
+        credentials = Path(fcm.credentials_file)
+        key_file = Path(apns.key_file)
         env = {
             **os.environ,
             "DATABASE_URL": bench_url,
@@ -361,11 +408,13 @@ def fan_out(config: BenchConfig, bench_url: str, app) -> list[Result]:
                     for scenario, (project, reference) in scenarios.items():
                         shares[scenario] = _phones(app, mixed=scenario == "mixed")
                         _clear(fakes)
-                        _post_task(base, token, volunteers)
+                        spent = _cpu_seconds(roots)
+                        task_id = _post_task(base, token, volunteers)
                         answered = time.monotonic()
                         last = _last_arrival(fakes, volunteers, timeout=300)
                         project.append(round(last - answered, 2))
-                        time.sleep(1)  # the workers record the outcomes
+                        _recorded(app, task_id, timeout=300)
+                        cpu[scenario].append(round(_cpu_seconds(roots) - spent, 1))
                         _clear(fakes)
                         if scenario == "fcm":
                             seconds = _fcm_alone(credentials, fcm.base_url, volunteers)
@@ -373,10 +422,15 @@ def fan_out(config: BenchConfig, bench_url: str, app) -> list[Result]:
                             seconds = _all_alone(fakes, credentials, key_file, shares[scenario])
                         reference.append(round(seconds, 2))
                     _clear(fakes)
-                    alone["fcm"].append(round(_fcm_alone(credentials, fcm.base_url, volunteers), 2))
-                    alone["apns"].append(round(_apns_alone(apns, key_file, volunteers), 2))
-                    alone["jpush"].append(round(_jpush_alone(jpush, volunteers), 2))
-                    _clear(fakes)
+                    for name, send_alone in (
+                        ("fcm", lambda: _fcm_alone(credentials, fcm.base_url, volunteers)),
+                        ("apns", lambda: _apns_alone(apns, key_file, volunteers)),
+                        ("jpush", lambda: _jpush_alone(jpush, volunteers)),
+                    ):
+                        spent = _cpu_seconds(roots)
+                        alone[name].append(round(send_alone(), 2))
+                        alone_cpu[name].append(round(_cpu_seconds(roots) - spent, 1))
+                        _clear(fakes)
         finally:
             os.environ.clear()
             os.environ.update(saved)
@@ -389,6 +443,13 @@ def fan_out(config: BenchConfig, bench_url: str, app) -> list[Result]:
         f"(median of {times})"
         for name, times in alone.items()
     }
+    sdk_alone.update(
+        {
+            f"{name} SDK alone, CPU s (client + fake + idle workers)": f"{statistics.median(s):g} "
+            f"(median of {s})"
+            for name, s in alone_cpu.items()
+        }
+    )
     project_command = (
         f"POST /api/v1/tasks (gunicorn, 2 workers) + {worker_count} × `flask jobs worker "
         "--concurrency 4`: FcmSender (send_each), ApnsSender (HTTP/2), JPushSender "
@@ -414,7 +475,13 @@ def fan_out(config: BenchConfig, bench_url: str, app) -> list[Result]:
                 reference=reference,
                 project_command=project_command,
                 reference_command=reference_command,
-                notes={"phones per provider": shares[scenario], **sdk_alone},
+                notes={
+                    "phones per provider": shares[scenario],
+                    "CPU s, POST to every outcome recorded (API, workers, fakes, database)": (
+                        f"{statistics.median(cpu[scenario]):g} (median of {cpu[scenario]})"
+                    ),
+                    **sdk_alone,
+                },
                 higher_is_better=False,
                 target=Target("project", "<", TARGET_S),
                 key=f"tasks.fan_out_{scenario}",

@@ -204,7 +204,7 @@ def gunicorn(workers: int) -> Iterator[str]:
         deadline = time.monotonic() + 120  # a loaded shared machine imports slowly
         while True:
             try:
-                with urlopen(f"{base}/readyz", timeout=2) as response:  # noqa: S310 - loopback
+                with urlopen(f"{base}/readyz", timeout=10) as response:  # noqa: S310 - loopback
                     if response.status == 200:
                         break
             except OSError:

@@ -101,12 +101,14 @@ class FakeApns:
     _attempts: dict[str, int] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _transports: list = field(default_factory=list)
+    _verified_tokens: dict[str, tuple[dict, dict]] = field(default_factory=dict)
 
     def key_file(self, directory: Path) -> Path:
         """A fresh .p8 signing key (EC P-256, PKCS#8 PEM, as Apple hands it out), whose public
         half this server verifies provider tokens with."""
         key = ec.generate_private_key(ec.SECP256R1())
         self._public_key = key.public_key()
+        self._verified_tokens.clear()  # signed by the key before, if any
         path = directory / f"AuthKey_{self.key_id}.p8"
         path.write_bytes(
             key.private_bytes(
@@ -139,6 +141,22 @@ class FakeApns:
         answers = self.scripts.get(token) or ["ok"]
         return answers[min(attempt, len(answers) - 1)]
 
+    def _verified(self, provider_token: str) -> tuple[dict, dict]:
+        """The header and claims of a provider token whose signature is good. A sender reuses
+        one token for every request (for up to an hour), so its signature is checked once, as
+        APNs does; its age is still judged on every request (`_check`)."""
+        known = self._verified_tokens.get(provider_token)
+        if known is None:
+            claims = jwt.decode(
+                provider_token,
+                self._public_key,
+                algorithms=["ES256"],
+                options={"require": ["iss", "iat"], "verify_iat": False},
+            )
+            known = (jwt.get_unverified_header(provider_token), claims)
+            self._verified_tokens[provider_token] = known
+        return known
+
     def _check(self, headers: dict[str, str], body: bytes) -> tuple[str, str | None]:
         """(answer, the device token) for one request, before any script."""
         match = _PATH.match(headers.get(":path", ""))
@@ -150,13 +168,7 @@ class FakeApns:
             return "MissingProviderToken", token
         provider_token = authorization[7:]
         try:
-            header = jwt.get_unverified_header(provider_token)
-            claims = jwt.decode(
-                provider_token,
-                self._public_key,
-                algorithms=["ES256"],
-                options={"require": ["iss", "iat"], "verify_iat": False},
-            )
+            header, claims = self._verified(provider_token)
         except jwt.PyJWTError:
             return "InvalidProviderToken", token
         if header.get("kid") != self.key_id or claims.get("iss") != self.team_id:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import time
 
+import httpcore
 import httpx
 import pytest
 
@@ -36,7 +37,7 @@ def by_key(outcomes):
 def test_pushes_go_over_one_http2_connection_with_apns_headers(apns_sender, apns_fake, caplog):
     sent = pushes(20)
     before = int(time.time())
-    with caplog.at_level(logging.INFO):
+    with caplog.at_level(logging.DEBUG):
         outcomes = apns_sender.send(sent)
     assert not [r for r in caplog.records if sent[0].token in r.getMessage()]  # no token logged
     assert [o.status for o in outcomes] == ["sent"] * 20
@@ -281,14 +282,14 @@ def test_a_key_that_is_not_p256_is_refused(tmp_path):
 
 def test_a_surprise_in_one_push_fails_that_push_only(apns_sender, apns_fake, monkeypatch, caplog):
     broken, fine = pushes(2)
-    post = httpx.AsyncClient.post
+    request = httpcore.AsyncConnectionPool.request
 
-    async def sometimes(client, url, **kwargs):
+    async def sometimes(pool, method, url, **kwargs):
         if broken.token in str(url):
             raise RuntimeError("surprise")
-        return await post(client, url, **kwargs)
+        return await request(pool, method, url, **kwargs)
 
-    monkeypatch.setattr(httpx.AsyncClient, "post", sometimes)
+    monkeypatch.setattr(httpcore.AsyncConnectionPool, "request", sometimes)
     with caplog.at_level(logging.WARNING, logger=apns_module.__name__):
         outcome = by_key(apns_sender.send([broken, fine]))
     assert (outcome[0].status, outcome[0].error, outcome[0].attempts) == (
