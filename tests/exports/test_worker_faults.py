@@ -56,10 +56,14 @@ def _wait_for(condition, timeout: float, what: str, poll: float = 0.02):
 
 
 @pytest.fixture
-def faults(app, database_url, tmp_path):
+def faults(app, database_url, tmp_path, monkeypatch):
     """A liaison of 建外 with a token, a way to make a committed batch of ROWS anonymous tips,
     workers (in-process or as `flask jobs worker` processes) on a private EXPORT_ROOT; all of
     it removed afterwards (the audit trail stays: it is append-only)."""
+    # Freezing ROWS tips is four statements of about 0.4 s each here; with several suites on the
+    # two shared CPUs one of them has outlasted the request path's 15 s (a 503 before any worker
+    # started). These tests are about the worker's faults, not that bound: give it room.
+    monkeypatch.setenv("DB_STATEMENT_TIMEOUT_S", "120")
     export_root, media_root = tmp_path / "exports", tmp_path / "media"
     # The local backend whatever the run's (QF_TEST_STORAGE): these tests look at the folders.
     app = make_app(
