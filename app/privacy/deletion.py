@@ -207,11 +207,12 @@ def _anonymise_tips(session: Session, user_id: uuid.UUID) -> None:
         .execution_options(synchronize_session=False)
     )
     session.execute(update(TipEvent).where(TipEvent.actor_id == user_id).values(actor_id=None))
-    # Photos stay with their tips, as an anonymous tip's do; unattached uploads expire now
-    # (the media job deletes them with their files).
+    # Photos stay with their tips, as an anonymous tip's do, and with the tasks they complete
+    # (the task's evidence); uploads attached to neither expire now (the media job deletes
+    # them with their files, when the erasure has not already).
     session.execute(
         update(Media)
-        .where(Media.owner_id == user_id, Media.tip_id.is_(None))
+        .where(Media.owner_id == user_id, Media.tip_id.is_(None), Media.task_id.is_(None))
         .values(expires_at=func.least(Media.expires_at, _now()))
     )
     session.execute(update(Media).where(Media.owner_id == user_id).values(owner_id=None))

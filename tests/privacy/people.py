@@ -27,7 +27,7 @@ def ok(response, status=(200, 201, 202)):
 
 def everything_of_a_volunteer(client, app, me, staff, liaison, run_jobs):
     """Profile, consents, device, duty, patrol with track and check-ins, a named tip with a
-    photo and its history (put in a clue batch), a task answered, service hours,
+    photo and its history (put in a clue batch), a task answered and completed with a photo, service hours,
     notifications, sessions, a team membership and a station visit."""
     duty = {"on_duty": True, "location": {"lon": HOME[0], "lat": HOME[1]}}
     ok(client.put("/api/v1/me/duty", json=duty, headers=me))
@@ -95,10 +95,11 @@ def everything_of_a_volunteer(client, app, me, staff, liaison, run_jobs):
         201,
     )
     run_jobs()  # fan-out and pushes, the clue batch's files
+    finished = ok(upload(client, jpeg(), headers=me), 201)  # a completion photo (kept with the task)
     for action in ("accept", "arrive", "complete"):
         body = {"action": action, "location": {"lon": HOME[0], "lat": HOME[1]}}
         if action == "complete":
-            body["note"] = "已疏导"
+            body.update(note="已疏导", media_ids=[finished["id"]])
         ok(client.post(f"/api/v1/tasks/{task['id']}/responses", json=body, headers=me))
     with app.app_context():
         user_id = me_id(client, me)
