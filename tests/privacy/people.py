@@ -27,8 +27,8 @@ def ok(response, status=(200, 201, 202)):
 
 def everything_of_a_volunteer(client, app, me, staff, liaison, run_jobs):
     """Profile, consents, device, duty, patrol with track and check-ins, a named tip with a
-    photo and its history (put in a clue batch), a task answered and completed with a photo, service hours,
-    notifications, sessions, a team membership and a station visit."""
+    photo and its history (put in a clue batch), a task answered and completed with a photo,
+    service hours, notifications, sessions, a team membership and a station visit."""
     duty = {"on_duty": True, "location": {"lon": HOME[0], "lat": HOME[1]}}
     ok(client.put("/api/v1/me/duty", json=duty, headers=me))
     token = f"fcm-device-token-{uuid.uuid4().hex}"
@@ -95,7 +95,7 @@ def everything_of_a_volunteer(client, app, me, staff, liaison, run_jobs):
         201,
     )
     run_jobs()  # fan-out and pushes, the clue batch's files
-    finished = ok(upload(client, jpeg(), headers=me), 201)  # a completion photo (kept with the task)
+    finished = ok(upload(client, jpeg(), headers=me), 201)  # kept with the task it completes
     for action in ("accept", "arrive", "complete"):
         body = {"action": action, "location": {"lon": HOME[0], "lat": HOME[1]}}
         if action == "complete":
