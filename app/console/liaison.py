@@ -25,7 +25,6 @@ from flask import (
     redirect,
     render_template,
     request,
-    send_file,
     url_for,
 )
 from marshmallow import ValidationError
@@ -51,6 +50,7 @@ from app.exports.models import OUTCOMES, ClueBatch, ClueBatchItem
 from app.exports.schemas import BatchCreateSchema, OutcomesSchema
 from app.extensions import db
 from app.grid import service as grid_service
+from app.storage import export_store, streamed
 from app.tips.models import STATUSES, Tip
 
 BATCHES_PER_PAGE = 20
@@ -234,7 +234,9 @@ def signature_state(batch: ClueBatch) -> tuple[bool | None, str]:
     if batch.status != "ready" or batch.files_deleted_at is not None:
         return None, ""
     try:
-        manifest = json.loads((exports_service.batch_dir(batch.id) / "manifest.json").read_bytes())
+        key = exports_service.batch_prefix(batch.id) + "manifest.json"
+        with export_store().open(key) as stored:
+            manifest = json.loads(stored.read())
         public = signing.public_key_info(exports_service.signing_key())["public_key"]
         signing.verify_manifest(manifest, public)
         if manifest["digest"] != batch.digest:
@@ -243,7 +245,7 @@ def signature_state(batch: ClueBatch) -> tuple[bool | None, str]:
         for entry in batch.files:
             if entry["name"] in listed and listed[entry["name"]] != entry["sha256"]:
                 raise signing.ManifestError(f"{entry['name']}: SHA-256 differs from the manifest")
-    except (OSError, ValueError, KeyError, signing.ManifestError) as exc:
+    except (OSError, ValueError, KeyError, signing.ManifestError) as exc:  # KeyError: no object
         return False, str(exc)
     return True, ""
 
@@ -344,16 +346,12 @@ def batch_file(batch_id: uuid.UUID, name: str):
     actor = signed_in_user()
     found = exports_service.get_batch(db.session, actor, batch_id)
     try:
-        path = exports_service.file_path(db.session, actor, found, name)
+        stored = exports_service.open_file(db.session, actor, found, name)
     except Conflict as exc:
         return _batch_page(found, message=exc.detail, status=409)
-    response = send_file(
-        path,
-        mimetype="application/octet-stream",
-        as_attachment=True,
-        download_name=f"clue-batch-{found.id}-{name}",
-        conditional=False,
-        etag=False,
+    # Streamed from the store as the API streams it (a batch.zip may be a gigabyte).
+    response = streamed(
+        stored, "application/octet-stream", download_name=f"clue-batch-{found.id}-{name}"
     )
     response.headers["Cache-Control"] = "no-store"
     return response

@@ -26,7 +26,7 @@ NEIGHBOUR_POINT = NEIGHBOUR  # in 110105001025, outside the staff member's commu
 @pytest.fixture
 def on_duty(create_user, client, token_for):
     """on_duty(n, metres=0): n volunteers of 南郎家园 on duty sharing their position that far
-    east of HOME (南郎家园 ends about 80 m east of it)."""
+    east of HOME (600 m east is 北郎家园, another community of 建外)."""
 
     def make(n, metres=0.0, *, consent=True):
         users = []
@@ -100,8 +100,8 @@ def test_the_reach_counts_only_consented_positions_of_the_jurisdiction(staff_con
     console, _user = staff_console
     on_duty(5)
     on_duty(3, consent=False)
-    on_duty(4, 300)  # within 500 m, but in another sub-district: not the staff member's
-    assert reach_of(console, needed="10").get_json()["count"] == 5
+    on_duty(4, 600)  # within 1 km, but in 北郎家园: not the staff member's community
+    assert reach_of(console, needed="10", radius_m="1000").get_json()["count"] == 5
 
 
 def test_the_reach_of_a_place_outside_the_jurisdiction_is_refused(staff_console, on_duty):

@@ -148,6 +148,6 @@ def test_a_patrolled_cell_without_clues_is_on_the_map_and_not_a_gap(
     now = dt.datetime.now(dt.UTC)
     fixes = [item(at=now - dt.timedelta(minutes=m)) for m in range(10, 0, -1)]
     assert send(volunteer, patrol["id"], fixes).status_code == 200
-    home = cells_of(console)[str(area(f"{NANLANG}-G004").id)]["properties"]
+    home = cells_of(console)[str(area(f"{NANLANG}-G005").id)]["properties"]  # HOME lies in G005
     assert (home["total"], home["unwatched"]) == (0, False)
     assert home["patrol_minutes"] >= 8 and home["last_patrolled_at"]
