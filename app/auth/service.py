@@ -548,7 +548,8 @@ def _check_roles(roles: Iterable[str], areas: Sequence[Area]) -> None:
         raise _field_error("roles", _("A police liaison account cannot also be a staff account."))
 
 
-def _grantable(actor: User) -> set[str]:
+def grantable_roles(actor: User) -> set[str]:
+    """The roles this actor may grant (the console offers exactly these)."""
     allowed: set[str] = set()
     for role in actor.roles:
         allowed |= _GRANTABLE.get(role, set())
@@ -557,7 +558,7 @@ def _grantable(actor: User) -> set[str]:
 
 def _check_grants(actor: User, roles: Iterable[str], areas: Sequence[Area]) -> None:
     """The actor may grant these roles, and every area is inside their jurisdiction."""
-    refused = set(roles) - _grantable(actor)
+    refused = set(roles) - grantable_roles(actor)
     if refused:
         raise Forbidden(
             _("You may not grant the role(s): %(value)s.", value=", ".join(sorted(refused)))
@@ -577,12 +578,13 @@ def check_manages(session: Session, actor: User, user: User) -> None:
     granted area) is inside the actor's jurisdiction. Seeing an account is not enough."""
     if user.id == actor.id:
         raise Forbidden(_("Nobody administers their own account."))
-    beyond = set(user.roles) - _grantable(actor)
+    beyond = set(user.roles) - grantable_roles(actor)
     if beyond:
         raise Forbidden(
-            "Only an admin may change an account with the role(s): "
-            + ", ".join(sorted(beyond))
-            + "."
+            _(
+                "Only an admin may change an account with the role(s): %(value)s.",
+                value=", ".join(sorted(beyond)),
+            )
         )
     scope = jurisdiction_of(actor)
     home = session.get(Area, user.home_community_id) if user.home_community_id else None

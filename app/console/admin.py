@@ -133,7 +133,9 @@ def _user_page(user: User, *, message: str | None = None, status: int = 200):
         areas=[held[a.id] for a in user.jurisdiction],
         may_change=may_change,
         # The roles the API lets this actor hand out (app/auth/service.py, _GRANTABLE).
-        grantable=[r for r in ROLES if r in auth_service._grantable(actor)] if may_change else [],
+        grantable=[r for r in ROLES if r in auth_service.grantable_roles(actor)]
+        if may_change
+        else [],
         area_options=options,
         # Areas the account holds that the actor's list lacks (beyond their jurisdiction):
         # kept selected, so that saving does not silently drop them.

@@ -25,7 +25,7 @@ from app.auth.jurisdiction import jurisdiction_of, path_columns
 from app.console import bp
 from app.console import service as console_service
 from app.console.access import signed_in_user, staff_required
-from app.console.views import _local_time as local_time
+from app.console.views import local_time
 from app.core.auth import GRID_STAFF
 from app.core.errors import DomainError, Unprocessable
 from app.core.i18n import _, _l

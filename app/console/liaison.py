@@ -37,8 +37,7 @@ from app.console import service as console_service
 from app.console.access import signed_in_user, staff_required
 from app.console.labels import STATUS_LABELS
 from app.console.paging import page_count, page_number
-from app.console.views import _category_names as category_names
-from app.console.views import _local_time as local_time
+from app.console.views import category_names, local_time
 from app.core import geojson
 from app.core.auth import POLICE_LIAISON
 from app.core.errors import Conflict, Unprocessable

@@ -20,7 +20,7 @@ from werkzeug.exceptions import UnprocessableEntity
 
 from app.console import bp
 from app.console.access import signed_in_user, staff_required
-from app.console.views import _local_time as local_time
+from app.console.views import local_time
 from app.core import audit
 from app.core.audit import AuditEvent
 from app.core.auth import GRID_STAFF

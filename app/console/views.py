@@ -103,13 +103,13 @@ def _template_globals():
         "console_user": user_if_known(),
         "locales": SUPPORTED_LOCALES,
         "page_language": language_tag(),
-        "local_time": _local_time,
+        "local_time": local_time,
         "status_label": lambda s: STATUS_LABELS.get(s, s),
         "priority_label": lambda p: PRIORITY_LABELS.get(p, p),
     }
 
 
-def _local_time(value: dt.datetime | None) -> str:
+def local_time(value: dt.datetime | None) -> str:
     if value is None:
         return ""
     zone = ZoneInfo(current_app.config["SERVICE_TIMEZONE"])
@@ -246,7 +246,7 @@ def _queue_page(crs: str) -> dict:
 def tips():
     """Tips of the staff member's areas: filters, a list and a map."""
     result = _queue_page("wgs84")
-    names = _category_names()
+    names = category_names()
     pages = max(1, -(-result["total"] // PAGE_SIZE))
     args = request.args.to_dict(flat=False)
     args.pop("page", None)
@@ -270,7 +270,7 @@ def tips():
     )
 
 
-def _category_names() -> dict[str, str]:
+def category_names() -> dict[str, str]:
     english = language_tag() == "en"
     return {
         c.code: c.name_en if english else c.name
@@ -287,7 +287,7 @@ def tips_json():
     if crs not in ("wgs84", "gcj02"):
         raise UnprocessableEntity()
     result = _queue_page(crs)
-    names = _category_names()
+    names = category_names()
     items = [
         {
             "id": item["id"],
@@ -298,7 +298,7 @@ def tips_json():
             "priority": item["priority"],
             "priority_label": str(PRIORITY_LABELS.get(item["priority"], item["priority"])),
             "description": item["description"],
-            "created_at": _local_time(item["created_at"]),
+            "created_at": local_time(item["created_at"]),
             "lon": item["lon"],
             "lat": item["lat"],
         }
@@ -336,7 +336,7 @@ def _tip_page(tip, *, message: str | None = None, status: int = 200):
         duplicates=tips_service.duplicates(db.session, actor, tip),
         media=media,
         offered=offered,
-        category=_category_names().get(tip.category_code, tip.category_code),
+        category=category_names().get(tip.category_code, tip.category_code),
         event_label=event_label,
         etag_of=etag_of,
         assignable=(
