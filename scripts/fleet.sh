@@ -122,6 +122,8 @@ write_haproxy_conf() {
 global
   maxconn 4000
   log stderr format short local0 notice
+  # The runtime API: `set server app_nodes/web2 state maint` (the one-node measure of the tests).
+  stats socket $DIR/haproxy.sock mode 600 level admin
 
 defaults
   mode http
