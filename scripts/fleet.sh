@@ -249,7 +249,8 @@ MSG
 }
 
 run() {
-  trap 'trap - INT TERM EXIT; log "stopping"; stop; exit 0' INT TERM EXIT
+  # Once stopping, a second signal (make sends its child SIGTERM too) must not cut it short.
+  trap 'trap "" INT TERM; trap - EXIT; log "stopping"; stop; exit 0' INT TERM EXIT
   start
   banner
   echo "http://127.0.0.1:$LB_PORT"
