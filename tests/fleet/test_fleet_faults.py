@@ -346,6 +346,35 @@ def _jobs(engine: sa.Engine, task_ids: list[str]) -> Counter:
     return Counter({status: n for status, n in rows})
 
 
+def _defer_blocked_job(fleet: Fleet, n: int) -> int:
+    """A job deferred the way requests defer them (app.core.jobs.defer, committed) that waits on
+    clue_batches: fail_orphaned_batches."""
+    from app import create_app
+    from app.config import Config
+    from app.core import jobs as jobs_module
+    from app.exports.service import fail_orphaned_batches
+    from app.extensions import db
+
+    direct = (PROJECT_ROOT / "var" / "pg" / "fleet.app.url").read_text().strip()
+    app = create_app(Config.from_env(SQLALCHEMY_DATABASE_URI=direct, ENV="testing", TESTING=True))
+    with app.app_context():
+        job_id = jobs_module.defer(fail_orphaned_batches, timestamp=int(time.time()) * 10 + n)
+        db.session.commit()
+        db.engine.dispose()
+    return job_id
+
+
+def _statuses(engine: sa.Engine, job_ids: list[int]) -> dict[int, str]:
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.text(
+                "SELECT id, status::text, attempts FROM procrastinate_jobs WHERE id = ANY(:ids)"
+            ),
+            {"ids": job_ids},
+        ).all()
+    return {row.id: row.status for row in rows}
+
+
 def test_killing_a_node_a_worker_and_the_replica_under_load_loses_nothing(fleet):
     staff = _login(fleet.base, STAFF)
     volunteer = _login(fleet.base, VOLUNTEER)
@@ -370,13 +399,25 @@ def test_killing_a_node_a_worker_and_the_replica_under_load_loses_nothing(fleet)
         }
         assert back is not None, "web1 did not come back in haproxy"
 
-        # 2. One worker dies (SIGKILL) while tasks are being created, then comes back.
-        killed = time.monotonic()
-        fleet.kill("worker1")
-        time.sleep(FAULT_S)
+        # 2. One worker dies (SIGKILL) in the middle of a job, then comes back. Each worker is
+        # given a job that waits on a lock the test holds (a table the load does not touch), so
+        # the killed one dies holding it; the task fan-outs queue up behind them meanwhile.
+        blocked_jobs: list[int] = []
+        with engine.connect() as blocker:
+            held = blocker.begin()
+            blocker.execute(sa.text("LOCK TABLE clue_batches IN ACCESS EXCLUSIVE MODE"))
+            blocked_jobs = [_defer_blocked_job(fleet, n) for n in range(2)]
+            both_running = wait_until(
+                lambda: set(_statuses(engine, blocked_jobs).values()) == {"doing"}, timeout=30
+            )
+            killed = time.monotonic()
+            fleet.kill("worker1")
+            time.sleep(FAULT_S)
+            held.rollback()
         restarted = time.monotonic()
         _script("fleet.sh", "start", env=fleet.env)
         figures["worker_killed"] = {
+            "both_workers_were_inside_a_job": both_running is not None,
             "client_errors": load.errors_between(killed, time.monotonic()),
             "seconds_to_restart": round(time.monotonic() - restarted, 2),
         }
@@ -413,6 +454,18 @@ def test_killing_a_node_a_worker_and_the_replica_under_load_loses_nothing(fleet)
         lambda: set(_jobs(engine, load.tasks)) <= {"succeeded"}, timeout=90, interval=0.5
     )
     jobs = _jobs(engine, load.tasks)
+    blocked_done = wait_until(
+        lambda: set(_statuses(engine, blocked_jobs).values()) == {"succeeded"}, timeout=60
+    )
+    with engine.connect() as conn:
+        blocked_attempts = (
+            conn.execute(
+                sa.text("SELECT attempts FROM procrastinate_jobs WHERE id = ANY(:ids) ORDER BY id"),
+                {"ids": blocked_jobs},
+            )
+            .scalars()
+            .all()
+        )
     with engine.connect() as conn:
         stored_checkins = set(
             conn.execute(
@@ -451,6 +504,10 @@ def test_killing_a_node_a_worker_and_the_replica_under_load_loses_nothing(fleet)
     }
     figures["lost"] = lost
     figures["jobs"] = {**dict(jobs), "retried": retried}
+    figures["jobs_held_by_the_workers"] = {
+        "statuses": sorted(_statuses(engine, blocked_jobs).values()),
+        "attempts": blocked_attempts,
+    }
     figures["failed_tries_total"] = len(load.errors)
     good_reads = [s for _, s, _ in load.reads if s == 200]
     figures["reads"] = {"total": len(load.reads), "ok": len(good_reads)}
@@ -460,6 +517,8 @@ def test_killing_a_node_a_worker_and_the_replica_under_load_loses_nothing(fleet)
     assert lost == {"checkins": 0, "tips": 0, "tasks": 0}
     assert min(len(load.checkins), len(load.tips), len(load.tasks)) > 0
     assert jobs_done is not None, f"jobs not finished: {jobs}"
+    assert figures["worker_killed"]["both_workers_were_inside_a_job"]
+    assert blocked_done is not None, figures["jobs_held_by_the_workers"]
     assert sum(jobs.values()) == len(load.tasks)
     while_down = figures["replica_stopped"]["reads_while_down"]
     assert while_down and set(while_down) == {"200 primary"}, while_down
