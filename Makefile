@@ -10,7 +10,7 @@ PYBABEL := $(VENV)/bin/pybabel
 TRANSLATIONS := app/translations
 MO_FILES := $(patsubst %.po,%.mo,$(wildcard $(TRANSLATIONS)/*/LC_MESSAGES/messages.po))
 
-.PHONY: run test test-s3 test-pgbouncer mutation lint format bench db db-stop db-status venv venv-dev clean-db clients translations
+.PHONY: run fleet fleet-test test test-s3 test-pgbouncer mutation lint format bench db db-stop db-status venv venv-dev clean-db clients translations
 
 # --- Python environment ---------------------------------------------------------------------
 $(VENV)/.runtime-installed: requirements.txt
@@ -68,6 +68,17 @@ db-status:
 # RATELIMIT_STORAGE_URI name others), migrations and demo data, gunicorn and the job worker.
 run: venv
 	@PORT=$(PORT) scripts/serve.sh
+
+# The deployment shape of issue #18 on loopback (scripts/fleet.sh): PostgreSQL primary and
+# streaming replica, PgBouncer, redis, an S3 server (moto), two app nodes behind haproxy and two
+# job workers, everything under var/fleet/. Prints the URL; Ctrl-C stops everything.
+fleet: venv
+	@scripts/fleet.sh run
+
+# Faults under load on a fleet of its own (tests/fleet/test_fleet_faults.py, a few minutes): one
+# app node, one worker and the replica killed and brought back; nothing acknowledged is lost.
+fleet-test: venv-dev
+	FLEET=1 $(VENV)/bin/pytest -q -s -p no:cacheprovider tests/fleet
 
 # The suite runs against a throw-away database on the private test cluster (var/pg/test), or on
 # the server of TEST_DATABASE_URL / DATABASE_URL; it never touches the dev data.

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The project's private PostGIS clusters: "dev" (kept between runs) and "test" (its databases are
-# created and dropped by each test run).
+# The project's private PostGIS clusters: "dev" (kept between runs), "test" (its databases are
+# created and dropped by each test run) and "fleet" (the primary of `make fleet`, scripts/fleet.sh).
 #
 #   scripts/db.sh ensure dev|test   install PostgreSQL + PostGIS if missing, create and start the
 #                                   cluster, create the role and database; prints nothing else on
@@ -53,9 +53,11 @@ base_port() {
     test) echo "${QF_TEST_PG_PORT:-54330}" ;;
     # Clusters of their own for tests that kill and restart servers (tests/ops/test_faults.py).
     fault*) echo "${QF_FAULT_PG_PORT:-54340}" ;;
+    # The primary of `make fleet` (scripts/fleet.sh); its replica is fleet-replica.
+    fleet) echo "${QF_FLEET_PG_PORT:-54360}" ;;
     # Streaming replicas of the clusters above (`db.sh replica NAME`).
     *-replica) echo "${QF_REPLICA_PG_PORT:-54350}" ;;
-    *) die "unknown cluster '$1' (dev, test, fault* or <cluster>-replica)" ;;
+    *) die "unknown cluster '$1' (dev, test, fleet, fault* or <cluster>-replica)" ;;
   esac
 }
 
@@ -421,9 +423,9 @@ status() {
   local bindir user name dir state
   bindir="$(pg_bindir)" || { echo "PostgreSQL is not installed"; return 0; }
   user="$(server_user)"
-  for name in dev test dev-replica test-replica; do
+  for name in dev test fleet dev-replica test-replica fleet-replica; do
     dir="$(data_dir "$name" "$user")"
-    [ "${name%-replica}" = "$name" ] || [ -f "$dir/PG_VERSION" ] || continue
+    case "$name" in dev | test) ;; *) [ -f "$dir/PG_VERSION" ] || continue ;; esac
     if [ ! -f "$dir/PG_VERSION" ]; then state="not created"
     elif as_server "$user" "$bindir/pg_ctl" -D "$dir" status >/dev/null 2>&1; then
       state="running on 127.0.0.1:$(cluster_port "$dir")"

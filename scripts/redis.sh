@@ -33,7 +33,8 @@ base_port() {
     dev) echo "${QF_REDIS_PORT:-56379}" ;;
     test) echo "${QF_TEST_REDIS_PORT:-56389}" ;;
     fault*) echo "${QF_FAULT_REDIS_PORT:-56399}" ;;
-    *) die "unknown instance '$1' (dev, test or fault*)" ;;
+    fleet) echo "${QF_FLEET_REDIS_PORT:-56369}" ;;
+    *) die "unknown instance '$1' (dev, test, fleet or fault*)" ;;
   esac
 }
 
