@@ -197,7 +197,8 @@ def push_texts(kind: str, data: dict[str, Any], locale: str = PUSH_LOCALE) -> tu
         return _TEXTS[kind](data)
 
 
-def _push_of(delivery_id, token: str, kind: str, data: dict[str, Any]) -> push.Push:
+def _contents(kind: str, data: dict[str, Any]) -> tuple[str, str, dict[str, str], bool]:
+    """The (title, body, data payload, urgent) of a push of `kind` about `data`."""
     title, body = push_texts(kind, data)
     payload = {
         "kind": kind,
@@ -205,14 +206,7 @@ def _push_of(delivery_id, token: str, kind: str, data: dict[str, Any]) -> push.P
         **({"subject_id": str(data["subject_id"])} if "subject_id" in data else {}),
     }
     title, body = push.fit(title, body, payload)
-    return push.Push(
-        key=delivery_id,
-        token=token,
-        title=title,
-        body=body,
-        data=payload,
-        urgent=data.get("task_kind") in URGENT_KINDS,
-    )
+    return title, body, payload, data.get("task_kind") in URGENT_KINDS
 
 
 def send(session: Session, delivery_ids: Sequence[uuid.UUID]) -> dict[str, int]:
@@ -226,9 +220,19 @@ def send(session: Session, delivery_ids: Sequence[uuid.UUID]) -> dict[str, int]:
         .with_for_update(of=Delivery, skip_locked=True)
     ).all()
     by_provider: dict[str, list[push.Push]] = {}
+    # A task's offers all read the same: their texts are made (translated, fitted) once a
+    # send, not once a delivery.
+    made: dict[tuple[str, str], tuple[str, str, dict[str, str], bool]] = {}
     for d, token, kind, data, provider in rows:
         if kind in _TEXTS:
-            by_provider.setdefault(provider, []).append(_push_of(d, token, kind, data))
+            key = (kind, json.dumps(data, sort_keys=True, default=str))
+            contents = made.get(key)
+            if contents is None:
+                contents = made[key] = _contents(kind, data)
+            title, body, payload, urgent = contents
+            by_provider.setdefault(provider, []).append(
+                push.Push(d, token, title, body, payload, urgent)
+            )
     if not by_provider:
         return {}
     # Each device through its own provider (an APNs or JPush token means nothing to FCM), the
