@@ -533,11 +533,15 @@ def fan_out(config: BenchConfig, bench_url: str, app) -> list[Result]:
 # INSERT left out.
 NEAREST_SQL = """
 SELECT d.user_id, ST_Distance(d.geog, 'SRID=4326;POINT({lon} {lat})'::geography)
-FROM duty_status d JOIN users u ON u.id = d.user_id
+FROM duty_status d CROSS JOIN LATERAL (
+    SELECT u.id FROM users u
+    WHERE u.id = d.user_id AND u.location_sharing
+      AND u.status = 'active' AND 'volunteer' = ANY(u.roles) AND u.skills @> '{{}}'::varchar[]
+      AND NOT EXISTS (SELECT 1 FROM task_recipients r
+                      WHERE r.task_id = '{task}' AND r.user_id = u.id)
+    OFFSET 0) AS u
 WHERE d.geom IS NOT NULL AND d.position_at > now() - make_interval(mins => 120)
-  AND u.location_sharing AND ST_DWithin(d.geog, 'SRID=4326;POINT({lon} {lat})'::geography, 3000)
-  AND u.status = 'active' AND 'volunteer' = ANY(u.roles) AND u.skills @> '{{}}'::varchar[]
-  AND NOT EXISTS (SELECT 1 FROM task_recipients r WHERE r.task_id = '{task}' AND r.user_id = u.id)
+  AND ST_DWithin(d.geog, 'SRID=4326;POINT({lon} {lat})'::geography, 3000)
   AND (false OR EXISTS (SELECT 1 FROM area_pieces pc
                        WHERE pc.area_id = ANY('{{{district}}}'::uuid[])
                          AND ST_Intersects(pc.geom, d.geom)))
