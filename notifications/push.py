@@ -2,9 +2,10 @@
 (notifications/apns.py) or JPush (notifications/jpush.py), each device through its own
 provider, or a logging sender for a provider without credentials (so `make run` works offline).
 
-`FcmSender.send` sends in chunks of at most 500 with `messaging.send_each`, and sorts every
-answer into an outcome: `sent`, `unregistered` (the token is dead: the caller deletes the
-device), `invalid` (the payload or token was refused: reported, never retried) or `failed`.
+`FcmSender.send` sends in chunks of at most 500 (`send_each`'s requests, on the sender's own
+threads), and sorts every answer into an outcome: `sent`, `unregistered` (the token is dead:
+the caller deletes the device), `invalid` (the payload or token was refused: reported, never
+retried) or `failed`.
 `QUOTA_EXCEEDED` (429) and server errors (5xx) are retried with exponential backoff, honouring
 FCM's Retry-After; the SDK itself already retries 500/503 a few times underneath.
 `send_each_async` (firebase-admin's httpx client) was tried for issue #16 item 7 and is not used:
