@@ -249,6 +249,24 @@ def _cpu_seconds(roots: list[int]) -> float:
     """User + system CPU seconds of the processes `roots` and all their descendants: the
     benchmark (with gunicorn, the job workers and the fakes under it) and the database. A
     figure that does not depend on how busy the machine is."""
+    return sum(_cpu_by_kind(roots).values())
+
+
+def _kind(cmdline: bytes, under_postmaster: bool) -> str:
+    if under_postmaster:
+        return "database"
+    if b"jobs\0worker" in cmdline:
+        return "workers"
+    if b"gunicorn" in cmdline:
+        return "API"
+    if b"spawn_main" in cmdline:
+        return "fakes"
+    return "benchmark"
+
+
+def _cpu_by_kind(roots: list[int]) -> dict[str, float]:
+    """`_cpu_seconds`, by kind of process: workers, API (gunicorn), fakes, database and the
+    benchmark itself (the SDK-alone references run in it)."""
     parents, spent = {}, {}
     tick = os.sysconf("SC_CLK_TCK")
     for entry in Path("/proc").iterdir():
@@ -260,14 +278,26 @@ def _cpu_seconds(roots: list[int]) -> float:
             continue
         parents[int(entry.name)] = int(fields[1])
         spent[int(entry.name)] = (int(fields[11]) + int(fields[12])) / tick
-    total = 0.0
+    postmaster = roots[1] if len(roots) > 1 else None
+    total: dict[str, float] = {}
     for pid, seconds in spent.items():
         ancestor = pid
         while ancestor and ancestor not in roots:
             ancestor = parents.get(ancestor, 0)
-        if ancestor:
-            total += seconds
+        if not ancestor:
+            continue
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            cmdline = b""
+        kind = _kind(cmdline, ancestor == postmaster)
+        total[kind] = total.get(kind, 0.0) + seconds
     return total
+
+
+def _spent_since(before: dict[str, float], roots: list[int]) -> dict[str, float]:
+    after = _cpu_by_kind(roots)
+    return {kind: after.get(kind, 0.0) - before.get(kind, 0.0) for kind in after}
 
 
 # -- each SDK alone: the references --------------------------------------------------------------
@@ -370,6 +400,7 @@ def fan_out(config: BenchConfig, bench_url: str, app) -> list[Result]:
     token = _staff_token(app)
     scenarios: dict[str, tuple[list[float], list[float]]] = {"fcm": ([], []), "mixed": ([], [])}
     cpu: dict[str, list[float]] = {"fcm": [], "mixed": []}
+    cpu_kinds: dict[str, list[dict[str, float]]] = {"fcm": [], "mixed": []}
     alone: dict[str, list[float]] = {"fcm": [], "apns": [], "jpush": []}
     alone_cpu: dict[str, list[float]] = {"fcm": [], "apns": [], "jpush": []}
     shares: dict[str, dict[str, int]] = {}
@@ -408,13 +439,15 @@ def fan_out(config: BenchConfig, bench_url: str, app) -> list[Result]:
                     for scenario, (project, reference) in scenarios.items():
                         shares[scenario] = _phones(app, mixed=scenario == "mixed")
                         _clear(fakes)
-                        spent = _cpu_seconds(roots)
+                        spent = _cpu_by_kind(roots)
                         task_id = _post_task(base, token, volunteers)
                         answered = time.monotonic()
                         last = _last_arrival(fakes, volunteers, timeout=300)
                         project.append(round(last - answered, 2))
                         _recorded(app, task_id, timeout=300)
-                        cpu[scenario].append(round(_cpu_seconds(roots) - spent, 1))
+                        kinds = _spent_since(spent, roots)
+                        cpu[scenario].append(round(sum(kinds.values()), 1))
+                        cpu_kinds[scenario].append(kinds)
                         _clear(fakes)
                         if scenario == "fcm":
                             seconds = _fcm_alone(credentials, fcm.base_url, volunteers)
@@ -480,6 +513,11 @@ def fan_out(config: BenchConfig, bench_url: str, app) -> list[Result]:
                     "CPU s, POST to every outcome recorded (API, workers, fakes, database)": (
                         f"{statistics.median(cpu[scenario]):g} (median of {cpu[scenario]})"
                     ),
+                    "of which, by process (medians)": {
+                        kind: round(statistics.median(k.get(kind, 0.0) for k in kinds), 2)
+                        for kinds in [cpu_kinds[scenario]]
+                        for kind in ("workers", "database", "API", "fakes", "benchmark")
+                    },
                     **sdk_alone,
                 },
                 higher_is_better=False,
@@ -495,11 +533,15 @@ def fan_out(config: BenchConfig, bench_url: str, app) -> list[Result]:
 # INSERT left out.
 NEAREST_SQL = """
 SELECT d.user_id, ST_Distance(d.geog, 'SRID=4326;POINT({lon} {lat})'::geography)
-FROM duty_status d JOIN users u ON u.id = d.user_id
+FROM duty_status d CROSS JOIN LATERAL (
+    SELECT u.id FROM users u
+    WHERE u.id = d.user_id AND u.location_sharing
+      AND u.status = 'active' AND 'volunteer' = ANY(u.roles) AND u.skills @> '{{}}'::varchar[]
+      AND NOT EXISTS (SELECT 1 FROM task_recipients r
+                      WHERE r.task_id = '{task}' AND r.user_id = u.id)
+    OFFSET 0) AS u
 WHERE d.geom IS NOT NULL AND d.position_at > now() - make_interval(mins => 120)
-  AND u.location_sharing AND ST_DWithin(d.geog, 'SRID=4326;POINT({lon} {lat})'::geography, 3000)
-  AND u.status = 'active' AND 'volunteer' = ANY(u.roles) AND u.skills @> '{{}}'::varchar[]
-  AND NOT EXISTS (SELECT 1 FROM task_recipients r WHERE r.task_id = '{task}' AND r.user_id = u.id)
+  AND ST_DWithin(d.geog, 'SRID=4326;POINT({lon} {lat})'::geography, 3000)
   AND (false OR EXISTS (SELECT 1 FROM area_pieces pc
                        WHERE pc.area_id = ANY('{{{district}}}'::uuid[])
                          AND ST_Intersects(pc.geom, d.geom)))

@@ -241,15 +241,22 @@ _ELIGIBLE = """
 # over the border asks nobody beyond it, and cannot be used to find out who is there. A position
 # has no stored area path, so "inside" is "within the outline of a granted area" (the areas'
 # pieces, as every point lookup uses them).
+#
+# The volunteer of each position is looked up by primary key (a LATERAL subquery that OFFSET 0
+# keeps from being flattened into a join): as a join, PostgreSQL estimated one position in the
+# radius and scanned all of users for each position it found, 2,000 x 2,000 rows compared for
+# a fan-out to 2,000 (0.7 s, and four times that a step up: the most CPU a fan-out to 10,000
+# spent in PostgreSQL; bench/bench_tasks.py, docs/tasks.md).
 _RADIUS_CANDIDATES = f"""
-    FROM duty_status d JOIN users u ON u.id = d.user_id
+    FROM duty_status d CROSS JOIN LATERAL (
+        SELECT u.id FROM users u
+        WHERE u.id = d.user_id AND u.location_sharing AND {_ELIGIBLE}
+        OFFSET 0) AS u
     WHERE d.geom IS NOT NULL AND d.position_at > now() - make_interval(mins => :fresh_minutes)
-      AND u.location_sharing
       AND ST_DWithin(d.geog, CAST(:point AS geography), :radius)
       AND (:everywhere OR EXISTS (
           SELECT 1 FROM area_pieces pc
           WHERE pc.area_id = ANY(CAST(:granted AS uuid[])) AND ST_Intersects(pc.geom, d.geom)))
-      AND {_ELIGIBLE}
 """  # noqa: S608 - formatted with constants, never input
 _AREA_CANDIDATES = f"""
     FROM users u JOIN areas home ON home.id = u.home_community_id

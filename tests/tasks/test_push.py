@@ -115,3 +115,31 @@ def test_only_fcm_devices_are_sent_to_fcm(fcm, create_task, volunteer_at, fan_ou
         f"token-{on_jpush.id}": "logged",
     }
     assert [r.token for r in fcm.received] == [f"token-{on_fcm.id}"]
+
+
+def test_sends_reuse_a_bounded_pool_of_threads(fcm, tmp_path, monkeypatch):
+    """Two chunks of 500 go through the sender's own `concurrency` threads, started once, and
+    never a thread a message (firebase-admin's send_each starts 500 a call)."""
+    import threading
+
+    started: list[str] = []
+    start = threading.Thread.start
+
+    def recording_start(thread):
+        started.append(thread.name)
+        return start(thread)
+
+    sender = push.FcmSender(
+        credentials_file=str(fcm.service_account(tmp_path)), endpoint=fcm.base_url, concurrency=8
+    )
+    try:
+        monkeypatch.setattr(threading.Thread, "start", recording_start)
+        for _ in range(2):
+            outcomes = sender.send([push.Push(n, f"pool-{n}", "t", "b", {}) for n in range(500)])
+            assert [o.status for o in outcomes] == ["sent"] * 500
+        monkeypatch.undo()
+    finally:
+        sender.close()
+    ours = [name for name in started if name.startswith("fcm")]
+    assert 0 < len(ours) <= 8 and len(set(ours)) == len(ours)
+    assert not [name for name in started if name.startswith("ThreadPoolExecutor")]
