@@ -39,11 +39,6 @@ from app.config import PROJECT_ROOT
 from app.demo import DEMO_PASSWORD
 from tests.ops.processes import base_environment, wait_until
 
-pytestmark = pytest.mark.skipif(
-    os.environ.get("FLEET") != "1",
-    reason="the fleet fault test runs with FLEET=1 (make fleet-test)",
-)
-
 FLEET = PROJECT_ROOT / "var" / "fleet"
 
 STAFF, VOLUNTEER = "13800000003", "13800000005"
