@@ -124,16 +124,25 @@ run() {
 
 pid_file() { echo "$(runtime_dir "$1")/redis.pid"; }
 
-running() {
+alive() {
   local pidfile
   pidfile="$(pid_file "$1")"
   [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null
 }
 
+# Ours is running when the pid file's process lives and our configured port answers. The
+# runtime directory is named after the checkout's path, so a checkout deleted and cloned again
+# at the same path finds the old instance's pid file alive on the old configuration's port.
+running() { alive "$1" && port_in_use "$(conf_port "$1")"; }
+
 ensure() {
   local name="$1" user port tries=0
   user="$(prepare "$name")"
   running "$name" && return 0
+  if alive "$name"; then
+    log "the pid file of the $name redis names another instance (an earlier checkout here?); starting ours"
+    rm -f "$(pid_file "$name")"
+  fi
   port="$(conf_port "$name")"
   port_in_use "$port" && die "port $port of the $name redis is taken by another program; remove $VAR/$name to choose another"
   log "starting the $name redis on 127.0.0.1:$port"
@@ -150,7 +159,7 @@ ensure() {
 
 stop() {
   local name="$1"
-  running "$name" || return 0
+  alive "$name" || return 0
   kill -TERM "$(cat "$(pid_file "$name")")" && log "stopped the $name redis"
 }
 
