@@ -267,3 +267,19 @@ def test_assigning_without_a_valid_assignee_is_a_message(staff_console, session,
     assert answer.status_code == 422
     assert 'id="tip-message"' in answer.get_data(as_text=True)
     assert status_of(session, tip_id) == "triaged"
+
+
+def test_the_pager_links_the_pages_around_the_current_one_with_the_list_s_filters(app):
+    """Every console list's pager (console/macros.html): previous and next keep the filters."""
+    with app.test_request_context("/console/tips"):
+        render = app.jinja_env.from_string(
+            '{% from "console/macros.html" import pager with context %}'
+            "{{ pager('console.tips', page, pages, {'status': 'triaged'}) }}"
+        ).render
+        middle = render(page=2, pages=3)
+        assert "/console/tips?page=1&amp;status=triaged" in middle
+        assert "/console/tips?page=3&amp;status=triaged" in middle
+        first, last = render(page=1, pages=3), render(page=3, pages=3)
+        assert "page=0" not in first and "page=2" in first
+        assert "page=4" not in last and "page=2" in last
+        assert "pager" not in render(page=1, pages=1)
