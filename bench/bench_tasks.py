@@ -24,6 +24,7 @@ import datetime as dt
 import json
 import os
 import random
+import signal
 import statistics
 import subprocess
 import sys
@@ -173,14 +174,26 @@ def _post_task(base: str, token: str, recipients: int) -> str:
 
 
 def _workers(env: dict, count: int) -> list[subprocess.Popen]:
-    return [
-        subprocess.Popen(
-            [str(VENV_BIN / "flask"), "--app", "wsgi", "jobs", "worker", "--concurrency", "4"],
-            cwd=ROOT,
-            env=env,
-        )
-        for _ in range(count)
-    ]
+    """The job workers; with BENCH_PROFILE_WORKERS=<directory> each runs under py-spy, which
+    writes its samples there (collapsed stacks, `worker-N.txt`) when the worker stops."""
+    profile = os.environ.get("BENCH_PROFILE_WORKERS")
+    command = [str(VENV_BIN / "flask"), "--app", "wsgi", "jobs", "worker", "--concurrency", "4"]
+    workers = []
+    for number in range(count):
+        spy = []
+        if profile:
+            Path(profile).mkdir(parents=True, exist_ok=True)
+            spy = [str(VENV_BIN / "py-spy"), "record", "--format", "raw", "--rate", "200"]
+            spy += ["-o", str(Path(profile) / f"worker-{number}.txt"), "--"]
+        workers.append(subprocess.Popen([*spy, *command], cwd=ROOT, env=env))
+    return workers
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
 
 
 def _phones(app, mixed: bool) -> dict[str, int]:
@@ -304,20 +317,37 @@ def _spent_since(before: dict[str, float], roots: list[int]) -> dict[str, float]
 
 
 def _fcm_alone(credentials: Path, endpoint: str, count: int) -> float:
-    """Seconds firebase-admin alone takes to send `count` messages (`send_each`, chunks of 500,
-    through FcmSender: the SDK's call and the sorting of its answers)."""
+    """Seconds firebase-admin alone takes to send `count` messages with its own
+    `messaging.send_each` (chunks of 500, a thread a message, requests), the same messages as
+    FcmSender's; no database. The SDK has no option for another endpoint: its URL and its
+    session's pool sizes are set here (the benchmark only)."""
+    import firebase_admin
+    import requests
+    from firebase_admin import _http_client, messaging
+    from firebase_admin import credentials as firebase_credentials
+
     from notifications.push import FcmSender, Push
 
-    sender = FcmSender(credentials_file=str(credentials), endpoint=endpoint)
-    pushes = [
-        Push(n, f"reference-{n}", "压测: 东门人员聚集", "请协助疏导", {"kind": "task_offered"})
-        for n in range(count)
-    ]
+    app = firebase_admin.initialize_app(
+        firebase_credentials.Certificate(str(credentials)), name=f"reference-{time.monotonic()}"
+    )
+    service = messaging._get_messaging_service(app)
+    service._fcm_url = f"{endpoint}/v1/projects/{service._project_id}/messages:send"
+    adapter = requests.adapters.HTTPAdapter(
+        pool_connections=100, pool_maxsize=500, max_retries=_http_client.DEFAULT_RETRY_CONFIG
+    )
+    service._client.session.mount(endpoint, adapter)
+    build = FcmSender(credentials_file=str(credentials))._message
+    texts = ("压测: 东门人员聚集", "请协助疏导", {"kind": "task_offered"})
+    messages = [build(Push(n, f"reference-{n}", *texts)) for n in range(count)]
     started = time.monotonic()
-    outcomes = sender.send(pushes)
+    sent = sum(
+        messaging.send_each(messages[start : start + 500], app=app).success_count
+        for start in range(0, count, 500)
+    )
     elapsed = time.monotonic() - started
-    sender.close()
-    if any(o.status != "sent" for o in outcomes):
+    firebase_admin.delete_app(app)
+    if sent != count:
         raise SystemExit("the reference's FCM sends failed")
     return elapsed
 
@@ -468,7 +498,10 @@ def fan_out(config: BenchConfig, bench_url: str, app) -> list[Result]:
             os.environ.clear()
             os.environ.update(saved)
             for worker in workers:
-                worker.terminate()
+                for child in _children(worker.pid):  # under py-spy: stop the worker itself
+                    os.kill(child, signal.SIGTERM)
+                if not os.environ.get("BENCH_PROFILE_WORKERS"):
+                    worker.terminate()
             for worker in workers:
                 worker.wait(timeout=30)
     sdk_alone = {
@@ -485,12 +518,12 @@ def fan_out(config: BenchConfig, bench_url: str, app) -> list[Result]:
     )
     project_command = (
         f"POST /api/v1/tasks (gunicorn, 2 workers) + {worker_count} × `flask jobs worker "
-        "--concurrency 4`: FcmSender (send_each), ApnsSender (HTTP/2), JPushSender "
+        "--concurrency 4`: FcmSender (aiohttp, SDK messages), ApnsSender (HTTP/2), JPushSender "
         "(official SDK, batches), a send job's providers at once"
     )
     results = []
     for scenario, label, reference_command in (
-        ("fcm", "FCM only", "firebase-admin send_each alone (FcmSender.send, chunks of 500)"),
+        ("fcm", "FCM only", "firebase-admin's own send_each alone (chunks of 500)"),
         (
             "mixed",
             "40% JPush, 30% APNs, 30% FCM",

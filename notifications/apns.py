@@ -49,7 +49,14 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
-from notifications.push import BACKOFF_S, MAX_ATTEMPTS, MAX_BACKOFF_S, Outcome, Push
+from notifications.push import (
+    BACKOFF_S,
+    MAX_ATTEMPTS,
+    MAX_BACKOFF_S,
+    BackgroundLoop,
+    Outcome,
+    Push,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -185,11 +192,12 @@ class ApnsSender:
     name: str = "apns"
     _token: ProviderToken = field(init=False, repr=False)
     _client: httpcore.AsyncConnectionPool | None = field(default=None, init=False, repr=False)
-    _loop: asyncio.AbstractEventLoop | None = field(default=None, init=False, repr=False)
-    _thread: threading.Thread | None = field(default=None, init=False, repr=False)
-    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+    _loop: BackgroundLoop = field(
+        default_factory=lambda: BackgroundLoop("apns"), init=False, repr=False
+    )
 
     def __post_init__(self) -> None:
+        self._loop.aclose = self._aclose
         self._token = ProviderToken(load_key(self.key_file), self.key_id, self.team_id, self.clock)
         # APNs' paths carry the device token, personal data that our logs never hold (as the
         # logging sender's): hpack logs every header it encodes at DEBUG, so it is held at
@@ -197,27 +205,9 @@ class ApnsSender:
         hpack_logger = logging.getLogger("hpack")
         hpack_logger.setLevel(max(logging.WARNING, hpack_logger.level))
 
-    # -- the loop the client lives on -------------------------------------------------------
-
-    def _running_loop(self) -> asyncio.AbstractEventLoop:
-        with self._lock:
-            if self._loop is None:
-                loop = asyncio.new_event_loop()
-                thread = threading.Thread(target=loop.run_forever, name="apns", daemon=True)
-                thread.start()
-                self._loop, self._thread = loop, thread
-            return self._loop
-
     def close(self) -> None:
-        """Close the connection and stop the loop (tests; a process exiting needs nothing)."""
-        with self._lock:
-            loop, thread, self._loop, self._thread = self._loop, self._thread, None, None
-        if loop is None:
-            return
-        asyncio.run_coroutine_threadsafe(self._aclose(), loop).result(timeout=10)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(timeout=10)
-        loop.close()
+        """Close the connection and stop the loop (tests; at exit the loop does it)."""
+        self._loop.close()
 
     async def _aclose(self) -> None:
         if self._client is not None:
@@ -236,8 +226,7 @@ class ApnsSender:
     def send(self, pushes: Sequence[Push]) -> list[Outcome]:
         if not pushes:
             return []
-        future = asyncio.run_coroutine_threadsafe(self._send_all(pushes), self._running_loop())
-        outcomes = future.result()
+        outcomes = self._loop.run(self._send_all(pushes))
         refused = {o.error for o in outcomes if o.status == "failed" and o.error in REFUSED}
         if refused:
             logger.error(

@@ -1,37 +1,45 @@
-"""Push delivery: messages to devices through FCM (the real firebase-admin SDK), APNs
-(notifications/apns.py) or JPush (notifications/jpush.py), each device through its own
-provider, or a logging sender for a provider without credentials (so `make run` works offline).
+"""Push delivery: messages to devices through FCM (firebase-admin's credentials and messages,
+FCM's HTTP v1 API), APNs (notifications/apns.py) or JPush (notifications/jpush.py), each device
+through its own provider, or a logging sender for a provider without credentials (so `make run`
+works offline).
 
-`FcmSender.send` sends in chunks of at most 500 (`send_each`'s requests, on the sender's own
-threads), and sorts every answer into an outcome: `sent`, `unregistered` (the token is dead:
-the caller deletes the device), `invalid` (the payload or token was refused: reported, never
-retried) or `failed`.
-`QUOTA_EXCEEDED` (429) and server errors (5xx) are retried with exponential backoff, honouring
-FCM's Retry-After; the SDK itself already retries 500/503 a few times underneath.
-`send_each_async` (firebase-admin's httpx client) was tried for issue #16 item 7 and is not used:
-against tests/fakes/fcm.py (HTTP/1.1) it sent 5,000 pushes at 20 ms a request in 28 s where
-`send_each` took 12 s, most of it in httpcore's connection pool scanning its 100 connections on
-every event (docs/tasks.md, Delivery); it needs an HTTP/2 (h2c) fake to be measured fairly.
-No Flask here: the settings come in as arguments.
+Every sender answers each push with an outcome: `sent`, `unregistered` (the token is dead: the
+caller deletes the device), `invalid` (the payload or token was refused: reported, never
+retried) or `failed`; quota and server errors are retried with exponential backoff first,
+honouring Retry-After. No Flask here: the settings come in as arguments.
 """
 
 from __future__ import annotations
 
+import asyncio
+import atexit
+import datetime as dt
 import json
 import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+import warnings
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from importlib import metadata
+from typing import Any, Protocol, TypeVar
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
-CHUNK = 500  # send_each's limit
+# firebase-admin 7.7 deprecates `Message.token` (FCM registration tokens) for `Message.fid`
+# (Firebase installation IDs). Our apps register registration tokens, which FCM's HTTP v1 API
+# takes as before; moving devices to installation IDs is a change of the apps and of
+# POST /devices (docs/tasks.md, Delivery). Until then the warning, raised once a message, says
+# nothing new.
+warnings.filterwarnings(
+    "ignore", message="Message.token is deprecated", category=DeprecationWarning
+)
+
+CHUNK = 500  # pushes a send puts in flight at once (the job's chunk; send_each's limit too)
 # FCM requests in flight per sender (so per worker process), every send job of the process
-# together: 100 at 20 ms a request is 5,000 pushes a second, more than a core can build.
+# together, each on a kept-alive connection: 100 at 20 ms a request is 5,000 pushes a second.
 FCM_CONCURRENCY = 100
 _INIT_LOCK = threading.Lock()
 MAX_PAYLOAD_BYTES = 4096  # FCM's limit for a message's data + notification
@@ -106,56 +114,119 @@ class LoggingSender:
         return [Outcome(p.key, "logged", message_id=f"logged:{p.key}") for p in pushes]
 
 
+class BackgroundLoop:
+    """An asyncio event loop in a daemon thread of its own, started on first use. A sender's
+    HTTP client lives on it and is used only there; `run` is called from the job worker's
+    threads (several send jobs at once share the loop and the client's connections).
+    `aclose` (the client's close) runs on the loop when it is closed, by `close` or at exit
+    (so a worker that stops closes its connections instead of logging them unclosed)."""
+
+    def __init__(self, name: str, aclose: Callable[[], Coroutine[Any, Any, Any]] | None = None):
+        self.name, self.aclose = name, aclose
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+
+    def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        with self._lock:
+            if self._loop is None:
+                self._loop = asyncio.new_event_loop()
+                self._thread = threading.Thread(
+                    target=self._loop.run_forever, name=self.name, daemon=True
+                )
+                self._thread.start()
+                atexit.register(self.close)
+            loop = self._loop
+        return asyncio.run_coroutine_threadsafe(coroutine, loop).result()
+
+    def close(self) -> None:
+        """Run `aclose` on the loop, then stop it (tests, exit)."""
+        with self._lock:
+            loop, thread, self._loop, self._thread = self._loop, self._thread, None, None
+        if loop is None:
+            return
+        atexit.unregister(self.close)
+        if self.aclose is not None:
+            asyncio.run_coroutine_threadsafe(self.aclose(), loop).result(timeout=10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout=10)
+        loop.close()
+
+
+FCM = "https://fcm.googleapis.com"
+# What firebase-admin's own clients send as X-FIREBASE-CLIENT.
+_FIREBASE_CLIENT = f"fire-admin-python/{metadata.version('firebase_admin')}"
+FCM_TIMEOUT_S = 10.0
+TOKEN_MARGIN_S = 300  # an access token this close to its expiry is fetched anew
+
+
 @dataclass
 class FcmSender:
-    """FCM through firebase-admin. `endpoint` (tests and benchmarks only) sends to a local
-    FCM-compatible server instead of fcm.googleapis.com."""
+    """FCM's HTTP v1 API (`POST /v1/projects/{project}/messages:send`, one message a request)
+    with firebase-admin's service-account credentials (the OAuth 2.0 JWT-bearer grant, the
+    access token kept until five minutes before it expires) and its message model
+    (`messaging.Message`, validated and encoded to FCM's JSON by the SDK's own encoder), sent
+    by aiohttp on an event loop of the sender's own, at most `concurrency` requests at once on
+    as many kept-alive connections. `endpoint` (tests and benchmarks only) sends to a local
+    FCM-compatible server instead of fcm.googleapis.com; the proxy comes from HTTPS_PROXY and
+    NO_PROXY, as with the SDK.
+
+    Why not the SDK's `send_each` / `send_each_async` (issue #16 item 7, docs/tasks.md,
+    Delivery): a fan-out of 10,000 must be received within 10 s on two cores that also run the
+    API, the database and (in the benchmark) the fake services, so the CPU a push costs decides.
+    Measured against tests/fakes/fcm.py at 20 ms a request, 3,000 pushes, client process only:
+    `send_each` (requests, a thread a message; 1.27 ms of CPU a push on our own thread pool),
+    `send_each_async` (httpx; 1.17 ms a request over HTTP/2, and over HTTP/1.1 its connection
+    pool stalls past 100 connections; 0.92 ms with an aiohttp transport under httpx), aiohttp
+    alone 0.29 ms. The SDK's clients spend it on their request models, header handling and
+    per-request auth flow, not on the message: the message is still the SDK's.
+
+    Outcomes as the SDK's error classes would give them: 200 `sent` (the message name as id);
+    errorCode UNREGISTERED `unregistered` (the caller deletes the device); INVALID_ARGUMENT
+    `invalid` (never retried); QUOTA_EXCEEDED (429), UNAVAILABLE (503), INTERNAL (500) and a
+    dropped or refused connection retried with exponential backoff, honouring Retry-After,
+    then `failed`; 401 fetches a new access token once and tries again; a time-out `failed`
+    as DEADLINE_EXCEEDED (the message may have gone: not sent twice); anything else `failed`
+    with FCM's code (SENDER_ID_MISMATCH, THIRD_PARTY_AUTH_ERROR, PERMISSION_DENIED...).
+    """
 
     credentials_file: str
     project_id: str | None = None
     endpoint: str | None = None
-    sleep: Callable[[float], None] = time.sleep
+    sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep
     name: str = "fcm"
     concurrency: int = FCM_CONCURRENCY
-    _app: Any = field(default=None, repr=False)
-    _pool: ThreadPoolExecutor | None = field(default=None, repr=False)
+    timeout_s: float = FCM_TIMEOUT_S
+    _credential: Any = field(default=None, repr=False)
+    _token: str | None = field(default=None, repr=False)
+    _token_expires: float = field(default=0.0, repr=False)
+    _token_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _session: Any = field(default=None, repr=False)
+    _in_flight: asyncio.Semaphore | None = field(default=None, repr=False)
+    _via: str | None = field(default=None, repr=False)
+    _loop: BackgroundLoop = field(default_factory=lambda: BackgroundLoop("fcm"), repr=False)
 
-    def _firebase_app(self):
+    def _setup(self) -> None:
         with _INIT_LOCK:  # a worker runs several send jobs at once
-            return self._make_app()
+            if self._credential is None:
+                from firebase_admin import credentials
 
-    def _make_app(self):
-        if self._app is None:
-            import firebase_admin
-            from firebase_admin import credentials
+                credential = credentials.Certificate(self.credentials_file)
+                self.project_id = self.project_id or credential.project_id
+                self._url = f"{self.endpoint or FCM}/v1/projects/{self.project_id}/messages:send"
+                self._credential = credential
 
-            options = {"projectId": self.project_id} if self.project_id else {}
-            self._app = firebase_admin.initialize_app(
-                credentials.Certificate(self.credentials_file),
-                options,
-                name=f"qunfang-{id(self)}",
-            )
-            if self.endpoint:
-                self._redirect(self._app)
-            self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="fcm")
-        return self._app
-
-    def _redirect(self, app) -> None:
-        """Point the SDK's messaging service at `endpoint` (it has no public option for it)."""
-        import requests
-        from firebase_admin import _http_client, messaging
-
-        service = messaging._get_messaging_service(app)
-        project = service._project_id
-        service._fcm_url = f"{self.endpoint}/v1/projects/{project}/messages:send"
-        service._client.session.mount(
-            self.endpoint,
-            requests.adapters.HTTPAdapter(
-                pool_connections=100,
-                pool_maxsize=CHUNK,
-                max_retries=_http_client.DEFAULT_RETRY_CONFIG,
-            ),
-        )
+    def _access_token(self, stale: str | None = None) -> str:
+        """The access token, fetched from the account's token_uri when there is none, it is
+        about to expire, or FCM refused `stale` (401) and no other send fetched one since."""
+        with self._token_lock:
+            expiring = time.time() > self._token_expires - TOKEN_MARGIN_S
+            if self._token is None or expiring or (stale is not None and stale == self._token):
+                info = self._credential.get_access_token()  # blocking: the JWT-bearer grant
+                expiry = info.expiry.replace(tzinfo=dt.UTC) if info.expiry else None
+                self._token = info.access_token
+                self._token_expires = expiry.timestamp() if expiry else time.time() + 3600
+            return self._token
 
     def _message(self, push: Push):
         from firebase_admin import messaging
@@ -182,95 +253,180 @@ class FcmSender:
             ),
         )
 
-    def _send_each(self, messages: list, app):
-        """`messaging.send_each(messages, app=app)` on the sender's own threads.
-
-        The SDK's `send_each` starts a thread per message (500 a chunk) and stops them again,
-        every call; with four send jobs to a worker that was 2,000 threads fighting over the
-        GIL and urllib3's pool lock, and more CPU than the pushes themselves (issue #16 item 7,
-        docs/tasks.md). This is the same request, error mapping and answer as the SDK's
-        (firebase-admin 7.7.0, `_MessagingService.send_each`), through one long-lived pool of
-        `concurrency` threads shared by the process's send jobs.
-        """
-        import requests
+    def _body(self, push: Push) -> bytes:
+        """The request body: the SDK's encoding of the message (it validates as it encodes).
+        `_MessagingService.encode_message` is what `send`, `send_each` and `send_each_async`
+        call; firebase-admin is pinned, and tests/tasks/test_push.py reads what FCM receives."""
         from firebase_admin import messaging
 
-        service = messaging._get_messaging_service(app)
+        message = messaging._MessagingService.encode_message(self._message(push))
+        return json.dumps({"message": message}, separators=(",", ":")).encode()
 
-        def send_data(data):
-            try:
-                answer = service._client.body(
-                    "post", url=service._fcm_url, headers=dict(service._fcm_headers), json=data
-                )
-            except requests.exceptions.RequestException as exception:
-                return messaging.SendResponse(None, service._handle_fcm_error(exception))
-            return messaging.SendResponse(answer, None)
-
-        data = [service._message_data(message, False) for message in messages]
-        return messaging.BatchResponse(list(self._pool.map(send_data, data)))
+    def __post_init__(self) -> None:
+        self._loop.aclose = self._aclose
 
     def close(self) -> None:
-        """Delete the firebase app and stop the sender's threads (tests)."""
-        if self._app is not None:
-            import firebase_admin
+        """Close the connections and stop the sender's loop (tests)."""
+        self._loop.close()
 
-            firebase_admin.delete_app(self._app)
-            self._app = None
-        if self._pool is not None:
-            self._pool.shutdown()
-            self._pool = None
+    async def _aclose(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+        self._in_flight = None
 
     def send(self, pushes: Sequence[Push]) -> list[Outcome]:
-        outcomes: dict[Any, Outcome] = {}
-        for start in range(0, len(pushes), CHUNK):
-            self._send_chunk(pushes[start : start + CHUNK], outcomes)
-        return [outcomes[p.key] for p in pushes]
+        if not pushes:
+            return []
+        self._setup()
+        bodies = [self._body(p) for p in pushes]
+        outcomes: list[Outcome] = []
+        for start in range(0, len(pushes), CHUNK):  # bounds what a send holds in flight
+            chunk = slice(start, start + CHUNK)
+            token = self._access_token()
+            outcomes += self._loop.run(self._send_all(pushes[chunk], bodies[chunk], token))
+        failed = [o.error for o in outcomes if o.status == "failed"]
+        if failed:  # one line a send, not one a push
+            logger.warning(
+                "FCM: %d of %d pushes failed after retries (%s)",
+                len(failed),
+                len(outcomes),
+                ", ".join(sorted(set(map(str, failed)))),
+                extra={"provider": "fcm"},
+            )
+        return outcomes
 
-    def _send_chunk(self, pushes: Sequence[Push], outcomes: dict[Any, Outcome]) -> None:
+    def _http(self):
+        if self._session is None:  # made on the loop, used only there
+            import aiohttp
 
-        app = self._firebase_app()
-        waiting = list(pushes)
-        for attempt in range(1, MAX_ATTEMPTS + 1):
-            batch = self._send_each([self._message(p) for p in waiting], app)
-            again, retry_after = [], 0.0
-            for push, response in zip(waiting, batch.responses, strict=True):
-                status, error = _classify(response)
-                if status == "retry" and attempt < MAX_ATTEMPTS:
-                    again.append(push)
-                    retry_after = max(retry_after, _retry_after(response.exception))
-                    continue
-                if status == "retry":
-                    status = "failed"
-                outcomes[push.key] = Outcome(push.key, status, response.message_id, error, attempt)
-            if not again:
-                return
-            delay = min(MAX_BACKOFF_S, max(retry_after, BACKOFF_S * 2 ** (attempt - 1)))
-            self.sleep(delay * (1 + random.random() / 4))  # noqa: S311 - jitter, not a secret
-            waiting = again
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=max(1, self.concurrency)),
+                timeout=aiohttp.ClientTimeout(total=self.timeout_s),
+                # Not trust_env: it looks up ~/.netrc in a thread on every request (two thread
+                # hand-offs a push); the proxy is read once instead (`_proxy`).
+                trust_env=False,
+            )
+            self._via = _proxy(self._url)
+        return self._session
+
+    async def _send_all(
+        self, pushes: Sequence[Push], bodies: Sequence[bytes], token: str
+    ) -> list[Outcome]:
+        tokens = [token]  # the current access token, shared by the chunk's requests
+        sends = [self._send_one(p, b, tokens) for p, b in zip(pushes, bodies, strict=True)]
+        return list(await asyncio.gather(*sends))
+
+    def _gate(self) -> asyncio.Semaphore:
+        """At most `concurrency` requests of the process in flight. The wait for a turn is not
+        part of a request's time-out (aiohttp's would count its wait for a free connection:
+        four send jobs of 500 at once timed out queueing, not at FCM)."""
+        if self._in_flight is None:  # made on the loop, used only there
+            self._in_flight = asyncio.Semaphore(max(1, self.concurrency))
+        return self._in_flight
+
+    async def _send_one(self, push: Push, body: bytes, tokens: list[str]) -> Outcome:
+        status, error, message_id, retry_after = "failed", None, None, 0.0
+        refreshed = False
+        attempt = 0
+        while attempt < MAX_ATTEMPTS:
+            attempt += 1
+            token = tokens[0]
+            async with self._gate():
+                status, error, message_id, retry_after = await self._post(body, token)
+            if status == "refresh" and not refreshed:
+                refreshed = True  # a new access token is not a new attempt at FCM's limits
+                attempt -= 1
+                loop = asyncio.get_running_loop()
+                tokens[0] = await loop.run_in_executor(None, self._access_token, token)
+                continue
+            if status == "refresh":
+                status = "failed"
+            if status != "retry":
+                break
+            if attempt < MAX_ATTEMPTS:
+                delay = min(MAX_BACKOFF_S, max(retry_after, BACKOFF_S * 2 ** (attempt - 1)))
+                await self.sleep(delay * (1 + random.random() / 4))  # noqa: S311 - jitter
+        if status == "retry":
+            status = "failed"
+        return Outcome(push.key, status, message_id, error, attempt)
+
+    async def _post(self, body: bytes, token: str) -> tuple[str, str | None, str | None, float]:
+        import aiohttp
+
+        headers = {
+            "Authorization": f"Bearer {token}",
+            "Content-Type": "application/json; charset=UTF-8",
+            "X-GOOG-API-FORMAT-VERSION": "2",
+            "X-FIREBASE-CLIENT": _FIREBASE_CLIENT,
+        }
+        try:
+            request = self._http().post(self._url, data=body, headers=headers, proxy=self._via)
+            async with request as response:
+                answer = await response.read()
+                retry_after = _retry_after(response.headers.get("Retry-After"))
+                status = response.status
+        except TimeoutError:
+            return "failed", "DEADLINE_EXCEEDED", None, 0.0
+        except aiohttp.ClientError:  # refused, dropped: FCM's UNAVAILABLE
+            return "retry", "UNAVAILABLE", None, 0.0
+        except Exception as exc:  # one push's surprise must not lose the others' outcomes
+            logger.exception("FCM request failed unexpectedly")
+            return "failed", type(exc).__name__[:40], None, 0.0
+        if status == 200:
+            try:
+                return "sent", None, json.loads(answer)["name"], 0.0
+            except (ValueError, KeyError, TypeError):
+                return "failed", "BAD_ANSWER", None, 0.0
+        code = _fcm_error(answer, status)
+        return classify(status, code), code, None, retry_after
 
 
-def _classify(response) -> tuple[str, str | None]:
-    """(status, error code) of one send_each answer; status `retry` for quota and server
-    errors."""
-    from firebase_admin import exceptions, messaging
+def _proxy(url: str) -> str | None:
+    """The proxy for `url` from HTTPS_PROXY / HTTP_PROXY unless NO_PROXY names its host, as
+    firebase-admin's requests session would choose it (mainland servers often reach FCM only
+    through one)."""
+    from urllib.parse import urlsplit
+    from urllib.request import getproxies, proxy_bypass
 
-    error = response.exception
-    if response.success:
-        return "sent", None
-    if isinstance(error, messaging.UnregisteredError):
-        return "unregistered", "UNREGISTERED"
-    if isinstance(error, messaging.QuotaExceededError):
-        return "retry", "QUOTA_EXCEEDED"
-    if isinstance(error, (exceptions.UnavailableError, exceptions.InternalError)):
-        return "retry", error.code
-    if isinstance(error, exceptions.InvalidArgumentError):
-        return "invalid", "INVALID_ARGUMENT"
-    return "failed", str(getattr(error, "code", None) or type(error).__name__)
+    parts = urlsplit(url)
+    if parts.hostname is None or proxy_bypass(parts.hostname):
+        return None
+    return getproxies().get(parts.scheme)
 
 
-def _retry_after(error) -> float:
-    response = getattr(error, "http_response", None)
-    value = response.headers.get("Retry-After") if response is not None else None
+def _fcm_error(answer: bytes, status: int) -> str:
+    """FCM's error code of an answer: the FcmError detail's `errorCode` (UNREGISTERED,
+    QUOTA_EXCEEDED, SENDER_ID_MISMATCH...), else the canonical `status` (INVALID_ARGUMENT,
+    UNAVAILABLE...), else the HTTP status, as firebase-admin reads it."""
+    try:
+        error = json.loads(answer)["error"]
+        for detail in error.get("details") or []:
+            fcm_error = str(detail.get("@type", "")).endswith("google.firebase.fcm.v1.FcmError")
+            if fcm_error and detail.get("errorCode"):
+                return str(detail["errorCode"])[:40]
+        if error.get("status"):
+            return str(error["status"])[:40]
+    except (ValueError, KeyError, TypeError, AttributeError):
+        pass
+    return f"HTTP {status}"
+
+
+def classify(status: int, code: str) -> str:
+    """The outcome of one FCM error answer: unregistered, invalid, failed; `retry` for quota
+    and server errors; `refresh` for a refused access token."""
+    if code == "UNREGISTERED":
+        return "unregistered"
+    if code == "QUOTA_EXCEEDED" or status == 429 or status >= 500:
+        return "retry"
+    if status == 401:
+        return "refresh"
+    if code == "INVALID_ARGUMENT":
+        return "invalid"
+    return "failed"
+
+
+def _retry_after(value: str | None) -> float:
     try:
         return float(value) if value else 0.0
     except ValueError:

@@ -7,11 +7,14 @@ success, or FCM's error bodies (`UNREGISTERED` 404, `INVALID_ARGUMENT` 400, `QUO
 with Retry-After, `UNAVAILABLE` 503, `INTERNAL` 500). What a token gets is scripted per token
 (`script(token, ["QUOTA_EXCEEDED", "ok"])`: one answer per attempt, the last one repeating);
 unscripted tokens succeed. Requests without the access token it issued are refused (401).
-`delay_s` adds latency to every send, as the real service's round trip would.
+`delay_s` adds latency to every send, as the real service's round trip would. It counts
+connections (`connections`, `max_open_connections`, and `send_connections`, those that carried
+a send) so a test can see a sender's bound.
 """
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import re
@@ -21,7 +24,6 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs
 
@@ -59,14 +61,25 @@ class FakeFcm:
     received: list[Received] = field(default_factory=list)
     scripts: dict[str, list[str]] = field(default_factory=dict)
     tokens_issued: int = 0
+    unauthenticated: int = 0  # sends refused for a missing or wrong access token
+    connections: int = 0  # accepted so far
+    open_connections: int = 0
+    max_open_connections: int = 0
+    send_connections: set[int] = field(default_factory=set)  # those that carried a send
     _access_token: str = field(default_factory=lambda: "fake-" + secrets.token_urlsafe(16))
     _attempts: dict[str, int] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _ids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
     base_url: str = ""
+    _writers: set = field(default_factory=set)
 
     def script(self, token: str, answers: list[str]) -> None:
         self.scripts[token] = answers
+
+    def revoke_access_token(self) -> None:
+        """The access token issued so far stops working (401 UNAUTHENTICATED), as a revoked
+        or expired one does; the token endpoint issues a new one."""
+        self._access_token = "fake-" + secrets.token_urlsafe(16)
 
     def answer_for(self, token: str) -> str:
         with self._lock:
@@ -104,104 +117,138 @@ class FakeFcm:
         return path
 
 
-class _Handler(BaseHTTPRequestHandler):
-    server: _Server
-    protocol_version = "HTTP/1.1"
+class _Connection:
+    """One client connection, HTTP/1.1 with keep-alive: requests are read and answered one
+    after the other (neither the SDK's `requests` nor aiohttp pipelines), each held `delay_s`
+    by the event loop without holding other connections. asyncio rather than a thread per
+    connection: a benchmark's 10,000 pushes cost the fake little CPU of the machine they share."""
 
-    def log_message(self, *_args) -> None:  # quiet
-        return
+    def __init__(self, fake: FakeFcm):
+        self.fake = fake
+        with fake._lock:
+            fake.connections += 1
+            self.number = fake.connections
 
-    def _answer(self, status: int, body: dict, headers: dict[str, str] | None = None) -> None:
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json; charset=UTF-8")
-        self.send_header("Content-Length", str(len(data)))
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(data)
+    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        fake = self.fake
+        with fake._lock:
+            fake.open_connections += 1
+            fake.max_open_connections = max(fake.max_open_connections, fake.open_connections)
+        fake._writers.add(writer)
+        try:
+            while True:
+                try:
+                    head = await reader.readuntil(b"\r\n\r\n")
+                except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError):
+                    return
+                request_line, *header_lines = head.decode("latin-1").split("\r\n")
+                method, path, _version = request_line.split(" ", 2)
+                headers = {}
+                for line in header_lines:
+                    if line:
+                        name, _, value = line.partition(":")
+                        headers[name.strip().lower()] = value.strip()
+                body = await reader.readexactly(int(headers.get("content-length") or 0))
+                status, answer, extra = await self._answer(method, path, headers, body)
+                data = json.dumps(answer).encode()
+                lines = [
+                    f"HTTP/1.1 {status} {_REASONS.get(status, 'Error')}",
+                    "Content-Type: application/json; charset=UTF-8",
+                    f"Content-Length: {len(data)}",
+                    *(f"{name}: {value}" for name, value in extra.items()),
+                ]
+                writer.write(("\r\n".join(lines) + "\r\n\r\n").encode() + data)
+                await writer.drain()
+                if headers.get("connection", "").lower() == "close":
+                    return
+        except (ConnectionError, asyncio.IncompleteReadError):
+            return
+        finally:
+            fake._writers.discard(writer)
+            with fake._lock:
+                fake.open_connections -= 1
+            writer.close()
 
-    def do_POST(self) -> None:
-        fake = self.server.fake
-        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        if self.path == "/token":
+    async def _answer(
+        self, method: str, path: str, headers: dict[str, str], body: bytes
+    ) -> tuple[int, dict, dict[str, str]]:
+        fake = self.fake
+        if method != "POST":
+            return 405, {"error": {"code": 405, "status": "METHOD_NOT_ALLOWED"}}, {}
+        if path == "/token":
             grant = parse_qs(body.decode())
             if grant.get("grant_type") != ["urn:ietf:params:oauth:grant-type:jwt-bearer"]:
-                self._answer(400, {"error": "unsupported_grant_type"})
-                return
+                return 400, {"error": "unsupported_grant_type"}, {}
             with fake._lock:
                 fake.tokens_issued += 1
-            self._answer(
-                200,
-                {"access_token": fake._access_token, "expires_in": 3600, "token_type": "Bearer"},
-            )
-            return
-        match = _SEND.match(self.path)
+            token = {"access_token": fake._access_token, "expires_in": 3600, "token_type": "Bearer"}
+            return 200, token, {}
+        match = _SEND.match(path)
         if not match or match[1] != fake.project_id:
-            self._answer(
-                404, {"error": {"code": 404, "message": "Not found", "status": "NOT_FOUND"}}
-            )
-            return
-        if self.headers.get("Authorization") != f"Bearer {fake._access_token}":
-            self._answer(
-                401,
-                {
-                    "error": {
-                        "code": 401,
-                        "message": "Request had invalid credentials.",
-                        "status": "UNAUTHENTICATED",
-                    }
-                },
-            )
-            return
+            return 404, {"error": {"code": 404, "message": "Not found", "status": "NOT_FOUND"}}, {}
+        if headers.get("authorization") != f"Bearer {fake._access_token}":
+            with fake._lock:
+                fake.unauthenticated += 1
+            error = {"code": 401, "message": "Request had invalid credentials."}
+            return 401, {"error": {**error, "status": "UNAUTHENTICATED"}}, {}
         if fake.delay_s:
-            time.sleep(fake.delay_s)
+            await asyncio.sleep(fake.delay_s)
         message = json.loads(body)["message"]
         token = message.get("token", "")
         answer = fake.answer_for(token)
         with fake._lock:
             fake.received.append(Received(token, message, time.monotonic(), answer))
+            fake.send_connections.add(self.number)
         if answer == "ok":
-            name = f"projects/{fake.project_id}/messages/{next(fake._ids)}"
-            self._answer(200, {"name": name})
-            return
+            return 200, {"name": f"projects/{fake.project_id}/messages/{next(fake._ids)}"}, {}
         status, grpc_status, text = ERRORS[answer]
-        headers = None
+        extra = {}
         if status == 429 and fake.retry_after_s is not None:
-            headers = {"Retry-After": str(fake.retry_after_s)}
-        self._answer(
-            status,
-            {
-                "error": {
-                    "code": status,
-                    "message": text,
-                    "status": grpc_status,
-                    "details": [{"@type": _FCM_ERROR, "errorCode": answer}],
-                }
-            },
-            headers,
-        )
+            extra = {"Retry-After": str(fake.retry_after_s)}
+        details = [{"@type": _FCM_ERROR, "errorCode": answer}]
+        error = {"code": status, "message": text, "status": grpc_status, "details": details}
+        return status, {"error": error}, extra
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    request_queue_size = 1024
-
-    def __init__(self, fake: FakeFcm):
-        super().__init__(("127.0.0.1", 0), _Handler)
-        self.fake = fake
+_REASONS = {
+    200: "OK",
+    400: "Bad Request",
+    401: "Unauthorized",
+    404: "Not Found",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    503: "Service Unavailable",
+    405: "Method Not Allowed",
+}
 
 
 @contextmanager
 def running(delay_s: float = 0.0, project_id: str = "qunfang-test") -> Iterator[FakeFcm]:
     """A FakeFcm serving on a free loopback port until the block ends."""
     fake = FakeFcm(project_id=project_id, delay_s=delay_s)
-    server = _Server(fake)
-    fake.base_url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    loop = asyncio.new_event_loop()
+    server = loop.run_until_complete(
+        asyncio.start_server(
+            lambda reader, writer: _Connection(fake).serve(reader, writer),
+            "127.0.0.1",
+            0,
+            backlog=1024,
+        )
+    )
+    fake.base_url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    thread = threading.Thread(target=loop.run_forever, name="fake-fcm", daemon=True)
     thread.start()
     try:
         yield fake
     finally:
-        server.shutdown()
-        server.server_close()
+
+        async def stop() -> None:
+            server.close()
+            for writer in list(fake._writers):
+                writer.close()
+            await server.wait_closed()
+
+        asyncio.run_coroutine_threadsafe(stop(), loop).result(timeout=10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout=10)
+        loop.close()

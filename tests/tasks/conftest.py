@@ -103,13 +103,18 @@ def fan_out(session):
 
 @pytest.fixture
 def fcm(app, tmp_path):
-    """The application sends through firebase-admin to a fake FCM server for this test."""
+    """The application sends through FcmSender (firebase-admin's credentials and messages) to
+    a fake FCM server for this test; `.slept` holds its back-offs."""
     with fake_fcm.running() as fake:
         slept: list[float] = []
+
+        async def sleep(seconds: float) -> None:  # back-offs recorded, not waited
+            slept.append(seconds)
+
         sender = FcmSender(
             credentials_file=str(fake.service_account(tmp_path)),
             endpoint=fake.base_url,
-            sleep=slept.append,
+            sleep=sleep,
         )
         fake.slept = slept
         previous = app.extensions.get("qunfang.push_sender")

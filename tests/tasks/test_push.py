@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 
+import pytest
 from sqlalchemy import select, update
 
 from notifications import push
@@ -77,20 +79,6 @@ def test_ordinary_tasks_are_not_high_priority(fcm, create_task, volunteer_at, fa
     assert received.message["apns"]["headers"]["apns-priority"] == "5"
 
 
-def test_chunks_are_at_most_500():
-    class Recorder(push.FcmSender):
-        def _send_chunk(self, pushes, outcomes):
-            sizes.append(len(pushes))
-            for p in pushes:
-                outcomes[p.key] = push.Outcome(p.key, "sent")
-
-    sizes: list[int] = []
-    sender = Recorder(credentials_file="unused")
-    pushes = [push.Push(n, f"t{n}", "t", "b", {}) for n in range(1_234)]
-    assert len(sender.send(pushes)) == 1_234
-    assert sizes == [500, 500, 234]
-
-
 def test_long_texts_are_cut_to_fit_fcms_4_kb():
     data = {"kind": "task_offered", "task_id": str(uuid.uuid4())}
     title, body = push.fit("标题" * 100, "正文" * 5000, data)
@@ -117,9 +105,38 @@ def test_only_fcm_devices_are_sent_to_fcm(fcm, create_task, volunteer_at, fan_ou
     assert [r.token for r in fcm.received] == [f"token-{on_fcm.id}"]
 
 
-def test_sends_reuse_a_bounded_pool_of_threads(fcm, tmp_path, monkeypatch):
-    """Two chunks of 500 go through the sender's own `concurrency` threads, started once, and
-    never a thread a message (firebase-admin's send_each starts 500 a call)."""
+@pytest.fixture
+def sender(fcm, tmp_path):
+    """A sender of its own (not the application's) against the test's fake FCM."""
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+
+    def make(**options):
+        made = push.FcmSender(
+            credentials_file=str(fcm.service_account(tmp_path)),
+            endpoint=options.pop("endpoint", fcm.base_url),
+            sleep=sleep,
+            **options,
+        )
+        made.slept = slept
+        senders.append(made)
+        return made
+
+    senders: list[push.FcmSender] = []
+    yield make
+    for made in senders:
+        made.close()
+
+
+def pushes(count: int, prefix: str = "t") -> list[push.Push]:
+    return [push.Push(n, f"{prefix}-{n}", "t", "b", {"kind": "task_offered"}) for n in range(count)]
+
+
+def test_sends_share_a_bounded_set_of_kept_alive_connections(fcm, sender, monkeypatch):
+    """1,000 pushes, twice, through a sender allowed 8 connections: never more than 8 open, the
+    same 8 kept for the second send, and one thread (its event loop), never one a message."""
     import threading
 
     started: list[str] = []
@@ -129,17 +146,91 @@ def test_sends_reuse_a_bounded_pool_of_threads(fcm, tmp_path, monkeypatch):
         started.append(thread.name)
         return start(thread)
 
-    sender = push.FcmSender(
-        credentials_file=str(fcm.service_account(tmp_path)), endpoint=fcm.base_url, concurrency=8
+    bounded = sender(concurrency=8)
+    monkeypatch.setattr(threading.Thread, "start", recording_start)
+    for round_ in range(2):
+        outcomes = bounded.send(pushes(1_000, f"pool{round_}"))
+        assert [o.status for o in outcomes] == ["sent"] * 1_000
+    monkeypatch.undo()
+    assert len(fcm.delivered()) == 2_000
+    # Concurrent, bounded, and kept alive: the second send reused the first one's connections.
+    assert 1 < len(fcm.send_connections) <= 8
+    # Its event loop, and asyncio's default executor resolving addresses: never one a message.
+    assert started.count("fcm") == 1
+    assert len(started) <= 1 + min(32, (os.cpu_count() or 1) + 4)
+
+
+def test_a_refused_access_token_is_fetched_anew_once_and_the_pushes_go(fcm, sender):
+    """FCM answers 401 when the access token was revoked or expired early: the sender fetches
+    one new token for all the pushes refused at once, and sends them (not an attempt lost)."""
+    fresh = sender()
+    assert [o.status for o in fresh.send(pushes(3, "before"))] == ["sent"] * 3
+    issued = fcm.tokens_issued
+    fcm.revoke_access_token()
+    outcomes = fresh.send(pushes(20, "after"))
+    assert [(o.status, o.attempts) for o in outcomes] == [("sent", 1)] * 20
+    assert fcm.tokens_issued == issued + 1  # one new token, not one a refused push
+    assert fcm.unauthenticated >= 1
+
+
+def test_a_push_the_service_does_not_answer_in_time_fails_once_not_sent_twice(fcm, sender):
+    """A time-out may come after FCM took the message: it is `failed` as DEADLINE_EXCEEDED,
+    not retried (a volunteer must not get the same task twice)."""
+    fcm.delay_s = 0.5
+    (outcome,) = sender(timeout_s=0.2).send(pushes(1, "slow"))
+    assert (outcome.status, outcome.error, outcome.attempts) == ("failed", "DEADLINE_EXCEEDED", 1)
+    fcm.delay_s = 0
+
+
+def test_a_service_that_cannot_be_reached_is_retried_with_backoff_then_failed(sender):
+    unreachable = sender(endpoint="http://127.0.0.1:9")  # discard: nothing listens
+    (outcome,) = unreachable.send(pushes(1, "down"))
+    assert (outcome.status, outcome.error, outcome.attempts) == (
+        "failed",
+        "UNAVAILABLE",
+        push.MAX_ATTEMPTS,
     )
-    try:
-        monkeypatch.setattr(threading.Thread, "start", recording_start)
-        for _ in range(2):
-            outcomes = sender.send([push.Push(n, f"pool-{n}", "t", "b", {}) for n in range(500)])
-            assert [o.status for o in outcomes] == ["sent"] * 500
-        monkeypatch.undo()
-    finally:
-        sender.close()
-    ours = [name for name in started if name.startswith("fcm")]
-    assert 0 < len(ours) <= 8 and len(set(ours)) == len(ours)
-    assert not [name for name in started if name.startswith("ThreadPoolExecutor")]
+    assert len(unreachable.slept) == push.MAX_ATTEMPTS - 1
+    assert unreachable.slept == sorted(unreachable.slept)  # backing off further each time
+    assert unreachable.slept[0] >= push.BACKOFF_S
+
+
+@pytest.mark.parametrize(
+    ("answer", "outcome"),
+    [
+        ("UNREGISTERED", ("unregistered", "UNREGISTERED", 1)),
+        ("INVALID_ARGUMENT", ("invalid", "INVALID_ARGUMENT", 1)),
+        ("QUOTA_EXCEEDED", ("failed", "QUOTA_EXCEEDED", push.MAX_ATTEMPTS)),
+        ("UNAVAILABLE", ("failed", "UNAVAILABLE", push.MAX_ATTEMPTS)),
+        ("INTERNAL", ("failed", "INTERNAL", push.MAX_ATTEMPTS)),
+    ],
+)
+def test_each_fcm_error_has_its_outcome_and_retries(fcm, sender, answer, outcome):
+    """What each of FCM's errors becomes when it never stops, and how often it is tried."""
+    fcm.script("always", [answer])
+    (result,) = sender().send([push.Push(1, "always", "t", "b", {})])
+    assert (result.status, result.error, result.attempts) == outcome
+    assert len([r for r in fcm.received if r.token == "always"]) == outcome[2]
+
+
+def test_retry_after_is_honoured(fcm, sender):
+    fcm.retry_after_s = 7
+    fcm.script("busy", ["QUOTA_EXCEEDED", "ok"])
+    quota = sender()
+    (result,) = quota.send([push.Push(1, "busy", "t", "b", {})])
+    assert (result.status, result.attempts) == ("sent", 2)
+    assert 7 <= quota.slept[0] <= 7 * 1.25  # FCM's Retry-After, with at most a quarter jitter
+
+
+def test_fcm_is_reached_through_the_configured_proxy_unless_no_proxy_names_it(monkeypatch):
+    """Servers in mainland China often reach FCM only through a proxy: HTTPS_PROXY is used, as
+    firebase-admin's own session would, and NO_PROXY exempts a host."""
+    url = "https://fcm.googleapis.com/v1/projects/p/messages:send"
+    for name in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    assert push._proxy(url) is None
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.district.internal:3128")
+    assert push._proxy(url) == "http://proxy.district.internal:3128"
+    assert push._proxy("http://127.0.0.1:8080/v1/x") is None  # an http:// endpoint: no https proxy
+    monkeypatch.setenv("NO_PROXY", "googleapis.com")
+    assert push._proxy(url) is None
