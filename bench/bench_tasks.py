@@ -489,7 +489,7 @@ def fan_out(config: BenchConfig, bench_url: str, app) -> list[Result]:
                         ("fcm", lambda: _fcm_alone(credentials, fcm.base_url, volunteers)),
                         ("apns", lambda: _apns_alone(apns, key_file, volunteers)),
                         ("jpush", lambda: _jpush_alone(jpush, volunteers)),
-                    ):
+                    )[: 0 if os.environ.get("BENCH_SDK_ALONE") == "0" else 3]:
                         spent = _cpu_seconds(roots)
                         alone[name].append(round(send_alone(), 2))
                         alone_cpu[name].append(round(_cpu_seconds(roots) - spent, 1))
@@ -508,12 +508,14 @@ def fan_out(config: BenchConfig, bench_url: str, app) -> list[Result]:
         f"{name} SDK alone, {volunteers:,} pushes, s": f"{statistics.median(times):g} "
         f"(median of {times})"
         for name, times in alone.items()
+        if times
     }
     sdk_alone.update(
         {
             f"{name} SDK alone, CPU s (client + fake + idle workers)": f"{statistics.median(s):g} "
             f"(median of {s})"
             for name, s in alone_cpu.items()
+            if s
         }
     )
     project_command = (
