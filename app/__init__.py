@@ -40,10 +40,12 @@ def create_app(config: Config | None = None) -> Flask:
     from app.service_record.routes import blp as service_record_blp
     from app.stations.routes import blp as stations_blp
     from app.storage import jobs as _storage_jobs  # noqa: F401 - the orphan sweep (periodic)
+    from app.tasks import access as tasks_access
     from app.tasks import models as _tasks_models  # noqa: F401 - tables for migrations
     from app.tasks.routes import me_blp as my_tasks_blp
     from app.tasks.routes import tasks_blp
     from app.teams.routes import blp as teams_blp
+    from app.tips import access as tips_access
     from app.tips.routes import categories_blp, my_tips_blp, tips_blp
     from notifications.routes import blp as notifications_blp
     from notifications.routes import devices_blp
@@ -127,8 +129,11 @@ def create_app(config: Config | None = None) -> Flask:
         privacy_blp,
     ):
         api.register_blueprint(blueprint)
-    # Accounts tell duty when the location-sharing consent is withdrawn (app/auth/signals.py):
-    # accounts sit below duty and import nothing of it.
+    # Hooks a lower package owns and a higher one fills, so that imports only go down
+    # (.importlinter): photos ask their tip's or task's rule who may see them, and accounts tell
+    # duty when the location-sharing consent is withdrawn.
+    tips_access.register_photo_rule()
+    tasks_access.register_photo_rule()
     duty_service.connect_to_accounts()
     # Open311 follows its own specification, not our OpenAPI document (app/open311/routes.py).
     app.register_blueprint(open311_blp)
