@@ -139,9 +139,11 @@ endif
 	ONLY="$(ONLY)" \
 		$(VENV)/bin/python scripts/mutation.py $(MODULES)
 
+# The import layers are contracts in pyproject.toml ([tool.importlinter]).
 lint: venv-dev
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports --no-cache --no-logo
 
 format: venv-dev
 	$(VENV)/bin/ruff format .
