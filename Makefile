@@ -113,7 +113,7 @@ test-s3:
 
 # A slice of the suite with the application behind PgBouncer in transaction mode (issue #18;
 # scripts/pgbouncer.sh installs Debian's pgbouncer when missing). PYTEST_ARGS picks other tests.
-POOLED_TESTS ?= tests/tips tests/tasks tests/exports tests/core/test_pooler.py
+POOLED_TESTS ?= tests/tips tests/tasks tests/duty tests/exports tests/core/test_pooler.py
 test-pgbouncer: venv-dev
 ifeq ($(strip $(TEST_RATELIMIT_STORAGE_URI)),)
 	@scripts/redis.sh ensure test
