@@ -129,9 +129,9 @@ def create_app(config: Config | None = None) -> Flask:
         privacy_blp,
     ):
         api.register_blueprint(blueprint)
-    # Hooks a lower package owns and a higher one fills, so that imports only go down
-    # (.importlinter): photos ask their tip's or task's rule who may see them, and accounts tell
-    # duty when the location-sharing consent is withdrawn.
+    # Hooks a lower package owns and a higher one fills, so that imports only go down the
+    # layers (pyproject.toml): photos ask their tip's or task's rule who may see them, and
+    # accounts tell duty when the location-sharing consent is withdrawn.
     tips_access.register_photo_rule()
     tasks_access.register_photo_rule()
     duty_service.connect_to_accounts()

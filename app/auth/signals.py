@@ -1,5 +1,5 @@
 """What accounts announce to the packages built on them. Accounts sit low in the layers
-(.importlinter) and know nothing of those packages; a package above connects its receiver at
+(pyproject.toml) and know nothing of those packages; a package above connects its receiver at
 app start (create_app). Receivers run at once, in the sender's transaction."""
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 A photo is attached to at most one object, through a column of its own (`Media.tip_id`,
 `Media.task_id`). Media knows the columns, not the rules: the package owning each kind of object
 registers its rule at app start (create_app), so media imports none of the packages built on it
-(the layers of .importlinter). A column without a registered rule grants nobody.
+(the layers in pyproject.toml). A column without a registered rule grants nobody.
 """
 
 from __future__ import annotations
