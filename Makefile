@@ -113,7 +113,7 @@ test-s3:
 
 # A slice of the suite with the application behind PgBouncer in transaction mode (issue #18;
 # scripts/pgbouncer.sh installs Debian's pgbouncer when missing). PYTEST_ARGS picks other tests.
-POOLED_TESTS ?= tests/tips tests/tasks tests/exports tests/core/test_pooler.py
+POOLED_TESTS ?= tests/tips tests/tasks tests/duty tests/exports tests/core/test_pooler.py
 test-pgbouncer: venv-dev
 ifeq ($(strip $(TEST_RATELIMIT_STORAGE_URI)),)
 	@scripts/redis.sh ensure test
@@ -139,9 +139,11 @@ endif
 	ONLY="$(ONLY)" \
 		$(VENV)/bin/python scripts/mutation.py $(MODULES)
 
+# The import layers are contracts in pyproject.toml ([tool.importlinter]).
 lint: venv-dev
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports --no-cache --no-logo
 
 format: venv-dev
 	$(VENV)/bin/ruff format .

@@ -24,6 +24,9 @@ def create_app(config: Config | None = None) -> Flask:
     from app.core.logging import configure_logging, init_request_logging
     from app.core.schema_version import MIGRATIONS_DIR
     from app.core.untrusted import init_untrusted_input
+    from app.duty import jobs as _duty_jobs  # noqa: F401 - the positions' expiry (periodic)
+    from app.duty import service as duty_service
+    from app.duty.routes import blp as duty_blp
     from app.exports.routes import blp as clue_batches_blp
     from app.extensions import db, jwt, limiter, migrate
     from app.grid.routes import blp as grid_blp
@@ -37,12 +40,15 @@ def create_app(config: Config | None = None) -> Flask:
     from app.service_record.routes import blp as service_record_blp
     from app.stations.routes import blp as stations_blp
     from app.storage import jobs as _storage_jobs  # noqa: F401 - the orphan sweep (periodic)
+    from app.tasks import access as tasks_access
     from app.tasks import models as _tasks_models  # noqa: F401 - tables for migrations
-    from app.tasks.routes import devices_blp, tasks_blp
     from app.tasks.routes import me_blp as my_tasks_blp
+    from app.tasks.routes import tasks_blp
     from app.teams.routes import blp as teams_blp
+    from app.tips import access as tips_access
     from app.tips.routes import categories_blp, my_tips_blp, tips_blp
     from notifications.routes import blp as notifications_blp
+    from notifications.routes import devices_blp
 
     config = config or Config.from_env()
     app = Flask(__name__, static_folder=None)
@@ -114,6 +120,7 @@ def create_app(config: Config | None = None) -> Flask:
         service_record_blp,
         tasks_blp,
         my_tasks_blp,
+        duty_blp,
         devices_blp,
         grid_blp,
         public_heatmap_blp,
@@ -122,6 +129,12 @@ def create_app(config: Config | None = None) -> Flask:
         privacy_blp,
     ):
         api.register_blueprint(blueprint)
+    # Hooks a lower package owns and a higher one fills, so that imports only go down the
+    # layers (pyproject.toml): photos ask their tip's or task's rule who may see them, and
+    # accounts tell duty when the location-sharing consent is withdrawn.
+    tips_access.register_photo_rule()
+    tasks_access.register_photo_rule()
+    duty_service.connect_to_accounts()
     # Open311 follows its own specification, not our OpenAPI document (app/open311/routes.py).
     app.register_blueprint(open311_blp)
     init_console(app)  # the staff web console, /console (app/console/)

@@ -1,11 +1,11 @@
-"""The caller's notifications (tip status changes now; tasks later)."""
+"""The caller's notifications, and the push devices they are sent to."""
 
 from __future__ import annotations
 
 import datetime as dt
 
 from flask.views import MethodView
-from marshmallow import Schema, fields
+from marshmallow import Schema, fields, validate
 from sqlalchemy import select
 
 from app.core.auth import current_user
@@ -14,13 +14,17 @@ from app.core.errors import NotFound
 from app.core.i18n import _
 from app.core.pagination import PageArgsSchema, page_of, paginate
 from app.extensions import db
-from notifications.models import Notification
+from notifications import service
+from notifications.models import PLATFORMS, PROVIDERS, Notification
 
 blp = Blueprint(
     "notifications",
     __name__,
     url_prefix="/api/v1/me/notifications",
     description="The caller's notifications",
+)
+devices_blp = Blueprint(
+    "devices", __name__, url_prefix="/api/v1/devices", description="Push devices (FCM tokens)"
 )
 
 
@@ -37,6 +41,23 @@ class NotificationSchema(Schema):
 
 class UnreadArgsSchema(Schema):
     unread = fields.Boolean(load_default=False)
+
+
+class DeviceCreateSchema(Schema):
+    # FCM tokens run to ~160 characters, APNs' to 64 hex; JPush registration ids are 19.
+    token = fields.String(required=True, validate=validate.Length(11, 4096))
+    platform = fields.String(required=True, validate=validate.OneOf(PLATFORMS))
+    provider = fields.String(load_default="fcm", validate=validate.OneOf(PROVIDERS))
+    app_version = fields.String(load_default=None, validate=validate.Length(1, 40))
+
+
+class DeviceSchema(Schema):
+    id = fields.UUID()
+    platform = fields.String()
+    provider = fields.String()
+    app_version = fields.String(allow_none=True)
+    created_at = fields.DateTime()
+    last_seen_at = fields.DateTime()
 
 
 @blp.route("")
@@ -81,3 +102,22 @@ class Received(MethodView):
         notification.received_at = notification.received_at or dt.datetime.now(dt.UTC)
         db.session.flush()
         return notification
+
+
+@devices_blp.route("")
+class Devices(MethodView):
+    @devices_blp.login_required
+    @devices_blp.arguments(DeviceCreateSchema)
+    @devices_blp.response(201, DeviceSchema)
+    def post(self, body):
+        """Register this phone's FCM token (again on every app start: it refreshes it)."""
+        return service.register_device(db.session, current_user().id, body)
+
+
+@devices_blp.route("/<path:token>")
+class DeviceByToken(MethodView):
+    @devices_blp.login_required
+    @devices_blp.response(204)
+    def delete(self, token):
+        """Forget one of your tokens (sign-out on that phone)."""
+        service.remove_device(db.session, current_user().id, token)

@@ -18,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased, joinedload
 
 from app.areas.models import Area, AreaLevel
-from app.auth import validators
+from app.auth import signals, validators
 from app.auth.jurisdiction import area_path_columns, jurisdiction_of
 from app.auth.models import (
     AuthSession,
@@ -33,7 +33,6 @@ from app.core import audit
 from app.core.auth import ADMIN, COMMUNITY_ADMIN, GRID_STAFF, POLICE_LIAISON, ROLES, VOLUNTEER
 from app.core.errors import Conflict, DomainError, Forbidden, NotFound, Unprocessable
 from app.core.i18n import _, _l
-from app.tasks.models import DutyStatus
 
 # One answer whether the phone or the ID number is taken: no telling which.
 _EXISTS = _l("An account with this phone number or resident ID number exists already.")
@@ -107,11 +106,7 @@ def set_location_sharing(session: Session, user: User, granted: bool) -> None:
     user.location_sharing = granted
     user.location_sharing_changed_at = _now()
     if not granted:  # where they were is forgotten at once (ARCHITECTURE §6)
-        session.execute(
-            update(DutyStatus)
-            .where(DutyStatus.user_id == user.id)
-            .values(geom=None, position_at=None)
-        )
+        signals.location_sharing_withdrawn.send(session=session, user=user)
     _record_consent(session, user, "location_sharing", "granted" if granted else "withdrawn")
 
 

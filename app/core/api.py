@@ -41,6 +41,18 @@ class Api(flask_smorest.Api):
         super()._init_spec(*args, **kwargs)
         self.ma_plugin.converter.add_attribute_function(document_unjudged_objects)
 
+    def register_blueprint(self, blp, *, parameters=None, **options):
+        """As flask-smorest's, but a blueprint filing its operations under another one's tag
+        (`Blueprint(doc_tag=...)`, app/core/blueprint.py) adds no tag of its own to the
+        document: a listed tag with no operation shows as an empty section in the docs."""
+        if getattr(blp, "doc_tag", None) is None:
+            super().register_blueprint(blp, parameters=parameters, **options)
+            return
+        name = options.get("name", blp.name)
+        self._app.extensions["flask-smorest"]["blp_name_to_api"][name] = self
+        self._app.register_blueprint(blp, **options)
+        blp.register_views_in_doc(self, self._app, self.spec, name=name, parameters=parameters)
+
     def _register_error_handlers(self):
         register_error_handlers(self._app)
 

@@ -127,6 +127,18 @@ class Blueprint(flask_smorest.Blueprint, _TransactionalRules):
     ARGUMENTS_PARSER = JsonBodyParser()
     idempotent = staticmethod(idempotent)
 
+    def __init__(self, *args, doc_tag: str | None = None, **kwargs):
+        """`doc_tag`: file the operations under another blueprint's OpenAPI tag instead of a
+        tag of this one's name (a package that moved out of another keeps its operations where
+        generated clients group them); app/core/api.py then lists no tag for this one."""
+        super().__init__(*args, **kwargs)
+        self.doc_tag = doc_tag
+
+    def route(self, rule, *, parameters=None, tags=None, **options):
+        if tags is None and self.doc_tag is not None:
+            tags = [self.doc_tag]
+        return super().route(rule, parameters=parameters, tags=tags, **options)
+
     @staticmethod
     def multipart_body(schema) -> Callable[[Callable], Callable]:
         """Document the `files` and `form` arguments of a view as one multipart/form-data

@@ -13,12 +13,10 @@ from app.core.blueprint import Blueprint
 from app.core.errors import NotFound, problem
 from app.core.i18n import _
 from app.extensions import anonymous_bucket, db, limiter
-from app.media import service
+from app.media import access, service
 from app.media.images import ImageRejected
 from app.media.models import Media
 from app.storage import streamed
-from app.tasks.access import may_see_task_media
-from app.tips.access import may_see_tip_media
 
 blp = Blueprint("media", __name__, url_prefix="/api/v1/media", description="Photos")
 
@@ -87,33 +85,26 @@ class Upload(MethodView):
 
 
 def _visible(media_id, variant: str) -> Media:
-    """The photo if the caller may see it; staff reads of tip and task photos go on the audit
+    """The photo if the caller may see it (its uploader, or whom the rule of the tip or task it
+    is attached to allows: app/media/access.py); reads through an attachment go on the audit
     trail."""
     media = service.get_media(db.session, media_id)
     user = current_user()
     if media.owner_id == user.id:
         return media
-    if media.tip_id is not None and may_see_tip_media(db.session, user, media.tip_id):
-        audit.record(
-            db.session,
-            "media.viewed",
-            actor=user,
-            object_type="media",
-            object_ids=[media.id],
-            details={"tip_id": str(media.tip_id), "variant": variant},
-        )
-        return media
-    if media.task_id is not None and may_see_task_media(db.session, user, media.task_id):
-        audit.record(
-            db.session,
-            "media.viewed",
-            actor=user,
-            object_type="media",
-            object_ids=[media.id],
-            details={"task_id": str(media.task_id), "variant": variant},
-        )
-        return media
-    raise NotFound(_("No such photo."))
+    granted = access.granted_through(db.session, user, media)
+    if granted is None:
+        raise NotFound(_("No such photo."))
+    column, object_id = granted
+    audit.record(
+        db.session,
+        "media.viewed",
+        actor=user,
+        object_type="media",
+        object_ids=[media.id],
+        details={column: str(object_id), "variant": variant},
+    )
+    return media
 
 
 def _image(media: Media, variant: str) -> Response:

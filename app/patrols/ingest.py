@@ -34,6 +34,7 @@ from sqlalchemy.types import Boolean, DateTime, Float, Integer, Uuid
 from app.areas.schemas import COORD_SYSTEMS
 from app.areas.service import deepest_area_sql
 from app.core.fields import CLOCK_SKEW
+from app.duty.service import follow_checkins_sql
 from app.patrols import partitions
 from app.patrols.models import (
     FLAG_IMPLAUSIBLE_SPEED,
@@ -391,15 +392,15 @@ INGEST_SQL = text(
         ON CONFLICT DO NOTHING
         RETURNING client_id, recorded_at, flags, district_id, subdistrict_id, community_id,
                   grid_cell_id
-    ), duty AS (
-        -- An on-duty volunteer who shares their location is where their latest fix is.
-        UPDATE duty_status d
-        SET geom = ST_SetSRID(ST_MakePoint(:last_lon, :last_lat), 4326), position_at = :last_at
-        FROM users u
-        WHERE d.user_id = :volunteer_id AND u.id = d.user_id AND u.location_sharing
-          AND :last_at IS NOT NULL AND (d.position_at IS NULL OR d.position_at < :last_at)
-          AND EXISTS (SELECT 1 FROM stored)
-        RETURNING 1
+    ), duty AS ({
+        follow_checkins_sql(
+            volunteer=":volunteer_id",
+            lon=":last_lon",
+            lat=":last_lat",
+            at=":last_at",
+            stored="EXISTS (SELECT 1 FROM stored)",
+        )
+    }
     ), first_fix AS (
         SELECT * FROM stored ORDER BY recorded_at LIMIT 1
     ), patrol AS (

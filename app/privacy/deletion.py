@@ -27,13 +27,14 @@ from app.core import audit
 from app.core.auth import VOLUNTEER
 from app.core.errors import Conflict
 from app.core.i18n import N_, _, translated
+from app.duty.models import DutyStatus
 from app.exports.models import ClueBatch, ClueBatchItem
 from app.media.models import Media
 from app.patrols.models import CheckIn, Checkpoint, Patrol
 from app.privacy.models import AccountDeletion, AnonymousServiceTotal
 from app.service_record.models import ServiceEntry
 from app.storage import ObjectStore
-from app.tasks.models import DutyStatus, Task
+from app.tasks.models import Task
 from app.tips.models import Tip, TipEvent
 
 # What stays after erasure because the law requires it, as the answer and docs/privacy.md list it.

@@ -19,12 +19,13 @@ from sqlalchemy.orm import Session
 
 from app.auth.models import ConsentEvent, User
 from app.core import audit
+from app.duty.models import DutyStatus
 from app.media.models import Media
 from app.patrols.models import CheckIn, Patrol
 from app.privacy.service import access_log_query
 from app.service_record.models import ServiceEntry
 from app.stations.models import StationVisit
-from app.tasks.models import DutyStatus, Task, TaskRecipient
+from app.tasks.models import Task, TaskRecipient
 from app.teams.models import TeamMember
 from app.tips import service as tips_service
 from app.tips.models import Tip

@@ -1,1 +1,1 @@
-"""Tasks pushed to volunteers, their responses, and volunteers on duty."""
+"""Tasks pushed to volunteers, and their responses (who is on duty: app/duty)."""

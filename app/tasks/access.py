@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 from app.auth.jurisdiction import jurisdiction_of
 from app.auth.models import User
 from app.core.auth import GRID_STAFF, has_any_role
+from app.media import access as media_access
 from app.tasks.models import Task
 
 
@@ -18,3 +19,9 @@ def may_see_task_media(session: Session, user: User, task_id: uuid.UUID) -> bool
     if task is None:
         return False
     return has_any_role(user.roles, [GRID_STAFF]) and jurisdiction_of(user).covers(task.path_ids)
+
+
+def register_photo_rule() -> None:
+    """A task's photos are seen by whom `may_see_task_media` allows (asked by app/media/access.py);
+    create_app calls this."""
+    media_access.register_owner("task_id", may_see_task_media)

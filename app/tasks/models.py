@@ -1,4 +1,4 @@
-"""Tasks, who they were sent to and what each answered, and volunteers on duty."""
+"""Tasks, who they were sent to and what each answered."""
 
 from __future__ import annotations
 
@@ -21,7 +21,6 @@ from sqlalchemy import (
     Uuid,
     case,
     func,
-    text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import Mapped, mapped_column
@@ -154,30 +153,3 @@ class TaskRecipient(db.Model):
     completed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     note: Mapped[str | None] = mapped_column(Text)
     media_ids: Mapped[list[uuid.UUID]] = mapped_column(ARRAY(Uuid), server_default="{}")
-
-
-class DutyStatus(db.Model):
-    """A volunteer on duty (the row exists only while they are). The position is kept only
-    with the location-sharing consent, only the latest one, and only for DUTY_POSITION_MINUTES:
-    a job erases stale ones; going off duty or withdrawing consent erases it at once."""
-
-    __tablename__ = "duty_status"
-    __table_args__ = (
-        Index(
-            "ix_duty_status_geog",
-            "geog",
-            postgresql_using="gist",
-            postgresql_where=text("geom IS NOT NULL"),
-        ),
-    )
-
-    user_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
-    )
-    since: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
-    geom = mapped_column(Geometry("POINT", srid=4326, spatial_index=False), nullable=True)
-    geog = mapped_column(
-        Geography("POINT", srid=4326, spatial_index=False),
-        Computed("geom::geography", persisted=True),
-    )
-    position_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))

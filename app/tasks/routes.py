@@ -1,4 +1,4 @@
-"""Tasks for staff, the volunteer's task feed and responses, duty, and push devices."""
+"""Tasks for staff, and the volunteer's task feed and responses."""
 
 from __future__ import annotations
 
@@ -17,16 +17,12 @@ from app.core.preconditions import versioned
 from app.extensions import db
 from app.tasks import schemas as s
 from app.tasks import service
-from app.tasks.models import DutyStatus, Task
+from app.tasks.models import Task
 from geo.crs import from_wgs84
-from notifications import service as notifications
 
 tasks_blp = Blueprint("tasks", __name__, url_prefix="/api/v1/tasks", description="Tasks")
 me_blp = Blueprint(
     "my_tasks", __name__, url_prefix="/api/v1/me", description="Your tasks and duty status"
-)
-devices_blp = Blueprint(
-    "devices", __name__, url_prefix="/api/v1/devices", description="Push devices (FCM tokens)"
 )
 
 _TASK_ATTRIBUTES = [n for n in s.TaskSchema().fields if hasattr(Task, n)]
@@ -131,72 +127,3 @@ class MyTasks(MethodView):
             for row in result["items"]
         ]
         return result
-
-
-@me_blp.route("/duty")
-class Duty(MethodView):
-    @me_blp.role_required(VOLUNTEER)
-    @me_blp.arguments(s.DutySchema)
-    @me_blp.arguments(s.DutyArgsSchema, location="query")
-    @me_blp.response(200, s.DutyStateSchema)
-    def put(self, body, args):
-        """Go on or off duty; while on duty (and only with the location-sharing consent) send
-        your position as heartbeats. Off duty, the position is erased. The answer shows the
-        position the server now holds, in `crs`."""
-        duty = service.set_duty(db.session, current_user(), body["on_duty"], body.get("location"))
-        return _duty_state(duty, args["crs"])
-
-    @me_blp.role_required(VOLUNTEER)
-    @me_blp.arguments(s.DutyArgsSchema, location="query")
-    @me_blp.response(200, s.DutyStateSchema)
-    def get(self, args):
-        """Your duty status, with the position the server holds for dispatch (in `crs`), so
-        the app can show what it shares."""
-        return _duty_state(db.session.get(DutyStatus, current_user().id), args["crs"])
-
-
-def _duty_state(duty: DutyStatus | None, crs: str) -> dict[str, Any]:
-    if duty is None:
-        return {
-            "on_duty": False,
-            "since": None,
-            "position": None,
-            "position_at": None,
-            "position_expires_at": None,
-        }
-    expires = (
-        duty.position_at + dt.timedelta(minutes=current_app.config["DUTY_POSITION_MINUTES"])
-        if duty.position_at
-        else None
-    )
-    position = None
-    if duty.geom is not None:
-        point = to_shape(duty.geom)
-        lon, lat = from_wgs84(point.x, point.y, crs)
-        position = {"lon": lon, "lat": lat, "crs": crs}
-    return {
-        "on_duty": True,
-        "since": duty.since,
-        "position": position,
-        "position_at": duty.position_at,
-        "position_expires_at": expires,
-    }
-
-
-@devices_blp.route("")
-class Devices(MethodView):
-    @devices_blp.login_required
-    @devices_blp.arguments(s.DeviceCreateSchema)
-    @devices_blp.response(201, s.DeviceSchema)
-    def post(self, body):
-        """Register this phone's FCM token (again on every app start: it refreshes it)."""
-        return notifications.register_device(db.session, current_user().id, body)
-
-
-@devices_blp.route("/<path:token>")
-class DeviceByToken(MethodView):
-    @devices_blp.login_required
-    @devices_blp.response(204)
-    def delete(self, token):
-        """Forget one of your tokens (sign-out on that phone)."""
-        notifications.remove_device(db.session, current_user().id, token)

@@ -1,4 +1,4 @@
-"""Task, response, duty and device payloads. Request schemas list every allowed field."""
+"""Task and response payloads. Request schemas list every allowed field."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 from app.core.fields import BoundedDateTime, LocationSchema, PlainText
 from app.core.i18n import _
 from app.tasks.models import LIFECYCLE, TARGETING_MODES, TASK_KINDS
-from notifications.models import PLATFORMS, PROVIDERS
 
 ACTIONS = ("accept", "decline", "arrive", "complete")
 # The furthest ahead a task may start or end.
@@ -196,55 +195,3 @@ class ResponseCreateSchema(Schema):
     location = fields.Nested(LocationSchema, load_default=None)
     note = PlainText(load_default=None, validate=validate.Length(1, 2000))
     media_ids = fields.List(fields.UUID(), load_default=list, validate=validate.Length(max=6))
-
-
-class DutySchema(Schema):
-    on_duty = fields.Boolean(required=True)
-    location = fields.Nested(
-        LocationSchema,
-        load_default=None,
-        metadata={"description": "kept only with the location-sharing consent"},
-    )
-
-
-class HeldPositionSchema(Schema):
-    lon = fields.Float(required=True)
-    lat = fields.Float(required=True)
-    crs = fields.String(required=True, metadata={"enum": ["wgs84", "gcj02", "bd09"]})
-
-
-class DutyStateSchema(Schema):
-    on_duty = fields.Boolean(required=True)
-    since = fields.DateTime(required=True, allow_none=True)
-    position = fields.Nested(
-        HeldPositionSchema,
-        required=True,
-        allow_none=True,
-        metadata={
-            "description": "the position the server holds for dispatch (what you share), in "
-            "the requested crs; null when it holds none (no consent, none sent, or expired)"
-        },
-    )
-    position_at = fields.DateTime(required=True, allow_none=True)
-    position_expires_at = fields.DateTime(required=True, allow_none=True)
-
-
-class DutyArgsSchema(Schema):
-    crs = fields.String(load_default="wgs84", validate=validate.OneOf(["wgs84", "gcj02", "bd09"]))
-
-
-class DeviceCreateSchema(Schema):
-    # FCM tokens run to ~160 characters, APNs' to 64 hex; JPush registration ids are 19.
-    token = fields.String(required=True, validate=validate.Length(11, 4096))
-    platform = fields.String(required=True, validate=validate.OneOf(PLATFORMS))
-    provider = fields.String(load_default="fcm", validate=validate.OneOf(PROVIDERS))
-    app_version = fields.String(load_default=None, validate=validate.Length(1, 40))
-
-
-class DeviceSchema(Schema):
-    id = fields.UUID()
-    platform = fields.String()
-    provider = fields.String()
-    app_version = fields.String(allow_none=True)
-    created_at = fields.DateTime()
-    last_seen_at = fields.DateTime()

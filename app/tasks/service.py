@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 from flask import current_app
 from geoalchemy2 import WKTElement
 from geoalchemy2.shape import to_shape
-from sqlalchemy import Select, bindparam, func, select, text, update
+from sqlalchemy import Select, bindparam, func, select, text
 from sqlalchemy.orm import Session
 from sqlalchemy.types import Uuid
 
@@ -37,11 +37,11 @@ from app.auth.jurisdiction import (
 from app.auth.models import User
 from app.core.errors import Conflict, NotFound, field_error
 from app.core.i18n import N_, _
-from app.core.jobs import defer, jobs, task
+from app.core.jobs import defer, task
 from app.extensions import db
 from app.media import service as media_service
 from app.service_record.service import replace_entries
-from app.tasks.models import DutyStatus, Task, TaskRecipient
+from app.tasks.models import Task, TaskRecipient
 from app.teams.models import Team
 from app.tips.models import Tip
 from notifications import fallback
@@ -59,50 +59,6 @@ def _now() -> dt.datetime:
 def _point(location: dict[str, Any]) -> tuple[float, float]:
     """A loaded `location` (app/core/fields.py: already WGS-84) as (lon, lat)."""
     return location["lon"], location["lat"]
-
-
-# -- duty ----------------------------------------------------------------------------------------
-
-
-def set_duty(session: Session, user: User, on_duty: bool, location: dict | None):
-    """On duty (with a position only under the location-sharing consent), or off duty (the
-    row and its position go)."""
-    if not on_duty:
-        session.execute(DutyStatus.__table__.delete().where(DutyStatus.user_id == user.id))
-        return None
-    if location is not None and not user.location_sharing:
-        raise field_error(
-            "/location", _("Location sharing is off: give the consent first (PATCH /me).")
-        )
-    duty = session.get(DutyStatus, user.id)
-    if duty is None:
-        duty = DutyStatus(user_id=user.id, since=_now())
-        session.add(duty)
-    if location is not None:
-        lon, lat = _point(location)
-        duty.geom = WKTElement(f"POINT({lon!r} {lat!r})", srid=4326)
-        duty.position_at = _now()
-    session.flush()
-    return duty
-
-
-def expire_positions(session: Session, now: dt.datetime, minutes: int) -> int:
-    return session.execute(
-        update(DutyStatus)
-        .where(DutyStatus.position_at < now - dt.timedelta(minutes=minutes))
-        .values(geom=None, position_at=None)
-    ).rowcount
-
-
-@jobs.periodic(cron="*/10 * * * *", periodic_id="expire_duty_positions")
-@task(queue="maintenance")
-def expire_duty_positions(timestamp: int) -> int:
-    """Every 10 minutes: erase positions older than DUTY_POSITION_MINUTES."""
-    return expire_positions(
-        db.session,
-        dt.datetime.fromtimestamp(timestamp, dt.UTC),
-        current_app.config["DUTY_POSITION_MINUTES"],
-    )
 
 
 # -- creating ------------------------------------------------------------------------------------

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 
-from app.tasks import service as tasks_service
-from app.tasks.models import DutyStatus
+from app.core.jobs import jobs
+from app.duty import service as duty_service
+from app.duty.jobs import expire_duty_positions
+from app.duty.models import DutyStatus
 from geo.crs import from_wgs84
-from tests.patrols.conftest import item
-from tests.tasks.conftest import HOME, now
+from tests.patrols.conftest import COMMUNITY, HOME, item, now
 
 
 def test_a_position_needs_the_location_consent(client, token_for, create_user, session):
@@ -60,7 +61,7 @@ def test_withdrawing_consent_erases_the_position(volunteer_at, client, token_for
 def test_positions_expire(app, volunteer_at, session):
     user = volunteer_at(10)
     later = now() + dt.timedelta(minutes=app.config["DUTY_POSITION_MINUTES"] + 1)
-    assert tasks_service.expire_positions(session, later, app.config["DUTY_POSITION_MINUTES"]) >= 1
+    assert duty_service.expire_positions(session, later, app.config["DUTY_POSITION_MINUTES"]) >= 1
     session.expire_all()
     assert session.get(DutyStatus, user.id).geom is None
 
@@ -79,18 +80,37 @@ def test_patrol_checkins_move_an_on_duty_position(volunteer_at, client, token_fo
     assert abs(point.x - (HOME[0] + 0.001)) < 1e-9
 
 
-def test_devices_register_move_and_delete(client, token_for, create_user, session):
-    from notifications.models import Device
+def test_a_fix_older_than_the_held_position_leaves_it(volunteer_at, client, token_for, session):
+    from geoalchemy2.shape import to_shape
 
-    alice, bob = create_user(), create_user()
-    body = {"token": "x" * 40, "platform": "ios"}
-    assert client.post("/api/v1/devices", json=body, headers=token_for(alice)).status_code == 201
-    assert client.post("/api/v1/devices", json=body, headers=token_for(bob)).status_code == 201
+    user = volunteer_at(0)
+    ahead = now() + dt.timedelta(minutes=1)  # a heartbeat sent after the fix below was taken
+    session.get(DutyStatus, user.id).position_at = ahead
+    session.flush()
+    headers = token_for(user)
+    patrol = client.post("/api/v1/patrols", json={"kind": "walk_along"}, headers=headers).json
+    fix = item(lon=HOME[0] + 0.001, lat=HOME[1])
+    stored = client.post(f"/api/v1/patrols/{patrol['id']}/checkins", json=fix, headers=headers)
+    assert stored.json["items"][0]["outcome"] == "accepted"
     session.expire_all()
-    assert session.query(Device).filter_by(token="x" * 40).one().user_id == bob.id
-    assert client.delete(f"/api/v1/devices/{'x' * 40}", headers=token_for(alice)).status_code == 404
-    assert client.delete(f"/api/v1/devices/{'x' * 40}", headers=token_for(bob)).status_code == 204
-    bad = client.post(
-        "/api/v1/devices", json={"token": "short", "platform": "nokia"}, headers=token_for(bob)
-    )
-    assert bad.status_code == 422
+    duty = session.get(DutyStatus, user.id)
+    assert duty.position_at == ahead
+    assert abs(to_shape(duty.geom).x - HOME[0]) < 1e-9
+
+
+def test_checkins_give_no_position_without_the_consent(create_user, client, token_for, session):
+    user = create_user(roles=["volunteer"], home=COMMUNITY, location_sharing=False)
+    headers = token_for(user)
+    assert client.put("/api/v1/me/duty", json={"on_duty": True}, headers=headers).status_code == 200
+    patrol = client.post("/api/v1/patrols", json={"kind": "walk_along"}, headers=headers).json
+    stored = client.post(f"/api/v1/patrols/{patrol['id']}/checkins", json=item(), headers=headers)
+    assert stored.json["items"][0]["outcome"] == "accepted"
+    session.expire_all()
+    duty = session.get(DutyStatus, user.id)
+    assert duty.geom is None and duty.position_at is None
+
+
+def test_the_expiry_job_still_runs_under_its_name_from_before_duty_left_tasks():
+    # Jobs queued by a release before the move carry the old name.
+    assert jobs.tasks["app.tasks.service.expire_duty_positions"] is expire_duty_positions
+    assert jobs.tasks["app.duty.jobs.expire_duty_positions"] is expire_duty_positions
