@@ -87,6 +87,14 @@ def area_path_columns(area) -> dict[str, ColumnElement]:
     }
 
 
+def in_jurisdiction(actor: User, entity) -> ColumnElement[bool]:
+    """SQL condition for the rows of a model carrying its area path (a `Located` model, a team,
+    or an alias of one) inside the actor's jurisdiction: what every staff list filters by. TRUE
+    for an admin, FALSE for someone without grants, else an equality test on the path column
+    of each granted level the model has."""
+    return jurisdiction_of(actor).clause(path_columns(entity))
+
+
 def within_area(entity, area_id: uuid.UUID) -> ColumnElement[bool]:
     """SQL condition: the row lies in the area `area_id`, whatever the area's level."""
     return or_(*(column == area_id for column in path_columns(entity).values()))

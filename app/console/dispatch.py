@@ -21,7 +21,7 @@ from marshmallow import ValidationError
 from sqlalchemy import func, select
 from werkzeug.exceptions import UnprocessableEntity
 
-from app.auth.jurisdiction import jurisdiction_of, path_columns
+from app.auth.jurisdiction import in_jurisdiction, jurisdiction_of
 from app.console import bp
 from app.console import service as console_service
 from app.console.access import signed_in_user, staff_required
@@ -173,7 +173,7 @@ def _areas(actor) -> list[tuple[str, str]]:
 def _teams(actor) -> list[tuple[str, str]]:
     query = (
         select(Team.id, Team.name)
-        .where(jurisdiction_of(actor).clause(path_columns(Team)))
+        .where(in_jurisdiction(actor, Team))
         .order_by(Team.name, Team.id)
         .limit(MOST_TEAMS)
     )

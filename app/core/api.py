@@ -37,9 +37,11 @@ class ProblemSchema(Schema):
 class Api(flask_smorest.Api):
     ERROR_SCHEMA = ProblemSchema
 
-    def _init_spec(self, *args, **kwargs):
-        super()._init_spec(*args, **kwargs)
+    def init_app(self, app, *, spec_kwargs=None):
+        super().init_app(app, spec_kwargs=spec_kwargs)
         self.ma_plugin.converter.add_attribute_function(document_unjudged_objects)
+        # Ours replace flask-smorest's JSON handler of HTTPException: every error is problem+json.
+        register_error_handlers(app)
 
     def register_blueprint(self, blp, *, parameters=None, **options):
         """As flask-smorest's, but a blueprint filing its operations under another one's tag
@@ -53,11 +55,10 @@ class Api(flask_smorest.Api):
         self._app.register_blueprint(blp, **options)
         blp.register_views_in_doc(self, self._app, self.spec, name=name, parameters=parameters)
 
-    def _register_error_handlers(self):
-        register_error_handlers(self._app)
-
     def _register_responses(self):
         # flask-smorest documents error responses as application/json; ours are problem+json.
+        # (Private, and the one hook left: the default responses are registered by name inside
+        # init_app, and a second registration of a name is refused.)
         for status in http.HTTPStatus:
             response = {"description": status.phrase}
             if not (100 <= status < 200) and status not in (204, 304):

@@ -37,6 +37,8 @@ from app.core.idempotency import idempotent
 from app.extensions import db
 
 ACCESS_ATTR = "_qf_access"
+# The query-string schemas an API view declares (app/core/untrusted.py refuses other parameters).
+QUERY_SCHEMAS_ATTR = "_qf_query_schemas"
 MULTIPART = "multipart/form-data"
 _MULTIPART_LOCATIONS = ("files", "form")
 BEARER_SCHEME = "bearerAuth"
@@ -151,6 +153,20 @@ class Blueprint(flask_smorest.Blueprint, _TransactionalRules):
 
         return decorator
 
+    def arguments(self, schema, *, location="json", **kwargs) -> Callable[[Callable], Callable]:
+        """flask-smorest's `arguments`, also recording a view's query schemas (its API views
+        start with none: `_declare`)."""
+        decorate = super().arguments(schema, location=location, **kwargs)
+        if location != "query":
+            return decorate
+
+        def decorator(func: Callable) -> Callable:
+            view = decorate(func)
+            setattr(view, QUERY_SCHEMAS_ATTR, (*getattr(view, QUERY_SCHEMAS_ATTR, ()), schema))
+            return view
+
+        return decorator
+
     def _prepare_arguments_doc(self, doc, doc_info, *, api, spec, **kwargs):
         # flask-smorest turns the first body argument into the requestBody and leaves the
         # others as `in: files`/`in: form` parameters, which OpenAPI 3 does not have.
@@ -187,10 +203,10 @@ class Blueprint(flask_smorest.Blueprint, _TransactionalRules):
             if access.kind == "roles":
                 wrapper = self.alt_response(403, response="FORBIDDEN")(wrapper)
         # The docstring's first line stays the summary; the access rule ends the description.
-        doc = wrapper._apidoc.setdefault("manual_doc", {})
-        body = doc.get("description") or (func.__doc__ or "").strip().partition("\n")[2].strip()
-        doc["description"] = f"{body}\n\n{access.describe()}".strip()
+        body = (func.__doc__ or "").strip().partition("\n")[2].strip()
+        wrapper = self.doc(description=f"{body}\n\n{access.describe()}".strip())(wrapper)
         setattr(wrapper, ACCESS_ATTR, access)
+        setattr(wrapper, QUERY_SCHEMAS_ATTR, getattr(wrapper, QUERY_SCHEMAS_ATTR, ()))
         return wrapper
 
     def public(self, func: Callable) -> Callable:

@@ -234,8 +234,9 @@ def _install_marshmallow_messages() -> None:
     for validator_class, attributes in _VALIDATOR_MESSAGES.items():
         for name, message in attributes.items():
             setattr(validator_class, name, message)
-    Schema._default_error_messages = {
-        **Schema._default_error_messages,
+    # `error_messages`, marshmallow's public override, read along each schema's MRO (ours first).
+    Schema.error_messages = {
+        **Schema.error_messages,
         "type": _t(N_("Invalid input type.")),
         "unknown": _t(N_("Unknown field.")),
     }

@@ -20,6 +20,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+import flask_smorest
 from flask import Response, current_app, request
 from sqlalchemy import DateTime, Integer, LargeBinary, String, delete, func, select
 from sqlalchemy.dialects.postgresql import JSONB
@@ -160,22 +161,16 @@ def idempotent(
             session.flush()
         return response
 
-    doc = getattr(wrapper, "_apidoc", None)
-    wrapper._apidoc = dict(doc or {})  # type: ignore[attr-defined]
-    manual = dict(wrapper._apidoc.get("manual_doc", {}))  # type: ignore[attr-defined]
-    manual["parameters"] = [
-        *manual.get("parameters", []),
-        {
-            "in": "header",
-            "name": HEADER,
-            "required": False,
-            "schema": {"type": "string", "pattern": r"^[\x21-\x7e]{8,255}$"},
-            "description": "Client-chosen key: a random UUID (required without a token). "
-            "A replay returns the first response; the same key with another request is a 422.",
-        },
-    ]
-    wrapper._apidoc["manual_doc"] = manual  # type: ignore[attr-defined]
-    return wrapper
+    header = {
+        "in": "header",
+        "name": HEADER,
+        "required": False,
+        "schema": {"type": "string", "pattern": _VALID_KEY.pattern},
+        "description": "Client-chosen key: a random UUID (required without a token). "
+        "A replay returns the first response; the same key with another request is a 422.",
+    }
+    # flask-smorest's public `doc` (a static method); its `parameters` replace any given before.
+    return flask_smorest.Blueprint.doc(parameters=[header])(wrapper)
 
 
 def _is_uuid(value: str) -> bool:

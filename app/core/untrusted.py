@@ -26,6 +26,7 @@ from typing import Any
 from flask import Flask, Request, current_app, request
 from werkzeug.exceptions import BadRequest
 
+from app.core.blueprint import QUERY_SCHEMAS_ATTR
 from app.core.errors import InvalidValues
 from app.core.i18n import _, _l
 
@@ -189,15 +190,13 @@ def _declared_query(endpoint: str, method: str) -> frozenset[str] | None:
         view = current_app.view_functions[endpoint]
         view_class = getattr(view, "view_class", None)
         target = getattr(view_class, method.lower(), None) if view_class else view
-        apidoc = getattr(target, "_apidoc", None)
+        schemas = getattr(target, QUERY_SCHEMAS_ATTR, None)
         names: frozenset[str] | None = None
-        if apidoc is not None and not getattr(view_class, "query_read_by_view", False):
+        if schemas is not None and not getattr(view_class, "query_read_by_view", False):
             declared = set()
-            for parameter in apidoc.get("arguments", {}).get("parameters", []):
-                if isinstance(parameter, dict) and parameter.get("in") == "query":
-                    schema = parameter["schema"]
-                    schema = schema() if isinstance(schema, type) else schema
-                    declared |= {f.data_key or name for name, f in schema.fields.items()}
+            for schema in schemas:
+                schema = schema() if isinstance(schema, type) else schema
+                declared |= {f.data_key or name for name, f in schema.fields.items()}
             names = frozenset(declared)
         cache[key] = names
     return cache[key]

@@ -41,8 +41,8 @@ from sqlalchemy.orm import Session, aliased
 from app.areas.models import Area
 from app.auth.jurisdiction import (
     area_path_columns,
+    in_jurisdiction,
     jurisdiction_of,
-    path_columns,
     within_area,
 )
 from app.auth.models import User
@@ -128,7 +128,7 @@ def _selection(actor: User, values: Mapping[str, Any]) -> Select:
     """The tips a batch takes: explicit ids or filters, always inside the actor's jurisdiction,
     never merged ones (their surviving tip is the clue). Positions go oldest first."""
     query = select(Tip.id, Tip.version, Tip.created_at).where(
-        jurisdiction_of(actor).clause(path_columns(Tip)), Tip.status != "merged"
+        in_jurisdiction(actor, Tip), Tip.status != "merged"
     )
     if values.get("tip_ids"):
         query = query.where(Tip.id.in_(values["tip_ids"]))

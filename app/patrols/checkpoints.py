@@ -15,7 +15,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from app.areas.service import resolve_path
-from app.auth.jurisdiction import jurisdiction_of, path_columns, within_area
+from app.auth.jurisdiction import in_jurisdiction, jurisdiction_of, within_area
 from app.auth.models import User
 from app.core.errors import NotFound, Unprocessable, field_error
 from app.core.i18n import _
@@ -125,7 +125,7 @@ def visible(session: Session, user: User, checkpoint_id: uuid.UUID) -> Checkpoin
 def list_query(user: User, args: dict[str, Any]) -> Select:
     query = select(Checkpoint)
     if is_staff(user):
-        query = query.where(jurisdiction_of(user).clause(path_columns(Checkpoint)))
+        query = query.where(in_jurisdiction(user, Checkpoint))
         if "active" in args:
             query = query.where(Checkpoint.active == args["active"])
     else:
@@ -189,7 +189,7 @@ def compliance_query(user: User, args: dict[str, Any], start: dt.datetime, end: 
         )
         .where(
             Checkpoint.schedule.is_not(None),
-            jurisdiction_of(user).clause(path_columns(Checkpoint)),
+            in_jurisdiction(user, Checkpoint),
         )
         .group_by(Checkpoint.id)
         .order_by(missed.desc(), Checkpoint.name, Checkpoint.id)
@@ -218,7 +218,7 @@ def missed_windows_query(user: User, start: dt.datetime, end: dt.datetime) -> Se
             window.status == "missed",
             window.starts_at >= start,
             window.starts_at < end,
-            jurisdiction_of(user).clause(path_columns(Checkpoint)),
+            in_jurisdiction(user, Checkpoint),
         )
         .order_by(window.starts_at.desc(), window.id)
     )

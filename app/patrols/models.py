@@ -30,7 +30,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.core.models import Located, Timestamps, sql_in
+from app.core.models import Located, Timestamps, Versioned, sql_in
 from app.extensions import db
 
 PATROL_KINDS = ("walk_along", "team_patrol", "checkpoint_tour")
@@ -97,15 +97,11 @@ class Patrol(Located, Timestamps, db.Model):
     credited_seconds: Mapped[int] = mapped_column(Integer, server_default="0")
     track = mapped_column(Geometry("LINESTRING", srid=4326, spatial_index=False), nullable=True)
     summarised_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
-    district_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
-    subdistrict_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
-    community_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
-    grid_cell_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
     # Made by `flask demo simulate`, not by a person (app/demo/simulate.py).
     generated: Mapped[bool] = mapped_column(Boolean, server_default="false")
 
 
-class CheckIn(db.Model):
+class CheckIn(Located, db.Model):
     """One fix of a patrol. A time series: the table is partitioned by month of `recorded_at`
     (app/patrols/partitions.py makes and drops the partitions), so retention drops partitions.
 
@@ -134,10 +130,6 @@ class CheckIn(db.Model):
     flags: Mapped[int] = mapped_column(SmallInteger, server_default="0")
     checkpoint_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
     scan_method: Mapped[str | None] = mapped_column(String(3))
-    district_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
-    subdistrict_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
-    community_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
-    grid_cell_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
     # H3 at resolution 9 (~200 m); coarser cells are derived in SQL (geo.cells.parent_constants).
     h3_r9: Mapped[int | None] = mapped_column(BigInteger)
 
@@ -146,7 +138,7 @@ def _new_code_secret() -> str:
     return secrets.token_urlsafe(18)
 
 
-class Checkpoint(Located, Timestamps, db.Model):
+class Checkpoint(Located, Versioned, Timestamps, db.Model):
     """A place to be visited: a point and a radius, optionally on a schedule of time windows.
 
     The QR/NFC code holds `code_secret` (rotatable). A scan counts only with the current code
@@ -187,15 +179,8 @@ class Checkpoint(Located, Timestamps, db.Model):
     )
     # Scheduled windows ending up to here have been judged by the missed-window job.
     windows_judged_until: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
-    district_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
-    subdistrict_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
-    community_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
-    grid_cell_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
     # Made by `flask demo simulate`, not by a person (app/demo/simulate.py).
     generated: Mapped[bool] = mapped_column(Boolean, server_default="false")
-    version: Mapped[int] = mapped_column(Integer, server_default="1")
-
-    __mapper_args__ = {"version_id_col": version}  # noqa: RUF012 - SQLAlchemy's declaration
 
 
 class CheckpointVisit(db.Model):

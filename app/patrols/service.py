@@ -23,7 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.areas.service import get_area
-from app.auth.jurisdiction import jurisdiction_of, path_columns, within_area
+from app.auth.jurisdiction import in_jurisdiction, jurisdiction_of, within_area
 from app.auth.models import User
 from app.core.auth import GRID_STAFF, has_any_role
 from app.core.errors import Conflict, NotFound, field_error
@@ -273,7 +273,7 @@ def list_query(session: Session, user: User, args: dict[str, Any]) -> Select:
     """The caller's patrols, or for staff (unless `mine`) those inside their jurisdiction."""
     query = select(Patrol)
     if is_staff(user) and not args.get("mine"):
-        query = query.where(jurisdiction_of(user).clause(path_columns(Patrol)))
+        query = query.where(in_jurisdiction(user, Patrol))
         if "volunteer_id" in args:
             query = query.where(Patrol.volunteer_id == args["volunteer_id"])
         if "area_id" in args:
@@ -298,7 +298,7 @@ def on_patrol_now(
     started, each with its latest fix when that is at most `fresh_minutes` old; and the number
     of the others. The others are counted, never named or placed: their volunteers did not
     agree to be followed live."""
-    under_way = (Patrol.status == "active", jurisdiction_of(staff).clause(path_columns(Patrol)))
+    under_way = (Patrol.status == "active", in_jurisdiction(staff, Patrol))
     rows = session.execute(
         select(
             Patrol.id,

@@ -21,7 +21,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, TSTZRANGE, Range
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.core.models import Located, Timestamps
+from app.core.models import Located, Timestamps, Versioned
 from app.extensions import db
 
 STATION_TYPES = (
@@ -50,7 +50,7 @@ AMENITIES = (
 STATUSES = ("active", "closed")
 
 
-class Station(Located, Timestamps, db.Model):
+class Station(Located, Versioned, Timestamps, db.Model):
     """A service location. `geog` is derived from `geom` by the database: nearest-first queries
     order by it (`geog <-> point`, true metres, index-backed)."""
 
@@ -90,18 +90,13 @@ class Station(Located, Timestamps, db.Model):
     status: Mapped[str] = mapped_column(String(10), server_default="active", index=True)
     last_verified_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     generated: Mapped[bool] = mapped_column(Boolean, server_default="false")
-    district_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    # Located's path, with the single-column indexes stations had from the start (their lists
+    # sort by distance or name, not by a time to pair the path with).
     subdistrict_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, index=True)
     community_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, index=True)
-    grid_cell_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
-    # Bumped by every UPDATE (SQLAlchemy's optimistic lock): the ETag, and a second line of
-    # defence when two edits race past If-Match.
-    version: Mapped[int] = mapped_column(Integer, server_default="1")
     # What the station's QR code holds: a visit counts only with it, so visits cannot be
     # made up from afar by guessing station ids.
     visit_code: Mapped[str] = mapped_column(String(32), default=lambda: secrets.token_urlsafe(16))
-
-    __mapper_args__ = {"version_id_col": version}  # noqa: RUF012 - SQLAlchemy's declaration
 
 
 class StationOpenPeriod(db.Model):

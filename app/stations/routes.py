@@ -203,7 +203,7 @@ class Export(MethodView):
     @heavy_read
     def get(self, args):
         """Export the stations of your jurisdiction (closed ones too) as CSV or GeoJSON."""
-        query = service.in_jurisdiction(current_user(), args.get("area_id"))
+        query = service.for_export(current_user(), args.get("area_id"))
         if args["format"] == "csv" and "f" not in args:
             body = "".join(transfer.export_csv(db.session, query))
             return Response(

@@ -28,7 +28,12 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import BindParameter
 
 from app.areas.service import AreaPath, resolve_path, resolve_paths
-from app.auth.jurisdiction import jurisdiction_of, path_columns, require_inside, within_area
+from app.auth.jurisdiction import (
+    in_jurisdiction,
+    jurisdiction_of,
+    require_inside,
+    within_area,
+)
 from app.auth.models import User
 from app.core.errors import NotFound, Unprocessable
 from app.core.i18n import N_, _
@@ -277,9 +282,9 @@ def nearby(
     ).all()
 
 
-def in_jurisdiction(actor: User, area_id: uuid.UUID | None) -> Select:
+def for_export(actor: User, area_id: uuid.UUID | None) -> Select:
     """All stations (closed too) inside the actor's jurisdiction and `area_id`, for export."""
-    query = select(Station).where(jurisdiction_of(actor).clause(path_columns(Station)))
+    query = select(Station).where(in_jurisdiction(actor, Station))
     if area_id is not None:
         query = query.where(within_area(Station, area_id))
     return query.order_by(Station.name, Station.id)
@@ -476,7 +481,7 @@ def visits_summary(
     query to page through, and the busiest hours of the day over all of them."""
     first, after = _period(start, end)
     local = func.timezone(_LOCAL, StationVisit.visited_at)
-    scope = jurisdiction_of(actor).clause(path_columns(Station))
+    scope = in_jurisdiction(actor, Station)
     conditions = [scope, StationVisit.visited_at >= first, StationVisit.visited_at < after]
     if area_id is not None:
         conditions.append(within_area(Station, area_id))

@@ -25,7 +25,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.core.models import Located, Timestamps, sql_in
+from app.core.models import Located, Timestamps, Versioned, sql_in
 from app.extensions import db
 
 TASK_KINDS = ("patrol", "event_support", "tip_check", "urgent_assist", "publicity")
@@ -35,7 +35,7 @@ LIFECYCLE = ("open", "filled", "completed", "expired", "cancelled")
 RESPONSES = ("accepted", "declined", "arrived", "completed")
 
 
-class Task(Located, Timestamps, db.Model):
+class Task(Located, Versioned, Timestamps, db.Model):
     """A request to volunteers. `accepted` counts volunteers engaged (accepted, arrived or
     completed; never above `needed`) and `completed` those who completed, both kept under the
     task's row lock. The stored `status` is open or cancelled; the lifecycle a dispatcher reads
@@ -93,15 +93,8 @@ class Task(Located, Timestamps, db.Model):
     )
     cancelled_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     cancel_reason: Mapped[str | None] = mapped_column(String(500))
-    district_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
-    subdistrict_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
-    community_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
-    grid_cell_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
     # Made by `flask demo simulate`, not by a person (app/demo/simulate.py).
     generated: Mapped[bool] = mapped_column(Boolean, server_default="false")
-    version: Mapped[int] = mapped_column(Integer, server_default="1")
-
-    __mapper_args__ = {"version_id_col": version}  # noqa: RUF012 - SQLAlchemy's declaration
 
     def lifecycle(self, now: dt.datetime) -> str:
         """cancelled; completed (the needed volunteers completed); expired (`ends_at` passed

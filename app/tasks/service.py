@@ -29,8 +29,8 @@ from app.areas.models import Area
 from app.areas.service import get_area, resolve_path
 from app.auth.jurisdiction import (
     NOWHERE,
+    in_jurisdiction,
     jurisdiction_of,
-    path_columns,
     require_inside,
     within_area,
 )
@@ -508,7 +508,7 @@ def managed(session: Session, actor: User, task_id: uuid.UUID) -> Task:
 
 
 def list_query(actor: User, args: dict[str, Any]) -> Select:
-    query = select(Task).where(jurisdiction_of(actor).clause(path_columns(Task)))
+    query = select(Task).where(in_jurisdiction(actor, Task))
     if "status" in args:
         query = query.where(Task.lifecycle_clause(_now()) == args["status"])
     if "kind" in args:

@@ -24,7 +24,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.core.models import Located, Timestamps, sql_in
+from app.core.models import Located, Timestamps, Versioned, sql_in
 from app.extensions import db
 
 PRIORITIES = ("low", "normal", "high", "urgent")
@@ -84,7 +84,7 @@ class TipCategory(Timestamps, db.Model):
 _OPEN = sql_in("status", OPEN_STATUSES)
 
 
-class Tip(Located, Timestamps, db.Model):
+class Tip(Located, Versioned, Timestamps, db.Model):
     """A report. Anonymous tips have no reporter and nothing else about their sender: no address,
     no user agent, no device id (ARCHITECTURE §6); the follow secret is derived from the tip id
     with a server key (app/tips/service.py), so the database never holds it."""
@@ -168,10 +168,6 @@ class Tip(Located, Timestamps, db.Model):
     )
     # No area contains the place: the tip went to the nearest district's staff.
     outside_areas: Mapped[bool] = mapped_column(Boolean, server_default="false")
-    district_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
-    subdistrict_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
-    community_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
-    grid_cell_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
     h3_r7: Mapped[int | None] = mapped_column(BigInteger)
     h3_r8: Mapped[int | None] = mapped_column(BigInteger)
     h3_r9: Mapped[int | None] = mapped_column(BigInteger)
@@ -187,9 +183,6 @@ class Tip(Located, Timestamps, db.Model):
     public_summary_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     # Made by `flask demo simulate`, not by a person (app/demo/simulate.py).
     generated: Mapped[bool] = mapped_column(Boolean, server_default="false")
-    version: Mapped[int] = mapped_column(Integer, server_default="1")
-
-    __mapper_args__ = {"version_id_col": version}  # noqa: RUF012 - SQLAlchemy's declaration
 
 
 class TipEvent(db.Model):

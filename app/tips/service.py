@@ -18,7 +18,12 @@ from sqlalchemy.orm import Session
 
 from app.areas.models import Area, AreaLevel
 from app.areas.service import AreaPath, get_area, resolve_path
-from app.auth.jurisdiction import jurisdiction_of, path_columns, require_inside, within_area
+from app.auth.jurisdiction import (
+    in_jurisdiction,
+    jurisdiction_of,
+    require_inside,
+    within_area,
+)
 from app.auth.models import User
 from app.core import audit
 from app.core.auth import GRID_STAFF, has_any_role
@@ -284,7 +289,7 @@ def listing_columns() -> list:
 def staff_query(actor: User, filters: Mapping[str, Any], columns: Sequence | None = None) -> Select:
     """Tips inside the actor's jurisdiction matching the list filters, newest first (stable);
     rows hold the Tip, or `columns` (`listing_columns()`)."""
-    query = select(*(columns or (Tip,))).where(jurisdiction_of(actor).clause(path_columns(Tip)))
+    query = select(*(columns or (Tip,))).where(in_jurisdiction(actor, Tip))
     if filters.get("status"):
         query = query.where(Tip.status.in_(filters["status"]))
     if filters.get("category"):
@@ -401,7 +406,7 @@ def media_of(session: Session, tip_ids: Sequence[uuid.UUID]) -> list[Media]:
 def duplicates(session: Session, actor: User, tip: Tip) -> dict[str, list[Tip]]:
     """Tips merged into this one, and candidates: same category, not merged, within the
     category's radius and window around this tip; only those inside the actor's jurisdiction."""
-    inside = jurisdiction_of(actor).clause(path_columns(Tip))
+    inside = in_jurisdiction(actor, Tip)
     merged = list(
         session.scalars(
             select(Tip).where(Tip.merged_into_id == tip.id, inside).order_by(Tip.created_at)
