@@ -332,7 +332,7 @@ class Config:
     FCM_CREDENTIALS_FILE: str = ""
     FCM_PROJECT_ID: str = ""
     FCM_ENDPOINT: str = ""
-    # SMS fallback (notifications/fallback.py): an urgent task's notification not received
+    # SMS fallback (app/tasks/fallback.py): an urgent task's notification not received
     # within SMS_FALLBACK_AFTER_S is sent by SMS to volunteers who consented, at most
     # SMS_DAILY_LIMIT a day (in SERVICE_TIMEZONE) each; SMS_QUIET_HOURS ("22:00-07:00", local,
     # empty for none) hold back SMS of non-urgent kinds only. Tencent Cloud SMS sends when its
@@ -654,7 +654,7 @@ class Config:
             raise ConfigError(f"APNs needs {', '.join(apns)} together: {missing} unset")
         if not given:
             return
-        from notifications.apns import ApnsKeyError, load_key
+        from app.core.p8 import ApnsKeyError, load_key
 
         try:
             load_key(self.APNS_KEY_FILE)

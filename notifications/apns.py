@@ -41,14 +41,13 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import httpcore
 import jwt
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
+from app.core.p8 import load_key
 from notifications.push import (
     BACKOFF_S,
     MAX_ATTEMPTS,
@@ -83,21 +82,6 @@ REFUSED = frozenset(
         "BadCertificateEnvironment",
     }
 )
-
-
-class ApnsKeyError(ValueError):
-    """The .p8 file is not an EC P-256 private key."""
-
-
-def load_key(path: str | Path) -> ec.EllipticCurvePrivateKey:
-    """The signing key of an AuthKey_XXXXXXXXXX.p8 file (PKCS#8 PEM, EC P-256)."""
-    try:
-        key = load_pem_private_key(Path(path).read_bytes(), password=None)
-    except (OSError, ValueError, TypeError) as exc:
-        raise ApnsKeyError(f"{path} is not a readable .p8 private key: {exc}") from exc
-    if not isinstance(key, ec.EllipticCurvePrivateKey) or key.curve.name != "secp256r1":
-        raise ApnsKeyError(f"{path} is not an EC P-256 key (APNs signs with ES256)")
-    return key
 
 
 class ProviderToken:

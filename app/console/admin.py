@@ -22,7 +22,7 @@ from werkzeug.exceptions import UnprocessableEntity
 
 from app.areas.models import Area
 from app.audit import service as audit_service
-from app.audit.routes import AuditArgsSchema
+from app.audit.schemas import AuditArgsSchema
 from app.auth import service as auth_service
 from app.auth.models import User
 from app.auth.schemas import AccountUpdateSchema, UserQueryArgsSchema

@@ -41,10 +41,10 @@ from app.core.jobs import defer, task
 from app.extensions import db
 from app.media import service as media_service
 from app.service_record.service import replace_entries
+from app.tasks import fallback
 from app.tasks.models import Task, TaskRecipient
 from app.teams.models import Team
 from app.tips.models import Tip
-from notifications import fallback
 from notifications.service import notify
 
 ACTIVE = ("open", "filled")  # lifecycles a volunteer may still act on

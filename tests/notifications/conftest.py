@@ -12,7 +12,7 @@ import uuid
 import pytest
 from sqlalchemy import select
 
-from notifications import fallback
+from app.tasks import fallback
 from notifications.apns import ApnsSender
 from notifications.jpush import JPushSender
 from notifications.models import Delivery

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select, text, update
 
-from notifications import fallback
+from app.tasks import fallback
 from notifications.models import Delivery, Notification
 from tests.notifications.conftest import now
 
@@ -347,3 +347,12 @@ def test_quiet_hours_run_past_midnight(hours, local, inside):
 
 def test_no_quiet_hours_when_empty():
     assert fallback.QuietHours.parse("") is None
+
+
+def test_sms_timers_deferred_before_the_move_to_tasks_still_fire():
+    """SMS timers are jobs deferred a minute ahead: one queued by a release where the rule
+    lived in notifications/ carries that name, and must still find its job."""
+    from app.core.jobs import jobs
+
+    assert jobs.tasks["notifications.fallback.sms_fallback"] is fallback.sms_fallback
+    assert jobs.tasks["app.tasks.fallback.sms_fallback"] is fallback.sms_fallback

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 from app.core import jobs as jobs_module
 from app.extensions import db
-from notifications import fallback
+from app.tasks import fallback
 from tests import encrypted_rows
 from tests.conftest import make_app
 from tests.fakes import tencent_sms as fake_tencent_sms

@@ -1,5 +1,7 @@
-"""SMS fallback: a volunteer offered an urgent task whose app has not reported the push
-received (`notifications.received_at`) within SMS_FALLBACK_AFTER_S gets one SMS.
+"""SMS fallback of urgent tasks (issue #16; in tasks, the rule being a task's, on the SMS
+senders and deliveries of notifications/): a volunteer offered an urgent task whose app has not
+reported the push received (`notifications.received_at`) within SMS_FALLBACK_AFTER_S gets one
+SMS.
 
 The rule (`sms_allowed` and `claim`), all of it checked when the SMS is due, not when the task
 was offered:
@@ -251,7 +253,8 @@ def sms_sender() -> sms.SmsSender:
     return made
 
 
-@task(queue="push", retry=5)
+# The alias: SMS timers deferred before this module moved from notifications/ still fire.
+@task(queue="push", retry=5, aliases=["notifications.fallback.sms_fallback"])
 def sms_fallback(task_id: str) -> dict[str, int]:
     """SMS to the volunteers whose app has not reported an urgent task's push received."""
     settings = Settings.of(current_app.config)
