@@ -10,8 +10,9 @@ import httpcore
 import httpx
 import pytest
 
+from app.core.p8 import ApnsKeyError, load_key
 from notifications import apns as apns_module
-from notifications.apns import ApnsSender, ProviderToken, load_key
+from notifications.apns import ApnsSender, ProviderToken
 from notifications.push import BACKOFF_S, MAX_ATTEMPTS, Push
 from tests.fakes import apns as fake_apns
 
@@ -276,7 +277,7 @@ def test_an_unreachable_service_is_retried_then_failed(apns_fake, tmp_path):
 def test_a_key_that_is_not_p256_is_refused(tmp_path):
     path = tmp_path / "AuthKey_X.p8"
     path.write_text("not a key")
-    with pytest.raises(apns_module.ApnsKeyError):
+    with pytest.raises(ApnsKeyError):
         load_key(path)
 
 
