@@ -27,15 +27,18 @@ def create_app(config: Config | None = None) -> Flask:
     from app.duty import jobs as _duty_jobs  # noqa: F401 - the positions' expiry (periodic)
     from app.duty import service as duty_service
     from app.duty.routes import blp as duty_blp
+    from app.exports import stored as exports_stored
     from app.exports.routes import blp as clue_batches_blp
     from app.extensions import db, jwt, limiter, migrate
     from app.grid.routes import blp as grid_blp
     from app.grid.routes import public_blp as public_heatmap_blp
+    from app.media import storage as media_storage
     from app.media.routes import blp as media_blp
     from app.open311 import models as _open311_models  # noqa: F401 - tables for migrations
     from app.open311.routes import blp as open311_blp
     from app.ops.routes import blp as ops_blp
     from app.patrols.routes import checkpoints_blp, coverage_blp, patrols_blp
+    from app.privacy import archive as privacy_archive
     from app.privacy.routes import blp as privacy_blp
     from app.service_record.routes import blp as service_record_blp
     from app.stations.routes import blp as stations_blp
@@ -135,6 +138,11 @@ def create_app(config: Config | None = None) -> Flask:
     tips_access.register_photo_rule()
     tasks_access.register_photo_rule()
     duty_service.connect_to_accounts()
+    # ... and the orphan sweep asks each kind of stored object's owner which ones rows still
+    # point to (app/storage/owners.py).
+    media_storage.register_stored_objects()
+    exports_stored.register_stored_objects()
+    privacy_archive.register_stored_objects()
     # Open311 follows its own specification, not our OpenAPI document (app/open311/routes.py).
     app.register_blueprint(open311_blp)
     init_console(app)  # the staff web console, /console (app/console/)

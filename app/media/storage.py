@@ -1,8 +1,16 @@
-"""Where a photo's bytes go in the media store (app/storage/): its keys."""
+"""Where a photo's bytes go in the media store (app/storage/): its keys, and which of them a
+photo still points to (the orphan sweep's rule for the media store)."""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.media.models import Media
+from app.storage import owners
 
 VARIANTS = ("full", "thumb")
 
@@ -27,3 +35,17 @@ def media_id_of(key: str) -> uuid.UUID | None:
     except ValueError:
         return None
     return media_id if media_key(media_id, variant) == key else None
+
+
+def referenced_media(session: Session, keys: Sequence[str]) -> set[str]:
+    """The photo keys whose row still exists (keys of no photo are not ours: kept)."""
+    ids = {key: media_id_of(key) for key in keys}
+    alive = set(
+        session.scalars(select(Media.id).where(Media.id.in_({i for i in ids.values() if i})))
+    )
+    return {key for key, media_id in ids.items() if media_id is None or media_id in alive}
+
+
+def register_stored_objects() -> None:
+    """Every key of the media store is a photo's (app/storage/owners.py); create_app calls this."""
+    owners.register("media", "", referenced_media)

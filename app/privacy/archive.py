@@ -14,6 +14,7 @@ import json
 import os
 import uuid
 import zipfile
+from collections.abc import Sequence
 from pathlib import Path
 
 from sqlalchemy import and_, delete, or_, select
@@ -26,7 +27,7 @@ from app.core.i18n import _
 from app.media.models import Media
 from app.privacy import export
 from app.privacy.models import DataArchive
-from app.storage import ObjectStore, StoredObject
+from app.storage import ObjectStore, StoredObject, owners
 
 ARCHIVE_DAYS = 7
 STALE_AFTER = dt.timedelta(hours=1)
@@ -154,3 +155,23 @@ def prune(session: Session, now: dt.datetime, archives: ObjectStore) -> int:
         DataArchive.requested_at < now - dt.timedelta(days=ARCHIVE_DAYS),
     )
     return remove(session, archives, or_(DataArchive.expires_at < now, old_failure))
+
+
+def referenced_archives(session: Session, keys: Sequence[str]) -> set[str]:
+    """Archives (`personal/<id>.zip`) that are ready; keys of no archive are not ours: kept."""
+    ids = {key: archive_id_of(key) for key in keys}
+    ready = set(
+        session.scalars(
+            select(DataArchive.id).where(
+                DataArchive.id.in_({i for i in ids.values() if i}),
+                DataArchive.status == "ready",
+            )
+        )
+    )
+    return {key for key, archive_id in ids.items() if archive_id is None or archive_id in ready}
+
+
+def register_stored_objects() -> None:
+    """Data archives are the export store's `personal/` keys (app/storage/owners.py);
+    create_app calls this."""
+    owners.register("exports", "personal/", referenced_archives)

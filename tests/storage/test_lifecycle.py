@@ -250,3 +250,32 @@ def test_builds_a_killed_worker_left_in_the_scratch_folder_are_swept(stores_of, 
     assert sweep_all(session, _later(), GRACE_H)["scratch"].deleted == 2
 
     assert not partial.exists() and not unsent.exists()
+
+
+def test_keys_no_owner_claims_are_kept_and_each_prefix_asks_its_own_rule(session):
+    """The sweep asks the owner registered for the longest prefix of a key; a key under no
+    owner's prefix is not ours to delete (app/storage/owners.py)."""
+    from app.storage import owners
+
+    asked: dict[str, list[str]] = {}
+
+    def rule(name, keep):
+        def referenced(_session, keys):
+            asked[name] = sorted(keys)
+            return {k for k in keys if k in keep}
+
+        return referenced
+
+    saved = dict(owners._owners.get("exports", {}))
+    try:
+        owners._owners["exports"] = {}
+        owners.register("exports", "personal/", rule("archives", {"personal/a.zip"}))
+        owners.register("exports", "batches/", rule("batches", set()))
+        keys = ["personal/a.zip", "personal/b.zip", "batches/x.csv", "elsewhere/y"]
+        kept = owners.referenced(session, "exports", keys)
+    finally:
+        owners._owners["exports"] = saved
+    assert asked == {"archives": ["personal/a.zip", "personal/b.zip"], "batches": ["batches/x.csv"]}
+    assert kept == {"personal/a.zip", "elsewhere/y"}
+    with pytest.raises(ValueError, match="no store"):
+        owners.register("tiles", "", rule("x", set()))
