@@ -34,6 +34,7 @@ from app.auth.jurisdiction import jurisdiction_of
 from app.auth.models import User, phone_lookup
 from app.core.auth import VOLUNTEER
 from app.demo import DEMO_ACCOUNTS, DEMO_PASSWORD, DISTRICT_CODE, demo_id_number
+from app.exports import jobs as export_jobs
 from app.exports import service as exports
 from app.exports.models import ClueBatch
 from app.patrols import checkpoints
@@ -470,7 +471,7 @@ class Simulation:
         self.session.flush()
         # The job's own body, in this transaction: the worker's wrapper would commit half a
         # simulation (and a worker may not be running).
-        exports.generate_batch.func.__wrapped__(batch_id=str(batch.id))
+        export_jobs.generate_batch.func.__wrapped__(batch_id=str(batch.id))
         self.tick(1)
         return batch
 

@@ -15,8 +15,6 @@ from sqlalchemy.orm import Session
 from app.auth.models import User
 from app.core.errors import NotFound, field_error
 from app.core.i18n import _
-from app.core.jobs import jobs, task
-from app.extensions import db
 from app.media.images import ProcessedImage, process_image
 from app.media.models import Media
 from app.media.storage import media_key
@@ -195,10 +193,3 @@ def delete_expired(session: Session, now: dt.datetime, limit: int = 1000) -> int
         session.delete(media)
     session.flush()
     return len(expired)
-
-
-@jobs.periodic(cron="*/15 * * * *", periodic_id="expire_unattached_media")
-@task(queue="maintenance")
-def expire_unattached_media(timestamp: int) -> int:
-    """Every 15 minutes: remove uploads that were never attached (to a tip or a task) in time."""
-    return delete_expired(db.session, dt.datetime.fromtimestamp(timestamp, dt.UTC))

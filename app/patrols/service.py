@@ -1,5 +1,5 @@
 """Patrols: start (also offline, with a phone-chosen id), end, find, summarise; the idle and
-partition jobs.
+partition rules (their jobs: app/patrols/jobs.py).
 
 A patrol's summary (simplified track, distance, credited service time per day) is computed from
 its raw fixes when it ends and whenever late fixes reach an ended patrol; it is what remains
@@ -29,8 +29,6 @@ from app.core.auth import GRID_STAFF, has_any_role
 from app.core.errors import Conflict, NotFound, field_error
 from app.core.fields import CLOCK_SKEW
 from app.core.i18n import _
-from app.core.jobs import jobs, task
-from app.extensions import db
 from app.patrols import partitions
 from app.patrols.models import FLAG_IMPLAUSIBLE_SPEED, CheckpointVisit, Patrol
 from app.service_record.service import replace_entries
@@ -369,17 +367,6 @@ def end_idle(session: Session, now: dt.datetime, idle_hours: int) -> int:
     return len(idle)
 
 
-@jobs.periodic(cron="*/30 * * * *", periodic_id="end_idle_patrols")
-@task(queue="maintenance")
-def end_idle_patrols(timestamp: int) -> int:
-    """Every 30 minutes: end forgotten patrols (PATROL_IDLE_HOURS without a fix)."""
-    return end_idle(
-        db.session,
-        dt.datetime.fromtimestamp(timestamp, dt.UTC),
-        current_app.config["PATROL_IDLE_HOURS"],
-    )
-
-
 def prune_raw(session: Session, now: dt.datetime, retention_days: int) -> dict[str, Any]:
     """Retention: drop expired check-in partitions and delete visits older than the horizon
     (they say where a volunteer was, as fixes do)."""
@@ -390,14 +377,3 @@ def prune_raw(session: Session, now: dt.datetime, retention_days: int) -> dict[s
     )
     result["visits_deleted"] = deleted.rowcount
     return result
-
-
-@jobs.periodic(cron="41 3 * * *", periodic_id="maintain_checkin_partitions")
-@task(queue="maintenance")
-def maintain_checkin_partitions(timestamp: int) -> dict[str, Any]:
-    """Daily: make the coming months' check-in partitions, drop those past retention."""
-    return prune_raw(
-        db.session,
-        dt.datetime.fromtimestamp(timestamp, dt.UTC),
-        current_app.config["CHECKIN_RETENTION_DAYS"],
-    )

@@ -139,6 +139,8 @@ def create(session: Session, actor: User, values: dict[str, Any]) -> Task:
     task_row = _build(session, actor, values)
     session.add(task_row)
     session.flush()
+    from app.tasks.jobs import fan_out_task  # (that module imports this one)
+
     defer(fan_out_task, task_id=str(task_row.id), phase=0)
     return task_row
 
@@ -397,6 +399,8 @@ def fan_out(session: Session, task_id: uuid.UUID, phase: int, now: dt.datetime) 
         and widen_after > 0
         and phase_radius(task_row, phase) < task_row.targeting["max_radius_m"]
     ):
+        from app.tasks.jobs import fan_out_task  # (that module imports this one)
+
         defer(
             fan_out_task,
             schedule_in={"seconds": widen_after},
@@ -405,12 +409,6 @@ def fan_out(session: Session, task_id: uuid.UUID, phase: int, now: dt.datetime) 
         )
     session.flush()
     return len(recipients)
-
-
-@task(queue="push", retry=5)
-def fan_out_task(task_id: str, phase: int) -> int:
-    """Choose a task's recipients for one phase and push it to their phones."""
-    return fan_out(db.session, uuid.UUID(task_id), phase, _now())
 
 
 # -- responses -----------------------------------------------------------------------------------
