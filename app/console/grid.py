@@ -259,5 +259,13 @@ def grid_series(cell: str):
     span = dt.timedelta(days=window * (grid_service.BASELINE_WINDOWS + 1))
     interval = "day" if span.days <= 90 else "week"
     series_args = SeriesArgsSchema().load({"interval": interval})
-    document = grid_service.series(db.session, signed_in_user(), cell, series_args, end - span, end)
+    document = grid_service.series(
+        db.session,
+        signed_in_user(),
+        cell,
+        series_args,
+        end - span,
+        end,
+        zone=current_app.config["SERVICE_TIMEZONE"],
+    )
     return jsonify(document)
