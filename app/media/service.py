@@ -30,14 +30,18 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-def store_upload(session: Session, owner: User | None, data: bytes) -> Media:
-    """Decode, re-encode and store an upload; raises images.ImageRejected for a bad one.
+def store_upload(
+    session: Session, owner: User | None, data: bytes, *, max_pixels: int, unattached_hours: int
+) -> Media:
+    """Decode, re-encode and store an upload (of at most `max_pixels`, MEDIA_MAX_PIXELS, to be
+    attached within `unattached_hours`, UNATTACHED_MEDIA_HOURS); raises images.ImageRejected
+    for a bad one.
 
     Objects are written before the row: an upload that fails half-way removes what it wrote,
     and a transaction that fails after it leaves objects no row points to (and no metadata),
     which the orphan sweep removes (app/storage/sweep.py).
     """
-    image: ProcessedImage = process_image(data, max_pixels=current_app.config["MEDIA_MAX_PIXELS"])
+    image: ProcessedImage = process_image(data, max_pixels=max_pixels)
     media = Media(
         id=uuid.uuid4(),
         owner_id=owner.id if owner else None,
@@ -46,7 +50,7 @@ def store_upload(session: Session, owner: User | None, data: bytes) -> Media:
         height=image.height,
         byte_size=len(image.content),
         sha256=image.sha256,
-        expires_at=_now() + dt.timedelta(hours=current_app.config["UNATTACHED_MEDIA_HOURS"]),
+        expires_at=_now() + dt.timedelta(hours=unattached_hours),
     )
     media.storage_key = media_key(media.id, "full")
     media.thumbnail_key = media_key(media.id, "thumb")
