@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from flask import current_app
 from geoalchemy2.shape import to_shape
 from shapely.geometry import Point
 from shapely.prepared import prep
@@ -466,6 +467,7 @@ class Simulation:
                     "to": self.now,
                 },
             },
+            max_tips=current_app.config["MAX_BATCH_TIPS"],
         )
         batch.generated = True
         self.session.flush()

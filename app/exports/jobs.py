@@ -6,10 +6,12 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from contextvars import ContextVar
+from pathlib import Path
 from typing import Any
 
 import procrastinate
 import psycopg
+from flask import current_app
 from sqlalchemy import String, cast, column, exists, func, select, table, text, update
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects.postgresql import JSONB
@@ -17,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from app.core.i18n import DEFAULT_LOCALE
 from app.core.jobs import STALLED_MAX_ATTEMPTS, jobs, task
-from app.exports import service
+from app.exports import service, signing
 from app.exports.models import ClueBatch
 from app.extensions import db
 
@@ -68,6 +70,11 @@ def _lock_build(session: Session, batch_id: uuid.UUID) -> None:
     session.execute(text("SET LOCAL lock_timeout TO DEFAULT"))
 
 
+def _scratch_root() -> Path:
+    """The local folder where a worker builds files before storing them (EXPORT_ROOT)."""
+    return Path(current_app.config["EXPORT_ROOT"])
+
+
 def _failure(exc: BaseException, attempt: int, retrying: bool) -> str:
     kind = type(exc).__name__
     if retrying:
@@ -92,13 +99,14 @@ def generate_batch(batch_id: str, locale: str = DEFAULT_LOCALE) -> int:
     again for the queue to retry; when no attempt is left, or for any other error, the batch is
     recorded `failed` with the reason. No partial files outlive a run that ends."""
     batch_uuid = uuid.UUID(batch_id)
+    scratch_root = _scratch_root()
     session = db.session
     _lock_build(session, batch_uuid)
     batch = session.get(ClueBatch, batch_uuid)
     if batch is None or batch.status in ("ready", "failed"):
         return 0
     attempt = _attempt.get() + 1
-    service.discard_files(batch_uuid)
+    service.discard_files(batch_uuid, scratch_root)
     if attempt > BUILD_ATTEMPTS:
         service._progress(
             batch_uuid,
@@ -111,10 +119,11 @@ def generate_batch(batch_id: str, locale: str = DEFAULT_LOCALE) -> int:
         batch_uuid, status="running", percent=0, started_at=service._now(), error=None
     )
     try:
-        service.build_files(session, batch, locale)
+        key = signing.signing_key_from_seed(current_app.config["CLUE_SIGNING_SECRET"])
+        service.build_files(session, batch, locale, scratch_root=scratch_root, signing_key=key)
     except Exception as exc:
         retrying = isinstance(exc, TRANSIENT_ERRORS) and attempt < BUILD_ATTEMPTS
-        service.discard_files(batch_uuid)
+        service.discard_files(batch_uuid, scratch_root)
         try:
             service._progress(
                 batch_uuid,
@@ -159,5 +168,5 @@ def fail_orphaned_batches(timestamp: int) -> int:
         .returning(ClueBatch.id)
     ).all()
     for batch_id in orphans:
-        service.discard_files(batch_id)
+        service.discard_files(batch_id, _scratch_root())
     return len(orphans)

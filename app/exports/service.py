@@ -11,7 +11,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from flask import current_app
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import (
     Select,
     String,
@@ -65,10 +65,6 @@ PUBLIC_OUTCOME_NOTES = {
 
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
-
-
-def signing_key():
-    return signing.signing_key_from_seed(current_app.config["CLUE_SIGNING_SECRET"])
 
 
 # -- who may do what -----------------------------------------------------------------------------
@@ -139,8 +135,10 @@ def _selection(actor: User, values: Mapping[str, Any]) -> Select:
     return query
 
 
-def create_batch(session: Session, actor: User, values: Mapping[str, Any]) -> ClueBatch:
-    """Freeze the selection (which tips, at which version), move open ones to
+def create_batch(
+    session: Session, actor: User, values: Mapping[str, Any], *, max_tips: int
+) -> ClueBatch:
+    """Freeze the selection (which tips, at most `max_tips`: MAX_BATCH_TIPS), move open ones to
     `referred_to_police` with history, notify named reporters, and defer the file job, all in
     the request's transaction."""
     jurisdiction = jurisdiction_of(actor)
@@ -156,7 +154,7 @@ def create_batch(session: Session, actor: User, values: Mapping[str, Any]) -> Cl
                 )
     # Too many is refused before anything is locked: locking a district's million tips only to
     # say no would outlast the request's time bounds (DB_STATEMENT_TIMEOUT_S, WEB_TIMEOUT_S).
-    most = current_app.config["MAX_BATCH_TIPS"]
+    most = max_tips
     matching = _selection(actor, values).with_only_columns(Tip.id).limit(most + 1).subquery()
     if session.scalar(select(func.count()).select_from(matching)) > most:
         raise field_error(
@@ -318,11 +316,6 @@ def batch_prefix(batch_id: uuid.UUID) -> str:
     return f"{batch_id}/"
 
 
-def _scratch_root() -> Path:
-    """The local folder where a worker builds files before storing them (EXPORT_ROOT)."""
-    return Path(current_app.config["EXPORT_ROOT"])
-
-
 def _rows(session: Session, batch: ClueBatch) -> Iterator[Mapping[str, Any]]:
     """The batch's tips in order, as plain rows (no ORM objects: measured 2x faster in
     bench_clue_batch) streamed from a server-side cursor, so memory stays flat.
@@ -404,16 +397,17 @@ def _progress(batch_id: uuid.UUID, **values: Any) -> None:
         connection.execute(update(ClueBatch).where(ClueBatch.id == batch_id).values(**values))
 
 
-def _work_dir(batch_id: uuid.UUID) -> Path:
-    return _scratch_root() / f".{batch_id}.partial"
+def _work_dir(batch_id: uuid.UUID, scratch_root: Path) -> Path:
+    return scratch_root / f".{batch_id}.partial"
 
 
-def discard_files(batch_id: uuid.UUID) -> None:
-    """Remove whatever an unfinished build left: this host's partial folder and the objects
+def discard_files(batch_id: uuid.UUID, scratch_root: Path) -> None:
+    """Remove whatever an unfinished build left: this host's partial folder (in `scratch_root`,
+    where a worker builds files before storing them: EXPORT_ROOT) and the objects
     stored by a run that died before the batch was recorded ready (either may hold consenting
     reporters' names). A partial folder on another host is that host's next build's to remove;
     objects are shared, and go here."""
-    shutil.rmtree(_work_dir(batch_id), ignore_errors=True)
+    shutil.rmtree(_work_dir(batch_id, scratch_root), ignore_errors=True)
     export_store().delete_prefix(batch_prefix(batch_id))
 
 
@@ -423,7 +417,14 @@ def csv_header(locale: str) -> list[str]:
         return [translated(files.CSV_HEADINGS[name]) for name in files.COLUMN_NAMES]
 
 
-def build_files(session: Session, batch: ClueBatch, locale: str = DEFAULT_LOCALE) -> None:
+def build_files(
+    session: Session,
+    batch: ClueBatch,
+    locale: str = DEFAULT_LOCALE,
+    *,
+    scratch_root: Path,
+    signing_key: Ed25519PrivateKey,
+) -> None:
     """Write tips.csv, tips.geojson, the ZIP (both, the photos, a signed manifest.json) and the
     manifest on its own; record their sizes and digests and the batch's signature.
 
@@ -433,8 +434,9 @@ def build_files(session: Session, batch: ClueBatch, locale: str = DEFAULT_LOCALE
     a batch not ready, which the next run (or `fail_orphaned_batches`) removes. The output
     depends on the batch and its tips only (the ZIP's dates are the batch's creation time), so
     building again makes the same bytes.
-    The CSV's header row is in `locale`."""
-    work = _work_dir(batch.id)
+    The CSV's header row is in `locale`; the partial folder is in `scratch_root` (EXPORT_ROOT),
+    and `signing_key` signs the manifest."""
+    work = _work_dir(batch.id, scratch_root)
     private_files.ensure_dir(work.parent)
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(private_files.DIR_MODE)
@@ -465,7 +467,6 @@ def build_files(session: Session, batch: ClueBatch, locale: str = DEFAULT_LOCALE
             for media in _photos(reader, batch):
                 yield f"photos/{media.tip_id}/{media.id}.jpg", store.get(media.storage_key)
 
-        key = signing_key()
         header = {
             "id": str(batch.id),
             "created_at": batch.created_at.isoformat(),
@@ -476,7 +477,7 @@ def build_files(session: Session, batch: ClueBatch, locale: str = DEFAULT_LOCALE
         signed: dict[str, Any] = {}
 
         def manifest(entries: list[dict]) -> bytes:
-            signed.update(signing.build_manifest(header, entries, key))
+            signed.update(signing.build_manifest(header, entries, signing_key))
             return signing.manifest_json(signed)
 
         members = itertools.chain(

@@ -32,7 +32,7 @@ from procrastinate.jobs import Status
 from app.config import PROJECT_ROOT
 from app.core import jobs as jobs_module
 from app.core.jobs import libpq_conninfo
-from app.exports import jobs, service, signing
+from app.exports import jobs, signing
 from app.exports.files import TIMEZONE
 from tests import encrypted_rows
 from tests.conftest import make_app
@@ -272,7 +272,8 @@ def _check_ready(faults, batch_id: str, rows: int = ROWS) -> None:
             entry["sha256"],
         )
     with faults.app.app_context():
-        public_key = signing.public_key_info(service.signing_key())["public_key"]
+        key = signing.signing_key_from_seed(faults.app.config["CLUE_SIGNING_SECRET"])
+        public_key = signing.public_key_info(key)["public_key"]
     manifest = signing.verify_zip(folder / "batch.zip", public_key)
     assert manifest["digest"] == row.digest and manifest["batch"]["row_count"] == rows
     text = (folder / "tips.csv").read_bytes().decode("utf-8-sig")
