@@ -200,6 +200,7 @@ class Simulation:
     # -- the parts -------------------------------------------------------------------------
 
     def volunteers_(self) -> None:
+        settings = accounts.AuthSettings.from_config(current_app.config)
         for n in range(VOLUNTEERS):
             home = areas.get_by_code(self.session, HOME_COMMUNITIES[n % len(HOME_COMMUNITIES)])
             user = accounts.create_account(
@@ -214,6 +215,7 @@ class Simulation:
                     "roles": [VOLUNTEER],
                     "home_community_id": home.id,
                 },
+                settings,
             )
             user.generated = True
             user.location_sharing = True
