@@ -418,7 +418,8 @@ class Simulation:
             )
             task.generated = True
             self.session.flush()
-            tasks.fan_out(self.session, task.id, 0, dt.datetime.now(dt.UTC))
+            settings = tasks.TaskSettings.from_config(current_app.config)
+            tasks.fan_out(self.session, task.id, 0, dt.datetime.now(dt.UTC), settings)
             asked = set(
                 self.session.scalars(
                     select(TaskRecipient.user_id).where(TaskRecipient.task_id == task.id)
@@ -437,20 +438,22 @@ class Simulation:
 
     def _respond(self, volunteer: User, task: Task) -> None:
         roll = self.rng.random()
+        settings = tasks.TaskSettings.from_config(current_app.config)
         if roll < 0.2:
             return  # not answered yet
         if roll < 0.35:
-            tasks.respond(self.session, volunteer, task.id, {"action": "decline"})
+            tasks.respond(self.session, volunteer, task.id, {"action": "decline"}, settings)
             return
         if task.accepted >= task.needed:
             return
-        tasks.respond(self.session, volunteer, task.id, {"action": "accept"})
+        tasks.respond(self.session, volunteer, task.id, {"action": "accept"}, settings)
         if roll > 0.6:
             tasks.respond(
                 self.session,
                 volunteer,
                 task.id,
                 {"action": "complete", "note": "已到现场查看，情况已反馈。"},
+                settings,
             )
 
     def batch_(self) -> ClueBatch:

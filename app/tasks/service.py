@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -50,6 +52,23 @@ from notifications.service import notify
 ACTIVE = ("open", "filled")  # lifecycles a volunteer may still act on
 ARRIVAL_RADIUS_M = 200  # tasks without a radius: how close "arrived" must be
 MAX_TASK_SERVICE = dt.timedelta(hours=12)
+
+
+@dataclass(frozen=True)
+class TaskSettings:
+    """The settings the task rules apply; callers read them from the configuration."""
+
+    duty_position_minutes: int  # positions older than this are not "on duty nearby"
+    sms_fallback_after_s: int
+    service_timezone: str  # service hours count on this zone's days
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> TaskSettings:
+        return cls(
+            duty_position_minutes=config["DUTY_POSITION_MINUTES"],
+            sms_fallback_after_s=config["SMS_FALLBACK_AFTER_S"],
+            service_timezone=config["SERVICE_TIMEZONE"],
+        )
 
 
 def _now() -> dt.datetime:
@@ -213,7 +232,11 @@ def _build(session: Session, actor: User, values: dict[str, Any]) -> Task:
 
 
 def reach(
-    session: Session, actor: User, values: dict[str, Any], min_count_shown: int
+    session: Session,
+    actor: User,
+    values: dict[str, Any],
+    min_count_shown: int,
+    settings: TaskSettings,
 ) -> dict[str, Any]:
     """How many volunteers a task of these `values` would ask first (its first phase), before
     it is sent: a count, never who. The task is checked as creating it would be, so a place,
@@ -221,7 +244,7 @@ def reach(
     count below `min_count_shown` is withheld (`below`), as the task's statistics withhold it:
     otherwise probing points and radii would locate on-duty volunteers."""
     task_row = _build(session, actor, values)
-    statement, params = _recipients_statement(task_row, 0, actor)
+    statement, params = _recipients_statement(task_row, 0, actor, settings.duty_position_minutes)
     counted = COUNTS[statement]
     count = session.execute(counted, {**_common_params(task_row, 0), **params}).scalar_one()
     if task_row.targeting_mode == "radius" and count < min_count_shown:
@@ -331,7 +354,7 @@ def _common_params(task_row: Task, phase: int) -> dict[str, Any]:
     }
 
 
-def _recipients_statement(task_row: Task, phase: int, creator: User | None):
+def _recipients_statement(task_row: Task, phase: int, creator: User | None, fresh_minutes: int):
     """The INSERT choosing this phase's recipients, and its own parameters."""
     mode = task_row.targeting_mode
     if mode == "radius":
@@ -340,7 +363,7 @@ def _recipients_statement(task_row: Task, phase: int, creator: User | None):
         return RADIUS_SQL, {
             "point": f"SRID=4326;POINT({point.x!r} {point.y!r})",
             "radius": phase_radius(task_row, phase),
-            "fresh_minutes": current_app.config["DUTY_POSITION_MINUTES"],
+            "fresh_minutes": fresh_minutes,
             "everywhere": jurisdiction.everywhere,
             "granted": [str(i) for i in sorted(jurisdiction.area_ids)],
         }
@@ -351,10 +374,13 @@ def _recipients_statement(task_row: Task, phase: int, creator: User | None):
     return NAMED_SQL, {"ids": task_row.targeting["volunteer_ids"]}
 
 
-def choose_recipients(session: Session, task_row: Task, phase: int) -> list[uuid.UUID]:
-    """Insert this phase's recipients (set-based, in SQL); returns their ids."""
+def choose_recipients(
+    session: Session, task_row: Task, phase: int, fresh_minutes: int
+) -> list[uuid.UUID]:
+    """Insert this phase's recipients (set-based, in SQL), among volunteers whose position is
+    at most `fresh_minutes` old for radius targeting; returns their ids."""
     creator = session.get(User, task_row.created_by)
-    statement, params = _recipients_statement(task_row, phase, creator)
+    statement, params = _recipients_statement(task_row, phase, creator, fresh_minutes)
     return list(session.execute(statement, {**_common_params(task_row, phase), **params}).scalars())
 
 
@@ -381,17 +407,19 @@ def _offer(session: Session, task_row: Task, user_ids: list[uuid.UUID]) -> int:
     )
 
 
-def fan_out(session: Session, task_id: uuid.UUID, phase: int, now: dt.datetime) -> int:
+def fan_out(
+    session: Session, task_id: uuid.UUID, phase: int, now: dt.datetime, settings: TaskSettings
+) -> int:
     """Ask this phase's recipients; for radius tasks, schedule the next, wider phase."""
     task_row = session.scalar(select(Task).where(Task.id == task_id).with_for_update())
     if task_row is None or task_row.status != "open" or task_row.ends_at <= now:
         return 0
     if phase > 0 and task_row.accepted >= task_row.needed:
         return 0
-    recipients = choose_recipients(session, task_row, phase)
+    recipients = choose_recipients(session, task_row, phase, settings.duty_position_minutes)
     _offer(session, task_row, recipients)
     if recipients:  # urgent kinds: SMS to those whose app has not reported the push by then
-        fallback.schedule(task_row, current_app.config["SMS_FALLBACK_AFTER_S"])
+        fallback.schedule(task_row, settings.sms_fallback_after_s)
     task_row.phase = phase
     widen_after = task_row.targeting.get("widen_after_s") or 0
     if (
@@ -425,7 +453,13 @@ def _recipient(session: Session, user: User, task_id: uuid.UUID) -> TaskRecipien
     return recipient
 
 
-def respond(session: Session, user: User, task_id: uuid.UUID, values: dict[str, Any]):
+def respond(
+    session: Session,
+    user: User,
+    task_id: uuid.UUID,
+    values: dict[str, Any],
+    settings: TaskSettings,
+):
     """A volunteer's answer to a task sent to them (404 for any other task). The task row is
     locked while capacity is decided: N simultaneous accepts for k places give k."""
     recipient = _recipient(session, user, task_id)
@@ -464,7 +498,7 @@ def respond(session: Session, user: User, task_id: uuid.UUID, values: dict[str, 
         if recipient.response != "completed":
             task_row.completed += 1
         recipient.response, recipient.completed_at = "completed", now
-        _credit(session, user, task_row, recipient)
+        _credit(session, user, task_row, recipient, settings.service_timezone)
     recipient.responded_at = now
     session.flush()
     return recipient
@@ -486,7 +520,9 @@ def _check_arrival(session: Session, task_row: Task, location: dict | None) -> N
         raise field_error("/location", _("You are not within the task's radius yet."))
 
 
-def _credit(session: Session, user: User, task_row: Task, recipient: TaskRecipient) -> None:
+def _credit(
+    session: Session, user: User, task_row: Task, recipient: TaskRecipient, zone: str
+) -> None:
     """Service hours for a completed task: from arrival (or acceptance, or the task's start)
     to completion, at most the task's length and 12 hours, on the local day it ended."""
     begun = recipient.arrived_at or recipient.accepted_at or task_row.starts_at
@@ -499,7 +535,7 @@ def _credit(session: Session, user: User, task_row: Task, recipient: TaskRecipie
             MAX_TASK_SERVICE.total_seconds(),
         ),
     )
-    day = recipient.completed_at.astimezone(ZoneInfo(current_app.config["SERVICE_TIMEZONE"])).date()
+    day = recipient.completed_at.astimezone(ZoneInfo(zone)).date()
     replace_entries(
         session,
         volunteer_id=user.id,
