@@ -362,6 +362,7 @@ class Simulation:
             for _ in range(6):  # a couple of minutes at each stop
                 fixes.append(self._fix(at, lon2, lat2))
                 at += dt.timedelta(seconds=FIX_INTERVAL_S)
+        settings = patrols.PatrolSettings.from_config(current_app.config)
         patrol, _new = patrols.start(
             self.session,
             volunteer,
@@ -370,12 +371,13 @@ class Simulation:
                 "kind": "checkpoint_tour",
                 "started_at": start,
             },
+            settings,
         )
         patrol.generated = True
         self.session.flush()
         for first in range(0, len(fixes), 200):
-            patrol_ingest.ingest(self.session, patrol, fixes[first : first + 200])
-        patrols.end(self.session, patrol, at)
+            patrol_ingest.ingest(self.session, patrol, fixes[first : first + 200], settings)
+        patrols.end(self.session, patrol, at, settings=settings)
         return patrol
 
     def _fix(self, at: dt.datetime, lon: float, lat: float) -> dict[str, Any]:

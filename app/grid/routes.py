@@ -132,7 +132,13 @@ class RiskCoverage(MethodView):
     def get(self, args):
         """Cells ranked by their share of (priority-weighted) clues minus their share of patrol
         time in the window: where to send patrols next."""
-        rows = service.risk_coverage(db.session, current_user(), args, _now())
+        rows = service.risk_coverage(
+            db.session,
+            current_user(),
+            args,
+            _now(),
+            max_gap_minutes=current_app.config["SERVICE_MAX_GAP_MINUTES"],
+        )
         keep = (
             "rank",
             "tips",

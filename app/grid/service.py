@@ -288,8 +288,11 @@ def hotspots(session: Session, user: User, args: dict[str, Any], end: dt.datetim
 # -- risk against coverage -----------------------------------------------------------------------
 
 
-def risk_coverage(session: Session, user: User, args: dict[str, Any], end: dt.datetime):
-    """Cells ranked by their share of weighted clues minus their share of patrol time."""
+def risk_coverage(
+    session: Session, user: User, args: dict[str, Any], end: dt.datetime, *, max_gap_minutes: int
+):
+    """Cells ranked by their share of weighted clues minus their share of patrol time (each
+    gap between fixes counting up to `max_gap_minutes`)."""
     jurisdiction, area = coverage.scope(session, user, args.get("area_id"))
     kind, res = args["cells"], args["resolution"]
     start = end - dt.timedelta(days=args["window_days"])
@@ -317,7 +320,9 @@ def risk_coverage(session: Session, user: User, args: dict[str, Any], end: dt.da
     ).all()
     patrols = {
         row.cell: row
-        for row in coverage.patrol_totals(session, jurisdiction, area, kind, res, start, end)
+        for row in coverage.patrol_totals(
+            session, jurisdiction, area, kind, res, start, end, max_gap_minutes
+        )
     }
     total_weight = sum(float(r.weight) for r in tip_rows) or 1.0
     total_seconds = sum(float(r.seconds) for r in patrols.values()) or 1.0

@@ -11,7 +11,7 @@ from flask import current_app
 from app.core.jobs import jobs, task
 from app.extensions import db
 from app.patrols.checkpoints import judge_windows
-from app.patrols.service import end_idle, prune_raw
+from app.patrols.service import PatrolSettings, end_idle, prune_raw
 
 
 @jobs.periodic(cron="*/30 * * * *", periodic_id="end_idle_patrols")
@@ -22,6 +22,7 @@ def end_idle_patrols(timestamp: int) -> int:
         db.session,
         dt.datetime.fromtimestamp(timestamp, dt.UTC),
         current_app.config["PATROL_IDLE_HOURS"],
+        PatrolSettings.from_config(current_app.config),
     )
 
 
