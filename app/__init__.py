@@ -27,23 +27,29 @@ def create_app(config: Config | None = None) -> Flask:
     from app.duty import jobs as _duty_jobs  # noqa: F401 - the positions' expiry (periodic)
     from app.duty import service as duty_service
     from app.duty.routes import blp as duty_blp
+    from app.exports import jobs as _exports_jobs  # noqa: F401 - jobs register on import
     from app.exports import stored as exports_stored
     from app.exports.routes import blp as clue_batches_blp
     from app.extensions import db, jwt, limiter, migrate
     from app.grid.routes import blp as grid_blp
     from app.grid.routes import public_blp as public_heatmap_blp
+    from app.media import jobs as _media_jobs  # noqa: F401 - jobs register on import
     from app.media import storage as media_storage
     from app.media.routes import blp as media_blp
     from app.open311 import models as _open311_models  # noqa: F401 - tables for migrations
     from app.open311.routes import blp as open311_blp
     from app.ops.routes import blp as ops_blp
+    from app.patrols import jobs as _patrols_jobs  # noqa: F401 - jobs register on import
     from app.patrols.routes import checkpoints_blp, coverage_blp, patrols_blp
     from app.privacy import archive as privacy_archive
+    from app.privacy import jobs as _privacy_jobs  # noqa: F401 - jobs register on import
     from app.privacy.routes import blp as privacy_blp
     from app.service_record.routes import blp as service_record_blp
+    from app.stations import jobs as _stations_jobs  # noqa: F401 - jobs register on import
     from app.stations.routes import blp as stations_blp
     from app.storage import jobs as _storage_jobs  # noqa: F401 - the orphan sweep (periodic)
     from app.tasks import access as tasks_access
+    from app.tasks import jobs as _tasks_jobs  # noqa: F401 - jobs register on import
     from app.tasks import models as _tasks_models  # noqa: F401 - tables for migrations
     from app.tasks.routes import me_blp as my_tasks_blp
     from app.tasks.routes import tasks_blp

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import click
+from flask import current_app
 from flask.cli import AppGroup
 
 from app.areas import service as areas
@@ -44,6 +45,7 @@ def create_command(
         if home_community
         else None,
     }
-    user = service.create_account(db.session, None, values)
+    settings = service.AuthSettings.from_config(current_app.config)
+    user = service.create_account(db.session, None, values, settings)
     db.session.commit()
     click.echo(f"created {user.id} ({', '.join(user.roles)})")

@@ -52,6 +52,10 @@ def _client_key() -> str:
     return f"client:{get_remote_address()}"
 
 
+def _settings() -> service.AuthSettings:
+    return service.AuthSettings.from_config(current_app.config)
+
+
 @auth_blp.route("/register")
 class Register(MethodView):
     decorators = (
@@ -73,10 +77,14 @@ class Register(MethodView):
         may register with a guardian's consent (`guardian`). The answer holds the new account
         and the tokens sign-in gives.
         """
+        settings = _settings()
         user = service.register_volunteer(
-            db.session, body, minors_allowed=current_app.config["MINORS_ALLOWED_WITH_GUARDIAN"]
+            db.session,
+            body,
+            settings=settings,
+            minors_allowed=current_app.config["MINORS_ALLOWED_WITH_GUARDIAN"],
         )
-        pair = service.start_session(db.session, user)
+        pair = service.start_session(db.session, user, settings)
         device_token = login_limits.issue_device_token(user.phone)
         return {**asdict(pair), "device_token": device_token, "user": user}
 
@@ -116,7 +124,7 @@ class Login(MethodView):
         in before. Signing in while your account waits to be erased cancels the deletion
         (`deletion_cancelled: true`).
         """
-        pair = service.login(db.session, body["phone"], body["password"])
+        pair = service.login(db.session, body["phone"], body["password"], _settings())
         return {**asdict(pair), "device_token": login_limits.issue_device_token(body["phone"])}
 
 
@@ -131,7 +139,9 @@ class Refresh(MethodView):
         """
         claims = get_jwt()
         try:
-            pair = service.refresh(db.session, current_user(), claims["jti"], claims["sid"])
+            pair = service.refresh(
+                db.session, current_user(), claims["jti"], claims["sid"], _settings()
+            )
         except service.RefreshTokenReused:
             db.session.commit()  # the revocation must stand although the answer is an error
             raise
@@ -185,7 +195,7 @@ class Me(MethodView):
         """
         user = current_user()
         login_limits.count_password_attempt(user.phone)
-        service.check_password(db.session, user, body["password"])
+        service.check_password(db.session, user, body["password"], _settings())
         scheduled = deletion.request(
             db.session, user, grace_days=current_app.config["ACCOUNT_DELETION_GRACE_DAYS"]
         )
@@ -205,6 +215,7 @@ class MyPassword(MethodView):
             body["current_password"],
             body["new_password"],
             keep_session=uuid.UUID(get_jwt()["sid"]),
+            settings=_settings(),
         )
 
 
@@ -224,7 +235,7 @@ class Users(MethodView):
     @users_blp.response(201, UserSchema)
     def post(self, body):
         """Create an account with roles and a jurisdiction (inside your own)."""
-        return service.create_account(db.session, current_user(), body)
+        return service.create_account(db.session, current_user(), body, _settings())
 
 
 @users_blp.route("/<uuid:user_id>")

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from flask import current_app
 from flask_jwt_extended import create_access_token, create_refresh_token, decode_token
 from sqlalchemy import Select, or_, select, update
 from sqlalchemy.exc import IntegrityError
@@ -65,10 +64,32 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-def _hasher() -> PasswordHasher:
-    config = current_app.config
+@dataclass(frozen=True)
+class AuthSettings:
+    """The settings the account rules apply; callers read them from the configuration."""
+
+    argon2_time_cost: int
+    argon2_memory_kib: int
+    id_number_hash_key: str
+    terms_version: str
+    access_token_minutes: int
+    refresh_token_days: int
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> AuthSettings:
+        return cls(
+            argon2_time_cost=config["ARGON2_TIME_COST"],
+            argon2_memory_kib=config["ARGON2_MEMORY_KIB"],
+            id_number_hash_key=config["ID_NUMBER_HASH_KEY"],
+            terms_version=config["TERMS_VERSION"],
+            access_token_minutes=config["ACCESS_TOKEN_MINUTES"],
+            refresh_token_days=config["REFRESH_TOKEN_DAYS"],
+        )
+
+
+def _hasher(settings: AuthSettings) -> PasswordHasher:
     return PasswordHasher(
-        time_cost=config["ARGON2_TIME_COST"], memory_cost=config["ARGON2_MEMORY_KIB"]
+        time_cost=settings.argon2_time_cost, memory_cost=settings.argon2_memory_kib
     )
 
 
@@ -133,11 +154,13 @@ def withdraw_id_number_consent(session: Session, user: User) -> None:
     _record_consent(session, user, "id_number", "withdrawn")
 
 
-def _identity(session: Session, id_number: str | None) -> tuple[bytes | None, str | None]:
+def _identity(
+    session: Session, id_number: str | None, hash_key: str
+) -> tuple[bytes | None, str | None]:
     if not id_number:
         return None, None
     number = _validated("id_number", validators.normalize_id_number, id_number)
-    digest = validators.id_number_digest(number, current_app.config["ID_NUMBER_HASH_KEY"].encode())
+    digest = validators.id_number_digest(number, hash_key.encode())
     if session.scalar(select(User.id).where(User.id_number_digest == digest)):
         raise Conflict(_EXISTS)
     return digest, validators.mask_id_number(number)
@@ -165,6 +188,7 @@ def _new_user(
     *,
     id_number_consent: bool,
     consent_pointer: str,
+    settings: AuthSettings,
     **fields: Any,
 ) -> User:
     """A new account from validated identity values (phone, password, real name, optional ID
@@ -180,11 +204,11 @@ def _new_user(
         values["password"],
         user_inputs=(phone, values["real_name"]),
     )
-    digest, masked = _identity(session, values.get("id_number"))
+    digest, masked = _identity(session, values.get("id_number"), settings.id_number_hash_key)
     user = User(
         id=uuid.uuid4(),
         phone=phone,
-        password_hash=_hasher().hash(values["password"]),
+        password_hash=_hasher(settings).hash(values["password"]),
         real_name=values["real_name"].strip(),
         id_number_digest=digest,
         id_number_masked=masked,
@@ -247,6 +271,7 @@ def register_volunteer(
     session: Session,
     values: dict[str, Any],
     *,
+    settings: AuthSettings,
     minors_allowed: bool = False,
     today: dt.date | None = None,
 ) -> User:
@@ -254,7 +279,7 @@ def register_volunteer(
     (by the ID number's birth date, on Beijing's `today`) only with a guardian's consent, and
     only if `minors_allowed`."""
     consents = values["consents"]
-    current = current_app.config["TERMS_VERSION"]
+    current = settings.terms_version
     if consents["terms_version"] != current:
         message = _("Accept the current terms (version %(value)s).", value=current)
         refused = _field_error("consents/terms_version", message)
@@ -268,6 +293,7 @@ def register_volunteer(
         values,
         id_number_consent=bool(consents.get("id_number")),
         consent_pointer="consents/id_number",
+        settings=settings,
         roles=[VOLUNTEER],
         volunteer_types=sorted(set(values.get("volunteer_types", []))),
         skills=sorted(set(values.get("skills", []))),
@@ -312,15 +338,17 @@ class TokenPair:
     deletion_cancelled: bool = False
 
 
-def _issue(session: Session, user: User, auth_session: AuthSession) -> TokenPair:
-    minutes = current_app.config["ACCESS_TOKEN_MINUTES"]
+def _issue(
+    session: Session, user: User, auth_session: AuthSession, settings: AuthSettings
+) -> TokenPair:
+    minutes = settings.access_token_minutes
     claims = {"sid": str(auth_session.id), "roles": list(user.roles)}
     access = create_access_token(
         identity=str(user.id),
         additional_claims=claims,
         expires_delta=dt.timedelta(minutes=minutes),
     )
-    refresh_expires = dt.timedelta(days=current_app.config["REFRESH_TOKEN_DAYS"])
+    refresh_expires = dt.timedelta(days=settings.refresh_token_days)
     refresh = create_refresh_token(
         identity=str(user.id),
         additional_claims={"sid": str(auth_session.id)},
@@ -338,18 +366,18 @@ def _issue(session: Session, user: User, auth_session: AuthSession) -> TokenPair
     return TokenPair(access, refresh, minutes * 60)
 
 
-def start_session(session: Session, user: User) -> TokenPair:
+def start_session(session: Session, user: User, settings: AuthSettings) -> TokenPair:
     """A new signed-in session for `user` (sign-in, and registration's own first session)."""
     auth_session = AuthSession(id=uuid.uuid4(), user_id=user.id, created_at=_now())
     session.add(auth_session)
     session.flush()
-    return _issue(session, user, auth_session)
+    return _issue(session, user, auth_session, settings)
 
 
-def login(session: Session, phone: str, password: str) -> TokenPair:
+def login(session: Session, phone: str, password: str, settings: AuthSettings) -> TokenPair:
     """A new session for the right phone and password. The answer to a wrong phone, a wrong
     password or a disabled account is the same, and takes about as long."""
-    hasher = _hasher()
+    hasher = _hasher(settings)
     try:
         normalized = validators.normalize_phone(phone)
     except validators.InvalidInput:
@@ -381,13 +409,19 @@ def login(session: Session, phone: str, password: str) -> TokenPair:
     from app.privacy import deletion  # the privacy package builds on accounts, not the reverse
 
     cancelled = deletion.cancel_on_sign_in(session, user)
-    return replace(start_session(session, user), deletion_cancelled=cancelled)
+    return replace(start_session(session, user, settings), deletion_cancelled=cancelled)
 
 
-def check_password(session: Session, user: User, password: str, field: str = "password") -> None:
+def check_password(
+    session: Session,
+    user: User,
+    password: str,
+    settings: AuthSettings,
+    field: str = "password",
+) -> None:
     """The signed-in user's password, re-entered to confirm an act; 422 on `field` if wrong."""
     try:
-        _hasher().verify(user.password_hash, password)
+        _hasher(settings).verify(user.password_hash, password)
     except (VerificationError, InvalidHashError) as exc:
         raise _field_error(field, _("The password is wrong.")) from exc
 
@@ -447,7 +481,9 @@ def revoke_all_sessions(session: Session, user_id: uuid.UUID, reason: str) -> No
     )
 
 
-def refresh(session: Session, user: User, jti: str, session_id: str) -> TokenPair:
+def refresh(
+    session: Session, user: User, jti: str, session_id: str, settings: AuthSettings
+) -> TokenPair:
     """Rotate: the presented refresh token is spent and a new pair issued in the same session.
 
     A refresh token presented a second time means it was copied: the whole session (every token
@@ -464,7 +500,7 @@ def refresh(session: Session, user: User, jti: str, session_id: str) -> TokenPai
     token.used_at = _now()
     auth_session = session.get(AuthSession, token.session_id)
     auth_session.refreshed_at = _now()
-    return _issue(session, user, auth_session)
+    return _issue(session, user, auth_session, settings)
 
 
 # --- profiles -----------------------------------------------------------------------------------
@@ -498,10 +534,15 @@ def update_me(session: Session, user: User, values: dict[str, Any]) -> User:
 
 
 def change_password(
-    session: Session, user: User, current: str, new: str, keep_session: uuid.UUID
+    session: Session,
+    user: User,
+    current: str,
+    new: str,
+    keep_session: uuid.UUID,
+    settings: AuthSettings,
 ) -> None:
     """Change the password and sign out every other session."""
-    hasher = _hasher()
+    hasher = _hasher(settings)
     try:
         hasher.verify(user.password_hash, current)
     except (VerificationError, InvalidHashError) as exc:
@@ -595,7 +636,9 @@ def _areas(session: Session, area_ids: Sequence[uuid.UUID]) -> list[Area]:
     return areas
 
 
-def create_account(session: Session, actor: User | None, values: dict[str, Any]) -> User:
+def create_account(
+    session: Session, actor: User | None, values: dict[str, Any], settings: AuthSettings
+) -> User:
     """An account created by an administrator (actor None: the operator's CLI), with its home
     community and areas inside the administrator's jurisdiction."""
     roles = sorted(set(values["roles"]))
@@ -609,6 +652,7 @@ def create_account(session: Session, actor: User | None, values: dict[str, Any])
         values,
         id_number_consent=bool(values.get("id_number_consent")),
         consent_pointer="id_number_consent",
+        settings=settings,
         roles=roles,
         jurisdiction=areas,
     )

@@ -245,6 +245,7 @@ def reach():
             signed_in_user(),
             values,
             current_app.config["TASK_MIN_COUNT_SHOWN"],
+            tasks_service.TaskSettings.from_config(current_app.config),
         )
     except FormError as exc:
         return jsonify(text=_fields_message(exc.fields), count=None, below=None), 422

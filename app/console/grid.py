@@ -147,7 +147,10 @@ def grid_cells(
         entry(row).update(
             hotspot=row["rank"], recent=row["recent"], baseline_mean=row["baseline_mean"]
         )
-    for row in grid_service.risk_coverage(session, actor, scope, now):
+    max_gap_minutes = current_app.config["SERVICE_MAX_GAP_MINUTES"]
+    for row in grid_service.risk_coverage(
+        session, actor, scope, now, max_gap_minutes=max_gap_minutes
+    ):
         entry(row).update(
             risk_rank=row["rank"],
             gap=row["gap"],
@@ -155,7 +158,14 @@ def grid_cells(
             patrol_share=row["patrol_share"],
         )
     shapes: dict[Any, dict] = {}
-    patrolled = coverage.cells(session, actor, {**scope, "crs": args["crs"]}, now - window, now)
+    patrolled = coverage.cells(
+        session,
+        actor,
+        {**scope, "crs": args["crs"]},
+        now - window,
+        now,
+        max_gap_minutes=max_gap_minutes,
+    )
     for cell in patrolled["features"]:
         props = cell["properties"]
         row = cells.setdefault(
@@ -259,5 +269,13 @@ def grid_series(cell: str):
     span = dt.timedelta(days=window * (grid_service.BASELINE_WINDOWS + 1))
     interval = "day" if span.days <= 90 else "week"
     series_args = SeriesArgsSchema().load({"interval": interval})
-    document = grid_service.series(db.session, signed_in_user(), cell, series_args, end - span, end)
+    document = grid_service.series(
+        db.session,
+        signed_in_user(),
+        cell,
+        series_args,
+        end - span,
+        end,
+        zone=current_app.config["SERVICE_TIMEZONE"],
+    )
     return jsonify(document)

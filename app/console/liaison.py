@@ -178,7 +178,9 @@ def create_batch():
     }
     try:
         values = BatchCreateSchema().load(body)
-        batch = exports_service.create_batch(db.session, signed_in_user(), values)
+        batch = exports_service.create_batch(
+            db.session, signed_in_user(), values, max_tips=current_app.config["MAX_BATCH_TIPS"]
+        )
     except ValidationError as exc:
         return _liaison_page(errors=_form_errors(exc.messages), status=422)
     except Unprocessable as exc:
@@ -236,7 +238,8 @@ def signature_state(batch: ClueBatch) -> tuple[bool | None, str]:
         key = exports_service.batch_prefix(batch.id) + "manifest.json"
         with export_store().open(key) as stored:
             manifest = json.loads(stored.read())
-        public = signing.public_key_info(exports_service.signing_key())["public_key"]
+        key = signing.signing_key_from_seed(current_app.config["CLUE_SIGNING_SECRET"])
+        public = signing.public_key_info(key)["public_key"]
         signing.verify_manifest(manifest, public)
         if manifest["digest"] != batch.digest:
             raise signing.ManifestError("the manifest is not the one recorded for the batch")

@@ -148,7 +148,8 @@ def login():
     except TooManyRequests:
         return _login_again(_("Too many attempts; please wait a moment and try again."), 429)
     try:
-        pair = auth_service.login(db.session, phone, password)
+        settings = auth_service.AuthSettings.from_config(current_app.config)
+        pair = auth_service.login(db.session, phone, password, settings)
     except auth_service.AuthenticationFailed:
         return _login_again(_("Wrong phone number or password."), 401)
     claims = decode_token(pair.access_token)

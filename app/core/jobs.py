@@ -45,8 +45,14 @@ def libpq_conninfo(sqlalchemy_url: str) -> str:
     return url.render_as_string(hide_password=False)
 
 
-def task(**options: Any) -> Callable[[Callable[..., Any]], procrastinate.tasks.Task]:
-    """Register a job; its body runs in an application context and commits once on success."""
+def task(
+    *, name: str | None = None, **options: Any
+) -> Callable[[Callable[..., Any]], procrastinate.tasks.Task]:
+    """Register a job; its body runs in an application context and commits once on success.
+
+    Its name is `module.function` unless `name` is given: a job moved to another module keeps
+    its first name, by which the jobs already queued (and periodic runs already recorded) call
+    it."""
 
     def decorator(func: Callable[..., Any]) -> procrastinate.tasks.Task:
         @functools.wraps(func)
@@ -62,7 +68,7 @@ def task(**options: Any) -> Callable[[Callable[..., Any]], procrastinate.tasks.T
                     db.session.rollback()
                     raise
 
-        return jobs.task(name=f"{func.__module__}.{func.__name__}", **options)(run)
+        return jobs.task(name=name or f"{func.__module__}.{func.__name__}", **options)(run)
 
     return decorator
 

@@ -12,6 +12,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
+from flask import current_app
 from geoalchemy2 import WKTElement
 from shapely.geometry import shape
 from sqlalchemy import func, select, text
@@ -141,6 +142,7 @@ def load_areas(session: Session, log=print) -> None:
 
 def load_accounts(session: Session, log=print) -> list[tuple[str, str]]:
     created = []
+    settings = accounts.AuthSettings.from_config(current_app.config)
     for serial, (phone, name, roles, codes, home) in enumerate(DEMO_ACCOUNTS, start=1):
         if session.scalar(select(User.id).where(User.phone_hmac == phone_lookup(phone))):
             continue
@@ -157,6 +159,7 @@ def load_accounts(session: Session, log=print) -> list[tuple[str, str]]:
                 "jurisdiction": [areas.get_by_code(session, c).id for c in codes],
                 "home_community_id": areas.get_by_code(session, home).id if home else None,
             },
+            settings,
         )
         created.append((phone, ",".join(roles)))
     log(f"accounts: {len(created)} created")

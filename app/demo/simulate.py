@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from flask import current_app
 from geoalchemy2.shape import to_shape
 from shapely.geometry import Point
 from shapely.prepared import prep
@@ -34,6 +35,7 @@ from app.auth.jurisdiction import jurisdiction_of
 from app.auth.models import User, phone_lookup
 from app.core.auth import VOLUNTEER
 from app.demo import DEMO_ACCOUNTS, DEMO_PASSWORD, DISTRICT_CODE, demo_id_number
+from app.exports import jobs as export_jobs
 from app.exports import service as exports
 from app.exports.models import ClueBatch
 from app.patrols import checkpoints
@@ -198,6 +200,7 @@ class Simulation:
     # -- the parts -------------------------------------------------------------------------
 
     def volunteers_(self) -> None:
+        settings = accounts.AuthSettings.from_config(current_app.config)
         for n in range(VOLUNTEERS):
             home = areas.get_by_code(self.session, HOME_COMMUNITIES[n % len(HOME_COMMUNITIES)])
             user = accounts.create_account(
@@ -212,6 +215,7 @@ class Simulation:
                     "roles": [VOLUNTEER],
                     "home_community_id": home.id,
                 },
+                settings,
             )
             user.generated = True
             user.location_sharing = True
@@ -358,6 +362,7 @@ class Simulation:
             for _ in range(6):  # a couple of minutes at each stop
                 fixes.append(self._fix(at, lon2, lat2))
                 at += dt.timedelta(seconds=FIX_INTERVAL_S)
+        settings = patrols.PatrolSettings.from_config(current_app.config)
         patrol, _new = patrols.start(
             self.session,
             volunteer,
@@ -366,12 +371,13 @@ class Simulation:
                 "kind": "checkpoint_tour",
                 "started_at": start,
             },
+            settings,
         )
         patrol.generated = True
         self.session.flush()
         for first in range(0, len(fixes), 200):
-            patrol_ingest.ingest(self.session, patrol, fixes[first : first + 200])
-        patrols.end(self.session, patrol, at)
+            patrol_ingest.ingest(self.session, patrol, fixes[first : first + 200], settings)
+        patrols.end(self.session, patrol, at, settings=settings)
         return patrol
 
     def _fix(self, at: dt.datetime, lon: float, lat: float) -> dict[str, Any]:
@@ -414,7 +420,8 @@ class Simulation:
             )
             task.generated = True
             self.session.flush()
-            tasks.fan_out(self.session, task.id, 0, dt.datetime.now(dt.UTC))
+            settings = tasks.TaskSettings.from_config(current_app.config)
+            tasks.fan_out(self.session, task.id, 0, dt.datetime.now(dt.UTC), settings)
             asked = set(
                 self.session.scalars(
                     select(TaskRecipient.user_id).where(TaskRecipient.task_id == task.id)
@@ -433,20 +440,22 @@ class Simulation:
 
     def _respond(self, volunteer: User, task: Task) -> None:
         roll = self.rng.random()
+        settings = tasks.TaskSettings.from_config(current_app.config)
         if roll < 0.2:
             return  # not answered yet
         if roll < 0.35:
-            tasks.respond(self.session, volunteer, task.id, {"action": "decline"})
+            tasks.respond(self.session, volunteer, task.id, {"action": "decline"}, settings)
             return
         if task.accepted >= task.needed:
             return
-        tasks.respond(self.session, volunteer, task.id, {"action": "accept"})
+        tasks.respond(self.session, volunteer, task.id, {"action": "accept"}, settings)
         if roll > 0.6:
             tasks.respond(
                 self.session,
                 volunteer,
                 task.id,
                 {"action": "complete", "note": "已到现场查看，情况已反馈。"},
+                settings,
             )
 
     def batch_(self) -> ClueBatch:
@@ -465,12 +474,13 @@ class Simulation:
                     "to": self.now,
                 },
             },
+            max_tips=current_app.config["MAX_BATCH_TIPS"],
         )
         batch.generated = True
         self.session.flush()
         # The job's own body, in this transaction: the worker's wrapper would commit half a
         # simulation (and a worker may not be running).
-        exports.generate_batch.func.__wrapped__(batch_id=str(batch.id))
+        export_jobs.generate_batch.func.__wrapped__(batch_id=str(batch.id))
         self.tick(1)
         return batch
 

@@ -11,9 +11,9 @@ from app.duty import service
 from app.extensions import db
 
 
-# The alias: jobs queued under its name before duty left the tasks package still run.
+# Its name from before duty left the tasks package: jobs queued under it still run.
 @jobs.periodic(cron="*/10 * * * *", periodic_id="expire_duty_positions")
-@task(queue="maintenance", aliases=["app.tasks.service.expire_duty_positions"])
+@task(queue="maintenance", name="app.tasks.service.expire_duty_positions")
 def expire_duty_positions(timestamp: int) -> int:
     """Every 10 minutes: erase positions older than DUTY_POSITION_MINUTES."""
     return service.expire_positions(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from flask import current_app
 from flask.views import MethodView
 
 from app.core.auth import GRID_STAFF, POLICE_LIAISON, current_user
@@ -33,7 +34,9 @@ class Batches(MethodView):
         Open tips move to `referred_to_police` (with history; named reporters are told). The
         files are made by a background job: poll GET /clue-batches/{id} for `status`/`percent`.
         """
-        return service.create_batch(db.session, current_user(), body)
+        return service.create_batch(
+            db.session, current_user(), body, max_tips=current_app.config["MAX_BATCH_TIPS"]
+        )
 
     @blp.role_required(POLICE_LIAISON, GRID_STAFF)
     @blp.arguments(PageArgsSchema, location="query")
@@ -51,7 +54,8 @@ class SigningKey(MethodView):
     def get(self):
         """The public key that verifies batch manifests (Ed25519), for offline checks: see
         docs/clue-batches.md for the procedure."""
-        return signing.public_key_info(service.signing_key())
+        secret = current_app.config["CLUE_SIGNING_SECRET"]
+        return signing.public_key_info(signing.signing_key_from_seed(secret))
 
 
 @blp.route("/<uuid:batch_id>")

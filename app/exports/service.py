@@ -7,14 +7,11 @@ import datetime as dt
 import itertools
 import shutil
 import uuid
-from collections.abc import Callable, Iterator, Mapping
-from contextvars import ContextVar
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-import procrastinate
-import psycopg
-from flask import current_app
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import (
     Select,
     String,
@@ -23,19 +20,15 @@ from sqlalchemy import (
     any_,
     bindparam,
     cast,
-    column,
     exists,
     func,
     insert,
     literal,
     or_,
     select,
-    table,
-    text,
     update,
 )
-from sqlalchemy import exc as sa_exc
-from sqlalchemy.dialects.postgresql import ARRAY, JSONB, aggregate_order_by
+from sqlalchemy.dialects.postgresql import ARRAY, aggregate_order_by
 from sqlalchemy.orm import Session, aliased
 
 from app.areas.models import Area
@@ -50,7 +43,7 @@ from app.core import audit, private_files, replica
 from app.core.auth import GRID_STAFF, POLICE_LIAISON, has_any_role
 from app.core.errors import Conflict, NotFound, field_error
 from app.core.i18n import DEFAULT_LOCALE, _, force_locale, translated, user_locale
-from app.core.jobs import STALLED_MAX_ATTEMPTS, defer, jobs, task
+from app.core.jobs import defer
 from app.exports import files, signing
 from app.exports.models import ClueBatch, ClueBatchItem
 from app.extensions import db
@@ -72,10 +65,6 @@ PUBLIC_OUTCOME_NOTES = {
 
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
-
-
-def signing_key():
-    return signing.signing_key_from_seed(current_app.config["CLUE_SIGNING_SECRET"])
 
 
 # -- who may do what -----------------------------------------------------------------------------
@@ -146,8 +135,10 @@ def _selection(actor: User, values: Mapping[str, Any]) -> Select:
     return query
 
 
-def create_batch(session: Session, actor: User, values: Mapping[str, Any]) -> ClueBatch:
-    """Freeze the selection (which tips, at which version), move open ones to
+def create_batch(
+    session: Session, actor: User, values: Mapping[str, Any], *, max_tips: int
+) -> ClueBatch:
+    """Freeze the selection (which tips, at most `max_tips`: MAX_BATCH_TIPS), move open ones to
     `referred_to_police` with history, notify named reporters, and defer the file job, all in
     the request's transaction."""
     jurisdiction = jurisdiction_of(actor)
@@ -163,7 +154,7 @@ def create_batch(session: Session, actor: User, values: Mapping[str, Any]) -> Cl
                 )
     # Too many is refused before anything is locked: locking a district's million tips only to
     # say no would outlast the request's time bounds (DB_STATEMENT_TIMEOUT_S, WEB_TIMEOUT_S).
-    most = current_app.config["MAX_BATCH_TIPS"]
+    most = max_tips
     matching = _selection(actor, values).with_only_columns(Tip.id).limit(most + 1).subquery()
     if session.scalar(select(func.count()).select_from(matching)) > most:
         raise field_error(
@@ -231,6 +222,8 @@ def create_batch(session: Session, actor: User, values: Mapping[str, Any]) -> Cl
         details={"case_reference": batch.case_reference, "row_count": count},
     )
     # The files are built by a job: they are in the language of the request that asked for them.
+    from app.exports.jobs import generate_batch  # (that module imports this one)
+
     defer(generate_batch, batch_id=str(batch.id), locale=user_locale())
     session.flush()
     return batch
@@ -323,11 +316,6 @@ def batch_prefix(batch_id: uuid.UUID) -> str:
     return f"{batch_id}/"
 
 
-def _scratch_root() -> Path:
-    """The local folder where a worker builds files before storing them (EXPORT_ROOT)."""
-    return Path(current_app.config["EXPORT_ROOT"])
-
-
 def _rows(session: Session, batch: ClueBatch) -> Iterator[Mapping[str, Any]]:
     """The batch's tips in order, as plain rows (no ORM objects: measured 2x faster in
     bench_clue_batch) streamed from a server-side cursor, so memory stays flat.
@@ -409,16 +397,17 @@ def _progress(batch_id: uuid.UUID, **values: Any) -> None:
         connection.execute(update(ClueBatch).where(ClueBatch.id == batch_id).values(**values))
 
 
-def _work_dir(batch_id: uuid.UUID) -> Path:
-    return _scratch_root() / f".{batch_id}.partial"
+def _work_dir(batch_id: uuid.UUID, scratch_root: Path) -> Path:
+    return scratch_root / f".{batch_id}.partial"
 
 
-def discard_files(batch_id: uuid.UUID) -> None:
-    """Remove whatever an unfinished build left: this host's partial folder and the objects
+def discard_files(batch_id: uuid.UUID, scratch_root: Path) -> None:
+    """Remove whatever an unfinished build left: this host's partial folder (in `scratch_root`,
+    where a worker builds files before storing them: EXPORT_ROOT) and the objects
     stored by a run that died before the batch was recorded ready (either may hold consenting
     reporters' names). A partial folder on another host is that host's next build's to remove;
     objects are shared, and go here."""
-    shutil.rmtree(_work_dir(batch_id), ignore_errors=True)
+    shutil.rmtree(_work_dir(batch_id, scratch_root), ignore_errors=True)
     export_store().delete_prefix(batch_prefix(batch_id))
 
 
@@ -428,7 +417,14 @@ def csv_header(locale: str) -> list[str]:
         return [translated(files.CSV_HEADINGS[name]) for name in files.COLUMN_NAMES]
 
 
-def build_files(session: Session, batch: ClueBatch, locale: str = DEFAULT_LOCALE) -> None:
+def build_files(
+    session: Session,
+    batch: ClueBatch,
+    locale: str = DEFAULT_LOCALE,
+    *,
+    scratch_root: Path,
+    signing_key: Ed25519PrivateKey,
+) -> None:
     """Write tips.csv, tips.geojson, the ZIP (both, the photos, a signed manifest.json) and the
     manifest on its own; record their sizes and digests and the batch's signature.
 
@@ -438,8 +434,9 @@ def build_files(session: Session, batch: ClueBatch, locale: str = DEFAULT_LOCALE
     a batch not ready, which the next run (or `fail_orphaned_batches`) removes. The output
     depends on the batch and its tips only (the ZIP's dates are the batch's creation time), so
     building again makes the same bytes.
-    The CSV's header row is in `locale`."""
-    work = _work_dir(batch.id)
+    The CSV's header row is in `locale`; the partial folder is in `scratch_root` (EXPORT_ROOT),
+    and `signing_key` signs the manifest."""
+    work = _work_dir(batch.id, scratch_root)
     private_files.ensure_dir(work.parent)
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(private_files.DIR_MODE)
@@ -470,7 +467,6 @@ def build_files(session: Session, batch: ClueBatch, locale: str = DEFAULT_LOCALE
             for media in _photos(reader, batch):
                 yield f"photos/{media.tip_id}/{media.id}.jpg", store.get(media.storage_key)
 
-        key = signing_key()
         header = {
             "id": str(batch.id),
             "created_at": batch.created_at.isoformat(),
@@ -481,7 +477,7 @@ def build_files(session: Session, batch: ClueBatch, locale: str = DEFAULT_LOCALE
         signed: dict[str, Any] = {}
 
         def manifest(entries: list[dict]) -> bytes:
-            signed.update(signing.build_manifest(header, entries, key))
+            signed.update(signing.build_manifest(header, entries, signing_key))
             return signing.manifest_json(signed)
 
         members = itertools.chain(
@@ -511,141 +507,6 @@ def build_files(session: Session, batch: ClueBatch, locale: str = DEFAULT_LOCALE
         },
         {"name": "batch.zip", "size": summary.size, "sha256": summary.sha256},
     ]
-
-
-# A build is tried at most BUILD_ATTEMPTS times in all. Runs that a dead worker cut short count
-# (the workers retry stalled jobs, one more attempt each), so a batch that kills its worker every
-# time (out of memory, say) ends `failed` instead of looping; it is below the number of dead
-# workers after which the workers fail a stalled job outright (STALLED_MAX_ATTEMPTS), so that
-# the job itself gets to record why. Database errors that go away by themselves (a restart, a
-# dropped connection, a deadlock, a lock or statement timeout: all OperationalError or
-# InterfaceError) are retried after 2, 4 and 8 seconds; any other error fails the batch at
-# once. `fail_orphaned_batches` catches what still slips through (a job failed by other means, a
-# failure that could not be recorded while the database was away).
-BUILD_ATTEMPTS = STALLED_MAX_ATTEMPTS - 1
-TRANSIENT_ERRORS: tuple[type[Exception], ...] = (
-    sa_exc.OperationalError,
-    sa_exc.InterfaceError,
-    sa_exc.TimeoutError,  # no pooled connection in time
-    psycopg.OperationalError,
-    psycopg.InterfaceError,
-)
-BUILD_RETRY = procrastinate.RetryStrategy(
-    max_attempts=BUILD_ATTEMPTS - 1, exponential_wait=2, retry_exceptions=TRANSIENT_ERRORS
-)
-# One builder per batch: a transaction-scoped advisory lock (namespace "qfb1", key from the id),
-# released by PostgreSQL when the builder's connection ends, however its process ended.
-_BUILD_LOCK_NAMESPACE = 0x71666231
-BUILD_LOCK_WAIT = "60s"
-_attempt: ContextVar[int] = ContextVar("clue_batch_attempt", default=0)
-
-
-def note_attempt(call_next: Callable[[], Any], context: Any, worker: Any) -> Any:
-    """procrastinate task middleware: tell the job which attempt this is (0 for the first;
-    a retry after an error or after a dead worker adds one)."""
-    token = _attempt.set(context.job.attempts)
-    try:
-        return call_next()
-    finally:
-        _attempt.reset(token)
-
-
-def _lock_build(session: Session, batch_id: uuid.UUID) -> None:
-    """Wait (at most BUILD_LOCK_WAIT, then a retried OperationalError) until no other builder of
-    this batch is alive: a stalled job retried while its first worker still runs must not write
-    the same folder."""
-    key = int.from_bytes(batch_id.bytes[:4], "big", signed=True)
-    session.execute(text(f"SET LOCAL lock_timeout = '{BUILD_LOCK_WAIT}'"))
-    session.execute(select(func.pg_advisory_xact_lock(_BUILD_LOCK_NAMESPACE, key)))
-    session.execute(text("SET LOCAL lock_timeout TO DEFAULT"))
-
-
-def _failure(exc: BaseException, attempt: int, retrying: bool) -> str:
-    kind = type(exc).__name__
-    if retrying:
-        return f"{kind} on attempt {attempt} of {BUILD_ATTEMPTS}; the build will be retried."
-    if isinstance(exc, TRANSIENT_ERRORS):
-        return f"{kind}: the database failed the build {attempt} times; gave up."
-    return f"{kind}: the files could not be made."
-
-
-@task(queue="exports", retry=BUILD_RETRY, task_middleware=[note_attempt])
-def generate_batch(batch_id: str, locale: str = DEFAULT_LOCALE) -> int:
-    """Make a batch's files. Safe to run again at any point: a run finding the batch unfinished
-    (`pending`, or `running` after its worker died) removes what an earlier run left and builds
-    it again, to the same bytes; a ready or failed batch is left alone.
-
-    A transient database error puts the batch back to `pending` with the reason and is raised
-    again for the queue to retry; when no attempt is left, or for any other error, the batch is
-    recorded `failed` with the reason. No partial files outlive a run that ends."""
-    batch_uuid = uuid.UUID(batch_id)
-    session = db.session
-    _lock_build(session, batch_uuid)
-    batch = session.get(ClueBatch, batch_uuid)
-    if batch is None or batch.status in ("ready", "failed"):
-        return 0
-    attempt = _attempt.get() + 1
-    discard_files(batch_uuid)
-    if attempt > BUILD_ATTEMPTS:
-        _progress(
-            batch_uuid,
-            status="failed",
-            finished_at=_now(),
-            error=f"The build was interrupted {attempt - 1} times (its worker stopped); gave up.",
-        )
-        return 0
-    _progress(batch_uuid, status="running", percent=0, started_at=_now(), error=None)
-    try:
-        build_files(session, batch, locale)
-    except Exception as exc:
-        retrying = isinstance(exc, TRANSIENT_ERRORS) and attempt < BUILD_ATTEMPTS
-        discard_files(batch_uuid)
-        try:
-            _progress(
-                batch_uuid,
-                status="pending" if retrying else "failed",
-                percent=0,
-                finished_at=None if retrying else _now(),
-                error=_failure(exc, attempt, retrying),
-            )
-        finally:
-            # Only now: the rollback ends the build lock, and another run may start.
-            session.rollback()
-        raise
-    batch.status, batch.percent, batch.finished_at = "ready", 100, _now()
-    session.flush()
-    return batch.row_count
-
-
-_procrastinate_jobs = table(
-    "procrastinate_jobs", column("task_name"), column("args", JSONB), column("status")
-)
-
-
-@jobs.periodic(cron="*/10 * * * *", periodic_id="fail_orphaned_batches")
-@task(queue="maintenance")
-def fail_orphaned_batches(timestamp: int) -> int:
-    """Every 10 minutes: a batch still `pending` or `running` whose build job is neither queued
-    nor running (failed for good by the queue, deleted, or whose last failure could not be
-    recorded) will never be built: it is recorded `failed` and its files are removed."""
-    job_alive = exists().where(
-        _procrastinate_jobs.c.task_name == generate_batch.name,
-        _procrastinate_jobs.c.args["batch_id"].astext == cast(ClueBatch.id, String),
-        cast(_procrastinate_jobs.c.status, String).in_(("todo", "doing")),
-    )
-    orphans = db.session.scalars(
-        update(ClueBatch)
-        .where(ClueBatch.status.in_(("pending", "running")), ~job_alive)
-        .values(
-            status="failed",
-            finished_at=func.now(),
-            error="The build job ended without finishing the batch; make it again.",
-        )
-        .returning(ClueBatch.id)
-    ).all()
-    for batch_id in orphans:
-        discard_files(batch_id)
-    return len(orphans)
 
 
 # -- using ---------------------------------------------------------------------------------------

@@ -93,7 +93,15 @@ class GridSeries(MethodView):
         """Tips of one cell (a grid cell id or an H3 index) per day or week, local time; only
         tips inside your jurisdiction count."""
         start, end = _period(args, 90)
-        document = service.series(db.session, current_user(), cell, args, start, end)
+        document = service.series(
+            db.session,
+            current_user(),
+            cell,
+            args,
+            start,
+            end,
+            zone=current_app.config["SERVICE_TIMEZONE"],
+        )
         return _conditional(document)
 
 
@@ -124,7 +132,13 @@ class RiskCoverage(MethodView):
     def get(self, args):
         """Cells ranked by their share of (priority-weighted) clues minus their share of patrol
         time in the window: where to send patrols next."""
-        rows = service.risk_coverage(db.session, current_user(), args, _now())
+        rows = service.risk_coverage(
+            db.session,
+            current_user(),
+            args,
+            _now(),
+            max_gap_minutes=current_app.config["SERVICE_MAX_GAP_MINUTES"],
+        )
         keep = (
             "rank",
             "tips",
@@ -157,6 +171,12 @@ class PublicHeatmap(MethodView):
         fewer than k distinct reporters (k = HEATMAP_MIN_REPORTERS, 5) is left out, so no
         single tipster can be located from the map."""
         now = dt.datetime.now(dt.UTC).replace(second=0, microsecond=0)
-        rows = service.public_heatmap(db.session, args["bbox"], args["window_days"], now)
+        rows = service.public_heatmap(
+            db.session,
+            args["bbox"],
+            args["window_days"],
+            now,
+            k=current_app.config["HEATMAP_MIN_REPORTERS"],
+        )
         document = _features("hex", rows, "wgs84", ("count",))
         return _conditional(document, crs="wgs84", public=True)

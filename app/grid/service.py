@@ -25,7 +25,6 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import h3
-from flask import current_app
 from sqlalchemy import ColumnElement, func, literal_column, select
 from sqlalchemy.orm import Session
 
@@ -187,13 +186,15 @@ def _change(now: int, before: int) -> dict[str, Any]:
 # -- one cell over time --------------------------------------------------------------------------
 
 
-def series(session: Session, user: User, cell_text: str, args: dict[str, Any], start, end):
-    """Counts per day or week (local time) of one cell, every bucket present."""
+def series(
+    session: Session, user: User, cell_text: str, args: dict[str, Any], start, end, *, zone: str
+):
+    """Counts per day or week (local time in `zone`, SERVICE_TIMEZONE) of one cell, every
+    bucket present."""
     kind, value = parse_cell(cell_text)
     res = 9 if kind == "admin" else _resolution(cell_text)
     jurisdiction = jurisdiction_of(user)
     column = tip_cell(kind, res)
-    zone = current_app.config["SERVICE_TIMEZONE"]
     interval = args["interval"]
     bucket = func.date_trunc(interval, func.timezone(zone, Tip.created_at))
     counts = dict(
@@ -287,8 +288,11 @@ def hotspots(session: Session, user: User, args: dict[str, Any], end: dt.datetim
 # -- risk against coverage -----------------------------------------------------------------------
 
 
-def risk_coverage(session: Session, user: User, args: dict[str, Any], end: dt.datetime):
-    """Cells ranked by their share of weighted clues minus their share of patrol time."""
+def risk_coverage(
+    session: Session, user: User, args: dict[str, Any], end: dt.datetime, *, max_gap_minutes: int
+):
+    """Cells ranked by their share of weighted clues minus their share of patrol time (each
+    gap between fixes counting up to `max_gap_minutes`)."""
     jurisdiction, area = coverage.scope(session, user, args.get("area_id"))
     kind, res = args["cells"], args["resolution"]
     start = end - dt.timedelta(days=args["window_days"])
@@ -316,7 +320,9 @@ def risk_coverage(session: Session, user: User, args: dict[str, Any], end: dt.da
     ).all()
     patrols = {
         row.cell: row
-        for row in coverage.patrol_totals(session, jurisdiction, area, kind, res, start, end)
+        for row in coverage.patrol_totals(
+            session, jurisdiction, area, kind, res, start, end, max_gap_minutes
+        )
     }
     total_weight = sum(float(r.weight) for r in tip_rows) or 1.0
     total_seconds = sum(float(r.seconds) for r in patrols.values()) or 1.0
@@ -350,12 +356,13 @@ def risk_coverage(session: Session, user: User, args: dict[str, Any], end: dt.da
 # -- the public heatmap --------------------------------------------------------------------------
 
 
-def public_heatmap(session: Session, bbox, window_days: int, end: dt.datetime) -> list[dict]:
+def public_heatmap(
+    session: Session, bbox, window_days: int, end: dt.datetime, *, k: int
+) -> list[dict]:
     """Coarse cells (H3 resolution 7) of tips of public categories in the bbox, each only when
-    at least HEATMAP_MIN_REPORTERS distinct named reporters contributed to it: no single
+    at least k (HEATMAP_MIN_REPORTERS) distinct named reporters contributed to it: no single
     tipster can be located from it. Anonymous tips count in `count` but never towards k (they
     have no reporter to tell apart)."""
-    k = current_app.config["HEATMAP_MIN_REPORTERS"]
     cell = Tip.h3_r7.label("cell")
     # `intersects` is `&&` (boxes, SRIDs not compared): another SRID number changes no answer.
     envelope = func.ST_MakeEnvelope(*bbox, 4326)  # pragma: no mutate

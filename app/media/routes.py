@@ -78,7 +78,13 @@ class Upload(MethodView):
         """
         owner = optional_user()
         try:
-            media = service.store_upload(db.session, owner, files["file"].read())
+            media = service.store_upload(
+                db.session,
+                owner,
+                files["file"].read(),
+                max_pixels=current_app.config["MEDIA_MAX_PIXELS"],
+                unattached_hours=current_app.config["UNATTACHED_MEDIA_HOURS"],
+            )
         except ImageRejected as exc:
             return problem(exc.status, detail=exc.detail)
         return media

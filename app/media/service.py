@@ -15,8 +15,6 @@ from sqlalchemy.orm import Session
 from app.auth.models import User
 from app.core.errors import NotFound, field_error
 from app.core.i18n import _
-from app.core.jobs import jobs, task
-from app.extensions import db
 from app.media.images import ProcessedImage, process_image
 from app.media.models import Media
 from app.media.storage import media_key
@@ -32,14 +30,18 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-def store_upload(session: Session, owner: User | None, data: bytes) -> Media:
-    """Decode, re-encode and store an upload; raises images.ImageRejected for a bad one.
+def store_upload(
+    session: Session, owner: User | None, data: bytes, *, max_pixels: int, unattached_hours: int
+) -> Media:
+    """Decode, re-encode and store an upload (of at most `max_pixels`, MEDIA_MAX_PIXELS, to be
+    attached within `unattached_hours`, UNATTACHED_MEDIA_HOURS); raises images.ImageRejected
+    for a bad one.
 
     Objects are written before the row: an upload that fails half-way removes what it wrote,
     and a transaction that fails after it leaves objects no row points to (and no metadata),
     which the orphan sweep removes (app/storage/sweep.py).
     """
-    image: ProcessedImage = process_image(data, max_pixels=current_app.config["MEDIA_MAX_PIXELS"])
+    image: ProcessedImage = process_image(data, max_pixels=max_pixels)
     media = Media(
         id=uuid.uuid4(),
         owner_id=owner.id if owner else None,
@@ -48,7 +50,7 @@ def store_upload(session: Session, owner: User | None, data: bytes) -> Media:
         height=image.height,
         byte_size=len(image.content),
         sha256=image.sha256,
-        expires_at=_now() + dt.timedelta(hours=current_app.config["UNATTACHED_MEDIA_HOURS"]),
+        expires_at=_now() + dt.timedelta(hours=unattached_hours),
     )
     media.storage_key = media_key(media.id, "full")
     media.thumbnail_key = media_key(media.id, "thumb")
@@ -195,10 +197,3 @@ def delete_expired(session: Session, now: dt.datetime, limit: int = 1000) -> int
         session.delete(media)
     session.flush()
     return len(expired)
-
-
-@jobs.periodic(cron="*/15 * * * *", periodic_id="expire_unattached_media")
-@task(queue="maintenance")
-def expire_unattached_media(timestamp: int) -> int:
-    """Every 15 minutes: remove uploads that were never attached (to a tip or a task) in time."""
-    return delete_expired(db.session, dt.datetime.fromtimestamp(timestamp, dt.UTC))

@@ -8,7 +8,6 @@ import secrets
 import uuid
 from typing import Any
 
-from flask import current_app
 from geoalchemy2 import WKTElement
 from sqlalchemy import Select, and_, func, select
 from sqlalchemy.dialects.postgresql import insert
@@ -19,7 +18,6 @@ from app.auth.jurisdiction import in_jurisdiction, jurisdiction_of, within_area
 from app.auth.models import User
 from app.core.errors import NotFound, Unprocessable, field_error
 from app.core.i18n import _
-from app.core.jobs import jobs, task
 from app.extensions import db
 from app.patrols import schedule as schedules
 from app.patrols.models import Checkpoint, CheckpointVisit, CheckpointWindow
@@ -295,15 +293,4 @@ def _alert(session: Session, checkpoint: Checkpoint, window: schedules.Window, v
             "expected_visits": window.expected_visits,
             "visits": visits,
         },
-    )
-
-
-@jobs.periodic(cron="*/10 * * * *", periodic_id="judge_checkpoint_windows")
-@task(queue="maintenance")
-def judge_checkpoint_windows(timestamp: int) -> int:
-    """Every 10 minutes: mark passed scheduled windows without their visits as missed."""
-    return judge_windows(
-        db.session,
-        dt.datetime.fromtimestamp(timestamp, dt.UTC),
-        dt.timedelta(minutes=current_app.config["CHECKPOINT_GRACE_MINUTES"]),
     )

@@ -12,7 +12,6 @@ import datetime as dt
 import uuid
 from typing import Any
 
-from flask import current_app
 from shapely import wkb
 from sqlalchemy import ColumnElement, func, literal, select, true
 from sqlalchemy.orm import Session
@@ -99,9 +98,11 @@ def patrol_totals(
     res: int,
     start: dt.datetime,
     end: dt.datetime,
+    max_gap_minutes: int,
 ) -> list:
     """Per cell with plausible fixes in [start, end): `cell`, `checkins`, `patrollers`,
-    `last_patrolled_at`, `seconds` (patrol time), ordered by cell."""
+    `last_patrolled_at`, `seconds` (patrol time: each gap between fixes counts up to
+    `max_gap_minutes`, SERVICE_MAX_GAP_MINUTES), ordered by cell."""
     cell = _cell_column(kind, res).label("cell")
     gap = CheckIn.recorded_at - func.lag(CheckIn.recorded_at).over(
         partition_by=CheckIn.patrol_id, order_by=CheckIn.recorded_at
@@ -112,7 +113,7 @@ def patrol_totals(
         .where(*_fix_conditions(jurisdiction, area))
         .subquery()
     )
-    max_gap = current_app.config["SERVICE_MAX_GAP_MINUTES"] * 60
+    max_gap = max_gap_minutes * 60
     # LEAST ignores NULLs: a patrol's first fix in the window (no gap) must add nothing.
     seconds = func.least(func.extract("epoch", fixes.c.gap), max_gap)
     rows = session.execute(
@@ -133,12 +134,14 @@ def patrol_totals(
     return rows
 
 
-def cells(session: Session, user: User, args: dict[str, Any], start, end) -> dict[str, Any]:
+def cells(
+    session: Session, user: User, args: dict[str, Any], start, end, *, max_gap_minutes: int
+) -> dict[str, Any]:
     """A FeatureCollection of the cells patrolled in [start, end): patrol minutes, distinct
     patrollers, check-ins and the last fix, per admin grid cell or H3 cell."""
     jurisdiction, area = scope(session, user, args.get("area_id"))
     kind, res = args["cells"], args["resolution"]
-    rows = patrol_totals(session, jurisdiction, area, kind, res, start, end)
+    rows = patrol_totals(session, jurisdiction, area, kind, res, start, end, max_gap_minutes)
     shapes = geometries(session, kind, [r.cell for r in rows], args["crs"])
     features = []
     for row in rows:

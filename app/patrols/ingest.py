@@ -23,7 +23,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import h3
-from flask import current_app
 from marshmallow import ValidationError
 from sqlalchemy import bindparam, insert, select, text, update
 from sqlalchemy.dialects.postgresql import ARRAY
@@ -45,6 +44,7 @@ from app.patrols.models import (
     flag_names,
 )
 from app.patrols.schemas import CheckInItemSchema
+from app.patrols.service import PatrolSettings
 from geo.cells import to_bigint
 from geo.crs import to_wgs84
 from geo.distance import haversine_m
@@ -633,7 +633,12 @@ def _count(session: Session, patrol: Patrol, candidates: list[tuple]) -> int:
 
 
 def ingest(
-    session: Session, patrol: Patrol, raw_items: Sequence[Any], *, optimistic: bool = False
+    session: Session,
+    patrol: Patrol,
+    raw_items: Sequence[Any],
+    settings: PatrolSettings,
+    *,
+    optimistic: bool = False,
 ) -> list[dict[str, Any]] | None:
     """Judge, store and count a batch for `patrol`; the outcomes in request order.
 
@@ -643,10 +648,9 @@ def ingest(
     changed meanwhile, a fix is near a checkpoint or scans one (visits take more statements),
     the patrol has ended (its summary follows), or a month's partition is not known to exist.
     The caller then locks the patrol and calls again."""
-    config = current_app.config
     now = dt.datetime.now(dt.UTC)
     items = parse(raw_items)
-    _judge_times(items, patrol, now, partitions.horizon(now, config["CHECKIN_RETENTION_DAYS"]))
+    _judge_times(items, patrol, now, partitions.horizon(now, settings.checkin_retention_days))
     fresh = _mark_batch_duplicates(items)
     if fresh and optimistic and not _one_statement_will_do(patrol, fresh):
         return None
@@ -654,8 +658,8 @@ def ingest(
         _flag(
             fresh,
             _anchors(session, patrol, fresh),
-            config["CHECKIN_POOR_ACCURACY_M"],
-            config["CHECKIN_MAX_SPEED_MPS"],
+            settings.checkin_poor_accuracy_m,
+            settings.checkin_max_speed_mps,
         )
         _ensure_partitions(session, fresh)
         stored = _store(session, patrol, fresh, optimistic=optimistic)

@@ -41,6 +41,10 @@ def _period(args: dict[str, Any]) -> tuple[dt.datetime, dt.datetime]:
     return period(args, default_days=7, max_days=92)
 
 
+def _settings() -> service.PatrolSettings:
+    return service.PatrolSettings.from_config(current_app.config)
+
+
 # -- patrols -------------------------------------------------------------------------------------
 
 
@@ -62,7 +66,7 @@ class Patrols(MethodView):
     @patrols_blp.alt_response(200, schema=s.PatrolSchema, description="the same id again")
     def post(self, body):
         """Start a patrol (one at a time). A phone offline sends its own `id` and `started_at`."""
-        patrol, created = service.start(db.session, current_user(), body)
+        patrol, created = service.start(db.session, current_user(), body, _settings())
         return _patrol_item(patrol), 201 if created else 200
 
     @patrols_blp.login_required
@@ -101,7 +105,9 @@ class PatrolById(MethodView):
         item = _patrol_item(patrol)
         if patrol.status == "active":
             # Under way: distance and time so far, not the zeros stored until it ends.
-            track, item["distance_m"], credited = service.live_summary(db.session, patrol)
+            track, item["distance_m"], credited = service.live_summary(
+                db.session, patrol, _settings()
+            )
             item["service_hours"] = round(credited / 3600, 2)
         else:
             track = service.track_of(db.session, patrol)
@@ -118,7 +124,8 @@ class EndPatrol(MethodView):
     def post(self, body, patrol_id):
         """End your patrol (ending it again changes nothing); its summary is computed."""
         patrol = service.own_patrol(db.session, current_user(), patrol_id, lock=True)
-        return _patrol_item(service.end(db.session, patrol, body.get("ended_at")))
+        ended = service.end(db.session, patrol, body.get("ended_at"), settings=_settings())
+        return _patrol_item(ended)
 
 
 @patrols_blp.route("/<uuid:patrol_id>/checkins")
@@ -137,14 +144,15 @@ class CheckIns(MethodView):
         """
         # Usually one read and one statement, without BEGIN/COMMIT (app/core/db.py); the locked
         # way in a transaction when that one statement cannot do it all (ingest.ingest).
+        settings = _settings()
         patrol = service.own_patrol(db.session, current_user(), patrol_id, lock=False)
-        answers = ingest.ingest(db.session, patrol, body["items"], optimistic=True)
+        answers = ingest.ingest(db.session, patrol, body["items"], settings, optimistic=True)
         if answers is None:
             in_transaction(db.session)
             patrol = service.own_patrol(db.session, current_user(), patrol_id, lock=True)
-            answers = ingest.ingest(db.session, patrol, body["items"])
+            answers = ingest.ingest(db.session, patrol, body["items"], settings)
         if patrol.status == "ended" and any(a["outcome"] == "accepted" for a in answers):
-            service.summarise(db.session, patrol)
+            service.summarise(db.session, patrol, settings)
         # Serialised here rather than by the schema: on the busiest path, dumping 500 answers
         # through marshmallow costs more than storing them. The schema stays the contract.
         return current_app.response_class(
@@ -278,8 +286,12 @@ class CoverageCells(MethodView):
         patrol minutes, distinct patrollers, check-ins, last patrolled; admin grid cells or H3
         cells (`cells=hex&resolution=`)."""
         start, end = _period(args)
+        max_gap_minutes = current_app.config["SERVICE_MAX_GAP_MINUTES"]
         return geojson.answer(
-            coverage.cells(db.session, current_user(), args, start, end), args["crs"]
+            coverage.cells(
+                db.session, current_user(), args, start, end, max_gap_minutes=max_gap_minutes
+            ),
+            args["crs"],
         )
 
 

@@ -1,5 +1,5 @@
 """Patrols: start (also offline, with a phone-chosen id), end, find, summarise; the idle and
-partition jobs.
+partition rules (their jobs: app/patrols/jobs.py).
 
 A patrol's summary (simplified track, distance, credited service time per day) is computed from
 its raw fixes when it ends and whenever late fixes reach an ended patrol; it is what remains
@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
-from flask import current_app
 from geoalchemy2 import WKTElement
 from geoalchemy2.shape import to_shape
 from shapely import wkb
@@ -29,8 +30,6 @@ from app.core.auth import GRID_STAFF, has_any_role
 from app.core.errors import Conflict, NotFound, field_error
 from app.core.fields import CLOCK_SKEW
 from app.core.i18n import _
-from app.core.jobs import jobs, task
-from app.extensions import db
 from app.patrols import partitions
 from app.patrols.models import FLAG_IMPLAUSIBLE_SPEED, CheckpointVisit, Patrol
 from app.service_record.service import replace_entries
@@ -39,6 +38,27 @@ from app.teams.models import Team, TeamMember
 # Tolerance of the stored track's simplification, in metres (UTM 50N, EPSG:32650).
 TRACK_TOLERANCE_M = 5
 METRIC_SRID = 32650
+
+
+@dataclass(frozen=True)
+class PatrolSettings:
+    """The settings the patrol rules apply; callers read them from the configuration."""
+
+    checkin_retention_days: int
+    service_timezone: str  # credited time counts on this zone's days
+    service_max_gap_minutes: int
+    checkin_poor_accuracy_m: float
+    checkin_max_speed_mps: float
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> PatrolSettings:
+        return cls(
+            checkin_retention_days=config["CHECKIN_RETENTION_DAYS"],
+            service_timezone=config["SERVICE_TIMEZONE"],
+            service_max_gap_minutes=config["SERVICE_MAX_GAP_MINUTES"],
+            checkin_poor_accuracy_m=config["CHECKIN_POOR_ACCURACY_M"],
+            checkin_max_speed_mps=config["CHECKIN_MAX_SPEED_MPS"],
+        )
 
 
 def _now() -> dt.datetime:
@@ -66,7 +86,9 @@ def _team_of(session: Session, volunteer: User, team_id: uuid.UUID) -> Team:
     return team
 
 
-def start(session: Session, volunteer: User, values: dict[str, Any]) -> tuple[Patrol, bool]:
+def start(
+    session: Session, volunteer: User, values: dict[str, Any], settings: PatrolSettings
+) -> tuple[Patrol, bool]:
     """Start a patrol; returns it and whether it is new. A phone-chosen `id` that is already
     the caller's patrol returns that patrol (a replayed start); anyone else's is a 409."""
     if values.get("id") is not None:
@@ -82,7 +104,7 @@ def start(session: Session, volunteer: User, values: dict[str, Any]) -> tuple[Pa
     started_at = values.get("started_at") or now
     if started_at > now + CLOCK_SKEW:
         raise field_error("/started_at", _("started_at is in the future."))
-    if started_at < partitions.horizon(now, current_app.config["CHECKIN_RETENTION_DAYS"]):
+    if started_at < partitions.horizon(now, settings.checkin_retention_days):
         raise field_error("/started_at", _("started_at is older than check-ins are kept."))
     active = session.scalar(
         select(Patrol.id).where(Patrol.volunteer_id == volunteer.id, Patrol.status == "active")
@@ -144,7 +166,14 @@ def visible_patrol(session: Session, user: User, patrol_id: uuid.UUID) -> Patrol
     raise NotFound(_("No such patrol."))
 
 
-def end(session: Session, patrol: Patrol, ended_at: dt.datetime | None, reason: str = "ended"):
+def end(
+    session: Session,
+    patrol: Patrol,
+    ended_at: dt.datetime | None,
+    reason: str = "ended",
+    *,
+    settings: PatrolSettings,
+):
     """End a patrol (ending an ended one changes nothing) and summarise it."""
     if patrol.status == "ended":
         return patrol
@@ -156,7 +185,7 @@ def end(session: Session, patrol: Patrol, ended_at: dt.datetime | None, reason: 
         raise field_error("/ended_at", _("ended_at is before the patrol started."))
     patrol.status, patrol.ended_at, patrol.end_reason = "ended", ended_at, reason
     session.flush()
-    summarise(session, patrol)
+    summarise(session, patrol, settings)
     return patrol
 
 
@@ -214,35 +243,38 @@ def live_track(session: Session, patrol: Patrol) -> tuple[int, Any, float]:
     return count, (wkb.loads(bytes(track)) if track is not None else None), float(length)
 
 
-def _credited_by_day(session: Session, patrol: Patrol) -> dict[dt.date, int]:
-    config = current_app.config
+def _credited_by_day(
+    session: Session, patrol: Patrol, settings: PatrolSettings
+) -> dict[dt.date, int]:
     return {
         day: seconds
         for day, seconds in session.execute(
             CREDITED_SQL,
             {
                 **_bounds(patrol),
-                "tz": config["SERVICE_TIMEZONE"],
-                "max_gap": config["SERVICE_MAX_GAP_MINUTES"] * 60,
+                "tz": settings.service_timezone,
+                "max_gap": settings.service_max_gap_minutes * 60,
             },
         )
     }
 
 
-def live_summary(session: Session, patrol: Patrol) -> tuple[Any, float, int]:
+def live_summary(
+    session: Session, patrol: Patrol, settings: PatrolSettings
+) -> tuple[Any, float, int]:
     """(track, distance in metres, credited seconds) of a patrol under way, from its fixes so
     far, as `summarise` will compute them when it ends; nothing is written."""
     _count, track, length = live_track(session, patrol)
-    return track, round(length, 1), sum(_credited_by_day(session, patrol).values())
+    return track, round(length, 1), sum(_credited_by_day(session, patrol, settings).values())
 
 
-def summarise(session: Session, patrol: Patrol) -> None:
+def summarise(session: Session, patrol: Patrol, settings: PatrolSettings) -> None:
     """Track, distance and credited time from the raw fixes, and the patrol's service entries.
     A patrol whose fixes were partly dropped by retention keeps the summary it has."""
     count, track, length = live_track(session, patrol)
     if count < patrol.checkin_count:
         return
-    per_day = _credited_by_day(session, patrol)
+    per_day = _credited_by_day(session, patrol, settings)
     patrol.track = WKTElement(track.wkt, srid=4326) if track is not None else None
     patrol.distance_m = round(length, 1)
     patrol.credited_seconds = sum(per_day.values())
@@ -346,7 +378,7 @@ def on_patrol_now(
 # -- jobs ------------------------------------------------------------------------------------------
 
 
-def end_idle(session: Session, now: dt.datetime, idle_hours: int) -> int:
+def end_idle(session: Session, now: dt.datetime, idle_hours: int, settings: PatrolSettings) -> int:
     """End patrols with no fix (or, without fixes, no start) for `idle_hours`, at their last
     fix; returns how many."""
     cutoff = now - dt.timedelta(hours=idle_hours)
@@ -363,21 +395,9 @@ def end_idle(session: Session, now: dt.datetime, idle_hours: int) -> int:
         .limit(1000)
     ).all()
     for patrol in idle:
-        end(
-            session, patrol, max(patrol.last_fix_at or patrol.started_at, patrol.started_at), "idle"
-        )
+        at = max(patrol.last_fix_at or patrol.started_at, patrol.started_at)
+        end(session, patrol, at, "idle", settings=settings)
     return len(idle)
-
-
-@jobs.periodic(cron="*/30 * * * *", periodic_id="end_idle_patrols")
-@task(queue="maintenance")
-def end_idle_patrols(timestamp: int) -> int:
-    """Every 30 minutes: end forgotten patrols (PATROL_IDLE_HOURS without a fix)."""
-    return end_idle(
-        db.session,
-        dt.datetime.fromtimestamp(timestamp, dt.UTC),
-        current_app.config["PATROL_IDLE_HOURS"],
-    )
 
 
 def prune_raw(session: Session, now: dt.datetime, retention_days: int) -> dict[str, Any]:
@@ -390,14 +410,3 @@ def prune_raw(session: Session, now: dt.datetime, retention_days: int) -> dict[s
     )
     result["visits_deleted"] = deleted.rowcount
     return result
-
-
-@jobs.periodic(cron="41 3 * * *", periodic_id="maintain_checkin_partitions")
-@task(queue="maintenance")
-def maintain_checkin_partitions(timestamp: int) -> dict[str, Any]:
-    """Daily: make the coming months' check-in partitions, drop those past retention."""
-    return prune_raw(
-        db.session,
-        dt.datetime.fromtimestamp(timestamp, dt.UTC),
-        current_app.config["CHECKIN_RETENTION_DAYS"],
-    )

@@ -64,6 +64,16 @@ def _dates(args) -> tuple[dt.date, dt.date]:
     return first, last
 
 
+def _record(volunteer, args) -> dict:
+    return service.record(
+        db.session,
+        volunteer,
+        *_dates(args),
+        cap_hours=current_app.config["SERVICE_DAILY_CAP_HOURS"],
+        timezone=current_app.config["SERVICE_TIMEZONE"],
+    )
+
+
 @blp.route("/me/service-record")
 class MyServiceRecord(MethodView):
     @blp.login_required
@@ -71,7 +81,7 @@ class MyServiceRecord(MethodView):
     @blp.response(200, ServiceRecordSchema)
     def get(self, args):
         """Your service hours by month and by kind (patrol time backed by fixes, capped daily)."""
-        return service.record(db.session, current_user(), *_dates(args))
+        return _record(current_user(), args)
 
 
 @blp.route("/users/<uuid:user_id>/service-record")
@@ -82,4 +92,4 @@ class VolunteerServiceRecord(MethodView):
     def get(self, args, user_id):
         """A volunteer's service hours (their home community inside your jurisdiction)."""
         volunteer = service.volunteer_for_staff(db.session, current_user(), user_id)
-        return service.record(db.session, volunteer, *_dates(args))
+        return _record(volunteer, args)

@@ -13,7 +13,6 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
-from flask import current_app
 from sqlalchemy import bindparam, delete, insert, text
 from sqlalchemy.orm import Session
 from sqlalchemy.types import Date
@@ -86,9 +85,17 @@ def _hours(seconds: float) -> float:
     return round(float(seconds) / 3600, 2)
 
 
-def record(session: Session, volunteer: User, first: dt.date, last: dt.date) -> dict[str, Any]:
-    """Hours by month and by kind for `first`..`last` (local dates, inclusive), capped daily."""
-    cap_hours = current_app.config["SERVICE_DAILY_CAP_HOURS"]
+def record(
+    session: Session,
+    volunteer: User,
+    first: dt.date,
+    last: dt.date,
+    *,
+    cap_hours: int,
+    timezone: str,
+) -> dict[str, Any]:
+    """Hours by month and by kind for `first`..`last` (local dates in `timezone`, inclusive),
+    capped at `cap_hours` a day."""
     rows = session.execute(
         RECORD_SQL,
         {"volunteer": volunteer.id, "first": first, "last": last, "cap": cap_hours * 3600},
@@ -112,7 +119,7 @@ def record(session: Session, volunteer: User, first: dt.date, last: dt.date) -> 
         "total_hours": _hours(total),
         "uncapped_hours": _hours(uncapped),
         "daily_cap_hours": cap_hours,
-        "timezone": current_app.config["SERVICE_TIMEZONE"],
+        "timezone": timezone,
         "by_kind": {kind: _hours(s) for kind, s in sorted(by_kind.items())},
         "by_month": list(months.values()),
     }

@@ -253,8 +253,8 @@ def sms_sender() -> sms.SmsSender:
     return made
 
 
-# The alias: SMS timers deferred before this module moved from notifications/ still fire.
-@task(queue="push", retry=5, aliases=["notifications.fallback.sms_fallback"])
+# Its name from before it moved from notifications/: SMS timers already deferred still fire.
+@task(queue="push", retry=5, name="notifications.fallback.sms_fallback")
 def sms_fallback(task_id: str) -> dict[str, int]:
     """SMS to the volunteers whose app has not reported an urgent task's push received."""
     settings = Settings.of(current_app.config)

@@ -108,7 +108,8 @@ class Responses(MethodView):
         Places are limited: once `needed` volunteers accepted, a further accept is a 409.
         Cancelled or finished tasks answer 409.
         """
-        return service.respond(db.session, current_user(), task_id, body)
+        settings = service.TaskSettings.from_config(current_app.config)
+        return service.respond(db.session, current_user(), task_id, body, settings)
 
 
 @me_blp.route("/tasks")

@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from flask import current_app
 from geoalchemy2 import WKTElement
 from geoalchemy2.shape import to_shape
 from sqlalchemy import Select, bindparam, func, select, text
@@ -37,8 +38,7 @@ from app.auth.jurisdiction import (
 from app.auth.models import User
 from app.core.errors import Conflict, NotFound, field_error
 from app.core.i18n import N_, _
-from app.core.jobs import defer, task
-from app.extensions import db
+from app.core.jobs import defer
 from app.media import service as media_service
 from app.service_record.service import replace_entries
 from app.tasks import fallback
@@ -50,6 +50,23 @@ from notifications.service import notify
 ACTIVE = ("open", "filled")  # lifecycles a volunteer may still act on
 ARRIVAL_RADIUS_M = 200  # tasks without a radius: how close "arrived" must be
 MAX_TASK_SERVICE = dt.timedelta(hours=12)
+
+
+@dataclass(frozen=True)
+class TaskSettings:
+    """The settings the task rules apply; callers read them from the configuration."""
+
+    duty_position_minutes: int  # positions older than this are not "on duty nearby"
+    sms_fallback_after_s: int
+    service_timezone: str  # service hours count on this zone's days
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> TaskSettings:
+        return cls(
+            duty_position_minutes=config["DUTY_POSITION_MINUTES"],
+            sms_fallback_after_s=config["SMS_FALLBACK_AFTER_S"],
+            service_timezone=config["SERVICE_TIMEZONE"],
+        )
 
 
 def _now() -> dt.datetime:
@@ -95,6 +112,8 @@ def create(session: Session, actor: User, values: dict[str, Any]) -> Task:
     task_row = _build(session, actor, values)
     session.add(task_row)
     session.flush()
+    from app.tasks.jobs import fan_out_task  # (that module imports this one)
+
     defer(fan_out_task, task_id=str(task_row.id), phase=0)
     return task_row
 
@@ -167,7 +186,11 @@ def _build(session: Session, actor: User, values: dict[str, Any]) -> Task:
 
 
 def reach(
-    session: Session, actor: User, values: dict[str, Any], min_count_shown: int
+    session: Session,
+    actor: User,
+    values: dict[str, Any],
+    min_count_shown: int,
+    settings: TaskSettings,
 ) -> dict[str, Any]:
     """How many volunteers a task of these `values` would ask first (its first phase), before
     it is sent: a count, never who. The task is checked as creating it would be, so a place,
@@ -175,7 +198,7 @@ def reach(
     count below `min_count_shown` is withheld (`below`), as the task's statistics withhold it:
     otherwise probing points and radii would locate on-duty volunteers."""
     task_row = _build(session, actor, values)
-    statement, params = _recipients_statement(task_row, 0, actor)
+    statement, params = _recipients_statement(task_row, 0, actor, settings.duty_position_minutes)
     counted = COUNTS[statement]
     count = session.execute(counted, {**_common_params(task_row, 0), **params}).scalar_one()
     if task_row.targeting_mode == "radius" and count < min_count_shown:
@@ -285,7 +308,7 @@ def _common_params(task_row: Task, phase: int) -> dict[str, Any]:
     }
 
 
-def _recipients_statement(task_row: Task, phase: int, creator: User | None):
+def _recipients_statement(task_row: Task, phase: int, creator: User | None, fresh_minutes: int):
     """The INSERT choosing this phase's recipients, and its own parameters."""
     mode = task_row.targeting_mode
     if mode == "radius":
@@ -294,7 +317,7 @@ def _recipients_statement(task_row: Task, phase: int, creator: User | None):
         return RADIUS_SQL, {
             "point": f"SRID=4326;POINT({point.x!r} {point.y!r})",
             "radius": phase_radius(task_row, phase),
-            "fresh_minutes": current_app.config["DUTY_POSITION_MINUTES"],
+            "fresh_minutes": fresh_minutes,
             "everywhere": jurisdiction.everywhere,
             "granted": [str(i) for i in sorted(jurisdiction.area_ids)],
         }
@@ -305,10 +328,13 @@ def _recipients_statement(task_row: Task, phase: int, creator: User | None):
     return NAMED_SQL, {"ids": task_row.targeting["volunteer_ids"]}
 
 
-def choose_recipients(session: Session, task_row: Task, phase: int) -> list[uuid.UUID]:
-    """Insert this phase's recipients (set-based, in SQL); returns their ids."""
+def choose_recipients(
+    session: Session, task_row: Task, phase: int, fresh_minutes: int
+) -> list[uuid.UUID]:
+    """Insert this phase's recipients (set-based, in SQL), among volunteers whose position is
+    at most `fresh_minutes` old for radius targeting; returns their ids."""
     creator = session.get(User, task_row.created_by)
-    statement, params = _recipients_statement(task_row, phase, creator)
+    statement, params = _recipients_statement(task_row, phase, creator, fresh_minutes)
     return list(session.execute(statement, {**_common_params(task_row, phase), **params}).scalars())
 
 
@@ -335,17 +361,19 @@ def _offer(session: Session, task_row: Task, user_ids: list[uuid.UUID]) -> int:
     )
 
 
-def fan_out(session: Session, task_id: uuid.UUID, phase: int, now: dt.datetime) -> int:
+def fan_out(
+    session: Session, task_id: uuid.UUID, phase: int, now: dt.datetime, settings: TaskSettings
+) -> int:
     """Ask this phase's recipients; for radius tasks, schedule the next, wider phase."""
     task_row = session.scalar(select(Task).where(Task.id == task_id).with_for_update())
     if task_row is None or task_row.status != "open" or task_row.ends_at <= now:
         return 0
     if phase > 0 and task_row.accepted >= task_row.needed:
         return 0
-    recipients = choose_recipients(session, task_row, phase)
+    recipients = choose_recipients(session, task_row, phase, settings.duty_position_minutes)
     _offer(session, task_row, recipients)
     if recipients:  # urgent kinds: SMS to those whose app has not reported the push by then
-        fallback.schedule(task_row, current_app.config["SMS_FALLBACK_AFTER_S"])
+        fallback.schedule(task_row, settings.sms_fallback_after_s)
     task_row.phase = phase
     widen_after = task_row.targeting.get("widen_after_s") or 0
     if (
@@ -353,6 +381,8 @@ def fan_out(session: Session, task_id: uuid.UUID, phase: int, now: dt.datetime) 
         and widen_after > 0
         and phase_radius(task_row, phase) < task_row.targeting["max_radius_m"]
     ):
+        from app.tasks.jobs import fan_out_task  # (that module imports this one)
+
         defer(
             fan_out_task,
             schedule_in={"seconds": widen_after},
@@ -361,12 +391,6 @@ def fan_out(session: Session, task_id: uuid.UUID, phase: int, now: dt.datetime) 
         )
     session.flush()
     return len(recipients)
-
-
-@task(queue="push", retry=5)
-def fan_out_task(task_id: str, phase: int) -> int:
-    """Choose a task's recipients for one phase and push it to their phones."""
-    return fan_out(db.session, uuid.UUID(task_id), phase, _now())
 
 
 # -- responses -----------------------------------------------------------------------------------
@@ -383,7 +407,13 @@ def _recipient(session: Session, user: User, task_id: uuid.UUID) -> TaskRecipien
     return recipient
 
 
-def respond(session: Session, user: User, task_id: uuid.UUID, values: dict[str, Any]):
+def respond(
+    session: Session,
+    user: User,
+    task_id: uuid.UUID,
+    values: dict[str, Any],
+    settings: TaskSettings,
+):
     """A volunteer's answer to a task sent to them (404 for any other task). The task row is
     locked while capacity is decided: N simultaneous accepts for k places give k."""
     recipient = _recipient(session, user, task_id)
@@ -422,7 +452,7 @@ def respond(session: Session, user: User, task_id: uuid.UUID, values: dict[str, 
         if recipient.response != "completed":
             task_row.completed += 1
         recipient.response, recipient.completed_at = "completed", now
-        _credit(session, user, task_row, recipient)
+        _credit(session, user, task_row, recipient, settings.service_timezone)
     recipient.responded_at = now
     session.flush()
     return recipient
@@ -444,7 +474,9 @@ def _check_arrival(session: Session, task_row: Task, location: dict | None) -> N
         raise field_error("/location", _("You are not within the task's radius yet."))
 
 
-def _credit(session: Session, user: User, task_row: Task, recipient: TaskRecipient) -> None:
+def _credit(
+    session: Session, user: User, task_row: Task, recipient: TaskRecipient, zone: str
+) -> None:
     """Service hours for a completed task: from arrival (or acceptance, or the task's start)
     to completion, at most the task's length and 12 hours, on the local day it ended."""
     begun = recipient.arrived_at or recipient.accepted_at or task_row.starts_at
@@ -457,7 +489,7 @@ def _credit(session: Session, user: User, task_row: Task, recipient: TaskRecipie
             MAX_TASK_SERVICE.total_seconds(),
         ),
     )
-    day = recipient.completed_at.astimezone(ZoneInfo(current_app.config["SERVICE_TIMEZONE"])).date()
+    day = recipient.completed_at.astimezone(ZoneInfo(zone)).date()
     replace_entries(
         session,
         volunteer_id=user.id,

@@ -65,6 +65,16 @@ def _submission_scope() -> str:
     return "anonymous" if _wants_anonymity() else f"user:{current_identity()}"
 
 
+def _follow_secret(tip_id: uuid.UUID) -> str:
+    return service.follow_secret(tip_id, current_app.config["TIP_FOLLOW_KEY"])
+
+
+def _follow(code: str) -> Tip:
+    """The anonymous tip of `code`, with the secret its follower sent (a 404 otherwise)."""
+    secret = request.headers.get(FOLLOW_SECRET_HEADER)
+    return service.follow(db.session, code, secret, follow_key=current_app.config["TIP_FOLLOW_KEY"])
+
+
 def _without_secret(body: bytes) -> bytes:
     document = json.loads(body)
     document["follow_secret"] = None
@@ -76,7 +86,7 @@ def _with_secret(body: bytes) -> bytes:
     document = json.loads(body)
     if document.get("follow_code"):
         tip = db.session.get(Tip, uuid.UUID(document["id"]))
-        document["follow_secret"] = service.follow_secret(tip.id) if tip else None
+        document["follow_secret"] = _follow_secret(tip.id) if tip else None
     return json.dumps(document).encode()
 
 
@@ -174,7 +184,7 @@ class Tips(MethodView):
             "status": tip.status,
             "created_at": tip.created_at,
             "follow_code": tip.code if tip.anonymous else None,
-            "follow_secret": service.follow_secret(tip.id) if tip.anonymous else None,
+            "follow_secret": _follow_secret(tip.id) if tip.anonymous else None,
         }
 
     @tips_blp.role_required(GRID_STAFF)
@@ -276,7 +286,7 @@ class Follow(MethodView):
         Unknown codes and wrong secrets are the same 404. A merged tip shows the status of
         the tip it joined.
         """
-        tip = service.follow(db.session, code, request.headers.get(FOLLOW_SECRET_HEADER))
+        tip = _follow(code)
         return _follow_view(tip)
 
 
@@ -292,7 +302,7 @@ class FollowInformation(MethodView):
     def post(self, body, code):
         """Add to your anonymous tip while it is open: more text, more photos (uploaded
         without a token)."""
-        tip = service.follow(db.session, code, request.headers.get(FOLLOW_SECRET_HEADER))
+        tip = _follow(code)
         service.add_information(db.session, tip, body["note"], body["media_ids"], None)
         return _follow_view(tip)
 

@@ -11,7 +11,6 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from flask import current_app
 from geoalchemy2 import WKTElement
 from sqlalchemy import Select, Text, and_, func, or_, select, update
 from sqlalchemy.orm import Session
@@ -72,22 +71,22 @@ def new_code() -> str:
     return "".join(secrets.choice(_CODE_ALPHABET) for _ in range(10))
 
 
-def follow_secret(tip_id: uuid.UUID) -> str:
-    """The anonymous tipster's secret: an HMAC of the tip id under TIP_FOLLOW_KEY (120 bits).
+def follow_secret(tip_id: uuid.UUID, follow_key: str) -> str:
+    """The anonymous tipster's secret: an HMAC of the tip id under `follow_key`
+    (TIP_FOLLOW_KEY; 120 bits).
 
     Derived, not stored: the database (and the idempotency record of the submission) never
     holds it, and a replayed submission can still hand it back to the phone that lost the
     first answer."""
-    mac = hmac.new(
-        current_app.config["TIP_FOLLOW_KEY"].encode(), b"tip-follow:" + tip_id.bytes, "sha256"
-    ).digest()
+    mac = hmac.new(follow_key.encode(), b"tip-follow:" + tip_id.bytes, "sha256").digest()
     return base64.b32encode(mac[:15]).decode().rstrip("=")
 
 
-def _secret_matches(tip: Tip, secret: str | None) -> bool:
+def _secret_matches(tip: Tip, secret: str | None, follow_key: str) -> bool:
     if not secret or not tip.anonymous:
         return False
-    return hmac.compare_digest(follow_secret(tip.id).encode(), secret.strip().upper().encode())
+    expected = follow_secret(tip.id, follow_key)
+    return hmac.compare_digest(expected.encode(), secret.strip().upper().encode())
 
 
 # -- categories ----------------------------------------------------------------------------------
@@ -340,10 +339,10 @@ def own_query(reporter: User) -> Select:
     )
 
 
-def follow(session: Session, code: str, secret: str | None) -> Tip:
+def follow(session: Session, code: str, secret: str | None, *, follow_key: str) -> Tip:
     """An anonymous tip by its code and secret. Unknown code and wrong secret answer alike."""
     tip = session.scalar(select(Tip).where(Tip.code == code.strip().upper()))
-    if tip is None or not _secret_matches(tip, secret):
+    if tip is None or not _secret_matches(tip, secret, follow_key):
         raise NotFound(_("No tip with this code and secret."))
     return tip
 

@@ -252,7 +252,11 @@ def test_with_minors_allowed_a_minor_needs_a_guardians_consent(
     before = counts(session)
     with pytest.raises(service.Unprocessable) as refused:
         service.register_volunteer(
-            db.session, values, minors_allowed=True, today=dt.date(2026, 12, 3)
+            db.session,
+            values,
+            settings=service.AuthSettings.from_config(app.config),
+            minors_allowed=True,
+            today=dt.date(2026, 12, 3),
         )
     assert {e["pointer"] for e in refused.value.extra["errors"]} == {pointer}
     session.rollback()
@@ -264,7 +268,11 @@ def test_with_minors_allowed_the_guardians_consent_is_recorded(app, session, reg
     values["guardian"] = {"name": " 李强 ", "phone": "+86 139-1111-2222", "consent": True}
     values["consents"]["location_sharing"] = False
     user = service.register_volunteer(
-        db.session, values, minors_allowed=True, today=dt.date(2026, 12, 3)
+        db.session,
+        values,
+        settings=service.AuthSettings.from_config(app.config),
+        minors_allowed=True,
+        today=dt.date(2026, 12, 3),
     )
     recorded = session.get(GuardianConsent, user.id)
     assert (recorded.guardian_name, recorded.guardian_phone) == ("李强", "13911112222")

@@ -10,6 +10,7 @@ import uuid
 
 import pytest
 import sqlalchemy as sa
+from flask import current_app
 from geoalchemy2.shape import to_shape
 
 from app.tasks import service as tasks_service
@@ -232,7 +233,8 @@ def test_the_live_view_shows_who_accepted_once_someone_answered(
     (volunteer,) = on_duty(1)
     answer = console.post("/console/tasks", data=form(console))
     task_id = answer.headers["Location"].rsplit("/", 1)[1]
-    tasks_service.fan_out(session, uuid.UUID(task_id), 0, dt.datetime.now(dt.UTC))
+    settings = tasks_service.TaskSettings.from_config(current_app.config)
+    tasks_service.fan_out(session, uuid.UUID(task_id), 0, dt.datetime.now(dt.UTC), settings)
     live = console.get(f"/console/tasks/{task_id}.json").get_json()
     # One volunteer asked around a point, nobody answered: the count is withheld.
     assert live["withheld"] and live["volunteers"] == []
@@ -334,7 +336,8 @@ def test_a_task_changed_meanwhile_is_not_cancelled_from_the_old_page(
     (volunteer,) = on_duty(1)
     task_id = sent_task(console)
     stale = cancel_form(console, task_id)
-    tasks_service.fan_out(session, uuid.UUID(task_id), 0, dt.datetime.now(dt.UTC))
+    settings = tasks_service.TaskSettings.from_config(current_app.config)
+    tasks_service.fan_out(session, uuid.UUID(task_id), 0, dt.datetime.now(dt.UTC), settings)
     client.post(
         f"/api/v1/tasks/{task_id}/responses",
         json={"action": "accept"},

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 from app.core import jobs as jobs_module
 from app.core.audit import AuditEvent
-from app.exports import service as exports_service
+from app.exports import jobs as exports_jobs
 from app.exports.models import ClueBatch, ClueBatchItem
 from app.tips.models import Tip
 from tests.console.conftest import csrf_of, sign_in
@@ -35,7 +35,7 @@ def liaison_console(console, create_user):
 def build(app, monkeypatch):
     """The batch build job, run as tests/exports run it (the job function itself)."""
     monkeypatch.setattr(jobs_module, "_worker_app", app)
-    return lambda batch_id: exports_service.generate_batch(batch_id=str(batch_id))
+    return lambda batch_id: exports_jobs.generate_batch(batch_id=str(batch_id))
 
 
 def token(console) -> str:

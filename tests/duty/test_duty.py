@@ -113,4 +113,3 @@ def test_checkins_give_no_position_without_the_consent(create_user, client, toke
 def test_the_expiry_job_still_runs_under_its_name_from_before_duty_left_tasks():
     # Jobs queued by a release before the move carry the old name.
     assert jobs.tasks["app.tasks.service.expire_duty_positions"] is expire_duty_positions
-    assert jobs.tasks["app.duty.jobs.expire_duty_positions"] is expire_duty_positions

@@ -16,6 +16,7 @@ from sqlalchemy import select, text
 
 from app.core import jobs as jobs_module
 from app.core.audit import AuditEvent
+from app.exports import jobs as export_jobs
 from app.exports import service, signing
 from app.exports.files import COLUMN_NAMES
 from app.exports.models import ClueBatch
@@ -37,7 +38,7 @@ def liaison(create_user, token_for):
 @pytest.fixture
 def run_jobs(app, monkeypatch):
     monkeypatch.setattr(jobs_module, "_worker_app", app)
-    return lambda batch_id: service.generate_batch(batch_id=str(batch_id))
+    return lambda batch_id: export_jobs.generate_batch(batch_id=str(batch_id))
 
 
 def _post_tip(client, headers=None, **overrides):
@@ -405,7 +406,7 @@ def test_the_csv_header_is_in_the_language_the_batch_was_asked_in(
         {"id": batch["id"]},
     ).scalar_one()
     assert deferred["locale"] == locale
-    service.generate_batch(**deferred)
+    export_jobs.generate_batch(**deferred)
     header = _download(client, headers, batch["id"], "tips.csv").decode("utf-8-sig")
     assert header.split("\r\n")[0] == ",".join(csv_header(locale))
 

@@ -16,7 +16,7 @@ from flask import current_app
 from sqlalchemy import exc as sa_exc
 from sqlalchemy import text
 
-from app.exports import service
+from app.exports import jobs, service
 from app.exports.models import ClueBatch
 from app.storage import export_store
 from tests.exports import test_batches
@@ -111,9 +111,9 @@ def _job(attempts: int) -> procrastinate.jobs.Job:
     ],
 )
 def test_transient_database_errors_are_retried_with_growing_waits(error):
-    strategy = service.generate_batch.retry_strategy
+    strategy = jobs.generate_batch.retry_strategy
     waits = []
-    for attempts in range(service.BUILD_ATTEMPTS):
+    for attempts in range(jobs.BUILD_ATTEMPTS):
         decision = strategy.get_retry_decision(exception=error, job=_job(attempts))
         if decision is None:
             break
@@ -123,5 +123,5 @@ def test_transient_database_errors_are_retried_with_growing_waits(error):
 
 @pytest.mark.parametrize("error", [KeyError("photo"), ValueError("bad date"), OSError("disk")])
 def test_other_errors_are_not_retried(error):
-    strategy = service.generate_batch.retry_strategy
+    strategy = jobs.generate_batch.retry_strategy
     assert strategy.get_retry_decision(exception=error, job=_job(0)) is None

@@ -32,7 +32,7 @@ from procrastinate.jobs import Status
 from app.config import PROJECT_ROOT
 from app.core import jobs as jobs_module
 from app.core.jobs import libpq_conninfo
-from app.exports import service, signing
+from app.exports import jobs, signing
 from app.exports.files import TIMEZONE
 from tests import encrypted_rows
 from tests.conftest import make_app
@@ -272,7 +272,8 @@ def _check_ready(faults, batch_id: str, rows: int = ROWS) -> None:
             entry["sha256"],
         )
     with faults.app.app_context():
-        public_key = signing.public_key_info(service.signing_key())["public_key"]
+        key = signing.signing_key_from_seed(faults.app.config["CLUE_SIGNING_SECRET"])
+        public_key = signing.public_key_info(key)["public_key"]
     manifest = signing.verify_zip(folder / "batch.zip", public_key)
     assert manifest["digest"] == row.digest and manifest["batch"]["row_count"] == rows
     text = (folder / "tips.csv").read_bytes().decode("utf-8-sig")
@@ -388,7 +389,7 @@ def test_a_batch_whose_builds_keep_dying_is_given_up(faults):
                 assert taken.id == job_id
                 await queue.job_manager.retry_job(taken)
 
-    asyncio.run(die_repeatedly(service.BUILD_ATTEMPTS))
+    asyncio.run(die_repeatedly(jobs.BUILD_ATTEMPTS))
     jobs_module.run_worker(
         faults.app, wait=False, queues=["exports"], install_signal_handlers=False
     )
@@ -396,7 +397,7 @@ def test_a_batch_whose_builds_keep_dying_is_given_up(faults):
     row = faults.batch(batch_id)
     assert row.status == "failed"
     assert row.error == (
-        f"The build was interrupted {service.BUILD_ATTEMPTS} times (its worker stopped); gave up."
+        f"The build was interrupted {jobs.BUILD_ATTEMPTS} times (its worker stopped); gave up."
     )
     assert faults.job(batch_id).status == "succeeded"
     assert not faults.export_root.exists() or list(faults.export_root.iterdir()) == []
@@ -429,7 +430,7 @@ def test_a_batch_whose_job_ended_elsewhere_is_failed_by_the_sweep(faults, monkey
     (partial / "tips.csv").write_bytes(b"half a file")
 
     monkeypatch.setattr(jobs_module, "_worker_app", faults.app)
-    assert service.fail_orphaned_batches(timestamp=0) == 1
+    assert jobs.fail_orphaned_batches(timestamp=0) == 1
 
     row = faults.batch(orphan)
     assert (row.status, row.error) == (

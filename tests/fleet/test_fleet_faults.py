@@ -360,7 +360,7 @@ def _defer_blocked_job(fleet: Fleet, n: int) -> int:
     from app import create_app
     from app.config import Config
     from app.core import jobs as jobs_module
-    from app.exports.service import fail_orphaned_batches
+    from app.exports.jobs import fail_orphaned_batches
     from app.extensions import db
 
     direct = (PROJECT_ROOT / "var" / "pg" / "fleet.app.url").read_text().strip()

@@ -9,6 +9,7 @@ import datetime as dt
 
 import h3
 import pytest
+from flask import current_app
 from sqlalchemy import update
 
 from app.core.errors import Unprocessable
@@ -64,7 +65,8 @@ def reporters(create_user, k):
 
 
 def published(session) -> dict[str, int]:
-    rows = grid_service.public_heatmap(session, BBOX, WINDOW_DAYS, END)
+    k = current_app.config["HEATMAP_MIN_REPORTERS"]
+    rows = grid_service.public_heatmap(session, BBOX, WINDOW_DAYS, END, k=k)
     return {row["cell_id"]: row["count"] for row in rows}
 
 

@@ -355,4 +355,3 @@ def test_sms_timers_deferred_before_the_move_to_tasks_still_fire():
     from app.core.jobs import jobs
 
     assert jobs.tasks["notifications.fallback.sms_fallback"] is fallback.sms_fallback
-    assert jobs.tasks["app.tasks.fallback.sms_fallback"] is fallback.sms_fallback

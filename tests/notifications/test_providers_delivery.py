@@ -7,6 +7,7 @@ import datetime as dt
 import time
 import uuid
 
+from flask import current_app
 from sqlalchemy import select
 
 from app.tasks import service as tasks_service
@@ -87,7 +88,11 @@ def test_a_send_job_sends_to_its_providers_at_once(
     register(client, token_for, iphone, fake_apns.device_token(), "apns", "ios")
     register(client, token_for, china, "1a0018970a8d065e7b1", "jpush", "android")
     task = create_task(kind="urgent_assist", needed=3)
-    assert tasks_service.fan_out(session, uuid.UUID(task["id"]), 0, dt.datetime.now(dt.UTC)) == 3
+    settings = tasks_service.TaskSettings.from_config(current_app.config)
+    assert (
+        tasks_service.fan_out(session, uuid.UUID(task["id"]), 0, dt.datetime.now(dt.UTC), settings)
+        == 3
+    )
     pending = session.scalars(
         select(Delivery.id).where(Delivery.task_id == uuid.UUID(task["id"]))
     ).all()

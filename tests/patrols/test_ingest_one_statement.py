@@ -9,11 +9,13 @@ import datetime as dt
 import uuid
 
 import pytest
+from flask import current_app
 from sqlalchemy import func, select
 
 from app.patrols import ingest
 from app.patrols.models import CheckIn as CheckInRow
 from app.patrols.models import Patrol
+from app.patrols.service import PatrolSettings
 from tests.patrols.conftest import HOME, east, item, now
 
 
@@ -27,6 +29,12 @@ def patrol_of(session, volunteer, start_patrol):
     return lambda: read(patrol["id"])
 
 
+def _ingest(session, patrol, items, **options):
+    """The service as the route calls it, with the application's settings."""
+    settings = PatrolSettings.from_config(current_app.config)
+    return ingest.ingest(session, patrol, items, settings, **options)
+
+
 def _stored(session, patrol_id) -> int:
     return session.scalar(
         select(func.count()).select_from(CheckInRow).where(CheckInRow.patrol_id == patrol_id)
@@ -38,15 +46,15 @@ def test_a_patrol_changed_since_it_was_read_gets_nothing_written(app, session, p
         seen = patrol_of()  # read, unlocked
         session.expunge(seen)
         other = patrol_of()
-        first = ingest.ingest(session, other, [item(now() - dt.timedelta(minutes=5))])
+        first = _ingest(session, other, [item(now() - dt.timedelta(minutes=5))])
         assert [a["outcome"] for a in first] == ["accepted"]
         session.commit()
         # A batch judged against the patrol as it was before that one went in.
         late = [item(now() - dt.timedelta(minutes=4), lon=east(10))]
-        assert ingest.ingest(session, seen, late, optimistic=True) is None
+        assert _ingest(session, seen, late, optimistic=True) is None
         assert _stored(session, seen.id) == 1
         # Read again, the same batch goes in.
-        again = ingest.ingest(session, patrol_of(), late, optimistic=True)
+        again = _ingest(session, patrol_of(), late, optimistic=True)
         assert [a["outcome"] for a in again] == ["accepted"]
         assert _stored(session, seen.id) == 2
         assert patrol_of().checkin_count == 2
@@ -64,15 +72,15 @@ def test_a_batch_that_needs_more_than_one_statement_is_left_to_the_locked_way(
     assert answer.status_code == 201, answer.json
     with app.test_request_context():
         near = [item(now() - dt.timedelta(minutes=3))]
-        assert ingest.ingest(session, patrol_of(), near, optimistic=True) is None
+        assert _ingest(session, patrol_of(), near, optimistic=True) is None
         far = [item(now() - dt.timedelta(minutes=2), lon=east(500))]
-        assert [
-            a["outcome"] for a in ingest.ingest(session, patrol_of(), far, optimistic=True)
-        ] == ["accepted"]
+        assert [a["outcome"] for a in _ingest(session, patrol_of(), far, optimistic=True)] == [
+            "accepted"
+        ]
         patrol = patrol_of()
         assert _stored(session, patrol.id) == 1
         # The locked way counts the visit the one statement could not.
-        locked = ingest.ingest(session, patrol, near)
+        locked = _ingest(session, patrol, near)
         assert locked[0]["outcome"] == "accepted"
         assert [v["counted"] for v in locked[0]["visits"]] == [True]
 
@@ -85,7 +93,7 @@ def test_an_ended_patrol_takes_the_locked_way(
     assert answer.status_code == 200, answer.json
     with app.test_request_context():
         late = [item(now() - dt.timedelta(minutes=30))]
-        assert ingest.ingest(session, patrol_of(), late, optimistic=True) is None
+        assert _ingest(session, patrol_of(), late, optimistic=True) is None
 
 
 def test_the_api_answers_the_same_either_way(session, volunteer, start_patrol, send):

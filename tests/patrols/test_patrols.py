@@ -182,7 +182,8 @@ def test_the_idle_job_ends_forgotten_patrols_at_their_last_fix(
     patrol = start_patrol(volunteer, started_at=(now() - dt.timedelta(hours=20)).isoformat())
     last = now() - dt.timedelta(hours=19)
     send(volunteer, patrol["id"], [item(last - dt.timedelta(minutes=5)), item(last, lon=east(50))])
-    assert service.end_idle(session, now(), app.config["PATROL_IDLE_HOURS"]) == 1
+    settings = service.PatrolSettings.from_config(app.config)
+    assert service.end_idle(session, now(), app.config["PATROL_IDLE_HOURS"], settings) == 1
     ended = session.get(Patrol, uuid.UUID(patrol["id"]))
     assert (ended.status, ended.end_reason) == ("ended", "idle")
     assert abs((ended.ended_at - last).total_seconds()) < 1

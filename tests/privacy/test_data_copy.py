@@ -6,6 +6,7 @@ import json
 import uuid
 
 import pytest
+from flask import current_app
 from sqlalchemy import exists, select
 
 from app.auth.models import User
@@ -44,7 +45,8 @@ def run_jobs(session):
     def run():
         unsent = select(Task.id).where(~exists().where(TaskRecipient.task_id == Task.id))
         for task_id in session.scalars(unsent).all():
-            tasks_service.fan_out(session, task_id, 0, now())
+            settings = tasks_service.TaskSettings.from_config(current_app.config)
+            tasks_service.fan_out(session, task_id, 0, now(), settings)
         pending = session.scalars(select(Delivery.id).where(Delivery.status == "pending")).all()
         notifications.send(session, pending)
         session.commit()

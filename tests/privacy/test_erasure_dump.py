@@ -104,7 +104,7 @@ def _register(client, app, phone, name, serial, location_sharing=True):
 
 def _staff(client, app, roles, phone):
     with app.app_context():
-        from app.auth.service import create_account
+        from app.auth.service import AuthSettings, create_account
 
         community = db.session.scalar(
             sa.text("SELECT id FROM areas WHERE code = :c"), {"c": COMMUNITY}
@@ -119,6 +119,7 @@ def _staff(client, app, roles, phone):
                 "roles": roles,
                 "jurisdiction": [community],
             },
+            AuthSettings.from_config(app.config),
         )
         db.session.commit()
     login = client.post("/api/v1/auth/login", json={"phone": phone, "password": PASSWORD})

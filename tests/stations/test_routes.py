@@ -7,7 +7,7 @@ import datetime as dt
 import pytest
 from geoalchemy2 import Geography, Geometry
 
-from app.stations import service
+from app.stations import jobs, service
 from app.stations.models import Station
 from geo.crs import from_wgs84, wgs84_to_gcj02
 
@@ -387,7 +387,7 @@ def test_the_daily_job_rolls_the_open_periods_forward(app, session, new_station,
     station = new_station("rolled", east_of(25))
     monkeypatch.setattr(jobs_module, "_worker_app", app)
     later = dt.datetime(2030, 1, 1, 16, 5, tzinfo=dt.UTC)  # 00:05 on 2 January in Beijing
-    assert service.roll_open_periods(timestamp=int(later.timestamp())) >= 1
+    assert jobs.roll_open_periods(timestamp=int(later.timestamp())) >= 1
     last_end = session.scalar(
         select(func.max(func.upper(StationOpenPeriod.during))).where(
             StationOpenPeriod.station_id == station["id"]

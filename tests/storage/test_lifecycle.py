@@ -14,6 +14,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+from flask import current_app
 from sqlalchemy import func, select
 
 from app.config import PROJECT_ROOT
@@ -36,6 +37,13 @@ def _later() -> dt.datetime:
 
 def _keys(store) -> set[str]:
     return {info.key for info in store.list()}
+
+
+def _upload_settings() -> dict[str, int]:
+    return {
+        "max_pixels": current_app.config["MEDIA_MAX_PIXELS"],
+        "unattached_hours": current_app.config["UNATTACHED_MEDIA_HOURS"],
+    }
 
 
 def _media_rows(session) -> int:
@@ -73,7 +81,7 @@ def test_an_upload_cut_off_half_way_leaves_no_row_and_no_object(
     rows = _media_rows(session)
 
     with pytest.raises(_CutOff):
-        media_service.store_upload(session, None, jpeg())
+        media_service.store_upload(session, None, jpeg(), **_upload_settings())
 
     assert cut.puts == 2  # the photo was stored, the thumbnail was not
     assert _media_rows(session) == rows
@@ -85,7 +93,7 @@ def test_an_upload_whose_transaction_fails_leaves_an_object_the_sweep_removes(
 ):
     kept = upload(client, jpeg()).json["id"]
     savepoint = session.begin_nested()
-    orphan = media_service.store_upload(session, None, jpeg())
+    orphan = media_service.store_upload(session, None, jpeg(), **_upload_settings())
     orphan_keys = {orphan.storage_key, orphan.thumbnail_key}
     savepoint.rollback()  # the commit that never happened
     assert orphan_keys <= _keys(media_store())
@@ -180,7 +188,13 @@ from app.media import service
 database_url, settings = sys.argv[1], json.loads(sys.argv[2])
 app = make_app(database_url, **settings)
 with app.app_context():
-    media = service.store_upload(db.session, None, jpeg())
+    media = service.store_upload(
+        db.session,
+        None,
+        jpeg(),
+        max_pixels=app.config["MEDIA_MAX_PIXELS"],
+        unattached_hours=app.config["UNATTACHED_MEDIA_HOURS"],
+    )
     print(json.dumps([str(media.id), media.storage_key, media.thumbnail_key]), flush=True)
     os.kill(os.getpid(), signal.SIGKILL)  # after the objects, before the commit
     db.session.commit()

@@ -7,6 +7,7 @@ import datetime as dt
 import uuid
 
 import pytest
+from flask import current_app
 from sqlalchemy import select
 
 from app.tasks import service as tasks_service
@@ -90,7 +91,8 @@ def fan_out(session):
 
     def run(task, phase=0):
         task_id = uuid.UUID(task["id"])
-        chosen = tasks_service.fan_out(session, task_id, phase, now())
+        settings = tasks_service.TaskSettings.from_config(current_app.config)
+        chosen = tasks_service.fan_out(session, task_id, phase, now(), settings)
         pending = session.scalars(
             select(Delivery.id).where(Delivery.task_id == task_id, Delivery.status == "pending")
         ).all()
