@@ -13,7 +13,7 @@ tips get one attached photo each (a `media` row, `expires_at` NULL), stored as a
 job reads every file). The batch is made by `service.create_batch` as the demo liaison (filter:
 the sub-district), like `POST /api/v1/clue-batches`.
 
-The project side is the job, `service.generate_batch(batch_id=...)`, run in a child process of
+The project side is the job, `jobs.generate_batch(batch_id=...)`, run in a child process of
 its own (the app created as a worker creates it, `jobs._worker_app` set), so that its peak RSS
 is the job's alone: Python, the app and the job. The peak is VmHWM from /proc/self/status, the
 high-water mark of the child's own memory; `ru_maxrss` is shown but not used, since Linux carries
@@ -188,7 +188,7 @@ def _child(args: dict) -> dict:
     from app import create_app
     from app.config import Config
     from app.core import jobs as jobs_module
-    from app.exports import files, service
+    from app.exports import files
     from app.extensions import db
 
     app = create_app(
@@ -238,7 +238,9 @@ def _child(args: dict) -> dict:
         profiler = cProfile.Profile()
         profiler.enable()
     started = time.perf_counter()
-    rows = service.generate_batch(batch_id=args["batch_id"])
+    from app.exports import jobs as export_jobs
+
+    rows = export_jobs.generate_batch(batch_id=args["batch_id"])
     total = time.perf_counter() - started
     if profiler is not None:
         profiler.disable()
@@ -398,7 +400,9 @@ def _create_batch(app) -> tuple[str, int, float]:
             }
         )
         started = time.perf_counter()
-        batch = service.create_batch(db.session, liaison, values)
+        batch = service.create_batch(
+            db.session, liaison, values, max_tips=app.config["MAX_BATCH_TIPS"]
+        )
         db.session.commit()
         seconds = time.perf_counter() - started
         batch_id, rows = str(batch.id), batch.row_count
@@ -561,7 +565,7 @@ def _results(
     mib = {name: round(size / 2**20, 1) for name, size in file_sizes.items()}
     server = [j["server_ms"] for j in jobs if j["server_ms"] is not None]
     job_command = (
-        f"service.generate_batch(batch_id=...) in a child process ({rows:,} rows, "
+        f"app.exports.jobs.generate_batch(batch_id=...) in a child process ({rows:,} rows, "
         f"{PHOTOS:,} photos); timed: files.write_csv_and_geojson over service._rows"
     )
     common = {"tips": f"{rows:,}", "photos": f"{PHOTOS:,}", "fill s": round(timings["tips"])}

@@ -346,7 +346,14 @@ def _reference_script(app, user_id: uuid.UUID, query: dict, now: dt.datetime) ->
 
         event.listen(session, "do_orm_execute", capture)
         try:
-            document = coverage.cells(session, user, args, start, end)
+            document = coverage.cells(
+                session,
+                user,
+                args,
+                start,
+                end,
+                max_gap_minutes=app.config["SERVICE_MAX_GAP_MINUTES"],
+            )
         finally:
             event.remove(session, "do_orm_execute", capture)
         if not document["features"]:
