@@ -42,8 +42,10 @@ def create_app(config: Config | None = None) -> Flask:
     from app.patrols import jobs as _patrols_jobs  # noqa: F401 - jobs register on import
     from app.patrols.routes import checkpoints_blp, coverage_blp, patrols_blp
     from app.privacy import archive as privacy_archive
+    from app.privacy import deletion as privacy_deletion
     from app.privacy import jobs as _privacy_jobs  # noqa: F401 - jobs register on import
     from app.privacy.routes import blp as privacy_blp
+    from app.privacy.routes import me_deletion_blp, users_deletion_blp
     from app.service_record.routes import blp as service_record_blp
     from app.stations import jobs as _stations_jobs  # noqa: F401 - jobs register on import
     from app.stations.routes import blp as stations_blp
@@ -136,6 +138,8 @@ def create_app(config: Config | None = None) -> Flask:
         clue_batches_blp,
         audit_blp,
         privacy_blp,
+        me_deletion_blp,
+        users_deletion_blp,
     ):
         api.register_blueprint(blueprint)
     # Hooks a lower package owns and a higher one fills, so that imports only go down the
@@ -144,6 +148,7 @@ def create_app(config: Config | None = None) -> Flask:
     tips_access.register_photo_rule()
     tasks_access.register_photo_rule()
     duty_service.connect_to_accounts()
+    privacy_deletion.connect_to_accounts()
     # ... and the orphan sweep asks each kind of stored object's owner which ones rows still
     # point to (app/storage/owners.py).
     media_storage.register_stored_objects()

@@ -31,12 +31,6 @@ from app.core.blueprint import Blueprint
 from app.core.caching import public_data
 from app.core.pagination import PageArgsSchema, page_of, paginate
 from app.extensions import db, limiter
-from app.privacy import deletion
-from app.privacy.schemas import (
-    AccountDeleteSchema,
-    DeletionScheduledSchema,
-    StaffAccountDeleteSchema,
-)
 
 auth_blp = Blueprint(
     "auth", __name__, url_prefix="/api/v1/auth", description="Sign-up and sessions"
@@ -178,29 +172,6 @@ class Me(MethodView):
         """
         return service.update_me(db.session, current_user(), body)
 
-    @me_blp.login_required
-    @me_blp.arguments(AccountDeleteSchema)
-    @me_blp.response(202, DeletionScheduledSchema)
-    @me_blp.alt_response(409, response="CONFLICT")
-    @me_blp.alt_response(429, response="TOO_MANY_REQUESTS")
-    def delete(self, body):
-        """Delete your account: re-enter your password; your data is erased after a grace period.
-
-        Every session is signed out at once and you go off duty. Signing in before
-        `erase_after` cancels the deletion. Then your name, phone, ID number, password, devices,
-        duty, patrols and their tracks, consents, sessions and notifications are erased, your
-        tips become anonymous and your service time joins anonymous totals; `kept_by_law` lists
-        what stays. A wrong password answers 422 and counts as a failed sign-in (429 once the
-        sign-in attempts are spent). Staff and admin accounts answer 409.
-        """
-        user = current_user()
-        login_limits.count_password_attempt(user.phone)
-        service.check_password(db.session, user, body["password"], _settings())
-        scheduled = deletion.request(
-            db.session, user, grace_days=current_app.config["ACCOUNT_DELETION_GRACE_DAYS"]
-        )
-        return deletion.answer(scheduled)
-
 
 @me_blp.route("/password")
 class MyPassword(MethodView):
@@ -254,29 +225,6 @@ class UserById(MethodView):
         actor = current_user()
         user = service.get_visible_user(db.session, actor, user_id)
         return service.update_account(db.session, actor, user, body)
-
-    @users_blp.role_required(COMMUNITY_ADMIN)
-    @users_blp.arguments(StaffAccountDeleteSchema)
-    @users_blp.response(202, DeletionScheduledSchema)
-    @users_blp.alt_response(409, response="CONFLICT")
-    def delete(self, body, user_id):
-        """Delete a volunteer's account at their request (their data is erased after the grace
-        period, as with DELETE /api/v1/me); give the reason, kept on the audit trail.
-
-        Only volunteer accounts whose home community and areas lie inside your jurisdiction;
-        the volunteer signing in before `erase_after` cancels it.
-        """
-        actor = current_user()
-        user = service.get_visible_user(db.session, actor, user_id)
-        service.check_manages(db.session, actor, user)
-        scheduled = deletion.request(
-            db.session,
-            user,
-            grace_days=current_app.config["ACCOUNT_DELETION_GRACE_DAYS"],
-            actor=actor,
-            reason=body["reason"].strip(),
-        )
-        return deletion.answer(scheduled)
 
 
 @users_blp.route("/<uuid:user_id>/verify")

@@ -406,9 +406,8 @@ def login(session: Session, phone: str, password: str, settings: AuthSettings) -
     audit.record(session, "auth.login", actor=user, object_type="user", object_ids=[user.id])
     if hasher.check_needs_rehash(user.password_hash):
         user.password_hash = hasher.hash(password)
-    from app.privacy import deletion  # the privacy package builds on accounts, not the reverse
-
-    cancelled = deletion.cancel_on_sign_in(session, user)
+    announced = signals.signed_in.send(session=session, user=user)
+    cancelled = any(answer for _receiver, answer in announced)
     return replace(start_session(session, user, settings), deletion_cancelled=cancelled)
 
 

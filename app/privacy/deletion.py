@@ -22,6 +22,7 @@ from sqlalchemy import delete, exists, func, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
+from app.auth import signals as account_signals
 from app.auth.models import User
 from app.core import audit
 from app.core.auth import VOLUNTEER
@@ -365,3 +366,13 @@ def answer(deletion: AccountDeletion) -> dict:
             {"what": kept["what"], "why": translated(kept["why"])} for kept in KEPT_BY_LAW
         ],
     }
+
+
+def _cancel_on_sign_in(_sender: object = None, *, session: Session, user: User) -> bool:
+    return cancel_on_sign_in(session, user)
+
+
+def connect_to_accounts() -> None:
+    """A sign-in cancels a pending deletion (accounts announce it, app/auth/signals.py);
+    create_app calls this."""
+    account_signals.signed_in.connect(_cancel_on_sign_in)
