@@ -282,11 +282,11 @@ def pgbench(script: str, url: str, seconds: int, connections: int) -> tuple[floa
 
 
 def pgbench_latencies(
-    script: Path | list[Path], url: str, transactions: int, name: str
+    script: Path | list[Path], url: str, transactions: int, name: str, warm_up: int = 0
 ) -> list[float]:
     """Milliseconds per transaction of one pgbench client running `script` (or one of several
-    scripts, picked at random, each time) `transactions` times, from pgbench's per-transaction
-    log (bench/results/<name>_log*)."""
+    scripts, picked at random, each time) `transactions` times after `warm_up` more left out,
+    from pgbench's per-transaction log (bench/results/<name>_log*)."""
     scripts = script if isinstance(script, list) else [script]
     workdir = ROOT / "bench" / "results"
     workdir.mkdir(exist_ok=True)
@@ -298,7 +298,7 @@ def pgbench_latencies(
         "-c",
         "1",
         "-t",
-        str(transactions),
+        str(transactions + warm_up),
         *[arg for path in scripts for arg in ("-f", str(path))],
         "--log",
         "--log-prefix",
@@ -309,7 +309,7 @@ def pgbench_latencies(
     for log in sorted(workdir.glob(f"{name}_log*")):
         latencies.extend(int(line.split()[2]) / 1000 for line in log.read_text().splitlines())
         log.unlink()
-    return latencies
+    return latencies[warm_up:]
 
 
 def geojson_latencies(
