@@ -127,14 +127,25 @@ def _row(session, actor, code, area):
     return row
 
 
-def test_revoked_teams_and_other_kinds_do_not_count_towards_the_target(
-    new_team, session, admin, area
+@pytest.mark.parametrize("filing_status", ["unfiled", "filed"])
+def test_an_organisation_counts_towards_the_target_filed_or_not(
+    new_team, session, admin, area, filing_status
 ):
     before = _row(session, admin, BEILANG, area).organisations
-    new_team(BEILANG)
-    new_team(BEILANG, name="已撤销", filing_status="revoked")
-    new_team(BEILANG, name="巡逻队", kind="patrol_team", service_type=None)
+    new_team(BEILANG, filing_status=filing_status)
     assert _row(session, admin, BEILANG, area).organisations == before + 1
+
+
+def test_a_revoked_organisation_does_not_count_towards_the_target(new_team, session, admin, area):
+    before = _row(session, admin, BEILANG, area).organisations
+    new_team(BEILANG, name="已撤销", filing_status="revoked")
+    assert _row(session, admin, BEILANG, area).organisations == before
+
+
+def test_other_kinds_of_team_do_not_count_towards_the_target(new_team, session, admin, area):
+    before = _row(session, admin, BEILANG, area).organisations
+    new_team(BEILANG, name="巡逻队", kind="patrol_team", service_type=None)
+    assert _row(session, admin, BEILANG, area).organisations == before
 
 
 def test_brand_organisations_count_against_their_own_target(new_team, session, admin, area):
