@@ -323,7 +323,7 @@ def _scripts(app, phone: str, query: dict, now: dt.datetime) -> tuple[dict[str, 
     from the service as it runs; the per-cell one must give the same answer."""
     from sqlalchemy import event, select
 
-    from app.auth.models import User
+    from app.auth.models import User, phone_lookup
     from app.extensions import db
     from app.grid import service
     from app.grid.routes import _period
@@ -331,7 +331,7 @@ def _scripts(app, phone: str, query: dict, now: dt.datetime) -> tuple[dict[str, 
 
     with app.app_context():
         session = db.session()
-        user = session.scalar(select(User).where(User.phone == phone))
+        user = session.scalar(select(User).where(User.phone_hmac == phone_lookup(phone)))
         user.jurisdiction  # noqa: B018 - loaded now, as the API's token check loads it
         args = GridTipsArgsSchema().load(
             {**query, "from": (now - WINDOW).isoformat(), "to": now.isoformat()}
