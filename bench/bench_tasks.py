@@ -281,7 +281,7 @@ def _fcm_alone(credentials: Path, endpoint: str, count: int) -> float:
 def _apns_alone(fake, key_file: Path, count: int) -> float:
     """Seconds a bare httpx HTTP/2 client takes to send `count` prebuilt APNs requests, 100 in
     flight on one connection (bench_push_providers' reference; APNs has no SDK)."""
-    from bench.bench_push_providers import _bare_httpx, _pushes
+    from bench.common import bare_apns_seconds, push_batch
     from notifications.apns import CONCURRENCY, ApnsSender
     from tests.fakes import apns as fake_apns
 
@@ -293,8 +293,8 @@ def _apns_alone(fake, key_file: Path, count: int) -> float:
         "apns-priority": "10",
         "content-type": "application/json",
     }
-    pushes = _pushes(count, lambda _n: fake_apns.device_token())
-    return _bare_httpx(fake.base_url, headers, pushes, CONCURRENCY)
+    pushes = push_batch(count, lambda _n: fake_apns.device_token())
+    return bare_apns_seconds(fake.base_url, headers, pushes, CONCURRENCY)
 
 
 def _jpush_alone(fake, count: int) -> float:
