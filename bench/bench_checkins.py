@@ -119,23 +119,21 @@ end
 def _volunteers(app, count: int) -> list[tuple[str, str, int, float, float]]:
     """`count` volunteers with a session and a patrol started 170 days ago; for each, the
     patrol id, an access token, the patrol's start (epoch s) and a starting point."""
-    from flask_jwt_extended import create_access_token
     from sqlalchemy import text
 
     from app.extensions import db
-    from tests.encrypted_rows import insert_user
+    from testkit.people import insert_user, signed_in
 
     rng = random.Random(20261201)
     started = dt.datetime.now(dt.UTC) - dt.timedelta(days=170)
     out = []
     with app.app_context():
-        home = db.session.execute(
-            text("SELECT id FROM areas WHERE code = '110105001024'")
-        ).scalar_one()
+        conn = db.session.connection()
+        home = conn.execute(text("SELECT id FROM areas WHERE code = '110105001024'")).scalar_one()
         for n in range(count):
-            user_id, session_id, patrol_id = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
-            insert_user(  # phone and name encrypted, as the model writes them
-                db.session.connection(),
+            user_id, patrol_id = uuid.uuid4(), uuid.uuid4()
+            insert_user(
+                conn,
                 phone=f"177{n:08d}",
                 name=f"压测{n}",
                 id=user_id,
@@ -143,22 +141,14 @@ def _volunteers(app, count: int) -> list[tuple[str, str, int, float, float]]:
                 home_community_id=home,
                 status="active",
             )
-            db.session.execute(
-                text("INSERT INTO auth_sessions (id, user_id, created_at) VALUES (:s, :u, now())"),
-                {"s": session_id, "u": user_id},
-            )
-            db.session.execute(
+            conn.execute(
                 text(
                     "INSERT INTO patrols (id, volunteer_id, kind, status, started_at) "
                     "VALUES (:p, :u, 'walk_along', 'active', :t)"
                 ),
                 {"p": patrol_id, "u": user_id, "t": started},
             )
-            token = create_access_token(
-                identity=str(user_id),
-                additional_claims={"sid": str(session_id)},
-                expires_delta=dt.timedelta(hours=6),
-            )
+            token = signed_in(conn, app, user_id, expires=dt.timedelta(hours=6))
             out.append(
                 (
                     str(patrol_id),

@@ -33,8 +33,8 @@ from urllib.request import HTTPCookieProcessor, HTTPRedirectHandler, Request, bu
 
 import sqlalchemy as sa
 
-from bench.bench_tips_list import TIPS, WARM_UP, WORKDIR, _fill, _pgbench_latencies
 from bench.common import (
+    ROOT,
     BenchConfig,
     Result,
     Target,
@@ -45,12 +45,16 @@ from bench.common import (
     make_database,
     migrate_and_load_demo,
     percentile,
+    pgbench_latencies,
 )
+from testkit.tips import TIPS, fill_tips
 
 TARGET_MS = 300
 PAGE_SIZE = 25  # the console's page (app/console/views.py)
 FILTER_SETS = 40
 ACCOUNTS = {"community admin (建外)": "13800000002", "administrator (district)": "13800000001"}
+WARM_UP = 50
+WORKDIR = ROOT / "bench" / "results"
 JIANWAI = "110105001000"
 
 
@@ -174,7 +178,7 @@ def run(config: BenchConfig) -> list[Result]:
     try:
         app = bench_app(bench_url)
         migrate_and_load_demo(app)
-        fill_seconds, _vacuum_seconds = _fill(app)
+        fill_seconds, _vacuum_seconds = fill_tips(app)
         print(f"   filled {TIPS:,} tips in {fill_seconds:.1f} s", flush=True)
         sets = _filter_sets(app, FILTER_SETS, seed=17)
         scripts: dict[str, list[Path]] = {}
@@ -198,7 +202,9 @@ def run(config: BenchConfig) -> list[Result]:
                             )
                         )
                         reference[name].append(
-                            _pgbench_latencies(scripts[name], bench_url, requests + WARM_UP)
+                            pgbench_latencies(
+                                scripts[name], bench_url, requests, "console_queue", WARM_UP
+                            )
                         )
         finally:
             del os.environ["DATABASE_URL"]

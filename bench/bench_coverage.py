@@ -265,40 +265,26 @@ def _fill(app, total: int) -> tuple[float, float, dt.datetime]:
 def _staff(app) -> tuple[uuid.UUID, uuid.UUID, str]:
     """A community admin of the sub-district with a live session: user id, sub-district id and
     an access token."""
-    from flask_jwt_extended import create_access_token
     from sqlalchemy import text
 
     from app.extensions import db
-    from tests.encrypted_rows import insert_user
+    from testkit.people import add_staff, signed_in
 
-    user_id, session_id = uuid.uuid4(), uuid.uuid4()
     with app.app_context():
-        subdistrict = db.session.execute(
+        conn = db.session.connection()
+        subdistrict = conn.execute(
             text("SELECT id FROM areas WHERE code = :code AND level = 'subdistrict'"),
             {"code": SUBDISTRICT_CODE},
         ).scalar_one()
-        insert_user(  # phone and name encrypted, as the model writes them
-            db.session.connection(),
+        user_id = add_staff(
+            conn,
             phone=STAFF_PHONE,
             name="压测社区管理员",
-            id=user_id,
             roles=["community_admin"],
-            status="active",
+            area_codes=[SUBDISTRICT_CODE],
         )
-        db.session.execute(
-            text("INSERT INTO user_areas (user_id, area_id) VALUES (:u, :a)"),
-            {"u": user_id, "a": subdistrict},
-        )
-        db.session.execute(
-            text("INSERT INTO auth_sessions (id, user_id, created_at) VALUES (:s, :u, now())"),
-            {"s": session_id, "u": user_id},
-        )
+        token = signed_in(conn, app, user_id, expires=dt.timedelta(hours=6))
         db.session.commit()
-        token = create_access_token(
-            identity=str(user_id),
-            additional_claims={"sid": str(session_id)},
-            expires_delta=dt.timedelta(hours=6),
-        )
     return user_id, subdistrict, token
 
 
@@ -442,8 +428,8 @@ def run(config: BenchConfig) -> list[Result]:
                         features[name].append(fewest)
                         reference[name].append(
                             pgbench_latencies(
-                                scripts[name], bench_url, requests + WARM_UP, "coverage"
-                            )[WARM_UP:]
+                                scripts[name], bench_url, requests, "coverage", WARM_UP
+                            )
                         )
         finally:
             del os.environ["DATABASE_URL"]

@@ -34,6 +34,7 @@ from bench.common import (
     migrate_and_load_demo,
     percentile,
 )
+from testkit.people import bearer_for_phone
 
 USERS = 10_000
 PAGE_SIZE = 100
@@ -98,24 +99,6 @@ def _fill(app, keyring, community_code: str = "110105001024") -> list[str]:
     return phones
 
 
-def _admin_headers(app) -> dict[str, str]:
-    from flask_jwt_extended import create_access_token
-    from sqlalchemy import select
-
-    from app.auth.models import AuthSession, User, phone_lookup
-    from app.extensions import db
-
-    with app.app_context():
-        admin = db.session.scalar(select(User).where(User.phone_hmac == phone_lookup(ADMIN_PHONE)))
-        auth_session = AuthSession(id=uuid.uuid4(), user_id=admin.id)
-        db.session.add(auth_session)
-        db.session.commit()
-        token = create_access_token(
-            identity=str(admin.id), additional_claims={"sid": str(auth_session.id)}
-        )
-    return {"Authorization": f"Bearer {token}"}
-
-
 def _round(app, keyring, phones, headers, count: int) -> tuple[list[float], list[float]]:
     from app.core import field_crypto
 
@@ -156,7 +139,7 @@ def run(config: BenchConfig) -> list[Result]:
             field_crypto.install(keyrings[side])
             migrate_and_load_demo(app)
             phones[side] = _fill(app, keyrings[side])
-            headers[side] = _admin_headers(app)
+            headers[side] = bearer_for_phone(app, ADMIN_PHONE)
             apps[side] = app
         # Hundreds of sign-ins a minute from one client are the point here (init_app set it).
         limiter.enabled = False

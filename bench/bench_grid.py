@@ -2,7 +2,7 @@
 
 Runs on a throw-away database of the dev cluster's server (made and dropped here), migrated and
 loaded with the demo data (Chaoyang's areas and accounts), then filled with the 1,000,000 tips of
-bench/bench_tips_list.py (its FILL_SQL, by its `_fill`: created over the last 365 days, spread
+testkit/tips.py (`fill_tips`, the tips of bench_tips_list: created over the last 365 days, spread
 evenly over Chaoyang's 598 communities, a point within about 200 m of each community's centre,
 10 categories, statuses by age). That fill leaves the cells empty, so this benchmark adds them:
 the tips' points are read through a server-side cursor, their H3 cells (resolutions 7, 8, 9, as
@@ -57,14 +57,13 @@ API's p50 within 1.5x of the raw SQL's.
 
 Environment: BENCH_REQUESTS (default 200 measured requests per scenario and round, after 10
 warm-up ones, the same count of pgbench transactions per candidate), BENCH_ROUNDS (rounds of both
-sides, interleaved; p50/p99 per round, the median of the rounds is reported). The tip count is
-bench_tips_list's (1,000,000): its `_fill` takes no count.
+sides, interleaved; p50/p99 per round, the median of the rounds is reported). BENCH_TIPS (default
+1,000,000) tips are stored, as in bench_tips_list.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import json
 import os
 import statistics
 import sys
@@ -72,10 +71,7 @@ import time
 import uuid
 from pathlib import Path
 from urllib.parse import urlencode
-from urllib.request import Request, urlopen
 
-from bench.bench_tips_list import TIPS
-from bench.bench_tips_list import _fill as fill_tips
 from bench.common import (
     ROOT,
     BenchConfig,
@@ -90,6 +86,8 @@ from bench.common import (
     percentile,
     pgbench_latencies,
 )
+from testkit.people import login
+from testkit.tips import TIPS, fill_tips
 
 SUBDISTRICT_CODE = "110105001000"  # 建外街道
 STAFF_PHONE = "13800000002"  # the demo community admin, jurisdiction 建外街道
@@ -207,9 +205,9 @@ def _fill_cells(app) -> dict[str, float]:
 
 
 def _fill(app) -> float:
-    """bench_tips_list's tips, then their cells; the seconds of it all."""
+    """The tips of testkit/tips.py, then their cells; the seconds of it all."""
     insert_s, vacuum_s = fill_tips(app)
-    _log(f"INSERT of {TIPS:,} tips (bench_tips_list._fill): {insert_s:.1f} s")
+    _log(f"INSERT of {TIPS:,} tips (testkit.tips.fill_tips): {insert_s:.1f} s")
     _log(f"VACUUM ANALYZE tips after it: {vacuum_s:.1f} s")
     total = insert_s + vacuum_s
     for name, seconds in _fill_cells(app).items():
@@ -255,16 +253,6 @@ def _tips_in_window(app, area_id: uuid.UUID | None, end: dt.datetime) -> tuple[i
         ).one()
         db.session.remove()
     return window, read
-
-
-def _login(base: str, phone: str) -> str:
-    from app.demo import DEMO_PASSWORD
-
-    body = json.dumps({"phone": phone, "password": DEMO_PASSWORD}).encode()
-    headers = {"Content-Type": "application/json"}
-    request = Request(f"{base}/api/v1/auth/login", data=body, headers=headers)  # noqa: S310
-    with urlopen(request, timeout=30) as response:  # noqa: S310 - loopback
-        return json.loads(response.read())["access_token"]
 
 
 # -- the reference -------------------------------------------------------------------------------
@@ -335,7 +323,7 @@ def _scripts(app, phone: str, query: dict, now: dt.datetime) -> tuple[dict[str, 
     from the service as it runs; the per-cell one must give the same answer."""
     from sqlalchemy import event, select
 
-    from app.auth.models import User
+    from app.auth.models import User, phone_lookup
     from app.extensions import db
     from app.grid import service
     from app.grid.routes import _period
@@ -343,7 +331,7 @@ def _scripts(app, phone: str, query: dict, now: dt.datetime) -> tuple[dict[str, 
 
     with app.app_context():
         session = db.session()
-        user = session.scalar(select(User).where(User.phone == phone))
+        user = session.scalar(select(User).where(User.phone_hmac == phone_lookup(phone)))
         user.jurisdiction  # noqa: B018 - loaded now, as the API's token check loads it
         args = GridTipsArgsSchema().load(
             {**query, "from": (now - WINDOW).isoformat(), "to": now.isoformat()}
@@ -454,7 +442,7 @@ def run(config: BenchConfig) -> list[Result]:
         os.environ["DATABASE_URL"] = bench_url
         try:
             with gunicorn(workers=1) as base:
-                tokens = {phone: _login(base, phone) for phone in (STAFF_PHONE, ADMIN_PHONE)}
+                tokens = {phone: login(base, phone) for phone in (STAFF_PHONE, ADMIN_PHONE)}
                 for round_no in range(config.rounds):
                     for name, (phone, query, _) in scenarios.items():
                         latencies, fewest = geojson_latencies(
@@ -470,9 +458,7 @@ def run(config: BenchConfig) -> list[Result]:
                         features[name].append(fewest)
                         for candidate, path in scripts[name].items():
                             reference[name][candidate].append(
-                                pgbench_latencies(path, bench_url, requests + WARM_UP, "grid")[
-                                    WARM_UP:
-                                ]
+                                pgbench_latencies(path, bench_url, requests, "grid", WARM_UP)
                             )
         finally:
             del os.environ["DATABASE_URL"]

@@ -18,7 +18,6 @@ Measured: pushes per second, the median of BENCH_ROUNDS rounds, the two sides in
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import sys
@@ -26,42 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.common import ROOT, BenchConfig, Result
-
-
-def _pushes(count: int, token):
-    from notifications.push import Push
-
-    return [
-        Push(n, token(n), "压测: 东门人员聚集", "请附近志愿者协助疏导", {"kind": "task_offered"})
-        for n in range(count)
-    ]
-
-
-def _bare_httpx(endpoint: str, headers: dict, pushes, concurrency: int) -> float:
-    import httpx
-
-    from notifications.apns import payload
-
-    async def main() -> float:
-        gate = asyncio.Semaphore(concurrency)
-        async with httpx.AsyncClient(base_url=endpoint, http1=False, http2=True) as client:
-
-            async def one(push) -> int:
-                async with gate:
-                    response = await client.post(
-                        f"/3/device/{push.token}", content=payload(push), headers=headers
-                    )
-                    return response.status_code
-
-            started = time.monotonic()
-            statuses = await asyncio.gather(*(one(p) for p in pushes))
-            elapsed = time.monotonic() - started
-        if set(statuses) != {200}:
-            raise SystemExit(f"the reference's APNs requests failed: {set(statuses)}")
-        return elapsed
-
-    return asyncio.run(main())
+from bench.common import ROOT, BenchConfig, Result, bare_apns_seconds, push_batch
 
 
 def apns(config: BenchConfig, count: int, delay_s: float) -> Result:
@@ -69,7 +33,7 @@ def apns(config: BenchConfig, count: int, delay_s: float) -> Result:
     from tests.fakes import apns as fake_apns
 
     tokens = [fake_apns.device_token() for _ in range(count)]
-    pushes = _pushes(count, tokens.__getitem__)
+    pushes = push_batch(count, tokens.__getitem__)
     project, reference = [], []
     with fake_apns.running(delay_s=delay_s) as fake, tempfile.TemporaryDirectory() as tmp:
         sender = ApnsSender(
@@ -91,7 +55,7 @@ def apns(config: BenchConfig, count: int, delay_s: float) -> Result:
                 if any(o.status != "sent" for o in outcomes):
                     raise SystemExit("the sender's APNs pushes failed")
                 project.append(round(count / elapsed))
-                seconds = _bare_httpx(fake.base_url, headers, pushes, CONCURRENCY)
+                seconds = bare_apns_seconds(fake.base_url, headers, pushes, CONCURRENCY)
                 reference.append(round(count / seconds))
         finally:
             sender.close()
@@ -114,7 +78,7 @@ def jpush(config: BenchConfig, count: int, delay_s: float) -> Result:
     from notifications.jpush import BATCH, JPushSender
     from tests.fakes import jpush as fake_jpush
 
-    pushes = _pushes(count, lambda n: f"1a0018970a{n:09d}")
+    pushes = push_batch(count, lambda n: f"1a0018970a{n:09d}")
     project, reference = [], []
     with fake_jpush.running(delay_s=delay_s) as fake:
         sender = JPushSender(fake.app_key, fake.master_secret, endpoint=fake.base_url)

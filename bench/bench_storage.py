@@ -38,6 +38,7 @@ from bench.common import (
     migrate_and_load_demo,
     percentile,
 )
+from testkit.people import add_volunteer, bearer
 
 COMMUNITY = "110105001024"
 
@@ -56,33 +57,14 @@ def _photo() -> bytes:
 
 
 def _volunteer_headers(app) -> dict[str, str]:
-    from flask_jwt_extended import create_access_token
-
-    from app.areas import service as areas
-    from app.auth.models import AuthSession, User
     from app.extensions import db
 
     with app.app_context():
-        user = User(
-            id=uuid.uuid4(),
-            phone="13700000001",
-            password_hash="!",  # noqa: S106 - no argon2 hash: no sign-in, a token only
-            real_name="压测用户",
-            roles=["volunteer"],
-            volunteer_types=[],
-            skills=[],
-            status="active",
-            home_community_id=areas.get_by_code(db.session, COMMUNITY).id,
+        user_id = add_volunteer(
+            db.session.connection(), phone="13700000001", name="压测用户", home_code=COMMUNITY
         )
-        db.session.add(user)
-        db.session.flush()  # the session row's foreign key needs the user first
-        auth_session = AuthSession(id=uuid.uuid4(), user_id=user.id)
-        db.session.add(auth_session)
         db.session.commit()
-        token = create_access_token(
-            identity=str(user.id), additional_claims={"sid": str(auth_session.id)}
-        )
-    return {"Authorization": f"Bearer {token}"}
+    return bearer(app, user_id)
 
 
 def _api_round(app, settings: dict, headers, photo: bytes, count: int) -> list[float]:

@@ -49,6 +49,7 @@ from bench.common import (
     percentile,
     pgbench_latencies,
 )
+from testkit.people import add_staff, encrypted_identities, fill_on_duty_volunteers, signed_in
 
 POINT = (116.457036, 39.910039)  # 南郎家园, WGS-84
 DISTRICT = "110105000000"
@@ -69,88 +70,43 @@ def _sql(app, statement: str, params: dict | None = None):
 
 
 def _identities(app, prefix: str, count: int, name: str) -> dict[str, list[bytes]]:
-    """Phones `prefix` + 8 digits (1..count) and names `name` + n as the model stores them
-    (app/core/field_crypto.py: encrypted, the phone's keyed hash beside it), as arrays for SQL
-    to take the n-th of."""
-    from app.core import field_crypto
-
     with app.app_context():
-        keyring = field_crypto.installed()
-        phones = [f"{prefix}{n:08d}" for n in range(1, count + 1)]
-        return {
-            "phone_ct": [keyring.encrypt(p) for p in phones],
-            "phone_hmac": [keyring.lookup(p) for p in phones],
-            "name_ct": [keyring.encrypt(f"{name}{n}") for n in range(1, count + 1)],
-        }
+        return encrypted_identities(prefix, count, name)
 
 
 def _fill_volunteers(app, count: int) -> None:
     """`count` on-duty volunteers around POINT, with consent, a fresh position inside the
     district (radius tasks reach only their creator's jurisdiction) and a phone."""
-    _sql(
-        app,
-        """
-        WITH spot AS MATERIALIZED (
-            SELECT row_number() OVER () AS n, geom FROM (
-                SELECT ST_SetSRID(ST_MakePoint(:lon + (random() - 0.5) * 0.02,
-                                               :lat + (random() - 0.5) * 0.015), 4326) AS geom
-                FROM generate_series(1, 2 * :count)) candidate
-            WHERE EXISTS (  -- inside the district: radius tasks reach their creator's areas only
-                SELECT 1 FROM area_pieces pc JOIN areas a ON a.id = pc.area_id
-                WHERE a.code = :district AND ST_Intersects(pc.geom, candidate.geom))
-            LIMIT :count
-        ), made AS (
-            INSERT INTO users (id, phone_ciphertext, phone_hmac, real_name_ciphertext,
-                               password_hash, roles, status, location_sharing, home_community_id)
-            SELECT gen_random_uuid(), (CAST(:phone_ct AS bytea[]))[n],
-                   (CAST(:phone_hmac AS bytea[]))[n], (CAST(:name_ct AS bytea[]))[n], 'x',
-                   ARRAY['volunteer'], 'active', true,
-                   (SELECT id FROM areas WHERE code = '110105001024')
-            FROM spot
-            RETURNING id, phone_hmac
-        ), duty AS (
-            INSERT INTO duty_status (user_id, geom, position_at)
-            SELECT made.id, spot.geom, now()
-            FROM made JOIN spot ON made.phone_hmac = (CAST(:phone_hmac AS bytea[]))[spot.n]
+    from app.extensions import db
+
+    with app.app_context():
+        fill_on_duty_volunteers(
+            db.session.connection(),
+            count,
+            near=POINT,
+            district_code=DISTRICT,
+            home_code="110105001024",
         )
-        INSERT INTO devices (id, user_id, token, platform, app_version)
-        SELECT gen_random_uuid(), id, 'bench-' || id, 'android', 'bench' FROM made
-        """,
-        {
-            "count": count,
-            "lon": POINT[0],
-            "lat": POINT[1],
-            "district": DISTRICT,
-            **_identities(app, "155", count, "压测志愿者"),
-        },
-    )
+        db.session.commit()
     for table in ("users", "duty_status", "devices"):
         _sql(app, f"ANALYZE {table}")
 
 
 def _staff_token(app) -> str:
-    from flask_jwt_extended import create_access_token
+    from app.extensions import db
 
-    user_id, session_id = uuid.uuid4(), uuid.uuid4()
-    _sql(
-        app,
-        "INSERT INTO users (id, phone_ciphertext, phone_hmac, real_name_ciphertext, "
-        "password_hash, roles, status) VALUES (:u, (CAST(:phone_ct AS bytea[]))[1], "
-        "(CAST(:phone_hmac AS bytea[]))[1], (CAST(:name_ct AS bytea[]))[1], 'x', "
-        "ARRAY['grid_staff'], 'active')",
-        {"u": user_id, **_identities(app, "1540000", 1, "压测网格员")},
-    )
-    for statement in (
-        "INSERT INTO user_areas (user_id, area_id) SELECT :u, id FROM areas WHERE code = :d",
-        "INSERT INTO auth_sessions (id, user_id, created_at) VALUES (:s, :u, now())",
-    ):
-        _sql(app, statement, {"u": user_id, "s": session_id, "d": DISTRICT})
     with app.app_context():
-        return create_access_token(
-            identity=str(user_id),
-            additional_claims={"sid": str(session_id)},
-            expires_delta=dt.timedelta(hours=2),
+        conn = db.session.connection()
+        user_id = add_staff(
+            conn,
+            phone="154000000000001",
+            name="压测网格员1",
+            roles=["grid_staff"],
+            area_codes=[DISTRICT],
         )
+        token = signed_in(conn, app, user_id, expires=dt.timedelta(hours=2))
+        db.session.commit()
+    return token
 
 
 def _post_task(base: str, token: str, recipients: int) -> str:
@@ -355,7 +311,7 @@ def _fcm_alone(credentials: Path, endpoint: str, count: int) -> float:
 def _apns_alone(fake, key_file: Path, count: int) -> float:
     """Seconds a bare httpx HTTP/2 client takes to send `count` prebuilt APNs requests, 100 in
     flight on one connection (bench_push_providers' reference; APNs has no SDK)."""
-    from bench.bench_push_providers import _bare_httpx, _pushes
+    from bench.common import bare_apns_seconds, push_batch
     from notifications.apns import CONCURRENCY, ApnsSender
     from tests.fakes import apns as fake_apns
 
@@ -367,8 +323,8 @@ def _apns_alone(fake, key_file: Path, count: int) -> float:
         "apns-priority": "10",
         "content-type": "application/json",
     }
-    pushes = _pushes(count, lambda _n: fake_apns.device_token())
-    return _bare_httpx(fake.base_url, headers, pushes, CONCURRENCY)
+    pushes = push_batch(count, lambda _n: fake_apns.device_token())
+    return bare_apns_seconds(fake.base_url, headers, pushes, CONCURRENCY)
 
 
 def _jpush_alone(fake, count: int) -> float:

@@ -2,12 +2,8 @@
 
 Runs on a throw-away database of the dev cluster's server (made and dropped here), migrated and
 loaded with the demo data (Chaoyang's areas and accounts), then filled by one INSERT ... SELECT
-with 1,000,000 tips: created over the last 365 days, spread evenly over Chaoyang's communities
-(a point near each community's centre, the path columns copied from its area row), one of the
-10 seeded categories each, 70% anonymous. Status by age: of the last 7 days mostly open
-(50% submitted, 25% triaged, 10% assigned, 10% in progress, 5% resolved); 7-30 days half open
-(10/15/10/15%, resolved 35%, rejected 15%); older ones 2% still open, 78% resolved, 15% rejected,
-5% referred to the police.
+with 1,000,000 tips (`BENCH_TIPS`; testkit/tips.py says how they are spread over communities,
+categories, statuses and a year).
 
 The project side is `GET /api/v1/tips` under gunicorn as the demo community admin (jurisdiction: the
 sub-district 110105001000), one client, sequential requests (latency, not throughput), in two
@@ -29,7 +25,6 @@ import json
 import os
 import random
 import statistics
-import subprocess
 import time
 from pathlib import Path
 from urllib.parse import urlencode
@@ -45,110 +40,22 @@ from bench.common import (
     database_url,
     drop_database,
     gunicorn,
-    libpq_env,
     make_database,
     migrate_and_load_demo,
     percentile,
-    require_tool,
+    pgbench_latencies,
 )
+from testkit.people import login
+from testkit.tips import TIPS, fill_tips
 
-TIPS = 1_000_000
 TARGET = 2.0
 WARM_UP = 50
 PAGE_SIZE = 20
 STAFF_PHONE = "13800000002"  # the demo community admin, sub-district 110105001000
-REPORTER_PHONE = "13800000005"  # the demo volunteer: the reporter of the named tips
 WORKDIR = ROOT / "bench" / "results"
-
-FILL_SQL = """
-WITH communities AS MATERIALIZED (
-    SELECT row_number() OVER (ORDER BY code) AS i, id, district_id, subdistrict_id,
-           ST_PointOnSurface(geom) AS centre
-    FROM areas WHERE level = 'community'
-), categories AS MATERIALIZED (
-    SELECT row_number() OVER (ORDER BY code) AS i, code, name, default_priority
-    FROM tip_categories
-), draws AS (
-    SELECT n,
-           now() - random() * interval '365 days' AS created_at,
-           1 + floor(random() * (SELECT count(*) FROM communities))::int AS community,
-           1 + floor(random() * (SELECT count(*) FROM categories))::int AS category,
-           random() AS status_draw,
-           random() < 0.7 AS anonymous
-    FROM generate_series(1, :count) AS n
-)
-INSERT INTO tips (id, code, category_code, description, geom, accuracy_m, occurred_at, status,
-                  priority, anonymous, reporter_id, district_id, subdistrict_id, community_id,
-                  status_changed_at, version, created_at, updated_at)
-SELECT gen_random_uuid(),
-       'B' || lpad(d.n::text, 9, '0'),
-       cat.code,
-       '基准测试线索 ' || d.n || '：' || cat.name || '，' || md5(d.n::text),
-       ST_SetSRID(ST_MakePoint(ST_X(c.centre) + (random() - 0.5) * 0.004,
-                               ST_Y(c.centre) + (random() - 0.5) * 0.004), 4326),
-       5 + random() * 45,
-       d.created_at - random() * interval '2 hours',
-       CASE
-           WHEN d.created_at > now() - interval '7 days' THEN CASE
-               WHEN d.status_draw < 0.50 THEN 'submitted'
-               WHEN d.status_draw < 0.75 THEN 'triaged'
-               WHEN d.status_draw < 0.85 THEN 'assigned'
-               WHEN d.status_draw < 0.95 THEN 'in_progress'
-               ELSE 'resolved' END
-           WHEN d.created_at > now() - interval '30 days' THEN CASE
-               WHEN d.status_draw < 0.10 THEN 'submitted'
-               WHEN d.status_draw < 0.25 THEN 'triaged'
-               WHEN d.status_draw < 0.35 THEN 'assigned'
-               WHEN d.status_draw < 0.50 THEN 'in_progress'
-               WHEN d.status_draw < 0.85 THEN 'resolved'
-               ELSE 'rejected' END
-           ELSE CASE
-               WHEN d.status_draw < 0.005 THEN 'submitted'
-               WHEN d.status_draw < 0.010 THEN 'triaged'
-               WHEN d.status_draw < 0.015 THEN 'assigned'
-               WHEN d.status_draw < 0.020 THEN 'in_progress'
-               WHEN d.status_draw < 0.800 THEN 'resolved'
-               WHEN d.status_draw < 0.950 THEN 'rejected'
-               ELSE 'referred_to_police' END
-       END,
-       cat.default_priority,
-       d.anonymous,
-       CASE WHEN d.anonymous THEN NULL ELSE :reporter END,
-       c.district_id, c.subdistrict_id, c.id,
-       d.created_at, 1, d.created_at, d.created_at
-FROM draws d
-JOIN communities c ON c.i = d.community
-JOIN categories cat ON cat.i = d.category
-"""
 
 
 # -- this benchmark ------------------------------------------------------------------------------
-
-
-def _fill(app) -> tuple[float, float]:
-    """1,000,000 tips; the seconds the INSERT took, and VACUUM ANALYZE after it."""
-    from app.auth.models import User, phone_lookup
-    from app.extensions import db
-
-    with app.app_context():
-        reporter = db.session.scalar(
-            sa.select(User.id).where(User.phone_hmac == phone_lookup(REPORTER_PHONE))
-        )
-        raw = db.engine.raw_connection()
-        try:
-            with raw.cursor() as cursor:
-                started = time.perf_counter()
-                sql = FILL_SQL.replace(":count", str(TIPS))
-                cursor.execute(sql.replace(":reporter", f"'{reporter}'::uuid"))
-                raw.commit()
-                inserted = time.perf_counter()
-            raw.driver_connection.autocommit = True
-            with raw.cursor() as cursor:
-                cursor.execute("VACUUM ANALYZE tips")
-        finally:
-            raw.close()
-        db.engine.dispose()
-    return inserted - started, time.perf_counter() - inserted
 
 
 def _categories(app) -> list[str]:
@@ -200,16 +107,6 @@ def _reference_sql(app, args: dict, categories: list[str | None]) -> list[str]:
     return scripts
 
 
-def _login(base: str) -> str:
-    from app.demo import DEMO_PASSWORD
-
-    body = json.dumps({"phone": STAFF_PHONE, "password": DEMO_PASSWORD}).encode()
-    headers = {"Content-Type": "application/json"}
-    request = Request(f"{base}/api/v1/auth/login", data=body, headers=headers)  # noqa: S310
-    with urlopen(request, timeout=30) as response:  # noqa: S310 - loopback
-        return json.loads(response.read())["access_token"]
-
-
 def _api_latencies(
     base: str, token: str, args: dict, categories: list[str | None], requests: int, seed: int
 ) -> list[float]:
@@ -232,28 +129,6 @@ def _api_latencies(
     return latencies
 
 
-def _pgbench_latencies(scripts: list[Path], url: str, transactions: int) -> list[float]:
-    """Milliseconds per transaction from pgbench's log (one client; a random script each time),
-    warm-up transactions left out."""
-    pgbench = require_tool("pgbench", "postgresql-client")
-    for old in WORKDIR.glob("pgbench_log*"):
-        old.unlink()
-    files = [arg for script in scripts for arg in ("-f", str(script))]
-    log = ["--log", "--log-prefix", str(WORKDIR / "pgbench_log")]
-    subprocess.run(
-        [pgbench, "-n", "-c", "1", "-t", str(transactions), *files, *log],
-        check=True,
-        capture_output=True,
-        env=libpq_env(url),
-        cwd=WORKDIR,
-    )
-    latencies = []
-    for log in sorted(WORKDIR.glob("pgbench_log*")):
-        latencies.extend(int(line.split()[2]) / 1000 for line in log.read_text().splitlines())
-        log.unlink()
-    return latencies[WARM_UP:]
-
-
 def run(config: BenchConfig) -> list[Result]:
     requests = int(os.environ.get("BENCH_REQUESTS", 500))
     bench_url = make_database(database_url())
@@ -261,7 +136,7 @@ def run(config: BenchConfig) -> list[Result]:
     try:
         app = bench_app(bench_url)
         migrate_and_load_demo(app)
-        fill_seconds, vacuum_seconds = _fill(app)
+        fill_seconds, vacuum_seconds = fill_tips(app)
         print(
             f"   filled {TIPS:,} tips in {fill_seconds:.1f} s (one INSERT ... SELECT), "
             f"VACUUM ANALYZE {vacuum_seconds:.1f} s",
@@ -284,14 +159,16 @@ def run(config: BenchConfig) -> list[Result]:
         os.environ["DATABASE_URL"] = bench_url
         try:
             with gunicorn(workers=1) as base:
-                token = _login(base)
+                token = login(base, STAFF_PHONE)
                 for round_no in range(config.rounds):
                     for name, args in scenarios.items():
                         project[name].append(
                             _api_latencies(base, token, args, varied[name], requests, round_no)
                         )
                         reference[name].append(
-                            _pgbench_latencies(scripts[name], bench_url, requests + WARM_UP)
+                            pgbench_latencies(
+                                scripts[name], bench_url, requests, "tips_list", WARM_UP
+                            )
                         )
         finally:
             del os.environ["DATABASE_URL"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import shutil
@@ -282,11 +283,11 @@ def pgbench(script: str, url: str, seconds: int, connections: int) -> tuple[floa
 
 
 def pgbench_latencies(
-    script: Path | list[Path], url: str, transactions: int, name: str
+    script: Path | list[Path], url: str, transactions: int, name: str, warm_up: int = 0
 ) -> list[float]:
     """Milliseconds per transaction of one pgbench client running `script` (or one of several
-    scripts, picked at random, each time) `transactions` times, from pgbench's per-transaction
-    log (bench/results/<name>_log*)."""
+    scripts, picked at random, each time) `transactions` times after `warm_up` more left out,
+    from pgbench's per-transaction log (bench/results/<name>_log*)."""
     scripts = script if isinstance(script, list) else [script]
     workdir = ROOT / "bench" / "results"
     workdir.mkdir(exist_ok=True)
@@ -298,7 +299,7 @@ def pgbench_latencies(
         "-c",
         "1",
         "-t",
-        str(transactions),
+        str(transactions + warm_up),
         *[arg for path in scripts for arg in ("-f", str(path))],
         "--log",
         "--log-prefix",
@@ -309,7 +310,7 @@ def pgbench_latencies(
     for log in sorted(workdir.glob(f"{name}_log*")):
         latencies.extend(int(line.split()[2]) / 1000 for line in log.read_text().splitlines())
         log.unlink()
-    return latencies
+    return latencies[warm_up:]
 
 
 def geojson_latencies(
@@ -449,3 +450,45 @@ def fill_stations(bench_url: str, count: int = STATIONS, box=STATIONS_BOX) -> No
         finally:
             raw.close()
         db.engine.dispose()
+
+
+# -- pushes (push_providers, tasks) -------------------------------------------------------------
+
+
+def push_batch(count: int, token) -> list:
+    """`count` pushes of one task offer, the n-th to `token(n)` (the push benchmarks' load)."""
+    from notifications.push import Push
+
+    return [
+        Push(n, token(n), "压测: 东门人员聚集", "请附近志愿者协助疏导", {"kind": "task_offered"})
+        for n in range(count)
+    ]
+
+
+def bare_apns_seconds(endpoint: str, headers: dict, pushes, concurrency: int) -> float:
+    """Seconds a bare httpx HTTP/2 client takes to post `pushes` to an APNs server,
+    `concurrency` in flight on one connection, reading only the status: the reference of the
+    APNs sender (bench_push_providers, bench_tasks)."""
+    import httpx
+
+    from notifications.apns import payload
+
+    async def main() -> float:
+        gate = asyncio.Semaphore(concurrency)
+        async with httpx.AsyncClient(base_url=endpoint, http1=False, http2=True) as client:
+
+            async def one(push) -> int:
+                async with gate:
+                    response = await client.post(
+                        f"/3/device/{push.token}", content=payload(push), headers=headers
+                    )
+                    return response.status_code
+
+            started = time.monotonic()
+            statuses = await asyncio.gather(*(one(p) for p in pushes))
+            elapsed = time.monotonic() - started
+        if set(statuses) != {200}:
+            raise SystemExit(f"the reference's APNs requests failed: {set(statuses)}")
+        return elapsed
+
+    return asyncio.run(main())

@@ -1,28 +1,16 @@
-"""Users that tests running real worker processes commit for real: written with raw SQL as the
-model would write them (the phone and real name encrypted, and the phone's keyed hash), and
-taken away afterwards with everything a task's fan-out made for them."""
+"""Users that tests running real worker processes commit for real (written by testkit/people.py
+as the model would write them) taken away afterwards with everything a task's fan-out made for
+them, and the application those tests made, released."""
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 import sqlalchemy as sa
 
-from app.core import field_crypto
+from testkit.people import insert_user, signed_in
 
-
-def insert_user(conn: sa.Connection, *, phone: str, name: str, **columns: Any) -> None:
-    """INSERT INTO users the `columns` (id, roles, status, ...), the phone and name encrypted."""
-    keyring = field_crypto.installed()
-    values = {
-        "password_hash": "x",
-        **columns,
-        "phone_ciphertext": keyring.encrypt(phone),
-        "phone_hmac": keyring.lookup(phone),
-        "real_name_ciphertext": keyring.encrypt(name),
-    }
-    conn.execute(sa.insert(sa.table("users", *(sa.column(k) for k in values))), values)
+__all__ = ["forget_users", "insert_user", "release", "signed_in"]
 
 
 # In an order the foreign keys allow; `:u` is the users' ids.
@@ -45,21 +33,6 @@ def forget_users(conn: sa.Connection, users: list[Any]) -> None:
     """Delete the users and what tasks, notifications and jobs made for them (and every job)."""
     for statement in _FORGET:
         conn.execute(sa.text(statement), {"u": users})
-
-
-def signed_in(conn: sa.Connection, app: Any, user_id: Any) -> str:
-    """A login session of `user_id` (committed with `conn`) and an access token naming it."""
-    from flask_jwt_extended import create_access_token
-
-    session_id = uuid.uuid4()
-    conn.execute(
-        sa.text("INSERT INTO auth_sessions (id, user_id, created_at) VALUES (:s, :u, now())"),
-        {"s": session_id, "u": user_id},
-    )
-    with app.app_context():
-        return create_access_token(
-            identity=str(user_id), additional_claims={"sid": str(session_id)}
-        )
 
 
 def release(app: Any) -> None:

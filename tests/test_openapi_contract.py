@@ -18,6 +18,7 @@ import sys
 import uuid
 import warnings
 from collections.abc import Iterator
+from types import SimpleNamespace
 
 import pytest
 from openapi_spec_validator import validate
@@ -250,26 +251,13 @@ def _jpeg() -> bytes:
     return out.getvalue()
 
 
-def test_volunteer_journey_through_the_generated_client(generated, server):
+@pytest.fixture(scope="module")
+def volunteer(generated, server) -> SimpleNamespace:
+    """A volunteer registered through the generated client, and the client signed in as them
+    (a volunteer's journey: each test below is one step of it)."""
     from qunfang_client import AuthenticatedClient, Client
-    from qunfang_client.api.auth import post_api_v1_auth_login, post_api_v1_auth_register
-    from qunfang_client.api.media import post_api_v1_media
-    from qunfang_client.api.patrols import (
-        post_api_v1_patrols,
-        post_api_v1_patrols_patrol_id_checkins,
-    )
-    from qunfang_client.api.stations import get_api_v1_stations_nearby
-    from qunfang_client.api.tip_categories import get_api_v1_tip_categories
-    from qunfang_client.api.tips import post_api_v1_tips
-    from qunfang_client.models import (
-        CheckInBatch,
-        Login,
-        MediaUpload,
-        PatrolCreate,
-        Register,
-        TipCreate,
-    )
-    from qunfang_client.types import File
+    from qunfang_client.api.auth import post_api_v1_auth_register
+    from qunfang_client.models import Register
 
     anonymous = Client(base_url=server, raise_on_unexpected_status=True)
     phone = f"139{uuid.uuid4().int % 10**8:08d}"
@@ -287,27 +275,53 @@ def test_volunteer_journey_through_the_generated_client(generated, server):
         ),
     )
     assert registered.status_code == 201, registered.content
-    assert registered.parsed.user.real_name == "李娜"
-    # Registration signs in too; signing in again gives another session.
-    signed_in = post_api_v1_auth_login.sync(
-        client=anonymous, body=Login(phone=phone, password=password)
-    )
-    assert signed_in.access_token != registered.parsed.access_token
-    volunteer = AuthenticatedClient(
+    client = AuthenticatedClient(
         base_url=server, token=registered.parsed.access_token, raise_on_unexpected_status=True
     )
+    return SimpleNamespace(
+        anonymous=anonymous, phone=phone, password=password, registered=registered, client=client
+    )
 
-    photo = post_api_v1_media.sync(
-        client=volunteer,
+
+def _upload_photo(client):
+    from qunfang_client.api.media import post_api_v1_media
+    from qunfang_client.models import MediaUpload
+    from qunfang_client.types import File
+
+    return post_api_v1_media.sync(
+        client=client,
         body=MediaUpload(file=File(payload=io.BytesIO(_jpeg()), file_name="p.jpg")),
     )
+
+
+def test_registration_answers_the_account_and_sign_in_gives_another_session(volunteer):
+    from qunfang_client.api.auth import post_api_v1_auth_login
+    from qunfang_client.models import Login
+
+    assert volunteer.registered.parsed.user.real_name == "李娜"
+    # Registration signs in too; signing in again gives another session.
+    signed_in = post_api_v1_auth_login.sync(
+        client=volunteer.anonymous, body=Login(phone=volunteer.phone, password=volunteer.password)
+    )
+    assert signed_in.access_token != volunteer.registered.parsed.access_token
+
+
+def test_a_photo_upload_answers_its_size_and_type(volunteer):
+    photo = _upload_photo(volunteer.client)
     assert (photo.width, photo.height) == (64, 48)
     assert photo.content_type == "image/jpeg"
 
-    categories = get_api_v1_tip_categories.sync(client=volunteer)
+
+def test_a_tip_with_a_photo_is_submitted(volunteer):
+    from qunfang_client.api.tip_categories import get_api_v1_tip_categories
+    from qunfang_client.api.tips import post_api_v1_tips
+    from qunfang_client.models import TipCreate
+
+    photo = _upload_photo(volunteer.client)
+    categories = get_api_v1_tip_categories.sync(client=volunteer.client)
     category = categories.items[0].code
     tip = post_api_v1_tips.sync(
-        client=volunteer,
+        client=volunteer.client,
         body=TipCreate.from_dict(
             {
                 "category": category,
@@ -319,8 +333,16 @@ def test_volunteer_journey_through_the_generated_client(generated, server):
     )
     assert tip.id and tip.status
 
+
+def test_a_patrols_check_in_is_accepted(volunteer):
+    from qunfang_client.api.patrols import (
+        post_api_v1_patrols,
+        post_api_v1_patrols_patrol_id_checkins,
+    )
+    from qunfang_client.models import CheckInBatch, PatrolCreate
+
     patrol = post_api_v1_patrols.sync(
-        client=volunteer, body=PatrolCreate.from_dict({"kind": "walk_along"})
+        client=volunteer.client, body=PatrolCreate.from_dict({"kind": "walk_along"})
     )
     fix = {
         "client_id": str(uuid.uuid4()),
@@ -328,12 +350,16 @@ def test_volunteer_journey_through_the_generated_client(generated, server):
         "location": {"lon": 116.4854, "lat": 39.9484},
     }
     result = post_api_v1_patrols_patrol_id_checkins.sync(
-        patrol_id=patrol.id, client=volunteer, body=CheckInBatch.from_dict({"items": [fix]})
+        patrol_id=patrol.id, client=volunteer.client, body=CheckInBatch.from_dict({"items": [fix]})
     )
     assert [(str(o.client_id), o.outcome) for o in result.items] == [(fix["client_id"], "accepted")]
 
+
+def test_nearby_stations_come_nearest_first_within_the_radius(volunteer):
+    from qunfang_client.api.stations import get_api_v1_stations_nearby
+
     nearby = get_api_v1_stations_nearby.sync(
-        client=volunteer, lon=116.4854, lat=39.9484, radius_m=20_000
+        client=volunteer.client, lon=116.4854, lat=39.9484, radius_m=20_000
     )
     assert nearby.items
     distances = [s.distance_m for s in nearby.items]

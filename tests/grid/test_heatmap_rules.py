@@ -10,12 +10,9 @@ import datetime as dt
 import h3
 import pytest
 from flask import current_app
-from sqlalchemy import update
 
 from app.core.errors import Unprocessable
 from app.grid import service as grid_service
-from app.tips import service as tips_service
-from app.tips.models import Tip
 from tests.patrols.conftest import HOME
 
 BBOX = (116.40, 39.85, 116.52, 39.95)
@@ -27,31 +24,6 @@ WINDOW_DAYS = 30
 
 def coarse(place) -> str:
     return h3.latlng_to_cell(place[1], place[0], 7)
-
-
-@pytest.fixture
-def put(session):
-    """put(reporter, place, at, category="traffic", into=None): a tip made at `at` (with `into`,
-    merged into that tip); extra keywords set its columns."""
-
-    def make(reporter, place, at, category="traffic", into=None, **columns):
-        tip = tips_service.submit(
-            session,
-            reporter,
-            {
-                "category": category,
-                "description": "测试线索",
-                "location": {"lon": place[0], "lat": place[1], "accuracy_m": 5},
-            },
-        )
-        values = {"created_at": at, **columns}
-        if into is not None:
-            values.update(status="merged", merged_into_id=into.id)
-        session.execute(update(Tip).where(Tip.id == tip.id).values(**values))
-        session.commit()
-        return tip
-
-    return make
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 import uuid
+from types import SimpleNamespace
 
 import pytest
 import sqlalchemy as sa
@@ -36,10 +37,11 @@ def _token(provider: str) -> str:
     return f"fcm-token-{uuid.uuid4()}"
 
 
-@pytest.fixture
-def world(app, database_url, tmp_path):
+@pytest.fixture(scope="module")
+def world(app, database_url, tmp_path_factory):
     """Every fake running and the app configured for them; a staff member and four on-duty
     volunteers who consented to SMS, one phone each, committed; all deleted afterwards."""
+    tmp_path = tmp_path_factory.mktemp("urgent")
     with (
         fake_fcm.running() as fcm,
         fake_apns.running() as apns,
@@ -127,10 +129,14 @@ def world(app, database_url, tmp_path):
             encrypted_rows.release(configured)
 
 
-def test_an_urgent_task_reaches_every_provider_and_the_silent_one_gets_one_sms(world):
+@pytest.fixture(scope="module")
+def journey(world) -> SimpleNamespace:
+    """The task's whole course, once for the module: created by the staff member, fanned out
+    and pushed by a worker, three receipts reported through the API, SMS_FALLBACK_AFTER_S
+    waited out for real and the fallback run by a second worker. What each step left behind is
+    kept for the tests below."""
     app, fakes, engine, users, phones, tokens, bearer = world
     staff, *volunteers = users
-    silent = volunteers[-1]
     client = app.test_client()
     body = {
         "title": "全程测试: 请到东门协助",
@@ -147,30 +153,23 @@ def test_an_urgent_task_reaches_every_provider_and_the_silent_one_gets_one_sms(w
 
     # A worker fans the task out and sends the pushes, then stops (the SMS job not yet due).
     jobs_module.run_worker(app, wait=False, install_signal_handlers=False)
-
-    by_provider = {
-        provider: sorted(
-            tokens[u] for u, (p, _) in zip(volunteers, PHONES, strict=True) if p == provider
-        )
-        for provider in ("fcm", "apns", "jpush")
+    pushed = {
+        "fcm": [r.token for r in fakes["fcm"].received],
+        "apns": [r.token for r in fakes["apns"].received],
+        "jpush": sorted(fakes["jpush"].delivered()),
     }
-    assert [r.token for r in fakes["fcm"].received] == by_provider["fcm"]
-    assert [r.token for r in fakes["apns"].received] == by_provider["apns"]
-    assert sorted(fakes["jpush"].delivered()) == by_provider["jpush"]
-    assert fakes["sms"].delivered() == []
-    (ios,) = fakes["apns"].delivered()
-    assert ios.payload["task_id"] == task_id
+    sms_before_due = fakes["sms"].delivered()
+    ios_pushes = fakes["apns"].delivered()
 
     # Three apps report the push received, as the phone would, through the API.
+    receipts = []
     for user_id in volunteers[:-1]:
         feed = client.get("/api/v1/me/notifications", headers=bearer[user_id])
         assert feed.status_code == 200, feed.json
         (offer,) = [n for n in feed.json["items"] if n["subject_id"] == task_id]
-        receipt = client.post(
-            f"/api/v1/me/notifications/{offer['id']}/received", headers=bearer[user_id]
+        receipts.append(
+            client.post(f"/api/v1/me/notifications/{offer['id']}/received", headers=bearer[user_id])
         )
-        assert receipt.status_code == 200, receipt.json
-        assert receipt.json["received_at"] is not None
 
     # SMS_FALLBACK_AFTER_S pass for real; then a new worker runs the due fallback job.
     with engine.connect() as conn:
@@ -180,23 +179,10 @@ def test_an_urgent_task_reaches_every_provider_and_the_silent_one_gets_one_sms(w
                 "WHERE task_name LIKE '%sms_fallback' AND status = 'todo'"
             )
         ).scalar_one()
-    assert 0 < due_in <= FALLBACK_AFTER_S
-    time.sleep(float(due_in) + 0.5)
+    time.sleep(max(float(due_in), 0) + 0.5)
     jobs_module.run_worker(app, wait=False, install_signal_handlers=False)
 
-    assert fakes["sms"].delivered() == [f"+86{phones[silent]}"]
-    # No push was sent twice by the second worker.
-    assert len(fakes["fcm"].received) == 1
-    assert len(fakes["apns"].received) == 1
-    assert len(fakes["jpush"].delivered()) == 2
-
     shown = client.get(f"/api/v1/tasks/{task_id}", headers=bearer[staff])
-    assert shown.status_code == 200, shown.json
-    statistics = shown.json["statistics"]
-    assert statistics["recipients"] == len(volunteers)
-    assert statistics["deliveries"] == {"sent": len(volunteers)}
-    assert statistics["received"] == len(volunteers) - 1
-    assert statistics["sms"] == {"sent": 1}
     with engine.connect() as conn:
         sms_to = (
             conn.execute(
@@ -209,4 +195,68 @@ def test_an_urgent_task_reaches_every_provider_and_the_silent_one_gets_one_sms(w
             .scalars()
             .all()
         )
-    assert sms_to == [silent]
+    return SimpleNamespace(
+        fakes=fakes,
+        task_id=task_id,
+        volunteers=volunteers,
+        silent=volunteers[-1],
+        phones=phones,
+        tokens=tokens,
+        pushed=pushed,
+        sms_before_due=sms_before_due,
+        ios_pushes=ios_pushes,
+        receipts=receipts,
+        due_in=due_in,
+        shown=shown,
+        sms_to=sms_to,
+    )
+
+
+def test_each_phone_is_pushed_through_its_own_provider(journey):
+    by_provider = {
+        provider: sorted(
+            journey.tokens[u]
+            for u, (p, _) in zip(journey.volunteers, PHONES, strict=True)
+            if p == provider
+        )
+        for provider in ("fcm", "apns", "jpush")
+    }
+    assert journey.pushed == by_provider
+
+
+def test_the_ios_push_names_the_task(journey):
+    (ios,) = journey.ios_pushes
+    assert ios.payload["task_id"] == journey.task_id
+
+
+def test_no_sms_goes_before_the_fallback_is_due(journey):
+    assert journey.sms_before_due == []
+    assert 0 < journey.due_in <= FALLBACK_AFTER_S
+
+
+def test_apps_report_their_push_received_through_the_api(journey):
+    assert len(journey.receipts) == len(journey.volunteers) - 1
+    for receipt in journey.receipts:
+        assert receipt.status_code == 200, receipt.json
+        assert receipt.json["received_at"] is not None
+
+
+def test_only_the_silent_volunteer_gets_one_sms(journey):
+    assert journey.fakes["sms"].delivered() == [f"+86{journey.phones[journey.silent]}"]
+    assert journey.sms_to == [journey.silent]
+
+
+def test_the_fallback_worker_sends_no_push_twice(journey):
+    assert len(journey.fakes["fcm"].received) == 1
+    assert len(journey.fakes["apns"].received) == 1
+    assert len(journey.fakes["jpush"].delivered()) == 2
+
+
+def test_the_task_counts_its_deliveries_receipts_and_sms(journey):
+    assert journey.shown.status_code == 200, journey.shown.json
+    statistics = journey.shown.json["statistics"]
+    volunteers = len(journey.volunteers)
+    assert statistics["recipients"] == volunteers
+    assert statistics["deliveries"] == {"sent": volunteers}
+    assert statistics["received"] == volunteers - 1
+    assert statistics["sms"] == {"sent": 1}

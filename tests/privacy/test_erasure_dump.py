@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import uuid
 from pathlib import Path
+from types import SimpleNamespace
 
 import flask_migrate
 import pytest
@@ -161,7 +162,11 @@ def _where(tables: dict[str, list[str]], needle: str) -> dict[str, list[str]]:
     }
 
 
-def test_after_erasure_the_dump_names_the_volunteer_nowhere_but_the_audit_trail(own_database):
+@pytest.fixture(scope="module")
+def red_team(own_database) -> SimpleNamespace:
+    """Two volunteers with data in every table, the database dumped, the first one's account
+    deleted and erased by the job, the database dumped again. Built once for the module: the
+    tests below each read one thing of it."""
     app, owner_url = own_database
     client = app.test_client()
     phone, name = f"135{uuid.uuid4().int % 10**8:08d}", "红队志愿者甲"
@@ -202,12 +207,6 @@ def test_after_erasure_the_dump_names_the_volunteer_nowhere_but_the_audit_trail(
         "device_token": device_token,
     }
     before = _dump(owner_url)
-    for what, needle in needles.items():
-        assert _where(before, needle), f"the set-up put no {what} in the database"
-    for clear in (phone, name, other_phone, other_name):  # encrypted at rest, even before
-        assert _where(before, clear) == {}
-    held = set(_where(before, user["id"]))
-    assert held >= {f"public.{t}" for t in HOLDING} and any("checkins_p" in t for t in held)
 
     scheduled = ok(client.delete("/api/v1/me", json={"password": PASSWORD}, headers=me), 202)
     due = dt.datetime.fromisoformat(scheduled["erase_after"]) + dt.timedelta(minutes=1)
@@ -217,18 +216,6 @@ def test_after_erasure_the_dump_names_the_volunteer_nowhere_but_the_audit_trail(
     _run_jobs(app)
 
     after = _dump(owner_url)
-    for what, needle in needles.items():
-        if what != "id":
-            assert _where(after, needle) == {}, f"the {what} survived erasure"
-    # The id is a random UUID; it survives only in the append-only audit trail (kept by law),
-    # which never holds a phone, a name or an ID number (checked above).
-    assert set(_where(after, user["id"])) == {"public.audit_events"}
-    erased = [row for row in after["public.audit_events"] if "account.erased" in row]
-    assert len(erased) == 1 and user["id"] in erased[0]
-    # The other volunteer is untouched, and the kept records stand: the tip (anonymous now),
-    # its photo and history, the clue batch, the service time as anonymous totals.
-    for needle in (other_phone_hmac, other_device_token):
-        assert _where(after, needle)
     with app.app_context():
         counts = db.session.execute(
             sa.text(
@@ -239,5 +226,55 @@ def test_after_erasure_the_dump_names_the_volunteer_nowhere_but_the_audit_trail(
                 "(SELECT sum(seconds) FROM anonymous_service_totals) AS kept_seconds"
             )
         ).one()
+    return SimpleNamespace(
+        user=user,
+        clear=(phone, name, other_phone, other_name),
+        needles=needles,
+        others=(other_phone_hmac, other_device_token),
+        before=before,
+        after=after,
+        counts=counts,
+    )
+
+
+def test_the_set_up_puts_each_identifier_of_the_volunteer_in_the_database(red_team):
+    for what, needle in red_team.needles.items():
+        assert _where(red_team.before, needle), f"the set-up put no {what} in the database"
+
+
+def test_phones_and_names_are_encrypted_at_rest_even_before_erasure(red_team):
+    for clear in red_team.clear:
+        assert _where(red_team.before, clear) == {}
+
+
+def test_the_set_up_reaches_every_table_that_holds_a_volunteer(red_team):
+    held = set(_where(red_team.before, red_team.user["id"]))
+    assert held >= {f"public.{t}" for t in HOLDING} and any("checkins_p" in t for t in held)
+
+
+def test_after_erasure_the_dump_holds_no_identifier_but_the_id(red_team):
+    for what, needle in red_team.needles.items():
+        if what != "id":
+            assert _where(red_team.after, needle) == {}, f"the {what} survived erasure"
+
+
+def test_the_id_survives_only_in_the_audit_trail_with_one_erasure_record(red_team):
+    # The id is a random UUID; it survives only in the append-only audit trail (kept by law),
+    # which never holds a phone, a name or an ID number (checked above).
+    user_id = red_team.user["id"]
+    assert set(_where(red_team.after, user_id)) == {"public.audit_events"}
+    erased = [row for row in red_team.after["public.audit_events"] if "account.erased" in row]
+    assert len(erased) == 1 and user_id in erased[0]
+
+
+def test_the_other_volunteer_is_untouched(red_team):
+    for needle in red_team.others:
+        assert _where(red_team.after, needle)
+
+
+def test_the_kept_records_stand(red_team):
+    """The tip (anonymous now), its photo and history, the clue batch, the service time as
+    anonymous totals."""
+    counts = red_team.counts
     assert counts.anonymous_tips >= 1 and counts.batched == 2 and counts.photos == 2
     assert counts.history >= 6 and counts.kept_seconds > 0
