@@ -122,7 +122,7 @@ def _volunteers(app, count: int) -> list[tuple[str, str, int, float, float]]:
     from sqlalchemy import text
 
     from app.extensions import db
-    from testkit.people import insert_user, signed_in
+    from tests.support.people import insert_user, signed_in
 
     rng = random.Random(20261201)
     started = dt.datetime.now(dt.UTC) - dt.timedelta(days=170)

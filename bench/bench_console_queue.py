@@ -47,7 +47,7 @@ from bench.common import (
     percentile,
     pgbench_latencies,
 )
-from testkit.tips import TIPS, fill_tips
+from tests.support.tips import TIPS, fill_tips
 
 TARGET_MS = 300
 PAGE_SIZE = 25  # the console's page (app/console/views.py)

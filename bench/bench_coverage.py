@@ -268,7 +268,7 @@ def _staff(app) -> tuple[uuid.UUID, uuid.UUID, str]:
     from sqlalchemy import text
 
     from app.extensions import db
-    from testkit.people import add_staff, signed_in
+    from tests.support.people import add_staff, signed_in
 
     with app.app_context():
         conn = db.session.connection()

@@ -34,7 +34,7 @@ from bench.common import (
     migrate_and_load_demo,
     percentile,
 )
-from testkit.people import bearer_for_phone
+from tests.support.people import bearer_for_phone
 
 USERS = 10_000
 PAGE_SIZE = 100

@@ -2,7 +2,7 @@
 
 Runs on a throw-away database of the dev cluster's server (made and dropped here), migrated and
 loaded with the demo data (Chaoyang's areas and accounts), then filled with the 1,000,000 tips of
-testkit/tips.py (`fill_tips`, the tips of bench_tips_list: created over the last 365 days, spread
+tests/support/tips.py (`fill_tips`, the tips of bench_tips_list: created over the last 365 days, spread
 evenly over Chaoyang's 598 communities, a point within about 200 m of each community's centre,
 10 categories, statuses by age). That fill leaves the cells empty, so this benchmark adds them:
 the tips' points are read through a server-side cursor, their H3 cells (resolutions 7, 8, 9, as
@@ -86,8 +86,8 @@ from bench.common import (
     percentile,
     pgbench_latencies,
 )
-from testkit.people import login
-from testkit.tips import TIPS, fill_tips
+from tests.support.people import login
+from tests.support.tips import TIPS, fill_tips
 
 SUBDISTRICT_CODE = "110105001000"  # 建外街道
 STAFF_PHONE = "13800000002"  # the demo community admin, jurisdiction 建外街道
@@ -205,9 +205,9 @@ def _fill_cells(app) -> dict[str, float]:
 
 
 def _fill(app) -> float:
-    """The tips of testkit/tips.py, then their cells; the seconds of it all."""
+    """The tips of tests/support/tips.py, then their cells; the seconds of it all."""
     insert_s, vacuum_s = fill_tips(app)
-    _log(f"INSERT of {TIPS:,} tips (testkit.tips.fill_tips): {insert_s:.1f} s")
+    _log(f"INSERT of {TIPS:,} tips (tests.support.tips.fill_tips): {insert_s:.1f} s")
     _log(f"VACUUM ANALYZE tips after it: {vacuum_s:.1f} s")
     total = insert_s + vacuum_s
     for name, seconds in _fill_cells(app).items():

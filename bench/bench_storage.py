@@ -38,7 +38,7 @@ from bench.common import (
     migrate_and_load_demo,
     percentile,
 )
-from testkit.people import add_volunteer, bearer
+from tests.support.people import add_volunteer, bearer
 
 COMMUNITY = "110105001024"
 

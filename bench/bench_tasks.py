@@ -49,7 +49,7 @@ from bench.common import (
     percentile,
     pgbench_latencies,
 )
-from testkit.people import add_staff, encrypted_identities, fill_on_duty_volunteers, signed_in
+from tests.support.people import add_staff, encrypted_identities, fill_on_duty_volunteers, signed_in
 
 POINT = (116.457036, 39.910039)  # 南郎家园, WGS-84
 DISTRICT = "110105000000"

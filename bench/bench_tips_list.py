@@ -2,7 +2,7 @@
 
 Runs on a throw-away database of the dev cluster's server (made and dropped here), migrated and
 loaded with the demo data (Chaoyang's areas and accounts), then filled by one INSERT ... SELECT
-with 1,000,000 tips (`BENCH_TIPS`; testkit/tips.py says how they are spread over communities,
+with 1,000,000 tips (`BENCH_TIPS`; tests/support/tips.py says how they are spread over communities,
 categories, statuses and a year).
 
 The project side is `GET /api/v1/tips` under gunicorn as the demo community admin (jurisdiction: the
@@ -45,8 +45,8 @@ from bench.common import (
     percentile,
     pgbench_latencies,
 )
-from testkit.people import login
-from testkit.tips import TIPS, fill_tips
+from tests.support.people import login
+from tests.support.tips import TIPS, fill_tips
 
 TARGET = 2.0
 WARM_UP = 50

@@ -1,4 +1,4 @@
-"""Users that tests running real worker processes commit for real (written by testkit/people.py
+"""Users that tests running real worker processes commit for real (written by tests/support/people.py
 as the model would write them) taken away afterwards with everything a task's fan-out made for
 them, and the application those tests made, released."""
 
@@ -8,7 +8,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from testkit.people import insert_user, signed_in
+from tests.support.people import insert_user, signed_in
 
 __all__ = ["forget_users", "insert_user", "release", "signed_in"]
 
