@@ -1,21 +1,21 @@
 """Tips per H3 cell among 1,000,000 tips, 30 days, one sub-district and the district: API vs SQL.
 
 Runs on a throw-away database of the dev cluster's server (made and dropped here), migrated and
-loaded with the demo data (Chaoyang's areas and accounts), then filled with the 1,000,000 tips of
-tests/support/tips.py (`fill_tips`, the tips of bench_tips_list: created over the last 365 days, spread
-evenly over Chaoyang's 598 communities, a point within about 200 m of each community's centre,
-10 categories, statuses by age). That fill leaves the cells empty, so this benchmark adds them:
-the tips' points are read through a server-side cursor, their H3 cells (resolutions 7, 8, 9, as
-signed bigints) computed in Python by `geo.cells.h3_cells` (what the API stores at write time),
-COPYed into a temp table, where the tips of the three communities with demo grid cells also get
-the grid cell of their community holding the point (area_pieces, lowest code on a shared edge);
-one UPDATE ... FROM writes them into `tips`. The secondary indexes of `tips` are dropped for
-that UPDATE and built again after it (their definitions read back from pg_index), and the table
-is then CLUSTERed on `ix_tips_created` and VACUUM ANALYZEd: a table rewritten by an UPDATE of
-every row would be twice its size with dead space, while live tips are written once, in time
-order, with their cells; the rewrite gives that layout (a window of days is a contiguous run of
-pages, as in production, not rows scattered over the whole table as FILL_SQL inserts them).
-Every step's seconds go to stderr and the total to the notes.
+loaded with the demo data (Chaoyang's areas and accounts), then filled with the 1,000,000 tips
+of tests/support/tips.py (`fill_tips`, the tips of bench_tips_list: created over the last 365
+days, spread evenly over Chaoyang's 598 communities, a point within about 200 m of each
+community's centre, 10 categories, statuses by age). That fill leaves the cells empty, so this
+benchmark adds them: the tips' points are read through a server-side cursor, their H3 cells
+(resolutions 7, 8, 9, as signed bigints) computed in Python by `geo.cells.h3_cells` (what the
+API stores at write time), COPYed into a temp table, where the tips of the three communities
+with demo grid cells also get the grid cell of their community holding the point (area_pieces,
+lowest code on a shared edge); one UPDATE ... FROM writes them into `tips`. The secondary
+indexes of `tips` are dropped for that UPDATE and built again after it (their definitions read
+back from pg_index), and the table is then CLUSTERed on `ix_tips_created` and VACUUM ANALYZEd: a
+table rewritten by an UPDATE of every row would be twice its size with dead space, while live
+tips are written once, in time order, with their cells; the rewrite gives that layout (a window
+of days is a contiguous run of pages, as in production, not rows scattered over the whole table
+as FILL_SQL inserts them). Every step's seconds go to stderr and the total to the notes.
 
 The project side is `GET /api/v1/grid/tips?cells=hex&resolution=8&from=<to - 30 days>&to=...`
 under gunicorn (1 worker), one client, sequential requests (latency, not throughput), `to` being

@@ -1,6 +1,6 @@
-"""Users that tests running real worker processes commit for real (written by tests/support/people.py
-as the model would write them) taken away afterwards with everything a task's fan-out made for
-them, and the application those tests made, released."""
+"""Users that tests running real worker processes commit for real (written by
+tests/support/people.py as the model would write them) taken away afterwards with everything a
+task's fan-out made for them, and the application those tests made, released."""
 
 from __future__ import annotations
 
