@@ -7,6 +7,7 @@ from __future__ import annotations
 import uuid
 
 import pytest
+from flask import current_app
 from sqlalchemy import func, select
 
 from app.auth import service
@@ -14,7 +15,7 @@ from app.auth.models import AuthSession, ConsentEvent
 from app.core.audit import AuditEvent
 from app.core.auth import ADMIN, COMMUNITY_ADMIN, GRID_STAFF, POLICE_LIAISON, ROLES, VOLUNTEER
 from app.core.errors import Conflict, Forbidden, Unprocessable
-from app.tasks.models import DutyStatus
+from app.duty.models import DutyStatus
 from tests.conftest import PASSWORD
 
 NANLANG, BEILANG, JIANWAI = "110105001024", "110105001025", "110105001000"
@@ -144,7 +145,14 @@ def test_an_update_that_changes_nothing_is_not_audited(session, admin_of_jianwai
 def test_a_new_password_ends_every_other_session(session, create_user):
     volunteer = create_user(home=NANLANG)
     kept, other = signed_in_twice(session, volunteer)
-    service.change_password(session, volunteer, PASSWORD, "Another-Horse-Battery-7", kept)
+    service.change_password(
+        session,
+        volunteer,
+        PASSWORD,
+        "Another-Horse-Battery-7",
+        kept,
+        service.AuthSettings.from_config(current_app.config),
+    )
     assert session.get(AuthSession, other).revoked_at is not None
     assert session.get(AuthSession, kept).revoked_at is None
 

@@ -13,10 +13,10 @@ from sqlalchemy import func, select
 from app.auth.models import AuthSession
 from app.core import audit
 from app.core.errors import Conflict
+from app.duty.models import DutyStatus
 from app.privacy import deletion
 from app.privacy import service as privacy
 from app.privacy.models import AccountDeletion
-from app.tasks.models import DutyStatus
 
 NANLANG = "110105001024"
 GRACE_DAYS = 30

@@ -45,7 +45,8 @@ def credit(session, volunteer):
 
 
 def record(session, volunteer, first=dt.date(2026, 11, 1), last=dt.date(2026, 11, 30)):
-    return service.record(session, volunteer, first, last)
+    # The service's settings as the application's defaults give them (8 hours, Beijing).
+    return service.record(session, volunteer, first, last, cap_hours=8, timezone="Asia/Shanghai")
 
 
 def test_a_source_credited_again_replaces_what_it_credited_before(session, volunteer, credit):

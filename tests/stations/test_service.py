@@ -102,7 +102,7 @@ def test_the_export_holds_closed_stations_of_the_jurisdiction_only(
     closed = service.close_station(session, new_station())
     admin = create_user(roles=["admin"])
     elsewhere = new_station(at=chaowai, actor=admin)
-    exported = set(session.scalars(service.in_jurisdiction(staff, None)))
+    exported = set(session.scalars(service.for_export(staff, None)))
     assert closed in exported and elsewhere not in exported
 
 
