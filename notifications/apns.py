@@ -35,7 +35,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import random
 import re
 import threading
 import time
@@ -48,14 +47,7 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from app.core.p8 import load_key
-from notifications.push import (
-    BACKOFF_S,
-    MAX_ATTEMPTS,
-    MAX_BACKOFF_S,
-    BackgroundLoop,
-    Outcome,
-    Push,
-)
+from notifications.push import Answer, BackgroundLoop, Outcome, Push, retried
 
 logger = logging.getLogger(__name__)
 
@@ -239,32 +231,19 @@ class ApnsSender:
             # APNs would answer BadDeviceToken; a token that is not hex never reaches the path.
             return Outcome(push.key, "unregistered", error="BadDeviceToken", attempts=0)
         body = payload(push)
-        status, reason, message_id, retry_after = "failed", None, None, 0.0
-        refreshed = False
-        attempt = 0
-        while attempt < MAX_ATTEMPTS:
-            attempt += 1
-            token = self._token.get()
-            async with gate:
-                status, reason, message_id, retry_after = await self._post(push, body, token)
-            if status == "refresh" and not refreshed and self._token.expired(token):
-                refreshed = True  # a new token is not a new attempt at the service's limits
-                attempt -= 1
-                continue
-            if status == "refresh":
-                status = "failed"
-            if status != "retry":
-                break
-            if attempt < MAX_ATTEMPTS:
-                delay = min(MAX_BACKOFF_S, max(retry_after, BACKOFF_S * 2 ** (attempt - 1)))
-                await self.sleep(delay * (1 + random.random() / 4))  # noqa: S311 - jitter
-        if status == "retry":
-            status = "failed"
-        return Outcome(push.key, status, message_id, reason, attempt)
+        used: list[str] = []
 
-    async def _post(
-        self, push: Push, body: bytes, token: str
-    ) -> tuple[str, str | None, str | None, float]:
+        async def post() -> Answer:
+            used[:] = [self._token.get()]
+            async with gate:
+                return await self._post(push, body, used[0])
+
+        async def refresh() -> bool:  # ExpiredProviderToken: sign anew, if not too young
+            return self._token.expired(used[0])
+
+        return await retried(push.key, post, refresh, self.sleep)
+
+    async def _post(self, push: Push, body: bytes, token: str) -> Answer:
         headers = [
             (b"authorization", f"bearer {token}".encode()),
             (b"apns-topic", self.topic.encode()),

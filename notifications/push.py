@@ -70,6 +70,44 @@ class Outcome:
     attempts: int = 1
 
 
+# (status, error code, message id, Retry-After seconds) of one request to a provider; status is
+# an outcome, or `retry` (quota, server error, dropped connection) or `refresh` (refused
+# credentials that a new token may cure).
+Answer = tuple[str, str | None, str | None, float]
+
+
+async def retried(
+    key: Any,
+    post: Callable[[], Awaitable[Answer]],
+    refresh: Callable[[], Awaitable[bool]],
+    sleep: Callable[[float], Awaitable[Any]],
+) -> Outcome:
+    """The retry rule of the async senders (FCM, APNs): at most MAX_ATTEMPTS requests, backing
+    off exponentially (BACKOFF_S doubling up to MAX_BACKOFF_S, at least the service's
+    Retry-After, a quarter of jitter) after `retry`; after `refresh`, once, `refresh()` gets new
+    credentials (True when there are some to try), which is not counted as an attempt."""
+    status, error, message_id, retry_after = "failed", None, None, 0.0
+    refreshed = False
+    attempt = 0
+    while attempt < MAX_ATTEMPTS:
+        attempt += 1
+        status, error, message_id, retry_after = await post()
+        if status == "refresh" and not refreshed and await refresh():
+            refreshed = True
+            attempt -= 1
+            continue
+        if status == "refresh":
+            status = "failed"
+        if status != "retry":
+            break
+        if attempt < MAX_ATTEMPTS:
+            delay = min(MAX_BACKOFF_S, max(retry_after, BACKOFF_S * 2 ** (attempt - 1)))
+            await sleep(delay * (1 + random.random() / 4))  # noqa: S311 - jitter, not a secret
+    if status == "retry":
+        status = "failed"
+    return Outcome(key, status, message_id, error, attempt)
+
+
 class Sender(Protocol):
     name: str
 
@@ -326,32 +364,21 @@ class FcmSender:
         return self._in_flight
 
     async def _send_one(self, push: Push, body: bytes, tokens: list[str]) -> Outcome:
-        status, error, message_id, retry_after = "failed", None, None, 0.0
-        refreshed = False
-        attempt = 0
-        while attempt < MAX_ATTEMPTS:
-            attempt += 1
-            token = tokens[0]
-            async with self._gate():
-                status, error, message_id, retry_after = await self._post(body, token)
-            if status == "refresh" and not refreshed:
-                refreshed = True  # a new access token is not a new attempt at FCM's limits
-                attempt -= 1
-                loop = asyncio.get_running_loop()
-                tokens[0] = await loop.run_in_executor(None, self._access_token, token)
-                continue
-            if status == "refresh":
-                status = "failed"
-            if status != "retry":
-                break
-            if attempt < MAX_ATTEMPTS:
-                delay = min(MAX_BACKOFF_S, max(retry_after, BACKOFF_S * 2 ** (attempt - 1)))
-                await self.sleep(delay * (1 + random.random() / 4))  # noqa: S311 - jitter
-        if status == "retry":
-            status = "failed"
-        return Outcome(push.key, status, message_id, error, attempt)
+        used: list[str] = []
 
-    async def _post(self, body: bytes, token: str) -> tuple[str, str | None, str | None, float]:
+        async def post() -> Answer:
+            used[:] = [tokens[0]]
+            async with self._gate():
+                return await self._post(body, used[0])
+
+        async def refresh() -> bool:  # one new token for every push refused with the old one
+            loop = asyncio.get_running_loop()
+            tokens[0] = await loop.run_in_executor(None, self._access_token, used[0])
+            return True
+
+        return await retried(push.key, post, refresh, self.sleep)
+
+    async def _post(self, body: bytes, token: str) -> Answer:
         import aiohttp
 
         headers = {
