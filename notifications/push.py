@@ -294,7 +294,8 @@ class FcmSender:
     def _body(self, push: Push) -> bytes:
         """The request body: the SDK's encoding of the message (it validates as it encodes).
         `_MessagingService.encode_message` is what `send`, `send_each` and `send_each_async`
-        call; firebase-admin is pinned, and tests/tasks/test_push.py reads what FCM receives."""
+        call; firebase-admin is pinned, and tests/notifications/test_fcm.py reads what FCM
+        receives."""
         from firebase_admin import messaging
 
         message = messaging._MessagingService.encode_message(self._message(push))
