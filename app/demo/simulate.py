@@ -34,6 +34,7 @@ from app.auth import service as accounts
 from app.auth.jurisdiction import jurisdiction_of
 from app.auth.models import User, phone_lookup
 from app.core.auth import VOLUNTEER
+from app.core.errors import Unprocessable
 from app.demo import DEMO_ACCOUNTS, DEMO_PASSWORD, DISTRICT_CODE, demo_id_number
 from app.exports import jobs as export_jobs
 from app.exports import service as exports
@@ -458,9 +459,17 @@ class Simulation:
                 settings,
             )
 
-    def batch_(self) -> ClueBatch:
+    def batch_(self) -> ClueBatch | None:
         """A clue batch of the liaison of 建外 over the week's theft and drug tips, built by the
-        job that builds every batch."""
+        job that builds every batch; none when no such tip was made (a short simulation, a
+        quiet seed: a batch must hold at least one tip)."""
+        try:
+            with self.session.begin_nested():
+                return self._batch()
+        except Unprocessable:
+            return None
+
+    def _batch(self) -> ClueBatch:
         batch = exports.create_batch(
             self.session,
             self.liaison,
@@ -525,5 +534,5 @@ def simulate(
                 TaskRecipient.response.is_not(None),
             )
         ),
-        "batch_rows": batch.row_count,
+        "batch_rows": batch.row_count if batch is not None else 0,
     }

@@ -98,8 +98,10 @@ def test_the_same_seed_makes_the_same_rows_and_another_seed_other_rows(session, 
         second.rollback()
     simulate(seed=6)
     other = fingerprint(session)
-    assert once == again
-    assert len(once["tips"]) > 50 and once["patrols"] and once["tasks"] and once["windows"]
+    assert once == again  # tips, patrols, tasks, missed windows and the batch alike
+    # Not a comparison of nothing. (A one-day simulation's missed windows and clue batch depend
+    # on the hour the suite runs, NOW being this hour: some hours have none, for both runs.)
+    assert len(once["tips"]) > 50 and once["patrols"] and once["tasks"]
     assert once["tips"] != other["tips"]
 
 
