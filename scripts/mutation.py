@@ -15,10 +15,25 @@ var/mutation/<name>.sqlite: re-running resumes where a run stopped.
 
 An equivalent mutant (no observable difference) is marked on its line with
 `# pragma: no mutate` and a reason; cr-filter-pragma skips those lines.
+
+Two things keep a mutant's run short without running fewer of the tests that could catch it:
+- Before the mutants, the module's tests run once with coverage contexts (pytest-cov), which
+  gives for each line of the module the tests that executed it (var/mutation/<label>.map.json).
+  A mutant then runs only the tests that executed its lines (scripts/mutation_tests.py); a
+  mutant on lines no test executes survives without running anything, and one on lines run at
+  import (a decorator, a default, a constant) runs every test, as before.
+- The sessions copy a database migrated once for the run (scripts/mutation_template.py,
+  QF_TEST_TEMPLATE_DATABASE in tests/conftest.py) instead of each migrating its own: a mutant
+  changes the module, never a migration. Not when the module runs while the database is built
+  (then each session builds its own, as before).
+
+    RERUN=survivors scripts/mutation.py tips # run the survivors of the session again (after
+                                             # adding tests), not the mutants killed already
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -28,6 +43,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+import coverage
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV = ROOT / ".venv" / "bin"
@@ -102,8 +119,97 @@ IGNORED = shutil.ignore_patterns(
 )
 
 
-def run(cmd: list[str], cwd: Path) -> None:
-    subprocess.run(cmd, cwd=cwd, check=True)
+# The sessions load no plugin but Hypothesis' (PYTEST_DISABLE_PLUGIN_AUTOLOAD): schemathesis'
+# alone costs seconds of start-up, and no test these modules name uses it (the run that maps
+# lines to tests fails otherwise, before any mutant).
+PYTEST_FLAGS = "-x -q -p no:cacheprovider -p _hypothesis_pytestplugin -o addopts="
+
+
+def run(cmd: list[str], cwd: Path, env: dict[str, str] | None = None) -> None:
+    subprocess.run(cmd, cwd=cwd, check=True, env=env)
+
+
+def prepare(
+    name: str, module: str, tests: list[str], work: Path, template: str, coverage_map: Path
+) -> None:
+    """Before the mutants: the template database, the compiled work copy and the map of which
+    tests execute which line of `module`."""
+    built = subprocess.run(
+        [str(VENV / "python"), "scripts/mutation_template.py", "build", template, module],
+        cwd=work,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    used_while_building = json.loads(built.stdout.strip().splitlines()[-1])
+    if used_while_building:
+        print(
+            f"{name}: {module} runs while the database is built (lines {used_while_building}): "
+            "each test session builds its own",
+            flush=True,
+        )
+        os.environ.pop("QF_TEST_TEMPLATE_DATABASE", None)
+    else:
+        os.environ["QF_TEST_TEMPLATE_DATABASE"] = template
+    # cosmic-ray runs the tests with PYTHONDONTWRITEBYTECODE: without this, every session
+    # compiles the whole application again. (The mutated module's source is newer than its
+    # .pyc, so it is always compiled from the mutant.)
+    run([str(VENV / "python"), "-m", "compileall", "-q", "app", "geo", "tests"], work)
+    os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
+    fingerprint = hashlib.sha256()
+    for path in sorted(tested_files(work, module, tests)):
+        fingerprint.update(str(path.relative_to(work)).encode() + b"\0" + path.read_bytes())
+    if coverage_map.exists():
+        known = json.loads(coverage_map.read_text())
+        if known.get("fingerprint") == fingerprint.hexdigest():
+            print(f"{name}: the module and its tests are unchanged: map kept", flush=True)
+            return
+    data_file = OUT / f"{name}.coverage"
+    data_file.unlink(missing_ok=True)
+    print(f"{name}: running its tests once to map lines to tests", flush=True)
+    run(
+        [
+            str(VENV / "pytest"),
+            *PYTEST_FLAGS.split(),
+            "-p",
+            "pytest_cov.plugin",
+            f"--cov={Path(module).parent}",
+            "--cov-context=test",
+            "--cov-report=",
+            *tests,
+        ],
+        work,
+        env={**os.environ, "COVERAGE_FILE": str(data_file)},
+    )
+    data = coverage.CoverageData(basename=str(data_file))
+    data.read()
+    lines: dict[str, list[str]] = {}
+    for line, contexts in (data.contexts_by_lineno(str(work / module)) or {}).items():
+        # pytest-cov's contexts are "<test id>|setup", "|run" and "|teardown"; "" is import.
+        lines[str(line)] = sorted({context.rpartition("|")[0] for context in contexts})
+    coverage_map.write_text(json.dumps({"fingerprint": fingerprint.hexdigest(), "lines": lines}))
+    data_file.unlink(missing_ok=True)
+
+
+def tested_files(work: Path, module: str, tests: list[str]) -> set[Path]:
+    """The module and every file of its tests (and the conftests above them): what the map of
+    lines to tests depends on."""
+    files = {work / module, work / "tests" / "conftest.py"}
+    for test in tests:
+        path = work / test.split("::")[0]
+        files.update(path.rglob("*.py") if path.is_dir() else [path])
+        files.update(p / "conftest.py" for p in path.parents if (p / "conftest.py").exists())
+    return {f for f in files if f.is_relative_to(work)}
+
+
+def forget_survivors(session: Path) -> None:
+    """Let `cosmic-ray exec` run the session's survivors again."""
+    db = sqlite3.connect(session)
+    try:
+        db.execute("DELETE FROM work_results WHERE test_outcome = 'SURVIVED'")
+        db.commit()
+    finally:
+        db.close()
 
 
 def score(session: Path) -> tuple[int, int, int, list[str]]:
@@ -157,7 +263,11 @@ def mutate(name: str, only: list[str]) -> tuple[int, int, int]:
         shutil.rmtree(work)
     shutil.copytree(ROOT, work, ignore=IGNORED, symlinks=True)
     (work / ".venv").symlink_to(ROOT / ".venv")
-    pytest = f"{VENV}/pytest -x -q -p no:cacheprovider -o addopts= {' '.join(tests)}"
+    coverage_map = OUT / f"{label}.map.json"
+    pytest = (
+        f"{VENV}/python {ROOT}/scripts/mutation_tests.py {coverage_map} {ROOT / module} "
+        f"{work / module} -- {PYTEST_FLAGS} -- {' '.join(tests)}"
+    )
     config.write_text(
         "[cosmic-ray]\n"
         f'module-path = "{module}"\n'
@@ -170,14 +280,23 @@ def mutate(name: str, only: list[str]) -> tuple[int, int, int]:
         f"exclude-operators = {json.dumps(EXCLUDED_OPERATORS)}\n"
     )
     cr = str(VENV / "cosmic-ray")
+    if session.exists() and session.stat().st_size == 0:
+        session.unlink()  # left by a run stopped before cosmic-ray made it
     if not session.exists():
         run([cr, "init", str(config), str(session)], work)
         run([str(VENV / "cr-filter-operators"), str(session), str(config)], work)
         run([str(VENV / "cr-filter-pragma"), str(session)], work)
         if only:
             keep_only(session, only)
+    if os.environ.get("RERUN") == "survivors":
+        forget_survivors(session)
     started = time.monotonic()
-    run([cr, "exec", str(config), str(session)], work)
+    template = f"qunfang_mutation_{name}"
+    try:
+        prepare(name, module, tests, work, template, OUT / f"{label}.map.json")
+        run([cr, "exec", str(config), str(session)], work)
+    finally:
+        run([str(VENV / "python"), "scripts/mutation_template.py", "drop", template], work)
     total, killed, skipped, survivors = score(session)
     if survivors:
         print(f"\n== {name}: surviving mutants of {module} ==", flush=True)
