@@ -45,6 +45,7 @@ import time
 from pathlib import Path
 
 import coverage
+from mutation_tests import in_annotation
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV = ROOT / ".venv" / "bin"
@@ -122,6 +123,7 @@ IGNORED = shutil.ignore_patterns(
 # The sessions load no plugin but Hypothesis' (PYTEST_DISABLE_PLUGIN_AUTOLOAD): schemathesis'
 # alone costs seconds of start-up, and no test these modules name uses it (the run that maps
 # lines to tests fails otherwise, before any mutant).
+ANNOTATION = "an annotation: never evaluated (from __future__ import annotations)"
 PYTEST_FLAGS = "-x -q -p no:cacheprovider -p _hypothesis_pytestplugin -o addopts="
 
 
@@ -200,6 +202,31 @@ def tested_files(work: Path, module: str, tests: list[str]) -> set[Path]:
         files.update(path.rglob("*.py") if path.is_dir() else [path])
         files.update(p / "conftest.py" for p in path.parents if (p / "conftest.py").exists())
     return {f for f in files if f.is_relative_to(work)}
+
+
+def skip_annotations(session: Path, module_file: Path) -> None:
+    """Mark the mutants inside annotations as equivalent: the modules postpone them (`from
+    __future__ import annotations`), so no code evaluates them (`str & None` for `str | None`)."""
+    source = module_file.read_text()
+    db = sqlite3.connect(session)
+    try:
+        specs = db.execute(
+            "SELECT job_id, start_pos_row, start_pos_col, end_pos_row, end_pos_col "
+            "FROM mutation_specs"
+        ).fetchall()
+        inside = [
+            (job, ANNOTATION)
+            for job, row, col, end_row, end_col in specs
+            if in_annotation(source, (row, col), (end_row, end_col))
+        ]
+        db.executemany(
+            "INSERT OR REPLACE INTO work_results (job_id, worker_outcome, output) "
+            "VALUES (?, 'SKIPPED', ?)",
+            inside,
+        )
+        db.commit()
+    finally:
+        db.close()
 
 
 def forget_survivors(session: Path) -> None:
@@ -288,6 +315,7 @@ def mutate(name: str, only: list[str]) -> tuple[int, int, int]:
         run([str(VENV / "cr-filter-pragma"), str(session)], work)
         if only:
             keep_only(session, only)
+    skip_annotations(session, ROOT / module)
     if os.environ.get("RERUN") == "survivors":
         forget_survivors(session)
     started = time.monotonic()
@@ -297,6 +325,7 @@ def mutate(name: str, only: list[str]) -> tuple[int, int, int]:
         run([cr, "exec", str(config), str(session)], work)
     finally:
         run([str(VENV / "python"), "scripts/mutation_template.py", "drop", template], work)
+    skip_annotations(session, ROOT / module)
     total, killed, skipped, survivors = score(session)
     if survivors:
         print(f"\n== {name}: surviving mutants of {module} ==", flush=True)

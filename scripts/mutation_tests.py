@@ -66,6 +66,66 @@ def statement_span(tree: ast.Module, line: int) -> range:
     return range(first, (best.end_lineno or best.lineno) + 1)
 
 
+def annotation_spans(source: str) -> list[tuple[tuple[int, int], tuple[int, int]]]:
+    """((row, col), (end_row, end_col)) of every annotation, when the module postpones them
+    (`from __future__ import annotations`): they are then strings no code evaluates, and a
+    mutant inside one is equivalent."""
+    tree = ast.parse(source)
+    postponed = any(
+        isinstance(node, ast.ImportFrom)
+        and node.module == "__future__"
+        and any(alias.name == "annotations" for alias in node.names)
+        for node in tree.body
+    )
+    if not postponed:
+        return []
+    annotations: list[ast.expr] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.arg | ast.AnnAssign) and node.annotation is not None:
+            annotations.append(node.annotation)
+        elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.returns:
+            annotations.append(node.returns)
+    return [
+        ((a.lineno, a.col_offset), (a.end_lineno or a.lineno, a.end_col_offset or 0))
+        for a in annotations
+    ]
+
+
+def in_annotation(source: str, start: tuple[int, int], end: tuple[int, int]) -> bool:
+    """Whether the source between `start` and `end` ((row, col), rows from 1) lies inside a
+    postponed annotation."""
+    return any(first <= start and end <= last for first, last in annotation_spans(source))
+
+
+def annotation_only(original: str, mutated: str) -> bool:
+    """Whether the mutant changed nothing but postponed annotations."""
+    if not annotation_spans(original):
+        return False
+    try:
+        trees = [ast.parse(original), ast.parse(mutated)]
+    except SyntaxError:
+        return False
+    for tree in trees:
+        for node in ast.walk(tree):
+            if isinstance(node, ast.arg | ast.AnnAssign):
+                node.annotation = None  # type: ignore[assignment]
+            elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                node.returns = None
+    return ast.dump(trees[0]) == ast.dump(trees[1])
+
+
+def inside_a_body(tree: ast.Module, line: int) -> bool:
+    """Whether `line` is in the body of a function, not run at import: the module's own
+    statements, class bodies and a function's header (decorators, defaults) are run when the
+    module is imported, and a test session may import it during any test's set-up, so coverage
+    cannot tell which test that was."""
+    return any(
+        isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+        and node.body[0].lineno <= line <= (node.end_lineno or node.lineno)
+        for node in ast.walk(tree)
+    )
+
+
 def selected_tests(
     coverage: dict[str, list[str]], source: str, lines: set[int]
 ) -> list[str] | None:
@@ -74,6 +134,8 @@ def selected_tests(
     tree = ast.parse(source)
     tests: dict[str, None] = {}
     for line in sorted(lines):
+        if not inside_a_body(tree, line):
+            return None
         for covered in statement_span(tree, line):
             for context in coverage.get(str(covered), []):
                 if context == "":
@@ -90,6 +152,10 @@ def main(argv: list[str]) -> int:
     original = Path(original_path).read_text().splitlines()
     mutated = Path(mutated_path).read_text().splitlines()
     lines = changed_lines(original, mutated)
+    if annotation_only("\n".join(original), "\n".join(mutated)):
+        # scripts/mutation.py counts these as equivalent (they change no behaviour).
+        print(f"mutation_tests: line(s) {sorted(lines)}: an annotation only", flush=True)
+        return 0
     coverage = json.loads(Path(map_path).read_text())["lines"]
     tests = selected_tests(coverage, "\n".join(original), lines) if lines else None
     if tests == []:
