@@ -124,6 +124,7 @@ IGNORED = shutil.ignore_patterns(
 # alone costs seconds of start-up, and no test these modules name uses it (the run that maps
 # lines to tests fails otherwise, before any mutant).
 ANNOTATION = "an annotation: never evaluated (from __future__ import annotations)"
+DURATION = re.compile(r"^(?P<seconds>[0-9.]+)s (?:setup|call|teardown) +(?P<test>.+)$", re.M)
 PYTEST_FLAGS = "-x -q -p no:cacheprovider -p _hypothesis_pytestplugin -o addopts="
 
 
@@ -158,7 +159,7 @@ def prepare(
     # .pyc, so it is always compiled from the mutant.)
     run([str(VENV / "python"), "-m", "compileall", "-q", "app", "geo", "tests"], work)
     os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
-    fingerprint = hashlib.sha256()
+    fingerprint = hashlib.sha256(Path(__file__).read_bytes())  # and how the map is made
     for path in sorted(tested_files(work, module, tests)):
         fingerprint.update(str(path.relative_to(work)).encode() + b"\0" + path.read_bytes())
     if coverage_map.exists():
@@ -169,7 +170,7 @@ def prepare(
     data_file = OUT / f"{name}.coverage"
     data_file.unlink(missing_ok=True)
     print(f"{name}: running its tests once to map lines to tests", flush=True)
-    run(
+    mapped = subprocess.run(
         [
             str(VENV / "pytest"),
             *PYTEST_FLAGS.split(),
@@ -178,18 +179,34 @@ def prepare(
             f"--cov={Path(module).parent}",
             "--cov-context=test",
             "--cov-report=",
+            "--durations=0",
+            "--durations-min=0",
             *tests,
         ],
-        work,
+        cwd=work,
         env={**os.environ, "COVERAGE_FILE": str(data_file)},
+        capture_output=True,
+        text=True,
+        check=False,
     )
+    print(mapped.stdout.strip().splitlines()[-1], flush=True)
+    if mapped.returncode != 0:
+        print(mapped.stdout, mapped.stderr, sep="\n", file=sys.stderr)
+        raise SystemExit(f"{name}: its tests fail without a mutant; fix them first")
+    # A mutant's tests run fastest first: most mutants are killed, by the first test that fails.
+    durations: dict[str, float] = {}
+    for match in DURATION.finditer(mapped.stdout):
+        seconds, test = float(match["seconds"]), match["test"].strip()
+        durations[test] = durations.get(test, 0.0) + seconds
     data = coverage.CoverageData(basename=str(data_file))
     data.read()
     lines: dict[str, list[str]] = {}
     for line, contexts in (data.contexts_by_lineno(str(work / module)) or {}).items():
         # pytest-cov's contexts are "<test id>|setup", "|run" and "|teardown"; "" is import.
         lines[str(line)] = sorted({context.rpartition("|")[0] for context in contexts})
-    coverage_map.write_text(json.dumps({"fingerprint": fingerprint.hexdigest(), "lines": lines}))
+    coverage_map.write_text(
+        json.dumps({"fingerprint": fingerprint.hexdigest(), "lines": lines, "durations": durations})
+    )
     data_file.unlink(missing_ok=True)
 
 

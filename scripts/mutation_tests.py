@@ -156,7 +156,8 @@ def main(argv: list[str]) -> int:
         # scripts/mutation.py counts these as equivalent (they change no behaviour).
         print(f"mutation_tests: line(s) {sorted(lines)}: an annotation only", flush=True)
         return 0
-    coverage = json.loads(Path(map_path).read_text())["lines"]
+    known = json.loads(Path(map_path).read_text())
+    coverage, durations = known["lines"], known.get("durations", {})
     tests = selected_tests(coverage, "\n".join(original), lines) if lines else None
     if tests == []:
         print(f"mutation_tests: no test executes line(s) {sorted(lines)}: survived", flush=True)
@@ -166,6 +167,8 @@ def main(argv: list[str]) -> int:
         tests = paths
     else:
         print(f"mutation_tests: line(s) {sorted(lines)}: {len(tests)} test(s)", flush=True)
+        # The fastest first: a mutant is most often killed by the first test that fails (-x).
+        tests.sort(key=lambda test: durations.get(test, float("inf")))
     pytest = str(Path(sys.executable).with_name("pytest"))
     return subprocess.run([pytest, *flags, *tests], check=False).returncode
 
