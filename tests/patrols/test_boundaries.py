@@ -52,6 +52,20 @@ def test_the_readers_fast_path_judges_coordinates_as_the_schema_does(lon, lat):
     assert fast.outcome == slow.outcome == ("accepted" if inside else "rejected")
 
 
+@given(
+    lon=st.floats(-200, 200, allow_nan=False) | st.sampled_from([180.0, -180.0, BEYOND_LON]),
+    lat=st.floats(-100, 100, allow_nan=False) | st.sampled_from([90.0, -90.0, BEYOND_LAT]),
+)
+def test_the_fast_path_itself_reads_every_plain_item_in_range(lon, lat):
+    """The schema costs more than the rest of a batch: a plain item in range, the ends
+    included, is read without it; one out of range is left to it (which explains)."""
+    inside = -180 <= lon <= 180 and -90 <= lat <= 90
+    read = ingest._plain(item(lon=lon, lat=lat))
+    assert (read is not None) == inside
+    if inside:
+        assert (read["location"]["lon"], read["location"]["lat"]) == (lon, lat)
+
+
 # -- a check-in's times --------------------------------------------------------------------------
 
 
