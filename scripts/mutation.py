@@ -62,7 +62,11 @@ MODULES: dict[str, tuple[str, list[str]]] = {
             "tests/core/test_access.py",
         ],
     ),
-    "tips": ("app/tips/service.py", ["tests/tips"]),
+    "tips": (
+        "app/tips/service.py",
+        # Approving what Open311 publishes about a tip is a rule of the tips' service.
+        ["tests/tips", "tests/open311/test_public_summary.py"],
+    ),
     "tasks": ("app/tasks/service.py", ["tests/tasks"]),
     "exports": ("app/exports/service.py", ["tests/exports"]),
     "ingest": ("app/patrols/ingest.py", ["tests/patrols"]),
@@ -308,8 +312,11 @@ def mutate(name: str, only: list[str]) -> tuple[int, int, int]:
     shutil.copytree(ROOT, work, ignore=IGNORED, symlinks=True)
     (work / ".venv").symlink_to(ROOT / ".venv")
     coverage_map = OUT / f"{label}.map.json"
+    # The module as the run found it: the checkout may be edited meanwhile (tests, pragmas).
+    original = OUT / f"{label}.original.py"
+    shutil.copyfile(work / module, original)
     pytest = (
-        f"{VENV}/python {ROOT}/scripts/mutation_tests.py {coverage_map} {ROOT / module} "
+        f"{VENV}/python {ROOT}/scripts/mutation_tests.py {coverage_map} {original} "
         f"{work / module} -- {PYTEST_FLAGS} -- {' '.join(tests)}"
     )
     config.write_text(
@@ -332,7 +339,7 @@ def mutate(name: str, only: list[str]) -> tuple[int, int, int]:
         run([str(VENV / "cr-filter-pragma"), str(session)], work)
         if only:
             keep_only(session, only)
-    skip_annotations(session, ROOT / module)
+    skip_annotations(session, original)
     if os.environ.get("RERUN") == "survivors":
         forget_survivors(session)
     started = time.monotonic()
@@ -342,7 +349,7 @@ def mutate(name: str, only: list[str]) -> tuple[int, int, int]:
         run([cr, "exec", str(config), str(session)], work)
     finally:
         run([str(VENV / "python"), "scripts/mutation_template.py", "drop", template], work)
-    skip_annotations(session, ROOT / module)
+    skip_annotations(session, original)
     total, killed, skipped, survivors = score(session)
     if survivors:
         print(f"\n== {name}: surviving mutants of {module} ==", flush=True)

@@ -6,10 +6,10 @@ executed the mutated lines, instead of the module's whole test folder.
 
 MAP is the coverage map scripts/mutation.py made before the run, by running the module's tests
 once against the unmutated copy: for each line of the module, the ids of the tests that executed
-it ("" for lines run at import). ORIGINAL is the module in the checkout, MUTATED the same file in
-the work copy, with cosmic-ray's mutant in it. The mutated lines are where the two differ; the
-tests are those that executed any line of the statement around them (a condition spread over
-three lines is one statement). Then:
+it ("" for lines run at import). ORIGINAL is the module as the run found it (saved beside the
+map), MUTATED the same file in the work copy, with cosmic-ray's mutant in it. The mutated lines
+are where the two differ; the tests are those that executed any line of the statement around
+them (a condition spread over three lines is one statement). Then:
 
 - no test executed it: exit 0, the mutant survives (nobody runs that code, so nothing can catch
   a bug there: an honest survivor);
