@@ -42,6 +42,14 @@ def test_check_ins_one_step_beyond_the_ranges_are_out_of_range(lon, lat):
         assert (parsed.outcome, parsed.reason) == ("rejected", "coordinates_out_of_range")
 
 
+@pytest.mark.parametrize(
+    ("lon", "lat"), [(BEYOND_LON, BEYOND_LAT), (-BEYOND_LON, -BEYOND_LAT), (200, -100)]
+)
+def test_check_ins_beyond_both_ranges_are_out_of_range(lon, lat):
+    for parsed in _parsed(lon, lat):
+        assert (parsed.outcome, parsed.reason) == ("rejected", "coordinates_out_of_range")
+
+
 @given(
     lon=st.floats(-200, 200, allow_nan=False) | st.sampled_from([180.0, -180.0, BEYOND_LON]),
     lat=st.floats(-100, 100, allow_nan=False) | st.sampled_from([90.0, -90.0, BEYOND_LAT]),
