@@ -1,0 +1,79 @@
+"""Rules of the tips' service that the mutants of app/tips/service.py showed no test stating
+(issue #22), at the service: the distance bands "is this what you saw?" answers in, ends
+included; at most twenty duplicate candidates; who approved a public summary, and when."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import text
+
+from app.tips import service as tips_service
+from app.tips.models import TipCategory
+from tests.tips.conftest import JIANWAI
+
+
+def _metres_north(session, metres: float) -> tuple[float, float]:
+    """The point `metres` north of JIANWAI on the spheroid, as PostGIS measures distances."""
+    return tuple(
+        session.execute(
+            text(
+                "SELECT ST_X(p::geometry), ST_Y(p::geometry) FROM (SELECT ST_Project("
+                "ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)::geography, :metres, 0) AS p) AS s"
+            ),
+            {"lon": JIANWAI[0], "lat": JIANWAI[1], "metres": metres},
+        ).one()
+    )
+
+
+def _tip(session, category: str, lon: float, lat: float):
+    values = {
+        "category": category,
+        "description": "楼道里堆满了纸箱",
+        "location": {"lon": lon, "lat": lat, "accuracy_m": 5},
+    }
+    return tips_service.submit(session, None, values)
+
+
+@pytest.fixture
+def wide_fire_hazards(session):
+    """Fire hazards compared within 5 km (the largest radius a category may have)."""
+    category = session.get(TipCategory, "fire_hazard")
+    category.duplicate_radius_m = 5000
+    session.flush()
+    return category
+
+
+def test_nearby_tips_are_answered_in_bands_that_include_their_ends(session, wide_fire_hazards):
+    bands = tips_service.DISTANCE_BANDS_M
+    assert bands == (50, 100, 250, 500, 1000, 2500, 5000)
+    expected = []
+    for band in bands:
+        for metres in (band - 0.5, band, band + 0.5):
+            if metres >= bands[-1]:
+                continue  # the category's radius: its end is PostGIS' ST_DWithin's to judge
+            _tip(session, "fire_hazard", *_metres_north(session, metres))
+            expected.append(next(b for b in bands if metres <= b))
+    answer = tips_service.nearby_open(
+        session, *JIANWAI, "fire_hazard", signed_in=False, limit=len(expected) + 1
+    )
+    assert [row["within_m"] for row in answer] == expected
+
+
+def test_at_most_twenty_duplicate_candidates_are_offered(session, create_user):
+    staff = create_user(roles=["grid_staff"], jurisdiction=["110105001024"])
+    tips = [_tip(session, "fire_hazard", *JIANWAI) for _ in range(22)]
+    found = tips_service.duplicates(session, staff, tips[0])
+    assert len(found["candidates"]) == 20
+    assert tips[0] not in found["candidates"]
+
+
+def test_an_approved_summary_names_its_approver_and_time_and_a_withdrawal_clears_them(
+    session, create_user
+):
+    staff = create_user(roles=["grid_staff"], jurisdiction=["110105001024"])
+    tip = _tip(session, "fire_hazard", *JIANWAI)
+    tips_service.set_public_summary(session, staff, tip, "楼道杂物已清理")
+    assert (tip.public_summary, tip.public_summary_by) == ("楼道杂物已清理", staff.id)
+    assert tip.public_summary_at is not None
+    tips_service.set_public_summary(session, staff, tip, None)
+    assert (tip.public_summary, tip.public_summary_by, tip.public_summary_at) == (None,) * 3
