@@ -74,6 +74,12 @@ def test_the_fast_path_itself_reads_every_plain_item_in_range(lon, lat):
         assert (read["location"]["lon"], read["location"]["lat"]) == (lon, lat)
 
 
+@pytest.mark.parametrize("length", [1, 64, 65])
+def test_the_fast_path_itself_reads_client_ids_of_up_to_64_characters(length):
+    read = ingest._plain(item(client_id="k" * length))
+    assert (read is not None) == (length <= 64)
+
+
 # -- a check-in's times --------------------------------------------------------------------------
 
 

@@ -102,3 +102,13 @@ def test_a_month_made_by_a_batch_that_rolled_back_is_looked_for_again(session, m
     assert month not in partitions.existing_months(session)
     ingest._ensure_partitions(session, [fix])
     assert month in partitions.existing_months(session)
+
+
+def test_a_month_known_to_exist_is_not_looked_up_again(session, monkeypatch, count_queries):
+    """The process remembers the months it has seen exist: a batch in them costs no lookup."""
+    monkeypatch.setattr(ingest, "_known_months", set())
+    fix = ingest.Item(client_id="a", recorded_at=now())
+    ingest._ensure_partitions(session, [fix])
+    with count_queries() as statements:
+        ingest._ensure_partitions(session, [fix])
+    assert statements == []

@@ -1,12 +1,16 @@
 """Rules of the tips' service that the mutants of app/tips/service.py showed no test stating
-(issue #22), at the service: the distance bands "is this what you saw?" answers in, ends
-included; at most twenty duplicate candidates; who approved a public summary, and when."""
+(issue #22), at the service: "is this what you saw?" answers about the category asked, in
+distance bands that include their ends; at most twenty duplicate candidates; who approved a
+public summary, and when; codes of ten characters; an address-only anonymous tip reaching the
+sole district; a merge moving the versions of the tips it re-points forward and telling the
+merged tip's reporter."""
 
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import select, text
 
+from app.areas.models import Area, AreaLevel
 from app.tips import service as tips_service
 from app.tips.models import TipCategory
 from tests.tips.conftest import JIANWAI
@@ -77,3 +81,44 @@ def test_an_approved_summary_names_its_approver_and_time_and_a_withdrawal_clears
     assert tip.public_summary_at is not None
     tips_service.set_public_summary(session, staff, tip, None)
     assert (tip.public_summary, tip.public_summary_by, tip.public_summary_at) == (None,) * 3
+
+
+def test_nearby_answers_only_about_the_category_asked(session):
+    _tip(session, "theft", *JIANWAI)
+    assert tips_service.nearby_open(session, *JIANWAI, "fire_hazard", signed_in=True) == []
+    _tip(session, "fire_hazard", *JIANWAI)
+    answer = tips_service.nearby_open(session, *JIANWAI, "fire_hazard", signed_in=True)
+    assert [row["category"] for row in answer] == ["fire_hazard"]
+
+
+def test_a_tips_code_is_ten_characters_of_crockfords_alphabet(session):
+    code = _tip(session, "fire_hazard", *JIANWAI).code
+    assert len(code) == 10 and set(code) <= set("0123456789ABCDEFGHJKMNPQRSTVWXYZ")
+
+
+def test_an_anonymous_tip_with_only_an_address_reaches_the_sole_district(session):
+    districts = session.scalars(select(Area.id).where(Area.level == AreaLevel.DISTRICT)).all()
+    assert len(districts) == 1  # the demo data: 朝阳区
+    values = {"category": "theft", "description": "车棚里有人撬锁", "address_text": "建外街道"}
+    assert tips_service.submit(session, None, values).district_id == districts[0]
+
+
+def test_a_merge_moves_the_tips_it_re_points_to_a_newer_version(session, create_user):
+    """Tips merged into a tip follow it when it is merged in turn, and their versions (ETags)
+    move forward: never back to one a client may hold from before."""
+    staff = create_user(roles=["grid_staff"], jurisdiction=["110105001024"])
+    first, second, third = (_tip(session, "fire_hazard", *JIANWAI) for _ in range(3))
+    tips_service.merge(session, staff, first, second.id)
+    session.refresh(first)
+    seen = first.version
+    tips_service.merge(session, staff, second, third.id)
+    session.refresh(first)
+    assert first.merged_into_id == third.id and first.version > seen
+
+
+def test_the_merged_tips_reporter_is_told_of_the_merge(session, create_user):
+    staff = create_user(roles=["grid_staff"], jurisdiction=["110105001024"])
+    merged, kept = _tip(session, "fire_hazard", *JIANWAI), _tip(session, "fire_hazard", *JIANWAI)
+    tips_service.merge(session, staff, merged, kept.id)
+    lines = tips_service.public_history(session, merged)
+    assert [(e.kind, e.to_status) for e in lines][-1] == ("merged", "merged")
