@@ -80,6 +80,12 @@ def test_the_fast_path_itself_reads_client_ids_of_up_to_64_characters(length):
     assert (read is not None) == (length <= 64)
 
 
+@pytest.mark.parametrize("accuracy", [0, 100_000, 100_001])
+def test_the_fast_path_itself_reads_accuracies_of_up_to_100_km(accuracy):
+    read = ingest._plain(item(accuracy_m=accuracy))
+    assert (read is not None) == (accuracy <= 100_000)
+
+
 # -- a check-in's times --------------------------------------------------------------------------
 
 

@@ -7,7 +7,10 @@ merged tip's reporter."""
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
+from geoalchemy2 import WKTElement
 from sqlalchemy import select, text
 
 from app.areas.models import Area, AreaLevel
@@ -101,6 +104,24 @@ def test_an_anonymous_tip_with_only_an_address_reaches_the_sole_district(session
     assert len(districts) == 1  # the demo data: 朝阳区
     values = {"category": "theft", "description": "车棚里有人撬锁", "address_text": "建外街道"}
     assert tips_service.submit(session, None, values).district_id == districts[0]
+
+
+def test_with_two_districts_an_address_only_anonymous_tip_reaches_no_district_yet(session):
+    """Only a sole district is a safe guess; with two, staff find the tip among the unplaced."""
+    other = uuid.uuid4()
+    session.add(
+        Area(
+            id=other,
+            code="990100",
+            name="另一个区",
+            level=AreaLevel.DISTRICT,
+            district_id=other,
+            geom=WKTElement("MULTIPOLYGON(((0 0,0 1,1 1,1 0,0 0)))", srid=4326),
+        )
+    )
+    session.flush()
+    values = {"category": "theft", "description": "车棚里有人撬锁", "address_text": "建外街道"}
+    assert tips_service.submit(session, None, values).district_id is None
 
 
 def test_a_merge_moves_the_tips_it_re_points_to_a_newer_version(session, create_user):
