@@ -27,8 +27,8 @@ Two things keep a mutant's run short without running fewer of the tests that cou
   changes the module, never a migration. Not when the module runs while the database is built
   (then each session builds its own, as before).
 
-    RERUN=survivors scripts/mutation.py tips # run the survivors of the session again (after
-                                             # adding tests), not the mutants killed already
+    RERUN=survivors scripts/mutation.py tips # only the session's survivors again (after adding
+                                             # tests), not the mutants killed or not run yet
 """
 
 from __future__ import annotations
@@ -250,14 +250,35 @@ def skip_annotations(session: Path, module_file: Path) -> None:
         db.close()
 
 
-def forget_survivors(session: Path) -> None:
-    """Let `cosmic-ray exec` run the session's survivors again."""
-    db = sqlite3.connect(session)
+def survivors_of(session: Path) -> Path:
+    """A copy of `session` holding only its survivors, with their results forgotten."""
+    copy = session.with_suffix(".survivors.sqlite")
+    shutil.copyfile(session, copy)
+    db = sqlite3.connect(copy)
     try:
-        db.execute("DELETE FROM work_results WHERE test_outcome = 'SURVIVED'")
+        others = db.execute(
+            "SELECT w.job_id FROM work_items w LEFT JOIN work_results r ON r.job_id = w.job_id "
+            "WHERE r.test_outcome IS NOT 'SURVIVED'"
+        ).fetchall()
+        for table in ("work_results", "mutation_specs", "work_items"):
+            db.executemany(f"DELETE FROM {table} WHERE job_id = ?", others)  # noqa: S608
+        db.execute("DELETE FROM work_results")
         db.commit()
     finally:
         db.close()
+    return copy
+
+
+def take_results(copy: Path, session: Path) -> None:
+    """Put the results of a run of `copy` (survivors_of) into `session`."""
+    db = sqlite3.connect(session)
+    try:
+        db.execute("ATTACH DATABASE ? AS again", (str(copy),))
+        db.execute("INSERT OR REPLACE INTO work_results SELECT * FROM again.work_results")
+        db.commit()
+    finally:
+        db.close()
+    copy.unlink()
 
 
 def score(session: Path) -> tuple[int, int, int, list[str]]:
@@ -340,15 +361,21 @@ def mutate(name: str, only: list[str]) -> tuple[int, int, int]:
         if only:
             keep_only(session, only)
     skip_annotations(session, original)
-    if os.environ.get("RERUN") == "survivors":
-        forget_survivors(session)
+    rerun = os.environ.get("RERUN") == "survivors"
+    # Again only the survivors (after tests were added), in a session of their own: cosmic-ray
+    # would run every mutant not run yet too. Lines since marked `no mutate` are skipped.
+    todo = survivors_of(session) if rerun else session
+    if rerun:
+        run([str(VENV / "cr-filter-pragma"), str(todo)], work)
     started = time.monotonic()
     template = f"qunfang_mutation_{name}"
     try:
         prepare(name, module, tests, work, template, OUT / f"{label}.map.json")
-        run([cr, "exec", str(config), str(session)], work)
+        run([cr, "exec", str(config), str(todo)], work)
     finally:
         run([str(VENV / "python"), "scripts/mutation_template.py", "drop", template], work)
+        if rerun:
+            take_results(todo, session)
     skip_annotations(session, original)
     total, killed, skipped, survivors = score(session)
     if survivors:
