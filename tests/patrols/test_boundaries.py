@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from app.core.fields import CLOCK_SKEW
 from app.patrols import ingest
+from app.patrols.models import FLAG_POOR_ACCURACY
 from tests.core.test_boundaries import BEYOND, BEYOND_LAT, BEYOND_LON, EDGES, STEP, T
 from tests.patrols.conftest import item
 
@@ -84,6 +85,29 @@ def test_the_fast_path_itself_reads_client_ids_of_up_to_64_characters(length):
 def test_the_fast_path_itself_reads_accuracies_of_up_to_100_km(accuracy):
     read = ingest._plain(item(accuracy_m=accuracy))
     assert (read is not None) == (accuracy <= 100_000)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        {"client_id": "a", "recorded_at": "yesterday", "location": {"lon": 200, "lat": 0}},
+        {"client_id": "a", "recorded_at": T.isoformat(), "location": "here"},
+        {"client_id": "a", "recorded_at": T.isoformat(), "location": [116.4, 39.9]},
+    ],
+)
+def test_an_item_refused_for_more_than_its_coordinates_range_is_invalid(raw):
+    parsed = ingest.parse([raw])[0]
+    assert (parsed.outcome, parsed.reason) == ("rejected", "invalid")
+
+
+def test_a_fix_as_inaccurate_as_the_limit_is_not_flagged_and_a_worse_one_is():
+    at = dt.datetime(2026, 12, 1, 8, tzinfo=dt.UTC)
+    fixes = [
+        ingest.Item(client_id=str(n), recorded_at=at + dt.timedelta(minutes=n), accuracy_m=a)
+        for n, a in enumerate([100.0, 100.001])
+    ]
+    ingest._flag(fixes, [], poor_accuracy_m=100.0, max_speed=40.0)
+    assert [bool(f.flags & FLAG_POOR_ACCURACY) for f in fixes] == [False, True]
 
 
 # -- a check-in's times --------------------------------------------------------------------------

@@ -143,3 +143,16 @@ def test_the_merged_tips_reporter_is_told_of_the_merge(session, create_user):
     tips_service.merge(session, staff, merged, kept.id)
     lines = tips_service.public_history(session, merged)
     assert [(e.kind, e.to_status) for e in lines][-1] == ("merged", "merged")
+
+
+def test_a_merged_tip_is_offered_no_duplicate_candidates(session, create_user):
+    staff = create_user(roles=["grid_staff"], jurisdiction=["110105001024"])
+    merged, kept, _other = (_tip(session, "fire_hazard", *JIANWAI) for _ in range(3))
+    assert tips_service.duplicates(session, staff, merged)["candidates"]
+    tips_service.merge(session, staff, merged, kept.id)
+    assert tips_service.duplicates(session, staff, merged)["candidates"] == []
+
+
+def test_a_follow_secret_is_120_bits_in_24_base32_characters(session):
+    secret = tips_service.follow_secret(uuid.uuid4())
+    assert len(secret) == 24 and set(secret) <= set("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567")
