@@ -322,7 +322,7 @@ def keep_only(session: Path, definitions: list[str]) -> None:
         db.close()
 
 
-def mutate(name: str, only: list[str]) -> tuple[int, int, int]:
+def mutate(name: str, only: list[str]) -> tuple[int, int, int, int]:
     module, tests = MODULES[name]
     work = OUT / name
     label = name + ("-" + "-".join(sorted(only)) if only else "")
@@ -387,12 +387,16 @@ def mutate(name: str, only: list[str]) -> tuple[int, int, int]:
         )
     pct = 100 * killed / total if total else 100.0
     minutes = (time.monotonic() - started) / 60
+    not_run = total - killed - len(survivors)
+    # A run stopped early scored the mutants it ran: cosmic-ray takes them in no order of
+    # the file's, so they are a sample of the module's.
+    sample = f"; {killed}/{killed + len(survivors)} of those run" if not_run else ""
     print(
         f"{label}: {module} {killed}/{total} killed = {pct:.0f}% "
-        f"({skipped} marked equivalent, {minutes:.1f} min)",
+        f"({skipped} marked equivalent, {not_run} not run yet{sample}; {minutes:.1f} min)",
         flush=True,
     )
-    return total, killed, skipped
+    return total, killed, skipped, not_run
 
 
 def main(argv: list[str]) -> int:
@@ -407,12 +411,15 @@ def main(argv: list[str]) -> int:
     OUT.mkdir(parents=True, exist_ok=True)
     only = [d for d in os.environ.get("ONLY", "").split(",") if d]
     table = {name: mutate(name, only) for name in names}
-    print("\n| module | mutants | killed | score | equivalent |")
-    print("| --- | --- | --- | --- | --- |")
-    for name, (total, killed, skipped) in table.items():
+    print("\n| module | mutants | killed | score | equivalent | not run yet |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    for name, (total, killed, skipped, not_run) in table.items():
         pct = 100 * killed / total if total else 100.0
         scope = f" ({', '.join(only)})" if only else ""
-        print(f"| {MODULES[name][0]}{scope} | {total} | {killed} | {pct:.0f}% | {skipped} |")
+        print(
+            f"| {MODULES[name][0]}{scope} | {total} | {killed} | {pct:.0f}% | {skipped} "
+            f"| {not_run} |"
+        )
     return 0
 
 
