@@ -156,3 +156,9 @@ def test_a_merged_tip_is_offered_no_duplicate_candidates(session, create_user):
 def test_a_follow_secret_is_120_bits_in_24_base32_characters(session):
     secret = tips_service.follow_secret(uuid.uuid4())
     assert len(secret) == 24 and set(secret) <= set("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567")
+
+
+def test_nearby_answers_at_most_five_tips_by_default(session):
+    for _ in range(6):
+        _tip(session, "fire_hazard", *JIANWAI)
+    assert len(tips_service.nearby_open(session, *JIANWAI, "fire_hazard", signed_in=True)) == 5
