@@ -127,7 +127,8 @@ endif
 
 # Mutation testing (issue #22), not part of `make test`: scripts/mutation.py, one module at a time
 # against the private test cluster. MODULES="jurisdiction tips" picks some; all take hours on 2 cores.
-# ONLY="public_heatmap,_conditions" keeps the mutants inside those functions of the modules picked.
+# ONLY="public_heatmap,_conditions" keeps the mutants inside those functions of the modules picked;
+# RERUN=survivors runs a session's survivors again (after adding tests).
 mutation: venv-dev
 ifeq ($(strip $(TEST_RATELIMIT_STORAGE_URI)),)
 	@scripts/redis.sh ensure test
@@ -136,7 +137,7 @@ endif
 	TEST_DATABASE_URL="$${TEST_DATABASE_URL:-$$(scripts/db.sh url test)}" \
 	TEST_APP_DATABASE_URL="$${TEST_APP_DATABASE_URL:-$$(scripts/db.sh url test app)}" \
 	TEST_RATELIMIT_STORAGE_URI="$${TEST_RATELIMIT_STORAGE_URI:-$$(scripts/redis.sh url test)}" \
-	ONLY="$(ONLY)" \
+	ONLY="$(ONLY)" RERUN="$(RERUN)" \
 		$(VENV)/bin/python scripts/mutation.py $(MODULES)
 
 # The import layers are contracts in pyproject.toml ([tool.importlinter]).

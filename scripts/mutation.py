@@ -15,10 +15,25 @@ var/mutation/<name>.sqlite: re-running resumes where a run stopped.
 
 An equivalent mutant (no observable difference) is marked on its line with
 `# pragma: no mutate` and a reason; cr-filter-pragma skips those lines.
+
+Two things keep a mutant's run short without running fewer of the tests that could catch it:
+- Before the mutants, the module's tests run once with coverage contexts (pytest-cov), which
+  gives for each line of the module the tests that executed it (var/mutation/<label>.map.json).
+  A mutant then runs only the tests that executed its lines (scripts/mutation_tests.py); a
+  mutant on lines no test executes survives without running anything, and one on lines run at
+  import (a decorator, a default, a constant) runs every test, as before.
+- The sessions copy a database migrated once for the run (scripts/mutation_template.py,
+  QF_TEST_TEMPLATE_DATABASE in tests/conftest.py) instead of each migrating its own: a mutant
+  changes the module, never a migration. Not when the module runs while the database is built
+  (then each session builds its own, as before).
+
+    RERUN=survivors scripts/mutation.py tips # only the session's survivors again (after adding
+                                             # tests), not the mutants killed or not run yet
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -28,6 +43,9 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+import coverage
+from mutation_tests import in_annotation
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV = ROOT / ".venv" / "bin"
@@ -44,7 +62,11 @@ MODULES: dict[str, tuple[str, list[str]]] = {
             "tests/core/test_access.py",
         ],
     ),
-    "tips": ("app/tips/service.py", ["tests/tips"]),
+    "tips": (
+        "app/tips/service.py",
+        # Approving what Open311 publishes about a tip is a rule of the tips' service.
+        ["tests/tips", "tests/open311/test_public_summary.py"],
+    ),
     "tasks": ("app/tasks/service.py", ["tests/tasks"]),
     "exports": ("app/exports/service.py", ["tests/exports"]),
     "ingest": ("app/patrols/ingest.py", ["tests/patrols"]),
@@ -102,8 +124,161 @@ IGNORED = shutil.ignore_patterns(
 )
 
 
-def run(cmd: list[str], cwd: Path) -> None:
-    subprocess.run(cmd, cwd=cwd, check=True)
+# The sessions load no plugin but Hypothesis' (PYTEST_DISABLE_PLUGIN_AUTOLOAD): schemathesis'
+# alone costs seconds of start-up, and no test these modules name uses it (the run that maps
+# lines to tests fails otherwise, before any mutant).
+ANNOTATION = "an annotation: never evaluated (from __future__ import annotations)"
+DURATION = re.compile(r"^(?P<seconds>[0-9.]+)s (?:setup|call|teardown) +(?P<test>.+)$", re.M)
+PYTEST_FLAGS = "-x -q -p no:cacheprovider -p _hypothesis_pytestplugin -o addopts="
+
+
+def run(cmd: list[str], cwd: Path, env: dict[str, str] | None = None) -> None:
+    subprocess.run(cmd, cwd=cwd, check=True, env=env)
+
+
+def prepare(
+    name: str, module: str, tests: list[str], work: Path, template: str, coverage_map: Path
+) -> None:
+    """Before the mutants: the template database, the compiled work copy and the map of which
+    tests execute which line of `module`."""
+    built = subprocess.run(
+        [str(VENV / "python"), "scripts/mutation_template.py", "build", template, module],
+        cwd=work,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    used_while_building = json.loads(built.stdout.strip().splitlines()[-1])
+    if used_while_building:
+        print(
+            f"{name}: {module} runs while the database is built (lines {used_while_building}): "
+            "each test session builds its own",
+            flush=True,
+        )
+        os.environ.pop("QF_TEST_TEMPLATE_DATABASE", None)
+    else:
+        os.environ["QF_TEST_TEMPLATE_DATABASE"] = template
+    # cosmic-ray runs the tests with PYTHONDONTWRITEBYTECODE: without this, every session
+    # compiles the whole application again. (The mutated module's source is newer than its
+    # .pyc, so it is always compiled from the mutant.)
+    run([str(VENV / "python"), "-m", "compileall", "-q", "app", "geo", "tests"], work)
+    os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
+    fingerprint = hashlib.sha256(Path(__file__).read_bytes())  # and how the map is made
+    for path in sorted(tested_files(work, module, tests)):
+        fingerprint.update(str(path.relative_to(work)).encode() + b"\0" + path.read_bytes())
+    if coverage_map.exists():
+        known = json.loads(coverage_map.read_text())
+        if known.get("fingerprint") == fingerprint.hexdigest():
+            print(f"{name}: the module and its tests are unchanged: map kept", flush=True)
+            return
+    data_file = OUT / f"{name}.coverage"
+    data_file.unlink(missing_ok=True)
+    print(f"{name}: running its tests once to map lines to tests", flush=True)
+    mapped = subprocess.run(
+        [
+            str(VENV / "pytest"),
+            *PYTEST_FLAGS.split(),
+            "-p",
+            "pytest_cov.plugin",
+            f"--cov={Path(module).parent}",
+            "--cov-context=test",
+            "--cov-report=",
+            "--durations=0",
+            "--durations-min=0",
+            *tests,
+        ],
+        cwd=work,
+        env={**os.environ, "COVERAGE_FILE": str(data_file)},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    print(mapped.stdout.strip().splitlines()[-1], flush=True)
+    if mapped.returncode != 0:
+        print(mapped.stdout, mapped.stderr, sep="\n", file=sys.stderr)
+        raise SystemExit(f"{name}: its tests fail without a mutant; fix them first")
+    # A mutant's tests run fastest first: most mutants are killed, by the first test that fails.
+    durations: dict[str, float] = {}
+    for match in DURATION.finditer(mapped.stdout):
+        seconds, test = float(match["seconds"]), match["test"].strip()
+        durations[test] = durations.get(test, 0.0) + seconds
+    data = coverage.CoverageData(basename=str(data_file))
+    data.read()
+    lines: dict[str, list[str]] = {}
+    for line, contexts in (data.contexts_by_lineno(str(work / module)) or {}).items():
+        # pytest-cov's contexts are "<test id>|setup", "|run" and "|teardown"; "" is import.
+        lines[str(line)] = sorted({context.rpartition("|")[0] for context in contexts})
+    coverage_map.write_text(
+        json.dumps({"fingerprint": fingerprint.hexdigest(), "lines": lines, "durations": durations})
+    )
+    data_file.unlink(missing_ok=True)
+
+
+def tested_files(work: Path, module: str, tests: list[str]) -> set[Path]:
+    """The module and every file of its tests (and the conftests above them): what the map of
+    lines to tests depends on."""
+    files = {work / module, work / "tests" / "conftest.py"}
+    for test in tests:
+        path = work / test.split("::")[0]
+        files.update(path.rglob("*.py") if path.is_dir() else [path])
+        files.update(p / "conftest.py" for p in path.parents if (p / "conftest.py").exists())
+    return {f for f in files if f.is_relative_to(work)}
+
+
+def skip_annotations(session: Path, module_file: Path) -> None:
+    """Mark the mutants inside annotations as equivalent: the modules postpone them (`from
+    __future__ import annotations`), so no code evaluates them (`str & None` for `str | None`)."""
+    source = module_file.read_text()
+    db = sqlite3.connect(session)
+    try:
+        specs = db.execute(
+            "SELECT job_id, start_pos_row, start_pos_col, end_pos_row, end_pos_col "
+            "FROM mutation_specs"
+        ).fetchall()
+        inside = [
+            (job, ANNOTATION)
+            for job, row, col, end_row, end_col in specs
+            if in_annotation(source, (row, col), (end_row, end_col))
+        ]
+        db.executemany(
+            "INSERT OR REPLACE INTO work_results (job_id, worker_outcome, output) "
+            "VALUES (?, 'SKIPPED', ?)",
+            inside,
+        )
+        db.commit()
+    finally:
+        db.close()
+
+
+def survivors_of(session: Path) -> Path:
+    """A copy of `session` holding only its survivors, with their results forgotten."""
+    copy = session.with_suffix(".survivors.sqlite")
+    shutil.copyfile(session, copy)
+    db = sqlite3.connect(copy)
+    try:
+        others = db.execute(
+            "SELECT w.job_id FROM work_items w LEFT JOIN work_results r ON r.job_id = w.job_id "
+            "WHERE r.test_outcome IS NOT 'SURVIVED'"
+        ).fetchall()
+        for table in ("work_results", "mutation_specs", "work_items"):
+            db.executemany(f"DELETE FROM {table} WHERE job_id = ?", others)  # noqa: S608
+        db.execute("DELETE FROM work_results")
+        db.commit()
+    finally:
+        db.close()
+    return copy
+
+
+def take_results(copy: Path, session: Path) -> None:
+    """Put the results of a run of `copy` (survivors_of) into `session`."""
+    db = sqlite3.connect(session)
+    try:
+        db.execute("ATTACH DATABASE ? AS again", (str(copy),))
+        db.execute("INSERT OR REPLACE INTO work_results SELECT * FROM again.work_results")
+        db.commit()
+    finally:
+        db.close()
+    copy.unlink()
 
 
 def score(session: Path) -> tuple[int, int, int, list[str]]:
@@ -147,7 +322,7 @@ def keep_only(session: Path, definitions: list[str]) -> None:
         db.close()
 
 
-def mutate(name: str, only: list[str]) -> tuple[int, int, int]:
+def mutate(name: str, only: list[str]) -> tuple[int, int, int, int]:
     module, tests = MODULES[name]
     work = OUT / name
     label = name + ("-" + "-".join(sorted(only)) if only else "")
@@ -157,7 +332,14 @@ def mutate(name: str, only: list[str]) -> tuple[int, int, int]:
         shutil.rmtree(work)
     shutil.copytree(ROOT, work, ignore=IGNORED, symlinks=True)
     (work / ".venv").symlink_to(ROOT / ".venv")
-    pytest = f"{VENV}/pytest -x -q -p no:cacheprovider -o addopts= {' '.join(tests)}"
+    coverage_map = OUT / f"{label}.map.json"
+    # The module as the run found it: the checkout may be edited meanwhile (tests, pragmas).
+    original = OUT / f"{label}.original.py"
+    shutil.copyfile(work / module, original)
+    pytest = (
+        f"{VENV}/python {ROOT}/scripts/mutation_tests.py {coverage_map} {original} "
+        f"{work / module} -- {PYTEST_FLAGS} -- {' '.join(tests)}"
+    )
     config.write_text(
         "[cosmic-ray]\n"
         f'module-path = "{module}"\n'
@@ -170,14 +352,31 @@ def mutate(name: str, only: list[str]) -> tuple[int, int, int]:
         f"exclude-operators = {json.dumps(EXCLUDED_OPERATORS)}\n"
     )
     cr = str(VENV / "cosmic-ray")
+    if session.exists() and session.stat().st_size == 0:
+        session.unlink()  # left by a run stopped before cosmic-ray made it
     if not session.exists():
         run([cr, "init", str(config), str(session)], work)
         run([str(VENV / "cr-filter-operators"), str(session), str(config)], work)
         run([str(VENV / "cr-filter-pragma"), str(session)], work)
         if only:
             keep_only(session, only)
+    skip_annotations(session, original)
+    rerun = os.environ.get("RERUN") == "survivors"
+    # Again only the survivors (after tests were added), in a session of their own: cosmic-ray
+    # would run every mutant not run yet too. Lines since marked `no mutate` are skipped.
+    todo = survivors_of(session) if rerun else session
+    if rerun:
+        run([str(VENV / "cr-filter-pragma"), str(todo)], work)
     started = time.monotonic()
-    run([cr, "exec", str(config), str(session)], work)
+    template = f"qunfang_mutation_{name}"
+    try:
+        prepare(name, module, tests, work, template, OUT / f"{label}.map.json")
+        run([cr, "exec", str(config), str(todo)], work)
+    finally:
+        run([str(VENV / "python"), "scripts/mutation_template.py", "drop", template], work)
+        if rerun:
+            take_results(todo, session)
+    skip_annotations(session, original)
     total, killed, skipped, survivors = score(session)
     if survivors:
         print(f"\n== {name}: surviving mutants of {module} ==", flush=True)
@@ -188,12 +387,16 @@ def mutate(name: str, only: list[str]) -> tuple[int, int, int]:
         )
     pct = 100 * killed / total if total else 100.0
     minutes = (time.monotonic() - started) / 60
+    not_run = total - killed - len(survivors)
+    # A run stopped early scored the mutants it ran: cosmic-ray takes them in no order of
+    # the file's, so they are a sample of the module's.
+    sample = f"; {killed}/{killed + len(survivors)} of those run" if not_run else ""
     print(
         f"{label}: {module} {killed}/{total} killed = {pct:.0f}% "
-        f"({skipped} marked equivalent, {minutes:.1f} min)",
+        f"({skipped} marked equivalent, {not_run} not run yet{sample}; {minutes:.1f} min)",
         flush=True,
     )
-    return total, killed, skipped
+    return total, killed, skipped, not_run
 
 
 def main(argv: list[str]) -> int:
@@ -208,12 +411,15 @@ def main(argv: list[str]) -> int:
     OUT.mkdir(parents=True, exist_ok=True)
     only = [d for d in os.environ.get("ONLY", "").split(",") if d]
     table = {name: mutate(name, only) for name in names}
-    print("\n| module | mutants | killed | score | equivalent |")
-    print("| --- | --- | --- | --- | --- |")
-    for name, (total, killed, skipped) in table.items():
+    print("\n| module | mutants | killed | score | equivalent | not run yet |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    for name, (total, killed, skipped, not_run) in table.items():
         pct = 100 * killed / total if total else 100.0
         scope = f" ({', '.join(only)})" if only else ""
-        print(f"| {MODULES[name][0]}{scope} | {total} | {killed} | {pct:.0f}% | {skipped} |")
+        print(
+            f"| {MODULES[name][0]}{scope} | {total} | {killed} | {pct:.0f}% | {skipped} "
+            f"| {not_run} |"
+        )
     return 0
 
 

@@ -88,20 +88,30 @@ def as_owner(url: str) -> str:
     return _with_role(url, server_url())
 
 
+# A database already migrated and loaded with the demo data, on the test server, that the run's
+# database is copied from instead of being built: scripts/mutation.py makes one from the same
+# migrations before starting hundreds of short sessions (a mutant changes application code, never
+# a migration). Each test is still rolled back in the copy, as always.
+TEMPLATE_DATABASE = os.environ.get("QF_TEST_TEMPLATE_DATABASE")
+
+
 @contextlib.contextmanager
-def throwaway_database(base_url: str) -> Iterator[str]:
-    """Create a fresh database with PostGIS on `base_url`'s server; drop it afterwards."""
+def throwaway_database(base_url: str, template: str | None = None) -> Iterator[str]:
+    """Create a fresh database with PostGIS on `base_url`'s server (a copy of `template` when
+    given); drop it afterwards."""
     url = sa.engine.make_url(base_url)
     name = f"qunfang_test_{uuid.uuid4().hex[:12]}"
     admin = sa.create_engine(url, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
     with admin.connect() as conn:
-        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+        copy = f' TEMPLATE "{template}"' if template else ""
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}"{copy}')
     test_url = url.set(database=name).render_as_string(hide_password=False)
     try:
-        engine = sa.create_engine(test_url, poolclass=sa.pool.NullPool)
-        with engine.begin() as conn:
-            conn.exec_driver_sql("CREATE EXTENSION IF NOT EXISTS postgis")
-        engine.dispose()
+        if not template:
+            engine = sa.create_engine(test_url, poolclass=sa.pool.NullPool)
+            with engine.begin() as conn:
+                conn.exec_driver_sql("CREATE EXTENSION IF NOT EXISTS postgis")
+            engine.dispose()
         yield test_url
     finally:
         _drop_database(admin, name)
@@ -198,7 +208,7 @@ def make_app(database_url: str, **overrides):
 @pytest.fixture(scope="session")
 def owner_database_url() -> Iterator[str]:
     """The run's database, as its owner: for set-up that is DDL (the application may do none)."""
-    with throwaway_database(server_url()) as url:
+    with throwaway_database(server_url(), TEMPLATE_DATABASE) as url:
         yield url
 
 
@@ -212,12 +222,18 @@ def database_url(owner_database_url) -> str:
 def app(database_url):
     """The application on the run's database: migrated, with the demo data set loaded."""
     app = make_app(database_url)
-    with app.app_context():
-        flask_migrate.upgrade(directory=str(MIGRATIONS_DIR))
-        demo.load(db.session, log=lambda _line: None)
-        db.session.commit()
-        db.engine.dispose()
+    if not TEMPLATE_DATABASE:
+        with app.app_context():
+            build_database()
     return app
+
+
+def build_database() -> None:
+    """Migrate the app's database and load the demo data set (in an app context)."""
+    flask_migrate.upgrade(directory=str(MIGRATIONS_DIR))
+    demo.load(db.session, log=lambda _line: None)
+    db.session.commit()
+    db.engine.dispose()
 
 
 @pytest.fixture

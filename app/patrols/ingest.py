@@ -65,8 +65,8 @@ class Item:
     reason: str | None = None
     detail: str | None = None
     recorded_at: dt.datetime | None = None
-    lon: float = 0.0
-    lat: float = 0.0
+    lon: float = 0.0  # pragma: no mutate - set by parse; a rejected item's is never read
+    lat: float = 0.0  # pragma: no mutate - set by parse; a rejected item's is never read
     accuracy_m: float | None = None
     scan: dict[str, Any] | None = None
     flags: int = 0
@@ -304,9 +304,9 @@ def _flag(
     """Flag poor accuracy, and speeds from the previous plausible fix (stored or in the batch)
     beyond `max_speed` m/s. A flagged fix is not the reference for the next one, so one jump
     does not also flag the return to the true position."""
-    events = [(at, 0, lon, lat, None) for at, lon, lat in anchors]
+    events = [(at, 0, lon, lat, None) for at, lon, lat in anchors]  # pragma: no mutate
     events += [(i.recorded_at, 1, i.lon, i.lat, n) for n, i in enumerate(fresh)]
-    events.sort(key=lambda e: (e[0], e[1]))
+    events.sort(key=lambda e: (e[0], e[1]))  # pragma: no mutate - anchors lead; a stable sort
     previous = None
     for at, _order, lon, lat, index in events:
         if index is None:

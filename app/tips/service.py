@@ -352,7 +352,7 @@ def effective(session: Session, tip: Tip) -> Tip:
     seen = {tip.id}
     while tip.merged_into_id is not None:
         tip = session.get(Tip, tip.merged_into_id)
-        if tip.id in seen:  # pragma: no cover - merge refuses cycles
+        if tip.id in seen:  # pragma: no cover, no mutate - merge makes no cycles, no chains
             break
         seen.add(tip.id)
     return tip

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from app.core.fields import CLOCK_SKEW
 from app.patrols import ingest
+from app.patrols.models import FLAG_POOR_ACCURACY
 from tests.core.test_boundaries import BEYOND, BEYOND_LAT, BEYOND_LON, EDGES, STEP, T
 from tests.patrols.conftest import item
 
@@ -42,6 +43,14 @@ def test_check_ins_one_step_beyond_the_ranges_are_out_of_range(lon, lat):
         assert (parsed.outcome, parsed.reason) == ("rejected", "coordinates_out_of_range")
 
 
+@pytest.mark.parametrize(
+    ("lon", "lat"), [(BEYOND_LON, BEYOND_LAT), (-BEYOND_LON, -BEYOND_LAT), (200, -100)]
+)
+def test_check_ins_beyond_both_ranges_are_out_of_range(lon, lat):
+    for parsed in _parsed(lon, lat):
+        assert (parsed.outcome, parsed.reason) == ("rejected", "coordinates_out_of_range")
+
+
 @given(
     lon=st.floats(-200, 200, allow_nan=False) | st.sampled_from([180.0, -180.0, BEYOND_LON]),
     lat=st.floats(-100, 100, allow_nan=False) | st.sampled_from([90.0, -90.0, BEYOND_LAT]),
@@ -50,6 +59,55 @@ def test_the_readers_fast_path_judges_coordinates_as_the_schema_does(lon, lat):
     inside = -180 <= lon <= 180 and -90 <= lat <= 90
     fast, slow = _parsed(lon, lat)
     assert fast.outcome == slow.outcome == ("accepted" if inside else "rejected")
+
+
+@given(
+    lon=st.floats(-200, 200, allow_nan=False) | st.sampled_from([180.0, -180.0, BEYOND_LON]),
+    lat=st.floats(-100, 100, allow_nan=False) | st.sampled_from([90.0, -90.0, BEYOND_LAT]),
+)
+def test_the_fast_path_itself_reads_every_plain_item_in_range(lon, lat):
+    """The schema costs more than the rest of a batch: a plain item in range, the ends
+    included, is read without it; one out of range is left to it (which explains)."""
+    inside = -180 <= lon <= 180 and -90 <= lat <= 90
+    read = ingest._plain(item(lon=lon, lat=lat))
+    assert (read is not None) == inside
+    if inside:
+        assert (read["location"]["lon"], read["location"]["lat"]) == (lon, lat)
+
+
+@pytest.mark.parametrize("length", [1, 64, 65])
+def test_the_fast_path_itself_reads_client_ids_of_up_to_64_characters(length):
+    read = ingest._plain(item(client_id="k" * length))
+    assert (read is not None) == (length <= 64)
+
+
+@pytest.mark.parametrize("accuracy", [0, 100_000, 100_001])
+def test_the_fast_path_itself_reads_accuracies_of_up_to_100_km(accuracy):
+    read = ingest._plain(item(accuracy_m=accuracy))
+    assert (read is not None) == (accuracy <= 100_000)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        {"client_id": "a", "recorded_at": "yesterday", "location": {"lon": 200, "lat": 0}},
+        {"client_id": "a", "recorded_at": T.isoformat(), "location": "here"},
+        {"client_id": "a", "recorded_at": T.isoformat(), "location": [116.4, 39.9]},
+    ],
+)
+def test_an_item_refused_for_more_than_its_coordinates_range_is_invalid(raw):
+    parsed = ingest.parse([raw])[0]
+    assert (parsed.outcome, parsed.reason) == ("rejected", "invalid")
+
+
+def test_a_fix_as_inaccurate_as_the_limit_is_not_flagged_and_a_worse_one_is():
+    at = dt.datetime(2026, 12, 1, 8, tzinfo=dt.UTC)
+    fixes = [
+        ingest.Item(client_id=str(n), recorded_at=at + dt.timedelta(minutes=n), accuracy_m=a)
+        for n, a in enumerate([100.0, 100.001])
+    ]
+    ingest._flag(fixes, [], poor_accuracy_m=100.0, max_speed=40.0)
+    assert [bool(f.flags & FLAG_POOR_ACCURACY) for f in fixes] == [False, True]
 
 
 # -- a check-in's times --------------------------------------------------------------------------

@@ -7,7 +7,7 @@ import uuid
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
 
 from app.patrols import checkpoints as checkpoints_service
 from app.patrols.models import Checkpoint, CheckpointVisit, CheckpointWindow
@@ -170,6 +170,58 @@ def test_visits_within_the_minimum_interval_count_once(
     assert [round((t - times[0]).total_seconds() / 60) for t in times] == [0, 12]
     detail = client.get(f"/api/v1/patrols/{patrol['id']}", headers=token_for(volunteer)).json
     assert detail["visit_count"] == 2
+
+
+def test_the_minimum_interval_holds_against_visits_stored_by_earlier_batches(
+    volunteer, start_patrol, send, make_checkpoint, session
+):
+    """The interval is kept from every counted visit, not only those of the same batch: a
+    later batch, or an older phone syncing late, counts only what is far enough from the
+    visits stored already, on either side."""
+    make_checkpoint(min_interval_minutes=10)
+    patrol = start_patrol(volunteer)
+    t0 = now() - dt.timedelta(minutes=40)
+
+    def counted(minutes):
+        answer = send(volunteer, patrol["id"], [item(t0 + dt.timedelta(minutes=minutes))])
+        return [v["counted"] for v in answer.json["items"][0]["visits"]]
+
+    assert counted(20) == [True]
+    assert counted(25) == []  # 5 minutes after a stored visit
+    assert counted(11) == []  # synced late: 9 minutes before it
+    assert counted(9) == [True]  # 11 minutes before it
+    assert counted(31) == [True]
+    times = session.scalars(
+        select(CheckpointVisit.visited_at).order_by(CheckpointVisit.visited_at)
+    ).all()
+    assert [round((t - t0).total_seconds() / 60) for t in times] == [9, 20, 31]
+
+
+def _metres_north(session, lon, lat, metres):
+    """The point `metres` north of (lon, lat) on the spheroid, as PostGIS measures it."""
+    return session.execute(
+        text(
+            "SELECT ST_X(p::geometry), ST_Y(p::geometry) FROM (SELECT ST_Project("
+            "ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)::geography, :metres, 0) AS p) AS s"
+        ),
+        {"lon": lon, "lat": lat, "metres": metres},
+    ).one()
+
+
+def test_a_checkpoint_of_the_largest_radius_is_visited_from_its_edge(
+    volunteer, start_patrol, send, make_checkpoint, session
+):
+    """Checkpoints may have a radius of up to 1000 m, and the proximity search finds a fix
+    anywhere inside one (its bound is not tighter than the largest radius)."""
+    checkpoint = make_checkpoint(radius_m=1000)
+    patrol = start_patrol(volunteer)
+    lon, lat = _metres_north(session, HOME[0], HOME[1], 999.9)
+    answer = send(volunteer, patrol["id"], [item(lon=lon, lat=lat)]).json["items"][0]
+    assert answer["visits"] == [
+        {"checkpoint_id": checkpoint["id"], "counted": True, "reason": None}
+    ]
+    lon, lat = _metres_north(session, HOME[0], HOME[1], 1000.1)
+    assert send(volunteer, patrol["id"], [item(lon=lon, lat=lat)]).json["items"][0]["visits"] == []
 
 
 def test_an_edit_needs_the_etag_read_before(make_checkpoint, client, token_for, staff):

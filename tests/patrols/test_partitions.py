@@ -86,3 +86,29 @@ def test_a_missing_month_is_made_on_insert(
     answer = send(volunteer, patrol["id"], [item()]).json["items"][0]
     assert answer["outcome"] == "accepted"
     assert month in partitions.existing_months(session)
+
+
+def test_a_month_made_by_a_batch_that_rolled_back_is_looked_for_again(session, monkeypatch):
+    """Only months seen to exist are remembered by the process: a partition made inside a
+    request that then rolled back is gone, and the next batch of that month makes it again."""
+    monkeypatch.setattr(ingest, "_known_months", set())
+    month = dt.date(now().year + 3, 5, 1)
+    fix = ingest.Item(client_id="a", recorded_at=dt.datetime(month.year, 5, 3, tzinfo=dt.UTC))
+    assert month not in partitions.existing_months(session)
+    request = session.begin_nested()
+    ingest._ensure_partitions(session, [fix])
+    assert month in partitions.existing_months(session)
+    request.rollback()
+    assert month not in partitions.existing_months(session)
+    ingest._ensure_partitions(session, [fix])
+    assert month in partitions.existing_months(session)
+
+
+def test_a_month_known_to_exist_is_not_looked_up_again(session, monkeypatch, count_queries):
+    """The process remembers the months it has seen exist: a batch in them costs no lookup."""
+    monkeypatch.setattr(ingest, "_known_months", set())
+    fix = ingest.Item(client_id="a", recorded_at=now())
+    ingest._ensure_partitions(session, [fix])
+    with count_queries() as statements:
+        ingest._ensure_partitions(session, [fix])
+    assert statements == []
