@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -18,6 +19,7 @@ from sqlalchemy import select, text
 
 from app.areas.models import Area
 from app.core.errors import Conflict, DomainError, NotFound, Unprocessable
+from app.service_record.models import ServiceEntry
 from app.tasks import service as tasks_service
 from app.tasks.models import Task, TaskRecipient
 from tests.tasks.conftest import HOME, east
@@ -320,3 +322,72 @@ def test_stale_positions_expire_at_their_age(session, on_duty):
     assert tasks_service.expire_positions(session, later, 10) == 1
     session.expire_all()
     assert session.get(tasks_service.DutyStatus, volunteer.id).position_at is None
+
+
+# -- service hours -------------------------------------------------------------------------------
+
+HOUR = 3600
+
+
+@given(data=st.data(), length_s=st.integers(10 * 60, 20 * HOUR), arrives=st.booleans())
+@EXAMPLES
+def test_service_hours_run_from_arrival_or_acceptance_to_completion(
+    session, app, grantee, create_user, monkeypatch, data, length_s, arrives
+):
+    """Credited: from arrival (else acceptance), but not before the task's start, to completion;
+    never negative, at most the task's length and 12 hours; on the local day of completion."""
+    clock = {"now": T0 - dt.timedelta(hours=4)}
+    monkeypatch.setattr(tasks_service, "_now", lambda: clock["now"])
+    volunteer = create_user(roles=["volunteer"], home=COMMUNITY)
+    named = {"mode": "named", "volunteer_ids": [volunteer.id]}
+    ends_at = T0 + dt.timedelta(seconds=length_s)
+    task_row = _task(session, grantee(COMMUNITY), starts_at=T0, ends_at=ends_at, targeting=named)
+    tasks_service.fan_out(session, task_row.id, 0, clock["now"])
+    accepted = data.draw(st.integers(-3 * HOUR, length_s - 3), label="accepted")
+    arrived = data.draw(st.integers(accepted, length_s - 2), label="arrived") if arrives else None
+    since = arrived if arrived is not None else accepted
+    completed = data.draw(st.integers(since, length_s - 1), label="completed")
+    here = {"lon": HOME[0], "lat": HOME[1]}
+    for action, offset in (("accept", accepted), ("arrive", arrived), ("complete", completed)):
+        if offset is not None:
+            clock["now"] = T0 + dt.timedelta(seconds=offset)
+            tasks_service.respond(
+                session, volunteer, task_row.id, {"action": action, "location": here}
+            )
+    begun = max(since, 0)
+    seconds = max(0, min(completed - begun, length_s, 12 * HOUR))
+    local = ZoneInfo(app.config["SERVICE_TIMEZONE"])
+    day = (T0 + dt.timedelta(seconds=completed)).astimezone(local).date()
+    credited = session.execute(
+        select(ServiceEntry.day, ServiceEntry.seconds, ServiceEntry.kind).where(
+            ServiceEntry.volunteer_id == volunteer.id
+        )
+    ).all()
+    assert credited == ([(day, seconds, "task:event_support")] if seconds else [])
+
+
+@pytest.mark.parametrize(("completed_utc", "local_day"), [("15:59:59", 3), ("16:00:00", 4)])
+def test_service_hours_go_to_the_local_day_of_completion(
+    session, grantee, create_user, monkeypatch, completed_utc, local_day
+):
+    """Asia/Shanghai is UTC+8: 16:00 UTC is the next local day."""
+    clock = {"now": T0}
+    monkeypatch.setattr(tasks_service, "_now", lambda: clock["now"])
+    volunteer = create_user(roles=["volunteer"], home=COMMUNITY)
+    named = {"mode": "named", "volunteer_ids": [volunteer.id]}
+    task_row = _task(
+        session,
+        grantee(COMMUNITY),
+        starts_at=T0,
+        ends_at=T0 + dt.timedelta(hours=10),
+        targeting=named,
+    )
+    tasks_service.fan_out(session, task_row.id, 0, T0)
+    tasks_service.respond(session, volunteer, task_row.id, {"action": "accept"})
+    hours, minutes, seconds = map(int, completed_utc.split(":"))
+    clock["now"] = T0.replace(hour=hours, minute=minutes, second=seconds, microsecond=0)
+    tasks_service.respond(session, volunteer, task_row.id, {"action": "complete"})
+    days = session.scalars(
+        select(ServiceEntry.day).where(ServiceEntry.volunteer_id == volunteer.id)
+    )
+    assert list(days) == [dt.date(2026, 12, local_day)]
