@@ -280,3 +280,42 @@ def test_files_are_handed_out_only_when_ready_and_kept(session, grantee, tips):
     batch.files_deleted_at = batch.created_at
     with pytest.raises(NotFound):
         service.open_file(session, liaison, batch, "tips.csv")
+
+
+def test_the_first_acknowledgement_stands(session, grantee, tips):
+    liaison, colleague = (grantee(SUBDISTRICT, role="police_liaison") for _ in range(2))
+    ids = [uuid.UUID(tips[COMMUNITY])]
+    batch = service.create_batch(session, liaison, {**VALUES, "tip_ids": ids})
+    service.acknowledge(session, liaison, batch)
+    first = (batch.acknowledged_at, batch.acknowledged_by)
+    assert first[0] is not None and first[1] == liaison.id
+    service.acknowledge(session, colleague, batch)
+    assert (batch.acknowledged_at, batch.acknowledged_by) == first
+    acknowledged = session.scalars(
+        select(AuditEvent.actor_id).where(AuditEvent.action == "clue_batch.acknowledged")
+    ).all()
+    assert acknowledged == [liaison.id]
+
+
+def test_only_a_scope_of_real_areas_all_covered_opens_a_batch(session, grantee, create_user, tips):
+    """Over every scope a stored row can hold, not only those create_batch writes today: a
+    batch marked everywhere, or with no area in its scope, or with an area id that names no
+    area, opens only for those everywhere, whatever else its scope lists."""
+    maker = grantee(COMMUNITY)
+    batch = service.create_batch(
+        session, maker, {**VALUES, "tip_ids": [uuid.UUID(tips[COMMUNITY])]}
+    )
+    community = batch.scope_area_ids[0]
+    district_staff, admin = grantee(DISTRICT), create_user(roles=["admin"])
+    for everywhere, scope, opens in (
+        (False, [community], True),
+        (True, [community], False),
+        (True, [], False),
+        (False, [], False),
+        (False, [community, uuid.uuid4()], False),
+    ):
+        batch.scope_everywhere, batch.scope_area_ids = everywhere, scope
+        session.flush()
+        listed = set(session.scalars(service.visible_query(district_staff)))
+        assert (batch in listed) == opens, (everywhere, scope)
+        assert batch in set(session.scalars(service.visible_query(admin))), (everywhere, scope)
