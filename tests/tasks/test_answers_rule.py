@@ -5,7 +5,7 @@ from a model of that rule, not from the service."""
 
 from __future__ import annotations
 
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 from sqlalchemy import select
 
@@ -44,6 +44,12 @@ def _expected(state: dict[int, str | None], needed: int, who: int, action: str) 
 
 
 @given(needed=st.integers(1, 3), answers=ANSWERS)
+# Besides the generated ones, always: completing twice, arriving after completing (counted
+# twice before the fix), withdrawing when full, accepting past the places.
+@example(needed=1, answers=[(0, "accept"), (0, "complete"), (0, "complete")])
+@example(needed=1, answers=[(0, "accept"), (0, "complete"), (0, "arrive"), (0, "complete")])
+@example(needed=2, answers=[(0, "accept"), (1, "accept"), (0, "decline"), (2, "accept")])
+@example(needed=1, answers=[(0, "accept"), (1, "accept"), (0, "accept"), (1, "decline")])
 @EXAMPLES
 def test_places_follow_the_answers(session, grantee, create_user, needed, answers):
     actor = grantee(COMMUNITY)

@@ -13,7 +13,7 @@ import uuid
 from zoneinfo import ZoneInfo
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select, text
 
@@ -329,13 +329,30 @@ def test_stale_positions_expire_at_their_age(session, on_duty):
 HOUR = 3600
 
 
-@given(data=st.data(), length_s=st.integers(10 * 60, 20 * HOUR), arrives=st.booleans())
+@st.composite
+def _answer_times(draw):
+    """(task length, acceptance, arrival or None, completion): seconds from the task's start,
+    each answer while the task runs."""
+    length_s = draw(st.integers(10 * 60, 20 * HOUR))
+    accepted = draw(st.integers(-3 * HOUR, length_s - 3))
+    arrived = draw(st.none() | st.integers(accepted, length_s - 2))
+    completed = draw(st.integers(accepted if arrived is None else arrived, length_s - 1))
+    return length_s, accepted, arrived, completed
+
+
+@given(times=_answer_times())
+@example(times=(20 * HOUR, 0, None, 19 * HOUR))  # more than 12 hours: 12
+@example(times=(20 * HOUR, -2 * HOUR, 30, 12 * HOUR + 31))  # 12 hours and a second: 12
+@example(times=(5 * HOUR, -2 * HOUR, -HOUR, 3 * HOUR))  # arrived before the start: from it
+@example(times=(5 * HOUR, HOUR, 2 * HOUR, 2 * HOUR))  # completed on arrival: nothing
 @EXAMPLES
 def test_service_hours_run_from_arrival_or_acceptance_to_completion(
-    session, app, grantee, create_user, monkeypatch, data, length_s, arrives
+    session, app, grantee, create_user, monkeypatch, times
 ):
     """Credited: from arrival (else acceptance), but not before the task's start, to completion;
     never negative, at most the task's length and 12 hours; on the local day of completion."""
+    length_s, accepted, arrived, completed = times
+    since = accepted if arrived is None else arrived
     clock = {"now": T0 - dt.timedelta(hours=4)}
     monkeypatch.setattr(tasks_service, "_now", lambda: clock["now"])
     volunteer = create_user(roles=["volunteer"], home=COMMUNITY)
@@ -343,10 +360,6 @@ def test_service_hours_run_from_arrival_or_acceptance_to_completion(
     ends_at = T0 + dt.timedelta(seconds=length_s)
     task_row = _task(session, grantee(COMMUNITY), starts_at=T0, ends_at=ends_at, targeting=named)
     tasks_service.fan_out(session, task_row.id, 0, clock["now"])
-    accepted = data.draw(st.integers(-3 * HOUR, length_s - 3), label="accepted")
-    arrived = data.draw(st.integers(accepted, length_s - 2), label="arrived") if arrives else None
-    since = arrived if arrived is not None else accepted
-    completed = data.draw(st.integers(since, length_s - 1), label="completed")
     here = {"lon": HOME[0], "lat": HOME[1]}
     for action, offset in (("accept", accepted), ("arrive", arrived), ("complete", completed)):
         if offset is not None:
