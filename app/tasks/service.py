@@ -440,6 +440,8 @@ def respond(
     elif action == "arrive":
         if not engaged:
             raise Conflict(_("Accept the task first."))
+        if recipient.response == "completed":  # it stays completed, and counted once
+            raise Conflict(_("You completed this task already."))
         _check_arrival(session, task_row, values.get("location"))
         recipient.response, recipient.arrived_at = "arrived", now
     elif action == "complete":

@@ -16,8 +16,17 @@ def answer(client, token_for, user, task, **body):
     return client.post(f"/api/v1/tasks/{task['id']}/responses", json=body, headers=token_for(user))
 
 
+def _mine(session, task, user):
+    session.expire_all()
+    return session.scalar(
+        select(TaskRecipient).where(
+            TaskRecipient.task_id == uuid.UUID(task["id"]), TaskRecipient.user_id == user.id
+        )
+    )
+
+
 def test_a_volunteer_cannot_respond_to_a_task_not_sent_to_them(
-    create_task, volunteer_at, fan_out, client, token_for
+    create_task, volunteer_at, fan_out, client, token_for, session
 ):
     volunteer_at(50)
     outsider = volunteer_at(5_000)
@@ -26,6 +35,9 @@ def test_a_volunteer_cannot_respond_to_a_task_not_sent_to_them(
     response = answer(client, token_for, outsider, task, action="accept")
     assert response.status_code == 404
     assert response.mimetype == "application/problem+json"
+    # The answer took no place and did not make the outsider a recipient.
+    assert _mine(session, task, outsider) is None
+    assert session.get(Task, uuid.UUID(task["id"])).accepted == 0
 
 
 def test_places_are_limited(create_task, volunteer_at, fan_out, client, token_for, session):
@@ -46,22 +58,16 @@ def test_places_are_limited(create_task, volunteer_at, fan_out, client, token_fo
 
 
 def test_arriving_needs_a_position_inside_the_radius(
-    create_task, volunteer_at, fan_out, client, token_for
+    create_task, volunteer_at, fan_out, client, token_for, session
 ):
     volunteer = volunteer_at(50)
     task = create_task(radius_m=100)
     fan_out(task)
-    assert (
-        answer(
-            client,
-            token_for,
-            volunteer,
-            task,
-            action="arrive",
-            location={"lon": HOME[0], "lat": HOME[1]},
-        ).status_code
-        == 409
-    )
+    here = {"lon": HOME[0], "lat": HOME[1]}
+    unaccepted = answer(client, token_for, volunteer, task, action="arrive", location=here)
+    assert unaccepted.status_code == 409
+    mine = _mine(session, task, volunteer)
+    assert (mine.response, mine.arrived_at) == (None, None)
     answer(client, token_for, volunteer, task, action="accept")
     far = answer(
         client,
@@ -71,7 +77,11 @@ def test_arriving_needs_a_position_inside_the_radius(
         action="arrive",
         location={"lon": east(300), "lat": HOME[1]},
     )
-    assert far.status_code == 422
+    assert far.status_code == 422 and far.json["errors"][0]["pointer"] == "/location"
+    nowhere = answer(client, token_for, volunteer, task, action="arrive")
+    assert nowhere.status_code == 422 and nowhere.json["errors"][0]["pointer"] == "/location"
+    mine = _mine(session, task, volunteer)
+    assert (mine.response, mine.arrived_at) == ("accepted", None)
     near = answer(
         client,
         token_for,
