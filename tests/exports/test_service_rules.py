@@ -11,6 +11,7 @@ from __future__ import annotations
 import uuid
 
 import pytest
+from flask import current_app
 from sqlalchemy import select, text
 
 from app.areas.models import Area
@@ -29,6 +30,10 @@ OTHER_SUBDISTRICT = "110105002000"
 GRANTS = (DISTRICT, SUBDISTRICT, COMMUNITY, SIBLING, OTHER_SUBDISTRICT)
 FAR = (116.442801, 39.924811)  # 体东 (110105002024, WGS-84) in 朝外, another sub-district
 VALUES = {"purpose": "核查辖区盗窃线索", "case_reference": "京公朝刑2026-0042"}
+
+
+def _max_tips() -> int:
+    return current_app.config["MAX_BATCH_TIPS"]
 
 
 def _inside(session, area_id: uuid.UUID | None, grant_code: str) -> bool:
@@ -87,16 +92,21 @@ def test_a_batch_takes_every_tip_inside_the_jurisdiction_and_only_those(
     inside = {t for t in tips.values() if _inside(session, _tip_area(session, t), grant)}
     everything = {**VALUES, "filters": {"categories": ["theft"]}}
     if not inside:
-        refused = _pointer(lambda: service.create_batch(session, actor, everything))
+        refused = _pointer(
+            lambda: service.create_batch(session, actor, everything, max_tips=_max_tips())
+        )
         assert refused == "/filters"
         return
-    batch = service.create_batch(session, actor, everything)
+    batch = service.create_batch(session, actor, everything, max_tips=_max_tips())
     assert _items(session, batch) == inside and batch.row_count == len(inside)
     # Named one by one, a tip outside refuses the whole list.
     outside = set(tips.values()) - inside
     for tip_id in outside:
         named = {**VALUES, "tip_ids": [uuid.UUID(t) for t in (*inside, tip_id)]}
-        assert _pointer(lambda n=named: service.create_batch(session, actor, n)) == "/tip_ids"
+        assert (
+            _pointer(lambda n=named: service.create_batch(session, actor, n, max_tips=_max_tips()))
+            == "/tip_ids"
+        )
 
 
 def test_a_filter_area_is_checked_at_every_level(session, grantee, area):
@@ -108,7 +118,9 @@ def test_a_filter_area_is_checked_at_every_level(session, grantee, area):
             area_id = area(code).id
             values = {**VALUES, "filters": {"area_ids": [area(grant).id, area_id]}}
             nested = session.begin_nested()
-            refused = _pointer(lambda v=values, a=actor: service.create_batch(session, a, v))
+            refused = _pointer(
+                lambda v=values, a=actor: service.create_batch(session, a, v, max_tips=_max_tips())
+            )
             nested.rollback()
             if _inside(session, area_id, grant):
                 assert refused == "/filters", (grant, code)  # taken, and no tip there
@@ -124,8 +136,16 @@ def test_merged_tips_are_never_taken(session, grantee, tips):
         {"id": uuid.UUID(merged), "into": uuid.UUID(tips[COMMUNITY])},
     )
     named = {**VALUES, "tip_ids": [uuid.UUID(merged)]}
-    assert _pointer(lambda: service.create_batch(session, actor, named)) == "/tip_ids"
-    batch = service.create_batch(session, actor, {**VALUES, "filters": {"categories": ["theft"]}})
+    assert (
+        _pointer(lambda: service.create_batch(session, actor, named, max_tips=_max_tips()))
+        == "/tip_ids"
+    )
+    batch = service.create_batch(
+        session,
+        actor,
+        {**VALUES, "filters": {"categories": ["theft"]}},
+        max_tips=_max_tips(),
+    )
     assert _items(session, batch) == {tips[COMMUNITY]}
 
 
@@ -134,7 +154,7 @@ def test_status_and_category_filters_select_and_only_open_tips_move(session, gra
     resolved, submitted = uuid.UUID(tips[COMMUNITY]), uuid.UUID(tips[SIBLING])
     session.execute(text("UPDATE tips SET status = 'resolved' WHERE id = :id"), {"id": resolved})
     by_status = {**VALUES, "filters": {"statuses": ["resolved"]}}
-    batch = service.create_batch(session, actor, by_status)
+    batch = service.create_batch(session, actor, by_status, max_tips=_max_tips())
     assert _items(session, batch) == {str(resolved)}
     # A closed tip keeps its status; it gets a `batched` line, and no transition.
     session.expire_all()
@@ -142,8 +162,16 @@ def test_status_and_category_filters_select_and_only_open_tips_move(session, gra
     kinds = session.scalars(select(TipEvent.kind).where(TipEvent.tip_id == resolved)).all()
     assert sorted(kinds) == ["batched", "submitted"]
     none = {**VALUES, "filters": {"categories": ["noise"]}}
-    assert _pointer(lambda: service.create_batch(session, actor, none)) == "/filters"
-    batch = service.create_batch(session, actor, {**VALUES, "tip_ids": [submitted]})
+    assert (
+        _pointer(lambda: service.create_batch(session, actor, none, max_tips=_max_tips()))
+        == "/filters"
+    )
+    batch = service.create_batch(
+        session,
+        actor,
+        {**VALUES, "tip_ids": [submitted]},
+        max_tips=_max_tips(),
+    )
     session.expire_all()
     assert session.get(Tip, submitted).status == "referred_to_police"
 
@@ -151,7 +179,10 @@ def test_status_and_category_filters_select_and_only_open_tips_move(session, gra
 def test_a_batch_records_its_makers_role_and_whole_scope(session, grantee, area, tips):
     actor = grantee(SUBDISTRICT, role="community_admin")
     batch = service.create_batch(
-        session, actor, {**VALUES, "tip_ids": [uuid.UUID(tips[COMMUNITY])]}
+        session,
+        actor,
+        {**VALUES, "tip_ids": [uuid.UUID(tips[COMMUNITY])]},
+        max_tips=_max_tips(),
     )
     assert (batch.creator_role, batch.scope_everywhere) == ("grid_staff", False)
     assert batch.scope_area_ids == [area(SUBDISTRICT).id]
@@ -166,12 +197,16 @@ def test_a_batch_is_opened_by_its_makers_role_over_its_whole_scope(
     session, grantee, create_user, tips, role
 ):
     staff_batch = service.create_batch(
-        session, grantee(COMMUNITY), {**VALUES, "tip_ids": [uuid.UUID(tips[COMMUNITY])]}
+        session,
+        grantee(COMMUNITY),
+        {**VALUES, "tip_ids": [uuid.UUID(tips[COMMUNITY])]},
+        max_tips=_max_tips(),
     )
     police_batch = service.create_batch(
         session,
         grantee(SUBDISTRICT, role="police_liaison"),
         {**VALUES, "tip_ids": [uuid.UUID(tips[SIBLING])]},
+        max_tips=_max_tips(),
     )
     staff_like = role != "police_liaison"
     for grant in GRANTS:
@@ -197,7 +232,12 @@ def test_a_batch_made_everywhere_is_opened_only_by_those_everywhere(
     session, create_user, grantee, tips
 ):
     admin = create_user(roles=["admin"])
-    batch = service.create_batch(session, admin, {**VALUES, "tip_ids": [uuid.UUID(tips["far"])]})
+    batch = service.create_batch(
+        session,
+        admin,
+        {**VALUES, "tip_ids": [uuid.UUID(tips["far"])]},
+        max_tips=_max_tips(),
+    )
     assert batch.scope_everywhere and batch.scope_area_ids == []
     assert service.get_batch(session, create_user(roles=["admin"]), batch.id) is batch
     with pytest.raises(NotFound):
@@ -210,7 +250,7 @@ def test_a_batch_made_everywhere_is_opened_only_by_those_everywhere(
 def test_outcomes_are_refused_whole(session, grantee, tips, client):
     liaison = grantee(SUBDISTRICT, role="police_liaison")
     ids = [uuid.UUID(tips[COMMUNITY]), uuid.UUID(tips[SIBLING])]
-    batch = service.create_batch(session, liaison, {**VALUES, "tip_ids": ids})
+    batch = service.create_batch(session, liaison, {**VALUES, "tip_ids": ids}, max_tips=_max_tips())
     stranger = uuid.UUID(_post_tip(client)["id"])
     first = {"tip_id": ids[0], "outcome": "case_opened"}
 
@@ -261,7 +301,7 @@ def test_outcomes_are_refused_whole(session, grantee, tips, client):
 def test_files_are_handed_out_only_when_ready_and_kept(session, grantee, tips):
     liaison = grantee(SUBDISTRICT, role="police_liaison")
     ids = [uuid.UUID(tips[COMMUNITY])]
-    batch = service.create_batch(session, liaison, {**VALUES, "tip_ids": ids})
+    batch = service.create_batch(session, liaison, {**VALUES, "tip_ids": ids}, max_tips=_max_tips())
     export_store().put(service.batch_prefix(batch.id) + "tips.csv", b"tip_id\r\n")
     for status in ("pending", "running", "failed"):
         batch.status = status
@@ -285,7 +325,7 @@ def test_files_are_handed_out_only_when_ready_and_kept(session, grantee, tips):
 def test_the_first_acknowledgement_stands(session, grantee, tips):
     liaison, colleague = (grantee(SUBDISTRICT, role="police_liaison") for _ in range(2))
     ids = [uuid.UUID(tips[COMMUNITY])]
-    batch = service.create_batch(session, liaison, {**VALUES, "tip_ids": ids})
+    batch = service.create_batch(session, liaison, {**VALUES, "tip_ids": ids}, max_tips=_max_tips())
     service.acknowledge(session, liaison, batch)
     first = (batch.acknowledged_at, batch.acknowledged_by)
     assert first[0] is not None and first[1] == liaison.id
@@ -303,7 +343,10 @@ def test_only_a_scope_of_real_areas_all_covered_opens_a_batch(session, grantee, 
     area, opens only for those everywhere, whatever else its scope lists."""
     maker = grantee(COMMUNITY)
     batch = service.create_batch(
-        session, maker, {**VALUES, "tip_ids": [uuid.UUID(tips[COMMUNITY])]}
+        session,
+        maker,
+        {**VALUES, "tip_ids": [uuid.UUID(tips[COMMUNITY])]},
+        max_tips=_max_tips(),
     )
     community = batch.scope_area_ids[0]
     district_staff, admin = grantee(DISTRICT), create_user(roles=["admin"])

@@ -5,6 +5,7 @@ from a model of that rule, not from the service."""
 
 from __future__ import annotations
 
+from flask import current_app
 from hypothesis import example, given
 from hypothesis import strategies as st
 from sqlalchemy import select
@@ -16,6 +17,11 @@ from tests.tasks.conftest import HOME
 from tests.tasks.test_service_rules import COMMUNITY, EXAMPLES, _task, grantee
 
 __all__ = ["grantee"]  # the fixture, used here
+
+
+def _settings() -> tasks_service.TaskSettings:
+    """The task rules' settings as the application reads them."""
+    return tasks_service.TaskSettings.from_config(current_app.config)
 
 
 ENGAGED = ("accepted", "arrived", "completed")
@@ -56,7 +62,16 @@ def test_places_follow_the_answers(session, grantee, create_user, needed, answer
     volunteers = [create_user(roles=["volunteer"], home=COMMUNITY) for _ in range(4)]
     named = {"mode": "named", "volunteer_ids": [v.id for v in volunteers], "max_recipients": 10}
     task_row = _task(session, actor, needed=needed, targeting=named)
-    assert tasks_service.fan_out(session, task_row.id, 0, tasks_service._now()) == 4
+    assert (
+        tasks_service.fan_out(
+            session,
+            task_row.id,
+            0,
+            tasks_service._now(),
+            _settings(),
+        )
+        == 4
+    )
     state: dict[int, str | None] = dict.fromkeys(range(4))
     ever_completed: set[int] = set()
     here = {"lon": HOME[0], "lat": HOME[1]}
@@ -64,7 +79,11 @@ def test_places_follow_the_answers(session, grantee, create_user, needed, answer
         expected = _expected(state, needed, who, action)
         try:
             tasks_service.respond(
-                session, volunteers[who], task_row.id, {"action": action, "location": here}
+                session,
+                volunteers[who],
+                task_row.id,
+                {"action": action, "location": here},
+                _settings(),
             )
         except Conflict:
             assert expected is None, (state, who, action)

@@ -13,6 +13,7 @@ import uuid
 from zoneinfo import ZoneInfo
 
 import pytest
+from flask import current_app
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select, text
@@ -37,6 +38,11 @@ EXAMPLES = settings(
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 T0 = dt.datetime(2026, 12, 3, 8, 0, 0, 500_000, tzinfo=dt.UTC)
+
+
+def _settings() -> tasks_service.TaskSettings:
+    """The task rules' settings as the application reads them."""
+    return tasks_service.TaskSettings.from_config(current_app.config)
 
 
 def _inside(session, area_code: str, grant_code: str) -> bool:
@@ -68,7 +74,7 @@ def _refused(session, actor, values) -> str | None:
     """The pointer (or "404") a task of these values is refused with, None when it is taken.
     `reach` checks a task as creating it would, and stores nothing."""
     try:
-        tasks_service.reach(session, actor, values, 1)
+        tasks_service.reach(session, actor, values, 1, _settings())
     except NotFound:
         return "404"
     except Unprocessable as refused:
@@ -210,7 +216,16 @@ def _fan_out_jobs(session, task_row) -> list[int]:
 def test_a_fan_out_at_the_tasks_end_asks_nobody(session, grantee, on_duty, before_end, asked):
     volunteer = on_duty(30)
     task_row = _task(session, grantee(COMMUNITY))
-    assert tasks_service.fan_out(session, task_row.id, 0, task_row.ends_at - before_end) == asked
+    assert (
+        tasks_service.fan_out(
+            session,
+            task_row.id,
+            0,
+            task_row.ends_at - before_end,
+            _settings(),
+        )
+        == asked
+    )
     chosen = session.scalars(
         select(TaskRecipient.user_id).where(TaskRecipient.task_id == task_row.id)
     )
@@ -221,7 +236,16 @@ def test_a_cancelled_task_asks_nobody(session, grantee, on_duty):
     on_duty(30)
     task_row = _task(session, grantee(COMMUNITY))
     tasks_service.cancel(session, task_row, "已处置")
-    assert tasks_service.fan_out(session, task_row.id, 0, tasks_service._now()) == 0
+    assert (
+        tasks_service.fan_out(
+            session,
+            task_row.id,
+            0,
+            tasks_service._now(),
+            _settings(),
+        )
+        == 0
+    )
     assert _fan_out_jobs(session, task_row) == [0]  # only the creation's
 
 
@@ -241,7 +265,13 @@ def test_a_radius_task_widens_until_its_maximum(
     targeting = {"mode": "radius", "widen_after_s": widen_after_s, "max_radius_m": max_radius_m}
     task_row = _task(session, grantee(COMMUNITY), needed=3, targeting=targeting)
     for phase in range(4):
-        tasks_service.fan_out(session, task_row.id, phase, tasks_service._now())
+        tasks_service.fan_out(
+            session,
+            task_row.id,
+            phase,
+            tasks_service._now(),
+            _settings(),
+        )
     assert _fan_out_jobs(session, task_row) == phases
     assert tasks_service.phase_radius(task_row, phases[-1]) == min(
         500 * 2 ** phases[-1], max_radius_m
@@ -257,7 +287,13 @@ def test_only_radius_tasks_widen(session, grantee, area, create_user):
         {"mode": "named", "volunteer_ids": [volunteer.id], **widening},
     ):
         task_row = _task(session, actor, area_id=area(COMMUNITY).id, targeting=targeting)
-        tasks_service.fan_out(session, task_row.id, 0, tasks_service._now())
+        tasks_service.fan_out(
+            session,
+            task_row.id,
+            0,
+            tasks_service._now(),
+            _settings(),
+        )
         assert _fan_out_jobs(session, task_row) == [0], targeting["mode"]
 
 
@@ -265,10 +301,22 @@ def test_a_cancelled_task_takes_no_answer(session, grantee, create_user):
     volunteer = create_user(roles=["volunteer"], home=COMMUNITY)
     named = {"mode": "named", "volunteer_ids": [volunteer.id]}
     task_row = _task(session, grantee(COMMUNITY), targeting=named)
-    tasks_service.fan_out(session, task_row.id, 0, tasks_service._now())
+    tasks_service.fan_out(
+        session,
+        task_row.id,
+        0,
+        tasks_service._now(),
+        _settings(),
+    )
     tasks_service.cancel(session, task_row, None)
     with pytest.raises(Conflict):
-        tasks_service.respond(session, volunteer, task_row.id, {"action": "accept"})
+        tasks_service.respond(
+            session,
+            volunteer,
+            task_row.id,
+            {"action": "accept"},
+            _settings(),
+        )
     session.expire_all()
     assert session.get(Task, task_row.id).accepted == 0
 
@@ -277,9 +325,21 @@ def test_only_a_recipient_answers_and_only_staff_of_the_area_read_it(session, gr
     volunteer, stranger = (create_user(roles=["volunteer"], home=COMMUNITY) for _ in range(2))
     named = {"mode": "named", "volunteer_ids": [volunteer.id]}
     task_row = _task(session, grantee(COMMUNITY), targeting=named)
-    tasks_service.fan_out(session, task_row.id, 0, tasks_service._now())
+    tasks_service.fan_out(
+        session,
+        task_row.id,
+        0,
+        tasks_service._now(),
+        _settings(),
+    )
     with pytest.raises(NotFound):
-        tasks_service.respond(session, stranger, task_row.id, {"action": "accept"})
+        tasks_service.respond(
+            session,
+            stranger,
+            task_row.id,
+            {"action": "accept"},
+            _settings(),
+        )
     for grant in GRANTS:
         reader = grantee(grant)
         try:
@@ -299,7 +359,13 @@ def test_reach_withholds_a_radius_count_below_the_threshold(session, grantee, on
     for metres in (20, 40, 60):
         on_duty(metres)
     actor = grantee(COMMUNITY)
-    answer = tasks_service.reach(session, actor, _values(needed=3, radius_m=100), shown_from)
+    answer = tasks_service.reach(
+        session,
+        actor,
+        _values(needed=3, radius_m=100),
+        shown_from,
+        _settings(),
+    )
     if shown_from <= 3:
         assert answer == {"count": 3, "below": None, "mode": "radius"}
     else:
@@ -309,7 +375,13 @@ def test_reach_withholds_a_radius_count_below_the_threshold(session, grantee, on
 def test_reach_counts_other_modes_whatever_the_threshold(session, grantee, create_user):
     volunteer = create_user(roles=["volunteer"], home=COMMUNITY)
     named = {"mode": "named", "volunteer_ids": [volunteer.id]}
-    answer = tasks_service.reach(session, grantee(COMMUNITY), _values(targeting=named), 5)
+    answer = tasks_service.reach(
+        session,
+        grantee(COMMUNITY),
+        _values(targeting=named),
+        5,
+        _settings(),
+    )
     assert answer == {"count": 1, "below": None, "mode": "named"}
 
 
@@ -359,13 +431,23 @@ def test_service_hours_run_from_arrival_or_acceptance_to_completion(
     named = {"mode": "named", "volunteer_ids": [volunteer.id]}
     ends_at = T0 + dt.timedelta(seconds=length_s)
     task_row = _task(session, grantee(COMMUNITY), starts_at=T0, ends_at=ends_at, targeting=named)
-    tasks_service.fan_out(session, task_row.id, 0, clock["now"])
+    tasks_service.fan_out(
+        session,
+        task_row.id,
+        0,
+        clock["now"],
+        _settings(),
+    )
     here = {"lon": HOME[0], "lat": HOME[1]}
     for action, offset in (("accept", accepted), ("arrive", arrived), ("complete", completed)):
         if offset is not None:
             clock["now"] = T0 + dt.timedelta(seconds=offset)
             tasks_service.respond(
-                session, volunteer, task_row.id, {"action": action, "location": here}
+                session,
+                volunteer,
+                task_row.id,
+                {"action": action, "location": here},
+                _settings(),
             )
     begun = max(since, 0)
     seconds = max(0, min(completed - begun, length_s, 12 * HOUR))
@@ -395,11 +477,23 @@ def test_service_hours_go_to_the_local_day_of_completion(
         ends_at=T0 + dt.timedelta(hours=10),
         targeting=named,
     )
-    tasks_service.fan_out(session, task_row.id, 0, T0)
-    tasks_service.respond(session, volunteer, task_row.id, {"action": "accept"})
+    tasks_service.fan_out(session, task_row.id, 0, T0, _settings())
+    tasks_service.respond(
+        session,
+        volunteer,
+        task_row.id,
+        {"action": "accept"},
+        _settings(),
+    )
     hours, minutes, seconds = map(int, completed_utc.split(":"))
     clock["now"] = T0.replace(hour=hours, minute=minutes, second=seconds, microsecond=0)
-    tasks_service.respond(session, volunteer, task_row.id, {"action": "complete"})
+    tasks_service.respond(
+        session,
+        volunteer,
+        task_row.id,
+        {"action": "complete"},
+        _settings(),
+    )
     days = session.scalars(
         select(ServiceEntry.day).where(ServiceEntry.volunteer_id == volunteer.id)
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 import uuid
 
 import pytest
+from flask import current_app
 from geoalchemy2 import WKTElement
 from sqlalchemy import select, text
 
@@ -154,7 +155,7 @@ def test_a_merged_tip_is_offered_no_duplicate_candidates(session, create_user):
 
 
 def test_a_follow_secret_is_120_bits_in_24_base32_characters(session):
-    secret = tips_service.follow_secret(uuid.uuid4())
+    secret = tips_service.follow_secret(uuid.uuid4(), current_app.config["TIP_FOLLOW_KEY"])
     assert len(secret) == 24 and set(secret) <= set("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567")
 
 
