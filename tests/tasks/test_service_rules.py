@@ -20,6 +20,8 @@ from sqlalchemy import select, text
 
 from app.areas.models import Area
 from app.core.errors import Conflict, DomainError, NotFound, Unprocessable
+from app.duty import service as duty_service
+from app.duty.models import DutyStatus
 from app.service_record.models import ServiceEntry
 from app.tasks import service as tasks_service
 from app.tasks.models import Task, TaskRecipient
@@ -188,7 +190,7 @@ def on_duty(session, create_user):
 
     def make(metres: float):
         user = create_user(roles=["volunteer"], home=COMMUNITY, location_sharing=True)
-        tasks_service.set_duty(session, user, True, {"lon": east(metres), "lat": HOME[1]})
+        duty_service.set_duty(session, user, True, {"lon": east(metres), "lat": HOME[1]})
         return user
 
     return make
@@ -387,13 +389,13 @@ def test_reach_counts_other_modes_whatever_the_threshold(session, grantee, creat
 
 def test_stale_positions_expire_at_their_age(session, on_duty):
     volunteer = on_duty(30)
-    duty = session.get(tasks_service.DutyStatus, volunteer.id)
+    duty = session.get(DutyStatus, volunteer.id)
     at = duty.position_at
-    assert tasks_service.expire_positions(session, at + dt.timedelta(minutes=10), 10) == 0
+    assert duty_service.expire_positions(session, at + dt.timedelta(minutes=10), 10) == 0
     later = at + dt.timedelta(minutes=10, microseconds=1)
-    assert tasks_service.expire_positions(session, later, 10) == 1
+    assert duty_service.expire_positions(session, later, 10) == 1
     session.expire_all()
-    assert session.get(tasks_service.DutyStatus, volunteer.id).position_at is None
+    assert session.get(DutyStatus, volunteer.id).position_at is None
 
 
 # -- service hours -------------------------------------------------------------------------------
