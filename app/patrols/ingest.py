@@ -475,7 +475,7 @@ def _rows_json(fresh: list[Item]) -> str:
 
 
 def _store(
-    session: Session, patrol: Patrol, fresh: list[Item], *, optimistic: bool = False
+    session: Session, patrol: Patrol, fresh: list[Item], *, optimistic: bool
 ) -> list[tuple[Item, list]] | None:
     """Insert the fresh items and update the patrol, in one statement; the items that went in
     (the rest were stored already: replays), each with the checkpoints it is near or scanned.

@@ -353,7 +353,7 @@ def effective(session: Session, tip: Tip) -> Tip:
     while tip.merged_into_id is not None:
         tip = session.get(Tip, tip.merged_into_id)
         if tip.id in seen:  # pragma: no cover, no mutate - merge makes no cycles, no chains
-            break
+            break  # pragma: no mutate - (the guard above: never reached)
         seen.add(tip.id)
     return tip
 

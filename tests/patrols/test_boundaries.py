@@ -7,6 +7,7 @@ and the retention horizon are inside."""
 from __future__ import annotations
 
 import datetime as dt
+import math
 import uuid
 from types import SimpleNamespace
 
@@ -16,7 +17,8 @@ from hypothesis import strategies as st
 
 from app.core.fields import CLOCK_SKEW
 from app.patrols import ingest
-from app.patrols.models import FLAG_POOR_ACCURACY
+from app.patrols.models import FLAG_IMPLAUSIBLE_SPEED, FLAG_POOR_ACCURACY
+from geo.distance import haversine_m
 from tests.core.test_boundaries import BEYOND, BEYOND_LAT, BEYOND_LON, EDGES, STEP, T
 from tests.patrols.conftest import item
 
@@ -81,10 +83,14 @@ def test_the_fast_path_itself_reads_client_ids_of_up_to_64_characters(length):
     assert (read is not None) == (length <= 64)
 
 
-@pytest.mark.parametrize("accuracy", [0, 100_000, 100_001])
-def test_the_fast_path_itself_reads_accuracies_of_up_to_100_km(accuracy):
+@pytest.mark.parametrize("accuracy", [-1, -0.5, 0, 100_000, 100_001])
+def test_the_fast_path_itself_reads_accuracies_of_0_to_100_km(accuracy):
+    """A negative accuracy is left to the schema, which refuses it."""
     read = ingest._plain(item(accuracy_m=accuracy))
-    assert (read is not None) == (accuracy <= 100_000)
+    assert (read is not None) == (0 <= accuracy <= 100_000)
+    if accuracy < 0:
+        parsed = ingest.parse([item(accuracy_m=accuracy)])[0]
+        assert (parsed.outcome, parsed.reason) == ("rejected", "invalid")
 
 
 @pytest.mark.parametrize(
@@ -93,6 +99,9 @@ def test_the_fast_path_itself_reads_accuracies_of_up_to_100_km(accuracy):
         {"client_id": "a", "recorded_at": "yesterday", "location": {"lon": 200, "lat": 0}},
         {"client_id": "a", "recorded_at": T.isoformat(), "location": "here"},
         {"client_id": "a", "recorded_at": T.isoformat(), "location": [116.4, 39.9]},
+        # The schema's message for these is a list, not one per coordinate.
+        {"client_id": "a", "recorded_at": T.isoformat()},
+        {"client_id": "a", "recorded_at": T.isoformat(), "location": None},
     ],
 )
 def test_an_item_refused_for_more_than_its_coordinates_range_is_invalid(raw):
@@ -108,6 +117,45 @@ def test_a_fix_as_inaccurate_as_the_limit_is_not_flagged_and_a_worse_one_is():
     ]
     ingest._flag(fixes, [], poor_accuracy_m=100.0, max_speed=40.0)
     assert [bool(f.flags & FLAG_POOR_ACCURACY) for f in fixes] == [False, True]
+
+
+def _fixes(*points, at=dt.datetime(2026, 12, 1, 8, tzinfo=dt.UTC)):
+    """Items a minute apart at (lon, lat) or (lon, lat, accuracy_m)."""
+    return [
+        ingest.Item(
+            client_id=str(n),
+            recorded_at=at + dt.timedelta(minutes=n),
+            lon=p[0],
+            lat=p[1],
+            accuracy_m=p[2] if len(p) > 2 else 5.0,
+        )
+        for n, p in enumerate(points)
+    ]
+
+
+def _speed_flags(fixes):
+    return [bool(f.flags & FLAG_IMPLAUSIBLE_SPEED) for f in fixes]
+
+
+def test_a_speed_exactly_at_the_limit_is_plausible_and_one_step_above_is_not():
+    a, b = (116.45, 39.91), (116.46, 39.91)
+    speed = haversine_m(*a, *b) / 60.0  # the fixes are a minute apart
+    fixes = _fixes(a, b)
+    ingest._flag(fixes, [], poor_accuracy_m=100.0, max_speed=speed)
+    assert _speed_flags(fixes) == [False, False]
+    fixes = _fixes(a, b)
+    ingest._flag(fixes, [], poor_accuracy_m=100.0, max_speed=math.nextafter(speed, 0))
+    assert _speed_flags(fixes) == [False, True]
+
+
+def test_the_fixes_after_a_jump_are_still_judged():
+    """A jump is flagged and the next fixes are judged against the last plausible one: a poor
+    fix after it is flagged poor, a second jump flagged too."""
+    home, far = (116.45, 39.91), (116.60, 39.91)  # 13 km apart: 213 m/s at a minute
+    fixes = _fixes(home, far, (*home, 500.0), far)
+    ingest._flag(fixes, [], poor_accuracy_m=100.0, max_speed=40.0)
+    assert _speed_flags(fixes) == [False, True, False, True]
+    assert [bool(f.flags & FLAG_POOR_ACCURACY) for f in fixes] == [False, False, True, False]
 
 
 # -- a check-in's times --------------------------------------------------------------------------

@@ -10,7 +10,8 @@ import pytest
 from sqlalchemy import select, text, update
 
 from app.patrols import checkpoints as checkpoints_service
-from app.patrols.models import Checkpoint, CheckpointVisit, CheckpointWindow
+from app.patrols import ingest
+from app.patrols.models import Checkpoint, CheckpointVisit, CheckpointWindow, Patrol
 from notifications.models import Notification
 from tests.patrols.conftest import COMMUNITY, HOME, east, item, now
 
@@ -387,3 +388,38 @@ def test_a_qr_payload_is_sent_as_read_and_credits_only_the_checkpoint_scanned(
         scanned["id"],
         beside["id"],
     }
+
+
+def test_a_gps_scan_of_a_checkpoint_inside_its_radius_is_a_gps_visit(
+    volunteer, start_patrol, send, make_checkpoint, session
+):
+    """A scan by GPS carries no code: nothing to check but the distance."""
+    checkpoint = make_checkpoint()
+    patrol = start_patrol(volunteer)
+    scan = {"id": checkpoint["id"], "method": "gps"}
+    answer = send(volunteer, patrol["id"], [item(lon=east(10), checkpoint=scan)]).json["items"][0]
+    assert answer["visits"] == [
+        {"checkpoint_id": checkpoint["id"], "counted": True, "reason": None}
+    ]
+    assert session.scalars(select(CheckpointVisit.method)).all() == ["gps"]
+
+
+@pytest.mark.parametrize(("beyond", "counted"), [(0.0, True), (1e-9, False)])
+def test_a_scan_exactly_at_the_radius_counts_and_one_beyond_does_not(
+    app, volunteer, start_patrol, make_checkpoint, session, beyond, counted
+):
+    """The radius is inside. (The distance comes from PostGIS; here it is given, so that it
+    can be exactly the radius.)"""
+    checkpoint = make_checkpoint(radius_m=30, min_interval_minutes=0)
+    patrol = session.get(Patrol, uuid.UUID(start_patrol(volunteer)["id"]))
+    at = now() - dt.timedelta(minutes=1)
+    fix = ingest.Item(client_id="k", recorded_at=at, lon=HOME[0], lat=HOME[1])
+    fix.scan = {"id": uuid.UUID(checkpoint["id"]), "method": "qr", "code": "c0de"}
+    near = [(checkpoint["id"], 30.0, 0, "c0de", 30.0 + beyond)]
+    with app.test_request_context():
+        ingest._visits(session, patrol, [(fix, near)])
+    reason = None if counted else "outside_radius"
+    assert fix.visits == [
+        {"checkpoint_id": uuid.UUID(checkpoint["id"]), "counted": counted, "reason": reason}
+    ]
+    assert len(session.scalars(select(CheckpointVisit)).all()) == int(counted)

@@ -10,7 +10,7 @@ import uuid
 
 import pytest
 from flask import current_app
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 from app.patrols import ingest
 from app.patrols.models import CheckIn as CheckInRow
@@ -107,3 +107,39 @@ def test_the_api_answers_the_same_either_way(session, volunteer, start_patrol, s
     assert first.json["items"][0]["outcome"] == "accepted"
     assert replay.json["items"][0]["outcome"] == "duplicate"
     assert _stored(session, uuid.UUID(patrol["id"])) == 1
+
+
+def test_a_batch_from_the_patrols_latest_fix_on_compares_with_that_fix_alone(
+    app, session, patrol_of
+):
+    """The speed check's anchors: a batch beginning at or after the patrol's latest plausible
+    fix needs that fix only (kept on the patrol: no statement); one reaching back before it
+    reads the stored fixes it spans, from the last one before it."""
+    t0 = now() - dt.timedelta(minutes=30)
+    with app.test_request_context():
+        stored = [item(t0 + dt.timedelta(minutes=n), lon=east(10 * n)) for n in range(3)]
+        assert [a["outcome"] for a in _ingest(session, patrol_of(), stored)] == ["accepted"] * 3
+        session.commit()
+    patrol = patrol_of()
+    latest = (patrol.last_fix_at, patrol.last_lon, patrol.last_lat)
+    assert latest[0] == t0 + dt.timedelta(minutes=2)
+    statements = []
+
+    def listen(_conn, _cursor, statement, *_):
+        statements.append(statement)
+
+    event.listen(session.get_bind(), "before_cursor_execute", listen)
+    try:
+        for start in (latest[0], latest[0] + dt.timedelta(seconds=1)):
+            batch = [ingest.Item(client_id="x", recorded_at=start)]
+            assert ingest._anchors(session, patrol, batch) == [latest]
+        assert statements == []
+        back = [
+            ingest.Item(client_id=str(s), recorded_at=t0 + dt.timedelta(seconds=s))
+            for s in (90, 150)
+        ]
+        anchors = ingest._anchors(session, patrol, back)
+    finally:
+        event.remove(session.get_bind(), "before_cursor_execute", listen)
+    assert [a[0] for a in anchors] == [t0 + dt.timedelta(minutes=n) for n in (1, 2)]
+    assert len(statements) == 1

@@ -283,3 +283,48 @@ def test_staff_with_no_area_list_no_tip_and_no_task(
             assert client.get(f"/api/v1/tips/{tip_id}", headers=nobody).status_code == 404
         task_detail = client.get(f"/api/v1/tasks/{task.json['id']}", headers=nobody)
         assert task_detail.status_code == 404
+
+
+# -- assignment ----------------------------------------------------------------------------------
+
+
+def test_a_tip_is_assigned_only_to_active_grid_staff_covering_its_area(
+    client, submit, staff, session, create_user
+):
+    """Each condition alone refuses the assignee: a disabled account, an account without the
+    grid-staff role, staff of another area; and the refusal changes nothing."""
+    _user, headers = staff
+    tip_id = submit().json["id"]
+    etag = _read(client, headers, tip_id).headers["ETag"]
+    moved = client.post(
+        f"/api/v1/tips/{tip_id}/transitions",
+        json={"to": "triaged"},
+        headers={**headers, "If-Match": etag},
+    )
+    assert moved.status_code == 200, moved.json
+    etag = moved.headers["ETag"]
+    here = ["110105001024"]
+    refused = {
+        "disabled": create_user(roles=["grid_staff"], jurisdiction=here, status="disabled"),
+        "no role": create_user(roles=["volunteer", "police_liaison"], jurisdiction=here),
+        "elsewhere": create_user(roles=["grid_staff"], jurisdiction=["110105001025"]),
+    }
+    for why, candidate in refused.items():
+        answer = client.post(
+            f"/api/v1/tips/{tip_id}/transitions",
+            json={"to": "assigned", "assignee_id": str(candidate.id)},
+            headers={**headers, "If-Match": etag},
+        )
+        assert answer.status_code == 422, why
+        assert answer.content_type == PROBLEM
+        session.expire_all()
+        tip = session.get(Tip, uuid.UUID(tip_id))
+        assert (tip.status, tip.assignee_id) == ("triaged", None), why
+    fit = create_user(roles=["grid_staff"], jurisdiction=here)
+    answer = client.post(
+        f"/api/v1/tips/{tip_id}/transitions",
+        json={"to": "assigned", "assignee_id": str(fit.id)},
+        headers={**headers, "If-Match": etag},
+    )
+    assert answer.status_code == 200, answer.json
+    assert answer.json["assignee_id"] == str(fit.id)
