@@ -497,7 +497,9 @@ def _store(
             "seen_last_fix_at": patrol.last_fix_at,
         },
     ).all()
-    if rows and not rows[0].went_in:
+    # `went_in` is the statement's: every row has the same.
+    went_in = rows[0].went_in if rows else True  # pragma: no mutate - rows[0] is rows[-1]
+    if not went_in:
         return None
     stored = []
     for n, was_stored, near, _updated, _went_in in rows:

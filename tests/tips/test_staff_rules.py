@@ -328,3 +328,20 @@ def test_a_tip_is_assigned_only_to_active_grid_staff_covering_its_area(
     )
     assert answer.status_code == 200, answer.json
     assert answer.json["assignee_id"] == str(fit.id)
+    # The history says whom: the assignment's line names the assignee, the others no one.
+    lines = session.scalars(select(TipEvent).where(TipEvent.tip_id == uuid.UUID(tip_id))).all()
+    moves = {e.to_status: e.data for e in lines if e.kind == "transition"}
+    assert moves == {"triaged": {}, "assigned": {"assignee_id": str(fit.id)}}
+
+
+def test_the_list_filters_anonymous_and_named_tips(client, submit, staff, create_user, token_for):
+    _user, headers = staff
+    named = submit(headers=token_for(create_user())).json["id"]
+    anonymous = submit().json["id"]
+    listed = {}
+    for value in ("true", "false"):
+        answer = client.get(f"/api/v1/tips?anonymous={value}&page_size=100", headers=headers)
+        assert answer.status_code == 200, answer.json
+        listed[value] = {t["id"] for t in answer.json["items"]}
+    assert anonymous in listed["true"] and named not in listed["true"]
+    assert named in listed["false"] and anonymous not in listed["false"]
