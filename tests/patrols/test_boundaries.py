@@ -148,6 +148,19 @@ def test_a_speed_exactly_at_the_limit_is_plausible_and_one_step_above_is_not():
     assert _speed_flags(fixes) == [False, True]
 
 
+@pytest.mark.parametrize("apart_s", [0, 1])
+def test_fixes_less_than_a_second_apart_are_judged_as_a_second_apart(apart_s):
+    """60 m in one second is 60 m/s, beyond 40; fixes with the same time are a second apart
+    (no division by zero, and no instant jump passes)."""
+    a = (116.45, 39.91)
+    b = (a[0] + 60 / 85_390.0, a[1])  # 60 m east
+    for max_speed, flagged in ((40.0, True), (70.0, False)):
+        fixes = _fixes(a, b)
+        fixes[1].recorded_at = fixes[0].recorded_at + dt.timedelta(seconds=apart_s)
+        ingest._flag(fixes, [], poor_accuracy_m=100.0, max_speed=max_speed)
+        assert _speed_flags(fixes) == [False, flagged]
+
+
 def test_the_fixes_after_a_jump_are_still_judged():
     """A jump is flagged and the next fixes are judged against the last plausible one: a poor
     fix after it is flagged poor, a second jump flagged too."""

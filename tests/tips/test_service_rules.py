@@ -194,3 +194,23 @@ def test_a_tip_read_for_a_change_is_locked_until_the_change_commits(session, loc
         with db.engine.begin() as cleanup:
             cleanup.execute(text("DELETE FROM tips WHERE id = :id"), {"id": tip_id})
     assert locked == lock
+
+
+@pytest.mark.parametrize(
+    ("named", "consent", "stored"),
+    [(True, True, True), (True, False, False), (False, True, False), (False, False, False)],
+)
+def test_only_a_named_reporter_who_says_so_consents_to_police_contact(
+    session, create_user, named, consent, stored
+):
+    """Consent is the reporter's own word: never assumed for a named reporter, and meaningless
+    (so not stored) for an anonymous tip, which has no one to contact."""
+    reporter = create_user() if named else None
+    values = {
+        "category": "fire_hazard",
+        "description": "楼道里堆满了纸箱",
+        "location": {"lon": JIANWAI[0], "lat": JIANWAI[1], "accuracy_m": 5},
+        "police_contact_consent": consent,
+    }
+    tip = tips_service.submit(session, reporter, values)
+    assert tip.police_contact_consent is stored
