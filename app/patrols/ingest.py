@@ -305,7 +305,9 @@ def _flag(
     beyond `max_speed` m/s. A flagged fix is not the reference for the next one, so one jump
     does not also flag the return to the true position."""
     events = [(at, 0, lon, lat, None) for at, lon, lat in anchors]  # pragma: no mutate
-    events += [(i.recorded_at, 1, i.lon, i.lat, n) for n, i in enumerate(fresh)]
+    # Any order key for the items is alike (even the anchors' 0: the sort is stable).
+    mine = [(f.recorded_at, 1, f.lon, f.lat, n) for n, f in enumerate(fresh)]  # pragma: no mutate
+    events += mine
     events.sort(key=lambda e: (e[0], e[1]))  # pragma: no mutate - anchors lead; a stable sort
     previous = None
     for at, _order, lon, lat, index in events:
@@ -550,12 +552,13 @@ def _visits(session: Session, patrol: Patrol, stored: list[tuple[Item, list]]) -
                 continue  # a scan credits the checkpoint scanned, not others near it
             if scanned:
                 scan_found = True
+                # A scan credits one checkpoint: `break` would skip the same others.
                 if not _scan_valid(item, code_secret):
                     item.visits.append(_not_counted(checkpoint_id, "invalid_code"))
-                    continue
+                    continue  # pragma: no mutate
                 if distance > radius_m:
                     item.visits.append(_not_counted(checkpoint_id, "outside_radius"))
-                    continue
+                    continue  # pragma: no mutate
             method = item.scan["method"] if scanned else "gps"
             candidates.append((item, checkpoint_id, distance, interval, method, scanned))
         if item.scan is not None and not scan_found:
