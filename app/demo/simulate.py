@@ -277,6 +277,7 @@ class Simulation:
                 tip,
                 to,
                 note="模拟处置" if to in ("resolved", "rejected") else None,
+                public=False,
                 assignee_id=actor.id if to == "assigned" else None,
             )
         self._backdate_tip(tip, at, len(moves))

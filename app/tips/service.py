@@ -149,7 +149,9 @@ def _place(session: Session, lon: float, lat: float) -> tuple[AreaPath, bool]:
 
 
 def _sole_district(session: Session) -> uuid.UUID | None:
-    ids = session.scalars(select(Area.id).where(Area.level == AreaLevel.DISTRICT).limit(2)).all()
+    # Two tell "one" from "more than one" (any larger limit answers the same).
+    districts = select(Area.id).where(Area.level == AreaLevel.DISTRICT)
+    ids = session.scalars(districts.limit(2)).all()  # pragma: no mutate
     return ids[0] if len(ids) == 1 else None
 
 
@@ -472,10 +474,11 @@ def transition(
     to: str,
     *,
     note: str | None = None,
-    public: bool = False,
+    public: bool,
     assignee_id: uuid.UUID | None = None,
 ) -> Tip:
-    """Move a tip along the workflow; illegal moves are a 409 that names the legal ones."""
+    """Move a tip along the workflow; illegal moves are a 409 that names the legal ones.
+    `public`: whether the tip's reporter sees the line (and its note): every caller says."""
     allowed = TRANSITIONS[tip.status]
     if to not in allowed:
         legal = ", ".join(sorted(allowed)) or "none"

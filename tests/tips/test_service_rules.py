@@ -214,3 +214,57 @@ def test_only_a_named_reporter_who_says_so_consents_to_police_contact(
     }
     tip = tips_service.submit(session, reporter, values)
     assert tip.police_contact_consent is stored
+
+
+def test_the_categories_offered_leave_out_retired_ones(session):
+    """What reporters and Open311 clients are offered; staff ask for the retired ones too."""
+    retired = session.get(TipCategory, "fire_hazard")
+    retired.active = False
+    session.flush()
+    offered = {c.code for c in tips_service.categories(session)}
+    assert "fire_hazard" not in offered and "theft" in offered
+    everything = {c.code for c in tips_service.categories(session, include_inactive=True)}
+    assert everything == offered | {"fire_hazard"}
+
+
+def test_a_reporters_added_information_is_in_their_own_history(session, create_user):
+    reporter = create_user()
+    values = {
+        "category": "fire_hazard",
+        "description": "楼道里堆满了纸箱",
+        "location": {"lon": JIANWAI[0], "lat": JIANWAI[1], "accuracy_m": 5},
+    }
+    tip = tips_service.submit(session, reporter, values)
+    tips_service.add_information(session, tip, "纸箱还在", [], reporter)
+    lines = tips_service.public_history(session, tip)
+    assert [(e.kind, e.note) for e in lines][-1] == ("info_added", "纸箱还在")
+
+
+def _at_distance_from_the_district(session, metres: float) -> tuple[float, float]:
+    """A point east of the demo district, `metres` from it to a tenth of a metre (ST_Distance
+    on the spheroid, as the service measures)."""
+    lon, lat = 117.2, 39.9
+    for _ in range(20):
+        distance = session.execute(
+            text(
+                "SELECT min(ST_Distance(geography(geom), "
+                "geography(ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)))) "
+                "FROM areas WHERE level = 'district'"
+            ),
+            {"lon": lon, "lat": lat},
+        ).scalar_one()
+        if abs(distance - metres) < 0.1:
+            return lon, lat
+        lon += (metres - distance) / 85_000.0
+    raise AssertionError(f"no point {metres} m from the district found")
+
+
+def test_a_place_outside_every_area_reaches_a_district_within_50_km(session):
+    """Inside the areas a tip takes its areas; outside them, up to 50 km from a district (the
+    end included), that district, and it is marked outside the areas; beyond, no area."""
+    inside = _tip(session, "fire_hazard", *JIANWAI)
+    assert inside.district_id is not None and inside.outside_areas is False
+    near = _tip(session, "fire_hazard", *_at_distance_from_the_district(session, 49_999.5))
+    assert (near.district_id, near.outside_areas) == (inside.district_id, True)
+    far = _tip(session, "fire_hazard", *_at_distance_from_the_district(session, 50_000.5))
+    assert far.district_id is None
