@@ -38,6 +38,7 @@ from app.patrols import partitions
 from app.patrols.models import (
     FLAG_IMPLAUSIBLE_SPEED,
     FLAG_POOR_ACCURACY,
+    MAX_CHECKPOINT_RADIUS_M,
     Checkpoint,
     CheckpointVisit,
     Patrol,
@@ -48,10 +49,6 @@ from app.patrols.service import PatrolSettings
 from geo.cells import to_bigint
 from geo.crs import to_wgs84
 from geo.distance import haversine_m
-
-# Checkpoints have a radius of at most this (a CHECK on the table): the index-backed bound of
-# the proximity search.
-MAX_CHECKPOINT_RADIUS_M = 1000
 
 _ITEM = CheckInItemSchema()
 

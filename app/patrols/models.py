@@ -138,6 +138,12 @@ def _new_code_secret() -> str:
     return secrets.token_urlsafe(18)
 
 
+# Checkpoints have a radius of at most this (the schemas' bound, and a CHECK on the table): the
+# index-backed bound of check-in ingest's proximity search.
+MAX_CHECKPOINT_RADIUS_M = 1000
+MIN_CHECKPOINT_RADIUS_M = 5
+
+
 class Checkpoint(Located, Versioned, Timestamps, db.Model):
     """A place to be visited: a point and a radius, optionally on a schedule of time windows.
 

@@ -31,7 +31,13 @@ from app.core.fields import (
 )
 from app.core.geojson import GeoJSONFormatArgsSchema
 from app.core.i18n import _, _l
-from app.patrols.models import PATROL_KINDS, PATROL_STATUSES, SCAN_METHODS
+from app.patrols.models import (
+    MAX_CHECKPOINT_RADIUS_M,
+    MIN_CHECKPOINT_RADIUS_M,
+    PATROL_KINDS,
+    PATROL_STATUSES,
+    SCAN_METHODS,
+)
 from app.patrols.schedule import DAYS
 
 MAX_BATCH = 500
@@ -267,6 +273,8 @@ class CheckInResultSchema(Schema):
 
 # -- checkpoints -----------------------------------------------------------------------------------
 
+_RADIUS = validate.Range(MIN_CHECKPOINT_RADIUS_M, MAX_CHECKPOINT_RADIUS_M)
+
 
 def _hhmm(value: str) -> None:
     if not _HHMM.match(value):
@@ -307,7 +315,7 @@ class CheckpointCreateSchema(Schema):
     name = PlainText(required=True, validate=validate.Length(1, 200))
     description = PlainText(load_default=None, validate=validate.Length(1, 2000))
     location = fields.Nested(LocationSchema, required=True)
-    radius_m = fields.Integer(load_default=30, validate=validate.Range(5, 1000))
+    radius_m = fields.Integer(load_default=30, validate=_RADIUS)
     schedule = fields.Nested(ScheduleSchema, load_default=None, allow_none=True)
     min_interval_minutes = fields.Integer(load_default=10, validate=validate.Range(0, 1440))
     responsible_id = fields.UUID(
@@ -319,7 +327,7 @@ class CheckpointUpdateSchema(Schema):
     name = PlainText(validate=validate.Length(1, 200))
     description = PlainText(allow_none=True, validate=validate.Length(1, 2000))
     location = fields.Nested(LocationSchema)
-    radius_m = fields.Integer(validate=validate.Range(5, 1000))
+    radius_m = fields.Integer(validate=_RADIUS)
     schedule = fields.Nested(ScheduleSchema, allow_none=True)
     min_interval_minutes = fields.Integer(validate=validate.Range(0, 1440))
     responsible_id = fields.UUID(allow_none=True)

@@ -423,3 +423,43 @@ def test_a_scan_exactly_at_the_radius_counts_and_one_beyond_does_not(
         {"checkpoint_id": uuid.UUID(checkpoint["id"]), "counted": counted, "reason": reason}
     ]
     assert len(session.scalars(select(CheckpointVisit)).all()) == int(counted)
+
+
+@pytest.mark.parametrize(("radius", "fits"), [(4, False), (5, True), (1000, True), (1001, False)])
+def test_a_checkpoints_radius_is_5_to_1000_m(
+    client, token_for, staff, make_checkpoint, session, radius, fits
+):
+    """On creation and on edit; a refused radius is a problem and stores nothing."""
+    body = {"name": "北门", "location": {"lon": HOME[0], "lat": HOME[1]}, "radius_m": radius}
+    created = client.post("/api/v1/checkpoints", json=body, headers=token_for(staff))
+    assert created.status_code == (201 if fits else 422), created.json
+    existing = make_checkpoint(radius_m=30)
+    url = f"/api/v1/checkpoints/{existing['id']}"
+    etag = client.get(url, headers=token_for(staff)).headers["ETag"]
+    edited = client.patch(
+        url, json={"radius_m": radius}, headers={**token_for(staff), "If-Match": etag}
+    )
+    assert edited.status_code == (200 if fits else 422), edited.json
+    if not fits:
+        assert created.content_type == edited.content_type == "application/problem+json"
+    session.expire_all()
+    assert session.scalars(select(Checkpoint.radius_m).where(Checkpoint.name == "北门")).all() == (
+        [radius] if fits else []
+    )
+    assert session.get(Checkpoint, uuid.UUID(existing["id"])).radius_m == (radius if fits else 30)
+
+
+def test_a_scan_credits_the_checkpoint_scanned_wherever_it_is_among_those_near(
+    app, volunteer, start_patrol, make_checkpoint, session
+):
+    """The checkpoints near a fix come in any order; the scanned one is found among them."""
+    first = make_checkpoint(radius_m=30, min_interval_minutes=0)
+    second = make_checkpoint(name="南门", radius_m=30, min_interval_minutes=0)
+    patrol = session.get(Patrol, uuid.UUID(start_patrol(volunteer)["id"]))
+    fix = ingest.Item(client_id="k", recorded_at=now(), lon=HOME[0], lat=HOME[1])
+    fix.scan = {"id": uuid.UUID(second["id"]), "method": "gps"}
+    near = [(c["id"], 30.0, 0, "", 3.0) for c in (first, second)]
+    with app.test_request_context():
+        ingest._visits(session, patrol, [(fix, near)])
+    credited = {"checkpoint_id": uuid.UUID(second["id"]), "counted": True, "reason": None}
+    assert fix.visits == [credited]
