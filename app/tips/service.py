@@ -152,7 +152,10 @@ def _sole_district(session: Session) -> uuid.UUID | None:
     # Two tell "one" from "more than one" (any larger limit answers the same).
     districts = select(Area.id).where(Area.level == AreaLevel.DISTRICT)
     ids = session.scalars(districts.limit(2)).all()  # pragma: no mutate
-    return ids[0] if len(ids) == 1 else None  # pragma: no mutate - ids[0] is ids[-1] here
+    if len(ids) != 1:
+        return None
+    (sole,) = ids
+    return sole
 
 
 def submit(
