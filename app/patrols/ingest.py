@@ -134,7 +134,7 @@ def _number(value: Any) -> bool:
     the largest coordinate or accuracy (math.isfinite(10**400) raises OverflowError)."""
     if type(value) is float:
         return math.isfinite(value)
-    return type(value) is int and -_MAX_ACCURACY_M <= value <= _MAX_ACCURACY_M
+    return type(value) is int and abs(value) <= _MAX_ACCURACY_M
 
 
 def _in_range(lon: float, lat: float) -> bool:

@@ -77,6 +77,21 @@ def test_the_fast_path_itself_reads_every_plain_item_in_range(lon, lat):
         assert (read["location"]["lon"], read["location"]["lat"]) == (lon, lat)
 
 
+@pytest.mark.parametrize("system", ["wgs84", "gcj02"])
+def test_the_fast_path_itself_reads_a_location_with_every_key_it_may_have(system):
+    read = ingest._plain(item(accuracy_m=8, coord_system=system))
+    assert read is not None and read["location"]["accuracy_m"] == 8
+
+
+@pytest.mark.parametrize("number", [100_000, -100_000, 100_000.0])
+def test_the_fast_path_itself_reads_whole_numbers_as_large_as_the_largest_accuracy(number):
+    """Integers beyond it are left to the schema (a float cannot hold every integer); inside,
+    as accuracies, they are read."""
+    read = ingest._plain(item(accuracy_m=abs(number)))
+    assert read is not None and read["location"]["accuracy_m"] == abs(number)
+    assert ingest._plain(item(lon=int(number))) is None  # out of range: the schema explains
+
+
 @pytest.mark.parametrize("length", [1, 64, 65])
 def test_the_fast_path_itself_reads_client_ids_of_up_to_64_characters(length):
     read = ingest._plain(item(client_id="k" * length))

@@ -129,7 +129,11 @@ def test_a_malformed_item_is_rejected_alone(volunteer, start_patrol, send, conne
     first, second = response.json["items"]
     assert (first["outcome"], first["reason"]) == ("rejected", "invalid")
     assert first["client_id"] == broken["client_id"]
-    assert "recorded_at" in first["detail"] and "lat" in first["detail"]
+    # Each refused field by its path, with what is wrong with it.
+    assert sorted(first["detail"].split("; ")) == [
+        "location.lat: Missing data for required field.",
+        "recorded_at: Not a valid datetime.",
+    ]
     assert second["outcome"] == "accepted"
     assert [r.client_id for r in stored(connection, patrol["id"])] == [good["client_id"]]
 
