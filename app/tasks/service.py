@@ -48,7 +48,7 @@ from app.tips.models import Tip
 from notifications.service import notify
 
 ACTIVE = ("open", "filled")  # lifecycles a volunteer may still act on
-ARRIVAL_RADIUS_M = 200  # tasks without a radius: how close "arrived" must be
+DEFAULT_RADIUS_M = 500  # a placed task's radius when none is given: also how close "arrived" is
 MAX_TASK_SERVICE = dt.timedelta(hours=12)
 
 
@@ -146,7 +146,7 @@ def _build(session: Session, actor: User, values: dict[str, Any]) -> Task:
         lon, lat = _point(values["location"])
         task_row.geom = WKTElement(f"POINT({lon!r} {lat!r})", srid=4326)
         path = resolve_path(session, lon, lat).as_dict()
-        task_row.radius_m = values.get("radius_m") or 500
+        task_row.radius_m = values.get("radius_m") or DEFAULT_RADIUS_M
     elif values.get("area_id") is not None:
         path = get_area(session, values["area_id"]).path_ids
     else:
@@ -468,9 +468,7 @@ def _check_arrival(session: Session, task_row: Task, location: dict | None) -> N
     lon, lat = _point(location)
     point = func.ST_GeogFromText(f"SRID=4326;POINT({lon!r} {lat!r})")
     near = session.scalar(
-        select(func.ST_DWithin(Task.geog, point, task_row.radius_m or ARRIVAL_RADIUS_M)).where(
-            Task.id == task_row.id
-        )
+        select(func.ST_DWithin(Task.geog, point, task_row.radius_m)).where(Task.id == task_row.id)
     )
     if not near:
         raise field_error("/location", _("You are not within the task's radius yet."))
@@ -483,13 +481,12 @@ def _credit(
     to completion, at most the task's length and 12 hours, on the local day it ended."""
     begun = recipient.arrived_at or recipient.accepted_at or task_row.starts_at
     seconds = (recipient.completed_at - max(begun, task_row.starts_at)).total_seconds()
-    seconds = max(
-        0,
-        min(
-            seconds,
-            (task_row.ends_at - task_row.starts_at).total_seconds(),
-            MAX_TASK_SERVICE.total_seconds(),
-        ),
+    # A span below zero (completed before the time it counts from) credits nothing:
+    # replace_entries keeps the days of positive seconds only.
+    seconds = min(
+        seconds,
+        (task_row.ends_at - task_row.starts_at).total_seconds(),
+        MAX_TASK_SERVICE.total_seconds(),
     )
     day = recipient.completed_at.astimezone(ZoneInfo(zone)).date()
     replace_entries(

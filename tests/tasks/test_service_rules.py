@@ -25,6 +25,7 @@ from app.duty.models import DutyStatus
 from app.service_record.models import ServiceEntry
 from app.tasks import service as tasks_service
 from app.tasks.models import Task, TaskRecipient
+from notifications.models import Notification
 from tests.tasks.conftest import HOME, east
 from tests.tasks.test_rules import _team, _tip
 from tests.tips.conftest import JIANWAI, NEIGHBOUR
@@ -500,3 +501,78 @@ def test_service_hours_go_to_the_local_day_of_completion(
         select(ServiceEntry.day).where(ServiceEntry.volunteer_id == volunteer.id)
     )
     assert list(days) == [dt.date(2026, 12, local_day)]
+
+
+# -- arrival, widening, the offer's text ---------------------------------------------------------
+
+
+def _metres_east_of_home(session, metres: float) -> dict[str, float]:
+    """The point `metres` east of HOME on the spheroid, as PostGIS measures distances."""
+    lon, lat = session.execute(
+        text(
+            "SELECT ST_X(p::geometry), ST_Y(p::geometry) FROM (SELECT ST_Project("
+            "ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)::geography, :metres, pi() / 2) AS p) s"
+        ),
+        {"lon": HOME[0], "lat": HOME[1], "metres": metres},
+    ).one()
+    return {"lon": lon, "lat": lat}
+
+
+@pytest.mark.parametrize(
+    ("radius", "metres", "arrives"),
+    [
+        (None, 499.9, True),
+        (None, 500.1, False),
+        (50, 49.9, True),
+        (50, 50.1, False),
+    ],
+)
+def test_arriving_is_within_the_tasks_radius_of_500_m_unless_it_says(
+    session, grantee, create_user, radius, metres, arrives
+):
+    volunteer = create_user(roles=["volunteer"], home=COMMUNITY)
+    named = {"mode": "named", "volunteer_ids": [volunteer.id]}
+    task_row = _task(session, grantee(COMMUNITY), radius_m=radius, targeting=named)
+    tasks_service.fan_out(session, task_row.id, 0, tasks_service._now(), _settings())
+    tasks_service.respond(session, volunteer, task_row.id, {"action": "accept"}, _settings())
+    there = {"action": "arrive", "location": _metres_east_of_home(session, metres)}
+    if arrives:
+        tasks_service.respond(session, volunteer, task_row.id, there, _settings())
+    else:
+        with pytest.raises(Unprocessable):
+            tasks_service.respond(session, volunteer, task_row.id, there, _settings())
+    mine = session.scalar(select(TaskRecipient).where(TaskRecipient.user_id == volunteer.id))
+    assert mine.response == ("arrived" if arrives else "accepted")
+
+
+@pytest.mark.parametrize(("radius", "widest"), [(1000, 4000), (4999, 19_996), (6000, 20_000)])
+def test_a_task_widens_to_four_times_its_radius_and_20_km_at_most(session, grantee, radius, widest):
+    task_row = _task(session, grantee(COMMUNITY), radius_m=radius)
+    assert task_row.targeting["max_radius_m"] == widest
+    asked = _task(
+        session,
+        grantee(COMMUNITY),
+        radius_m=radius,
+        targeting={
+            "mode": "radius",
+            "max_radius_m": 1500,
+        },
+    )
+    assert asked.targeting["max_radius_m"] == 1500
+
+
+@pytest.mark.parametrize("length", [119, 120, 121, 500])
+def test_an_offer_shows_the_first_120_characters_of_the_description(
+    session, grantee, create_user, length
+):
+    volunteer = create_user(roles=["volunteer"], home=COMMUNITY)
+    named = {"mode": "named", "volunteer_ids": [volunteer.id]}
+    description = "".join("东西南北中"[n % 5] for n in range(length))
+    task_row = _task(session, grantee(COMMUNITY), description=description, targeting=named)
+    tasks_service.fan_out(session, task_row.id, 0, tasks_service._now(), _settings())
+    offered = session.scalar(
+        select(Notification).where(
+            Notification.user_id == volunteer.id, Notification.kind == "task_offered"
+        )
+    )
+    assert offered.data["summary"] == description[:120]
