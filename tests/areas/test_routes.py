@@ -20,8 +20,10 @@ def test_areas_are_listed_by_level_and_parent(client, area):
 
 
 def test_areas_can_be_searched_by_name(client):
-    body = client.get("/api/v1/areas?q=郎家园&level=community").get_json()
+    body = client.get("/api/v1/areas?q=郎家园&level=community&page_size=100").get_json()
     assert {a["code"] for a in body["items"]} >= {"110105001024", "110105001025"}
+    assert body["total"] == len(body["items"])
+    assert all("郎家园" in a["name"] and a["level"] == "community" for a in body["items"])
 
 
 def test_an_area_is_found_by_its_statistical_code(client, area):

@@ -12,7 +12,20 @@ JIANWAI = "110105001000"
 CHAOWAI_COMMUNITY = "110105002024"  # a community of another sub-district (朝外)
 
 
-def test_a_volunteer_sees_and_changes_only_their_own_account(client, create_user, token_for):
+def stored(session, user):
+    """The account as the database holds it now."""
+    session.expire_all()
+    return session.get(User, user.id)
+
+
+def refused(response, status):
+    assert response.status_code == status, response.get_json()
+    assert response.mimetype == "application/problem+json"
+
+
+def test_a_volunteer_sees_and_changes_only_their_own_account(
+    client, create_user, token_for, session
+):
     alice, bob = create_user(home=NANLANG), create_user(home=NANLANG)
     headers = token_for(alice)
     me = client.get("/api/v1/me", headers=headers).get_json()
@@ -21,7 +34,8 @@ def test_a_volunteer_sees_and_changes_only_their_own_account(client, create_user
     assert client.get("/api/v1/users", headers=headers).status_code == 403
     patched = client.patch(f"/api/v1/users/{bob.id}", json={"status": "disabled"}, headers=headers)
     assert patched.status_code == 403
-    assert bob.status == "active"
+    assert patched.mimetype == "application/problem+json"
+    assert stored(session, bob).status == "active"
 
 
 @pytest.mark.parametrize(
@@ -96,9 +110,17 @@ def test_grid_staff_see_only_the_volunteers_of_their_jurisdiction(client, create
 def test_a_subdistrict_grant_covers_its_communities(client, create_user, token_for):
     admin = create_user(roles=["community_admin"], jurisdiction=[JIANWAI])
     in_nanlang, in_beilang = create_user(home=NANLANG), create_user(home=BEILANG)
+    in_chaowai = create_user(home=CHAOWAI_COMMUNITY)
     headers = token_for(admin)
     for user in (in_nanlang, in_beilang):
-        assert client.get(f"/api/v1/users/{user.id}", headers=headers).status_code == 200
+        answer = client.get(f"/api/v1/users/{user.id}", headers=headers)
+        assert answer.status_code == 200
+        assert answer.get_json()["id"] == str(user.id)
+    refused(client.get(f"/api/v1/users/{in_chaowai.id}", headers=headers), 404)
+    listed = client.get("/api/v1/users?role=volunteer&page_size=100", headers=headers).get_json()
+    ids = {u["id"] for u in listed["items"]}
+    assert {str(in_nanlang.id), str(in_beilang.id)} <= ids
+    assert str(in_chaowai.id) not in ids
 
 
 def test_a_community_admin_creates_staff_inside_their_jurisdiction(
@@ -126,7 +148,7 @@ def test_a_community_admin_creates_staff_inside_their_jurisdiction(
     ],
 )
 def test_a_community_admin_cannot_grant_beyond_their_own_rights(
-    client, area, create_user, token_for, roles, jurisdiction, status
+    client, area, create_user, token_for, ledger, roles, jurisdiction, status
 ):
     admin = create_user(roles=["community_admin"], jurisdiction=[JIANWAI])
     body = {
@@ -136,9 +158,10 @@ def test_a_community_admin_cannot_grant_beyond_their_own_rights(
         "roles": roles,
         "jurisdiction": [str(area(code).id) for code in jurisdiction],
     }
-    response = client.post("/api/v1/users", json=body, headers=token_for(admin))
-    assert response.status_code == status
-    assert response.mimetype == "application/problem+json"
+    headers = token_for(admin)
+    ledger.mark()
+    refused(client.post("/api/v1/users", json=body, headers=headers), status)
+    assert ledger.changes() == []  # no account, no grant
 
 
 def test_nobody_changes_their_own_roles(client, create_user, token_for):
@@ -226,7 +249,9 @@ def test_grants_outside_the_admins_jurisdiction_cannot_be_stripped(
     assert len(staff.jurisdiction) == 2
 
 
-def test_a_community_admin_cannot_appoint_police_liaisons(client, area, create_user, token_for):
+def test_a_community_admin_cannot_appoint_police_liaisons(
+    client, area, create_user, token_for, ledger
+):
     local_admin = token_for(create_user(roles=["community_admin"], jurisdiction=[JIANWAI]))
     body = {
         "phone": "13600000003",
@@ -235,7 +260,9 @@ def test_a_community_admin_cannot_appoint_police_liaisons(client, area, create_u
         "roles": ["police_liaison"],
         "jurisdiction": [str(area(NANLANG).id)],
     }
-    assert client.post("/api/v1/users", json=body, headers=local_admin).status_code == 403
+    ledger.mark()
+    refused(client.post("/api/v1/users", json=body, headers=local_admin), 403)
+    assert ledger.changes() == []
 
 
 @pytest.mark.parametrize(
@@ -292,7 +319,7 @@ def test_a_liaison_cannot_also_be_staff(client, area, token_for):
 
 
 def test_accounts_are_created_only_with_a_home_inside_the_jurisdiction(
-    client, area, create_user, token_for
+    client, area, create_user, token_for, ledger
 ):
     local_admin = token_for(create_user(roles=["community_admin"], jurisdiction=[NANLANG]))
     body = {
@@ -302,7 +329,13 @@ def test_accounts_are_created_only_with_a_home_inside_the_jurisdiction(
         "roles": ["volunteer"],
         "home_community_id": str(area(CHAOWAI_COMMUNITY).id),
     }
-    assert client.post("/api/v1/users", json=body, headers=local_admin).status_code == 403
+    ledger.mark()
+    refused(client.post("/api/v1/users", json=body, headers=local_admin), 403)
+    assert ledger.changes() == []
+    at_home = {**body, "home_community_id": str(area(NANLANG).id)}
+    created = client.post("/api/v1/users", json=at_home, headers=local_admin)
+    assert created.status_code == 201, created.get_json()
+    assert created.get_json()["home_community_id"] == str(area(NANLANG).id)
 
 
 def test_staff_cannot_verify_themselves(client, create_user, token_for):
@@ -312,7 +345,7 @@ def test_staff_cannot_verify_themselves(client, create_user, token_for):
     assert staff.verified_at is None
 
 
-def test_only_staff_of_the_home_community_verify(client, create_user, token_for):
+def test_only_staff_of_the_home_community_verify(client, create_user, token_for, session):
     # visible to Nanlang's staff through a granted area, but living in Chaowai
     volunteer = create_user(
         roles=["volunteer", "grid_staff"], jurisdiction=[NANLANG], home=CHAOWAI_COMMUNITY
@@ -320,7 +353,12 @@ def test_only_staff_of_the_home_community_verify(client, create_user, token_for)
     nanlang_staff = token_for(create_user(roles=["grid_staff"], jurisdiction=[NANLANG]))
     assert client.get(f"/api/v1/users/{volunteer.id}", headers=nanlang_staff).status_code == 200
     response = client.post(f"/api/v1/users/{volunteer.id}/verify", headers=nanlang_staff)
-    assert response.status_code == 403
+    refused(response, 403)
+    assert stored(session, volunteer).verified_at is None
+    home_staff = token_for(create_user(roles=["grid_staff"], jurisdiction=[CHAOWAI_COMMUNITY]))
+    verified = client.post(f"/api/v1/users/{volunteer.id}/verify", headers=home_staff)
+    assert verified.status_code == 200, verified.get_json()
+    assert stored(session, volunteer).verified_at is not None
 
 
 def test_every_page_tells_the_same_total_past_the_end_included(client, create_user, token_for):

@@ -144,11 +144,14 @@ def test_registration_cannot_assign_roles(client, registration):
     assert "/roles" in {e["pointer"] for e in response.get_json()["errors"]}
 
 
-def test_one_account_per_phone_and_per_person(client, registration):
+def test_one_account_per_phone_and_per_person(client, registration, ledger):
     assert client.post("/api/v1/auth/register", json=registration()).status_code == 201
+    ledger.mark()
     same_phone = client.post("/api/v1/auth/register", json=registration(id_number=id_number(8)))
     same_person = client.post("/api/v1/auth/register", json=registration(phone="13912345679"))
     assert same_phone.status_code == same_person.status_code == 409
+    assert same_phone.mimetype == same_person.mimetype == PROBLEM
+    assert ledger.changes() == []  # no second account, no consent recorded for it
 
 
 def test_login_answers_a_token_pair(client, create_user):
@@ -243,12 +246,24 @@ def test_logout_ends_the_session_at_once(client, create_user):
     )
 
 
-def test_disabling_an_account_ends_its_sessions(client, create_user, token_for):
+def test_disabling_an_account_ends_its_sessions(client, create_user, token_for, session):
     user = create_user(home="110105001024")
     headers = token_for(user)
     admin = token_for("admin")
     response = client.patch(f"/api/v1/users/{user.id}", json={"status": "disabled"}, headers=admin)
     assert response.status_code == 200
+    assert client.get("/api/v1/me", headers=headers).status_code == 401
+    session.expire_all()
+    ended = session.execute(
+        select(AuthSession.revoked_at, AuthSession.revoked_reason).where(
+            AuthSession.user_id == user.id
+        )
+    ).all()
+    assert [reason for _at, reason in ended] == ["account_disabled"]
+    assert all(at is not None for at, _reason in ended)
+    # Enabled again, the account signs in afresh: the old token stays dead.
+    enabled = client.patch(f"/api/v1/users/{user.id}", json={"status": "active"}, headers=admin)
+    assert enabled.status_code == 200
     assert client.get("/api/v1/me", headers=headers).status_code == 401
 
 

@@ -32,13 +32,23 @@ def test_a_tips_photos_show_to_staff_of_its_area_and_each_view_is_audited(
     assert viewed == 1
 
 
-def test_staff_of_another_area_cannot_see_the_photo(console, create_user, token_for):
+def test_staff_of_another_area_cannot_see_the_photo(console, create_user, token_for, session):
     reporter = create_user(roles=["volunteer"], home="110105001024")
     headers = token_for(reporter)
     photo = upload(console, jpeg(), headers=headers).get_json()["id"]
     submit_tip(console, headers=headers, media_ids=[photo])
-    sign_in(console, create_user(roles=["grid_staff"], jurisdiction=["110105001025"]))
-    assert console.get(f"/console/media/{photo}/thumbnail").status_code == 404
+    other = create_user(roles=["grid_staff"], jurisdiction=["110105001025"])
+    sign_in(console, other)
+    for path in (f"/console/media/{photo}", f"/console/media/{photo}/thumbnail"):
+        answer = console.get(path)
+        assert answer.status_code == 404, path
+        assert answer.mimetype == "text/html"  # a page saying so, not the image
+    viewed = session.scalar(
+        sa.select(sa.func.count()).where(
+            AuditEvent.action == "media.viewed", AuditEvent.actor_id == other.id
+        )
+    )
+    assert viewed == 0
 
 
 def test_the_cookie_is_secure_behind_a_trusted_tls_proxy(database_url, connection, create_user):

@@ -96,13 +96,24 @@ def test_a_tip_page_shows_the_tip_and_its_history(staff_console):
     assert "楼道里堆满了纸箱" in html and 'id="history"' in html and 'name="etag"' in html
 
 
-def test_staff_of_another_community_get_a_not_found_page(console, create_user):
+def test_staff_of_another_community_get_a_not_found_page(staff_console, create_user, session):
+    console, _user = staff_console
     tip_id = submit_tip(console)
+    read_here = form_of(console, tip_id)  # the tip's version, as its own staff read it
+    assert tip_id in console.get("/console/tips").get_data(as_text=True)
     other = create_user(roles=["grid_staff"], jurisdiction=["110105001025"])
     sign_in(console, other)
     answer = console.get(f"/console/tips/{tip_id}")
     assert answer.status_code == 404
     assert answer.mimetype == "text/html"
+    assert tip_body()["description"] not in answer.get_data(as_text=True)
+    assert tip_id not in console.get("/console/tips").get_data(as_text=True)
+    moved = console.post(
+        f"/console/tips/{tip_id}/transition",
+        data={**read_here, "csrf_token": csrf_of(console.get("/console/tips")), "to": "triaged"},
+    )
+    assert moved.status_code == 404
+    assert status_of(session, tip_id) == "submitted"
 
 
 def test_a_transition_from_the_version_read_moves_the_tip(staff_console, session):

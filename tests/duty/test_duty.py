@@ -58,12 +58,22 @@ def test_withdrawing_consent_erases_the_position(volunteer_at, client, token_for
     assert duty.geom is None and duty.position_at is None
 
 
-def test_positions_expire(app, volunteer_at, session):
-    user = volunteer_at(10)
-    later = now() + dt.timedelta(minutes=app.config["DUTY_POSITION_MINUTES"] + 1)
-    assert duty_service.expire_positions(session, later, app.config["DUTY_POSITION_MINUTES"]) >= 1
+def test_positions_expire(app, volunteer_at, session, client, token_for):
+    minutes = app.config["DUTY_POSITION_MINUTES"]
+    stale, fresh = volunteer_at(10), volunteer_at(20)
+    at = now()
+    session.get(DutyStatus, stale.id).position_at = at - dt.timedelta(minutes=minutes, seconds=1)
+    session.get(DutyStatus, fresh.id).position_at = at - dt.timedelta(minutes=minutes, seconds=-1)
+    session.commit()
+    assert duty_service.expire_positions(session, at, minutes) >= 1
     session.expire_all()
-    assert session.get(DutyStatus, user.id).geom is None
+    gone = session.get(DutyStatus, stale.id)
+    assert (gone.geom, gone.position_at) == (None, None)
+    state = client.get("/api/v1/me/duty", headers=token_for(stale)).json
+    assert (state["on_duty"], state["position"]) == (True, None)  # on duty still, nowhere
+    kept = session.get(DutyStatus, fresh.id)
+    assert kept.geom is not None
+    assert kept.position_at == at - dt.timedelta(minutes=minutes, seconds=-1)
 
 
 def test_patrol_checkins_move_an_on_duty_position(volunteer_at, client, token_for, session):

@@ -56,9 +56,13 @@ def test_someone_elses_tip_reporter_read_is_not_in_my_log(
 ):
     _staff_user, staff_headers = staff
     mine = token_for(create_user())
-    other_tip = submit(headers=token_for(create_user()), police_contact_consent=True).json["id"]
-    client.get(f"/api/v1/tips/{other_tip}/reporter?purpose=回访核实", headers=staff_headers)
-    assert _log(client, mine)["total"] == 0
+    theirs = token_for(create_user())
+    other_tip = submit(headers=theirs, police_contact_consent=True).json["id"]
+    read = client.get(f"/api/v1/tips/{other_tip}/reporter?purpose=回访核实", headers=staff_headers)
+    assert read.status_code == 200  # the read happened, and went on the reporter's log
+    assert [e["object_id"] for e in _log(client, theirs)["items"]] == [other_tip]
+    log = _log(client, mine)
+    assert (log["total"], log["items"]) == (0, [])
 
 
 def test_staff_verifying_me_is_a_profile_access(client, staff, create_user, token_for):

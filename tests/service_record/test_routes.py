@@ -56,13 +56,33 @@ def test_the_daily_cap_applies_across_sources(app, volunteer, session, client, t
     ]
 
 
-def test_staff_see_their_volunteers_records_only(volunteer, client, token_for, create_user):
+def test_staff_see_their_volunteers_records_only(
+    volunteer, session, client, token_for, create_user
+):
     staff = create_user(roles=["grid_staff"], jurisdiction=[COMMUNITY])
     elsewhere = create_user(roles=["grid_staff"], jurisdiction=["110105002000"])
+    period = {"from": "2026-11-01", "to": "2026-11-30"}
+    replace_entries(
+        session,
+        volunteer_id=volunteer.id,
+        source_type="patrol",
+        source_id=uuid.uuid4(),
+        kind="walk_along",
+        seconds_by_day={dt.date(2026, 11, 3): 2 * 3600},
+    )
+    session.commit()
     url = f"/api/v1/users/{volunteer.id}/service-record"
-    assert client.get(url, headers=token_for(staff)).status_code == 200
-    assert client.get(url, headers=token_for(elsewhere)).status_code == 404
-    assert client.get(url, headers=token_for(create_user(roles=["volunteer"]))).status_code == 403
+    seen = client.get(url, query_string=period, headers=token_for(staff))
+    assert seen.status_code == 200
+    own = client.get("/api/v1/me/service-record", query_string=period, headers=token_for(volunteer))
+    assert seen.json["volunteer_id"] == str(volunteer.id)
+    assert seen.json["total_hours"] == 2
+    assert seen.json == own.json  # the volunteer's own record, as they see it
+    for headers, status in ((token_for(elsewhere), 404), (token_for(create_user()), 403)):
+        refused = client.get(url, query_string=period, headers=headers)
+        assert refused.status_code == status
+        assert refused.mimetype == "application/problem+json"
+        assert "total_hours" not in refused.json
 
 
 def test_a_backwards_period_is_a_422(volunteer, client, token_for):

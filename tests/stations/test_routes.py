@@ -79,17 +79,26 @@ def test_a_station_sent_in_gcj02_is_stored_in_wgs84_and_answered_as_asked(client
     assert (stored["lon"], stored["lat"]) == pytest.approx(HERE, abs=1e-6)
 
 
-def test_staff_cannot_create_stations_outside_their_jurisdiction(client, staff, session, area):
+def test_staff_cannot_create_stations_outside_their_jurisdiction(
+    client, staff, session, area, ledger
+):
+    from sqlalchemy import select
+
     from tests.areas.test_service import centre_of
 
     elsewhere = centre_of(session, area(CHAOWAI_COMMUNITY))
     body = {
-        "name": "x",
+        "name": "朝外的驿站",
         "type": "rider_station",
         "location": {"lon": elsewhere[0], "lat": elsewhere[1]},
         "opening_hours": ALWAYS,
     }
-    assert client.post("/api/v1/stations", json=body, headers=staff).status_code == 404
+    ledger.mark()
+    response = client.post("/api/v1/stations", json=body, headers=staff)
+    assert response.status_code == 404
+    assert response.mimetype == "application/problem+json"
+    assert ledger.changes() == []
+    assert session.scalars(select(Station.id).where(Station.name == "朝外的驿站")).all() == []
 
 
 @pytest.mark.parametrize(
@@ -198,31 +207,54 @@ def test_the_map_lists_active_stations_in_a_bbox_without_a_token(client, new_sta
     assert client.get(f"/api/v1/stations/{closed['id']}", headers=staff).status_code == 200
 
 
-def test_edits_need_the_current_etag(client, new_station, staff):
+def stored_station(session, station_id):
+    session.expire_all()
+    return session.get(Station, station_id)
+
+
+def test_edits_need_the_current_etag(client, session, new_station, staff):
     station = new_station()
     url = f"/api/v1/stations/{station['id']}"
     etag = client.get(url).headers["ETag"]
-    assert client.patch(url, json={"capacity": 8}, headers=staff).status_code == 428
+    original = stored_station(session, station["id"]).capacity
+    assert original != 8
+    missing = client.patch(url, json={"capacity": 8}, headers=staff)
+    assert missing.status_code == 428 and missing.mimetype == "application/problem+json"
     stale = {**staff, "If-Match": '"not-the-etag"'}
-    assert client.patch(url, json={"capacity": 8}, headers=stale).status_code == 412
+    refused = client.patch(url, json={"capacity": 8}, headers=stale)
+    assert refused.status_code == 412 and refused.mimetype == "application/problem+json"
+    assert stored_station(session, station["id"]).capacity == original
+    assert client.get(url).headers["ETag"] == etag  # nothing changed
     fresh = {**staff, "If-Match": etag}
     updated = client.patch(url, json={"capacity": 8, "verified": True}, headers=fresh)
     assert updated.status_code == 200
     assert updated.get_json()["capacity"] == 8
     assert updated.get_json()["last_verified_at"]
     assert updated.headers["ETag"] != etag
+    stored = stored_station(session, station["id"])
+    assert stored.capacity == 8 and stored.last_verified_at is not None
     # the old ETag is stale now
     assert client.patch(url, json={"capacity": 9}, headers=fresh).status_code == 412
+    assert stored_station(session, station["id"]).capacity == 8
 
 
-def test_staff_of_another_jurisdiction_cannot_edit(client, new_station, create_user, token_for):
+def test_staff_of_another_jurisdiction_cannot_edit(
+    client, session, new_station, create_user, token_for, ledger
+):
     station = new_station()
     url = f"/api/v1/stations/{station['id']}"
     etag = client.get(url).headers["ETag"]
     other = token_for(create_user(roles=["grid_staff"], jurisdiction=[CHAOWAI_COMMUNITY]))
+    ledger.mark()
     response = client.patch(url, json={"capacity": 1}, headers={**other, "If-Match": etag})
     assert response.status_code == 404
-    assert client.post(f"{url}/close", headers=other).status_code == 404
+    assert response.mimetype == "application/problem+json"
+    closing = client.post(f"{url}/close", headers=other)
+    assert closing.status_code == 404 and closing.mimetype == "application/problem+json"
+    assert ledger.changes() == []
+    stored = stored_station(session, station["id"])
+    assert (stored.capacity, stored.status) == (station["capacity"], "active")
+    assert client.get(url).headers["ETag"] == etag
 
 
 def test_nearby_refuses_bad_input(client):
@@ -363,7 +395,8 @@ def test_a_closed_station_can_be_reopened(client, new_station, staff):
     assert station["id"] in {s["id"] for s in nearby(client, radius_m=200, open_now="true")}
 
 
-def test_an_unknown_team_is_a_422(client, staff):
+def test_an_unknown_team_is_a_422(client, staff, ledger):
+    ledger.mark()
     body = {
         "name": "x",
         "type": "rider_station",
@@ -373,7 +406,9 @@ def test_an_unknown_team_is_a_422(client, staff):
     }
     response = client.post("/api/v1/stations", json=body, headers=staff)
     assert response.status_code == 422
+    assert response.mimetype == "application/problem+json"
     assert "/team_id" in {e["pointer"] for e in response.get_json()["errors"]}
+    assert ledger.changes() == []
 
 
 def test_the_daily_job_rolls_the_open_periods_forward(app, session, new_station, monkeypatch):

@@ -119,9 +119,13 @@ def test_rows_outside_the_jurisdiction_are_reported_not_imported(client, session
     assert count(session) == 0
 
 
-def test_an_unreadable_file_is_a_422(client, staff):
-    assert upload(client, staff, "name,type\nx,y\n", "s.csv").status_code == 422
-    assert upload(client, staff, "not json", "s.geojson").status_code == 422
+def test_an_unreadable_file_is_a_422(client, staff, ledger):
+    ledger.mark()
+    for content, filename in (("name,type\nx,y\n", "s.csv"), ("not json", "s.geojson")):
+        response = upload(client, staff, content, filename)
+        assert response.status_code == 422, filename
+        assert response.mimetype == "application/problem+json"
+    assert ledger.changes() == []
 
 
 def test_export_writes_csv_with_a_bom_and_geojson(client, session, staff):
@@ -173,10 +177,16 @@ def test_a_malformed_feature_is_a_row_error(client, staff, feature):
     assert [e["row"] for e in response.get_json()["errors"]] == [0]
 
 
-def test_an_oversized_csv_cell_is_a_422(client, staff):
-    content = HEADER + "imp-1," + "x" * 200_000 + ",rider_station,116.46,39.9,,24h,\n"
+def test_an_oversized_csv_cell_is_a_422(client, session, staff):
+    lon, lat = HERE
+    content = csv_rows(
+        f"imp-1,一号,rider_station,{lon},{lat},,24h,",
+        f"imp-2,{'x' * 200_000},rider_station,{lon},{lat},,24h,",
+    )
     response = upload(client, staff, content, "s.csv")
     assert response.status_code in (413, 422)
+    assert response.mimetype == "application/problem+json"
+    assert count(session) == 0  # the file is refused whole, its good rows too
 
 
 def test_a_far_future_period_is_a_422(client, staff):

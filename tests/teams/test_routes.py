@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
+from sqlalchemy import select
+
+from app.teams.models import Team, TeamMember
 
 NANLANG, BEILANG, JIANWAI = "110105001024", "110105001025", "110105001000"
 CHAOWAI_COMMUNITY = "110105002024"
@@ -81,10 +86,23 @@ def test_targets_stay_inside_the_callers_jurisdiction(client, area, create_user,
     assert [r["code"] for r in report["items"]] == [NANLANG]
 
 
-def test_teams_are_created_inside_the_jurisdiction_only(client, area, admin_of_jianwai):
-    assert new_team(client, admin_of_jianwai, area(NANLANG).id).status_code == 201
-    outside = new_team(client, admin_of_jianwai, area(CHAOWAI_COMMUNITY).id)
-    assert outside.status_code == 404
+def refused(response, status):
+    assert response.status_code == status, response.get_json()
+    assert response.mimetype == "application/problem+json"
+
+
+def test_teams_are_created_inside_the_jurisdiction_only(
+    client, area, admin_of_jianwai, session, ledger
+):
+    inside = new_team(client, admin_of_jianwai, area(NANLANG).id, name="南郎互助队")
+    assert inside.status_code == 201
+    session.expire_all()
+    assert session.get(Team, inside.get_json()["id"]).community_id == area(NANLANG).id
+    ledger.mark()
+    outside = new_team(client, admin_of_jianwai, area(CHAOWAI_COMMUNITY).id, name="朝外互助队")
+    refused(outside, 404)
+    assert ledger.changes() == []
+    assert session.scalars(select(Team.id).where(Team.name == "朝外互助队")).all() == []
 
 
 @pytest.mark.parametrize(
@@ -96,16 +114,21 @@ def test_teams_are_created_inside_the_jurisdiction_only(client, area, admin_of_j
         {"leader_id": "00000000-0000-4000-8000-000000000000"},  # not an allowed field
     ],
 )
-def test_bad_teams_are_refused(client, area, admin_of_jianwai, overrides):
+def test_bad_teams_are_refused(client, area, admin_of_jianwai, overrides, ledger):
+    ledger.mark()
     response = new_team(client, admin_of_jianwai, area(NANLANG).id, **overrides)
-    assert response.status_code == 422
-    assert response.mimetype == "application/problem+json"
+    refused(response, 422)
+    assert ledger.changes() == []
 
 
-def test_a_team_must_belong_to_a_community_or_subdistrict(client, area, create_user, token_for):
+@pytest.mark.parametrize("code", ["110105000000", f"{NANLANG}-G001"], ids=["district", "cell"])
+def test_a_team_must_belong_to_a_community_or_subdistrict(client, area, token_for, ledger, code):
     admin = token_for("admin")
-    response = new_team(client, admin, area("110105000000").id)
-    assert response.status_code == 422
+    ledger.mark()
+    response = new_team(client, admin, area(code).id)
+    refused(response, 422)
+    assert "/area_id" in {e["pointer"] for e in response.get_json()["errors"]}
+    assert ledger.changes() == []
 
 
 def test_members_join_and_leave_with_their_history_kept(
@@ -136,41 +159,72 @@ def test_members_join_and_leave_with_their_history_kept(
     assert rejoined.status_code == 201
 
 
-def test_only_people_the_admin_may_see_can_be_added(client, area, admin_of_jianwai, create_user):
+def test_only_people_the_admin_may_see_can_be_added(
+    client, area, admin_of_jianwai, create_user, session
+):
     team = new_team(client, admin_of_jianwai, area(NANLANG).id).get_json()
     stranger = create_user(home=CHAOWAI_COMMUNITY)
     response = client.post(
         f"/api/v1/teams/{team['id']}/members",
-        json={"user_id": str(stranger.id)},
+        json={"user_id": str(stranger.id), "role": "leader"},
         headers=admin_of_jianwai,
     )
-    assert response.status_code == 404
+    refused(response, 404)
+    session.expire_all()
+    assert session.scalars(select(TeamMember).where(TeamMember.team_id == team["id"])).all() == []
+    assert session.get(Team, team["id"]).leader_id is None
 
 
-def test_filing_a_team_records_the_date_and_revoking_it_too(client, area, admin_of_jianwai):
+def test_filing_a_team_records_the_date_and_revoking_it_too(
+    client, area, admin_of_jianwai, session
+):
     team = new_team(client, admin_of_jianwai, area(NANLANG).id).get_json()
-    filed = client.patch(
-        f"/api/v1/teams/{team['id']}", json={"filing_status": "filed"}, headers=admin_of_jianwai
-    )
-    assert filed.get_json()["filed_on"]
-    revoked = client.patch(
-        f"/api/v1/teams/{team['id']}", json={"filing_status": "revoked"}, headers=admin_of_jianwai
-    )
-    assert revoked.get_json()["revoked_on"]
+    assert (team["filed_on"], team["revoked_on"]) == (None, None)
+    url = f"/api/v1/teams/{team['id']}"
+
+    def file_as(status):
+        before = dt.datetime.now(dt.UTC).date()
+        answer = client.patch(url, json={"filing_status": status}, headers=admin_of_jianwai)
+        assert answer.status_code == 200, answer.get_json()
+        session.expire_all()
+        stored = session.get(Team, team["id"])
+        assert stored.filing_status == status
+        return (before, dt.datetime.now(dt.UTC).date()), stored, answer.get_json()
+
+    today, stored, filed = file_as("filed")
+    assert stored.filed_on in today and stored.revoked_on is None
+    assert filed["filed_on"] == stored.filed_on.isoformat()
+    filed_on = stored.filed_on
+    today, stored, revoked = file_as("revoked")
+    assert stored.revoked_on in today
+    assert stored.filed_on == filed_on  # revoking keeps when it was filed
+    assert revoked["revoked_on"] == stored.revoked_on.isoformat()
+    _, stored, refiled = file_as("filed")  # filed again: no longer revoked
+    assert (stored.filed_on, stored.revoked_on) == (filed_on, None)
+    assert refiled["revoked_on"] is None
 
 
-def test_volunteers_can_browse_teams_but_not_manage_them(client, area, token_for):
+def test_volunteers_can_browse_teams_but_not_manage_them(
+    client, area, token_for, admin_of_jianwai, ledger
+):
+    elsewhere = new_team(client, token_for("admin"), area(CHAOWAI_COMMUNITY).id, name="朝外队")
+    here = new_team(client, admin_of_jianwai, area(NANLANG).id, name="南郎队")
     volunteer = token_for("volunteer")
-    listed = client.get(f"/api/v1/teams?area_id={area(JIANWAI).id}", headers=volunteer)
-    assert listed.status_code == 200
-    assert listed.get_json()["total"] >= 7  # the demo's teams in Jianwai
-    assert new_team(client, volunteer, area(NANLANG).id).status_code == 403
-    assert (
-        client.get(
-            f"/api/v1/teams/targets?area_id={area(JIANWAI).id}", headers=volunteer
-        ).status_code
-        == 403
+    listed = client.get(
+        f"/api/v1/teams?area_id={area(JIANWAI).id}&page_size=100", headers=volunteer
     )
+    assert listed.status_code == 200
+    page = listed.get_json()
+    assert page["total"] == len(page["items"]) >= 8  # the demo's teams in Jianwai, and ours
+    assert {t["subdistrict_id"] for t in page["items"]} == {str(area(JIANWAI).id)}
+    ids = {t["id"] for t in page["items"]}
+    assert here.get_json()["id"] in ids
+    assert elsewhere.get_json()["id"] not in ids
+    ledger.mark()
+    refused(new_team(client, volunteer, area(NANLANG).id), 403)
+    targets_url = f"/api/v1/teams/targets?area_id={area(JIANWAI).id}"
+    refused(client.get(targets_url, headers=volunteer), 403)
+    assert ledger.changes() == []
 
 
 def test_a_new_leader_replaces_the_old_one(client, area, admin_of_jianwai, create_user):
