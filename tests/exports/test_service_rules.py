@@ -362,3 +362,18 @@ def test_only_a_scope_of_real_areas_all_covered_opens_a_batch(session, grantee, 
         listed = set(session.scalars(service.visible_query(district_staff)))
         assert (batch in listed) == opens, (everywhere, scope)
         assert batch in set(session.scalars(service.visible_query(admin))), (everywhere, scope)
+
+
+def test_a_tip_referred_by_a_batch_moves_to_a_version_it_never_had(session, grantee, tips):
+    """Referring is a write: the tip's version (its ETag) moves past every one it had, so no
+    ETag read before (even two writes before) passes a precondition again."""
+    tip_id = uuid.UUID(tips[COMMUNITY])
+    session.execute(text("UPDATE tips SET version = version + 1 WHERE id = :id"), {"id": tip_id})
+    session.expire_all()
+    had = session.get(Tip, tip_id).version
+    service.create_batch(
+        session, grantee(SUBDISTRICT), {**VALUES, "tip_ids": [tip_id]}, max_tips=_max_tips()
+    )
+    session.expire_all()
+    tip = session.get(Tip, tip_id)
+    assert tip.status == "referred_to_police" and tip.version > had

@@ -439,3 +439,48 @@ def test_a_batch_whose_job_ended_elsewhere_is_failed_by_the_sweep(faults, monkey
     )
     assert not partial.exists()
     assert faults.batch(waiting).status == "pending"  # its job is still queued
+
+
+def test_a_builds_progress_rises_to_100_and_never_goes_back(faults, owner_database_url):
+    """Pollers see the build move: 0 when it starts; the tips' pass is the first half, reported
+    every 5,000 rows (ROWS = 10,000: 25 and 50); half when the files are written; 100 when
+    ready."""
+    batch_id = faults.make_batch()
+    # Every write of the batch's percent, as committed (a trigger: no code of ours is changed;
+    # made by the database's owner, as a migration would be).
+    owner = sa.create_engine(owner_database_url, poolclass=sa.pool.NullPool)
+    with owner.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE progress_seen (n bigserial, batch uuid, percent int)"))
+        conn.execute(
+            sa.text(
+                "CREATE FUNCTION progress_seen() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+                "INSERT INTO progress_seen (batch, percent) VALUES (NEW.id, NEW.percent); "
+                "RETURN NEW; END $$"
+            )
+        )
+        conn.execute(
+            sa.text(
+                "CREATE TRIGGER progress_seen AFTER UPDATE OF percent ON clue_batches "
+                "FOR EACH ROW EXECUTE FUNCTION progress_seen()"
+            )
+        )
+        conn.execute(sa.text(f"GRANT INSERT ON progress_seen TO {faults.engine.url.username}"))
+        conn.execute(
+            sa.text(f"GRANT USAGE ON SEQUENCE progress_seen_n_seq TO {faults.engine.url.username}")
+        )
+    try:
+        jobs_module.run_worker(
+            faults.app, wait=False, queues=["exports"], install_signal_handlers=False
+        )
+        with owner.connect() as conn:
+            seen = conn.scalars(
+                sa.text("SELECT percent FROM progress_seen WHERE batch = :b ORDER BY n"),
+                {"b": batch_id},
+            ).all()
+    finally:
+        with owner.begin() as conn:
+            conn.execute(sa.text("DROP TRIGGER progress_seen ON clue_batches"))
+            conn.execute(sa.text("DROP FUNCTION progress_seen()"))
+            conn.execute(sa.text("DROP TABLE progress_seen"))
+    _check_ready(faults, batch_id)
+    assert seen == [0, 25, 50, 50, 100]
