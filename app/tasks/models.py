@@ -35,6 +35,10 @@ LIFECYCLE = ("open", "filled", "completed", "expired", "cancelled")
 RESPONSES = ("accepted", "declined", "arrived", "completed")
 
 
+MAX_RADIUS_M = 20_000  # a task's radius, and how far widening may go
+WIDEN_AFTER_S = 120  # radius tasks widen when too few accepted by then, unless told otherwise
+
+
 class Task(Located, Versioned, Timestamps, db.Model):
     """A request to volunteers. `accepted` counts volunteers engaged (accepted, arrived or
     completed; never above `needed`) and `completed` those who completed, both kept under the

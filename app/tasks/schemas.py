@@ -8,7 +8,13 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 
 from app.core.fields import BoundedDateTime, LocationSchema, PlainText
 from app.core.i18n import _
-from app.tasks.models import LIFECYCLE, TARGETING_MODES, TASK_KINDS
+from app.tasks.models import (
+    LIFECYCLE,
+    MAX_RADIUS_M,
+    TARGETING_MODES,
+    TASK_KINDS,
+    WIDEN_AFTER_S,
+)
 
 ACTIONS = ("accept", "decline", "arrive", "complete")
 # The furthest ahead a task may start or end.
@@ -35,13 +41,13 @@ class TargetingSchema(Schema):
         metadata={"description": "per phase; default 3 × needed (radius: the closest first)"},
     )
     widen_after_s = fields.Integer(
-        load_default=120,
+        load_default=WIDEN_AFTER_S,
         validate=validate.Range(0, 3600),
         metadata={"description": "radius: widen (double) when too few accepted by then (0: never)"},
     )
     max_radius_m = fields.Integer(
         load_default=None,
-        validate=validate.Range(50, 20_000),
+        validate=validate.Range(50, MAX_RADIUS_M),
         metadata={"description": "radius: how far widening may go (default 4 × radius_m)"},
     )
 
@@ -58,7 +64,7 @@ class TaskCreateSchema(Schema):
     description = PlainText(load_default=None, validate=validate.Length(1, 4000))
     kind = fields.String(required=True, validate=validate.OneOf(TASK_KINDS))
     location = fields.Nested(LocationSchema, load_default=None)
-    radius_m = fields.Integer(load_default=None, validate=validate.Range(50, 20_000))
+    radius_m = fields.Integer(load_default=None, validate=validate.Range(50, MAX_RADIUS_M))
     area_id = fields.UUID(load_default=None)
     starts_at = BoundedDateTime(
         load_default=None,

@@ -42,7 +42,7 @@ from app.core.jobs import defer
 from app.media import service as media_service
 from app.service_record.service import replace_entries
 from app.tasks import fallback
-from app.tasks.models import Task, TaskRecipient
+from app.tasks.models import MAX_RADIUS_M, WIDEN_AFTER_S, Task, TaskRecipient
 from app.teams.models import Team
 from app.tips.models import Tip
 from notifications.service import notify
@@ -174,13 +174,20 @@ def _build(session: Session, actor: User, values: dict[str, Any]) -> Task:
         if tip is None or not jurisdiction_of(actor).covers(tip.path_ids):
             raise field_error("/tip_id", _("No such tip in your jurisdiction."))
         task_row.tip_id = tip.id
-    radius = task_row.radius_m or 0
+    radius, widest = task_row.radius_m, targeting.get("max_radius_m")
+    if widest is not None and radius is not None and widest < radius:
+        raise field_error(
+            "/targeting/max_radius_m",
+            _("Widening cannot stop short of the task's radius (%(radius)s m).", radius=radius),
+        )
+    if widest is None and radius is not None:
+        widest = min(4 * radius, MAX_RADIUS_M)  # the radius is at most MAX_RADIUS_M too
     task_row.targeting = {
         "team_id": str(targeting["team_id"]) if targeting.get("team_id") else None,
         "volunteer_ids": [str(i) for i in targeting.get("volunteer_ids") or []],
         "max_recipients": targeting.get("max_recipients") or min(3 * task_row.needed, 10_000),
-        "widen_after_s": targeting.get("widen_after_s", 120),
-        "max_radius_m": targeting.get("max_radius_m") or max(radius, min(4 * radius, 20_000)),
+        "widen_after_s": targeting.get("widen_after_s", WIDEN_AFTER_S),
+        "max_radius_m": widest,  # None for a task without a place: it never widens
     }
     return task_row
 
@@ -375,7 +382,7 @@ def fan_out(
     if recipients:  # urgent kinds: SMS to those whose app has not reported the push by then
         fallback.schedule(task_row, settings.sms_fallback_after_s)
     task_row.phase = phase
-    widen_after = task_row.targeting.get("widen_after_s") or 0
+    widen_after = task_row.targeting["widen_after_s"]  # set by create, 0: never
     if (
         task_row.targeting_mode == "radius"
         and widen_after > 0

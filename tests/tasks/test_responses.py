@@ -194,6 +194,7 @@ def test_staff_see_responses_and_delivery_statistics(
     assert stats["recipients"] == 2
     assert stats["responses"] == {"accepted": 1, "declined": 1}
     assert stats["deliveries"] == {"logged": 2}  # the logging sender without FCM credentials
+    assert stats["sms"] == {}  # no urgent kind: no SMS fallback
     assert [v["user_id"] for v in stats["volunteers"]] == [str(first.id)]
     elsewhere = create_user(roles=["grid_staff"], jurisdiction=["110105002000"])
     assert (

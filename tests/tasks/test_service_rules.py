@@ -547,18 +547,27 @@ def test_arriving_is_within_the_tasks_radius_of_500_m_unless_it_says(
 
 @pytest.mark.parametrize(("radius", "widest"), [(1000, 4000), (4999, 19_996), (6000, 20_000)])
 def test_a_task_widens_to_four_times_its_radius_and_20_km_at_most(session, grantee, radius, widest):
+    """Unless told otherwise: radius tasks widen after two minutes, up to four times their
+    radius or 20 km; a limit given is kept, from the radius itself up, and one short of the
+    radius is refused. A task without a place never widens."""
     task_row = _task(session, grantee(COMMUNITY), radius_m=radius)
     assert task_row.targeting["max_radius_m"] == widest
-    asked = _task(
+    assert task_row.targeting["widen_after_s"] == 120
+    for limit in (radius, 20_000):
+        asked = {"mode": "radius", "max_radius_m": limit, "widen_after_s": 0}
+        told = _task(session, grantee(COMMUNITY), radius_m=radius, targeting=asked)
+        assert (told.targeting["max_radius_m"], told.targeting["widen_after_s"]) == (limit, 0)
+    short = {"mode": "radius", "max_radius_m": radius - 1}
+    values = _values(radius_m=radius, targeting=short)
+    assert _refused(session, grantee(COMMUNITY), values) == "/targeting/max_radius_m"
+    placeless = _task(
         session,
         grantee(COMMUNITY),
-        radius_m=radius,
-        targeting={
-            "mode": "radius",
-            "max_radius_m": 1500,
-        },
+        location=None,
+        area_id=session.scalar(select(Area.id).where(Area.code == COMMUNITY)),
+        targeting={"mode": "area"},
     )
-    assert asked.targeting["max_radius_m"] == 1500
+    assert placeless.targeting["max_radius_m"] is None
 
 
 @pytest.mark.parametrize("length", [119, 120, 121, 500])
@@ -576,3 +585,23 @@ def test_an_offer_shows_the_first_120_characters_of_the_description(
         )
     )
     assert offered.data["summary"] == description[:120]
+
+
+def test_the_staff_list_filters_by_kind_and_area(session, grantee):
+    actor = grantee(SUBDISTRICT)
+    patrol = _task(session, actor, kind="patrol")
+    support = _task(session, actor, kind="event_support")
+    there = {"lon": NEIGHBOUR[0], "lat": NEIGHBOUR[1]}
+    elsewhere = _task(session, actor, kind="patrol", location=there)
+
+    def listed(**args) -> set[uuid.UUID]:
+        return {t.id for t in session.scalars(tasks_service.list_query(actor, args))}
+
+    assert {patrol.id, support.id, elsewhere.id} <= listed()
+    by_kind = listed(kind="patrol")
+    assert {patrol.id, elsewhere.id} <= by_kind and support.id not in by_kind
+    patrols = session.scalars(tasks_service.list_query(actor, {"kind": "patrol"})).all()
+    assert {t.kind for t in patrols} == {"patrol"}
+    community = session.scalar(select(Area.id).where(Area.code == COMMUNITY))
+    by_area = listed(kind="patrol", area_id=community)
+    assert patrol.id in by_area and elsewhere.id not in by_area
