@@ -12,13 +12,13 @@ import uuid
 
 import pytest
 from flask import current_app
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text
 
 from app.areas.models import Area
 from app.core.audit import AuditEvent
 from app.core.errors import Conflict, DomainError, NotFound, Unprocessable
 from app.exports import service
-from app.exports.models import ClueBatchItem
+from app.exports.models import ClueBatch, ClueBatchItem
 from app.storage import export_store
 from app.tips.models import Tip, TipEvent
 from tests.exports.test_batches import _post_tip
@@ -377,3 +377,47 @@ def test_a_tip_referred_by_a_batch_moves_to_a_version_it_never_had(session, gran
     session.expire_all()
     tip = session.get(Tip, tip_id)
     assert tip.status == "referred_to_police" and tip.version > had
+
+
+def test_a_repeated_outcome_is_recorded_once_and_the_rest_of_the_request_still_is(
+    session, grantee, tips
+):
+    """A retried request may repeat outcomes already recorded beside new ones: the repeat
+    changes nothing (no second line), the new ones are recorded."""
+    liaison = grantee(SUBDISTRICT, role="police_liaison")
+    ids = [uuid.UUID(tips[COMMUNITY]), uuid.UUID(tips[SIBLING])]
+    batch = service.create_batch(session, liaison, {**VALUES, "tip_ids": ids}, max_tips=_max_tips())
+    first = {"tip_id": ids[0], "outcome": "case_opened"}
+    service.record_outcomes(session, liaison, batch, [first])
+    again = [first, {"tip_id": ids[1], "outcome": "duplicate"}]
+    service.record_outcomes(session, liaison, batch, again)
+    session.expire_all()
+    outcomes = dict(
+        session.execute(
+            select(ClueBatchItem.tip_id, ClueBatchItem.outcome).where(
+                ClueBatchItem.batch_id == batch.id
+            )
+        ).all()
+    )
+    assert outcomes == {ids[0]: "case_opened", ids[1]: "duplicate"}
+    police = session.scalars(select(TipEvent.tip_id).where(TipEvent.kind == "police_outcome"))
+    assert sorted(police) == sorted(ids)
+
+
+@pytest.mark.parametrize(("most", "taken"), [(2, False), (3, True)])
+def test_a_batch_holds_at_most_max_tips(session, grantee, tips, most, taken):
+    """Three tips match a district-wide batch: refused whole (nothing moves) when at most two
+    may be taken, taken when three may."""
+    actor = grantee(DISTRICT)
+    everything = {**VALUES, "filters": {}}
+    if taken:
+        batch = service.create_batch(session, actor, everything, max_tips=most)
+        assert set(tips.values()) <= _items(session, batch)
+        return
+    before = session.scalar(select(func.count()).select_from(ClueBatch))
+    assert _pointer(lambda: service.create_batch(session, actor, everything, max_tips=most)) == (
+        "/filters"
+    )
+    assert session.scalar(select(func.count()).select_from(ClueBatch)) == before
+    session.expire_all()
+    assert {session.get(Tip, uuid.UUID(t)).status for t in tips.values()} == {"submitted"}
