@@ -375,7 +375,7 @@ def fan_out(
     task_row = session.scalar(select(Task).where(Task.id == task_id).with_for_update())
     if task_row is None or task_row.status != "open" or task_row.ends_at <= now:
         return 0
-    if phase > 0 and task_row.accepted >= task_row.needed:
+    if task_row.accepted >= task_row.needed:  # full (a retried first phase too): ask nobody
         return 0
     recipients = choose_recipients(session, task_row, phase, settings.duty_position_minutes)
     _offer(session, task_row, recipients)

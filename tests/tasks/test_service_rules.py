@@ -605,3 +605,38 @@ def test_the_staff_list_filters_by_kind_and_area(session, grantee):
     community = session.scalar(select(Area.id).where(Area.code == COMMUNITY))
     by_area = listed(kind="patrol", area_id=community)
     assert patrol.id in by_area and elsewhere.id not in by_area
+
+
+@pytest.mark.parametrize(("needed", "offered"), [(1, 3), (3333, 9999), (3334, 10_000)])
+def test_a_phase_offers_three_times_the_places_and_10000_at_most(session, grantee, needed, offered):
+    task_row = _task(session, grantee(COMMUNITY), needed=needed)
+    assert task_row.targeting["max_recipients"] == offered
+
+
+def test_a_full_task_is_offered_to_nobody_even_in_its_first_phase(session, grantee, create_user):
+    """A first fan-out run again (its job retried) after the places were taken asks nobody."""
+    first, second = (create_user(roles=["volunteer"], home=COMMUNITY) for _ in range(2))
+    named = {"mode": "named", "volunteer_ids": [first.id, second.id]}
+    task_row = _task(session, grantee(COMMUNITY), targeting=named)
+    now = tasks_service._now()
+    assert tasks_service.fan_out(session, task_row.id, 0, now, _settings()) == 2
+    tasks_service.respond(session, first, task_row.id, {"action": "accept"}, _settings())
+    assert tasks_service.fan_out(session, task_row.id, 0, now, _settings()) == 0
+
+
+@pytest.mark.parametrize("reason", ["活动因天气取消", None])
+def test_those_engaged_are_told_of_a_cancellation_and_its_reason(
+    session, grantee, create_user, reason
+):
+    volunteer = create_user(roles=["volunteer"], home=COMMUNITY)
+    named = {"mode": "named", "volunteer_ids": [volunteer.id]}
+    task_row = _task(session, grantee(COMMUNITY), targeting=named)
+    tasks_service.fan_out(session, task_row.id, 0, tasks_service._now(), _settings())
+    tasks_service.respond(session, volunteer, task_row.id, {"action": "accept"}, _settings())
+    tasks_service.cancel(session, task_row, reason)
+    told = session.scalar(
+        select(Notification).where(
+            Notification.user_id == volunteer.id, Notification.kind == "task_cancelled"
+        )
+    )
+    assert (told.data["title"], told.data["reason"]) == (task_row.title, reason or "")
