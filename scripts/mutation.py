@@ -96,6 +96,16 @@ MODULES: dict[str, tuple[str, list[str]]] = {
             "tests/tasks/test_responses.py::test_completion_photos_are_kept_with_the_task_and_shown_to_its_staff",
         ],
     ),
+    # Which object's rule grants a photo to someone besides its uploader (registered by tips and
+    # tasks at app start): the photo tests of both, through the API.
+    "media_access": (
+        "app/media/access.py",
+        [
+            "tests/media/test_routes.py",
+            "tests/tips/test_staff_rules.py::test_a_tips_detail_shows_its_own_photos_only",
+            "tests/tasks/test_responses.py::test_completion_photos_are_kept_with_the_task_and_shown_to_its_staff",
+        ],
+    ),
     "sessions": (
         "app/auth/tokens.py",
         # Sign-in and rotation, the claims refused wherever a token is read, and which lookups
