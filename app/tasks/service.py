@@ -205,9 +205,10 @@ def reach(
     count below `min_count_shown` is withheld (`below`), as the task's statistics withhold it:
     otherwise probing points and radii would locate on-duty volunteers."""
     task_row = _build(session, actor, values)
-    statement, params = _recipients_statement(task_row, 0, actor, settings.duty_position_minutes)
+    first, fresh = 0, settings.duty_position_minutes
+    statement, params = _recipients_statement(task_row, first, actor, fresh)
     counted = COUNTS[statement]
-    count = session.execute(counted, {**_common_params(task_row, 0), **params}).scalar_one()
+    count = session.execute(counted, {**_common_params(task_row, first), **params}).scalar_one()
     if task_row.targeting_mode == "radius" and count < min_count_shown:
         return {"count": None, "below": min_count_shown, "mode": task_row.targeting_mode}
     return {"count": count, "below": None, "mode": task_row.targeting_mode}

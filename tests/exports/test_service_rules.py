@@ -20,6 +20,7 @@ from app.core.errors import Conflict, DomainError, NotFound, Unprocessable
 from app.exports import service
 from app.exports.models import ClueBatch, ClueBatchItem
 from app.storage import export_store
+from app.tips import service as tips_service
 from app.tips.models import Tip, TipEvent
 from tests.exports.test_batches import _post_tip
 from tests.tips.conftest import JIANWAI, NEIGHBOUR
@@ -421,3 +422,16 @@ def test_a_batch_holds_at_most_max_tips(session, grantee, tips, most, taken):
     assert session.scalar(select(func.count()).select_from(ClueBatch)) == before
     session.expire_all()
     assert {session.get(Tip, uuid.UUID(t)).status for t in tips.values()} == {"submitted"}
+
+
+def test_a_referred_tips_reporter_sees_it_was_referred(session, grantee, tips):
+    """The move to `referred_to_police` is a public line of the tip's history (the batch's own
+    line, `batched`, is staff only)."""
+    tip_id = uuid.UUID(tips[COMMUNITY])
+    service.create_batch(
+        session, grantee(SUBDISTRICT), {**VALUES, "tip_ids": [tip_id]}, max_tips=_max_tips()
+    )
+    session.expire_all()
+    seen = tips_service.public_history(session, session.get(Tip, tip_id))
+    assert [(e.kind, e.to_status) for e in seen][-1] == ("transition", "referred_to_police")
+    assert "batched" not in {e.kind for e in seen}

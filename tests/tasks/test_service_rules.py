@@ -375,6 +375,15 @@ def test_reach_withholds_a_radius_count_below_the_threshold(session, grantee, on
         assert answer == {"count": None, "below": shown_from, "mode": "radius"}
 
 
+def test_reach_counts_the_first_phase_only(session, grantee, on_duty):
+    """Those within the radius, not those the task would reach once it widened."""
+    for metres in (90, 110, 190):
+        on_duty(metres)
+    values = _values(needed=3, radius_m=100)
+    answer = tasks_service.reach(session, grantee(COMMUNITY), values, 1, _settings())
+    assert answer == {"count": 1, "below": None, "mode": "radius"}
+
+
 def test_reach_counts_other_modes_whatever_the_threshold(session, grantee, create_user):
     volunteer = create_user(roles=["volunteer"], home=COMMUNITY)
     named = {"mode": "named", "volunteer_ids": [volunteer.id]}
@@ -551,6 +560,7 @@ def test_a_task_widens_to_four_times_its_radius_and_20_km_at_most(session, grant
     radius or 20 km; a limit given is kept, from the radius itself up, and one short of the
     radius is refused. A task without a place never widens."""
     task_row = _task(session, grantee(COMMUNITY), radius_m=radius)
+    assert task_row.phase == 0  # not asked yet: the first phase comes next
     assert task_row.targeting["max_radius_m"] == widest
     assert task_row.targeting["widen_after_s"] == 120
     for limit in (radius, 20_000):
@@ -640,3 +650,30 @@ def test_those_engaged_are_told_of_a_cancellation_and_its_reason(
         )
     )
     assert (told.data["title"], told.data["reason"]) == (task_row.title, reason or "")
+
+
+@pytest.mark.parametrize(
+    ("kind", "on_duty_at", "checks"),
+    [
+        ("urgent_assist", 30, 1),
+        ("urgent_assist", None, 0),
+        ("event_support", 30, 0),
+    ],
+)
+def test_an_urgent_offer_schedules_its_sms_check(
+    session, grantee, on_duty, kind, on_duty_at, checks
+):
+    """Urgent kinds fall back to SMS for those whose phone did not report the push: a check is
+    scheduled when someone was asked, and none when nobody was or the kind never falls back."""
+    if on_duty_at is not None:
+        on_duty(on_duty_at)
+    task_row = _task(session, grantee(COMMUNITY), kind=kind, radius_m=100)
+    tasks_service.fan_out(session, task_row.id, 0, tasks_service._now(), _settings())
+    scheduled = session.scalar(
+        text(
+            "SELECT count(*) FROM procrastinate_jobs WHERE task_name LIKE '%sms_fallback' "
+            "AND args->>'task_id' = :t"
+        ),
+        {"t": str(task_row.id)},
+    )
+    assert scheduled == checks
