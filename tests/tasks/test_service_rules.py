@@ -677,3 +677,20 @@ def test_an_urgent_offer_schedules_its_sms_check(
         {"t": str(task_row.id)},
     )
     assert scheduled == checks
+
+
+def test_each_phase_doubles_the_radius_up_to_the_limit(session, grantee):
+    widening = {"mode": "radius", "max_radius_m": 1000}
+    task_row = _task(session, grantee(COMMUNITY), radius_m=100, targeting=widening)
+    radii = [tasks_service.phase_radius(task_row, phase) for phase in range(6)]
+    assert radii == [100, 200, 400, 800, 1000, 1000]
+
+
+@pytest.mark.parametrize(("widen_after_s", "widens"), [(0, False), (1, True), (120, True)])
+def test_a_task_widens_after_the_delay_it_was_given_and_never_with_0(
+    session, grantee, widen_after_s, widens
+):
+    targeting = {"mode": "radius", "widen_after_s": widen_after_s}
+    task_row = _task(session, grantee(COMMUNITY), radius_m=100, targeting=targeting)
+    tasks_service.fan_out(session, task_row.id, 0, tasks_service._now(), _settings())
+    assert _fan_out_jobs(session, task_row) == ([0, 1] if widens else [0])
