@@ -52,7 +52,7 @@ DEFAULT_RADIUS_M = 500  # a placed task's radius when none is given: also how cl
 MAX_TASK_SERVICE = dt.timedelta(hours=12)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True)  # pragma: no mutate - no code assigns to settings: frozen or not alike
 class TaskSettings:
     """The settings the task rules apply; callers read them from the configuration."""
 
