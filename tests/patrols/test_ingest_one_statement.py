@@ -10,7 +10,7 @@ import uuid
 
 import pytest
 from flask import current_app
-from sqlalchemy import event, func, select
+from sqlalchemy import event, func, select, text
 
 from app.patrols import ingest
 from app.patrols.models import CheckIn as CheckInRow
@@ -169,3 +169,42 @@ def test_a_late_batch_is_judged_against_fixes_from_before_the_patrols_start(
         answers = _ingest(session, patrol(), batch)
     assert [a["outcome"] for a in answers] == ["accepted"] * 2
     assert [a["flags"] for a in answers] == [["implausible_speed"], []]
+
+
+def _zone_with_an_ambiguous_hour() -> tuple[str, dt.datetime]:
+    """A POSIX time zone (UTC+8, UTC+9 in summer) whose summer time ended at 02:00 two days ago,
+    so that 01:00-02:00 local came twice, and the first 01:30's UTC time (the one a round trip
+    through a local timestamp turns into the second)."""
+    day = dt.date.today() - dt.timedelta(days=2)
+    if (day.month, day.day) in ((1, 1), (2, 29)):
+        day -= dt.timedelta(days=1)
+    leap = day.year % 4 == 0 and (day.year % 100 != 0 or day.year % 400 == 0)
+    julian = day.timetuple().tm_yday - (1 if leap and day.month > 2 else 0)  # Jn skips Feb 29
+    first = dt.datetime.combine(day, dt.time(1, 30), dt.timezone(dt.timedelta(hours=9)))
+    return f"QFS-8QFD-9,J1/0,J{julian}/2", first.astimezone(dt.UTC)
+
+
+def test_check_in_times_are_kept_whatever_the_sessions_time_zone(
+    app, session, volunteer, start_patrol
+):
+    """Times travel as timestamptz: a session in a zone with summer time (a DATABASE_URL whose
+    server is not UTC) keeps them exact even in the hour that comes twice, where a local
+    timestamp on the way would move a fix by an hour."""
+    zone, at = _zone_with_an_ambiguous_hour()
+    started = at - dt.timedelta(minutes=30)
+    patrol_id = start_patrol(volunteer, started_at=started.isoformat())["id"]
+    session.execute(text(f"SET TIME ZONE '{zone}'"))  # undone with the test's transaction
+    assert session.scalar(text("SELECT CAST(:at AS timestamptz)::text"), {"at": at}).endswith("+09")
+
+    def patrol():
+        session.expire_all()
+        return session.get(Patrol, uuid.UUID(patrol_id))
+
+    with app.test_request_context():
+        first = _ingest(session, patrol(), [item(at)])
+        assert [a["outcome"] for a in first] == ["accepted"]
+        assert patrol().last_fix_at == at
+        # The unlocked way compares the patrol's last fix as read: it must match as stored.
+        later = [item(at + dt.timedelta(minutes=10), lon=east(10))]
+        assert _ingest(session, patrol(), later, optimistic=True) is not None
+    assert patrol().last_fix_at == at + dt.timedelta(minutes=10)
