@@ -117,6 +117,9 @@ def test_the_fast_path_itself_reads_accuracies_of_0_to_100_km(accuracy):
         # The schema's message for these is a list, not one per coordinate.
         {"client_id": "a", "recorded_at": T.isoformat()},
         {"client_id": "a", "recorded_at": T.isoformat(), "location": None},
+        # Not a number at all: invalid, not out of range.
+        {"client_id": "a", "recorded_at": T.isoformat(), "location": {"lon": "东", "lat": 39.9}},
+        {"client_id": "a", "recorded_at": T.isoformat(), "location": {"lon": None, "lat": 39.9}},
     ],
 )
 def test_an_item_refused_for_more_than_its_coordinates_range_is_invalid(raw):

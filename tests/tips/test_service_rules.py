@@ -21,6 +21,7 @@ from app.auth.models import User
 from app.extensions import db
 from app.tips import service as tips_service
 from app.tips.models import TipCategory
+from notifications.models import Notification
 from tests.tips.conftest import JIANWAI
 
 
@@ -169,7 +170,7 @@ def test_nearby_answers_at_most_five_tips_by_default(session):
     assert len(tips_service.nearby_open(session, *JIANWAI, "fire_hazard", signed_in=True)) == 5
 
 
-@pytest.mark.parametrize("lock", [True, False])
+@pytest.mark.parametrize("lock", [True, False, None])
 def test_a_tip_read_for_a_change_is_locked_until_the_change_commits(session, lock):
     """Staff writes read the tip with `lock`: a second writer waits for the first (its version
     check then sees the first one's change) instead of both passing it. A plain read locks
@@ -181,7 +182,8 @@ def test_a_tip_read_for_a_change_is_locked_until_the_change_commits(session, loc
         with orm.Session(db.engine) as writer, db.engine.connect() as other:
             staff = User(roles=["grid_staff"], status="active")
             staff.jurisdiction = [writer.scalar(select(Area).where(Area.code == "110105001024"))]
-            tips_service.get_for_staff(writer, staff, tip_id, lock=lock)
+            asked = {} if lock is None else {"lock": lock}  # None: a plain read
+            tips_service.get_for_staff(writer, staff, tip_id, **asked)
             other.execute(text("SET lock_timeout = '100ms'"))
             try:
                 other.execute(text("SELECT 1 FROM tips WHERE id = :id FOR UPDATE"), {"id": tip_id})
@@ -193,7 +195,7 @@ def test_a_tip_read_for_a_change_is_locked_until_the_change_commits(session, loc
     finally:
         with db.engine.begin() as cleanup:
             cleanup.execute(text("DELETE FROM tips WHERE id = :id"), {"id": tip_id})
-    assert locked == lock
+    assert locked is bool(lock)
 
 
 @pytest.mark.parametrize(
@@ -268,3 +270,24 @@ def test_a_place_outside_every_area_reaches_a_district_within_50_km(session):
     assert (near.district_id, near.outside_areas) == (inside.district_id, True)
     far = _tip(session, "fire_hazard", *_at_distance_from_the_district(session, 50_000.5))
     assert far.district_id is None
+
+
+@pytest.mark.parametrize("public", [True, False])
+def test_a_public_note_is_told_to_the_reporter_and_a_staff_note_is_not(
+    session, create_user, public
+):
+    reporter = create_user()
+    staff = create_user(roles=["grid_staff"], jurisdiction=["110105001024"])
+    values = {
+        "category": "fire_hazard",
+        "description": "楼道里堆满了纸箱",
+        "location": {"lon": JIANWAI[0], "lat": JIANWAI[1], "accuracy_m": 5},
+    }
+    tip = tips_service.submit(session, reporter, values)
+    tips_service.add_note(session, staff, tip, "已联系物业", public)
+    told = session.scalars(
+        select(Notification.data).where(
+            Notification.user_id == reporter.id, Notification.kind == "tip_note"
+        )
+    ).all()
+    assert [d["note"] for d in told] == (["已联系物业"] if public else [])
