@@ -111,6 +111,9 @@ def test_batch_is_frozen_signed_and_protects_tipsters(
     by_id = {r["tip_id"]: r for r in rows}
     assert by_id[named["id"]]["reporter_phone"] == "13911112222"
     assert by_id[named["id"]]["photo_count"] == "1"
+    # Each row lists its own tip's photos (as named inside the ZIP), and only those.
+    assert by_id[named["id"]]["photos"] == f"photos/{named['id']}/{photo}.jpg"
+    assert by_id[anonymous["id"]]["photos"] == by_id[unconsented["id"]]["photos"] == ""
     assert by_id[unconsented["id"]]["reporter_name"] == ""
     assert by_id[anonymous["id"]]["reporter_name"] == by_id[anonymous["id"]]["reporter_phone"] == ""
 

@@ -12,13 +12,15 @@ import uuid
 
 import pytest
 from flask import current_app
-from sqlalchemy import func, select, text
+from sqlalchemy import func, orm, select, text
 
 from app.areas.models import Area
+from app.auth.models import User
 from app.core.audit import AuditEvent
 from app.core.errors import Conflict, DomainError, NotFound, Unprocessable
 from app.exports import service
 from app.exports.models import ClueBatch, ClueBatchItem
+from app.extensions import db
 from app.storage import export_store
 from app.tips import service as tips_service
 from app.tips.models import Tip, TipEvent
@@ -297,6 +299,10 @@ def test_outcomes_are_refused_whole(session, grantee, tips, client):
         ("note", False, "已核实"),
         ("police_outcome", True, service.PUBLIC_OUTCOME_NOTES["no_action"]),
     ]
+    note = session.scalar(
+        select(TipEvent).where(TipEvent.tip_id == ids[1], TipEvent.kind == "note")
+    )
+    assert note.data == {"batch_id": str(batch.id), "police_note": True}  # whose words they are
 
 
 def test_files_are_handed_out_only_when_ready_and_kept(session, grantee, tips):
@@ -435,3 +441,34 @@ def test_a_referred_tips_reporter_sees_it_was_referred(session, grantee, tips):
     seen = tips_service.public_history(session, session.get(Tip, tip_id))
     assert [(e.kind, e.to_status) for e in seen][-1] == ("transition", "referred_to_police")
     assert "batched" not in {e.kind for e in seen}
+
+
+def _tip_values() -> dict:
+    return {
+        "category": "theft",
+        "description": "两个人在撬电动车的锁",
+        "location": {"lon": JIANWAI[0], "lat": JIANWAI[1], "accuracy_m": 8},
+    }
+
+
+def test_too_many_tips_are_refused_before_any_is_locked(session):
+    """Locking a district's tips only to refuse them would hold them (and outlast the
+    request's bounds): the count comes first. Here one matching tip is held by another
+    transaction; a batch over the cap is refused at once, not made to wait for it."""
+    with orm.Session(db.engine) as setup:
+        made = [tips_service.submit(setup, None, _tip_values()).id for _ in range(3)]
+        setup.commit()
+    try:
+        with db.engine.connect() as holder, orm.Session(db.engine) as maker:
+            holder.execute(text("SELECT 1 FROM tips WHERE id = :id FOR UPDATE"), {"id": made[0]})
+            maker.execute(text("SET lock_timeout = '2s'"))
+            actor = User(id=uuid.uuid4(), roles=["grid_staff"], status="active")
+            actor.jurisdiction = [maker.scalar(select(Area).where(Area.code == SUBDISTRICT))]
+            values = {**VALUES, "tip_ids": made}
+            refused = _pointer(lambda: service.create_batch(maker, actor, values, max_tips=2))
+            maker.rollback()
+            holder.rollback()
+    finally:
+        with db.engine.begin() as cleanup:
+            cleanup.execute(text("DELETE FROM tips WHERE id = ANY(:ids)"), {"ids": made})
+    assert refused == "/filters"
