@@ -443,9 +443,9 @@ def test_a_batch_whose_job_ended_elsewhere_is_failed_by_the_sweep(faults, monkey
 
 def test_a_builds_progress_rises_to_100_and_never_goes_back(faults, owner_database_url):
     """Pollers see the build move: 0 when it starts; the tips' pass is the first half, reported
-    every 5,000 rows (ROWS = 10,000: 25 and 50); half when the files are written; 100 when
-    ready."""
-    batch_id = faults.make_batch()
+    every 5,000 rows (of 7,000: at 5,000, 5,000 of 14,000 steps, 35%); half when the files are
+    written; 100 when ready."""
+    batch_id = faults.make_batch(rows=7000)
     # Every write of the batch's percent, as committed (a trigger: no code of ours is changed;
     # made by the database's owner, as a migration would be).
     owner = sa.create_engine(owner_database_url, poolclass=sa.pool.NullPool)
@@ -482,5 +482,5 @@ def test_a_builds_progress_rises_to_100_and_never_goes_back(faults, owner_databa
             conn.execute(sa.text("DROP TRIGGER progress_seen ON clue_batches"))
             conn.execute(sa.text("DROP FUNCTION progress_seen()"))
             conn.execute(sa.text("DROP TABLE progress_seen"))
-    _check_ready(faults, batch_id)
-    assert seen == [0, 25, 50, 50, 100]
+    _check_ready(faults, batch_id, rows=7000)
+    assert seen == [0, 35, 50, 100]
