@@ -80,16 +80,10 @@ MODULES: dict[str, tuple[str, list[str]]] = {
     ),
     "media": (
         "app/media/service.py",
-        # Who may attach which upload, and who sees it after: the decoding and the file store
-        # have their own modules and tests (test_images.py, test_storage.py).
+        # Uploads (decoding and stores have their own tests too), who may attach which upload and
+        # who sees it after, serving each variant, and the sweep of expired uploads.
         [
-            "tests/media/test_media_rules.py",
-            "tests/media/test_routes.py::test_photo_of_a_named_tip_is_seen_by_its_reporter_and_the_area_staff_only",
-            "tests/media/test_routes.py::test_unattached_upload_is_seen_by_its_uploader_only",
-            "tests/media/test_routes.py::test_anonymous_photo_belongs_to_no_one_and_area_staff_see_it",
-            "tests/media/test_routes.py::test_photo_of_an_anonymous_tip_sent_with_a_token_no_longer_names_its_uploader",
-            "tests/media/test_routes.py::test_expired_uploads_and_their_files_are_deleted_attached_ones_kept",
-            "tests/media/test_routes.py::test_upload_past_its_expiry_cannot_be_attached",
+            "tests/media",
             "tests/tips/test_submit.py::test_photo_is_attached_once_and_only_by_its_uploader",
             "tests/tasks/test_rules.py::test_a_completion_with_someone_elses_photos_is_422_and_stores_nothing",
             "tests/tasks/test_rules.py::test_a_completion_with_ones_own_photos_stores_them",

@@ -11,12 +11,15 @@ import uuid
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
+from sqlalchemy import orm, select, text
 
 from app.core.errors import Unprocessable
+from app.extensions import db
 from app.media import service as media_service
 from app.media.models import Media
+from app.storage import media_store
 from app.tips import service as tips_service
-from tests.tips.conftest import JIANWAI
+from tests.tips.conftest import JIANWAI, jpeg, upload
 
 NOW = dt.datetime(2026, 12, 1, 8, 0, tzinfo=dt.UTC)
 OWNERS = ("me", "other", "nobody")
@@ -156,3 +159,71 @@ def test_an_anonymous_tip_drops_the_owner_link_and_a_named_tip_keeps_it(
     media_service.attach(session, [photo], new_tip().id, owner=people["me"], anonymous=anonymous)
     session.expire_all()
     assert session.get(Media, photo).owner_id == (None if anonymous else people["me"].id)
+
+
+# -- expiry and serving --------------------------------------------------------------------------
+
+
+def test_an_upload_expiring_exactly_now_is_kept_and_one_a_moment_older_deleted(
+    session, client, create_user, token_for
+):
+    """The sweep deletes uploads whose expiry is strictly before now, objects and row (the
+    same bound that lets one be attached while its expiry is after now)."""
+    media_id = uuid.UUID(upload(client, jpeg(), headers=token_for(create_user())).json["id"])
+    media = session.get(Media, media_id)
+    keys, expires = (media.storage_key, media.thumbnail_key), media.expires_at
+    store = media_store()
+    assert media_service.delete_expired(session, expires) == 0
+    assert session.get(Media, media_id) is not None
+    assert media_service.delete_expired(session, expires + dt.timedelta(microseconds=1)) == 1
+    session.expire_all()
+    assert session.get(Media, media_id) is None
+    assert not any(store.exists(key) for key in keys)
+
+
+def test_a_photo_whose_object_is_gone_is_not_found(session, client, create_user, token_for):
+    """Each variant is its own object: with the thumbnail gone the photo is still served and
+    the thumbnail is a 404 problem (not a 500); the full photo gone likewise."""
+    headers = token_for(create_user())
+    media_id = upload(client, jpeg(), headers=headers).json["id"]
+    media = session.get(Media, uuid.UUID(media_id))
+    store = media_store()
+    store.delete(media.thumbnail_key)
+    assert client.get(f"/api/v1/media/{media_id}", headers=headers).status_code == 200
+    thumb = client.get(f"/api/v1/media/{media_id}/thumbnail", headers=headers)
+    assert (thumb.status_code, thumb.content_type) == (404, "application/problem+json")
+    store.delete(media.storage_key)
+    full = client.get(f"/api/v1/media/{media_id}", headers=headers)
+    assert (full.status_code, full.content_type) == (404, "application/problem+json")
+
+
+def test_the_sweep_passes_over_an_upload_another_transaction_holds(session):
+    """Two sweeps (two workers) never wait on each other: rows one holds, the other skips."""
+    with orm.Session(db.engine) as setup:
+        held_id = uuid.uuid4()
+        setup.execute(
+            text(
+                "INSERT INTO media (id, content_type, width, height, byte_size, sha256, "
+                "storage_key, thumbnail_key, expires_at) VALUES (:id, 'image/jpeg', 1, 1, 1, "
+                "repeat('0', 64), 'qf-test/held-full.jpg', 'qf-test/held-thumb.jpg', "
+                "now() - interval '1 day')"
+            ),
+            {"id": held_id},
+        )
+        setup.commit()
+    try:
+        with db.engine.connect() as holder, orm.Session(db.engine) as sweeper:
+            holder.execute(text("SELECT 1 FROM media WHERE id = :id FOR UPDATE"), {"id": held_id})
+            sweeper.execute(text("SET lock_timeout = '2s'"))
+            now = dt.datetime.now(dt.UTC)
+            swept = sweeper.scalars(
+                select(Media.id).where(Media.expires_at < now)
+            ).all()  # what the sweep would see, were nothing held
+            assert held_id in swept
+            media_service.delete_expired(sweeper, now)
+            assert sweeper.get(Media, held_id) is not None  # skipped, not deleted, not waited
+            sweeper.rollback()
+            holder.rollback()
+    finally:
+        with db.engine.begin() as cleanup:
+            cleanup.execute(text("DELETE FROM media WHERE id = :id"), {"id": held_id})
