@@ -66,7 +66,7 @@ WRONG_CLAIMS = [
 
 @pytest.mark.parametrize("claims", WRONG_CLAIMS, ids=repr)
 def test_a_token_with_wrong_claims_is_a_401_wherever_it_is_read(client, signed, claims, ledger):
-    headers = signed(claims)
+    headers = {**signed(claims), "Accept-Language": "en"}
     for method, path, body in (
         ("get", "/api/v1/me", None),  # any signed-in user
         ("get", "/api/v1/tips", None),  # a role
@@ -76,6 +76,9 @@ def test_a_token_with_wrong_claims_is_a_401_wherever_it_is_read(client, signed, 
         response = client.open(path, method=method.upper(), json=body, headers=headers)
         assert response.status_code == 401, (method, path, response.get_data(as_text=True))
         assert response.mimetype == PROBLEM
+        # Refused for its claims (by the JWT library or by ours), before any lookup of the
+        # session: never as a session that has ended.
+        assert "the session has ended" not in response.json["detail"], response.json
     assert ledger.changes() == []
 
 
