@@ -211,7 +211,13 @@ def prepare(
     lines: dict[str, list[str]] = {}
     for line, contexts in (data.contexts_by_lineno(str(work / module)) or {}).items():
         # pytest-cov's contexts are "<test id>|setup", "|run" and "|teardown"; "" is import.
-        lines[str(line)] = sorted({context.rpartition("|")[0] for context in contexts})
+        tests = sorted({context.rpartition("|")[0] for context in contexts})
+        # A line run only while fixtures are set up is fixture work, and a fixture of a wider
+        # scope (the app, made once a session: its routes decorated then) is set up during
+        # whichever test comes first: coverage names that one test. Every test, as at import.
+        if contexts and all(context.endswith("|setup") for context in contexts):
+            tests = [""]
+        lines[str(line)] = tests
     coverage_map.write_text(
         json.dumps({"fingerprint": fingerprint.hexdigest(), "lines": lines, "durations": durations})
     )
