@@ -126,15 +126,32 @@ def inside_a_body(tree: ast.Module, line: int) -> bool:
     )
 
 
+def defines_an_inner_function(tree: ast.Module, line: int) -> bool:
+    """Whether `line` is the header (decorators, `def` line) of a function defined inside
+    another: running it registers or wraps that function (an app's loaders, a view's wrapper)
+    once, when the outer one runs (while the app is made), and what it changes shows in every
+    later call, in tests coverage does not name."""
+    for outer in ast.walk(tree):
+        if not isinstance(outer, ast.FunctionDef | ast.AsyncFunctionDef):
+            continue
+        for inner in ast.walk(outer):
+            if inner is outer or not isinstance(inner, ast.FunctionDef | ast.AsyncFunctionDef):
+                continue
+            first = min([d.lineno for d in inner.decorator_list] + [inner.lineno])
+            if first <= line < inner.body[0].lineno:
+                return True
+    return False
+
+
 def selected_tests(
     coverage: dict[str, list[str]], source: str, lines: set[int]
 ) -> list[str] | None:
     """The test ids that executed the statements holding `lines`; None when one of them runs at
-    import time (every test then)."""
+    import time or defines an inner function (every test then)."""
     tree = ast.parse(source)
     tests: dict[str, None] = {}
     for line in sorted(lines):
-        if not inside_a_body(tree, line):
+        if not inside_a_body(tree, line) or defines_an_inner_function(tree, line):
             return None
         for covered in statement_span(tree, line):
             for context in coverage.get(str(covered), []):
