@@ -250,6 +250,16 @@ def test_a_batch_made_everywhere_is_opened_only_by_those_everywhere(
 # -- outcomes and files --------------------------------------------------------------------------
 
 
+def _outcomes(session, batch) -> dict:
+    """The batch's outcome by tip, as stored."""
+    rows = session.execute(
+        select(ClueBatchItem.tip_id, ClueBatchItem.outcome).where(
+            ClueBatchItem.batch_id == batch.id
+        )
+    )
+    return dict(rows.all())
+
+
 def test_outcomes_are_refused_whole(session, grantee, tips, client):
     liaison = grantee(SUBDISTRICT, role="police_liaison")
     ids = [uuid.UUID(tips[COMMUNITY]), uuid.UUID(tips[SIBLING])]
@@ -276,13 +286,7 @@ def test_outcomes_are_refused_whole(session, grantee, tips, client):
     )
     assert isinstance(changed, Conflict)
     session.expire_all()
-    outcomes = dict(
-        session.execute(
-            select(ClueBatchItem.tip_id, ClueBatchItem.outcome).where(
-                ClueBatchItem.batch_id == batch.id
-            )
-        ).all()
-    )
+    outcomes = _outcomes(session, batch)
     assert outcomes == {ids[0]: "case_opened", ids[1]: None}
     police = session.scalars(select(TipEvent.tip_id).where(TipEvent.kind == "police_outcome"))
     assert list(police) == [ids[0]]
@@ -399,13 +403,7 @@ def test_a_repeated_outcome_is_recorded_once_and_the_rest_of_the_request_still_i
     again = [first, {"tip_id": ids[1], "outcome": "duplicate"}]
     service.record_outcomes(session, liaison, batch, again)
     session.expire_all()
-    outcomes = dict(
-        session.execute(
-            select(ClueBatchItem.tip_id, ClueBatchItem.outcome).where(
-                ClueBatchItem.batch_id == batch.id
-            )
-        ).all()
-    )
+    outcomes = _outcomes(session, batch)
     assert outcomes == {ids[0]: "case_opened", ids[1]: "duplicate"}
     police = session.scalars(select(TipEvent.tip_id).where(TipEvent.kind == "police_outcome"))
     assert sorted(police) == sorted(ids)
