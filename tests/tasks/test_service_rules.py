@@ -201,6 +201,14 @@ def _task(session, actor, **overrides) -> Task:
     return tasks_service.create(session, actor, _values(**overrides))
 
 
+def _offered(session, actor, volunteers, **overrides) -> Task:
+    """A task of `actor` naming `volunteers`, its first phase sent (they are asked)."""
+    named = {"mode": "named", "volunteer_ids": [v.id for v in volunteers]}
+    task_row = _task(session, actor, targeting=named, **overrides)
+    tasks_service.fan_out(session, task_row.id, 0, tasks_service._now(), _settings())
+    return task_row
+
+
 def _fan_out_jobs(session, task_row) -> list[int]:
     """The phases of the task's fan-out jobs, in order."""
     rows = session.execute(
@@ -302,15 +310,7 @@ def test_only_radius_tasks_widen(session, grantee, area, create_user):
 
 def test_a_cancelled_task_takes_no_answer(session, grantee, create_user):
     volunteer = create_user(roles=["volunteer"], home=COMMUNITY)
-    named = {"mode": "named", "volunteer_ids": [volunteer.id]}
-    task_row = _task(session, grantee(COMMUNITY), targeting=named)
-    tasks_service.fan_out(
-        session,
-        task_row.id,
-        0,
-        tasks_service._now(),
-        _settings(),
-    )
+    task_row = _offered(session, grantee(COMMUNITY), [volunteer])
     tasks_service.cancel(session, task_row, None)
     with pytest.raises(Conflict):
         tasks_service.respond(
@@ -326,15 +326,7 @@ def test_a_cancelled_task_takes_no_answer(session, grantee, create_user):
 
 def test_only_a_recipient_answers_and_only_staff_of_the_area_read_it(session, grantee, create_user):
     volunteer, stranger = (create_user(roles=["volunteer"], home=COMMUNITY) for _ in range(2))
-    named = {"mode": "named", "volunteer_ids": [volunteer.id]}
-    task_row = _task(session, grantee(COMMUNITY), targeting=named)
-    tasks_service.fan_out(
-        session,
-        task_row.id,
-        0,
-        tasks_service._now(),
-        _settings(),
-    )
+    task_row = _offered(session, grantee(COMMUNITY), [volunteer])
     with pytest.raises(NotFound):
         tasks_service.respond(
             session,
@@ -540,9 +532,7 @@ def test_arriving_is_within_the_tasks_radius_of_500_m_unless_it_says(
     session, grantee, create_user, radius, metres, arrives
 ):
     volunteer = create_user(roles=["volunteer"], home=COMMUNITY)
-    named = {"mode": "named", "volunteer_ids": [volunteer.id]}
-    task_row = _task(session, grantee(COMMUNITY), radius_m=radius, targeting=named)
-    tasks_service.fan_out(session, task_row.id, 0, tasks_service._now(), _settings())
+    task_row = _offered(session, grantee(COMMUNITY), [volunteer], radius_m=radius)
     tasks_service.respond(session, volunteer, task_row.id, {"action": "accept"}, _settings())
     there = {"action": "arrive", "location": _metres_east_of_home(session, metres)}
     if arrives:
@@ -585,10 +575,8 @@ def test_an_offer_shows_the_first_120_characters_of_the_description(
     session, grantee, create_user, length
 ):
     volunteer = create_user(roles=["volunteer"], home=COMMUNITY)
-    named = {"mode": "named", "volunteer_ids": [volunteer.id]}
     description = "".join("东西南北中"[n % 5] for n in range(length))
-    task_row = _task(session, grantee(COMMUNITY), description=description, targeting=named)
-    tasks_service.fan_out(session, task_row.id, 0, tasks_service._now(), _settings())
+    _offered(session, grantee(COMMUNITY), [volunteer], description=description)
     offered = session.scalar(
         select(Notification).where(
             Notification.user_id == volunteer.id, Notification.kind == "task_offered"
@@ -639,9 +627,7 @@ def test_those_engaged_are_told_of_a_cancellation_and_its_reason(
     session, grantee, create_user, reason
 ):
     volunteer = create_user(roles=["volunteer"], home=COMMUNITY)
-    named = {"mode": "named", "volunteer_ids": [volunteer.id]}
-    task_row = _task(session, grantee(COMMUNITY), targeting=named)
-    tasks_service.fan_out(session, task_row.id, 0, tasks_service._now(), _settings())
+    task_row = _offered(session, grantee(COMMUNITY), [volunteer])
     tasks_service.respond(session, volunteer, task_row.id, {"action": "accept"}, _settings())
     tasks_service.cancel(session, task_row, reason)
     told = session.scalar(
