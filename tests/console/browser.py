@@ -15,6 +15,9 @@ from pathlib import Path
 import pytest
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions as ec
+from selenium.webdriver.support.ui import WebDriverWait
 
 from app.config import PROJECT_ROOT
 
@@ -57,6 +60,24 @@ def chromium(language: str = "zh-CN") -> Iterator[webdriver.Chrome]:
         yield chrome
     finally:
         chrome.quit()
+
+
+@contextlib.contextmanager
+def page_replaced(chrome: webdriver.Chrome, seconds: float = 15) -> Iterator[None]:
+    """Wait, as the block ends, until the page shown when it began has been replaced.
+
+    A click that posts a form or follows a link returns before the next page comes, and the
+    page still shown has the same ids (`#tip-status`, `h1`, the sign-in form): an element found
+    then is the old page's, and reading it after the new page arrives fails as stale."""
+    page = chrome.find_element(By.TAG_NAME, "html")
+    yield
+    WebDriverWait(chrome, seconds).until(ec.staleness_of(page))
+
+
+def submit(chrome: webdriver.Chrome, button) -> None:
+    """Click a form's button (or a link) and wait for the page it leads to."""
+    with page_replaced(chrome):
+        button.click()
 
 
 def screenshot(chrome: webdriver.Chrome, name: str) -> Path:

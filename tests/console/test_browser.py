@@ -22,7 +22,14 @@ from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from app import demo
-from tests.console.browser import SCREENSHOTS, chromium, screenshot, serious_violations
+from tests.console.browser import (
+    SCREENSHOTS,
+    chromium,
+    page_replaced,
+    screenshot,
+    serious_violations,
+    submit,
+)
 from tests.live import demo_database, served
 from tests.tips.conftest import tip_body
 
@@ -145,7 +152,7 @@ def wait_for(chrome, by, value, seconds: float = 10):
 
 def move(chrome, to: str) -> None:
     Select(chrome.find_element(By.ID, "to")).select_by_value(to)
-    chrome.find_element(By.ID, "transition-submit").click()
+    submit(chrome, chrome.find_element(By.ID, "transition-submit"))
 
 
 def test_grid_staff_triage_a_tip_to_resolved_and_sign_out(base, chrome):
@@ -282,11 +289,14 @@ def test_keyboard_only_sign_in_and_the_english_switch(base, chrome):
     assert chrome.switch_to.active_element.get_attribute("class") == "skip"
     body = chrome.switch_to.active_element
     body.send_keys(Keys.TAB)  # the language switch
-    chrome.switch_to.active_element.send_keys(Keys.ENTER)
+    with page_replaced(chrome):
+        chrome.switch_to.active_element.send_keys(Keys.ENTER)
     wait_for(chrome, By.NAME, "phone")
     assert chrome.find_element(By.TAG_NAME, "html").get_attribute("lang") == "en"
     chrome.find_element(By.NAME, "phone").click()
-    chrome.switch_to.active_element.send_keys(GRID_STAFF, Keys.TAB, demo.DEMO_PASSWORD, Keys.ENTER)
+    with page_replaced(chrome):
+        keys = (GRID_STAFF, Keys.TAB, demo.DEMO_PASSWORD, Keys.ENTER)
+        chrome.switch_to.active_element.send_keys(*keys)
     heading = wait_for(chrome, By.TAG_NAME, "h1")
     assert heading.text == "Triage queue"
     screenshot(chrome, "queue-english")

@@ -15,14 +15,13 @@ from pathlib import Path
 
 import pytest
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from app import demo
 from app.config import PROJECT_ROOT
 from app.exports import signing
 from tests.conftest import as_app
-from tests.console.browser import chromium, screenshot, serious_violations
+from tests.console.browser import chromium, screenshot, serious_violations, submit
 from tests.console.test_browser import (
     ADMIN,
     GRID_STAFF,
@@ -107,13 +106,6 @@ def downloaded(folder: Path, suffix: str, seconds: float = 30) -> Path:
             return done[0]
         time.sleep(0.2)
     raise AssertionError(f"no {suffix} downloaded into {folder}: {list(folder.iterdir())}")
-
-
-def submit(chrome, button) -> None:
-    """Click a form's button and wait for the page it leads to (not the one still shown)."""
-    page = chrome.find_element(By.TAG_NAME, "html")
-    button.click()
-    WebDriverWait(chrome, 15).until(ec.staleness_of(page))
 
 
 def full_screenshot(chrome, name: str) -> None:
