@@ -29,10 +29,16 @@ Two things keep a mutant's run short without running fewer of the tests that cou
 
     RERUN=survivors scripts/mutation.py tips # only the session's survivors again (after adding
                                              # tests), not the mutants killed or not run yet
+
+A session holds its mutants as positions in the module's text, so it fits only the code it was
+made from: it records the code's fingerprint (code_fingerprint: a pragma or any comment leaves
+it alone), a run on changed code starts a new session, and RERUN=survivors on changed code is
+refused (those survivors were another code's).
 """
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import json
 import os
@@ -260,6 +266,68 @@ def skip_annotations(session: Path, module_file: Path) -> None:
         db.close()
 
 
+def code_fingerprint(source: str) -> str:
+    """What a session's positions depend on: the module's syntax tree with every node's line
+    and column. A comment (a pragma at a line's end) leaves it alone; a change of code, or a
+    line added above one, does not."""
+    tree = ast.dump(ast.parse(source), include_attributes=True)
+    return hashlib.sha256(tree.encode()).hexdigest()
+
+
+def record_fingerprint(session: Path, source: str) -> None:
+    db = sqlite3.connect(session)
+    try:
+        db.execute("CREATE TABLE IF NOT EXISTS qunfang_module (fingerprint TEXT NOT NULL)")
+        db.execute("DELETE FROM qunfang_module")
+        db.execute("INSERT INTO qunfang_module VALUES (?)", (code_fingerprint(source),))
+        db.commit()
+    finally:
+        db.close()
+
+
+def made_from(session: Path) -> str | None:
+    """The fingerprint of the code `session` was made from (None: made before they were kept)."""
+    db = sqlite3.connect(session)
+    try:
+        known = db.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'qunfang_module'"
+        ).fetchone()
+        row = known and db.execute("SELECT fingerprint FROM qunfang_module").fetchone()
+        return row[0] if row else None
+    finally:
+        db.close()
+
+
+def keep_session(session: Path, source: str, label: str, rerun: bool) -> bool:
+    """Whether the session in `session` can go on for the module's `source`: False when there
+    is none (or an empty one, left by a run stopped before cosmic-ray made it) or when it was
+    made from other code (then it is removed: its results are another code's)."""
+    if session.exists() and session.stat().st_size == 0:
+        session.unlink()
+    if not session.exists():
+        if rerun:
+            raise SystemExit(f"{label}: no session to take survivors from; run without RERUN")
+        return False
+    recorded = made_from(session)
+    if recorded is None:
+        print(f"{label}: the session does not say which code it was made from", flush=True)
+        return True
+    if recorded == code_fingerprint(source):
+        return True
+    if rerun:
+        raise SystemExit(
+            f"{label}: the module's code changed or moved since its session was made (more than "
+            "a comment at a line's end): the survivors are those of other code. Run without "
+            "RERUN=survivors to start a new session."
+        )
+    print(
+        f"{label}: the module's code changed or moved since its session was made: new session",
+        flush=True,
+    )
+    session.unlink()
+    return False
+
+
 def survivors_of(session: Path) -> Path:
     """A copy of `session` holding only its survivors, with their results forgotten."""
     copy = session.with_suffix(".survivors.sqlite")
@@ -362,16 +430,15 @@ def mutate(name: str, only: list[str]) -> tuple[int, int, int, int]:
         f"exclude-operators = {json.dumps(EXCLUDED_OPERATORS)}\n"
     )
     cr = str(VENV / "cosmic-ray")
-    if session.exists() and session.stat().st_size == 0:
-        session.unlink()  # left by a run stopped before cosmic-ray made it
-    if not session.exists():
+    rerun = os.environ.get("RERUN") == "survivors"
+    if not keep_session(session, original.read_text(), label, rerun):
         run([cr, "init", str(config), str(session)], work)
         run([str(VENV / "cr-filter-operators"), str(session), str(config)], work)
         run([str(VENV / "cr-filter-pragma"), str(session)], work)
         if only:
             keep_only(session, only)
+        record_fingerprint(session, original.read_text())
     skip_annotations(session, original)
-    rerun = os.environ.get("RERUN") == "survivors"
     # Again only the survivors (after tests were added), in a session of their own: cosmic-ray
     # would run every mutant not run yet too. Lines since marked `no mutate` are skipped.
     todo = survivors_of(session) if rerun else session
