@@ -238,7 +238,8 @@ def nearby_open(
         .where(
             Tip.category_code == category.code,
             Tip.status.in_(OPEN_STATUSES),
-            Tip.created_at > _now() - dt.timedelta(hours=category.duplicate_window_hours),
+            # The database's clock, which set created_at: the app host's may differ.
+            Tip.created_at > func.now() - dt.timedelta(hours=category.duplicate_window_hours),
             func.ST_DWithin(Tip.geog, point, category.duplicate_radius_m),
         )
         .order_by(distance, Tip.id)

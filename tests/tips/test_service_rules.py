@@ -170,6 +170,26 @@ def test_nearby_answers_at_most_five_tips_by_default(session):
     assert len(tips_service.nearby_open(session, *JIANWAI, "fire_hazard", signed_in=True)) == 5
 
 
+def test_nearby_answers_tips_newer_than_the_window_by_the_databases_clock(session):
+    """The window ends where the tip's created_at comes from: the database's clock (an app host
+    whose clock runs ahead or behind would move it). A tip made exactly one window before now
+    is out, one a microsecond later in. `now()` is the transaction's start: fixed inside it."""
+    hours = session.get(TipCategory, "fire_hazard").duplicate_window_hours
+    out, inside = _tip(session, "fire_hazard", *JIANWAI), _tip(session, "fire_hazard", *JIANWAI)
+    for tip, later in ((out, "0"), (inside, "1 microsecond")):
+        session.execute(
+            text(
+                "UPDATE tips SET created_at = now() - make_interval(hours => :hours) "
+                "+ CAST(:later AS interval) WHERE id = :id"
+            ),
+            {"hours": hours, "later": later, "id": tip.id},
+        )
+    session.expire_all()
+    answer = tips_service.nearby_open(session, *JIANWAI, "fire_hazard", signed_in=True)
+    hour = inside.created_at.replace(minute=0, second=0, microsecond=0)
+    assert [row["hour"] for row in answer] == [hour]
+
+
 @pytest.mark.parametrize("lock", [True, False, None])
 def test_a_tip_read_for_a_change_is_locked_until_the_change_commits(session, lock):
     """Staff writes read the tip with `lock`: a second writer waits for the first (its version
