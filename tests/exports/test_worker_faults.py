@@ -11,6 +11,7 @@ again, not about how stalls are noticed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import csv
 import datetime as dt
 import hashlib
@@ -21,6 +22,7 @@ import subprocess
 import time
 import uuid
 import zipfile
+from collections.abc import Callable, Iterator
 from types import SimpleNamespace
 
 import procrastinate
@@ -34,6 +36,7 @@ from app.core import jobs as jobs_module
 from app.core.jobs import libpq_conninfo
 from app.exports import jobs, signing
 from app.exports.files import TIMEZONE
+from app.storage.local import LocalStore
 from tests import encrypted_rows
 from tests.conftest import make_app
 from tests.core.test_private_files import too_open
@@ -441,13 +444,10 @@ def test_a_batch_whose_job_ended_elsewhere_is_failed_by_the_sweep(faults, monkey
     assert faults.batch(waiting).status == "pending"  # its job is still queued
 
 
-def test_a_builds_progress_rises_to_100_and_never_goes_back(faults, owner_database_url):
-    """Pollers see the build move: 0 when it starts; the tips' pass is the first half, reported
-    every 5,000 rows (of 7,000: at 5,000, 5,000 of 14,000 steps, 35%); half when the files are
-    written; 100 when ready."""
-    batch_id = faults.make_batch(rows=7000)
-    # Every write of the batch's percent, as committed (a trigger: no code of ours is changed;
-    # made by the database's owner, as a migration would be).
+@contextlib.contextmanager
+def progress_seen(faults, owner_database_url: str) -> Iterator[Callable[[str], list[int]]]:
+    """Every write of a batch's percent, as committed, in order: a trigger the database's owner
+    makes for the test (as a migration would), no code of ours changed."""
     owner = sa.create_engine(owner_database_url, poolclass=sa.pool.NullPool)
     with owner.begin() as conn:
         conn.execute(sa.text("CREATE TABLE progress_seen (n bigserial, batch uuid, percent int)"))
@@ -468,19 +468,86 @@ def test_a_builds_progress_rises_to_100_and_never_goes_back(faults, owner_databa
         conn.execute(
             sa.text(f"GRANT USAGE ON SEQUENCE progress_seen_n_seq TO {faults.engine.url.username}")
         )
-    try:
-        jobs_module.run_worker(
-            faults.app, wait=False, queues=["exports"], install_signal_handlers=False
-        )
+
+    def seen(batch_id: str) -> list[int]:
         with owner.connect() as conn:
-            seen = conn.scalars(
-                sa.text("SELECT percent FROM progress_seen WHERE batch = :b ORDER BY n"),
-                {"b": batch_id},
-            ).all()
+            return list(
+                conn.scalars(
+                    sa.text("SELECT percent FROM progress_seen WHERE batch = :b ORDER BY n"),
+                    {"b": batch_id},
+                )
+            )
+
+    try:
+        yield seen
     finally:
         with owner.begin() as conn:
             conn.execute(sa.text("DROP TRIGGER progress_seen ON clue_batches"))
             conn.execute(sa.text("DROP FUNCTION progress_seen()"))
             conn.execute(sa.text("DROP TABLE progress_seen"))
+        owner.dispose()
+
+
+def test_a_builds_progress_rises_to_100_and_never_goes_back(faults, owner_database_url):
+    """Pollers see the build move: 0 when it starts; the tips' pass is the first half, reported
+    every 5,000 rows (of 7,000: at 5,000, 5,000 of 14,000 steps, 35%); half when the files are
+    written; 100 when ready."""
+    batch_id = faults.make_batch(rows=7000)
+    with progress_seen(faults, owner_database_url) as seen:
+        jobs_module.run_worker(
+            faults.app, wait=False, queues=["exports"], install_signal_handlers=False
+        )
+        percents = seen(batch_id)
     _check_ready(faults, batch_id, rows=7000)
-    assert seen == [0, 35, 50, 100]
+    assert percents == [0, 35, 50, 100]
+
+
+@pytest.mark.parametrize(
+    ("per_tip", "after_the_files"),
+    [
+        # 9 photos: 50 + n * 49 // 9 after the n-th, each written once.
+        (3, [55, 60, 66, 71, 77, 82, 88, 93, 99]),
+        # 120 photos: each percent from 51 to 99 written once, not 120 writes.
+        (40, list(range(51, 100))),
+    ],
+)
+def test_the_photos_move_a_builds_progress_through_its_second_half(
+    faults, owner_database_url, per_tip, after_the_files
+):
+    """A batch with many photos spends most of its build writing them into the ZIP: pollers
+    see that pass move by the photos written, up to 99 (100 is the batch ready)."""
+    batch_id = faults.make_batch(rows=3)
+    store = LocalStore(faults.media_root)
+    with faults.engine.begin() as conn:
+        tips = conn.scalars(
+            sa.text("SELECT tip_id FROM clue_batch_items WHERE batch_id = :b ORDER BY position"),
+            {"b": batch_id},
+        ).all()
+        for tip_id in tips:
+            for n in range(per_tip):
+                photo = f"photo {n} of tip {tip_id}".encode()
+                key = f"{uuid.uuid4().hex[:2]}/{uuid.uuid4()}.jpg"
+                store.put(key, photo)
+                conn.execute(
+                    sa.text(
+                        "INSERT INTO media (id, tip_id, content_type, width, height, byte_size, "
+                        "sha256, storage_key, thumbnail_key) VALUES (gen_random_uuid(), :t, "
+                        "'image/jpeg', 1, 1, :size, :sha, :key, :key)"
+                    ),
+                    {
+                        "t": tip_id,
+                        "size": len(photo),
+                        "sha": hashlib.sha256(photo).hexdigest(),
+                        "key": key,
+                    },
+                )
+    with progress_seen(faults, owner_database_url) as seen:
+        jobs_module.run_worker(
+            faults.app, wait=False, queues=["exports"], install_signal_handlers=False
+        )
+        percents = seen(batch_id)
+    _check_ready(faults, batch_id, rows=3)
+    with zipfile.ZipFile(faults.export_root / batch_id / "batch.zip") as archive:
+        photos = [name for name in archive.namelist() if name.startswith("photos/")]
+    assert len(photos) == 3 * per_tip
+    assert percents == [0, 50, *after_the_files, 100]
