@@ -26,7 +26,6 @@ import h3
 from marshmallow import ValidationError
 from sqlalchemy import bindparam, insert, select, text, update
 from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.types import Boolean, DateTime, Float, Integer, Uuid
 
@@ -329,9 +328,10 @@ _known_months: set[dt.date] = set()
 
 def _ensure_partitions(session: Session, fresh: list[Item]) -> None:
     """The partitions of the batch's months exist: made ahead by the daily job, or made here,
-    inside the request's transaction, should the job not have run. Only months seen to exist
-    are cached in the process: a partition made by a request that then rolled back is looked
-    for again by the next one."""
+    inside the request's transaction, should the job not have run (a concurrent request or the
+    job making the same month is waited for: partitions.ensure_months). Only months seen to
+    exist are cached in the process: a partition made by a request that then rolled back is
+    looked for again by the next one."""
     months = {partitions.month_of(i.recorded_at) for i in fresh}
     if months <= _known_months:
         return
@@ -339,11 +339,7 @@ def _ensure_partitions(session: Session, fresh: list[Item]) -> None:
     _known_months.update(existing & months)
     missing = months - existing
     if missing:
-        try:
-            with session.begin_nested():
-                partitions.ensure_months(session, missing)
-        except IntegrityError:  # made by a concurrent request meanwhile
-            pass
+        partitions.ensure_months(session, missing)
 
 
 # -- the insert ----------------------------------------------------------------------------------

@@ -15,13 +15,16 @@ import datetime as dt
 import re
 from collections.abc import Iterable
 
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, func, select, text
 from sqlalchemy.orm import Session
 
 PARENT = "checkins"
 PREFIX = "checkins_p"
 _NAME = re.compile(r"^checkins_p(\d{4})(\d{2})$")
 MONTHS_AHEAD = 2
+# Namespace "qfcp" (check-in partitions), key 0: one lock for every month (months are made
+# rarely, and a batch may need two).
+_MAKING_LOCK = (0x71666370, 0)
 
 
 def month_of(moment: dt.datetime | dt.date) -> dt.date:
@@ -68,7 +71,13 @@ def existing_months(connection: Connection | Session) -> set[dt.date]:
 
 
 def ensure_months(connection: Connection | Session, months: Iterable[dt.date]) -> list[str]:
-    """Make the partitions of `months` that are missing; returns the names made."""
+    """Make the partitions of `months` that are missing; returns the names made.
+
+    One transaction at a time decides what is missing (a transaction-scoped advisory lock,
+    held to its end): a second that also found a month missing waits for the first, then sees
+    it made. Without it, the second's CREATE TABLE IF NOT EXISTS waits on the first's new name
+    and then fails (`relation ... already exists`: the name was checked before the wait)."""
+    connection.execute(select(func.pg_advisory_xact_lock(*_MAKING_LOCK)))
     missing = sorted(set(months) - existing_months(connection))
     for month in missing:
         _create(connection, month)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+import threading
+import time
 import uuid
 
 import pytest
 import sqlalchemy as sa
-from sqlalchemy import text
+from sqlalchemy import orm, text
 
 from app.patrols import ingest, partitions, service
 from app.patrols.models import Patrol
@@ -112,3 +114,62 @@ def test_a_month_known_to_exist_is_not_looked_up_again(session, monkeypatch, cou
     with count_queries() as statements:
         ingest._ensure_partitions(session, [fix])
     assert statements == []
+
+
+@pytest.mark.parametrize("first_is_the_daily_job", [False, True])
+def test_two_transactions_making_the_same_month_at_once_both_go_on(
+    app, database_url, owner_database_url, monkeypatch, first_is_the_daily_job
+):
+    """Two requests (or the daily job and a request) find a month missing at the same moment,
+    on their own connections: the second waits for the first and then finds the month made.
+    Before, the second's CREATE TABLE IF NOT EXISTS failed once the first committed (PostgreSQL
+    checks the name before it waits: `relation ... already exists`, a 500 for its batch)."""
+    monkeypatch.setattr(ingest, "_known_months", set())
+    month = dt.date(now().year + 4, 7 if first_is_the_daily_job else 8, 1)
+    fix = ingest.Item(
+        client_id="a", recorded_at=dt.datetime(month.year, month.month, 9, tzinfo=dt.UTC)
+    )
+    engine = sa.create_engine(database_url, poolclass=sa.pool.NullPool)
+    first, second = orm.Session(engine), orm.Session(engine)
+    outcome: dict[str, object] = {}
+
+    def second_request() -> None:
+        try:
+            ingest._ensure_partitions(second, [fix])
+            outcome["months"] = partitions.existing_months(second)  # its transaction goes on
+            second.commit()
+        except Exception as exc:  # reported by the assertion below
+            outcome["error"] = exc
+
+    try:
+        if first_is_the_daily_job:
+            partitions.ensure_months(first, [month])
+        else:
+            ingest._ensure_partitions(first, [fix])
+        pid = first.connection().exec_driver_sql("SELECT pg_backend_pid()").scalar_one()
+        thread = threading.Thread(target=second_request)
+        thread.start()
+        # The second is waiting for the first (a lock held by the first's backend).
+        # In autocommit: a transaction sees pg_stat_activity as it was at its first look.
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as watcher:
+            deadline = time.monotonic() + 30
+            while not watcher.execute(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE :pid = ANY(pg_blocking_pids(pid))"
+                ),
+                {"pid": pid},
+            ).scalar_one():
+                assert time.monotonic() < deadline, "the second never waited for the first"
+                time.sleep(0.05)
+        first.commit()
+        thread.join(timeout=30)
+        assert "error" not in outcome, outcome.get("error")
+        assert month in outcome["months"]
+    finally:
+        first.close()
+        second.close()
+        engine.dispose()
+        owner = sa.create_engine(owner_database_url, poolclass=sa.pool.NullPool)
+        with owner.begin() as conn:
+            conn.execute(text(f"DROP TABLE IF EXISTS {partitions.partition_name(month)}"))
+        owner.dispose()
