@@ -17,6 +17,19 @@ def now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+def zone_with_an_ambiguous_hour() -> tuple[str, dt.datetime]:
+    """A POSIX time zone (UTC+8, UTC+9 in summer) whose summer time ended at 02:00 two days ago,
+    so that 01:00-02:00 local came twice, and the first 01:30's UTC time (the one a round trip
+    through a local timestamp turns into the second)."""
+    day = dt.date.today() - dt.timedelta(days=2)
+    if (day.month, day.day) in ((1, 1), (2, 29)):
+        day -= dt.timedelta(days=1)
+    leap = day.year % 4 == 0 and (day.year % 100 != 0 or day.year % 400 == 0)
+    julian = day.timetuple().tm_yday - (1 if leap and day.month > 2 else 0)  # Jn skips Feb 29
+    first = dt.datetime.combine(day, dt.time(1, 30), dt.timezone(dt.timedelta(hours=9)))
+    return f"QFS-8QFD-9,J1/0,J{julian}/2", first.astimezone(dt.UTC)
+
+
 def item(at: dt.datetime | None = None, lon: float = HOME[0], lat: float = HOME[1], **extra):
     """One check-in item as a phone sends it (`coord_system` and `accuracy_m` go into its
     location)."""

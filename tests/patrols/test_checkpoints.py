@@ -13,7 +13,14 @@ from app.patrols import checkpoints as checkpoints_service
 from app.patrols import ingest
 from app.patrols.models import Checkpoint, CheckpointVisit, CheckpointWindow, Patrol
 from notifications.models import Notification
-from tests.patrols.conftest import COMMUNITY, HOME, east, item, now
+from tests.patrols.conftest import (
+    COMMUNITY,
+    HOME,
+    east,
+    item,
+    now,
+    zone_with_an_ambiguous_hour,
+)
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
@@ -345,6 +352,37 @@ def test_a_late_synced_visit_turns_a_missed_window_into_a_visited_one(
     send(volunteer, patrol["id"], [item(visit_at)])
     session.expire_all()
     window = session.scalar(select(CheckpointWindow).where(mine))
+    assert (window.status, window.visits) == ("visited", 1)
+
+
+def test_a_late_visit_in_the_hour_that_comes_twice_counts_in_its_own_window(
+    volunteer, start_patrol, send, make_checkpoint, session
+):
+    """A visit synced after its window was judged is matched to the window by instants, whatever
+    the session's time zone: in the hour a summer time's end brings twice, a local time on the
+    way would move the visit an hour later, past the window's end (a DATABASE_URL whose server
+    is not in UTC)."""
+    zone, at = zone_with_an_ambiguous_hour()
+    checkpoint = uuid.UUID(make_checkpoint(min_interval_minutes=0)["id"])
+    session.add(
+        CheckpointWindow(
+            checkpoint_id=checkpoint,
+            starts_at=at - dt.timedelta(minutes=30),
+            ends_at=at + dt.timedelta(minutes=30),
+            expected_visits=1,
+            visits=0,
+            status="missed",
+        )
+    )
+    session.commit()
+    session.execute(text(f"SET TIME ZONE '{zone}'"))  # undone with the test's transaction
+    patrol = start_patrol(volunteer, started_at=(at - dt.timedelta(minutes=10)).isoformat())
+    answer = send(volunteer, patrol["id"], [item(at)]).json["items"][0]
+    assert answer["visits"] == [{"checkpoint_id": str(checkpoint), "counted": True, "reason": None}]
+    session.expire_all()
+    window = session.scalar(
+        select(CheckpointWindow).where(CheckpointWindow.checkpoint_id == checkpoint)
+    )
     assert (window.status, window.visits) == ("visited", 1)
 
 

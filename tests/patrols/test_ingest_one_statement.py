@@ -16,7 +16,7 @@ from app.patrols import ingest
 from app.patrols.models import CheckIn as CheckInRow
 from app.patrols.models import Patrol
 from app.patrols.service import PatrolSettings
-from tests.patrols.conftest import HOME, east, item, now
+from tests.patrols.conftest import HOME, east, item, now, zone_with_an_ambiguous_hour
 
 
 @pytest.fixture
@@ -171,26 +171,13 @@ def test_a_late_batch_is_judged_against_fixes_from_before_the_patrols_start(
     assert [a["flags"] for a in answers] == [["implausible_speed"], []]
 
 
-def _zone_with_an_ambiguous_hour() -> tuple[str, dt.datetime]:
-    """A POSIX time zone (UTC+8, UTC+9 in summer) whose summer time ended at 02:00 two days ago,
-    so that 01:00-02:00 local came twice, and the first 01:30's UTC time (the one a round trip
-    through a local timestamp turns into the second)."""
-    day = dt.date.today() - dt.timedelta(days=2)
-    if (day.month, day.day) in ((1, 1), (2, 29)):
-        day -= dt.timedelta(days=1)
-    leap = day.year % 4 == 0 and (day.year % 100 != 0 or day.year % 400 == 0)
-    julian = day.timetuple().tm_yday - (1 if leap and day.month > 2 else 0)  # Jn skips Feb 29
-    first = dt.datetime.combine(day, dt.time(1, 30), dt.timezone(dt.timedelta(hours=9)))
-    return f"QFS-8QFD-9,J1/0,J{julian}/2", first.astimezone(dt.UTC)
-
-
 def test_check_in_times_are_kept_whatever_the_sessions_time_zone(
     app, session, volunteer, start_patrol
 ):
     """Times travel as timestamptz: a session in a zone with summer time (a DATABASE_URL whose
     server is not UTC) keeps them exact even in the hour that comes twice, where a local
     timestamp on the way would move a fix by an hour."""
-    zone, at = _zone_with_an_ambiguous_hour()
+    zone, at = zone_with_an_ambiguous_hour()
     started = at - dt.timedelta(minutes=30)
     patrol_id = start_patrol(volunteer, started_at=started.isoformat())["id"]
     session.execute(text(f"SET TIME ZONE '{zone}'"))  # undone with the test's transaction
