@@ -11,7 +11,7 @@ import uuid
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import orm, select, text
+from sqlalchemy import func, orm, select, text
 
 from app.core.errors import Unprocessable
 from app.extensions import db
@@ -179,6 +179,37 @@ def test_an_upload_expiring_exactly_now_is_kept_and_one_a_moment_older_deleted(
     session.expire_all()
     assert session.get(Media, media_id) is None
     assert not any(store.exists(key) for key in keys)
+
+
+def test_a_sweep_deletes_at_most_a_thousand_uploads_oldest_first(session):
+    """One run takes 1,000 expired uploads, those expired longest ago (a worker's run stays
+    short); the next run, fifteen minutes on, takes the rest. The objects go with their rows."""
+    store = media_store()
+    session.execute(
+        text(
+            "INSERT INTO media (id, content_type, width, height, byte_size, sha256, "
+            "storage_key, thumbnail_key, expires_at) SELECT gen_random_uuid(), 'image/jpeg', 1, "
+            "1, 1, repeat('0', 64), 'qf-test/sweep-' || g || '-full.jpg', "
+            "'qf-test/sweep-' || g || '-thumb.jpg', "
+            "TIMESTAMPTZ '2001-01-01 00:00+00' + g * interval '1 second' "
+            "FROM generate_series(1, 1001) AS g"
+        )
+    )
+    for g in (1000, 1001):
+        store.put(f"qf-test/sweep-{g}-full.jpg", b"full")
+        store.put(f"qf-test/sweep-{g}-thumb.jpg", b"thumb")
+    now = dt.datetime(2001, 1, 2, tzinfo=dt.UTC)  # a sweep then: only these had expired
+    ours = Media.storage_key.like("qf-test/sweep-%")
+    assert session.scalar(select(func.count()).where(Media.expires_at < now)) == 1001
+    assert media_service.delete_expired(session, now) == 1000
+    assert session.scalars(select(Media.storage_key).where(ours)).all() == [
+        "qf-test/sweep-1001-full.jpg"
+    ]
+    assert not store.exists("qf-test/sweep-1000-full.jpg")
+    assert not store.exists("qf-test/sweep-1000-thumb.jpg")
+    assert store.exists("qf-test/sweep-1001-full.jpg")
+    assert media_service.delete_expired(session, now) == 1
+    assert not store.exists("qf-test/sweep-1001-thumb.jpg")
 
 
 def test_a_photo_whose_object_is_gone_is_not_found(session, client, create_user, token_for):
