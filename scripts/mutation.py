@@ -301,27 +301,24 @@ def made_from(session: Path) -> str | None:
 def keep_session(session: Path, source: str, label: str, rerun: bool) -> bool:
     """Whether the session in `session` can go on for the module's `source`: False when there
     is none (or an empty one, left by a run stopped before cosmic-ray made it) or when it was
-    made from other code (then it is removed: its results are another code's)."""
+    made from other code or does not say (then it is removed: its results are another code's)."""
     if session.exists() and session.stat().st_size == 0:
         session.unlink()
     if not session.exists():
         if rerun:
             raise SystemExit(f"{label}: no session to take survivors from; run without RERUN")
         return False
-    recorded = made_from(session)
-    if recorded is None:
-        print(f"{label}: the session does not say which code it was made from", flush=True)
-        return True
-    if recorded == code_fingerprint(source):
+    # A session from before fingerprints were kept is taken as other code's: nothing tells.
+    if made_from(session) == code_fingerprint(source):
         return True
     if rerun:
         raise SystemExit(
             f"{label}: the module's code changed or moved since its session was made (more than "
-            "a comment at a line's end): the survivors are those of other code. Run without "
-            "RERUN=survivors to start a new session."
+            "a comment at a line's end), or the session does not say: the survivors are those "
+            "of other code. Run without RERUN=survivors to start a new session."
         )
     print(
-        f"{label}: the module's code changed or moved since its session was made: new session",
+        f"{label}: the module's code changed or moved since its session was made (or it does not say): new session",
         flush=True,
     )
     session.unlink()
