@@ -318,7 +318,8 @@ def keep_session(session: Path, source: str, label: str, rerun: bool) -> bool:
             "of other code. Run without RERUN=survivors to start a new session."
         )
     print(
-        f"{label}: the module's code changed or moved since its session was made (or it does not say): new session",
+        f"{label}: the module's code changed or moved since its session was made (or it does "
+        "not say): new session",
         flush=True,
     )
     session.unlink()
