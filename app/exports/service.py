@@ -381,19 +381,18 @@ def _rows(session: Session, batch: ClueBatch) -> Iterator[Mapping[str, Any]]:
 def _photos(session: Session, batch: ClueBatch) -> Iterator[Media]:
     """The batch's photos in the ZIP's order; after each one is written, the build's progress
     moves through the second half by the photos' count (a percent written when it changes: at
-    most 49 commits, however many photos)."""
-    photos = (
-        select(Media)
+    most 49 commits, however many photos). The count comes with the rows, from the same
+    statement: read apart on the primary (no single snapshot there), a photo added between
+    them would make more rows than counted."""
+    query = (
+        select(Media, func.count().over())
         .join(ClueBatchItem, ClueBatchItem.tip_id == Media.tip_id)
         .where(ClueBatchItem.batch_id == batch.id)
-    )
-    count = session.scalar(photos.with_only_columns(func.count()))
-    ordered = photos.order_by(ClueBatchItem.position, Media.created_at, Media.id)
-    query = ordered.execution_options(
-        yield_per=500  # pragma: no mutate - rows a fetch: speed, no answer
+        .order_by(ClueBatchItem.position, Media.created_at, Media.id)
+        .execution_options(yield_per=500)  # pragma: no mutate - rows a fetch: speed, no answer
     )
     reported = 50  # the tips' pass
-    for done, media in enumerate(session.scalars(query), 1):
+    for done, (media, count) in enumerate(session.execute(query), 1):
         yield media
         session.expunge(media)
         percent = 50 + done * 49 // count  # 99 after the last: 100 is the batch ready
