@@ -269,7 +269,8 @@ def skip_annotations(session: Path, module_file: Path) -> None:
 def code_fingerprint(source: str) -> str:
     """What a session's positions depend on: the module's syntax tree with every node's line
     and column. A comment (a pragma at a line's end) leaves it alone; a change of code, or a
-    line added above one, does not."""
+    line added above one, does not. (So may another Python's `ast.dump`: a new interpreter
+    starts sessions anew, which is safe.)"""
     tree = ast.dump(ast.parse(source), include_attributes=True)
     return hashlib.sha256(tree.encode()).hexdigest()
 
@@ -301,7 +302,8 @@ def made_from(session: Path) -> str | None:
 def keep_session(session: Path, source: str, label: str, rerun: bool) -> bool:
     """Whether the session in `session` can go on for the module's `source`: False when there
     is none (or an empty one, left by a run stopped before cosmic-ray made it) or when it was
-    made from other code or does not say (then it is removed: its results are another code's)."""
+    made from other code or does not say (then it is set aside, as <label>.stale.sqlite: its
+    results are another code's)."""
     if session.exists() and session.stat().st_size == 0:
         session.unlink()
     if not session.exists():
@@ -317,12 +319,13 @@ def keep_session(session: Path, source: str, label: str, rerun: bool) -> bool:
             "a comment at a line's end), or the session does not say: the survivors are those "
             "of other code. Run without RERUN=survivors to start a new session."
         )
+    stale = session.with_suffix(".stale.sqlite")
     print(
         f"{label}: the module's code changed or moved since its session was made (or it does "
-        "not say): new session",
+        f"not say): new session; the old one is {stale.name}",
         flush=True,
     )
-    session.unlink()
+    session.replace(stale)  # kept for a look (a run's results are hours of work), not resumed
     return False
 
 

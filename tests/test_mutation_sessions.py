@@ -67,8 +67,10 @@ def test_a_session_goes_on_while_only_comments_changed(mutation, session, rerun)
     ],
 )
 def test_a_run_on_changed_code_starts_a_new_session(mutation, session, changed, capsys):
+    before = session.read_bytes()
     assert not mutation.keep_session(session, changed, "rule", rerun=False)
     assert not session.exists()
+    assert session.with_suffix(".stale.sqlite").read_bytes() == before  # set aside, not lost
     assert "code changed or moved since its session was made" in capsys.readouterr().out
 
 

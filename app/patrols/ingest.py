@@ -653,13 +653,16 @@ def ingest(
     if fresh and optimistic and not _one_statement_will_do(patrol, fresh):
         return None
     if fresh:
+        # Before anything reads check-ins: a month's partition is made under ACCESS EXCLUSIVE on
+        # `checkins`, and a transaction that read them (the anchors) before waiting for another
+        # maker of the month would deadlock with it.
+        _ensure_partitions(session, fresh)
         _flag(
             fresh,
             _anchors(session, patrol, fresh),
             settings.checkin_poor_accuracy_m,
             settings.checkin_max_speed_mps,
         )
-        _ensure_partitions(session, fresh)
         stored = _store(session, patrol, fresh, optimistic=optimistic)
         if stored is None:
             return None

@@ -191,11 +191,12 @@ def test_a_sweep_deletes_at_most_a_thousand_uploads_oldest_first(session):
             "storage_key, thumbnail_key, expires_at) SELECT gen_random_uuid(), 'image/jpeg', 1, "
             "1, 1, repeat('0', 64), 'qf-test/sweep-' || g || '-full.jpg', "
             "'qf-test/sweep-' || g || '-thumb.jpg', "
-            "TIMESTAMPTZ '2001-01-01 00:00+00' + g * interval '1 second' "
+            "TIMESTAMPTZ '2001-01-01 00:00+00' + (1002 - g) * interval '1 second' "
             "FROM generate_series(1, 1001) AS g"
         )
     )
-    for g in (1000, 1001):
+    # Inserted newest first: the oldest (g = 1001) is the last row of the table.
+    for g in (1, 2):
         store.put(f"qf-test/sweep-{g}-full.jpg", b"full")
         store.put(f"qf-test/sweep-{g}-thumb.jpg", b"thumb")
     now = dt.datetime(2001, 1, 2, tzinfo=dt.UTC)  # a sweep then: only these had expired
@@ -203,13 +204,13 @@ def test_a_sweep_deletes_at_most_a_thousand_uploads_oldest_first(session):
     assert session.scalar(select(func.count()).where(Media.expires_at < now)) == 1001
     assert media_service.delete_expired(session, now) == 1000
     assert session.scalars(select(Media.storage_key).where(ours)).all() == [
-        "qf-test/sweep-1001-full.jpg"
+        "qf-test/sweep-1-full.jpg"
     ]
-    assert not store.exists("qf-test/sweep-1000-full.jpg")
-    assert not store.exists("qf-test/sweep-1000-thumb.jpg")
-    assert store.exists("qf-test/sweep-1001-full.jpg")
+    assert not store.exists("qf-test/sweep-2-full.jpg")
+    assert not store.exists("qf-test/sweep-2-thumb.jpg")
+    assert store.exists("qf-test/sweep-1-full.jpg")
     assert media_service.delete_expired(session, now) == 1
-    assert not store.exists("qf-test/sweep-1001-thumb.jpg")
+    assert not store.exists("qf-test/sweep-1-thumb.jpg")
 
 
 def test_a_photo_whose_object_is_gone_is_not_found(session, client, create_user, token_for):

@@ -129,8 +129,16 @@ def test_two_transactions_making_the_same_month_at_once_both_go_on(
     fix = ingest.Item(
         client_id="a", recorded_at=dt.datetime(month.year, month.month, 9, tzinfo=dt.UTC)
     )
+    owner = sa.create_engine(owner_database_url, poolclass=sa.pool.NullPool)
+
+    def drop_the_month() -> None:  # also before: a run killed after the commit left it
+        with owner.begin() as conn:
+            conn.execute(text(f"DROP TABLE IF EXISTS {partitions.partition_name(month)}"))
+
+    drop_the_month()
     engine = sa.create_engine(database_url, poolclass=sa.pool.NullPool)
     first, second = orm.Session(engine), orm.Session(engine)
+    second_pid = second.connection().exec_driver_sql("SELECT pg_backend_pid()").scalar_one()
     outcome: dict[str, object] = {}
 
     def second_request() -> None:
@@ -149,15 +157,16 @@ def test_two_transactions_making_the_same_month_at_once_both_go_on(
         pid = first.connection().exec_driver_sql("SELECT pg_backend_pid()").scalar_one()
         thread = threading.Thread(target=second_request)
         thread.start()
-        # The second is waiting for the first (a lock held by the first's backend).
+        # The second is waiting for the first, at the makers' lock: both looked for the month.
         # In autocommit: a transaction sees pg_stat_activity as it was at its first look.
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as watcher:
             deadline = time.monotonic() + 30
             while not watcher.execute(
                 text(
-                    "SELECT count(*) FROM pg_stat_activity WHERE :pid = ANY(pg_blocking_pids(pid))"
+                    "SELECT count(*) FROM pg_stat_activity WHERE pid = :second "
+                    "AND :first = ANY(pg_blocking_pids(pid)) AND wait_event = 'advisory'"
                 ),
-                {"pid": pid},
+                {"first": pid, "second": second_pid},
             ).scalar_one():
                 assert time.monotonic() < deadline, "the second never waited for the first"
                 time.sleep(0.05)
@@ -169,7 +178,5 @@ def test_two_transactions_making_the_same_month_at_once_both_go_on(
         first.close()
         second.close()
         engine.dispose()
-        owner = sa.create_engine(owner_database_url, poolclass=sa.pool.NullPool)
-        with owner.begin() as conn:
-            conn.execute(text(f"DROP TABLE IF EXISTS {partitions.partition_name(month)}"))
+        drop_the_month()
         owner.dispose()
