@@ -216,6 +216,38 @@ def _metres_north(session, lon, lat, metres):
     ).one()
 
 
+def test_a_visits_distance_is_kept_to_the_decimetre(
+    volunteer, start_patrol, send, make_checkpoint, session, client, token_for, staff
+):
+    """Staff see how far from the checkpoint a visit was, to 0.1 m: enough to tell a visit at
+    the gate from one at the fence, no finer (a volunteer's position is not kept to the
+    centimetre)."""
+    checkpoint = make_checkpoint(min_interval_minutes=0)
+    patrol = start_patrol(volunteer)
+    lon, lat = _metres_north(session, HOME[0], HOME[1], 12.34)
+    send(volunteer, patrol["id"], [item(lon=lon, lat=lat)])
+    visits = client.get(
+        f"/api/v1/checkpoints/{checkpoint['id']}/visits", headers=token_for(staff)
+    ).json["items"]
+    assert [v["distance_m"] for v in visits] == [12.3]
+
+
+def test_visits_exactly_the_minimum_interval_apart_both_count(
+    volunteer, start_patrol, send, make_checkpoint
+):
+    """The interval is the least time between two counted visits: one that far after the
+    last counts, in the same batch or a later one; a second less does not."""
+    make_checkpoint(min_interval_minutes=10)
+    patrol = start_patrol(volunteer)
+    t0 = now() - dt.timedelta(minutes=40)
+    minutes = dt.timedelta(minutes=1)
+    batch = [item(t0), item(t0 + 10 * minutes - dt.timedelta(seconds=1)), item(t0 + 10 * minutes)]
+    answers = send(volunteer, patrol["id"], batch).json["items"]
+    assert [[v["counted"] for v in a["visits"]] for a in answers] == [[True], [], [True]]
+    later = send(volunteer, patrol["id"], [item(t0 + 20 * minutes)]).json["items"][0]
+    assert [v["counted"] for v in later["visits"]] == [True]
+
+
 def test_a_checkpoint_of_the_largest_radius_is_visited_from_its_edge(
     volunteer, start_patrol, send, make_checkpoint, session
 ):
