@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as ec
@@ -78,6 +79,24 @@ def submit(chrome: webdriver.Chrome, button) -> None:
     """Click a form's button (or a link) and wait for the page it leads to."""
     with page_replaced(chrome):
         button.click()
+
+
+def text_of(chrome: webdriver.Chrome, by: str, value: str, seconds: float = 10) -> str:
+    """The text of the element (by, value), found and read in one go once it shows some: a
+    page's script may replace it between a lookup and a later read (rows drawn again)."""
+    wait = WebDriverWait(chrome, seconds, ignored_exceptions=(StaleElementReferenceException,))
+    return wait.until(
+        lambda c: (element := c.find_element(by, value)).is_displayed() and element.text
+    )
+
+
+def polls_seen(chrome: webdriver.Chrome, path: str) -> int:
+    """How many requests the page has made for a URL containing `path` (its script's polls)."""
+    return chrome.execute_script(
+        "return performance.getEntriesByType('resource')"
+        ".filter(e => e.name.includes(arguments[0])).length;",
+        path,
+    )
 
 
 def screenshot(chrome: webdriver.Chrome, name: str) -> Path:

@@ -19,7 +19,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 from app.auth.validators import id_check_character
 from app.core import jobs as jobs_module
 from tests.conftest import make_app
-from tests.console.browser import chromium, screenshot, serious_violations
+from tests.console.browser import chromium, polls_seen, screenshot, serious_violations, text_of
 from tests.console.test_browser import LIMITS, api, bearer, sign_in, submit_tip, wait_for
 from tests.live import demo_database, served
 from tests.tips.conftest import JIANWAI
@@ -140,11 +140,18 @@ def test_dispatch_from_a_tip_and_watch_a_volunteer_accept(base, owner_url, chrom
         "POST", f"{base}/api/v1/tasks/{task_id}/responses", {"action": "accept"}, headers=volunteer
     )
     assert status == 200, body
-    row = wait_for(chrome, By.CSS_SELECTOR, "#task-volunteers tbody tr:not(.empty)", seconds=15)
-    assert VOLUNTEER_NAME in row.text and "已接受" in row.text
-    WebDriverWait(chrome, 10).until(lambda c: c.find_element(By.ID, "f-accepted").text == "1")
-    assert chrome.find_element(By.ID, "f-recipients").text == "1"
-    assert chrome.find_element(By.ID, "task-status").text == "招募中"  # 1 of 3 places taken
+    row = text_of(chrome, By.CSS_SELECTOR, "#task-volunteers tbody tr:not(.empty)", seconds=15)
+    assert VOLUNTEER_NAME in row and "已接受" in row
+    WebDriverWait(chrome, 10).until(lambda c: text_of(c, By.ID, "f-accepted") == "1")
+    assert text_of(chrome, By.ID, "f-recipients") == "1"
+    assert text_of(chrome, By.ID, "task-status") == "招募中"  # 1 of 3 places taken
+    # Nothing moves now: the volunteers' rows stay the same elements over two more polls.
+    row = chrome.find_element(By.CSS_SELECTOR, "#task-volunteers tbody tr:not(.empty)")
+    polls = polls_seen(chrome, f"/console/tasks/{task_id}.json")
+    WebDriverWait(chrome, 10).until(
+        lambda c: polls_seen(c, f"/console/tasks/{task_id}.json") >= polls + 2
+    )
+    assert VOLUNTEER_NAME in row.text  # not stale
     assert chrome.execute_script("return window.notReloaded === true;")
     full_page_screenshot(chrome, "task-live")
     assert serious_violations(chrome) == [], "task"
@@ -204,8 +211,13 @@ def test_the_patrols_page_shows_a_sharing_volunteer_and_not_a_private_one(base, 
     sign_in(chrome, base, GRID_STAFF)
     chrome.get(f"{base}/console/patrols")
     wait_for(chrome, By.CSS_SELECTOR, f'tr[data-checkpoint-id="{checkpoint["id"]}"]')
-    row = wait_for(chrome, By.CSS_SELECTOR, f'tr[data-patrol-id="{shared}"]')
-    assert "共享位置的巡逻员" in row.text
+    assert "共享位置的巡逻员" in text_of(chrome, By.CSS_SELECTOR, f'tr[data-patrol-id="{shared}"]')
+    # Rows are drawn again only when the answer changes: the same row after two more polls (a
+    # screen reader's place, a selection, kept).
+    row = chrome.find_element(By.CSS_SELECTOR, f'tr[data-patrol-id="{shared}"]')
+    polls = polls_seen(chrome, "/console/patrols.json")
+    WebDriverWait(chrome, 10).until(lambda c: polls_seen(c, "/console/patrols.json") >= polls + 2)
+    assert "共享位置的巡逻员" in row.text  # not stale
     # The map shows the sharing volunteer (outlines plus one marker), never the other.
     WebDriverWait(chrome, 10).until(
         lambda c: c.find_elements(By.CSS_SELECTOR, "#map path[stroke='#0b4f8a']")
@@ -213,8 +225,8 @@ def test_the_patrols_page_shows_a_sharing_volunteer_and_not_a_private_one(base, 
     markers = chrome.find_elements(By.CSS_SELECTOR, "#map path[stroke='#0b4f8a']")
     assert len(markers) == 1
     assert "不共享位置的巡逻员" not in chrome.page_source and hidden not in chrome.page_source
-    assert "未共享位置" in chrome.find_element(By.ID, "others").text
-    missed = chrome.find_element(By.ID, "missed-windows").text
+    assert "未共享位置" in text_of(chrome, By.ID, "others")
+    missed = text_of(chrome, By.ID, "missed-windows")
     assert "南郎家园北门" in missed and "0 / 1" in missed
     full_page_screenshot(chrome, "patrols")
     assert serious_violations(chrome) == [], "patrols"

@@ -26,7 +26,13 @@
 
   function cell(text) { var td = document.createElement("td"); td.textContent = text; return td; }
 
+  // Drawn again only when the answer changed: rows replaced every few seconds would take a
+  // screen reader's place, a selection and an open tooltip away for nothing.
+  var drawn = null;
   function render(answer) {
+    var key = JSON.stringify(answer);
+    if (key === drawn) { return; }
+    drawn = key;
     people.clearLayers();
     var body = document.querySelector("#on-patrol tbody");
     var rows = answer.items.map(function (p) {

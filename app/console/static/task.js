@@ -5,6 +5,7 @@
   var live = document.getElementById("live");
   if (!live) { return; }
   var shown = document.querySelectorAll("#task-volunteers tbody tr:not(.empty)").length;
+  var volunteersDrawn = null;
 
   function set(id, value) {
     var node = document.getElementById(id);
@@ -23,6 +24,11 @@
     set("f-completed", state.completed);
     set("f-declined", state.responses.declined);
     document.getElementById("f-withheld").hidden = !state.withheld;
+    // The rows are made again only when they changed (a screen reader's place and a selection
+    // stay while nothing moves).
+    var key = JSON.stringify(state.volunteers);
+    if (key === volunteersDrawn) { return; }
+    volunteersDrawn = key;
     var body = document.querySelector("#task-volunteers tbody");
     var rows = state.volunteers.map(function (v) {
       var row = document.createElement("tr");
