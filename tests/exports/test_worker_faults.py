@@ -488,18 +488,29 @@ def progress_seen(faults, owner_database_url: str) -> Iterator[Callable[[str], l
         owner.dispose()
 
 
-def test_a_builds_progress_rises_to_100_and_never_goes_back(faults, owner_database_url):
+@pytest.mark.parametrize(
+    ("rows", "expected"),
+    [
+        # At 5,000 rows: 5,000 of 14,000 steps (the tips' pass is half the build), 35%.
+        (7000, [0, 35, 50, 100]),
+        # Every 5,000 rows exactly (25% at 5,000 of 20,000 steps); at the last row the tips'
+        # pass and the files written both say 50.
+        (10_000, [0, 25, 50, 50, 100]),
+    ],
+)
+def test_a_builds_progress_rises_to_100_and_never_goes_back(
+    faults, owner_database_url, rows, expected
+):
     """Pollers see the build move: 0 when it starts; the tips' pass is the first half, reported
-    every 5,000 rows (of 7,000: at 5,000, 5,000 of 14,000 steps, 35%); half when the files are
-    written; 100 when ready."""
-    batch_id = faults.make_batch(rows=7000)
+    every 5,000 rows; half when the files are written; 100 when ready."""
+    batch_id = faults.make_batch(rows=rows)
     with progress_seen(faults, owner_database_url) as seen:
         jobs_module.run_worker(
             faults.app, wait=False, queues=["exports"], install_signal_handlers=False
         )
         percents = seen(batch_id)
-    _check_ready(faults, batch_id, rows=7000)
-    assert percents == [0, 35, 50, 100]
+    _check_ready(faults, batch_id, rows=rows)
+    assert percents == expected
 
 
 @pytest.mark.parametrize(
