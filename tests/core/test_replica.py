@@ -182,11 +182,15 @@ def answered_by(client, url: str = HEATMAP, **kwargs) -> str:
 
 
 def test_the_public_heatmap_answers_from_a_fresh_replica(replica_client, statements):
+    # The replica was just made (this module's first test): on a loaded machine it may still be
+    # more than REPLICA_MAX_LAG_S behind (then the primary answers, rightly).
+    until(lambda: answered_by(replica_client) == "replica")
+    replica_before, primary_before = len(statements("replica")), len(statements("primary"))
     response = replica_client.get(HEATMAP)
     assert response.status_code == 200
     assert response.headers[HEADER] == "replica"
-    assert any("FROM tips" in s for s in statements("replica"))
-    assert not any("FROM tips" in s for s in statements("primary"))
+    assert any("FROM tips" in s for s in statements("replica")[replica_before:])
+    assert not any("FROM tips" in s for s in statements("primary")[primary_before:])
 
 
 def test_a_staff_aggregate_reads_on_the_replica_and_signs_the_caller_in_on_the_primary(
